@@ -1,0 +1,65 @@
+"""The govrag exception tree. Every error a caller can see derives from ``GovragError``.
+
+    GovragError
+    ├── ConfigError            settings or policy file unusable
+    ├── AccessDenied           caller identity unusable (malformed claims, bad principal)
+    ├── SourceError            a source file cannot be read
+    │   └── QuarantinedDocument   a document was refused; carries the reason
+    ├── CatalogError           the SQL catalog failed
+    ├── IndexUnavailable       Milvus cannot be reached or refused an operation
+    └── EmbedderUnavailable    the embedding model or server cannot be used
+
+Library errors (pymilvus, SQLAlchemy, tritonclient, unstructured) are wrapped at the
+boundary with ``raise ... from exc`` so no raw engine message reaches a caller.
+"""
+
+from __future__ import annotations
+
+
+class GovragError(Exception):
+    """Base of every govrag error. ``hint`` says what the user can do about it."""
+
+    exit_code: int = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+class ConfigError(GovragError):
+    """Settings or the policy file cannot be used."""
+
+    exit_code = 2
+
+
+class AccessDenied(GovragError):
+    """The caller's identity or claims cannot be turned into principals."""
+
+    exit_code = 3
+
+
+class SourceError(GovragError):
+    """A source file or export cannot be read."""
+
+
+class QuarantinedDocument(SourceError):
+    """A document was refused and quarantined; ``reason`` is a short machine-readable code."""
+
+    def __init__(
+        self, message: str, *, reason: str, path: str | None = None, hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.reason = reason
+        self.path = path
+
+
+class CatalogError(GovragError):
+    """The SQL catalog failed."""
+
+
+class IndexUnavailable(GovragError):
+    """Milvus cannot be reached or refused an operation."""
+
+
+class EmbedderUnavailable(GovragError):
+    """The embedding model or embedding server cannot be used."""

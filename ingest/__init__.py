@@ -1,0 +1,1 @@
+"""Ingest layer: sources → parse → clean → chunk → version → embed → index."""

@@ -1,0 +1,28 @@
+"""Embedders: in-process CPU model or a Triton-served model, behind one protocol."""
+
+from __future__ import annotations
+
+from governance.errors import ConfigError
+from governance.settings import Settings, get_settings
+from ingest.embed.base import Embedder
+
+__all__ = ["Embedder", "make_embedder"]
+
+
+def make_embedder(settings: Settings | None = None) -> Embedder:
+    """Build the embedder named by ``GOVRAG_EMBEDDER`` (``local`` or ``triton``)."""
+    settings = settings or get_settings()
+    if settings.embedder == "local":
+        from ingest.embed.local import LocalEmbedder
+
+        return LocalEmbedder(batch_size=settings.embed_batch_size)
+    if settings.embedder == "triton":
+        try:
+            from ingest.embed.triton_client import TritonEmbedder
+        except ImportError as exc:
+            raise ConfigError(
+                "GOVRAG_EMBEDDER=triton but the Triton client is not available",
+                hint="pip install 'tritonclient[grpc,http]'",
+            ) from exc
+        return TritonEmbedder(url=settings.triton_url, batch_size=settings.embed_batch_size)
+    raise ConfigError(f"unknown GOVRAG_EMBEDDER={settings.embedder!r}", hint="use local or triton")
