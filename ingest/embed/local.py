@@ -35,8 +35,13 @@ class LocalEmbedder:
         # Offline is a design invariant: a missing file must fail, not download.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         try:
+            import transformers
             from sentence_transformers import SentenceTransformer
+
+            transformers.utils.logging.disable_progress_bar()
 
             self._model = SentenceTransformer(model_path(), device=device)
         except EmbedderUnavailable:

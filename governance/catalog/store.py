@@ -1,0 +1,337 @@
+"""Catalog operations. Every SQL statement govrag runs lives here or in ``governance.audit``.
+
+Principals are only ever bound as parameters; nothing from a user reaches SQL text.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+from governance.catalog.migrate import upgrade_to_head
+from governance.catalog.models import ChunkRow, Document, Quarantine, Run, Scope, ScopePrincipal, Version, utcnow
+from governance.contracts import AccessScope, SourceDocument
+from governance.errors import CatalogError
+
+# SQLite caps bound parameters (32766 on current builds); stay well below.
+PARAM_BATCH = 900
+
+
+@dataclass(frozen=True)
+class DocumentState:
+    """What the catalog knows about a document before an ingest decides what to do."""
+
+    document_id: str
+    status: str
+    current_version: int | None
+    current_hash: str | None
+    current_source_hash: str | None
+    current_created_at: datetime | None
+    scope_id: int | None
+    expires_at: datetime | None
+    classification: str
+    pending: dict[str, int]  # content hash -> version number of unpublished versions
+
+
+@dataclass(frozen=True)
+class VisibleChunk:
+    """A chunk that passed the post-check, with the catalog's view of its document."""
+
+    chunk_id: int
+    document_id: str
+    version: int
+    source: str
+    title: str
+    uri: str
+    expires_at: datetime | None
+
+
+def _engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # NullPool + WAL: several processes (ingest, search, Dagster runs) share the file.
+        engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": 60})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _rec: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=60000")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+class Catalog:
+    """Entry point to the SQL catalog (SQLite or PostgreSQL)."""
+
+    def __init__(self, url: str, *, migrate: bool = True) -> None:
+        self.url = url
+        try:
+            self.engine = _engine(url)
+            if migrate:
+                upgrade_to_head(self.engine)
+        except SQLAlchemyError as exc:
+            raise CatalogError(
+                f"cannot open the catalog at {self.safe_url}: {exc.__class__.__name__}: {exc.orig if hasattr(exc, 'orig') else exc}",
+                hint="check GOVRAG_DATABASE_URL and that the database is running",
+            ) from exc
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def safe_url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True) if hasattr(self, "engine") else "?"
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A transaction: committed on success, rolled back on error."""
+        session = self._sessions()
+        try:
+            yield session
+            session.commit()
+        except SQLAlchemyError as exc:
+            session.rollback()
+            raise CatalogError(f"catalog operation failed: {exc.__class__.__name__}: {exc}") from exc
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # -- scopes ---------------------------------------------------------------------------
+    def upsert_scope(self, scope: AccessScope) -> tuple[int, bool]:
+        """Store a scope by key; returns (scope id, whether its layers changed)."""
+        fp = scope.fingerprint()
+        for attempt in range(2):
+            try:
+                with self.session() as s:
+                    row = s.scalar(select(Scope).where(Scope.key == scope.key))
+                    if row is not None and row.fingerprint == fp:
+                        return row.id, False
+                    if row is None:
+                        row = Scope(key=scope.key, fingerprint=fp, n_layers=len(scope.layers), description=scope.description)
+                        s.add(row)
+                        s.flush()
+                    else:
+                        s.query(ScopePrincipal).filter(ScopePrincipal.scope_id == row.id).delete()
+                        row.fingerprint, row.n_layers, row.updated_at = fp, len(scope.layers), utcnow()
+                    s.add_all(
+                        ScopePrincipal(scope_id=row.id, layer=i, principal=p)
+                        for i, layer in enumerate(scope.layers)
+                        for p in sorted(layer)
+                    )
+                    return row.id, True
+            except CatalogError as exc:
+                # Two processes inserting the same new scope: the loser reads the winner's row.
+                if attempt == 0 and isinstance(exc.__cause__, IntegrityError):
+                    continue
+                raise
+        raise AssertionError("unreachable")
+
+    def allowed_scope_ids(self, principals: Iterable[str]) -> list[int]:
+        """Scopes in which the principals match at least one member of every layer."""
+        principals = sorted(set(principals))
+        if not principals:
+            return []
+        matched: dict[int, set[int]] = {}
+        with self.session() as s:
+            for i in range(0, len(principals), PARAM_BATCH):
+                chunk = principals[i : i + PARAM_BATCH]
+                for scope_id, layer in s.execute(
+                    select(ScopePrincipal.scope_id, ScopePrincipal.layer)
+                    .where(ScopePrincipal.principal.in_(chunk))
+                    .distinct()
+                ):
+                    matched.setdefault(scope_id, set()).add(layer)
+            if not matched:
+                return []
+            n_layers: dict[int, int] = {}
+            ids = sorted(matched)
+            for i in range(0, len(ids), PARAM_BATCH):
+                n_layers.update(s.execute(select(Scope.id, Scope.n_layers).where(Scope.id.in_(ids[i : i + PARAM_BATCH]))).all())
+        # A scope with zero layers is nobody's: n_layers > 0 keeps it closed.
+        return sorted(sid for sid, layers in matched.items() if n_layers.get(sid, 0) > 0 and len(layers) == n_layers[sid])
+
+    def scope_count(self) -> int:
+        with self.session() as s:
+            return int(s.scalar(select(func.count()).select_from(Scope)) or 0)
+
+    # -- documents and versions -----------------------------------------------------------
+    def document_state(self, document_id: str) -> DocumentState | None:
+        with self.session() as s:
+            doc = s.get(Document, document_id)
+            if doc is None:
+                return None
+            versions = s.execute(
+                select(Version.version, Version.content_hash, Version.state, Version.source_hash, Version.created_at)
+                .where(Version.document_id == document_id)
+            ).all()
+        current = next((row for row in versions if row[0] == doc.current_version), None)
+        pending = {h: v for v, h, st, _, _ in versions if st == "pending"}
+        return DocumentState(
+            document_id=doc.id, status=doc.status, current_version=doc.current_version,
+            current_hash=current[1] if current else None,
+            current_source_hash=current[3] if current else None,
+            current_created_at=current[4] if current else None,
+            scope_id=doc.scope_id, expires_at=doc.expires_at,
+            classification=doc.classification, pending=pending,
+        )
+
+    def stage_version(
+        self,
+        doc: SourceDocument,
+        *,
+        scope_id: int,
+        expires_at: datetime | None,
+        content_hash: str,
+        source_hash: str | None,
+        cleaned_text: str,
+        texts: Sequence[str],
+        make_id: Callable[[str, int, int], int],
+        ingested_at: datetime,
+        version: int | None = None,
+    ) -> tuple[int, list[tuple[int, str]]]:
+        """Record a new version as *pending* with its chunks (ids from ``make_id(document,
+        version, ordinal)``); search ignores it until :meth:`publish_version`. Re-staging a
+        pending version (after a crash) replaces its chunks. Returns (version, chunks)."""
+        with self.session() as s:
+            row = s.get(Document, doc.document_id)
+            if row is None:
+                row = Document(id=doc.document_id, source=doc.source, uri=doc.uri, title=doc.title,
+                               path=doc.path, scope_id=scope_id, classification=doc.classification,
+                               author=doc.author, modified_at=doc.modified_at, expires_at=expires_at,
+                               current_version=None, status="active")
+                s.add(row)
+                s.flush()
+            if version is None:
+                latest = s.scalar(select(func.max(Version.version)).where(Version.document_id == doc.document_id))
+                version = (latest or 0) + 1
+                s.add(Version(document_id=doc.document_id, version=version, content_hash=content_hash,
+                              source_hash=source_hash, cleaned_text=cleaned_text, chunk_count=len(texts), state="pending",
+                              created_at=ingested_at))
+            else:
+                # Resuming a crashed run: the version counts as ingested now, like its expiry.
+                s.execute(update(Version).where(Version.document_id == doc.document_id, Version.version == version)
+                          .values(created_at=ingested_at, source_hash=source_hash))
+            chunks = [(make_id(doc.document_id, version, i), text) for i, text in enumerate(texts)]
+            s.query(ChunkRow).filter(ChunkRow.document_id == doc.document_id, ChunkRow.version == version).delete()
+            s.add_all(ChunkRow(id=cid, document_id=doc.document_id, version=version, ordinal=i, text=text)
+                      for i, (cid, text) in enumerate(chunks))
+            return version, chunks
+
+    def publish_version(
+        self, doc: SourceDocument, version: int, *, scope_id: int, expires_at: datetime | None
+    ) -> list[int]:
+        """Make ``version`` the one search shows; returns chunk ids of the version it replaced
+        (their vectors must be deleted next)."""
+        with self.session() as s:
+            row = s.get(Document, doc.document_id, with_for_update=True)
+            if row is None:
+                raise CatalogError(f"document {doc.document_id!r} vanished while publishing version {version}")
+            old = row.current_version
+            s.execute(update(Version).where(Version.document_id == doc.document_id, Version.state == "current")
+                      .values(state="superseded"))
+            s.execute(update(Version).where(Version.document_id == doc.document_id, Version.version == version)
+                      .values(state="current"))
+            row.current_version, row.status = version, "active"
+            row.scope_id, row.expires_at = scope_id, expires_at
+            row.uri, row.title, row.path = doc.uri, doc.title, doc.path
+            row.classification, row.author, row.modified_at = doc.classification, doc.author, doc.modified_at
+            row.updated_at = utcnow()
+            stale = []
+            if old is not None and old != version:
+                stale = list(s.scalars(select(ChunkRow.id).where(ChunkRow.document_id == doc.document_id, ChunkRow.version == old)))
+                # The superseded text stays in versions.cleaned_text (version history);
+                # its chunk rows go with its vectors.
+                s.query(ChunkRow).filter(ChunkRow.document_id == doc.document_id, ChunkRow.version == old).delete()
+            return stale
+
+    def update_document_access(
+        self, document_id: str, *, scope_id: int, expires_at: datetime | None, classification: str
+    ) -> list[int]:
+        """Change scope/expiry of an unchanged document; returns its current chunk ids."""
+        with self.session() as s:
+            row = s.get(Document, document_id)
+            if row is None:
+                return []
+            row.scope_id, row.expires_at, row.classification, row.updated_at = scope_id, expires_at, classification, utcnow()
+            return list(s.scalars(select(ChunkRow.id).where(ChunkRow.document_id == document_id, ChunkRow.version == row.current_version)))
+
+    def visible_chunks(
+        self, chunk_ids: Sequence[int], *, allowed_scope_ids: Sequence[int], now: datetime
+    ) -> dict[int, VisibleChunk]:
+        """The post-check: of these chunk ids, those whose document is active, whose version
+        is current, whose scope is allowed and which have not expired, per the catalog."""
+        if not chunk_ids or not allowed_scope_ids:
+            return {}
+        allowed = set(allowed_scope_ids)
+        out: dict[int, VisibleChunk] = {}
+        with self.session() as s:
+            rows = s.execute(
+                select(ChunkRow.id, ChunkRow.version, Document.id, Document.current_version, Document.status,
+                       Document.scope_id, Document.expires_at, Document.source, Document.title, Document.uri)
+                .join(Document, Document.id == ChunkRow.document_id)
+                .where(ChunkRow.id.in_(list(chunk_ids)))
+            ).all()
+        for cid, ver, doc_id, cur, status, scope_id, expires_at, source, title, uri in rows:
+            if status != "active" or ver != cur or scope_id not in allowed:
+                continue
+            if expires_at is not None and expires_at <= now:
+                continue
+            out[cid] = VisibleChunk(cid, doc_id, ver, source, title, uri, expires_at)
+        return out
+
+    # -- quarantine and runs --------------------------------------------------------------
+    def quarantine(self, *, run_id: int | None, source: str, path: str, document_id: str | None, reason: str, message: str) -> None:
+        with self.session() as s:
+            s.add(Quarantine(run_id=run_id, source=source, path=path, document_id=document_id, reason=reason, message=message))
+
+    def start_run(self, kind: str) -> int:
+        with self.session() as s:
+            run = Run(kind=kind)
+            s.add(run)
+            s.flush()
+            return run.id
+
+    def finish_run(self, run_id: int, status: str, summary: dict[str, Any]) -> None:
+        with self.session() as s:
+            run = s.get(Run, run_id)
+            if run is not None:
+                run.status, run.summary, run.finished_at = status, summary, utcnow()
+
+    def status_counts(self) -> dict[str, Any]:
+        with self.session() as s:
+            docs = dict(s.execute(select(Document.status, func.count()).group_by(Document.status)).all())
+            by_source = dict(s.execute(select(Document.source, func.count()).where(Document.status == "active").group_by(Document.source)).all())
+            chunks = s.scalar(select(func.count()).select_from(ChunkRow).join(Document, Document.id == ChunkRow.document_id)
+                              .where(ChunkRow.version == Document.current_version)) or 0
+            quarantined = s.scalar(select(func.count()).select_from(Quarantine)) or 0
+            scopes = s.scalar(select(func.count()).select_from(Scope)) or 0
+            last = s.scalar(select(Run).order_by(Run.id.desc()).limit(1))
+        return {
+            "documents": docs, "documents_by_source": by_source, "chunks": int(chunks),
+            "scopes": int(scopes), "quarantined": int(quarantined),
+            "last_run": None if last is None else {"id": last.id, "kind": last.kind, "status": last.status,
+                                                   "started_at": last.started_at.isoformat(), "summary": last.summary},
+        }
+
+    def quarantined(self, limit: int = 100) -> list[dict[str, Any]]:
+        with self.session() as s:
+            rows = s.scalars(select(Quarantine).order_by(Quarantine.id.desc()).limit(limit)).all()
+            return [{"path": r.path, "source": r.source, "reason": r.reason, "message": r.message,
+                     "run_id": r.run_id, "at": r.created_at.isoformat()} for r in rows]

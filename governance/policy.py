@@ -1,0 +1,188 @@
+"""The policy file (``GOVRAG_POLICY``, YAML): access, retention, roles, workspaces,
+redaction and audit rules. See DESIGN.md; the keys and their meaning are a user contract.
+
+Rules are read in order and the first rule that matches a document wins, like a firewall.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from governance.errors import ConfigError
+from governance.identity import parse_principal
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([dhm])\s*$")
+_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``30d`` / ``12h`` / ``90m`` → timedelta."""
+    m = _DURATION.match(str(text))
+    if not m:
+        raise ConfigError(f"bad duration {text!r}", hint="write e.g. 30d, 12h or 90m")
+    return timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+
+
+@lru_cache(maxsize=512)
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    # ``**`` spans directories, ``*`` and ``?`` stay inside one path segment.
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append(r"(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(r".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append(r"[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append(r"[^/]")
+            i += 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out) + r"\Z", re.DOTALL)
+
+
+def glob_match(pattern: str, value: str) -> bool:
+    """Path glob where ``**`` matches across ``/`` (``finance/**`` matches ``finance/a/b.pdf``)."""
+    return bool(_glob_regex(pattern).match(value))
+
+
+class Match(BaseModel):
+    """Conditions of a rule; every given key must match (globs on strings)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str | None = None
+    path: str | None = None
+    space: str | None = None
+    channel: str | None = None
+    workspace: str | None = None
+    classification: str | None = None
+
+    def matches(self, facts: dict[str, Any]) -> bool:
+        for key, pattern in self.model_dump(exclude_none=True).items():
+            value = facts.get(key)
+            if value is None or not glob_match(str(pattern), str(value)):
+                return False
+        return True
+
+    def identity(self) -> str:
+        """Stable text naming the rule (used as its scope key)."""
+        return ",".join(f"{k}={v}" for k, v in sorted(self.model_dump(exclude_none=True).items()))
+
+
+class AccessRule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    match: Match = Field(default_factory=Match)
+    allow: list[list[str]]
+    classification: str | None = None
+
+    @field_validator("allow")
+    @classmethod
+    def _principals_ok(cls, v: list[list[str]]) -> list[list[str]]:
+        if not v or any(not layer for layer in v):
+            raise ValueError("allow needs at least one layer and no empty layer")
+        return [[parse_principal(p) for p in layer] for layer in v]
+
+
+class RetentionRule(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    match: Match = Field(default_factory=Match)
+    keep_for: timedelta
+    from_: Literal["modified", "ingested"] = Field(default="modified", alias="from")
+
+    @field_validator("keep_for", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> timedelta:
+        return v if isinstance(v, timedelta) else parse_duration(v)
+
+
+class RedactionRule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    match: Match = Field(default_factory=Match)
+    action: Literal["redact", "block", "tag"] = "redact"
+
+
+class AuditPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    store_query_text: bool = False
+
+
+class Policy(BaseModel):
+    """A parsed policy file."""
+
+    model_config = ConfigDict(extra="allow")
+
+    version: int = 1
+    access: list[AccessRule] = Field(default_factory=list)
+    retention: list[RetentionRule] = Field(default_factory=list)
+    roles: dict[str, list[str]] = Field(default_factory=dict)
+    workspaces: dict[str, Any] = Field(default_factory=dict)
+    redaction: list[RedactionRule] = Field(default_factory=list)
+    audit: AuditPolicy = Field(default_factory=AuditPolicy)
+
+    @field_validator("roles")
+    @classmethod
+    def _roles_ok(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        return {role: [parse_principal(p) for p in grants] for role, grants in v.items()}
+
+    def access_rule(self, facts: dict[str, Any]) -> tuple[int, AccessRule] | None:
+        """The first access rule matching ``facts`` and its position, or None."""
+        for i, rule in enumerate(self.access):
+            if rule.match.matches(facts):
+                return i, rule
+        return None
+
+    def retention_rule(self, facts: dict[str, Any]) -> RetentionRule | None:
+        for rule in self.retention:
+            if rule.match.matches(facts):
+                return rule
+        return None
+
+    def expires_at(
+        self, facts: dict[str, Any], *, modified: datetime | None, ingested: datetime
+    ) -> datetime | None:
+        """When a document with these facts expires, or None when no retention rule applies."""
+        rule = self.retention_rule(facts)
+        if rule is None:
+            return None
+        anchor = ingested if rule.from_ == "ingested" or modified is None else modified
+        return anchor + rule.keep_for
+
+
+def load_policy(path: Path | str | None) -> Policy:
+    """Read and validate a policy file; no path → an empty policy (everything fails closed)."""
+    if path is None:
+        return Policy()
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"policy file {path} not found", hint="set GOVRAG_POLICY to an existing YAML file") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"policy file {path} is not valid YAML: {exc}") from exc
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"policy file {path} must be a mapping at the top level")
+    if raw.get("version", 1) != 1:
+        raise ConfigError(f"policy file {path}: unsupported version {raw.get('version')!r}", hint="use version: 1")
+    try:
+        return Policy.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"policy file {path} is invalid:\n{exc}") from exc

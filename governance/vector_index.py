@@ -1,0 +1,228 @@
+"""The one module that owns the Milvus collection: its schema, its indexes and every filter
+expression sent to Milvus.
+
+Nothing a user or a document supplies is pasted into an expression. Search filters hold only
+integers (scope ids and epoch seconds) checked here to be real ints; the only string filter
+(``document_id``) is built by :func:`quote_string`, which rejects control characters and
+escapes quotes and backslashes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from governance.errors import IndexUnavailable
+
+log = logging.getLogger(__name__)
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+NEVER_EXPIRES = 253402300799  # 9999-12-31T23:59:59Z: documents no retention rule covers
+MAX_TEXT = 8192
+MAX_FILTER_IDS = 100_000
+OUTPUT_FIELDS = ["document_id", "source", "source_version", "scope_id", "expires_at", "title", "uri", "text"]
+
+# field name -> (kind, max_length); kept in one place so the schema and the doctor agree.
+SCALAR_FIELDS: dict[str, tuple[str, int | None]] = {
+    "document_id": ("varchar", 1024),
+    "source": ("varchar", 32),
+    "source_version": ("int64", None),
+    "scope_id": ("int64", None),
+    "classification": ("varchar", 64),
+    "expires_at": ("int64", None),
+    "title": ("varchar", 1024),
+    "uri": ("varchar", 2048),
+    "text": ("varchar", MAX_TEXT * 4),  # max_length counts bytes; 4 per char covers UTF-8
+}
+
+
+def _check_int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{what} must be an int, got {type(value).__name__}: {value!r}")
+    value = int(value)
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise ValueError(f"{what} {value} is outside int64")
+    return value
+
+
+def int_list(values: Iterable[Any], what: str) -> str:
+    """``[1,2,3]`` from checked ints (deduplicated, sorted for stable expressions)."""
+    checked = sorted({_check_int(v, what) for v in values})
+    if len(checked) > MAX_FILTER_IDS:
+        raise ValueError(f"{len(checked)} {what}s in one filter (limit {MAX_FILTER_IDS})")
+    return "[" + ",".join(str(v) for v in checked) + "]"
+
+
+def quote_string(value: str) -> str:
+    """A Milvus string literal for ``value``: double-quoted, ``\\`` and ``"`` escaped."""
+    if not isinstance(value, str):
+        raise TypeError(f"expected str, got {type(value).__name__}")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValueError(f"control characters are not allowed in a filter value: {value[:40]!r}")
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def search_filter(scope_ids: Sequence[int], now_epoch: int) -> str:
+    """The ACL + expiry filter of every search. An empty scope list is refused: the caller
+    must return no hits instead of searching (an empty ``in []`` must never be relied on)."""
+    if not scope_ids:
+        raise ValueError("search_filter needs at least one allowed scope id")
+    return f"scope_id in {int_list(scope_ids, 'scope id')} and expires_at > {_check_int(now_epoch, 'time')}"
+
+
+def ids_filter(ids: Sequence[int]) -> str:
+    return f"id in {int_list(ids, 'chunk id')}"
+
+
+def document_filter(document_id: str) -> str:
+    return f"document_id == {quote_string(document_id)}"
+
+
+def expired_filter(now_epoch: int) -> str:
+    return f"expires_at <= {_check_int(now_epoch, 'time')}"
+
+
+@dataclass(frozen=True)
+class RawHit:
+    """A Milvus hit before the catalog post-check."""
+
+    id: int
+    score: float
+    fields: dict[str, Any]
+
+
+class VectorIndex:
+    """A Milvus collection of chunk vectors with ACL, version and expiry metadata."""
+
+    def __init__(self, uri: str, collection: str, dim: int = 384, token: str | None = None) -> None:
+        self.uri = uri
+        self.collection = collection
+        self.dim = dim
+        try:
+            from pymilvus import MilvusClient
+
+            self._client = MilvusClient(uri=uri, token=token or "")
+        except Exception as exc:
+            raise IndexUnavailable(
+                f"cannot connect to Milvus at {uri}: {exc}",
+                hint="check GOVRAG_MILVUS_URI; for the embedded default run `govrag server status`",
+            ) from exc
+        self.ensure_collection()
+
+    # -- schema ---------------------------------------------------------------------------
+    def ensure_collection(self) -> None:
+        from pymilvus import DataType, MilvusClient
+
+        try:
+            if self._client.has_collection(self.collection):
+                self._client.load_collection(self.collection)
+                return
+            schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+            schema.add_field("id", DataType.INT64, is_primary=True)
+            schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.dim)
+            for name, (kind, max_length) in SCALAR_FIELDS.items():
+                if kind == "varchar":
+                    schema.add_field(name, DataType.VARCHAR, max_length=max_length)
+                else:
+                    schema.add_field(name, DataType.INT64)
+            index_params = self._client.prepare_index_params()
+            index_params.add_index(
+                field_name="vector", index_type="HNSW", metric_type="COSINE",
+                params={"M": 16, "efConstruction": 200},
+            )
+            # Scalar indexes keep the ACL and expiry filters cheap (INVERTED is the one
+            # scalar index both Milvus Lite 3.x and the server implement).
+            for field in ("scope_id", "expires_at", "document_id"):
+                index_params.add_index(field_name=field, index_type="INVERTED")
+            self._client.create_collection(
+                self.collection, schema=schema, index_params=index_params,
+                consistency_level="Strong",
+            )
+            self._client.load_collection(self.collection)
+        except Exception as exc:
+            raise IndexUnavailable(f"cannot prepare collection {self.collection!r} at {self.uri}: {exc}") from exc
+
+    # -- writes ---------------------------------------------------------------------------
+    def upsert(self, rows: list[dict[str, Any]], batch: int = 2000) -> None:
+        """Insert or overwrite rows (primary keys are deterministic, so a retry is harmless)."""
+        for row in rows:
+            if len(row["text"]) > MAX_TEXT:
+                row["text"] = row["text"][:MAX_TEXT]
+        try:
+            for i in range(0, len(rows), batch):
+                self._client.upsert(self.collection, data=rows[i : i + batch])
+        except Exception as exc:
+            raise IndexUnavailable(f"writing {len(rows)} vectors to {self.collection!r} failed: {exc}") from exc
+
+    def delete_ids(self, ids: Sequence[int], batch: int = 5000) -> int:
+        ids = list(ids)
+        try:
+            for i in range(0, len(ids), batch):
+                self._client.delete(self.collection, filter=ids_filter(ids[i : i + batch]))
+        except Exception as exc:
+            raise IndexUnavailable(f"deleting {len(ids)} vectors from {self.collection!r} failed: {exc}") from exc
+        return len(ids)
+
+    # -- reads ----------------------------------------------------------------------------
+    def search(
+        self, vector: np.ndarray, *, k: int, scope_ids: Sequence[int], now_epoch: int, ef: int | None = None
+    ) -> list[RawHit]:
+        """Nearest chunks among those whose scope is allowed and which have not expired."""
+        if not scope_ids:
+            return []
+        expr = search_filter(scope_ids, now_epoch)
+        try:
+            res = self._client.search(
+                self.collection,
+                data=[np.asarray(vector, dtype=np.float32).tolist()],
+                filter=expr,
+                limit=k,
+                output_fields=OUTPUT_FIELDS,
+                search_params={"metric_type": "COSINE", "params": {"ef": max(ef or 0, k * 4, 64)}},
+            )
+        except Exception as exc:
+            raise IndexUnavailable(f"search in {self.collection!r} failed: {exc}") from exc
+        hits = []
+        for h in res[0] if res else []:
+            entity = h.get("entity", {})
+            hits.append(RawHit(id=int(h["id"]), score=float(h["distance"]), fields=dict(entity)))
+        return hits
+
+    def query(self, expr: str, fields: Sequence[str] = ("id",), limit: int = 16384) -> list[dict[str, Any]]:
+        """Rows matching an expression built by this module's filter functions."""
+        try:
+            return list(self._client.query(self.collection, filter=expr, output_fields=list(fields), limit=limit))
+        except Exception as exc:
+            raise IndexUnavailable(f"query on {self.collection!r} failed: {exc}") from exc
+
+    def get(self, ids: Sequence[int], fields: Sequence[str] = ("id",)) -> list[dict[str, Any]]:
+        if not ids:
+            return []
+        try:
+            return list(self._client.get(self.collection, ids=list(ids), output_fields=list(fields)))
+        except Exception as exc:
+            raise IndexUnavailable(f"get on {self.collection!r} failed: {exc}") from exc
+
+    def count(self) -> int:
+        try:
+            res = self._client.query(self.collection, filter="", output_fields=["count(*)"])
+            return int(res[0]["count(*)"])
+        except Exception as exc:
+            raise IndexUnavailable(f"count on {self.collection!r} failed: {exc}") from exc
+
+    def drop(self) -> None:
+        self._client.drop_collection(self.collection)
+
+    def close(self) -> None:
+        try:
+            self._client.close()
+        except Exception:  # closing a dead connection is not an error worth raising
+            log.debug("closing Milvus client failed", exc_info=True)
+
+
+def epoch(ts: float | None = None) -> int:
+    return int(time.time() if ts is None else ts)

@@ -1,0 +1,63 @@
+"""``govrag ingest PATH... [--json] [--strict]``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from govrag.cli.output import print_json, stderr, stdout
+
+
+def ingest(
+    paths: list[Path] = typer.Argument(..., help="PDF files or folders (drop folders)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    strict: bool = typer.Option(False, "--strict", help="Exit with code 4 when anything was quarantined."),
+    policy: Optional[Path] = typer.Option(None, "--policy", help="Policy YAML (default: GOVRAG_POLICY)."),
+) -> None:
+    """Ingest documents: parse, clean, version, embed and index them with their access scope."""
+    from governance.settings import get_settings
+    from governance.stores import Stores
+    from ingest.embed import make_embedder
+    from ingest.pipeline.run import Ingestor
+
+    settings = get_settings()
+    if policy is not None:
+        settings = settings.model_copy(update={"policy": policy})
+    stores = Stores.open(settings)
+    try:
+        ingestor = Ingestor(stores, lambda: make_embedder(settings))
+        with Progress(
+            SpinnerColumn(), TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[chunks]} chunks · {task.fields[current]}"), TimeElapsedColumn(),
+            console=stderr, transient=as_json,
+        ) as bar:
+            task = bar.add_task("ingest", total=None, chunks=0, current="")
+
+            def progress(event: str, item, n: int) -> None:  # type: ignore[no-untyped-def]
+                if event == "start":
+                    bar.update(task, total=n)
+                elif event == "document":
+                    chunks = bar.tasks[0].fields["chunks"] + n
+                    bar.update(task, advance=1, chunks=chunks, current=item.rel_path if item else "")
+
+            summary = ingestor.ingest_paths(paths, progress)
+    finally:
+        stores.close()
+
+    if as_json:
+        print_json(summary.model_dump() | {"chunks_per_second": round(summary.chunks_per_second, 2)})
+    else:
+        table = Table(title=f"ingest run {summary.run_id}", show_header=False)
+        for key in ("documents_seen", "new", "changed", "unchanged", "access_updated", "quarantined",
+                    "chunks_written", "vectors_deleted"):
+            table.add_row(key.replace("_", " "), str(getattr(summary, key)))
+        table.add_row("seconds", f"{summary.seconds:.2f} (parse {summary.parse_seconds:.2f}, embed {summary.embed_seconds:.2f})")
+        stdout.print(table)
+        for q in summary.quarantine:
+            stdout.print(f"[yellow]quarantined[/] {q.path}: [bold]{q.reason}[/] — {q.message}")
+    if strict and summary.quarantined:
+        raise typer.Exit(code=4)

@@ -1,0 +1,62 @@
+"""The ``govrag`` command: one module per command group, assembled here."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from govrag.cli import demo_cmd, ingest_cmd, search_cmd, server_cmd, status_cmd
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="govrag: governed RAG ingestion with ACL-aware retrieval.")
+app.command("ingest")(ingest_cmd.ingest)
+app.command("search")(search_cmd.search)
+app.command("status")(status_cmd.status)
+app.command("demo")(demo_cmd.demo)
+app.add_typer(server_cmd.app, name="server")
+
+try:  # the NVFP4 / Triton commands (quantize, serve-embedder)
+    from govrag.cli import embedder as _embedder_cmds
+
+    _embedder_cmds.register(app)
+except ImportError:  # pragma: no cover - optional until the Triton path is installed
+    pass
+
+
+def main() -> None:
+    """Entry point: known errors become one line plus a hint; tracebacks only with GOVRAG_DEBUG=1."""
+    from governance.errors import GovragError
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    try:
+        app(standalone_mode=False)
+    except GovragError as exc:
+        if os.environ.get("GOVRAG_DEBUG") == "1":
+            raise
+        typer.secho(f"error: {exc}", err=True, fg="red")
+        if exc.hint:
+            typer.secho(f"hint: {exc.hint}", err=True)
+        sys.exit(exc.exit_code)
+    except ValueError as exc:
+        if os.environ.get("GOVRAG_DEBUG") == "1":
+            raise
+        typer.secho(f"error: {exc}", err=True, fg="red")
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""``govrag search QUERY --user EMAIL [--group G]... [--role R]... [-k N] [--json]``."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from govrag.cli.output import print_json, stdout
+
+
+def search(
+    query: str = typer.Argument(..., help="What to look for."),
+    user: str = typer.Option(..., "--user", help="Caller's email (or id)."),
+    group: list[str] = typer.Option([], "--group", help="Group claim; repeat for several."),
+    role: list[str] = typer.Option([], "--role", help="Role claim; repeat for several."),
+    tenant: Optional[str] = typer.Option(None, "--tenant"),
+    k: int = typer.Option(10, "-k", "--k", min=1, max=100, help="How many hits."),
+    as_json: bool = typer.Option(False, "--json", help="Print hits as JSON."),
+) -> None:
+    """Search as a user: only chunks that user may read, best first."""
+    from governance.identity import User
+    from retrieval.search import default_retriever
+
+    caller = User(id=user, email=user if "@" in user else None, groups=group, roles=role, tenant=tenant)
+    hits = default_retriever().search(caller, query, k)
+    if as_json:
+        print_json([h.model_dump(mode="json") for h in hits])
+        return
+    if not hits:
+        stdout.print(f"[dim]no results for {user}[/]")
+    for i, h in enumerate(hits, 1):
+        snippet = " ".join(h.text.split())[:200]
+        stdout.print(f"[bold]{i}. {h.title}[/] [dim]({h.document_id} v{h.source_version}, score {h.score:.3f})[/]\n   {snippet}")

@@ -1,0 +1,38 @@
+"""Chunking with ``unstructured``'s ``chunk_by_title`` and deterministic chunk ids."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Sequence
+
+from ingest.clean import clean_text
+
+
+def chunk_id(document_id: str, version: int, ordinal: int) -> int:
+    """A positive int64 that is the same every time: a retried write overwrites itself."""
+    digest = hashlib.sha256(f"{document_id}\x00{version}\x00{ordinal}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def clean_elements(elements: Sequence[Any]) -> list[Any]:
+    """Clean each element's text in place; drop elements left empty."""
+    kept = []
+    for el in elements:
+        text = clean_text(getattr(el, "text", "") or "")
+        if text:
+            el.text = text
+            kept.append(el)
+    return kept
+
+
+def chunk_elements(elements: Sequence[Any], max_characters: int) -> list[str]:
+    """Section-aware chunks of at most ``max_characters``."""
+    from unstructured.chunking.title import chunk_by_title
+
+    chunks = chunk_by_title(
+        list(elements),
+        max_characters=max_characters,
+        new_after_n_chars=int(max_characters * 0.8),
+        combine_text_under_n_chars=min(200, max_characters // 2),
+    )
+    return [c.text.strip() for c in chunks if c.text and c.text.strip()]

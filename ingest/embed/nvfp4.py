@@ -1,0 +1,186 @@
+"""NVFP4 weight format in pure torch, laid out as compressed-tensors ``nvfp4-pack-quantized``.
+
+The format, per 2-D weight ``W`` of shape ``[N, K]`` (``K`` = input features):
+
+* **codes**: every element is an FP4 E2M1 number: sign bit + magnitude in
+  ``{0, 0.5, 1, 1.5, 2, 3, 4, 6}`` (code = ``sign << 3 | index``). Rounding is
+  round-to-nearest, ties-to-even (even = index with mantissa bit 0), values beyond 6
+  saturate to 6, and the sign of zero is kept (``-0.0`` is code ``0x8``).
+* **block scale** ``weight_scale``: one FP8 E4M3 (``float8_e4m3fn``) per 16 consecutive
+  elements along ``K``; shape ``[N, K/16]``.
+* **global scale** ``weight_global_scale``: one float32 per tensor, shape ``[1]``.
+* **packing** ``weight_packed``: two codes per byte, the even column in the low nibble and
+  the odd column in the high nibble; shape ``[N, K/2]``, uint8.
+
+Scale convention (the one compressed-tensors and vLLM use; NVIDIA ModelOpt stores the
+reciprocal as ``weight_scale_2``, and compressed-tensors' ModelOpt converter inverts it):
+
+    weight_global_scale = 448 * 6 / amax(|W|)        # i.e. 1 / (amax / (6 * 448))
+    weight_scale[n, b]  = fp8(weight_global_scale * amax(|W[n, 16b:16b+16]|) / 6)
+    W[n, k] ~= e2m1(code[n, k]) * float(weight_scale[n, k // 16]) / weight_global_scale
+
+So the *effective* per-block scale is ``weight_scale / weight_global_scale``; the global
+scale only stretches the block scales so that the largest one lands on FP8's maximum (448),
+using E4M3's full range. DESIGN.md writes the global scale as ``amax/(6*448)``: that is the
+dequantization multiplier, the reciprocal of the stored value.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+GROUP_SIZE = 16
+FP4_MAX = 6.0
+FP8_MAX = 448.0  # largest finite float8_e4m3fn
+FP8_DTYPE = torch.float8_e4m3fn
+
+#: E2M1 magnitudes by 3-bit index; the sign is bit 3 of the 4-bit code.
+E2M1_VALUES: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
+# Midpoints between neighbouring magnitudes: a value equal to one of these is a tie.
+_MIDPOINTS: tuple[float, ...] = (0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0)
+
+__all__ = [
+    "E2M1_VALUES",
+    "GROUP_SIZE",
+    "dequantize_nvfp4",
+    "e2m1_decode",
+    "e2m1_encode",
+    "global_scale_for",
+    "load_nvfp4_state_dict",
+    "pack_fp4",
+    "quantize_nvfp4",
+    "unpack_fp4",
+]
+
+
+def e2m1_encode(x: Tensor) -> Tensor:
+    """Round ``x`` (already divided by its scale) to 4-bit E2M1 codes, as uint8 in ``[0, 15]``.
+
+    Round-to-nearest-even on ties, saturation at ±6, sign of zero kept.
+    """
+    if not torch.isfinite(x).all():
+        raise ValueError("e2m1_encode: input has NaN or infinity")
+    x = x.float()
+    mag = x.abs()
+    mids = torch.tensor(_MIDPOINTS, dtype=torch.float32, device=x.device)
+    # The two bucketize sides differ only when mag sits exactly on a midpoint (a tie):
+    # then pick the neighbour whose index is even (mantissa bit 0), i.e. ties-to-even.
+    lo = torch.bucketize(mag, mids, right=False)
+    hi = torch.bucketize(mag, mids, right=True)
+    idx = torch.where(lo % 2 == 0, lo, hi)  # > 5 lands on index 7 (= 6.0): saturation
+    sign = torch.signbit(x).to(torch.uint8)  # signbit keeps -0.0 negative
+    return (sign << 3) | idx.to(torch.uint8)
+
+
+def e2m1_decode(codes: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
+    """Map 4-bit E2M1 codes (uint8 in ``[0, 15]``) to their values; code 8 gives ``-0.0``."""
+    table = torch.tensor(E2M1_VALUES, dtype=torch.float32, device=codes.device)
+    mag = table[(codes & 0x7).long()]
+    # copysign, not multiplication by -1, so that code 0x8 decodes to -0.0.
+    neg = (codes & 0x8) != 0
+    return torch.copysign(mag, torch.where(neg, -1.0, 1.0)).to(dtype)
+
+
+def pack_fp4(codes: Tensor) -> Tensor:
+    """Pack codes ``[N, K]`` into bytes ``[N, K/2]``: even column low nibble, odd column high."""
+    if codes.ndim != 2 or codes.shape[1] % 2:
+        raise ValueError(f"pack_fp4: need a 2-D tensor with an even column count, got {tuple(codes.shape)}")
+    c = codes.to(torch.uint8)
+    return (c[:, 0::2] & 0xF) | ((c[:, 1::2] & 0xF) << 4)
+
+
+def unpack_fp4(packed: Tensor) -> Tensor:
+    """Inverse of :func:`pack_fp4`: bytes ``[N, K/2]`` to codes ``[N, K]`` (uint8)."""
+    low = packed & 0xF
+    high = (packed >> 4) & 0xF
+    return torch.stack((low, high), dim=-1).reshape(packed.shape[0], packed.shape[1] * 2)
+
+
+def global_scale_for(weight: Tensor) -> Tensor:
+    """The stored global scale ``448*6/amax`` (float32, shape ``[1]``); 1.0 for an all-zero tensor."""
+    amax = weight.detach().abs().max().float()
+    if amax == 0:
+        return torch.ones(1, dtype=torch.float32, device=weight.device)
+    return (FP8_MAX * FP4_MAX / amax).reshape(1).to(torch.float32)
+
+
+def quantize_nvfp4(weight: Tensor) -> dict[str, Tensor]:
+    """Quantize a 2-D weight ``[N, K]`` (``K`` divisible by 16) to NVFP4.
+
+    Returns ``{"weight_packed": uint8 [N, K/2], "weight_scale": float8_e4m3fn [N, K/16],
+    "weight_global_scale": float32 [1]}`` (compressed-tensors names and convention).
+    """
+    if weight.ndim != 2:
+        raise ValueError(f"quantize_nvfp4: need a 2-D weight, got shape {tuple(weight.shape)}")
+    n, k = weight.shape
+    if k % GROUP_SIZE:
+        raise ValueError(f"quantize_nvfp4: K={k} is not a multiple of {GROUP_SIZE}")
+    w = weight.detach().float()
+    if not torch.isfinite(w).all():
+        raise ValueError("quantize_nvfp4: weight has NaN or infinity")
+    gscale = global_scale_for(w)
+    blocks = w.reshape(n, k // GROUP_SIZE, GROUP_SIZE)
+    block_amax = blocks.abs().amax(dim=-1)
+    # Clamp before the cast: float8_e4m3fn has no infinity and torch does not saturate.
+    scale = (gscale * block_amax / FP4_MAX).clamp(max=FP8_MAX).to(FP8_DTYPE)
+    # The element divisor is the *rounded* FP8 scale, so dequantization inverts exactly what
+    # was used here. A block whose scale underflows to 0 dequantizes to 0 whatever its codes,
+    # so it gets divisor inf (codes become signed zeros) instead of a division by zero.
+    eff = scale.float() / gscale
+    eff = torch.where(eff == 0, torch.full_like(eff, float("inf")), eff)
+    codes = e2m1_encode(blocks / eff.unsqueeze(-1)).reshape(n, k)
+    return {
+        "weight_packed": pack_fp4(codes),
+        "weight_scale": scale,
+        "weight_global_scale": gscale,
+    }
+
+
+def dequantize_nvfp4(
+    weight_packed: Tensor,
+    weight_scale: Tensor,
+    weight_global_scale: Tensor,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """Rebuild the dense weight ``[N, K]`` from NVFP4 parts; the arithmetic is float32."""
+    codes = unpack_fp4(weight_packed)
+    n, k = codes.shape
+    if weight_scale.shape != (n, k // GROUP_SIZE):
+        raise ValueError(
+            f"dequantize_nvfp4: weight_scale shape {tuple(weight_scale.shape)} does not match "
+            f"packed weight {tuple(weight_packed.shape)} (expected {(n, k // GROUP_SIZE)})"
+        )
+    values = e2m1_decode(codes).reshape(n, k // GROUP_SIZE, GROUP_SIZE)
+    eff = weight_scale.float() / weight_global_scale.float().reshape(())
+    return (values * eff.unsqueeze(-1)).reshape(n, k).to(dtype)
+
+
+def load_nvfp4_state_dict(path: str, dtype: torch.dtype = torch.float32) -> dict[str, Tensor]:
+    """Read a compressed-tensors NVFP4 ``model.safetensors`` into a dense state dict.
+
+    Every ``<m>.weight_packed`` / ``<m>.weight_scale`` / ``<m>.weight_global_scale`` triple
+    becomes ``<m>.weight`` (dequantized, in ``dtype``); other floating tensors are cast to
+    ``dtype`` and integer tensors (e.g. ``position_ids``) are kept. Only torch and safetensors
+    are imported, so the Triton model can share this code from its own environment.
+    """
+    from safetensors.torch import load_file
+
+    raw = load_file(path)
+    out: dict[str, Tensor] = {}
+    for name, tensor in raw.items():
+        if name.endswith(".weight_packed"):
+            prefix = name[: -len(".weight_packed")]
+            try:
+                scale = raw[f"{prefix}.weight_scale"]
+                gscale = raw[f"{prefix}.weight_global_scale"]
+            except KeyError as exc:
+                raise ValueError(f"{path}: {prefix} has weight_packed but no {exc.args[0]}") from exc
+            out[f"{prefix}.weight"] = dequantize_nvfp4(tensor, scale, gscale, dtype=dtype)
+        elif name.endswith((".weight_scale", ".weight_global_scale")):
+            continue
+        elif tensor.is_floating_point():
+            out[name] = tensor.to(dtype)
+        else:
+            out[name] = tensor
+    return out

@@ -1,0 +1,245 @@
+"""Quantize all-MiniLM-L6-v2 to NVFP4 (weights only) and run the result in process.
+
+The output directory is self-contained: ``model.safetensors`` in the compressed-tensors
+``nvfp4-pack-quantized`` layout, ``config.json`` with a ``quantization_config``, and the
+tokenizer / sentence-transformers files copied from the base model. Only ``nn.Linear``
+weights are quantized: embeddings, LayerNorms and biases keep their FP32 values, because
+they are small (except the word embeddings, a lookup table, not a GEMM) and sensitive.
+
+NVFP4 here is a *storage* format: weights are dequantized at load (BF16 on GPU, FP32 on
+CPU) and the matmuls run in that precision. Native FP4 GEMMs need sm_100+ (Blackwell);
+Hopper (H100/H200) and CPUs have no FP4 arithmetic.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from governance.errors import EmbedderUnavailable
+from ingest.embed.local import DIM, MODEL_NAME, model_path
+from ingest.embed.nvfp4 import GROUP_SIZE, load_nvfp4_state_dict, quantize_nvfp4
+
+QUANT_FORMAT = "nvfp4-pack-quantized"
+MAX_SEQ_LENGTH = 256  # sentence_bert_config.json of all-MiniLM-L6-v2
+# Files copied verbatim so the quantized dir loads without the base package.
+_COPY_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+    "modules.json",
+    "sentence_bert_config.json",
+    "config_sentence_transformers.json",
+)
+
+
+@dataclass(frozen=True)
+class QuantizeReport:
+    """What :func:`quantize_model` wrote and how much smaller it is."""
+
+    out_dir: str
+    quantized_tensors: int
+    kept_tensors: int
+    linear_bytes_before: int  # FP32 bytes of the quantized Linear weights
+    linear_bytes_after: int  # packed codes + FP8 block scales + FP32 global scales
+    file_bytes_before: int
+    file_bytes_after: int
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def quantization_config() -> dict[str, object]:
+    """The ``quantization_config`` block (compressed-tensors schema, NVFP4 weights only)."""
+    return {
+        "quant_method": "compressed-tensors",
+        "format": QUANT_FORMAT,
+        "quantization_status": "compressed",
+        "config_groups": {
+            "group_0": {
+                "targets": ["Linear"],
+                "format": QUANT_FORMAT,
+                "weights": {
+                    "num_bits": 4,
+                    "type": "float",
+                    "strategy": "tensor_group",
+                    "group_size": GROUP_SIZE,
+                    "symmetric": True,
+                    "dynamic": False,
+                    "observer": "minmax",
+                },
+                "input_activations": None,
+                "output_activations": None,
+            }
+        },
+        "ignore": [],
+        "kv_cache_scheme": None,
+        # Stored global scale is 448*6/amax (compressed-tensors convention); dequantize as
+        # code * weight_scale / weight_global_scale.
+        "global_scale_convention": "weight_global_scale = 448*6/amax",
+    }
+
+
+def _linear_weight_names(base_dir: Path) -> set[str]:
+    """Names of the ``nn.Linear`` weights of the base BERT model (pooler included)."""
+    from transformers import BertConfig, BertModel
+
+    config = BertConfig.from_pretrained(str(base_dir))
+    with torch.device("meta"):
+        model = BertModel(config)
+    return {
+        f"{name}.weight"
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear)
+    }
+
+
+def quantize_model(out_dir: Path, base_dir: Path | None = None) -> QuantizeReport:
+    """Quantize all-MiniLM-L6-v2's Linear weights to NVFP4 and write a self-contained dir."""
+    from safetensors.torch import load_file, save_file
+
+    base = Path(base_dir or model_path())
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tensors = load_file(str(base / "model.safetensors"))
+    linear = _linear_weight_names(base)
+    missing = linear - tensors.keys()
+    if missing:
+        raise ValueError(f"{base}: Linear weights not in model.safetensors: {sorted(missing)[:3]}")
+
+    result: dict[str, torch.Tensor] = {}
+    before = after = 0
+    for name, tensor in tensors.items():
+        if name in linear:
+            prefix = name[: -len(".weight")]
+            q = quantize_nvfp4(tensor)
+            for key, value in q.items():
+                result[f"{prefix}.{key}"] = value.contiguous()
+            before += tensor.numel() * tensor.element_size()
+            after += sum(v.numel() * v.element_size() for v in q.values())
+        else:
+            result[name] = tensor.contiguous()
+    # Write to a temp name first so a crash never leaves a half-written model that loads.
+    tmp = out / "model.safetensors.tmp"
+    save_file(result, str(tmp), metadata={"format": "pt", "quantization": QUANT_FORMAT})
+    os.replace(tmp, out / "model.safetensors")
+
+    config = json.loads((base / "config.json").read_text())
+    config["quantization_config"] = quantization_config()
+    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    for fname in _COPY_FILES:
+        if (base / fname).exists():
+            shutil.copy2(base / fname, out / fname)
+    if (base / "1_Pooling").is_dir():
+        shutil.copytree(base / "1_Pooling", out / "1_Pooling", dirs_exist_ok=True)
+
+    return QuantizeReport(
+        out_dir=str(out),
+        quantized_tensors=len(linear),
+        kept_tensors=len(tensors) - len(linear),
+        linear_bytes_before=before,
+        linear_bytes_after=after,
+        file_bytes_before=(base / "model.safetensors").stat().st_size,
+        file_bytes_after=(out / "model.safetensors").stat().st_size,
+    )
+
+
+def load_nvfp4_encoder(
+    model_dir: Path, device: str = "cpu", dtype: torch.dtype | None = None
+) -> torch.nn.Module:
+    """A transformers ``BertModel`` with the dequantized NVFP4 weights, in eval mode.
+
+    ``dtype`` defaults to BF16 on CUDA and FP32 on CPU (BF16 matmuls are slow on most CPUs).
+    """
+    from transformers import BertConfig, BertModel
+
+    model_dir = Path(model_dir)
+    if dtype is None:
+        dtype = torch.bfloat16 if str(device).startswith("cuda") else torch.float32
+    config_dict = json.loads((model_dir / "config.json").read_text())
+    # Drop quantization_config: transformers would otherwise route loading through the
+    # compressed-tensors integration, which we neither need nor install.
+    config_dict.pop("quantization_config", None)
+    config = BertConfig.from_dict(config_dict)
+    model = BertModel(config)
+    state = load_nvfp4_state_dict(str(model_dir / "model.safetensors"), dtype=torch.float32)
+    result = model.load_state_dict(state, strict=False)
+    # position_ids is a non-persistent buffer in recent transformers: extra, harmless.
+    unexpected = [k for k in result.unexpected_keys if not k.endswith("position_ids")]
+    if result.missing_keys or unexpected:
+        raise ValueError(
+            f"{model_dir}: weights do not match BertModel "
+            f"(missing {result.missing_keys[:3]}, unexpected {unexpected[:3]})"
+        )
+    return model.to(device=device, dtype=dtype).eval()
+
+
+def mean_pool_normalize(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Mean over real tokens then L2 normalisation (sentence-transformers' Pooling + Normalize)."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    summed = (hidden * mask).sum(dim=1)
+    counts = mask.sum(dim=1).clamp(min=1e-9)
+    return torch.nn.functional.normalize((summed / counts).float(), p=2, dim=1)
+
+
+class Nvfp4Embedder:
+    """all-MiniLM-L6-v2 with NVFP4-stored weights, run in process (implements ``Embedder``)."""
+
+    dim = DIM
+
+    def __init__(
+        self,
+        model_dir: Path,
+        device: str = "cpu",
+        batch_size: int = 64,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        from transformers import AutoTokenizer
+
+        self.name = f"nvfp4:{MODEL_NAME}"
+        model_dir = Path(model_dir)
+        if not (model_dir / "model.safetensors").exists():
+            raise EmbedderUnavailable(
+                f"no NVFP4 model at {model_dir}",
+                hint="create it with: govrag quantize --out DIR",
+            )
+        self.device = device
+        self.batch_size = batch_size
+        self._tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        self._model = load_nvfp4_encoder(model_dir, device=device, dtype=dtype)
+
+    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Tokenize as sentence-transformers does (truncate at 256 tokens, pad to the batch)."""
+        return self._tokenizer(
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=MAX_SEQ_LENGTH,
+            return_tensors="pt",
+        )
+
+    @torch.inference_mode()
+    def encode_tokens(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Run the encoder on token ids; returns float32 unit vectors ``[B, 384]``."""
+        input_ids = input_ids.to(self.device)
+        attention_mask = attention_mask.to(self.device)
+        out = self._model(input_ids=input_ids, attention_mask=attention_mask)
+        return mean_pool_normalize(out.last_hidden_state, attention_mask)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed ``texts`` in batches; float32 rows of unit length."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        parts = []
+        for i in range(0, len(texts), self.batch_size):
+            tok = self.tokenize(texts[i : i + self.batch_size])
+            parts.append(self.encode_tokens(tok["input_ids"], tok["attention_mask"]).cpu().numpy())
+        return np.concatenate(parts).astype(np.float32, copy=False)

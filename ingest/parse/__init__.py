@@ -1,0 +1,1 @@
+"""Parsing source bytes into text elements with ``unstructured``, offline."""

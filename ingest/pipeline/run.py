@@ -1,0 +1,237 @@
+"""The ingest pipeline: source item → parse → clean → chunk → version → embed → index.
+
+Crash safety (invariant 3): a new version is staged in the catalog as *pending*, its vectors
+are upserted with deterministic ids, then one catalog transaction makes it current, then the
+old version's vectors are deleted. Search only shows chunks of the current version (the
+post-check), so a crash at any point leaves nothing visible twice, and the next run re-uses
+the pending version and overwrites the same ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from governance import audit
+from governance.contracts import SourceDocument
+from governance.errors import (
+    CatalogError,
+    ConfigError,
+    EmbedderUnavailable,
+    GovragError,
+    IndexUnavailable,
+    QuarantinedDocument,
+)
+from governance.stores import Stores
+from governance.vector_index import NEVER_EXPIRES
+from ingest.chunking import chunk_elements, chunk_id, clean_elements
+from ingest.embed.base import Embedder
+from ingest.pipeline.summary import IngestSummary, QuarantineEntry
+from ingest.sources import pdf as pdf_source
+from ingest.sources.base import SourceItem, make_document, scope_from_policy
+
+log = logging.getLogger(__name__)
+
+PARSER_VERSION = "pdf-fast-1"
+WINDOW_DOCUMENTS = 32
+
+ProgressFn = Callable[[str, SourceItem | None, int], None]
+
+
+@dataclass
+class _Prepared:
+    item: SourceItem
+    doc: SourceDocument
+    scope_id: int
+    expires_at: datetime | None
+    version: int
+    chunks: list[tuple[int, str]]
+    status: str  # new | changed
+    stale: list[int] = field(default_factory=list)
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256(PARSER_VERSION.encode())
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _epoch(dt: datetime | None) -> int:
+    return NEVER_EXPIRES if dt is None else int(dt.timestamp())
+
+
+class Ingestor:
+    """Runs ingest over source items with one catalog, one index and one embedder."""
+
+    def __init__(self, stores: Stores, embedder_factory: Callable[[], Embedder]) -> None:
+        self.stores = stores
+        self._embedder_factory = embedder_factory
+        self._embedder: Embedder | None = None
+        self.max_chars = stores.settings.chunk_max_characters
+
+    @property
+    def embedder(self) -> Embedder:
+        # Loaded on first need: an unchanged re-ingest never loads the model.
+        if self._embedder is None:
+            self._embedder = self._embedder_factory()
+        return self._embedder
+
+    # -- entry point ------------------------------------------------------------------------
+    def ingest_paths(self, paths: Sequence[Path], progress: ProgressFn | None = None) -> IngestSummary:
+        items = [item for p in paths for item in pdf_source.discover(Path(p))]
+        return self.ingest_items(items, progress)
+
+    def ingest_items(self, items: Sequence[SourceItem], progress: ProgressFn | None = None) -> IngestSummary:
+        progress = progress or (lambda *_: None)
+        catalog = self.stores.catalog
+        summary = IngestSummary(run_id=catalog.start_run("ingest"))
+        started = time.perf_counter()
+        progress("start", None, len(items))
+        status = "failed"
+        try:
+            for i in range(0, len(items), WINDOW_DOCUMENTS):
+                window = items[i : i + WINDOW_DOCUMENTS]
+                prepared = [p for p in (self._prepare(item, summary, progress) for item in window) if p]
+                self._write(prepared, summary, progress)
+            status = "succeeded"
+        finally:
+            summary.seconds = round(time.perf_counter() - started, 3)
+            catalog.finish_run(summary.run_id, status, summary.model_dump(exclude={"quarantine"}))
+            audit.record(catalog, "ingest", None, {"run_id": summary.run_id, "status": status,
+                                                  **summary.model_dump(exclude={"quarantine", "run_id"})})
+            progress("end", None, 0)
+        return summary
+
+    # -- per document ---------------------------------------------------------------------
+    def _quarantine(self, item: SourceItem, exc: QuarantinedDocument, summary: IngestSummary) -> None:
+        summary.quarantined += 1
+        summary.quarantine.append(QuarantineEntry(path=item.rel_path, reason=exc.reason, message=str(exc)))
+        self.stores.catalog.quarantine(run_id=summary.run_id, source=item.source, path=item.rel_path,
+                                       document_id=item.document_id, reason=exc.reason, message=str(exc))
+        log.info("quarantined %s: %s", item.rel_path, exc)
+
+    def _prepare(self, item: SourceItem, summary: IngestSummary, progress: ProgressFn) -> _Prepared | None:
+        summary.documents_seen += 1
+        catalog, policy = self.stores.catalog, self.stores.policy
+        try:
+            scope, classification = scope_from_policy(policy, item)
+            scope_id, _ = catalog.upsert_scope(scope)
+            modified = datetime.fromtimestamp(item.path.stat().st_mtime, tz=timezone.utc)
+            state = catalog.document_state(item.document_id)
+            source_hash = _sha256_file(item.path)
+            facts = {**item.facts, "classification": classification}
+
+            if state and state.current_source_hash == source_hash and state.status == "active":
+                ingested = state.current_created_at or datetime.now(timezone.utc)
+                expires_at = policy.expires_at(facts, modified=modified, ingested=ingested)
+                if (state.scope_id, state.expires_at, state.classification) != (scope_id, expires_at, classification):
+                    self._rewrite_access(item.document_id, scope_id, expires_at, classification)
+                    summary.access_updated += 1
+                summary.unchanged += 1
+                progress("document", item, 0)
+                return None
+
+            t = time.perf_counter()
+            from ingest.parse.pdf import partition
+
+            elements, pdf_facts = partition(item.path)
+            elements = clean_elements(elements)
+            cleaned = "\n\n".join(e.text for e in elements)
+            texts = chunk_elements(elements, self.max_chars)
+            summary.parse_seconds += time.perf_counter() - t
+            content_hash = hashlib.sha256(cleaned.encode()).hexdigest()
+            doc = make_document(item, title=pdf_facts.title or item.path.stem, scope=scope,
+                                classification=classification, modified_at=modified)
+
+            if state and state.current_hash == content_hash and state.status == "active":
+                # Same text from different bytes (re-saved file): nothing to embed.
+                ingested = state.current_created_at or datetime.now(timezone.utc)
+                expires_at = policy.expires_at(facts, modified=modified, ingested=ingested)
+                if (state.scope_id, state.expires_at, state.classification) != (scope_id, expires_at, classification):
+                    self._rewrite_access(item.document_id, scope_id, expires_at, classification)
+                    summary.access_updated += 1
+                summary.unchanged += 1
+                progress("document", item, 0)
+                return None
+
+            ingested_at = datetime.now(timezone.utc)
+            expires_at = policy.expires_at(facts, modified=modified, ingested=ingested_at)
+            # A pending version with the same text is a crashed earlier run: finish it.
+            version, chunks = catalog.stage_version(
+                doc, scope_id=scope_id, expires_at=expires_at, content_hash=content_hash, source_hash=source_hash,
+                cleaned_text=cleaned, texts=texts, make_id=chunk_id, ingested_at=ingested_at,
+                version=state.pending.get(content_hash) if state else None,
+            )
+            return _Prepared(item, doc, scope_id, expires_at, version, chunks,
+                             "changed" if state and state.current_version else "new")
+        except QuarantinedDocument as exc:
+            self._quarantine(item, exc, summary)
+            progress("document", item, 0)
+            return None
+        except (IndexUnavailable, CatalogError, EmbedderUnavailable, ConfigError):
+            raise  # infrastructure or setup broken: stop the run; the next run resumes
+        except (GovragError, OSError) as exc:
+            self._quarantine(item, QuarantinedDocument(f"{item.rel_path}: {exc}", reason="error", path=str(item.path)), summary)
+            progress("document", item, 0)
+            return None
+
+    def _write(self, prepared: list[_Prepared], summary: IngestSummary, progress: ProgressFn) -> None:
+        if not prepared:
+            return
+        texts = [text for p in prepared for _, text in p.chunks]
+        t = time.perf_counter()
+        vectors = self.embedder.embed(texts) if texts else []
+        summary.embed_seconds += time.perf_counter() - t
+        rows, n = [], 0
+        for p in prepared:
+            for cid, text in p.chunks:
+                rows.append({
+                    "id": cid, "vector": vectors[n].tolist(), "document_id": p.doc.document_id,
+                    "source": p.doc.source, "source_version": p.version, "scope_id": p.scope_id,
+                    "classification": p.doc.classification, "expires_at": _epoch(p.expires_at),
+                    "title": p.doc.title[:1000], "uri": p.doc.uri[:2000], "text": text,
+                })
+                n += 1
+        self.stores.index.upsert(rows)
+        for p in prepared:
+            stale = self.stores.catalog.publish_version(p.doc, p.version, scope_id=p.scope_id, expires_at=p.expires_at)
+            if stale:
+                summary.vectors_deleted += self.stores.index.delete_ids(stale)
+            summary.chunks_written += len(p.chunks)
+            setattr(summary, p.status, getattr(summary, p.status) + 1)
+            progress("document", p.item, len(p.chunks))
+
+    def _rewrite_access(self, document_id: str, scope_id: int, expires_at: datetime | None, classification: str) -> None:
+        """An unchanged document moved to another scope or expiry: rewrite vector metadata
+        (same vectors, no embedding)."""
+        ids = self.stores.catalog.update_document_access(document_id, scope_id=scope_id, expires_at=expires_at,
+                                                         classification=classification)
+        if not ids:
+            return
+        fields = ["id", "vector", *[f for f in ("document_id", "source", "source_version", "title", "uri", "text")]]
+        rows = self.stores.index.get(ids, fields)
+        for row in rows:
+            row.update(scope_id=scope_id, expires_at=_epoch(expires_at), classification=classification)
+        self.stores.index.upsert([dict(r) for r in rows])
+
+
+def ingest(paths: Iterable[Path | str], stores: Stores | None = None, embedder: Embedder | None = None,
+           progress: ProgressFn | None = None) -> IngestSummary:
+    """Ingest PDF files or folders with the settings' stores and embedder."""
+    from ingest.embed import make_embedder
+
+    own = stores is None
+    stores = stores or Stores.open()
+    try:
+        ingestor = Ingestor(stores, (lambda: embedder) if embedder is not None else (lambda: make_embedder(stores.settings)))
+        return ingestor.ingest_paths([Path(p) for p in paths], progress)
+    finally:
+        if own:
+            stores.close()

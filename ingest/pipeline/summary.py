@@ -1,0 +1,31 @@
+"""The result of an ingest run, printed by the CLI and attached to Dagster materializations."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class QuarantineEntry(BaseModel):
+    path: str
+    reason: str
+    message: str
+
+
+class IngestSummary(BaseModel):
+    run_id: int | None = None
+    documents_seen: int = 0
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    access_updated: int = 0
+    quarantined: int = 0
+    chunks_written: int = 0
+    vectors_deleted: int = 0
+    embed_seconds: float = 0.0
+    parse_seconds: float = 0.0
+    seconds: float = 0.0
+    quarantine: list[QuarantineEntry] = Field(default_factory=list)
+
+    @property
+    def chunks_per_second(self) -> float:
+        return self.chunks_written / self.seconds if self.seconds else 0.0

@@ -1,0 +1,109 @@
+"""ACL-filtered semantic search.
+
+Order of operations, each a guard on its own: claims → principals → allowed scope ids
+(catalog, bound parameters) → Milvus search with the scope/expiry filter built by
+``governance.vector_index`` → post-check of every hit against the catalog (active, current
+version, scope still allowed, not expired) → audit event → hits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from datetime import datetime, timezone
+from typing import Any, Callable, Mapping
+
+from governance import audit
+from governance.contracts import Hit
+from governance.errors import AccessDenied
+from governance.identity import User, as_user
+from governance.settings import get_settings
+from governance.stores import Stores
+from ingest.embed.base import Embedder
+
+MAX_K = 100
+MAX_QUERY_CHARS = 4096
+OVERFETCH = 10  # extra candidates so hits the post-check drops can be replaced
+
+
+class Retriever:
+    """Search bound to one set of stores and one embedder (thread-safe)."""
+
+    def __init__(self, stores: Stores, embedder_factory: Callable[[], Embedder]) -> None:
+        self.stores = stores
+        self._embedder_factory = embedder_factory
+        self._embedder: Embedder | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def embedder(self) -> Embedder:
+        with self._lock:
+            if self._embedder is None:
+                self._embedder = self._embedder_factory()
+            return self._embedder
+
+    def search(self, user: User | Mapping[str, Any], query: str, k: int = 10) -> list[Hit]:
+        """The ``k`` best chunks ``user`` may read for ``query``, best first."""
+        caller = as_user(user)
+        if not isinstance(query, str) or not query.strip():
+            raise ValueError("query must be a non-empty string")
+        if len(query) > MAX_QUERY_CHARS:
+            raise ValueError(f"query longer than {MAX_QUERY_CHARS} characters")
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+            raise ValueError(f"k must be an int between 1 and {MAX_K}")
+
+        catalog, policy = self.stores.catalog, self.stores.policy
+        principals = caller.principals(policy.roles)
+        allowed = catalog.allowed_scope_ids(principals)
+        now = datetime.now(timezone.utc)
+        raw = []
+        if allowed:
+            vector = self.embedder.embed([query])[0]
+            raw = self.stores.index.search(vector, k=k + OVERFETCH, scope_ids=allowed, now_epoch=int(now.timestamp()))
+        visible = catalog.visible_chunks([h.id for h in raw], allowed_scope_ids=allowed, now=now)
+        hits: list[Hit] = []
+        for h in raw:
+            v = visible.get(h.id)
+            if v is None:
+                continue
+            hits.append(Hit(chunk_id=h.id, document_id=v.document_id, source=v.source, title=v.title, uri=v.uri,
+                            text=str(h.fields.get("text", "")), score=h.score, source_version=v.version,
+                            expires_at=v.expires_at))
+            if len(hits) == k:
+                break
+        payload: dict[str, Any] = {
+            "query_sha256": hashlib.sha256(query.encode()).hexdigest(),
+            "k": k, "allowed_scopes": len(allowed), "candidates": len(raw),
+            "dropped_by_postcheck": len(raw) - len(visible), "returned": [h.chunk_id for h in hits],
+        }
+        if policy.audit.store_query_text:
+            payload["query"] = query
+        audit.record(catalog, "search", caller.email or caller.id, payload)
+        return hits
+
+    def close(self) -> None:
+        self.stores.close()
+
+
+_default: Retriever | None = None
+_default_lock = threading.Lock()
+
+
+def default_retriever() -> Retriever:
+    """The process's retriever, opened from ``GOVRAG_*`` settings on first use."""
+    global _default
+    with _default_lock:
+        if _default is None or _default.stores.settings is not get_settings():
+            from ingest.embed import make_embedder
+
+            stores = Stores.open()
+            _default = Retriever(stores, lambda: make_embedder(stores.settings))
+        return _default
+
+
+def search(user: User | Mapping[str, Any], query: str, k: int = 10) -> list[Hit]:
+    """Search as ``user`` (a :class:`User` or OIDC claims) — every hit is one they may read."""
+    return default_retriever().search(user, query, k)
+
+
+__all__ = ["AccessDenied", "Retriever", "search", "default_retriever"]
