@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from governance import audit
+from governance.catalog.store import DocumentState
 from governance.contracts import SourceDocument
 from governance.errors import (
     CatalogError,
@@ -32,12 +33,11 @@ from governance.vector_index import NEVER_EXPIRES
 from ingest.chunking import chunk_elements, chunk_id, clean_elements
 from ingest.embed.base import Embedder
 from ingest.pipeline.summary import IngestSummary, QuarantineEntry
-from ingest.sources import pdf as pdf_source
-from ingest.sources.base import SourceItem, make_document, scope_from_policy
+from ingest.sources import discover
+from ingest.sources.base import SourceItem, make_document, resolve_scope
 
 log = logging.getLogger(__name__)
 
-PARSER_VERSION = "pdf-fast-1"
 WINDOW_DOCUMENTS = 32
 
 ProgressFn = Callable[[str, SourceItem | None, int], None]
@@ -53,14 +53,6 @@ class _Prepared:
     chunks: list[tuple[int, str]]
     status: str  # new | changed
     stale: list[int] = field(default_factory=list)
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256(PARSER_VERSION.encode())
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _epoch(dt: datetime | None) -> int:
@@ -85,7 +77,7 @@ class Ingestor:
 
     # -- entry point ------------------------------------------------------------------------
     def ingest_paths(self, paths: Sequence[Path], progress: ProgressFn | None = None) -> IngestSummary:
-        items = [item for p in paths for item in pdf_source.discover(Path(p))]
+        items = [item for p in paths for item in discover(Path(p))]
         return self.ingest_items(items, progress)
 
     def ingest_items(self, items: Sequence[SourceItem], progress: ProgressFn | None = None) -> IngestSummary:
@@ -121,48 +113,37 @@ class Ingestor:
         summary.documents_seen += 1
         catalog, policy = self.stores.catalog, self.stores.policy
         try:
-            scope, classification = scope_from_policy(policy, item)
+            scope, classification = resolve_scope(policy, item)
             scope_id, _ = catalog.upsert_scope(scope)
-            modified = datetime.fromtimestamp(item.path.stat().st_mtime, tz=timezone.utc)
             state = catalog.document_state(item.document_id)
-            source_hash = _sha256_file(item.path)
+            source_hash = item.fingerprint()
             facts = {**item.facts, "classification": classification}
 
-            if state and state.current_source_hash == source_hash and state.status == "active":
-                ingested = state.current_created_at or datetime.now(timezone.utc)
-                expires_at = policy.expires_at(facts, modified=modified, ingested=ingested)
-                if (state.scope_id, state.expires_at, state.classification) != (scope_id, expires_at, classification):
-                    self._rewrite_access(item.document_id, scope_id, expires_at, classification)
-                    summary.access_updated += 1
-                summary.unchanged += 1
+            if state and state.status == "active" and state.current_source_hash == source_hash:
+                self._unchanged(item, state, scope_id, classification, facts, item.modified_at, summary)
                 progress("document", item, 0)
                 return None
 
             t = time.perf_counter()
-            from ingest.parse.pdf import partition
-
-            elements, pdf_facts = partition(item.path)
-            elements = clean_elements(elements)
+            parsed = item.parse()
+            elements = clean_elements(parsed.elements)
+            if not elements:
+                raise QuarantinedDocument(f"{item.rel_path}: no text left after cleaning", reason="no_text",
+                                          path=str(item.path))
             cleaned = "\n\n".join(e.text for e in elements)
             texts = chunk_elements(elements, self.max_chars)
             summary.parse_seconds += time.perf_counter() - t
             content_hash = hashlib.sha256(cleaned.encode()).hexdigest()
-            doc = make_document(item, title=pdf_facts.title or item.path.stem, scope=scope,
-                                classification=classification, modified_at=modified)
+            doc = make_document(item, parsed, scope=scope, classification=classification)
 
-            if state and state.current_hash == content_hash and state.status == "active":
-                # Same text from different bytes (re-saved file): nothing to embed.
-                ingested = state.current_created_at or datetime.now(timezone.utc)
-                expires_at = policy.expires_at(facts, modified=modified, ingested=ingested)
-                if (state.scope_id, state.expires_at, state.classification) != (scope_id, expires_at, classification):
-                    self._rewrite_access(item.document_id, scope_id, expires_at, classification)
-                    summary.access_updated += 1
-                summary.unchanged += 1
+            if state and state.status == "active" and state.current_hash == content_hash:
+                # Same text from different bytes (a re-saved file): nothing to embed.
+                self._unchanged(item, state, scope_id, classification, facts, doc.modified_at, summary)
                 progress("document", item, 0)
                 return None
 
             ingested_at = datetime.now(timezone.utc)
-            expires_at = policy.expires_at(facts, modified=modified, ingested=ingested_at)
+            expires_at = policy.expires_at(facts, modified=doc.modified_at, ingested=ingested_at)
             # A pending version with the same text is a crashed earlier run: finish it.
             version, chunks = catalog.stage_version(
                 doc, scope_id=scope_id, expires_at=expires_at, content_hash=content_hash, source_hash=source_hash,
@@ -181,6 +162,16 @@ class Ingestor:
             self._quarantine(item, QuarantinedDocument(f"{item.rel_path}: {exc}", reason="error", path=str(item.path)), summary)
             progress("document", item, 0)
             return None
+
+    def _unchanged(self, item: SourceItem, state: DocumentState, scope_id: int, classification: str,
+                   facts: dict, modified: datetime | None, summary: IngestSummary) -> None:
+        """Content unchanged: only scope, expiry or classification may need updating."""
+        ingested = state.current_created_at or datetime.now(timezone.utc)
+        expires_at = self.stores.policy.expires_at(facts, modified=modified, ingested=ingested)
+        if (state.scope_id, state.expires_at, state.classification) != (scope_id, expires_at, classification):
+            self._rewrite_access(item.document_id, scope_id, expires_at, classification)
+            summary.access_updated += 1
+        summary.unchanged += 1
 
     def _write(self, prepared: list[_Prepared], summary: IngestSummary, progress: ProgressFn) -> None:
         if not prepared:
