@@ -15,7 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from governance.errors import ConfigError
+from governance.errors import AccessDenied, ConfigError
 from governance.identity import parse_principal
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([dhm])\s*$")
@@ -184,5 +184,5 @@ def load_policy(path: Path | str | None) -> Policy:
         raise ConfigError(f"policy file {path}: unsupported version {raw.get('version')!r}", hint="use version: 1")
     try:
         return Policy.model_validate(raw)
-    except ValidationError as exc:
+    except (ValidationError, AccessDenied, ConfigError) as exc:
         raise ConfigError(f"policy file {path} is invalid:\n{exc}") from exc

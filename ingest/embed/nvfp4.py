@@ -50,6 +50,7 @@ __all__ = [
     "load_nvfp4_state_dict",
     "pack_fp4",
     "quantize_nvfp4",
+    "quantize_nvfp4_gptq",
     "unpack_fp4",
 ]
 
@@ -135,6 +136,46 @@ def quantize_nvfp4(weight: Tensor) -> dict[str, Tensor]:
         "weight_scale": scale,
         "weight_global_scale": gscale,
     }
+
+
+def quantize_nvfp4_gptq(weight: Tensor, hessian: Tensor, damp: float = 0.01) -> dict[str, Tensor]:
+    """NVFP4 quantization with GPTQ error compensation (same output layout as :func:`quantize_nvfp4`).
+
+    ``hessian`` is ``X^T X`` over calibration inputs of this layer (``[K, K]``). Columns are
+    quantized left to right; each column's rounding error is pushed onto the columns not yet
+    quantized, weighted by the inverse Hessian, so the layer *output* error is minimised
+    rather than the weight error. A block's FP8 scale is fixed when the loop reaches its first
+    column, from the already-updated weights. The format is unchanged: any NVFP4 reader
+    (and :func:`dequantize_nvfp4`) reads the result.
+    """
+    if weight.ndim != 2 or weight.shape[1] % GROUP_SIZE:
+        raise ValueError(f"quantize_nvfp4_gptq: bad weight shape {tuple(weight.shape)}")
+    n, k = weight.shape
+    w = weight.detach().double().clone()
+    h = hessian.detach().double().clone()
+    dead = torch.diag(h) == 0  # inputs never active: their columns cannot matter
+    h[dead, dead] = 1.0
+    w[:, dead] = 0.0
+    h += damp * torch.diag(h).mean() * torch.eye(k, dtype=h.dtype)
+    # Upper Cholesky factor of H^-1: row i holds the update coefficients for column i.
+    hinv = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True)
+    gscale = global_scale_for(weight)
+    scales = torch.empty(n, k // GROUP_SIZE, dtype=FP8_DTYPE)
+    codes = torch.empty(n, k, dtype=torch.uint8)
+    eff = divisor = torch.ones(n, dtype=torch.float64)
+    for i in range(k):
+        if i % GROUP_SIZE == 0:
+            block_amax = w[:, i : i + GROUP_SIZE].abs().amax(dim=1).float()
+            s = (gscale * block_amax / FP4_MAX).clamp(max=FP8_MAX).to(FP8_DTYPE)
+            scales[:, i // GROUP_SIZE] = s
+            eff = (s.float() / gscale).double()
+            divisor = torch.where(eff == 0, torch.full_like(eff, float("inf")), eff)
+        c = e2m1_encode((w[:, i] / divisor).float())
+        codes[:, i] = c
+        q = e2m1_decode(c).double() * eff
+        err = (w[:, i] - q) / hinv[i, i]
+        w[:, i + 1 :] -= err.unsqueeze(1) * hinv[i, i + 1 :].unsqueeze(0)
+    return {"weight_packed": pack_fp4(codes), "weight_scale": scales, "weight_global_scale": gscale}
 
 
 def dequantize_nvfp4(

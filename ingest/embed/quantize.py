@@ -25,7 +25,13 @@ import torch
 
 from governance.errors import EmbedderUnavailable
 from ingest.embed.local import DIM, MODEL_NAME, model_path
-from ingest.embed.nvfp4 import GROUP_SIZE, load_nvfp4_state_dict, quantize_nvfp4
+from ingest.embed.calibration import generated_texts
+from ingest.embed.nvfp4 import (
+    GROUP_SIZE,
+    load_nvfp4_state_dict,
+    quantize_nvfp4,
+    quantize_nvfp4_gptq,
+)
 
 QUANT_FORMAT = "nvfp4-pack-quantized"
 MAX_SEQ_LENGTH = 256  # sentence_bert_config.json of all-MiniLM-L6-v2
@@ -46,6 +52,7 @@ class QuantizeReport:
     """What :func:`quantize_model` wrote and how much smaller it is."""
 
     out_dir: str
+    method: str
     quantized_tensors: int
     kept_tensors: int
     linear_bytes_before: int  # FP32 bytes of the quantized Linear weights
@@ -102,10 +109,64 @@ def _linear_weight_names(base_dir: Path) -> set[str]:
     }
 
 
-def quantize_model(out_dir: Path, base_dir: Path | None = None) -> QuantizeReport:
-    """Quantize all-MiniLM-L6-v2's Linear weights to NVFP4 and write a self-contained dir."""
+def _input_hessians(base_dir: Path, texts: Sequence[str], batch_size: int = 32) -> dict[str, torch.Tensor]:
+    """``X^T X`` of every Linear layer's input over ``texts`` (padding tokens excluded)."""
+    from transformers import AutoTokenizer, BertModel
+
+    tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
+    model = BertModel.from_pretrained(str(base_dir)).eval()
+    hessians: dict[str, torch.Tensor] = {}
+    mask_holder: list[torch.Tensor] = []
+
+    def hook(name: str):  # noqa: ANN202 - torch hook signature
+        def fn(_mod: torch.nn.Module, inputs: tuple[torch.Tensor, ...], _out: torch.Tensor) -> None:
+            x = inputs[0].detach().double()
+            if x.ndim == 3:  # [B, T, K]: keep real tokens only, as padding is masked downstream
+                x = x[mask_holder[0].bool()]
+            x = x.reshape(-1, x.shape[-1])
+            hessians[name] = hessians.get(name, 0) + x.T @ x
+
+        return fn
+
+    handles = [
+        mod.register_forward_hook(hook(f"{name}.weight"))
+        for name, mod in model.named_modules()
+        if isinstance(mod, torch.nn.Linear)
+    ]
+    try:
+        with torch.inference_mode():
+            for i in range(0, len(texts), batch_size):
+                tok = tokenizer(
+                    list(texts[i : i + batch_size]),
+                    padding=True,
+                    truncation=True,
+                    max_length=MAX_SEQ_LENGTH,
+                    return_tensors="pt",
+                )
+                mask_holder[:] = [tok["attention_mask"]]
+                model(**tok)
+    finally:
+        for h in handles:
+            h.remove()
+    return hessians
+
+
+def quantize_model(
+    out_dir: Path,
+    base_dir: Path | None = None,
+    method: str = "gptq",
+    calibration_texts: Sequence[str] | None = None,
+) -> QuantizeReport:
+    """Quantize all-MiniLM-L6-v2's Linear weights to NVFP4 and write a self-contained dir.
+
+    ``method="gptq"`` (default) picks codes that minimise each layer's output error on
+    calibration text (generated, see :mod:`ingest.embed.calibration`); ``"rtn"`` is plain
+    round-to-nearest. Both write the same format.
+    """
     from safetensors.torch import load_file, save_file
 
+    if method not in ("gptq", "rtn"):
+        raise ValueError(f"unknown quantization method {method!r}; use gptq or rtn")
     base = Path(base_dir or model_path())
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -114,13 +175,20 @@ def quantize_model(out_dir: Path, base_dir: Path | None = None) -> QuantizeRepor
     missing = linear - tensors.keys()
     if missing:
         raise ValueError(f"{base}: Linear weights not in model.safetensors: {sorted(missing)[:3]}")
+    hessians: dict[str, torch.Tensor] = {}
+    if method == "gptq":
+        texts = list(calibration_texts) if calibration_texts is not None else generated_texts(256, seed=1)
+        hessians = _input_hessians(base, texts)
 
     result: dict[str, torch.Tensor] = {}
     before = after = 0
     for name, tensor in tensors.items():
         if name in linear:
             prefix = name[: -len(".weight")]
-            q = quantize_nvfp4(tensor)
+            if name in hessians:
+                q = quantize_nvfp4_gptq(tensor, hessians[name])
+            else:  # rtn, or a layer the calibration never reached
+                q = quantize_nvfp4(tensor)
             for key, value in q.items():
                 result[f"{prefix}.{key}"] = value.contiguous()
             before += tensor.numel() * tensor.element_size()
@@ -129,11 +197,12 @@ def quantize_model(out_dir: Path, base_dir: Path | None = None) -> QuantizeRepor
             result[name] = tensor.contiguous()
     # Write to a temp name first so a crash never leaves a half-written model that loads.
     tmp = out / "model.safetensors.tmp"
-    save_file(result, str(tmp), metadata={"format": "pt", "quantization": QUANT_FORMAT})
+    save_file(result, str(tmp), metadata={"format": "pt", "quantization": QUANT_FORMAT, "method": method})
     os.replace(tmp, out / "model.safetensors")
 
     config = json.loads((base / "config.json").read_text())
     config["quantization_config"] = quantization_config()
+    config["quantization_config"]["govrag_method"] = method
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     for fname in _COPY_FILES:
         if (base / fname).exists():
@@ -143,6 +212,7 @@ def quantize_model(out_dir: Path, base_dir: Path | None = None) -> QuantizeRepor
 
     return QuantizeReport(
         out_dir=str(out),
+        method=method,
         quantized_tensors=len(linear),
         kept_tensors=len(tensors) - len(linear),
         linear_bytes_before=before,

@@ -1,0 +1,43 @@
+# govrag — two commands: `make demo` and `make test` (each sets up what it needs first).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+export SCARF_NO_ANALYTICS := true
+export DO_NOT_TRACK := true
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export UNSTRUCTURED_DISABLE_NOTICE := 1
+
+.PHONY: setup demo test test-fast bench clean
+
+setup: $(VENV)/.installed
+
+# torch first, the CPU build (the wheel on disk): nothing later may pull a CUDA torch.
+# unstructured-inference is needed by partition_pdf's imports, but its own requirements
+# (timm -> torchvision) would replace torch with a CUDA build, so it goes in --no-deps;
+# the pieces it really uses are in pyproject.toml.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet --no-deps "unstructured-inference>=1.6.12,<2"
+	$(PIP) install --quiet -e ".[dev]"
+	$(PY) -c "import torch, sys; v = torch.__version__; sys.exit(0 if v.endswith('+cpu') else 'CUDA torch pulled in: ' + v)"
+	touch $@
+
+demo: setup
+	$(VENV)/bin/govrag demo
+
+test: setup
+	$(PY) -m pytest -q -ra
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
+bench: setup
+	$(PY) bench/search_latency.py
+	$(PY) bench/ingest_throughput.py
+
+clean:
+	rm -rf .govrag .pytest_cache

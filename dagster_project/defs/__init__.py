@@ -1,0 +1,1 @@
+"""The govrag code location's definitions, one module per concern."""

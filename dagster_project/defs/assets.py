@@ -1,0 +1,117 @@
+"""Assets: each reads its partition, calls one domain function through the resources and
+returns metadata. Documents, chunks and vectors live in the catalog and the index; nothing
+large goes through an IO manager."""
+
+
+from typing import Any
+
+import dagster as dg
+
+from dagster_project.defs.partitions import sources
+from dagster_project.defs.resources import DropFolderResource, EmbedderResource, GovragStoresResource
+from governance.retention import purge_expired
+from ingest.pipeline.permission_sync import sync_permissions
+from ingest.pipeline.run import Ingestor
+from ingest.pipeline.snapshot import load_manifest, save_manifest, take_snapshot
+from ingest.pipeline.summary import IngestSummary
+from ingest.sources import discover
+
+INGEST = "ingest"
+RETENTION = "retention"
+QUARANTINE_CHECK = "no_quarantined_documents"
+
+
+def _quarantine_table(summary: IngestSummary, limit: int = 20) -> dg.MetadataValue:
+    rows = ["| path | reason |", "|---|---|"]
+    rows += [f"| `{q.path.replace('|', '/')}` | {q.reason} |" for q in summary.quarantine[:limit]]
+    if len(summary.quarantine) > limit:
+        rows.append(f"| … {len(summary.quarantine) - limit} more | |")
+    return dg.MetadataValue.md("\n".join(rows))
+
+
+def ingest_metadata(summary: IngestSummary) -> dict[str, Any]:
+    return {
+        "govrag_run_id": summary.run_id or 0,
+        "documents_seen": summary.documents_seen, "new": summary.new, "changed": summary.changed,
+        "unchanged": summary.unchanged, "access_updated": summary.access_updated,
+        "quarantined": summary.quarantined, "chunks_written": summary.chunks_written,
+        "vectors_deleted": summary.vectors_deleted,
+        "chunks_per_second": round(summary.chunks_per_second, 2),
+        "embed_seconds": round(summary.embed_seconds, 3), "parse_seconds": round(summary.parse_seconds, 3),
+        "seconds": summary.seconds,
+        "quarantine": _quarantine_table(summary),
+    }
+
+
+@dg.asset(partitions_def=sources, group_name=INGEST, kinds={"python"})
+def source_snapshot(context: dg.AssetExecutionContext, stores: GovragStoresResource,
+                    drop_folder: DropFolderResource) -> dg.MaterializeResult:
+    """What is new, changed, deleted or unchanged in this export since its last ingest
+    (fingerprints against the catalog; nothing is parsed)."""
+    key = context.partition_key
+    path = drop_folder.resolve(key)
+    s = stores.open()
+    snap = take_snapshot(s.catalog, discover(path), load_manifest(s.settings.resolved_home, key))
+    if snap.deleted:
+        context.log.warning(f"{len(snap.deleted)} documents disappeared from {path}; "
+                            "tombstoning them is not implemented yet (issue 4)")
+    return dg.MaterializeResult(metadata={"path": str(path), **snap.counts(),
+                                          "preview": dg.MetadataValue.json(snap.preview())})
+
+
+@dg.asset(partitions_def=sources, group_name=INGEST, deps=[source_snapshot], kinds={"milvus"},
+          check_specs=[dg.AssetCheckSpec(QUARANTINE_CHECK, asset="indexed_chunks",
+                                         description="WARN when the ingest quarantined documents")])
+def indexed_chunks(context: dg.AssetExecutionContext, stores: GovragStoresResource, embedder: EmbedderResource,
+                   drop_folder: DropFolderResource) -> dg.MaterializeResult:
+    """Parsed, cleaned, chunked, embedded and indexed documents of this export (catalog +
+    Milvus); unchanged documents are skipped, bad ones quarantined."""
+    key = context.partition_key
+    path = drop_folder.resolve(key)
+    s = stores.open()
+    items = list(discover(path))
+    summary = Ingestor(s, embedder.factory()).ingest_items(items)
+    save_manifest(s.settings.resolved_home, key, [i.document_id for i in items])
+    context.log.info(f"{key}: {summary.new} new, {summary.changed} changed, {summary.unchanged} unchanged, "
+                     f"{summary.quarantined} quarantined, {summary.chunks_written} chunks")
+    check = dg.AssetCheckResult(
+        check_name=QUARANTINE_CHECK, passed=summary.quarantined == 0, severity=dg.AssetCheckSeverity.WARN,
+        metadata={"quarantined": summary.quarantined, "reasons": dg.MetadataValue.json(
+            sorted({q.reason for q in summary.quarantine}))},
+    )
+    return dg.MaterializeResult(metadata={"path": str(path), **ingest_metadata(summary)}, check_results=[check])
+
+
+@dg.asset(partitions_def=sources, group_name=INGEST, deps=[indexed_chunks], kinds={"python"})
+def permission_sync(context: dg.AssetExecutionContext, stores: GovragStoresResource, embedder: EmbedderResource,
+                    drop_folder: DropFolderResource) -> dg.MaterializeResult:
+    """Access scopes of this export re-resolved: changed scopes take effect at the next
+    search; unchanged documents get their scope/expiry updated without re-embedding."""
+    key = context.partition_key
+    path = drop_folder.resolve(key)
+    summary = sync_permissions(Ingestor(stores.open(), embedder.factory()), list(discover(path)),
+                               actor=f"dagster:{context.run_id}")
+    if summary.uncovered_active:
+        context.log.warning(f"{len(summary.uncovered_active)} active documents are no longer covered by any "
+                            "access rule; they stay visible to their old scope until tombstoned (issue 4)")
+    return dg.MaterializeResult(metadata={
+        **summary.model_dump(exclude={"changed_scope_keys", "uncovered_active"}),
+        "changed_scope_keys": dg.MetadataValue.json(summary.changed_scope_keys[:50]),
+        "uncovered_active": dg.MetadataValue.json(summary.uncovered_active[:50]),
+    })
+
+
+@dg.asset(group_name=RETENTION, kinds={"milvus"})
+def expired_purge(context: dg.AssetExecutionContext, stores: GovragStoresResource) -> dg.MaterializeResult:
+    """The retention sweep: documents whose expiry passed lose their vectors, chunk rows and
+    cleaned text, and are marked purged."""
+    s = stores.open()
+    result = purge_expired(s.catalog, s.index, actor=f"dagster:{context.run_id}")
+    return dg.MaterializeResult(metadata={
+        "swept_at": int(result.now.timestamp()), "documents_purged": result.documents_purged,
+        "vectors_deleted": result.vectors_deleted, "document_ids": dg.MetadataValue.json(result.document_ids[:50]),
+    })
+
+
+ingest_assets = [source_snapshot, indexed_chunks, permission_sync]
+all_assets = [*ingest_assets, expired_purge]

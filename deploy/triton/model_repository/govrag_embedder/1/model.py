@@ -1,0 +1,157 @@
+"""Triton Python-backend model: all-MiniLM-L6-v2 with NVFP4-stored weights -> unit vectors.
+
+Inputs (per request, batch dimension first; send either TEXT or the two token tensors):
+  TEXT            BYTES [B, 1]   raw text, tokenized here (server-side tokenization)
+  INPUT_IDS       INT64 [B, T]   token ids from the client (client-side tokenization)
+  ATTENTION_MASK  INT64 [B, T]
+Output:
+  EMBEDDING       FP32  [B, 384] mean-pooled, L2-normalised
+
+Parameters (config.pbtxt): ``model_dir`` (quantized dir written by ``govrag quantize``; a
+plain safetensors model dir works too, for a dense baseline), ``max_seq_length``.
+
+Precision, honestly: the weights are *stored* as NVFP4 and dequantized once at load, to
+BF16 on GPU and FP32 on CPU; the matmuls run in that precision. Hopper (H100/H200) has no FP4
+tensor cores, so there NVFP4 saves memory and load bandwidth, not FLOPs. Native FP4 GEMMs need
+sm_100+ (Blackwell) and a kernel this model does not ship.
+
+The file imports without Triton (``triton_python_backend_utils`` only exists inside the
+server), so it can be linted and unit-tested anywhere.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+try:  # only inside tritonserver's Python backend stub
+    import triton_python_backend_utils as pb_utils  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - outside Triton
+    pb_utils = None
+
+DIM = 384
+
+
+def _load_nvfp4_module() -> Any:
+    """Import the shared ``nvfp4.py`` (copied next to this file when the repo is rendered,
+    else taken from the govrag source tree this file sits in)."""
+    here = Path(__file__).resolve()
+    candidates = [here.with_name("nvfp4.py")]
+    candidates += [p / "ingest" / "embed" / "nvfp4.py" for p in here.parents]
+    for path in candidates:
+        if path.exists():
+            spec = importlib.util.spec_from_file_location("govrag_nvfp4", path)
+            module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+            spec.loader.exec_module(module)  # type: ignore[union-attr]
+            return module
+    raise RuntimeError("nvfp4.py not found next to model.py nor in a govrag source tree")
+
+
+class Encoder:
+    """Tokenizer + BERT encoder + mean pooling; usable without Triton."""
+
+    def __init__(self, model_dir: str, device: str = "cpu", max_seq_length: int = 256) -> None:
+        import torch
+        from transformers import AutoTokenizer, BertConfig, BertModel
+
+        self.torch = torch
+        self.device = device
+        self.dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+        self.max_seq_length = max_seq_length
+        root = Path(model_dir)
+        config_dict = json.loads((root / "config.json").read_text())
+        self.quantization = (config_dict.pop("quantization_config", None) or {}).get("format", "none")
+        model = BertModel(BertConfig.from_dict(config_dict))
+        nvfp4 = _load_nvfp4_module()
+        state = nvfp4.load_nvfp4_state_dict(str(root / "model.safetensors"), dtype=torch.float32)
+        result = model.load_state_dict(state, strict=False)
+        unexpected = [k for k in result.unexpected_keys if not k.endswith("position_ids")]
+        if result.missing_keys or unexpected:
+            raise RuntimeError(f"weights do not match BertModel: {result.missing_keys[:3]} {unexpected[:3]}")
+        self.model = model.to(device=device, dtype=self.dtype).eval()
+        self.tokenizer = AutoTokenizer.from_pretrained(str(root))
+
+    def tokenize(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        tok = self.tokenizer(
+            texts, padding=True, truncation=True, max_length=self.max_seq_length, return_tensors="np"
+        )
+        return tok["input_ids"].astype(np.int64), tok["attention_mask"].astype(np.int64)
+
+    def encode(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        torch = self.torch
+        with torch.inference_mode():
+            ids = torch.from_numpy(input_ids).to(self.device)
+            mask = torch.from_numpy(attention_mask).to(self.device)
+            hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
+            m = mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * m).sum(1).float() / m.sum(1).float().clamp(min=1e-9)
+            out = torch.nn.functional.normalize(pooled, p=2, dim=1)
+        return out.cpu().numpy().astype(np.float32)
+
+
+def _pad(arrays: list[np.ndarray]) -> np.ndarray:
+    """Right-pad int64 [b_i, t_i] arrays with zeros to one [sum b_i, max t_i] array."""
+    width = max(a.shape[1] for a in arrays)
+    return np.concatenate([np.pad(a, ((0, 0), (0, width - a.shape[1]))) for a in arrays])
+
+
+class TritonPythonModel:
+    """Triton entry point. Requests in one ``execute`` call are merged into one forward pass."""
+
+    def initialize(self, args: dict[str, str]) -> None:
+        config = json.loads(args["model_config"])
+        params = {k: v.get("string_value", "") for k, v in config.get("parameters", {}).items()}
+        model_dir = params.get("model_dir") or os.environ.get("GOVRAG_NVFP4_MODEL_DIR", "")
+        if not model_dir:
+            raise RuntimeError("set parameter model_dir in config.pbtxt (or GOVRAG_NVFP4_MODEL_DIR)")
+        device = "cpu"
+        if args.get("model_instance_kind") == "GPU":
+            device = f"cuda:{args.get('model_instance_device_id', '0')}"
+        self.encoder = Encoder(model_dir, device, int(params.get("max_seq_length") or 256))
+        msg = f"govrag_embedder: {model_dir} ({self.encoder.quantization}) on {device} as {self.encoder.dtype}"
+        if device.startswith("cuda"):
+            cap = self.encoder.torch.cuda.get_device_capability(device)
+            msg += f"; sm_{cap[0]}{cap[1]}: weights dequantized at load, no FP4 GEMM used"
+        if pb_utils is not None:
+            pb_utils.Logger.log_info(msg)
+
+    def execute(self, requests: list[Any]) -> list[Any]:
+        ids_parts, mask_parts, sizes, errors = [], [], [], {}
+        for i, request in enumerate(requests):
+            try:
+                text = pb_utils.get_input_tensor_by_name(request, "TEXT")
+                if text is not None:
+                    texts = [t.decode("utf-8", "replace") if isinstance(t, bytes) else str(t)
+                             for t in text.as_numpy().reshape(-1)]
+                    ids, mask = self.encoder.tokenize(texts)
+                else:
+                    ids_t = pb_utils.get_input_tensor_by_name(request, "INPUT_IDS")
+                    mask_t = pb_utils.get_input_tensor_by_name(request, "ATTENTION_MASK")
+                    if ids_t is None or mask_t is None:
+                        raise ValueError("send TEXT, or INPUT_IDS with ATTENTION_MASK")
+                    ids, mask = ids_t.as_numpy(), mask_t.as_numpy()
+                    if ids.shape != mask.shape or ids.ndim != 2:
+                        raise ValueError(f"INPUT_IDS {ids.shape} and ATTENTION_MASK {mask.shape} differ")
+                ids_parts.append(ids.astype(np.int64))
+                mask_parts.append(mask.astype(np.int64))
+                sizes.append(ids.shape[0])
+            except Exception as exc:  # one bad request must not fail the others
+                errors[i] = str(exc)
+                sizes.append(0)
+        vectors = np.zeros((0, DIM), np.float32)
+        if ids_parts:
+            vectors = self.encoder.encode(_pad(ids_parts), _pad(mask_parts))
+        responses, offset = [], 0
+        for i, n in enumerate(sizes):
+            if i in errors:
+                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(errors[i])))
+                continue
+            out = pb_utils.Tensor("EMBEDDING", vectors[offset : offset + n])
+            responses.append(pb_utils.InferenceResponse(output_tensors=[out]))
+            offset += n
+        return responses

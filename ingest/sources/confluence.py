@@ -1,0 +1,350 @@
+"""Confluence exports: three shapes, recognised automatically, one document per page.
+
+1. **HTML space export** (``index.html`` + ``Title_ID.html`` pages): the page tree comes from
+   the breadcrumbs; the export carries no permissions, so ``item.scope`` is None and the
+   policy must cover the space (else the pages are quarantined) — see ``confluence_html``.
+2. **XML space export** (``entities.xml``, optionally zipped with
+   ``exportDescriptor.properties``): current pages and blog posts, storage-format bodies,
+   the parent tree, ``SpacePermission`` VIEWSPACE and ``ContentPermissionSet`` view
+   restrictions — see ``confluence_xml``.
+3. **REST API dump** (``space.json`` + ``pages/<id>.json``) — see ``confluence_rest``.
+
+Effective view permission (XML and REST): the space's view permission AND the page's own
+read restriction AND the read restriction of every ancestor that has one — one layer each, a
+user must match every layer. Users are ``user:<email>`` where the export gives an email,
+else ``user:<username>`` / ``user:<accountId>``; groups are ``group:<name>``. A space open
+to anonymous or all users holds the workspace-wide scope (policy key ``workspaces``).
+Unknown permission data (no space permissions, a page without its restrictions, an
+ancestor missing from the export) quarantines the page: fail closed.
+
+Scope keys: ``confluence:<site>:workspace`` (open space, unrestricted page),
+``confluence:<site>:<space>:space`` (unrestricted page), and
+``confluence:<site>:<space>:restricted:<id>/<id>...`` (the restricted pages of the chain) —
+pages under the same restricted ancestors share a scope, and a restriction edit updates it.
+
+PDF attachments of a page become their own documents through the PDF parser, with the
+page's scope and facts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html as htmllib
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+from typing import Any, Iterator
+
+from governance.contracts import AccessScope
+from governance.errors import AccessDenied, GovragError, QuarantinedDocument, SourceError
+from governance.identity import principal
+from governance.policy import Policy
+from ingest.sources.base import Parsed, SourceItem
+from ingest.sources.workspaces import workspace_principals
+
+log = logging.getLogger(__name__)
+
+PARSER_VERSION = "confluence-1"
+
+
+# -- the common model ----------------------------------------------------------------------------
+@dataclass
+class SpaceInfo:
+    key: str
+    name: str | None = None
+    view: set[str] | None = None   # principals with VIEWSPACE; None: unknown (fail closed)
+    open: bool = False             # anonymous / all users may view
+
+
+@dataclass
+class PageInfo:
+    id: str
+    title: str
+    space: str
+    body: str
+    body_format: str = "storage"   # storage | view (rendered HTML)
+    kind: str = "page"
+    parent: str | None = None
+    ancestors: list[str] = field(default_factory=list)  # root first, parent last
+    read: frozenset[str] | None = None                  # own view restriction (None: none)
+    restrictions_known: bool = True
+    version: str = ""
+    modified_at: datetime | None = None
+    author: str | None = None
+    uri: str | None = None
+    path: Path | None = None
+    rel_path: str = ""
+    breadcrumb: list[str] = field(default_factory=list)
+    attachments: list[tuple[str, Path]] = field(default_factory=list)  # (file name, file)
+    error: str | None = None
+
+
+def user_principal(email: Any = None, *alternatives: Any) -> str | None:
+    """``user:<email>`` when there is one, else the first username / accountId given."""
+    for value in (email, *alternatives):
+        if isinstance(value, str) and value.strip():
+            try:
+                return principal("user", value.strip())
+            except AccessDenied:
+                return None
+    return None
+
+
+def group_principal(name: Any) -> str | None:
+    if isinstance(name, str) and name.strip():
+        try:
+            return principal("group", name.strip())
+        except AccessDenied:
+            return None
+    return None
+
+
+# -- storage format → text elements -----------------------------------------------------------------
+_CDATA = re.compile(r"<!\[CDATA\[(.*?)\]\]>", re.DOTALL)
+_PANELS = {"info", "note", "warning", "tip", "panel", "expand", "excerpt", "section", "column", "details"}
+_DROP_MACROS = {"toc", "children", "anchor", "attachments", "pagetree", "recently-updated", "contentbylabel",
+                "livesearch", "create-from-template", "jira", "profile", "space-details"}
+
+
+def storage_to_html(body: str) -> str:
+    """Confluence storage format (XHTML with ``ac:``/``ri:`` elements) → plain HTML that
+    unstructured's partitioner understands: code macros become ``<pre>``, panels keep their
+    body with a label, links keep their text, images and attachments their file names."""
+    from bs4 import BeautifulSoup
+
+    body = _CDATA.sub(lambda m: htmllib.escape(m.group(1), quote=False), body or "")
+    soup = BeautifulSoup(body, "html.parser")
+
+    def new(tag: str, text: str | None = None):  # type: ignore[no-untyped-def]
+        el = soup.new_tag(tag)
+        if text is not None:
+            el.string = text
+        return el
+
+    for macro in reversed(soup.find_all(["ac:structured-macro", "ac:macro"])):
+        name = (macro.get("ac:name") or "").lower()
+        plain = macro.find("ac:plain-text-body")
+        rich = macro.find("ac:rich-text-body")
+        title = macro.find("ac:parameter", attrs={"ac:name": "title"})
+        if name in ("code", "noformat") or (plain is not None and rich is None):
+            pre = new("pre", plain.get_text() if plain is not None else "")
+            macro.replace_with(pre)
+        elif rich is not None:
+            div = new("div")
+            label = (title.get_text(strip=True) if title is not None else "") or (
+                name.capitalize() if name in _PANELS else "")
+            if label:
+                div.append(new("p", f"{label}:"))
+            for child in list(rich.contents):
+                div.append(child.extract())
+            macro.replace_with(div)
+        elif title is not None and name not in _DROP_MACROS:
+            macro.replace_with(title.get_text(strip=True))  # e.g. a status lozenge
+        else:
+            macro.decompose()
+    for link in soup.find_all("ac:link"):
+        text = link.find(["ac:plain-text-link-body", "ac:link-body"])
+        label = text.get_text() if text is not None else ""
+        if not label:
+            ref = link.find(["ri:page", "ri:blog-post", "ri:attachment", "ri:user", "ri:space"])
+            if ref is not None:
+                label = (ref.get("ri:content-title") or ref.get("ri:filename") or ref.get("ri:space-key")
+                         or ("@" + (ref.get("ri:username") or ref.get("ri:account-id") or ref.get("ri:userkey") or "user")))
+        link.replace_with(label)
+    for img in soup.find_all("ac:image"):
+        ref = img.find(["ri:attachment", "ri:url"])
+        name = ref.get("ri:filename") or ref.get("ri:value") if ref is not None else None
+        img.replace_with(f"[image: {name}]" if name else "")
+    for task in soup.find_all("ac:task"):
+        body_el = task.find("ac:task-body")
+        status = task.find("ac:task-status")
+        li = new("li")
+        li.string = ("[x] " if status is not None and status.get_text(strip=True) == "complete" else "[ ] ") + (
+            body_el.get_text(" ", strip=True) if body_el is not None else "")
+        task.replace_with(li)
+    for tl in soup.find_all("ac:task-list"):
+        tl.name = "ul"
+    for el in soup.find_all(["ac:emoticon", "ac:parameter", "ac:placeholder", "ac:inline-comment-marker"]):
+        if el.name == "ac:inline-comment-marker":
+            el.unwrap()
+        else:
+            el.decompose()
+    for t in soup.find_all("time"):
+        if t.get("datetime") and not t.get_text(strip=True):
+            t.string = t["datetime"]
+    for el in soup.find_all(lambda tag: ":" in tag.name):
+        el.unwrap()
+    return str(soup)
+
+
+def html_elements(html: str, title: str | None = None) -> list[Any]:
+    """HTML → unstructured elements (headings, lists, tables, code), title first."""
+    from unstructured.documents.elements import Title
+
+    from ingest.parse.offline import prepare_unstructured
+
+    prepare_unstructured()
+    from unstructured.partition.html import partition_html
+
+    elements: list[Any] = []
+    if html and html.strip():
+        try:
+            elements = list(partition_html(text=html))
+        except GovragError:
+            raise
+        except Exception as exc:  # unstructured/lxml failures: this page only
+            raise QuarantinedDocument(f"page {title!r}: HTML could not be partitioned: {exc}",
+                                      reason="unparseable") from exc
+    return ([Title(title)] if title else []) + elements
+
+
+# -- scopes ------------------------------------------------------------------------------------------
+def _nobody(key: str, why: str) -> AccessScope:
+    return AccessScope(key=key, layers=[[]], description=f"readable by nobody: {why}")
+
+
+class ScopeResolver:
+    """Effective view scope of a page: space layer AND every restricted page of its chain."""
+
+    def __init__(self, site: str, spaces: dict[str, SpaceInfo], pages: dict[str, PageInfo], policy: Policy,
+                 source_members: set[str]) -> None:
+        self.site, self.spaces, self.pages = site, spaces, pages
+        self._policy, self._members = policy, source_members
+        self._workspace: frozenset[str] | None = None
+
+    def workspace(self, space: str) -> frozenset[str]:
+        if self._workspace is None:
+            self._workspace = frozenset(workspace_principals(self._policy, [self.site, space, "confluence"],
+                                                             self._members))
+        return self._workspace
+
+    def scope(self, page: PageInfo) -> tuple[AccessScope, str | None, str | None]:
+        """(scope, quarantine reason, message)."""
+        site, key = self.site, page.space
+        space = self.spaces.get(key)
+        nobody = _nobody(f"confluence:{site}:{key}:page:{page.id}", "permissions unknown")
+        if space is None or space.view is None:
+            return nobody, "permissions_unknown", f"space {key}: the export holds no view permission for it"
+        explicit = frozenset(space.view)
+        if space.open:
+            space_layer = self.workspace(key) | explicit
+            base_key = f"confluence:{site}:workspace" if not explicit else f"confluence:{site}:{key}:space"
+        else:
+            space_layer, base_key = explicit, f"confluence:{site}:{key}:space"
+        if not space_layer:
+            return nobody, "empty_acl", f"space {key}: nobody holds view permission"
+        layers, restricted = [space_layer], []
+        for pid in [*page.ancestors, page.id]:
+            p = self.pages.get(pid)
+            if p is None:
+                return nobody, "permissions_unknown", f"ancestor page {pid} is not in the export; its restrictions are unknown"
+            if not p.restrictions_known:
+                return nobody, "permissions_unknown", f"page {pid} was exported without its read restrictions"
+            if p.read:
+                layers.append(p.read)
+                restricted.append(pid)
+        if not restricted:
+            desc = f"Confluence {site} space {key}" + (" (open to all users)" if space.open else "")
+            return AccessScope(key=base_key, layers=[space_layer], description=desc), None, None
+        try:
+            scope = AccessScope(key=f"confluence:{site}:{key}:restricted:{'/'.join(restricted)}", layers=layers,
+                                description=f"Confluence {site} space {key}, restricted by pages {', '.join(restricted)}")
+        except AccessDenied as exc:
+            return nobody, "acl_too_large", str(exc)
+        return scope, None, None
+
+
+# -- items ---------------------------------------------------------------------------------------------
+def _raiser(exc: Exception):  # type: ignore[no-untyped-def]
+    def fail() -> Any:
+        raise exc
+    return fail
+
+
+def _page_fingerprint(page: PageInfo) -> str:
+    h = hashlib.sha256(PARSER_VERSION.encode())
+    for part in (page.title, page.version, page.body_format, page.body, "/".join(page.breadcrumb)):
+        h.update(b"\x00" + (part or "").encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
+def _page_parse(page: PageInfo) -> Parsed:
+    html = storage_to_html(page.body) if page.body_format == "storage" else page.body
+    return Parsed(elements=html_elements(html, page.title), title=page.title, author=page.author,
+                  modified_at=page.modified_at)
+
+
+def page_items(pages: dict[str, PageInfo], resolver: ScopeResolver | None, *, site: str,
+               display: str) -> Iterator[SourceItem]:
+    """SourceItems for pages (scope from the resolver, or None for the policy) and their PDFs."""
+    from ingest.sources.pdf import _parse as parse_pdf
+    from ingest.sources.pdf import fingerprint_file
+
+    for page in sorted(pages.values(), key=lambda p: (p.space, p.id)):
+        if page.kind not in ("page", "blogpost"):
+            continue
+        scope, reason, why = resolver.scope(page) if resolver is not None else (None, None, None)
+        facts = {"source": "confluence", "space": page.space, "workspace": site,
+                 "path": "/".join([*page.breadcrumb, page.title])}
+        doc_id = f"confluence:{page.space}:{page.id}"
+        fingerprint, parse = partial(_page_fingerprint, page), partial(_page_parse, page)
+        if page.error or reason:
+            exc = QuarantinedDocument(f"{display}: page {page.id} ({page.title!r}): {page.error or why}",
+                                      reason="unreadable_page" if page.error else reason or "error",
+                                      path=str(page.path or display),
+                                      hint="export the space again with its permissions (see docs/sources.md)")
+            fingerprint = parse = _raiser(exc)
+        yield SourceItem(source="confluence", path=page.path or Path(display), rel_path=page.rel_path or doc_id,
+                         document_id=doc_id, fingerprint=fingerprint, parse=parse, facts=facts, scope=scope,
+                         uri=page.uri, title=page.title, author=page.author, modified_at=page.modified_at)
+        for name, file in page.attachments:
+            if not name.lower().endswith(".pdf") or not file.is_file() or file.is_symlink():
+                continue
+            att_rel = f"{page.rel_path or page.id}/attachments/{name}"
+            fp, pp = partial(fingerprint_file, file), partial(parse_pdf, file)
+            if page.error or reason:
+                fp = pp = fingerprint  # the page's refusal
+            yield SourceItem(source="confluence", path=file, rel_path=att_rel,
+                             document_id=f"{doc_id}:attachment:{name}", fingerprint=fp, parse=pp,
+                             facts={**facts, "path": facts["path"] + "/" + name, "attachment": name},
+                             scope=scope, uri=(page.uri or doc_id) + f"#attachment={name}", title=name,
+                             author=page.author, modified_at=page.modified_at)
+
+
+# -- dispatch ------------------------------------------------------------------------------------------
+def _shape(path: Path) -> str | None:
+    from ingest.sources import confluence_html, confluence_rest, confluence_xml
+
+    for mod in (confluence_rest, confluence_xml, confluence_html):
+        if mod.detect(path):
+            return mod.__name__
+    return None
+
+
+def detect(path: Path) -> bool:
+    return _shape(Path(path)) is not None
+
+
+def _policy() -> Policy:
+    from governance.policy import load_policy
+    from governance.settings import get_settings
+
+    return load_policy(get_settings().policy)
+
+
+def discover(path: Path, policy: Policy | None = None) -> Iterator[SourceItem]:
+    """Pages (and PDF attachments) of a Confluence export of any of the three shapes.
+
+    ``policy`` decides who holds the workspace scope (key ``workspaces``); by default the
+    process policy (``GOVRAG_POLICY``) is read."""
+    import importlib
+
+    path = Path(path)
+    name = _shape(path)
+    if name is None:
+        raise SourceError(f"{path}: not a Confluence HTML, XML or REST export",
+                          hint="pass the unpacked export folder, the XML export zip, or a REST dump folder")
+    yield from importlib.import_module(name).discover(path, policy if policy is not None else _policy())

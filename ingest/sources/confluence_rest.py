@@ -1,0 +1,164 @@
+"""Confluence REST v1 dumps: a folder of saved API responses.
+
+::
+
+    space.json          GET /rest/api/space/{key}?expand=permissions
+    pages/<id>.json     GET /rest/api/content/{id}?expand=body.storage,ancestors,version,space,
+                            restrictions.read.restrictions.user,restrictions.read.restrictions.group
+    users.json          optional: [{accountId|username, email}] — the workspace members
+    attachments/<id>/*.pdf   optional: the page's PDF attachments
+
+A page saved without ``restrictions`` has unknown permissions and is quarantined, as is a
+page whose ancestor is missing from the dump, and every page of a space saved without its
+``permissions``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterator
+from urllib.parse import urlparse
+
+from governance.errors import SourceError
+from governance.policy import Policy
+from ingest.sources.archive import safe_files
+from ingest.sources.base import SourceItem
+from ingest.sources.confluence import (
+    PageInfo,
+    ScopeResolver,
+    SpaceInfo,
+    group_principal,
+    page_items,
+    user_principal,
+)
+
+MAX_JSON_BYTES = 64 * 1024 * 1024
+
+
+def detect(path: Path) -> bool:
+    return Path(path).is_dir() and (Path(path) / "space.json").is_file() and (Path(path) / "pages").is_dir()
+
+
+def _load(path: Path) -> Any:
+    if path.stat().st_size > MAX_JSON_BYTES:
+        raise ValueError(f"{path.stat().st_size} bytes (limit {MAX_JSON_BYTES})")
+    return json.loads(path.read_bytes().decode("utf-8"))
+
+
+def rest_user(u: Any) -> str | None:
+    if not isinstance(u, dict):
+        return None
+    return user_principal(u.get("email"), u.get("username"), u.get("accountId"), u.get("userKey"))
+
+
+def _subjects(block: Any) -> set[str]:
+    """Principals of a ``{user: {results}, group: {results}}`` block."""
+    out: set[str] = set()
+    if not isinstance(block, dict):
+        return out
+    for u in ((block.get("user") or {}).get("results") or []):
+        if (p := rest_user(u)):
+            out.add(p)
+    for g in ((block.get("group") or {}).get("results") or []):
+        if isinstance(g, dict) and (p := group_principal(g.get("name"))):
+            out.add(p)
+    return out
+
+
+def parse_space(raw: Any) -> SpaceInfo:
+    if not isinstance(raw, dict) or not isinstance(raw.get("key"), str):
+        raise ValueError("space.json has no space key")
+    space = SpaceInfo(key=raw["key"], name=raw.get("name"))
+    perms = raw.get("permissions")
+    if not isinstance(perms, list):
+        return space  # view stays None: unknown → fail closed
+    view: set[str] = set()
+    for perm in perms:
+        if not isinstance(perm, dict):
+            continue
+        op = perm.get("operation") or {}
+        if op.get("operation") != "read" or op.get("targetType") not in ("space", None):
+            continue
+        if perm.get("anonymousAccess") or perm.get("unlicensedAccess"):
+            space.open = True
+        view |= _subjects(perm.get("subjects"))
+    space.view = view
+    return space
+
+
+def _when(text: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def parse_page(raw: Any, space_key: str, base: str | None) -> PageInfo:
+    if not isinstance(raw, dict) or not raw.get("id"):
+        raise ValueError("not a Confluence content object")
+    version = raw.get("version") or {}
+    by = version.get("by") or {}
+    page = PageInfo(
+        id=str(raw["id"]), title=str(raw.get("title") or raw["id"]),
+        space=str((raw.get("space") or {}).get("key") or space_key),
+        body=str((((raw.get("body") or {}).get("storage") or {}).get("value")) or ""),
+        kind=str(raw.get("type") or "page"),
+        ancestors=[str(a["id"]) for a in raw.get("ancestors") or [] if isinstance(a, dict) and a.get("id")],
+        version=str(version.get("number", "")), modified_at=_when(version.get("when")) if version.get("when") else None,
+        author=by.get("displayName") or by.get("publicName") or by.get("username"),
+    )
+    page.parent = page.ancestors[-1] if page.ancestors else None
+    page.breadcrumb = []
+    restrictions = raw.get("restrictions")
+    if not isinstance(restrictions, dict) or "read" not in restrictions:
+        page.restrictions_known = False
+    else:
+        read = (restrictions.get("read") or {}).get("restrictions")
+        if read is None:
+            page.restrictions_known = False
+        else:
+            principals = _subjects(read)
+            page.read = frozenset(principals) if principals else None
+    webui = (raw.get("_links") or {}).get("webui")
+    link_base = (raw.get("_links") or {}).get("base") or base
+    page.uri = (link_base.rstrip("/") + webui) if link_base and webui else None
+    return page
+
+
+def discover(path: Path, policy: Policy) -> Iterator[SourceItem]:
+    path = Path(path)
+    try:
+        raw_space = _load(path / "space.json")
+        space = parse_space(raw_space)
+    except (ValueError, OSError, UnicodeDecodeError) as exc:
+        raise SourceError(f"{path / 'space.json'}: unreadable Confluence space: {exc}",
+                          hint="save GET /rest/api/space/{key}?expand=permissions as space.json") from exc
+    base = ((raw_space.get("_links") or {}).get("base")) if isinstance(raw_space, dict) else None
+    site = (urlparse(base).hostname if base else None) or "default"
+    members: set[str] = set()
+    if (path / "users.json").is_file():
+        try:
+            users = _load(path / "users.json")
+            users = users.get("results", []) if isinstance(users, dict) else users
+            members = {p for u in users or [] if (p := rest_user(u))}
+        except (ValueError, OSError, UnicodeDecodeError) as exc:
+            raise SourceError(f"{path / 'users.json'}: unreadable: {exc}") from exc
+    pages: dict[str, PageInfo] = {}
+    for f in safe_files(path / "pages", ".json"):
+        rel = f.relative_to(path).as_posix()
+        try:
+            page = parse_page(_load(f), space.key, base)
+        except (ValueError, OSError, UnicodeDecodeError, TypeError, AttributeError) as exc:
+            page = PageInfo(id=f.stem, title=f.stem, space=space.key, body="", error=f"unreadable JSON: {exc}")
+        page.path, page.rel_path = f, rel
+        att = path / "attachments" / page.id
+        if att.is_dir():
+            page.attachments = [(a.name, a) for a in safe_files(att, ".pdf")]
+        pages[page.id] = page
+    titles = {p.id: p.title for p in pages.values()}
+    for p in pages.values():
+        p.breadcrumb = [titles.get(a, a) for a in p.ancestors]
+    resolver = ScopeResolver(site, {space.key: space}, pages, policy, members)
+    yield from page_items(pages, resolver, site=site, display=str(path))

@@ -1,0 +1,601 @@
+"""Slack workspace exports (zip or unpacked folder), with the permissions Slack had.
+
+Reads ``users.json`` (or ``org_users.json``), ``channels.json`` (public), ``groups.json``
+(private), ``dms.json`` and ``mpims.json`` and every conversation's ``YYYY-MM-DD.json``.
+Documents:
+
+- one per thread (``thread_ts``): the root and every reply, broadcast replies included,
+  sorted by time — id ``slack:<team>:<channel id>:<thread_ts>``;
+- one per channel-day for unthreaded talk — id ``slack:<team>:<channel id>:day:<date>``.
+
+Permissions (see docs/sources.md):
+
+- private channels, DMs, group DMs: one layer of their *active* members — ``user:<email>``
+  (lower-cased), or ``user:slack:<team>:<user id>`` when the user has no email;
+  scope key ``slack:<team>:channel:<channel id>``;
+- public channels: the workspace-wide scope ``slack:<team>:workspace``, one layer held by
+  every full member (or what the policy's ``workspaces`` key maps the team to). Guests
+  (``is_restricted``/``is_ultra_restricted``) are not in it; a public channel with guest
+  members gets its own scope ``slack:<team>:channel:<id>`` = workspace holders ∪ those guests;
+- deleted users, bots and apps are in no layer at all;
+- a conversation folder that no metadata file describes, or a private conversation left
+  with no active member, is quarantined (fail closed), never given to a policy rule.
+
+Scope keys name the conversation, not its members, so a membership change updates one
+catalog row and no vector. Files are kept as text metadata (title, name, type) and never
+downloaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import logging
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from governance.contracts import AccessScope
+from governance.errors import AccessDenied, QuarantinedDocument, SourceError
+from governance.identity import principal
+from governance.policy import Policy
+from ingest.sources.archive import extract_zip, zip_names
+from ingest.sources.base import Parsed, SourceItem
+from ingest.sources.workspaces import workspace_principals
+
+log = logging.getLogger(__name__)
+
+PARSER_VERSION = "slack-1"
+USER_FILES = ("users.json", "org_users.json")
+META_FILES = {"channels.json": "public", "groups.json": "private", "mpims.json": "mpim", "dms.json": "im"}
+DAY_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.json$")
+NOISE_SUBTYPES = frozenset({
+    "channel_join", "channel_leave", "group_join", "group_leave", "message_deleted", "tombstone",
+    "bot_add", "bot_remove", "channel_archive", "channel_unarchive", "group_archive", "group_unarchive",
+    "pinned_item", "unpinned_item", "message_replied", "reminder_add", "joiner_notification",
+    "sh_room_created", "huddle_thread",
+})
+MAX_JSON_BYTES = 512 * 1024 * 1024
+
+
+# -- detection ---------------------------------------------------------------------------------
+def _looks_like_export(names: set[str], has_day_dirs: bool) -> bool:
+    return bool(names & set(META_FILES)) or (bool(names & set(USER_FILES)) and has_day_dirs)
+
+
+def detect(path: Path) -> bool:
+    path = Path(path)
+    if path.is_dir():
+        try:
+            names = {p.name for p in path.iterdir() if p.is_file()}
+            day_dirs = any(p.is_dir() and any(DAY_FILE.match(f.name) for f in p.iterdir()) for p in path.iterdir())
+        except OSError:
+            return False
+        return _looks_like_export(names, day_dirs)
+    if path.is_file() and path.suffix.lower() == ".zip":
+        entries = zip_names(path)
+        top = {n for n in entries if "/" not in n.strip("/")}
+        day_dirs = any(n.count("/") == 1 and DAY_FILE.match(n.split("/")[1] or "") for n in entries)
+        return _looks_like_export(top, day_dirs)
+    return False
+
+
+# -- the export --------------------------------------------------------------------------------
+@dataclass
+class Conversation:
+    id: str
+    name: str
+    kind: str  # public | private | mpim | im
+    members: list[str]
+    folder: str
+
+
+@dataclass
+class SlackExport:
+    root: Path
+    display: str
+    team: str
+    team_names: list[str]
+    domain: str | None
+    users: dict[str, dict]
+    conversations: dict[str, Conversation]  # by folder name
+    by_id: dict[str, Conversation]
+    problems: dict[str, str] = field(default_factory=dict)  # metadata file -> error
+
+    # users
+    def user_principal(self, uid: str) -> str | None:
+        u = self.users.get(uid)
+        if u is None:
+            return None
+        email = ((u.get("profile") or {}).get("email") or u.get("email") or "").strip()
+        try:
+            return principal("user", email) if email else principal("user", f"slack:{self.team}:{uid}")
+        except AccessDenied:
+            log.warning("slack user %s has an unusable email/id; left out of every scope", uid)
+            return None
+
+    def is_reader(self, uid: str) -> bool:
+        """An active human account (not deleted, not a bot or app)."""
+        u = self.users.get(uid)
+        return bool(u) and not u.get("deleted") and not u.get("is_bot") and not u.get("is_app_user") \
+            and uid != "USLACKBOT"
+
+    def is_guest(self, uid: str) -> bool:
+        u = self.users.get(uid) or {}
+        return bool(u.get("is_restricted") or u.get("is_ultra_restricted"))
+
+    def full_members(self) -> set[str]:
+        out = set()
+        for uid in self.users:
+            if self.is_reader(uid) and not self.is_guest(uid):
+                p = self.user_principal(uid)
+                if p:
+                    out.add(p)
+        return out
+
+    def display_name(self, uid: str, fallback: str | None = None) -> str:
+        u = self.users.get(uid)
+        if u:
+            prof = u.get("profile") or {}
+            for key in ("display_name", "real_name"):
+                if prof.get(key):
+                    return str(prof[key])
+            for key in ("real_name", "name"):
+                if u.get(key):
+                    return str(u[key])
+        return fallback or uid
+
+    def channel_label(self, conv: Conversation) -> str:
+        if conv.kind == "im":
+            names = sorted({self.display_name(m) for m in conv.members}) or [conv.id]
+            return "DM " + " & ".join(names)
+        if conv.kind == "mpim":
+            return "group DM " + ", ".join(sorted({self.display_name(m) for m in conv.members}))
+        return f"#{conv.name}"
+
+
+def _read_json(path: Path) -> Any:
+    if path.stat().st_size > MAX_JSON_BYTES:
+        raise ValueError(f"{path.stat().st_size} bytes (limit {MAX_JSON_BYTES})")
+    with open(path, "rb") as f:
+        return json.loads(f.read().decode("utf-8"))
+
+
+def load_export(root: Path, display: str | None = None) -> SlackExport:
+    """Read the metadata files of an unpacked export."""
+    root = Path(root)
+    display = display or str(root)
+    users_file = next((root / n for n in USER_FILES if (root / n).is_file()), None)
+    if users_file is None:
+        raise SourceError(f"{display}: Slack export without users.json or org_users.json",
+                          hint="export again with the users list; without it no permission can be resolved")
+    try:
+        raw_users = _read_json(users_file)
+        if not isinstance(raw_users, list) or not all(isinstance(u, dict) and isinstance(u.get("id"), str) for u in raw_users):
+            raise ValueError("expected a list of user objects with an id")
+    except (ValueError, OSError, UnicodeDecodeError) as exc:
+        raise SourceError(f"{display}: {users_file.name} is unreadable: {exc}",
+                          hint="re-export the workspace; nothing from it was ingested") from exc
+    users = {u["id"]: u for u in raw_users}
+
+    team, team_names, domain = None, [], None
+    info_file = root / "team_info.json"
+    if info_file.is_file():
+        try:
+            info = _read_json(info_file)
+            t = info.get("team", info) if isinstance(info, dict) else {}
+            team, domain = t.get("id"), t.get("domain")
+            team_names = [str(x) for x in (t.get("name"), t.get("domain")) if x]
+        except (ValueError, OSError, UnicodeDecodeError, AttributeError):
+            log.warning("%s: team_info.json unreadable, ignored", display)
+    if not team:
+        teams = Counter(u.get("team_id") or (u.get("profile") or {}).get("team") for u in raw_users)
+        teams.pop(None, None)
+        team = teams.most_common(1)[0][0] if teams else "default"
+    team = re.sub(r"[^A-Za-z0-9_.-]", "_", str(team))[:64] or "default"
+
+    export = SlackExport(root=root, display=display, team=team, team_names=team_names, domain=domain,
+                         users=users, conversations={}, by_id={})
+    for fname, kind in META_FILES.items():
+        f = root / fname
+        if not f.is_file():
+            continue
+        try:
+            rows = _read_json(f)
+            if not isinstance(rows, list):
+                raise ValueError("expected a list of conversations")
+        except (ValueError, OSError, UnicodeDecodeError) as exc:
+            export.problems[fname] = str(exc)
+            log.warning("%s: %s unreadable: %s", display, fname, exc)
+            continue
+        for row in rows:
+            if not isinstance(row, dict) or not isinstance(row.get("id"), str):
+                export.problems[fname] = "a conversation without an id"
+                continue
+            cid = row["id"]
+            members = row.get("members") or []
+            if kind == "im" and not members:
+                members = [x for x in (row.get("user"),) if x]
+            members = [m for m in members if isinstance(m, str)]
+            name = str(row.get("name") or cid)
+            conv = Conversation(id=cid, name=name, kind=kind, members=members, folder=name if kind != "im" else cid)
+            export.by_id[cid] = conv
+            for folder in {conv.folder, cid, name}:
+                export.conversations.setdefault(folder, conv)
+    return export
+
+
+# -- scopes ------------------------------------------------------------------------------------
+_NOBODY_DESC = "readable by nobody"
+
+
+def _nobody(key: str, why: str) -> AccessScope:
+    return AccessScope(key=key, layers=[[]], description=f"{_NOBODY_DESC}: {why}")
+
+
+class ScopeBuilder:
+    def __init__(self, export: SlackExport, policy: Policy) -> None:
+        self.export = export
+        names = [export.team, *export.team_names]
+        self.workspace = frozenset(workspace_principals(policy, names, export.full_members()))
+        self._cache: dict[str, tuple[AccessScope, str | None]] = {}
+
+    def scope(self, conv: Conversation) -> tuple[AccessScope, str | None]:
+        """The conversation's scope, and a quarantine reason when it must not be ingested."""
+        if conv.id in self._cache:
+            return self._cache[conv.id]
+        ex, team = self.export, self.export.team
+        key = f"slack:{team}:channel:{conv.id}"
+        readers = [m for m in dict.fromkeys(conv.members) if ex.is_reader(m)]
+        if conv.kind == "public":
+            guests = {p for m in readers if ex.is_guest(m) and (p := ex.user_principal(m))}
+            if not guests:
+                out = (AccessScope(key=f"slack:{team}:workspace", layers=[self.workspace],
+                                   description=f"Slack workspace {team}: public channels"), None)
+            else:
+                out = (AccessScope(key=key, layers=[self.workspace | guests],
+                                   description=f"Slack {team} public #{conv.name} (workspace + guest members)"), None)
+        else:
+            members = {p for m in readers if (p := ex.user_principal(m))}
+            if not members:
+                out = (_nobody(key, "no active member"), "empty_acl")
+            else:
+                out = (AccessScope(key=key, layers=[members], description=f"Slack {team} {conv.kind} {conv.name}"), None)
+        self._cache[conv.id] = out
+        return out
+
+
+# -- text --------------------------------------------------------------------------------------
+_ANGLE = re.compile(r"<([^<>\n]{1,2000})>")
+_FENCE = re.compile(r"```")
+_BOLD = re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])")
+_ITALIC = re.compile(r"(?<![\w_])_(?=\S)([^_\n]+?)(?<=\S)_(?![\w_])")
+_STRIKE = re.compile(r"(?<![\w~])~(?=\S)([^~\n]+?)(?<=\S)~(?![\w~])")
+_CODE = re.compile(r"`([^`\n]+)`")
+
+
+def render_text(text: str, export: SlackExport) -> str:
+    """Slack mrkdwn → plain text: mentions by name, links as ``label (url)``, no markup."""
+    if not isinstance(text, str) or not text:
+        return ""
+
+    def angle(m: re.Match[str]) -> str:
+        inner = m.group(1)
+        head, _, label = inner.partition("|")
+        if head.startswith("@"):
+            uid = head[1:]
+            return "@" + (export.display_name(uid, label or None) if uid in export.users else (label or uid))
+        if head.startswith("#"):
+            cid = head[1:]
+            conv = export.by_id.get(cid)
+            return "#" + (label or (conv.name if conv else cid))
+        if head.startswith("!"):
+            cmd = head[1:]
+            if cmd in ("channel", "here", "everyone", "group"):
+                return "@" + cmd
+            return label or ""
+        if head.startswith("mailto:"):
+            return label or head[7:]
+        if label and label != head:
+            return f"{label} ({head})"
+        return head
+
+    text = _ANGLE.sub(angle, text)
+    text = _FENCE.sub("", text)
+    text = _CODE.sub(r"\1", text)
+    text = _BOLD.sub(r"\1", text)
+    text = _ITALIC.sub(r"\1", text)
+    text = _STRIKE.sub(r"\1", text)
+    return html.unescape(text).strip()
+
+
+def _ts(value: Any) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(float(value), tz=timezone.utc)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+def _author(m: dict, export: SlackExport) -> str:
+    uid = m.get("user")
+    if uid is None and isinstance(m.get("comment"), dict):
+        uid = m["comment"].get("user")
+    if isinstance(uid, str) and uid in export.users and not m.get("bot_id"):
+        return export.display_name(uid)
+    prof = m.get("user_profile") or {}
+    for name in (prof.get("display_name"), prof.get("real_name"), m.get("username"),
+                 (m.get("bot_profile") or {}).get("name")):
+        if name:
+            return str(name) + (" (bot)" if m.get("bot_id") or m.get("subtype") == "bot_message" else "")
+    if isinstance(uid, str):
+        return export.display_name(uid)
+    return f"bot {m.get('bot_id')}" if m.get("bot_id") else "unknown"
+
+
+def _extras(m: dict, export: SlackExport) -> list[str]:
+    out = []
+    files = list(m.get("files") or [])
+    if isinstance(m.get("file"), dict):
+        files.append(m["file"])
+    for f in files:
+        if not isinstance(f, dict):
+            continue
+        title, name = f.get("title"), f.get("name")
+        kind = f.get("pretty_type") or f.get("filetype")
+        bits = [str(x) for x in (title, name if name != title else None) if x]
+        out.append("[file: " + (" — ".join(bits) or str(f.get("id", "?"))) + (f", {kind}" if kind else "") + "]")
+    for a in m.get("attachments") or []:
+        if not isinstance(a, dict):
+            continue
+        parts = []
+        for key in ("pretext", "author_name", "title", "text"):
+            v = a.get(key)
+            if v and render_text(str(v), export) not in parts:
+                parts.append(render_text(str(v), export))
+        if not parts and a.get("fallback"):
+            parts.append(render_text(str(a["fallback"]), export))
+        for fld in a.get("fields") or []:
+            if isinstance(fld, dict) and (fld.get("title") or fld.get("value")):
+                parts.append(f"{fld.get('title', '')}: {render_text(str(fld.get('value', '')), export)}")
+        if parts:
+            out.append("[attachment: " + " | ".join(p for p in parts if p) + "]")
+    return out
+
+
+def render_message(m: dict, export: SlackExport) -> str:
+    when = _ts(m.get("ts"))
+    stamp = when.strftime("%Y-%m-%d %H:%M UTC") if when else "?"
+    body = render_text(m.get("text") or "", export)
+    extras = _extras(m, export)
+    if m.get("subtype") == "file_share" and extras and body.endswith(")") and "uploaded a file" in body:
+        body = ""  # the [file: ...] line says it better
+    text = " ".join(x for x in (body, *extras) if x)
+    if not text:
+        return ""
+    edited = " (edited)" if m.get("edited") else ""
+    reply = "↳ " if m.get("thread_ts") and m.get("thread_ts") != m.get("ts") else ""
+    return f"{reply}[{stamp}] {_author(m, export)}: {text}{edited}"
+
+
+# -- messages → documents ----------------------------------------------------------------------
+def clean_messages(rows: list[Any]) -> list[dict]:
+    """Apply ``message_changed``/``message_deleted`` events and drop noise."""
+    edits: dict[str, dict] = {}
+    deleted: set[str] = set()
+    msgs = []
+    for m in rows:
+        if not isinstance(m, dict):
+            continue
+        sub = m.get("subtype")
+        if sub == "message_changed" and isinstance(m.get("message"), dict) and m["message"].get("ts"):
+            edits[str(m["message"]["ts"])] = m["message"]
+            continue
+        if sub == "message_deleted" and m.get("deleted_ts"):
+            deleted.add(str(m["deleted_ts"]))
+            continue
+        if m.get("hidden") or sub in NOISE_SUBTYPES or m.get("type", "message") != "message":
+            continue
+        if not isinstance(m.get("ts"), (str, int, float)) or _ts(m["ts"]) is None:
+            continue
+        msgs.append(m)
+    out = []
+    for m in msgs:
+        ts = str(m["ts"])
+        if ts in deleted:
+            continue
+        if ts in edits:
+            m = {**m, **{k: v for k, v in edits[ts].items() if k in ("text", "edited", "files", "attachments")}}
+            m.setdefault("edited", {"ts": ts})
+        out.append(m)
+    return out
+
+
+@dataclass
+class _Doc:
+    conv: Conversation
+    key: str  # thread_ts or day:<date>
+    date: str
+    messages: list[dict]
+    is_thread: bool
+
+
+def group_documents(conv: Conversation, days: list[tuple[str, list[dict]]]) -> list[_Doc]:
+    threads: dict[str, list[tuple[str, dict]]] = defaultdict(list)
+    plain: dict[str, list[dict]] = defaultdict(list)
+    for date, msgs in days:
+        for m in msgs:
+            tts = m.get("thread_ts")
+            if tts:
+                threads[str(tts)].append((date, m))
+            else:
+                plain[date].append(m)
+    docs = []
+    for tts, items in threads.items():
+        msgs = [m for _, m in items]
+        has_root = any(str(m.get("ts")) == tts for m in msgs)
+        if not has_root:
+            root = next((m["root"] for m in msgs if isinstance(m.get("root"), dict)), None)
+            if root and root.get("ts"):
+                msgs.append({**root, "type": "message"})
+                has_root = True
+        if len(msgs) == 1 and has_root and not (msgs[0].get("reply_count") or msgs[0].get("replies")):
+            plain[items[0][0]].append(msgs[0])  # a root nobody answered: ordinary talk
+            continue
+        msgs.sort(key=lambda m: (float(m["ts"]), str(m["ts"])))
+        root_date = next((d for d, m in items if str(m.get("ts")) == tts), items[0][0])
+        docs.append(_Doc(conv, tts, root_date, msgs, True))
+    for date, msgs in plain.items():
+        msgs.sort(key=lambda m: (float(m["ts"]), str(m["ts"])))
+        docs.append(_Doc(conv, f"day:{date}", date, msgs, False))
+    docs.sort(key=lambda d: (d.date, d.key))
+    return docs
+
+
+def _elements(title: str, lines: list[str]) -> list[Any]:
+    from unstructured.documents.elements import NarrativeText, Title
+
+    return [Title(title), *(NarrativeText(line) for line in lines)]
+
+
+class _Rendered:
+    """A document's title and lines, rendered once on first need (fingerprint or parse)."""
+
+    def __init__(self, doc: _Doc, export: SlackExport) -> None:
+        self.doc, self.export = doc, export
+        self._lines: list[str] | None = None
+
+    @property
+    def title(self) -> str:
+        d, label = self.doc, self.export.channel_label(self.doc.conv)
+        if d.is_thread:
+            root = next((m for m in d.messages if str(m.get("ts")) == d.key), d.messages[0])
+            snippet = render_text(root.get("text") or "", self.export)[:80] or "thread"
+            return f"{label} thread, {d.date}: {snippet}"
+        return f"{label}, {d.date}"
+
+    @property
+    def lines(self) -> list[str]:
+        if self._lines is None:
+            self._lines = [line for m in self.doc.messages if (line := render_message(m, self.export))]
+        return self._lines
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256(PARSER_VERSION.encode())
+        h.update(json.dumps([self.title, self.lines], ensure_ascii=False, separators=(",", ":")).encode())
+        return h.hexdigest()
+
+    def parse(self) -> Parsed:
+        d = self.doc
+        first = d.messages[0] if d.messages else {}
+        times = [t for m in d.messages for t in (_ts(m.get("ts")), _ts((m.get("edited") or {}).get("ts"))) if t]
+        return Parsed(elements=_elements(self.title, self.lines), title=self.title,
+                      author=_author(first, self.export) if first else None,
+                      modified_at=max(times) if times else None)
+
+
+def _raiser(exc: QuarantinedDocument):
+    def fail() -> Any:
+        raise exc
+    return fail
+
+
+def _uri(export: SlackExport, conv: Conversation, ts: str, thread_ts: str | None = None) -> str:
+    if export.domain:
+        u = f"https://{export.domain}.slack.com/archives/{conv.id}/p{ts.replace('.', '')}"
+        return u + (f"?thread_ts={thread_ts}&cid={conv.id}" if thread_ts else "")
+    u = f"slack://channel?team={export.team}&id={conv.id}&message={ts}"
+    return u + (f"&thread_ts={thread_ts}" if thread_ts else "")
+
+
+def iter_items(export: SlackExport, policy: Policy) -> Iterator[SourceItem]:
+    builder = ScopeBuilder(export, policy)
+    root, team = export.root, export.team
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()):
+        day_files = sorted(f for f in folder.iterdir()
+                           if DAY_FILE.match(f.name) and f.is_file() and not f.is_symlink())
+        if not day_files:
+            continue
+        conv = export.conversations.get(folder.name)
+        if conv is None:
+            why = (f"{', '.join(export.problems)} unreadable" if export.problems
+                   else "not listed in channels.json, groups.json, dms.json or mpims.json")
+            for f in day_files:
+                rel = f"{folder.name}/{f.name}"
+                exc = QuarantinedDocument(
+                    f"{export.display}: conversation folder {folder.name!r} has unknown permissions ({why})",
+                    reason="unknown_conversation", path=str(f),
+                    hint="export the workspace with its conversation lists; unknown conversations are never ingested")
+                yield SourceItem(source="slack", path=f, rel_path=rel,
+                                 document_id=f"slack:{team}:folder:{folder.name}:day:{f.stem}",
+                                 fingerprint=_raiser(exc), parse=_raiser(exc),
+                                 facts={"source": "slack", "workspace": team, "channel": folder.name, "path": rel},
+                                 scope=_nobody(f"slack:{team}:unknown:{folder.name}", "unknown conversation"))
+            continue
+        scope, refuse = builder.scope(conv)
+        facts = {"source": "slack", "workspace": team, "channel": conv.name}
+        days: list[tuple[str, list[dict]]] = []
+        for f in day_files:
+            date = DAY_FILE.match(f.name).group(1)  # type: ignore[union-attr]
+            try:
+                rows = _read_json(f)
+                if isinstance(rows, dict):
+                    rows = [rows]
+                if not isinstance(rows, list):
+                    raise ValueError("expected a list of messages")
+            except (ValueError, OSError, UnicodeDecodeError) as exc:
+                rel = f"{folder.name}/{f.name}"
+                q = QuarantinedDocument(f"{export.display}: {rel} is not valid Slack JSON: {exc}",
+                                        reason="malformed_json", path=str(f),
+                                        hint="re-export the workspace; this day's messages were skipped")
+                yield SourceItem(source="slack", path=f, rel_path=rel,
+                                 document_id=f"slack:{team}:{conv.id}:file:{date}", fingerprint=_raiser(q),
+                                 parse=_raiser(q), facts={**facts, "path": rel}, scope=scope)
+                continue
+            days.append((date, clean_messages(rows)))
+        for doc in group_documents(conv, days):
+            rendered = _Rendered(doc, export)
+            if doc.is_thread:
+                rel = f"{folder.name}/thread-{doc.key}"
+                doc_id = f"slack:{team}:{conv.id}:{doc.key}"
+                uri = _uri(export, conv, doc.key, doc.key)
+            else:
+                rel = f"{folder.name}/{doc.date}.json"
+                doc_id = f"slack:{team}:{conv.id}:{doc.key}"
+                uri = _uri(export, conv, str(doc.messages[0]["ts"]))
+            fingerprint, parse = rendered.fingerprint, rendered.parse
+            if refuse:
+                q = QuarantinedDocument(f"{export.display}: {export.channel_label(conv)} has no active member "
+                                        "who could read it", reason=refuse, path=str(folder))
+                fingerprint = parse = _raiser(q)
+            yield SourceItem(source="slack", path=folder, rel_path=rel, document_id=doc_id,
+                             fingerprint=fingerprint, parse=parse, facts={**facts, "path": rel},
+                             scope=scope, uri=uri, title=None, modified_at=_ts(doc.messages[-1]["ts"]))
+
+
+def _policy() -> Policy:
+    from governance.policy import load_policy
+    from governance.settings import get_settings
+
+    return load_policy(get_settings().policy)
+
+
+def open_export(path: Path) -> SlackExport:
+    path = Path(path)
+    if path.is_file():
+        root = extract_zip(path)
+        return load_export(root, display=str(path))
+    return load_export(path)
+
+
+def discover(path: Path, policy: Policy | None = None) -> Iterator[SourceItem]:
+    """Documents of a Slack export (zip or folder).
+
+    ``policy`` decides who holds the workspace scope (key ``workspaces``); by default the
+    process policy (``GOVRAG_POLICY``) is read.
+    """
+    export = open_export(Path(path))
+    yield from iter_items(export, policy if policy is not None else _policy())

@@ -1,0 +1,233 @@
+"""Domain helpers behind the Dagster code location: retention sweep, catalog/index
+consistency, secret detector, drop-folder keys, source snapshots, permission sync."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from governance import audit
+from governance.catalog.models import ChunkRow, Document, Version
+from governance.consistency import check_consistency, iter_vectors
+from governance.contracts import AccessScope, SourceDocument
+from governance.errors import SourceError
+from governance.retention import expired_document_ids, purge_expired
+from governance.secrets_scan import scan_text
+from governance.vector_index import NEVER_EXPIRES
+from ingest.chunking import chunk_id
+from ingest.pipeline.drop_folder import due_exports, resolve_source_key, scan_drop_folder, source_key
+from ingest.pipeline.snapshot import load_manifest, manifest_path, save_manifest, take_snapshot
+from ingest.sources.base import Parsed, SourceItem
+
+NOW = datetime.now(timezone.utc)
+
+
+def _vector(seed: int, dim: int = 384) -> list[float]:
+    v = np.random.default_rng(seed).standard_normal(dim).astype(np.float32)
+    return (v / np.linalg.norm(v)).tolist()
+
+
+def plant_document(stores, doc_id: str, *, expires_at: datetime | None, texts=("alpha text", "beta text"),
+                   layers=(frozenset({"group:eng"}),), scope_key: str = "test:eng") -> list[int]:
+    """A published document with vectors, written without parsing or embedding."""
+    scope_id, _ = stores.catalog.upsert_scope(AccessScope(key=scope_key, layers=layers))
+    doc = SourceDocument(document_id=doc_id, source="pdf", uri=f"file:///{doc_id}", title=doc_id, path=doc_id,
+                         scope=AccessScope(key=scope_key, layers=layers))
+    version, chunks = stores.catalog.stage_version(
+        doc, scope_id=scope_id, expires_at=expires_at, content_hash=doc_id.ljust(64, "0")[:64], source_hash="s" * 64,
+        cleaned_text="\n\n".join(texts), texts=list(texts), make_id=chunk_id, ingested_at=NOW)
+    epoch = NEVER_EXPIRES if expires_at is None else int(expires_at.timestamp())
+    stores.index.upsert([{"id": cid, "vector": _vector(i), "document_id": doc_id, "source": "pdf",
+                          "source_version": version, "scope_id": scope_id, "classification": "internal",
+                          "expires_at": epoch, "title": doc_id, "uri": doc.uri, "text": text}
+                         for i, (cid, text) in enumerate(chunks)])
+    stores.catalog.publish_version(doc, version, scope_id=scope_id, expires_at=expires_at)
+    return [cid for cid, _ in chunks]
+
+
+# -- retention -------------------------------------------------------------------------------
+def test_purge_expired_deletes_vectors_text_and_marks_purged(stores):
+    past, future = NOW - timedelta(days=1), NOW + timedelta(days=30)
+    gone = plant_document(stores, "pdf:old.pdf", expires_at=past)
+    kept = plant_document(stores, "pdf:new.pdf", expires_at=future)
+    assert expired_document_ids(stores.catalog, NOW) == ["pdf:old.pdf"]
+
+    result = purge_expired(stores.catalog, stores.index, now=NOW, actor="test")
+
+    assert (result.documents_purged, result.vectors_deleted) == (1, len(gone))
+    assert stores.index.get(gone) == []
+    assert {r["id"] for r in stores.index.get(kept)} == set(kept)
+    with stores.catalog.session() as s:
+        assert s.get(Document, "pdf:old.pdf").status == "purged"
+        assert s.get(Document, "pdf:new.pdf").status == "active"
+        texts = s.execute(select(Version.document_id, Version.cleaned_text)).all()
+        assert dict(texts) == {"pdf:old.pdf": None, "pdf:new.pdf": "alpha text\n\nbeta text"}
+        assert not s.scalars(select(ChunkRow.id).where(ChunkRow.document_id == "pdf:old.pdf")).all()
+    assert expired_document_ids(stores.catalog, NOW) == []
+    assert audit.verify(stores.catalog) == []
+    # A second sweep finds nothing and changes nothing.
+    again = purge_expired(stores.catalog, stores.index, now=NOW)
+    assert (again.documents_purged, again.vectors_deleted) == (0, 0)
+
+
+def test_purge_is_repeatable_after_a_crash_between_index_and_catalog(stores):
+    ids = plant_document(stores, "pdf:crash.pdf", expires_at=NOW - timedelta(hours=1))
+    stores.index.delete_ids(ids)  # the sweep died after deleting vectors, before the catalog update
+    result = purge_expired(stores.catalog, stores.index, now=NOW)
+    assert result.documents_purged == 1
+    assert check_consistency(stores.catalog, stores.index, now=NOW).ok
+
+
+# -- consistency -----------------------------------------------------------------------------
+def test_consistency_clean_then_each_planted_fault(sqlite_stores):
+    stores = sqlite_stores
+    ids = plant_document(stores, "pdf:a.pdf", expires_at=NOW + timedelta(days=10))
+    report = check_consistency(stores.catalog, stores.index, now=NOW)
+    assert report.ok, report.counts()
+    assert (report.vectors, report.catalog_current_chunks) == (2, 2)
+
+    row = stores.index.get([ids[0]], ["id", "vector", "document_id", "source", "source_version", "scope_id",
+                                      "classification", "expires_at", "title", "uri", "text"])[0]
+    orphan = {**row, "id": 12345}
+    secret = {**row, "id": 777, "text": "key AKIAABCDEFGHIJKLMNOP leaked"}
+    unscoped = {**row, "id": 778, "scope_id": 99999, "expires_at": NEVER_EXPIRES}
+    expired = {**row, "id": 779, "expires_at": int((NOW - timedelta(days=1)).timestamp())}
+    stores.index.upsert([dict(r) for r in (orphan, secret, unscoped, expired)])
+    stores.index.delete_ids([ids[1]])
+
+    report = check_consistency(stores.catalog, stores.index, now=NOW)
+    assert not report.ok
+    assert set(report.orphan_vectors.sample) == {12345, 777, 778, 779}
+    assert report.missing_vectors.sample == [ids[1]]
+    assert report.unscoped.sample == [778] and report.no_expiry.sample == [778]
+    assert report.expired_present.sample == [779]
+    assert [(f.kind, f.ref) for f in report.secrets] == [("aws_access_key_id", "777")]
+    assert "AKIAABCDEFGHIJKLMNOP" not in repr(report.secrets)
+
+
+def test_consistency_pending_vectors_are_not_orphans(sqlite_stores):
+    stores = sqlite_stores
+    scope_id, _ = stores.catalog.upsert_scope(AccessScope(key="k", layers=(frozenset({"group:x"}),)))
+    doc = SourceDocument(document_id="pdf:p.pdf", source="pdf", uri="file:///p", title="p",
+                         scope=AccessScope(key="k", layers=(frozenset({"group:x"}),)))
+    _, chunks = stores.catalog.stage_version(doc, scope_id=scope_id, expires_at=NOW + timedelta(days=1),
+                                             content_hash="c" * 64, source_hash=None, cleaned_text="t", texts=["t"],
+                                             make_id=chunk_id, ingested_at=NOW)
+    stores.index.upsert([{"id": chunks[0][0], "vector": _vector(1), "document_id": "pdf:p.pdf", "source": "pdf",
+                          "source_version": 1, "scope_id": scope_id, "classification": "internal",
+                          "expires_at": int((NOW + timedelta(days=1)).timestamp()), "title": "p", "uri": "u", "text": "t"}])
+    report = check_consistency(stores.catalog, stores.index, now=NOW)
+    assert report.pending_vectors.count == 1 and report.orphan_vectors.count == 0 and report.agrees
+
+
+def test_iter_vectors_pages_past_one_batch(sqlite_stores):
+    rows = [{"id": i - 3, "vector": _vector(i), "document_id": "d", "source": "pdf", "source_version": 1,
+             "scope_id": 1, "classification": "x", "expires_at": 1, "title": "t", "uri": "u", "text": "x"}
+            for i in range(25)]
+    sqlite_stores.index.upsert(rows)
+    assert sorted(r["id"] for r in iter_vectors(sqlite_stores.index, ["scope_id"], batch_size=7)) == list(range(-3, 22))
+
+
+# -- secrets ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("text, kind", [
+    ("-----BEGIN RSA PRIVATE KEY-----\nMIIEow", "private_key"),
+    ("-----BEGIN OPENSSH PRIVATE KEY-----", "private_key"),
+    ("-----BEGIN PRIVATE KEY-----", "private_key"),
+    ("id AKIAIOSFODNN7EXAMPLE here", "aws_access_key_id"),
+    ("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "aws_secret_access_key"),
+    ("token xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx", "slack_token"),
+    ("https://hooks.slack.com/services/T0000000/B0000000/XXXXXXXXXXXXXXXXXXXXXXXX", "slack_webhook"),
+    ("Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U", "jwt"),
+    ("ghp_" + "a1B2" * 9, "github_token"),
+])
+def test_secret_patterns_found_and_masked(text, kind):
+    found = scan_text(text)
+    assert [f.kind for f in found] == [kind]
+    secret = text[found[0].start:found[0].end]
+    assert secret not in found[0].preview and found[0].preview.startswith(secret[:4])
+
+
+@pytest.mark.parametrize("text", [
+    "Revenue grew 12 percent; see [REDACTED:aws_access_key_id].", "AKIA is an acronym", "xoxb-short",
+    "the header eyJhbGciOi alone", "BEGIN PUBLIC KEY", "",
+])
+def test_secret_scan_ignores_harmless_text(text):
+    assert scan_text(text) == []
+
+
+# -- drop folder ------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", [
+    "slack-acme-2026.zip", "ENG space", "finance/..", "...", "Ünïcödé export", "a" * 200, "-lead", "x|y,z",
+    "rapport 2026 (final).zip", "tab\there", "\udcff-bytes",
+])
+def test_source_keys_are_safe_and_distinct(name):
+    key = source_key(name)
+    assert 0 < len(key) <= 64
+    assert all(c.isascii() and (c.isalnum() or c in "._-") for c in key), key
+    assert "..." not in key and not key.startswith(("-", "."))
+    assert source_key(name) == key  # stable
+    assert manifest_path(Path("/h"), key).name == f"{key}.json"
+
+
+def test_source_keys_do_not_collide_when_sanitized_alike():
+    assert len({source_key(n) for n in ("a b", "a_b", "a-b", "a/b", "a?b", "a  b")}) == 6
+
+
+def test_scan_drop_folder_maps_keys_back_and_ignores_junk(tmp_path):
+    (tmp_path / "pdfs dept").mkdir()
+    (tmp_path / "pdfs dept" / "x.pdf").write_bytes(b"%PDF-1.4")
+    (tmp_path / "slack.zip").write_bytes(b"PK")
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / "copying.zip.part").write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "link").symlink_to(tmp_path / "pdfs dept")
+    entries = scan_drop_folder(tmp_path)
+    assert sorted(e.name for e in entries) == ["pdfs dept", "slack.zip"]
+    for e in entries:
+        assert resolve_source_key(tmp_path, e.key) == e.path
+    with pytest.raises(SourceError):
+        resolve_source_key(tmp_path, "link")
+    assert scan_drop_folder(tmp_path / "missing") == []
+
+
+def test_due_exports_new_changed_and_unsettled(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "1.pdf").write_bytes(b"1")
+    now = time.time() + 100
+    due, seen = due_exports(scan_drop_folder(tmp_path), {}, settle_seconds=30, now=now)
+    assert [e.key for e in due] == ["a"]
+    assert due_exports(scan_drop_folder(tmp_path), seen, 30, now)[0] == []
+    (tmp_path / "a" / "2.pdf").write_bytes(b"2")
+    os.utime(tmp_path / "a" / "2.pdf", (now - 5, now - 5))
+    due, seen2 = due_exports(scan_drop_folder(tmp_path), seen, 30, now)
+    assert due == [] and seen2 == seen  # still copying: wait
+    due, _ = due_exports(scan_drop_folder(tmp_path), seen, 30, now + 60)
+    assert [e.key for e in due] == ["a"]  # changed and settled: run again
+
+
+# -- snapshot ---------------------------------------------------------------------------------
+def _item(doc_id: str, fp: str) -> SourceItem:
+    return SourceItem(source="pdf", path=Path(doc_id), rel_path=doc_id, document_id=doc_id,
+                      fingerprint=lambda: fp, parse=lambda: Parsed(elements=[]), facts={"source": "pdf"})
+
+
+def test_snapshot_classifies_without_parsing(sqlite_stores, tmp_path):
+    plant_document(sqlite_stores, "pdf:same.pdf", expires_at=NOW + timedelta(days=1))
+    plant_document(sqlite_stores, "pdf:edit.pdf", expires_at=NOW + timedelta(days=1))
+    items = [_item("pdf:same.pdf", "s" * 64), _item("pdf:edit.pdf", "other"), _item("pdf:brand-new.pdf", "n")]
+    for it in items:
+        it.parse = lambda: pytest.fail("the snapshot must not parse")
+    save_manifest(tmp_path, "src", ["pdf:same.pdf", "pdf:edit.pdf", "pdf:removed.pdf"])
+    snap = take_snapshot(sqlite_stores.catalog, items, load_manifest(tmp_path, "src"))
+    assert snap.counts() == {"items": 3, "new": 1, "changed": 1, "unchanged": 1, "deleted": 1}
+    assert (snap.new, snap.changed, snap.unchanged, snap.deleted) == (
+        ["pdf:brand-new.pdf"], ["pdf:edit.pdf"], ["pdf:same.pdf"], ["pdf:removed.pdf"])
+    assert load_manifest(tmp_path, "never") == []
+    with pytest.raises(ValueError):
+        manifest_path(tmp_path, "../escape")
