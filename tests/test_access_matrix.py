@@ -37,27 +37,32 @@ def _people() -> dict[str, User]:
     return users
 
 
-@pytest.fixture
-def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embedder):
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, embedder):
+    """Built once per module (ingest is the slow part); tests only read it, except the last."""
     from governance.settings import get_settings
     from governance.stores import Stores
 
+    tmp_path = tmp_path_factory.mktemp("access")
     policy = tmp_path / "policy.yaml"
     policy.write_text(ACCESS_POLICY)
-    monkeypatch.setenv("GOVRAG_POLICY", str(policy))  # discovery reads the process policy
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GOVRAG_HOME", str(tmp_path / "home"))
+        mp.setenv("GOVRAG_POLICY", str(policy))  # discovery reads the process policy
+        get_settings.cache_clear()
+        slack_zip, slack_truth, slack_q = slack_world(tmp_path / "src", PHRASES[:12])
+        paths, conf_truth, conf_q = confluence_world(tmp_path / "src", PHRASES[12:])
+        settings = Settings(home=tmp_path / "home", database_url=f"sqlite:///{tmp_path / 'catalog.sqlite3'}",
+                            milvus_uri=str(tmp_path / "milvus.db"), policy=policy, collection="access_matrix")
+        stores = Stores.open(settings)
+        summary = make_ingestor(stores, embedder).ingest_paths([slack_zip, *paths])
     get_settings.cache_clear()
-    slack_zip, slack_truth, slack_q = slack_world(tmp_path / "src", PHRASES[:12])
-    paths, conf_truth, conf_q = confluence_world(tmp_path / "src", PHRASES[12:])
-    settings = Settings(home=tmp_path / "home", database_url=f"sqlite:///{tmp_path / 'catalog.sqlite3'}",
-                        milvus_uri=str(tmp_path / "milvus.db"), policy=policy, collection="access_matrix")
-    stores = Stores.open(settings)
-    summary = make_ingestor(stores, embedder).ingest_paths([slack_zip, *paths])
-    yield stores, summary, {**slack_truth, **conf_truth}, slack_q | conf_q
+    yield stores, summary, {**slack_truth, **conf_truth}, slack_q | conf_q, tmp_path
     stores.close()
 
 
 def test_access_matrix_zero_leaks_zero_misses(world, embedder) -> None:
-    stores, summary, truth, expected_quarantine = world
+    stores, summary, truth, expected_quarantine, _ = world
     quarantined_ids = {row for row in _quarantined_ids(stores)}
     assert expected_quarantine <= quarantined_ids, expected_quarantine - quarantined_ids
     assert summary.quarantined == len(quarantined_ids)
@@ -84,7 +89,7 @@ def test_access_matrix_zero_leaks_zero_misses(world, embedder) -> None:
 
 def test_top_hit_is_the_document_for_readers(world, embedder) -> None:
     """The phrase search really finds the document (not only because k covers everything)."""
-    stores, _, truth, _ = world
+    stores, _, truth, _, _ = world
     retriever = make_retriever(stores, embedder)
     people = _people()
     wrong = []
@@ -96,12 +101,12 @@ def test_top_hit_is_the_document_for_readers(world, embedder) -> None:
     assert not wrong, wrong
 
 
-def test_membership_change_needs_no_reembedding(world, embedder, tmp_path: Path) -> None:
+def test_membership_change_needs_no_reembedding(world, embedder) -> None:
     """Remove carol from #proj-secret: one scope row changes, nothing is embedded again."""
     import json
     import zipfile
 
-    stores, _, truth, _ = world
+    stores, _, truth, _, tmp_path = world
     phrase, (doc_id, _) = next((p, v) for p, v in truth.items() if ":G1:day:" in v[0])
     src = next((tmp_path / "src").glob("acme-slack.zip"))
     out = tmp_path / "changed.zip"

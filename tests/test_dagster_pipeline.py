@@ -63,8 +63,8 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory):
     return SimpleNamespace(root=root, settings=settings, resources=resources, instance=instance, first=first)
 
 
-def _run(p, selection=None, raise_on_error=False) -> dg.ExecuteInProcessResult:
-    return dg.materialize(GRAPH, resources=p.resources, partition_key=KEY, instance=p.instance,
+def _run(p, selection=None, raise_on_error=False, partition_key: str | None = KEY) -> dg.ExecuteInProcessResult:
+    return dg.materialize(GRAPH, resources=p.resources, partition_key=partition_key, instance=p.instance,
                           selection=selection, raise_on_error=raise_on_error)
 
 
@@ -167,7 +167,7 @@ def test_sweep_check_fails_on_a_planted_expired_chunk_and_purge_removes_expired(
         planted = _plant_row(stores, id=5151, expires_at=int(past.timestamp()))
     finally:
         stores.close()
-    result = _run(pipeline, selection=dg.AssetSelection.assets(expired_purge))
+    result = _run(pipeline, selection=dg.AssetSelection.assets(expired_purge), partition_key=None)
     check = _checks(result)[NO_EXPIRED]
     assert not check.passed and check.metadata["sample_chunk_ids"].value == [planted]
 
@@ -180,7 +180,8 @@ def test_sweep_check_fails_on_a_planted_expired_chunk_and_purge_removes_expired(
             s.get(Document, doc_id).expires_at = past
     finally:
         stores.close()
-    result = _run(pipeline, selection=dg.AssetSelection.assets(expired_purge), raise_on_error=True)
+    result = _run(pipeline, selection=dg.AssetSelection.assets(expired_purge), raise_on_error=True,
+                  partition_key=None)
     meta = _metadata(result, "expired_purge")
     assert meta["documents_purged"] == 1 and meta["vectors_deleted"] >= 1 and meta["document_ids"] == [doc_id]
     assert _checks(result)[NO_EXPIRED].passed

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 import dagster as dg
+from filelock import FileLock
 from pydantic import PrivateAttr
 
 from governance.settings import Settings
@@ -51,7 +52,13 @@ class GovragStoresResource(dg.ConfigurableResource):
 
     def open(self) -> Stores:
         if self._stores is None:
-            self._stores = Stores.open(self.settings())
+            settings = self.settings()
+            home = settings.resolved_home
+            home.mkdir(parents=True, exist_ok=True)
+            # Steps of one run start together in separate processes; on a fresh home they
+            # would all migrate the catalog at once. One at a time per home.
+            with FileLock(str(home / ".stores-open.lock"), timeout=300):
+                self._stores = Stores.open(settings)
         return self._stores
 
     def close(self) -> None:

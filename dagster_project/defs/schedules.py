@@ -25,7 +25,7 @@ def permission_sync_hourly(context: dg.ScheduleEvaluationContext):
     keys = context.instance.get_dynamic_partitions(sources.name)
     if not keys:
         return dg.SkipReason("no sources registered yet")
-    tick = context.scheduled_execution_time.isoformat() if context.scheduled_execution_time else "manual"
+    tick = context.scheduled_execution_time.isoformat()
     return [dg.RunRequest(run_key=f"{k}@{tick}", partition_key=k) for k in keys]
 
 

@@ -31,8 +31,14 @@ def main() -> None:
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    import logging
+
+    # pypdf narrates every repair it makes ("EOF marker not found"); quarantine says what matters.
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
     except GovragError as exc:
         if os.environ.get("GOVRAG_DEBUG") == "1":
             raise
