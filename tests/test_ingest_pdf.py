@@ -23,6 +23,12 @@ class CountingEmbedder:
         return self.inner.embed(texts)
 
 
+def _subset(corpus, tmp_path, folder):
+    """A drop root holding only ``folder`` (paths stay relative to the root, as policy globs expect)."""
+    shutil.copytree(corpus / folder, tmp_path / "subset" / folder)
+    return tmp_path / "subset"
+
+
 def _count(stores, model):
     with stores.catalog.session() as s:
         return s.scalar(select(func.count()).select_from(model))
@@ -89,11 +95,11 @@ def test_real_corpus_pdfs_good_ones_land_bad_ones_quarantined(sqlite_stores, emb
     assert sqlite_stores.index.count() == summary.chunks_written > 5
 
 
-def test_pdf_with_a_text_layer_that_parses_to_nothing_is_an_error_not_an_empty_document(sqlite_stores, embedder, sample_corpus, monkeypatch):
+def test_pdf_with_a_text_layer_that_parses_to_nothing_is_an_error_not_an_empty_document(sqlite_stores, embedder, sample_corpus, monkeypatch, tmp_path):
     import unstructured.partition.pdf as updf
 
     monkeypatch.setattr(updf, "partition_pdf", lambda **kw: [])  # the offline spaCy failure mode
-    summary = make_ingestor(sqlite_stores, embedder).ingest_paths([sample_corpus / "engineering"])
+    summary = make_ingestor(sqlite_stores, embedder).ingest_paths([_subset(sample_corpus, tmp_path, "engineering")])
     assert summary.new == 0
     assert {q.reason for q in summary.quarantine} == {"parser_returned_nothing"}
 
@@ -118,9 +124,9 @@ def test_index_failure_stops_the_run_and_the_next_run_repairs(sqlite_stores, emb
     assert sqlite_stores.index.count() == _count(sqlite_stores, ChunkRow)
 
 
-def test_ingest_run_is_audited(stores, embedder, sample_corpus):
+def test_ingest_run_is_audited(stores, embedder, sample_corpus, tmp_path):
     from governance import audit
 
-    make_ingestor(stores, embedder).ingest_paths([sample_corpus / "handbook"])
+    make_ingestor(stores, embedder).ingest_paths([_subset(sample_corpus, tmp_path, "handbook")])
     event = audit.events(stores.catalog, kind="ingest", limit=1)[0]
     assert event["payload"]["new"] == 1 and event["payload"]["status"] == "succeeded"

@@ -255,3 +255,16 @@ def test_round_trip_error_bound_gaussian() -> None:
     _check_bound(w)
     rel = (dequantize_nvfp4(**quantize_nvfp4(w)) - w).norm() / w.norm()
     assert rel < 0.15  # ~0.1 is typical for 4-bit floats on Gaussian weights
+
+
+def test_gptq_same_format_and_lower_output_error() -> None:
+    from ingest.embed.nvfp4 import quantize_nvfp4_gptq
+
+    torch.manual_seed(4)
+    w = torch.randn(32, 64)
+    x = torch.randn(512, 64) @ torch.randn(64, 64) * 0.3  # correlated inputs, as in a real layer
+    q = quantize_nvfp4_gptq(w, x.T @ x)
+    assert q["weight_packed"].shape == (32, 32) and q["weight_scale"].dtype == torch.float8_e4m3fn
+    err_gptq = (x @ (dequantize_nvfp4(**q) - w).T).norm()
+    err_rtn = (x @ (dequantize_nvfp4(**quantize_nvfp4(w)) - w).T).norm()
+    assert err_gptq < err_rtn

@@ -30,7 +30,7 @@ class PdfFacts:
 
 def inspect_pdf(path: Path) -> PdfFacts:
     """Open with pypdf; raise QuarantinedDocument for encrypted or unreadable files."""
-    from pypdf import PdfReader
+    from pypdf import PasswordType, PdfReader
     from pypdf.errors import PdfReadError
 
     size = path.stat().st_size
@@ -47,7 +47,10 @@ def inspect_pdf(path: Path) -> PdfFacts:
             except Exception as exc:  # missing AES support is still "cannot open"
                 ok = 0
                 log.debug("decrypt failed: %s", exc)
-            if not ok:
+            # Only an empty *user* password counts as open. An empty owner password also
+            # decrypts (pypdf returns OWNER_PASSWORD), but the author asked readers for a
+            # password: treating that as readable would bypass the protection.
+            if ok != PasswordType.USER_PASSWORD:
                 raise QuarantinedDocument(
                     f"{path}: PDF is encrypted and needs a password",
                     reason="encrypted", path=str(path),

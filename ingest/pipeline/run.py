@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -38,7 +39,7 @@ from ingest.sources.base import SourceItem, make_document, resolve_scope
 
 log = logging.getLogger(__name__)
 
-WINDOW_DOCUMENTS = 32
+WINDOW_DOCUMENTS = 4
 
 ProgressFn = Callable[[str, SourceItem | None, int], None]
 
@@ -87,11 +88,26 @@ class Ingestor:
         started = time.perf_counter()
         progress("start", None, len(items))
         status = "failed"
+        windows = [items[i : i + WINDOW_DOCUMENTS] for i in range(0, len(items), WINDOW_DOCUMENTS)]
+
+        def prepare(window: Sequence[SourceItem]) -> list[_Prepared]:
+            return [p for p in (self._prepare(item, summary, progress) for item in window) if p]
+
         try:
-            for i in range(0, len(items), WINDOW_DOCUMENTS):
-                window = items[i : i + WINDOW_DOCUMENTS]
-                prepared = [p for p in (self._prepare(item, summary, progress) for item in window) if p]
-                self._write(prepared, summary, progress)
+            # Parse window n+1 on a thread while window n is embedded: torch releases the GIL,
+            # so parsing (pdfminer, spaCy) overlaps embedding instead of adding to it.
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="govrag-parse") as pool:
+                future = pool.submit(prepare, windows[0]) if windows else None
+                for n in range(len(windows)):
+                    assert future is not None
+                    prepared = future.result()
+                    future = pool.submit(prepare, windows[n + 1]) if n + 1 < len(windows) else None
+                    try:
+                        self._write(prepared, summary, progress)
+                    except BaseException:
+                        if future is not None:
+                            future.cancel()
+                        raise
             status = "succeeded"
         finally:
             summary.seconds = round(time.perf_counter() - started, 3)

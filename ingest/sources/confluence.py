@@ -297,6 +297,8 @@ def page_items(pages: dict[str, PageInfo], resolver: ScopeResolver | None, *, si
                                       path=str(page.path or display),
                                       hint="export the space again with its permissions (see docs/sources.md)")
             fingerprint = parse = _raiser(exc)
+            if page.error:  # its own restrictions are unreadable too
+                scope = _nobody(f"confluence:{site}:{page.space}:page:{page.id}", "unreadable page")
         yield SourceItem(source="confluence", path=page.path or Path(display), rel_path=page.rel_path or doc_id,
                          document_id=doc_id, fingerprint=fingerprint, parse=parse, facts=facts, scope=scope,
                          uri=page.uri, title=page.title, author=page.author, modified_at=page.modified_at)
