@@ -68,10 +68,15 @@ def verify(catalog: Catalog) -> list[ChainProblem]:
     return problems
 
 
-def events(catalog: Catalog, *, kind: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+def events(catalog: Catalog, *, kind: str | None = None, since: datetime | None = None,
+           limit: int = 1000, newest_first: bool = True) -> list[dict[str, Any]]:
+    """Audit events as dicts (with their hashes, so an export can be re-verified)."""
     with catalog.session() as s:
-        q = select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(limit)
+        order = AuditEvent.seq.desc() if newest_first else AuditEvent.seq.asc()
+        q = select(AuditEvent).order_by(order).limit(limit)
         if kind:
             q = q.where(AuditEvent.kind == kind)
-        return [{"seq": e.seq, "ts": e.ts.isoformat(), "kind": e.kind, "actor": e.actor, "payload": e.payload}
-                for e in s.scalars(q)]
+        if since is not None:
+            q = q.where(AuditEvent.ts >= since)
+        return [{"seq": e.seq, "ts": e.ts.isoformat(), "kind": e.kind, "actor": e.actor, "payload": e.payload,
+                 "prev_hash": e.prev_hash, "hash": e.hash} for e in s.scalars(q)]

@@ -148,6 +148,14 @@ class Policy(BaseModel):
                 return i, rule
         return None
 
+    def redaction_action(self, facts: dict[str, Any]) -> str:
+        """``redact`` | ``block`` | ``tag`` for a document; with no matching rule, ``redact``
+        (sensitive values must not reach the index unless a rule says otherwise)."""
+        for rule in self.redaction:
+            if rule.match.matches(facts):
+                return rule.action
+        return "redact"
+
     def retention_rule(self, facts: dict[str, Any]) -> RetentionRule | None:
         for rule in self.retention:
             if rule.match.matches(facts):

@@ -25,12 +25,21 @@ def clean_elements(elements: Sequence[Any]) -> list[Any]:
     return kept
 
 
+def _as_unstructured(elements: Sequence[Any]) -> list[Any]:
+    """Sources may hand plain ``TextBlock``s; chunk_by_title needs unstructured elements."""
+    from unstructured.documents import elements as el
+
+    kinds = {"Title": el.Title, "ListItem": el.ListItem, "Table": el.Table, "NarrativeText": el.NarrativeText}
+    return [e if hasattr(e, "metadata") else kinds.get(getattr(e, "category", ""), el.Text)(text=e.text)
+            for e in elements]
+
+
 def chunk_elements(elements: Sequence[Any], max_characters: int) -> list[str]:
     """Section-aware chunks of at most ``max_characters``."""
     from unstructured.chunking.title import chunk_by_title
 
     chunks = chunk_by_title(
-        list(elements),
+        _as_unstructured(elements),
         max_characters=max_characters,
         new_after_n_chars=int(max_characters * 0.8),
         combine_text_under_n_chars=min(200, max_characters // 2),

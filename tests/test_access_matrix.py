@@ -11,7 +11,6 @@ the real MiniLM embedder and searched through the real retriever.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 

@@ -88,3 +88,22 @@ def test_bad_policy_file_is_reported_with_its_name(env, tmp_path, sample_corpus)
     bad.write_text("access: [{match: {source: pdf}, allow: [['nogroup']]}]\n")
     proc = _govrag({**env, "GOVRAG_POLICY": str(bad)}, "ingest", str(sample_corpus), check=False)
     assert proc.returncode == 2 and str(bad) in proc.stderr
+
+
+def test_audit_verify_and_export(env, tmp_path):
+    from governance import audit
+    from governance.catalog import Catalog
+
+    catalog = Catalog(f"sqlite:///{tmp_path / 'home' / 'catalog.sqlite3'}")
+    for i in range(3):
+        audit.record(catalog, "search", "a@x.io", {"i": i})
+    assert _govrag(env, "audit", "verify").returncode == 0
+    exported = json.loads(_govrag(env, "audit", "export", "--since", "2000-01-01").stdout)
+    assert [e["seq"] for e in exported] == [1, 2, 3] and all(len(e["hash"]) == 64 for e in exported)
+    from sqlalchemy import text
+
+    with catalog.engine.begin() as conn:
+        conn.execute(text("UPDATE audit_events SET kind = 'nothing' WHERE seq = 2"))
+    catalog.dispose()
+    broken = _govrag(env, "audit", "verify", "--json", check=False)
+    assert broken.returncode == 5 and json.loads(broken.stdout)["problems"][0]["seq"] == 2

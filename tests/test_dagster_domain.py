@@ -231,3 +231,69 @@ def test_snapshot_classifies_without_parsing(sqlite_stores, tmp_path):
     assert load_manifest(tmp_path, "never") == []
     with pytest.raises(ValueError):
         manifest_path(tmp_path, "../escape")
+
+
+# -- permission sync --------------------------------------------------------------------------
+POLICY = """
+version: 1
+access:
+  - match: {{source: pdf, path: "handbook/**"}}
+    allow: [["{group}"]]
+retention:
+  - match: {{}}
+    keep_for: {keep}
+"""
+
+
+def _text_item(rel: str, text: str) -> SourceItem:
+    from ingest.sources.base import TextBlock
+
+    return SourceItem(source="pdf", path=Path(rel), rel_path=rel, document_id=f"pdf:{rel}",
+                      fingerprint=lambda: "fp-" + text, parse=lambda: Parsed(elements=[TextBlock(text)], title=rel),
+                      facts={"source": "pdf", "path": rel})
+
+
+def test_permission_sync_rewrites_scopes_without_embedding(sqlite_stores, embedder, tmp_path):
+    from governance.policy import load_policy
+    from ingest.pipeline.permission_sync import sync_permissions
+    from tests.conftest import make_ingestor, make_retriever
+
+    stores = sqlite_stores
+    path = tmp_path / "policy.yaml"
+    path.write_text(POLICY.format(group="group:staff", keep="30d"))
+    stores.policy = load_policy(path)
+    items = [_text_item("handbook/leave.pdf", "Every employee receives 27 days of paid annual leave."),
+             _text_item("unfiled/draft.pdf", "A draft no rule covers.")]
+    ingestor = make_ingestor(stores, embedder)
+    assert ingestor.ingest_items(items).new == 1
+    retriever = make_retriever(stores, embedder)
+    staff, hr = {"sub": "s", "groups": ["staff"]}, {"sub": "h", "groups": ["hr"]}
+    assert retriever.search(staff, "annual leave days") and not retriever.search(hr, "annual leave days")
+
+    # The rule now names another group: one scope row changes, nothing is embedded.
+    path.write_text(POLICY.format(group="group:hr", keep="30d"))
+    stores.policy = load_policy(path)
+    ingestor._embedder_factory = lambda: pytest.fail("permission sync must not embed")
+    ingestor._embedder = None
+    summary = sync_permissions(ingestor, items, actor="test")
+    assert (summary.scopes_resolved, summary.scopes_changed, summary.access_updated) == (1, 1, 0)
+    assert summary.changed_scope_keys == ["policy:path=handbook/**,source=pdf"]
+    assert (summary.uncovered, summary.uncovered_active) == (1, [])
+    assert retriever.search(hr, "annual leave days") and not retriever.search(staff, "annual leave days")
+
+    # A retention change moves the expiry of the unchanged document (catalog and vectors).
+    path.write_text(POLICY.format(group="group:hr", keep="10d"))
+    stores.policy = load_policy(path)
+    summary = sync_permissions(ingestor, items)
+    assert (summary.scopes_changed, summary.access_updated, summary.left_to_ingest) == (0, 1, 0)
+    assert check_consistency(stores.catalog, stores.index).agrees
+    assert stores.catalog.document_state("pdf:handbook/leave.pdf").expires_at < NOW + timedelta(days=11)
+    kinds = [e["kind"] for e in audit_kinds(stores)]
+    assert kinds.count("permission_sync") == 2
+
+
+def audit_kinds(stores) -> list[dict]:
+    from governance.catalog.models import AuditEvent
+
+    with stores.catalog.session() as s:
+        return [{"kind": k} for k in s.scalars(select(AuditEvent.kind).order_by(AuditEvent.seq))]

@@ -24,8 +24,7 @@ def drop_folder_sensor(context: dg.SensorEvaluationContext, drop_folder: DropFol
     known = set(context.instance.get_dynamic_partitions(sources.name))
     new_keys = [e.key for e in due if e.key not in known]
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=f"{e.key}@{e.signature}", partition_key=e.key,
-                                    tags={"govrag/source_path": str(e.path)[:200]}) for e in due],
+        run_requests=[dg.RunRequest(run_key=f"{e.key}@{e.signature}", partition_key=e.key) for e in due],
         dynamic_partitions_requests=[sources.build_add_request(new_keys)] if new_keys else [],
         cursor=json.dumps(updated, sort_keys=True),
         skip_reason=None if due else "no new or changed exports",

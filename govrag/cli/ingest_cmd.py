@@ -55,6 +55,10 @@ def ingest(
         for key in ("documents_seen", "new", "changed", "unchanged", "access_updated", "quarantined",
                     "chunks_written", "vectors_deleted"):
             table.add_row(key.replace("_", " "), str(getattr(summary, key)))
+        if summary.redactions:
+            table.add_row("redacted", ", ".join(f"{k} {n}" for k, n in sorted(summary.redactions.items())))
+        if summary.tagged:
+            table.add_row("tagged sensitive", str(summary.tagged))
         table.add_row("seconds", f"{summary.seconds:.2f} (parse {summary.parse_seconds:.2f}, embed {summary.embed_seconds:.2f})")
         stdout.print(table)
         for q in summary.quarantine:

@@ -20,6 +20,7 @@ from typing import Callable, Iterable, Sequence
 
 from governance import audit
 from governance.catalog.store import DocumentState
+from governance.redaction import redact_many
 from governance.contracts import SourceDocument
 from governance.errors import (
     CatalogError,
@@ -146,6 +147,8 @@ class Ingestor:
             if not elements:
                 raise QuarantinedDocument(f"{item.rel_path}: no text left after cleaning", reason="no_text",
                                           path=str(item.path))
+            classification = self._apply_redaction(item, elements, facts, classification, summary)
+            facts["classification"] = classification
             cleaned = "\n\n".join(e.text for e in elements)
             texts = chunk_elements(elements, self.max_chars)
             summary.parse_seconds += time.perf_counter() - t
@@ -179,9 +182,33 @@ class Ingestor:
             progress("document", item, 0)
             return None
 
+    def _apply_redaction(self, item: SourceItem, elements: list, facts: dict, classification: str,
+                         summary: IngestSummary) -> str:
+        """Policy ``redaction``: redact values in place, block (quarantine) the document, or
+        tag its classification. Returns the (possibly tagged) classification."""
+        redacted, counts = redact_many([e.text for e in elements])
+        if not counts:
+            return classification
+        action = self.stores.policy.redaction_action(facts)
+        kinds = ", ".join(f"{k} x{n}" for k, n in sorted(counts.items()))
+        if action == "block":
+            raise QuarantinedDocument(f"{item.rel_path}: contains sensitive data ({kinds})",
+                                      reason="sensitive_content", path=str(item.path),
+                                      hint="the policy's redaction rule blocks it; redact the source or change the rule")
+        if action == "tag":
+            summary.tagged += 1
+            return "sensitive"
+        for el, text in zip(elements, redacted):
+            el.text = text
+        for kind, n in counts.items():
+            summary.redactions[kind] = summary.redactions.get(kind, 0) + n
+        return classification
+
     def _unchanged(self, item: SourceItem, state: DocumentState, scope_id: int, classification: str,
                    facts: dict, modified: datetime | None, summary: IngestSummary) -> None:
         """Content unchanged: only scope, expiry or classification may need updating."""
+        if state.classification == "sensitive":  # tagged by redaction when its text was read
+            classification, facts = "sensitive", {**facts, "classification": "sensitive"}
         ingested = state.current_created_at or datetime.now(timezone.utc)
         expires_at = self.stores.policy.expires_at(facts, modified=modified, ingested=ingested)
         if (state.scope_id, state.expires_at, state.classification) != (scope_id, expires_at, classification):

@@ -19,6 +19,8 @@ class IngestSummary(BaseModel):
     unchanged: int = 0
     access_updated: int = 0
     quarantined: int = 0
+    redactions: dict[str, int] = Field(default_factory=dict, description="values redacted, by kind")
+    tagged: int = 0
     chunks_written: int = 0
     vectors_deleted: int = 0
     embed_seconds: float = 0.0

@@ -248,6 +248,15 @@ class ScopeBuilder:
         """The conversation's scope, and a quarantine reason when it must not be ingested."""
         if conv.id in self._cache:
             return self._cache[conv.id]
+        try:
+            out = self._scope(conv)
+        except AccessDenied as exc:  # e.g. a layer over the principal limit
+            log.warning("slack %s: %s", conv.id, exc)
+            out = (_nobody(f"slack:{self.export.team}:channel:{conv.id}", str(exc)), "acl_too_large")
+        self._cache[conv.id] = out
+        return out
+
+    def _scope(self, conv: Conversation) -> tuple[AccessScope, str | None]:
         ex, team = self.export, self.export.team
         key = f"slack:{team}:channel:{conv.id}"
         readers = [m for m in dict.fromkeys(conv.members) if ex.is_reader(m)]
@@ -265,7 +274,6 @@ class ScopeBuilder:
                 out = (_nobody(key, "no active member"), "empty_acl")
             else:
                 out = (AccessScope(key=key, layers=[members], description=f"Slack {team} {conv.kind} {conv.name}"), None)
-        self._cache[conv.id] = out
         return out
 
 
@@ -568,8 +576,11 @@ def iter_items(export: SlackExport, policy: Policy) -> Iterator[SourceItem]:
                 uri = _uri(export, conv, str(doc.messages[0]["ts"]))
             fingerprint, parse = rendered.fingerprint, rendered.parse
             if refuse:
-                q = QuarantinedDocument(f"{export.display}: {export.channel_label(conv)} has no active member "
-                                        "who could read it", reason=refuse, path=str(folder))
+                why = ("has no active member who could read it" if refuse == "empty_acl"
+                       else "has more members than one scope layer may hold; map the workspace to a group "
+                            "in the policy's workspaces key")
+                q = QuarantinedDocument(f"{export.display}: {export.channel_label(conv)} {why}",
+                                        reason=refuse, path=str(folder))
                 fingerprint = parse = _raiser(q)
             yield SourceItem(source="slack", path=folder, rel_path=rel, document_id=doc_id,
                              fingerprint=fingerprint, parse=parse, facts={**facts, "path": rel},
