@@ -1,6 +1,5 @@
 """The govrag code location: assembles definitions from ``defs/``; nothing else lives here."""
 
-
 import dagster as dg
 
 from dagster_project.defs.assets import all_assets

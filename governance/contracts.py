@@ -78,7 +78,7 @@ class SourceDocument(BaseModel):
     scope: AccessScope
     classification: str = "internal"
     modified_at: datetime | None = None
-    author: str | None = None
+    author: str | None = Field(default=None, description="Principal of the owner/author, when known")
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 

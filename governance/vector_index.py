@@ -214,6 +214,20 @@ class VectorIndex:
         except Exception as exc:
             raise IndexUnavailable(f"count on {self.collection!r} failed: {exc}") from exc
 
+    def compact(self) -> bool:
+        """Ask the server to compact, so deleted rows are physically removed. Milvus Lite
+        has no compaction (returns False); a server returns True once requested."""
+        try:
+            self._client.compact(self.collection)
+            return True
+        except Exception as exc:  # Lite: not implemented
+            log.info("compaction not available on %s: %s", self.uri, exc)
+            return False
+
+    def ids_of_document(self, document_id: str) -> list[int]:
+        """Ids of every vector of a document, by query (not by search)."""
+        return [int(r["id"]) for r in self.query(document_filter(document_id), fields=("id",))]
+
     def drop(self) -> None:
         self._client.drop_collection(self.collection)
 

@@ -2,7 +2,6 @@
 returns metadata. Documents, chunks and vectors live in the catalog and the index; nothing
 large goes through an IO manager."""
 
-
 from typing import Any
 
 import dagster as dg

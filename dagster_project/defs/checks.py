@@ -4,7 +4,6 @@ on ``indexed_chunks`` stops ``permission_sync`` in the same run and marks the pa
 These checks look at the whole index (orphans and secrets are global), one pass over it.
 """
 
-
 from datetime import datetime, timezone
 
 import dagster as dg

@@ -4,7 +4,6 @@ A right-to-be-forgotten job is not defined yet: there is no domain function that
 erases a subject's documents (issue 4); a job that pretends to would be worse than none.
 """
 
-
 import dagster as dg
 
 from dagster_project.defs.assets import expired_purge, ingest_assets, permission_sync

@@ -2,7 +2,6 @@
 Confluence space export, a PDF drop folder). Keys come from
 ``ingest.pipeline.drop_folder.source_key``: safe names that map back to their entry."""
 
-
 import dagster as dg
 
 sources = dg.DynamicPartitionsDefinition(name="sources")

@@ -11,7 +11,6 @@ for one run, e.g.::
         config: {kind: triton, triton_url: "triton:8001"}
 """
 
-
 import os
 from pathlib import Path
 from typing import Any, Callable, Optional

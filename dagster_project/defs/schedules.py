@@ -1,7 +1,6 @@
 """Schedules (stopped by default; turn them on in the UI under Automation): the daily
 retention sweep, an hourly permission sync of every source, a daily doctor."""
 
-
 import dagster as dg
 
 from dagster_project.defs.jobs import doctor_job, permission_sync_job, purge_expired_job

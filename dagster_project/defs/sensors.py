@@ -2,7 +2,6 @@
 ``ingest`` run. The cursor maps each key to the signature last requested, so a tick that
 finds nothing new requests nothing, and a re-copied export runs again."""
 
-
 import json
 
 import dagster as dg

@@ -84,6 +84,8 @@ class Document(Base):
     expires_at: Mapped[datetime | None]
     current_version: Mapped[int | None] = mapped_column(Integer, comment="Version visible in search")
     status: Mapped[str] = mapped_column(String(16), default="active", comment="active|tombstoned|purged")
+    status_reason: Mapped[str | None] = mapped_column(Text, comment="why tombstoned or purged")
+    origin: Mapped[str | None] = mapped_column(String(1024), index=True, comment="the export / drop folder it came from")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -98,8 +100,44 @@ class Version(Base):
     content_hash: Mapped[str] = mapped_column(String(64), comment="sha256 of the cleaned text")
     source_hash: Mapped[str | None] = mapped_column(String(64), comment="sha256 of the raw input and parser version")
     cleaned_text: Mapped[str | None] = mapped_column(Text, comment="None once purged")
+    blocks: Mapped[list[dict[str, Any]] | None] = mapped_column(
+        JSON, comment='[{"author": principal|null, "text": ...}]: lets a subject be removed and the rest re-indexed')
     chunk_count: Mapped[int] = mapped_column(Integer, default=0)
     state: Mapped[str] = mapped_column(String(16), default="pending", comment="pending|current|superseded")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DocumentContributor(Base):
+    """Who wrote part of a document (Slack thread participants, page authors)."""
+
+    __tablename__ = "document_contributors"
+    __table_args__ = (Index("ix_document_contributors_principal", "principal"),)
+
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True)
+    principal: Mapped[str] = mapped_column(String(600), primary_key=True)
+
+
+class Hold(Base):
+    """Legal hold on a document, a source or a subject: never purged while held."""
+
+    __tablename__ = "holds"
+    __table_args__ = (UniqueConstraint("kind", "value"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16), comment="document|source|subject")
+    value: Mapped[str] = mapped_column(String(1024))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    actor: Mapped[str | None] = mapped_column(String(600))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ForgottenSubject(Base):
+    """A person erased under the right to be forgotten: their content is dropped on every
+    later ingest too."""
+
+    __tablename__ = "forgotten_subjects"
+
+    principal: Mapped[str] = mapped_column(String(600), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

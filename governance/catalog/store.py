@@ -11,13 +11,25 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy import Engine, create_engine, delete, event, func, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from governance.catalog.migrate import upgrade_to_head
-from governance.catalog.models import ChunkRow, Document, Quarantine, Run, Scope, ScopePrincipal, Version, utcnow
+from governance.catalog.models import (
+    ChunkRow,
+    Document,
+    DocumentContributor,
+    ForgottenSubject,
+    Hold,
+    Quarantine,
+    Run,
+    Scope,
+    ScopePrincipal,
+    Version,
+    utcnow,
+)
 from governance.contracts import AccessScope, SourceDocument
 from governance.errors import CatalogError
 
@@ -335,3 +347,170 @@ class Catalog:
             rows = s.scalars(select(Quarantine).order_by(Quarantine.id.desc()).limit(limit)).all()
             return [{"path": r.path, "source": r.source, "reason": r.reason, "message": r.message,
                      "run_id": r.run_id, "at": r.created_at.isoformat()} for r in rows]
+
+    # -- lifecycle: origins, contributors, tombstones, purge ------------------------------
+    def set_document_extras(self, document_id: str, *, origin: str | None, contributors: Iterable[str],
+                            version: int, blocks: list[dict[str, Any]] | None) -> None:
+        """Record where a document came from, who contributed to it, and its authored blocks."""
+        with self.session() as s:
+            doc = s.get(Document, document_id)
+            if doc is None:
+                return
+            doc.origin = origin
+            s.execute(delete(DocumentContributor).where(DocumentContributor.document_id == document_id))
+            s.add_all(DocumentContributor(document_id=document_id, principal=p) for p in sorted(set(contributors)))
+            s.execute(update(Version).where(Version.document_id == document_id, Version.version == version)
+                      .values(blocks=blocks))
+
+    def active_ids_by_origin(self, origin: str) -> list[str]:
+        with self.session() as s:
+            return list(s.scalars(select(Document.id).where(Document.origin == origin, Document.status == "active")))
+
+    def chunk_ids_of(self, document_ids: Sequence[str]) -> list[int]:
+        """Every chunk id (all versions) of these documents."""
+        out: list[int] = []
+        ids = list(document_ids)
+        with self.session() as s:
+            for i in range(0, len(ids), PARAM_BATCH):
+                out += [int(x) for x in s.scalars(select(ChunkRow.id).where(ChunkRow.document_id.in_(ids[i : i + PARAM_BATCH])))]
+        return out
+
+    def retire_documents(self, document_ids: Sequence[str], *, status: str, reason: str,
+                         drop_content: bool) -> list[str]:
+        """Mark documents ``tombstoned`` or ``purged``. Purge also drops every version's text
+        and blocks and all chunk rows, keeping a tombstone: id, content hashes, when, why.
+        Returns the ids changed (already retired ones are skipped: idempotent)."""
+        assert status in ("tombstoned", "purged")
+        ids = list(document_ids)
+        changed: list[str] = []
+        with self.session() as s:
+            for i in range(0, len(ids), PARAM_BATCH):
+                part = ids[i : i + PARAM_BATCH]
+                todo = list(s.scalars(select(Document.id).where(Document.id.in_(part), Document.status != status,
+                                                                Document.status != "purged")))
+                if not todo:
+                    continue
+                s.execute(delete(ChunkRow).where(ChunkRow.document_id.in_(todo)))
+                if drop_content:
+                    s.execute(update(Version).where(Version.document_id.in_(todo)).values(cleaned_text=None, blocks=None))
+                s.execute(update(Document).where(Document.id.in_(todo))
+                          .values(status=status, status_reason=reason, current_version=None, updated_at=utcnow()))
+                changed += todo
+        return changed
+
+    def select_documents(self, *, expired_at: datetime | None = None, document_id: str | None = None,
+                         source: str | None = None, author: str | None = None,
+                         contributor: str | None = None, include_tombstoned: bool = True) -> list[str]:
+        """Document ids for a purge selector (not yet purged)."""
+        statuses = ["active", "tombstoned"] if include_tombstoned else ["active"]
+        q = select(Document.id).where(Document.status.in_(statuses))
+        if expired_at is not None:
+            q = q.where(Document.expires_at.is_not(None), Document.expires_at <= expired_at)
+        if document_id is not None:
+            q = q.where(Document.id == document_id)
+        if source is not None:
+            q = q.where(or_(Document.source == source, Document.origin == source))
+        if author is not None:
+            q = q.where(Document.author == author)
+        if contributor is not None:
+            q = q.where(Document.id.in_(select(DocumentContributor.document_id)
+                                        .where(DocumentContributor.principal == contributor)))
+        with self.session() as s:
+            return list(s.scalars(q.order_by(Document.id)))
+
+    def documents_info(self, document_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        ids = list(document_ids)
+        out: dict[str, dict[str, Any]] = {}
+        with self.session() as s:
+            for i in range(0, len(ids), PARAM_BATCH):
+                for d in s.scalars(select(Document).where(Document.id.in_(ids[i : i + PARAM_BATCH]))):
+                    out[d.id] = {"source": d.source, "origin": d.origin, "author": d.author, "status": d.status,
+                                 "current_version": d.current_version}
+                contrib = s.execute(select(DocumentContributor.document_id, DocumentContributor.principal)
+                                    .where(DocumentContributor.document_id.in_(ids[i : i + PARAM_BATCH]))).all()
+                for doc_id, principal_ in contrib:
+                    out.setdefault(doc_id, {}).setdefault("contributors", []).append(principal_)
+        return out
+
+    def current_blocks(self, document_id: str) -> tuple[int | None, list[dict[str, Any]] | None]:
+        with self.session() as s:
+            doc = s.get(Document, document_id)
+            if doc is None or doc.current_version is None:
+                return None, None
+            v = s.scalar(select(Version).where(Version.document_id == document_id, Version.version == doc.current_version))
+            return doc.current_version, (v.blocks if v else None)
+
+    def scrub_old_versions(self, document_id: str, keep_version: int) -> None:
+        """Drop text and blocks of every version but ``keep_version`` (they held erased content)."""
+        with self.session() as s:
+            s.execute(update(Version).where(Version.document_id == document_id, Version.version != keep_version)
+                      .values(cleaned_text=None, blocks=None))
+
+    # -- legal holds ----------------------------------------------------------------------
+    def add_hold(self, kind: str, value: str, reason: str, actor: str | None) -> bool:
+        if kind not in ("document", "source", "subject"):
+            raise ValueError("hold kind must be document, source or subject")
+        with self.session() as s:
+            if s.scalar(select(Hold).where(Hold.kind == kind, Hold.value == value)) is not None:
+                return False
+            s.add(Hold(kind=kind, value=value, reason=reason, actor=actor))
+            return True
+
+    def remove_hold(self, kind: str, value: str) -> bool:
+        with self.session() as s:
+            return bool(s.execute(delete(Hold).where(Hold.kind == kind, Hold.value == value)).rowcount)
+
+    def holds(self) -> list[dict[str, Any]]:
+        with self.session() as s:
+            return [{"kind": h.kind, "value": h.value, "reason": h.reason, "actor": h.actor,
+                     "created_at": h.created_at.isoformat()} for h in s.scalars(select(Hold).order_by(Hold.id))]
+
+    def held(self, document_ids: Sequence[str]) -> dict[str, str]:
+        """Which of these documents are under legal hold, and by which hold."""
+        holds = self.holds()
+        if not holds:
+            return {}
+        info = self.documents_info(document_ids)
+        out: dict[str, str] = {}
+        for doc_id in document_ids:
+            d = info.get(doc_id, {})
+            for h in holds:
+                k, v = h["kind"], h["value"]
+                if ((k == "document" and v == doc_id)
+                        or (k == "source" and v in (d.get("source"), d.get("origin")))
+                        or (k == "subject" and (v == d.get("author") or v in d.get("contributors", [])))):
+                    out[doc_id] = f"{k}:{v}"
+                    break
+        return out
+
+    # -- right to be forgotten ------------------------------------------------------------
+    def forget_subject(self, principal_: str) -> None:
+        with self.session() as s:
+            if s.get(ForgottenSubject, principal_) is None:
+                s.add(ForgottenSubject(principal=principal_))
+
+    def forgotten_subjects(self) -> frozenset[str]:
+        with self.session() as s:
+            return frozenset(s.scalars(select(ForgottenSubject.principal)))
+
+    def source_document(self, document_id: str) -> SourceDocument | None:
+        """Rebuild a document's contract from the catalog (for re-indexing without the source)."""
+        with self.session() as s:
+            d = s.get(Document, document_id)
+            if d is None or d.scope_id is None:
+                return None
+            scope = s.get(Scope, d.scope_id)
+            rows = s.execute(select(ScopePrincipal.layer, ScopePrincipal.principal)
+                             .where(ScopePrincipal.scope_id == d.scope_id)).all()
+            source_hash = s.scalar(select(Version.source_hash).where(Version.document_id == document_id,
+                                                                     Version.version == d.current_version))
+        layers: dict[int, set[str]] = {}
+        for layer, p in rows:
+            layers.setdefault(layer, set()).add(p)
+        return SourceDocument(
+            document_id=d.id, source=d.source, uri=d.uri, title=d.title, path=d.path,
+            scope=AccessScope(key=scope.key, layers=[layers[k] for k in sorted(layers)]),
+            classification=d.classification, modified_at=d.modified_at, author=d.author,
+            metadata={"scope_id": d.scope_id, "expires_at": d.expires_at, "origin": d.origin,
+                      "source_hash": source_hash},
+        )

@@ -29,8 +29,8 @@ def demo(
         get_settings.cache_clear()
     write_sample_corpus(out)
     stdout.rule("ingest the sample corpus")
-    ingest([out], as_json=False, strict=False, policy=None)
-    ingest([out], as_json=False, strict=False, policy=None)  # second run: everything unchanged
+    ingest([out], as_json=False, strict=False, policy=None, prune=False)
+    ingest([out], as_json=False, strict=False, policy=None, prune=False)  # second run: everything unchanged
 
     from governance.identity import User
     from retrieval.search import default_retriever

@@ -17,6 +17,7 @@ def ingest(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     strict: bool = typer.Option(False, "--strict", help="Exit with code 4 when anything was quarantined."),
     policy: Optional[Path] = typer.Option(None, "--policy", help="Policy YAML (default: GOVRAG_POLICY)."),
+    prune: bool = typer.Option(False, "--prune", help="The paths are fresh full exports: tombstone documents gone from them."),
 ) -> None:
     """Ingest documents: parse, clean, version, embed and index them with their access scope."""
     from governance.settings import get_settings
@@ -44,7 +45,7 @@ def ingest(
                     chunks = bar.tasks[0].fields["chunks"] + n
                     bar.update(task, advance=1, chunks=chunks, current=item.rel_path if item else "")
 
-            summary = ingestor.ingest_paths(paths, progress)
+            summary = ingestor.ingest_paths(paths, progress, prune=prune)
     finally:
         stores.close()
 
@@ -53,7 +54,7 @@ def ingest(
     else:
         table = Table(title=f"ingest run {summary.run_id}", show_header=False)
         for key in ("documents_seen", "new", "changed", "unchanged", "access_updated", "quarantined",
-                    "chunks_written", "vectors_deleted"):
+                    "tombstoned", "expired_skipped", "chunks_written", "vectors_deleted"):
             table.add_row(key.replace("_", " "), str(getattr(summary, key)))
         if summary.redactions:
             table.add_row("redacted", ", ".join(f"{k} {n}" for k, n in sorted(summary.redactions.items())))

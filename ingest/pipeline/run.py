@@ -36,7 +36,7 @@ from ingest.chunking import chunk_elements, chunk_id, clean_elements
 from ingest.embed.base import Embedder
 from ingest.pipeline.summary import IngestSummary, QuarantineEntry
 from ingest.sources import discover
-from ingest.sources.base import SourceItem, make_document, resolve_scope
+from ingest.sources.base import SourceItem, element_author, make_document, resolve_scope
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,8 @@ class _Prepared:
     version: int
     chunks: list[tuple[int, str]]
     status: str  # new | changed
-    stale: list[int] = field(default_factory=list)
+    blocks: list[dict] | None = None
+    contributors: list[str] = field(default_factory=list)
 
 
 def _epoch(dt: datetime | None) -> int:
@@ -68,6 +69,7 @@ class Ingestor:
         self.stores = stores
         self._embedder_factory = embedder_factory
         self._embedder: Embedder | None = None
+        self._forgotten: frozenset[str] = frozenset()
         self.max_chars = stores.settings.chunk_max_characters
 
     @property
@@ -78,14 +80,33 @@ class Ingestor:
         return self._embedder
 
     # -- entry point ------------------------------------------------------------------------
-    def ingest_paths(self, paths: Sequence[Path], progress: ProgressFn | None = None) -> IngestSummary:
-        items = [item for p in paths for item in discover(Path(p))]
-        return self.ingest_items(items, progress)
+    def ingest_paths(self, paths: Sequence[Path], progress: ProgressFn | None = None, *,
+                     prune: bool = False) -> IngestSummary:
+        """Ingest files, folders and exports. ``prune``: the paths are fresh *full* exports,
+        so documents of the same origin that are no longer in them are tombstoned."""
+        items: list[SourceItem] = []
+        origins: dict[str, set[str]] = {}
+        for p in paths:
+            origin_default = f"path:{Path(p).resolve()}"
+            for item in discover(Path(p)):
+                item.origin = item.origin or origin_default
+                origins.setdefault(item.origin, set()).add(item.document_id)
+                items.append(item)
+        summary = self.ingest_items(items, progress)
+        if prune:
+            from governance.purge import tombstone_documents
+
+            for origin, seen in origins.items():
+                gone = sorted(set(self.stores.catalog.active_ids_by_origin(origin)) - seen)
+                summary.tombstoned += tombstone_documents(self.stores.catalog, self.stores.index, gone,
+                                                          reason=f"gone from full export {origin}")
+        return summary
 
     def ingest_items(self, items: Sequence[SourceItem], progress: ProgressFn | None = None) -> IngestSummary:
         progress = progress or (lambda *_: None)
         catalog = self.stores.catalog
         summary = IngestSummary(run_id=catalog.start_run("ingest"))
+        self._forgotten = catalog.forgotten_subjects()
         started = time.perf_counter()
         progress("start", None, len(items))
         status = "failed"
@@ -143,7 +164,12 @@ class Ingestor:
 
             t = time.perf_counter()
             parsed = item.parse()
-            elements = clean_elements(parsed.elements)
+            if (parsed.owner or item.owner) in self._forgotten:
+                summary.forgotten_skipped += 1
+                progress("document", item, 0)
+                return None
+            # Content by people erased under the right to be forgotten never comes back.
+            elements = clean_elements([e for e in parsed.elements if element_author(e) not in self._forgotten])
             if not elements:
                 raise QuarantinedDocument(f"{item.rel_path}: no text left after cleaning", reason="no_text",
                                           path=str(item.path))
@@ -163,16 +189,24 @@ class Ingestor:
 
             ingested_at = datetime.now(timezone.utc)
             expires_at = policy.expires_at(facts, modified=doc.modified_at, ingested=ingested_at)
+            if expires_at is not None and expires_at <= ingested_at:
+                summary.expired_skipped += 1  # would be invisible and purged at once
+                progress("document", item, 0)
+                return None
             # A pending version with the same text is a crashed earlier run: finish it.
             version, chunks = catalog.stage_version(
                 doc, scope_id=scope_id, expires_at=expires_at, content_hash=content_hash, source_hash=source_hash,
                 cleaned_text=cleaned, texts=texts, make_id=chunk_id, ingested_at=ingested_at,
                 version=state.pending.get(content_hash) if state else None,
             )
+            blocks = [{"author": element_author(e), "text": e.text} for e in elements]
             return _Prepared(item, doc, scope_id, expires_at, version, chunks,
-                             "changed" if state and state.current_version else "new")
+                             "changed" if state and state.current_version else "new",
+                             blocks=blocks if any(b["author"] for b in blocks) else None,
+                             contributors=sorted({b["author"] for b in blocks if b["author"]}))
         except QuarantinedDocument as exc:
             self._quarantine(item, exc, summary)
+            self._retire_if_indexed(item, exc.reason, summary)
             progress("document", item, 0)
             return None
         except (IndexUnavailable, CatalogError, EmbedderUnavailable, ConfigError):
@@ -181,6 +215,16 @@ class Ingestor:
             self._quarantine(item, QuarantinedDocument(f"{item.rel_path}: {exc}", reason="error", path=str(item.path)), summary)
             progress("document", item, 0)
             return None
+
+    def _retire_if_indexed(self, item: SourceItem, reason: str, summary: IngestSummary) -> None:
+        """A document that was searchable and is now refused (no access rule covers it any
+        more, or it became unreadable) must not stay visible with its old access: fail closed."""
+        state = self.stores.catalog.document_state(item.document_id)
+        if state is not None and state.status == "active":
+            from governance.purge import tombstone_documents
+
+            summary.tombstoned += tombstone_documents(self.stores.catalog, self.stores.index, [item.document_id],
+                                                      reason=f"quarantined on re-ingest: {reason}")
 
     def _apply_redaction(self, item: SourceItem, elements: list, facts: dict, classification: str,
                          summary: IngestSummary) -> str:
@@ -236,6 +280,8 @@ class Ingestor:
         self.stores.index.upsert(rows)
         for p in prepared:
             stale = self.stores.catalog.publish_version(p.doc, p.version, scope_id=p.scope_id, expires_at=p.expires_at)
+            self.stores.catalog.set_document_extras(p.doc.document_id, origin=p.item.origin, version=p.version,
+                                                    contributors=p.contributors, blocks=p.blocks)
             if stale:
                 summary.vectors_deleted += self.stores.index.delete_ids(stale)
             summary.chunks_written += len(p.chunks)

@@ -21,6 +21,9 @@ class IngestSummary(BaseModel):
     quarantined: int = 0
     redactions: dict[str, int] = Field(default_factory=dict, description="values redacted, by kind")
     tagged: int = 0
+    tombstoned: int = 0
+    expired_skipped: int = 0
+    forgotten_skipped: int = 0
     chunks_written: int = 0
     vectors_deleted: int = 0
     embed_seconds: float = 0.0

@@ -27,6 +27,7 @@ class TextBlock:
 
     text: str
     category: str = "NarrativeText"
+    govrag_author: str | None = None  # principal of who wrote this block (right to be forgotten)
 
 
 @dataclass
@@ -35,8 +36,9 @@ class Parsed:
 
     elements: list[Any]
     title: str | None = None
-    author: str | None = None
+    author: str | None = None  # display name, for people
     modified_at: datetime | None = None
+    owner: str | None = None  # principal of the document's owner/author (purge --subject)
 
 
 @dataclass
@@ -59,6 +61,13 @@ class SourceItem:
     title: str | None = None
     author: str | None = None
     modified_at: datetime | None = None
+    owner: str | None = None  # principal, when known before parsing
+    origin: str | None = None  # the export / drop folder (pruning a full export compares by origin)
+
+
+def element_author(element: Any) -> str | None:
+    """The principal that wrote an element, when the source knows it (``govrag_author``)."""
+    return getattr(element, "govrag_author", None)
 
 
 def resolve_scope(policy: Policy, item: SourceItem) -> tuple[AccessScope, str]:
@@ -95,5 +104,5 @@ def make_document(item: SourceItem, parsed: Parsed, *, scope: AccessScope, class
         document_id=item.document_id, source=item.source, uri=item.uri or item.path.resolve().as_uri(),
         title=(parsed.title or item.title or item.path.stem)[:1000], path=item.rel_path, scope=scope,
         classification=classification, modified_at=parsed.modified_at or item.modified_at,
-        author=parsed.author or item.author,
+        author=parsed.owner or item.owner,
     )
