@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export UNSTRUCTURED_DISABLE_NOTICE := 1
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup triton-env demo test test-fast bench nvfp4-report clean
 
 setup: $(VENV)/.installed
 
@@ -26,10 +26,16 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -c "import torch, sys; v = torch.__version__; sys.exit(0 if v.endswith('+cpu') else 'CUDA torch pulled in: ' + v)"
 	touch $@
 
+# The Triton server's own environment (nvidia-pytriton pins numpy<2; see the script).
+triton-env: .venv-triton/.installed
+.venv-triton/.installed: scripts/setup_triton_env.sh
+	bash scripts/setup_triton_env.sh
+	touch $@
+
 demo: setup
 	$(VENV)/bin/govrag demo
 
-test: setup
+test: setup triton-env
 	$(PY) -m pytest -q -ra
 
 test-fast: setup
@@ -38,6 +44,9 @@ test-fast: setup
 bench: setup
 	$(PY) bench/search_latency.py
 	$(PY) bench/ingest_throughput.py
+
+nvfp4-report: setup
+	$(PY) scripts/nvfp4_report.py
 
 clean:
 	rm -rf .govrag .pytest_cache

@@ -4,7 +4,13 @@ import dagster as dg
 
 from dagster_project.defs.assets import all_assets
 from dagster_project.defs.checks import all_checks
-from dagster_project.defs.jobs import doctor_job, ingest_job, permission_sync_job, purge_expired_job
+from dagster_project.defs.jobs import (
+    doctor_job,
+    ingest_job,
+    permission_sync_job,
+    purge_expired_job,
+    right_to_be_forgotten_job,
+)
 from dagster_project.defs.resources import DropFolderResource, EmbedderResource, GovragStoresResource
 from dagster_project.defs.schedules import all_schedules
 from dagster_project.defs.sensors import all_sensors
@@ -18,7 +24,7 @@ def resources() -> dict[str, dg.ConfigurableResource]:
 defs = dg.Definitions(
     assets=all_assets,
     asset_checks=all_checks,
-    jobs=[ingest_job, permission_sync_job, purge_expired_job, doctor_job],
+    jobs=[ingest_job, permission_sync_job, purge_expired_job, right_to_be_forgotten_job, doctor_job],
     schedules=all_schedules,
     sensors=all_sensors,
     resources=resources(),

@@ -19,7 +19,7 @@ from governance import audit
 from governance.catalog import Catalog
 from governance.vector_index import VectorIndex
 
-BATCH_DOCUMENTS = 200
+BATCH_DOCUMENTS = 1000
 
 
 class PurgeReport(BaseModel):
@@ -54,12 +54,10 @@ def purge_documents(catalog: Catalog, index: VectorIndex, document_ids: list[str
         return report
     for i in range(0, len(targets), BATCH_DOCUMENTS):
         batch = targets[i : i + BATCH_DOCUMENTS]
-        ids = set(catalog.chunk_ids_of(batch))
-        for doc_id in batch:
-            ids.update(index.ids_of_document(doc_id))
+        ids = set(catalog.chunk_ids_of(batch)) | set(index.ids_of_documents(batch))
         report.vectors_deleted += index.delete_ids(sorted(ids)) if ids else 0
         catalog.retire_documents(batch, status="purged", reason=reason, drop_content=True)
-        leftover = [doc_id for doc_id in batch if index.ids_of_document(doc_id)]
+        leftover = index.ids_of_documents(batch)
         if leftover:
             report.verified = False
         report.documents += batch
@@ -79,9 +77,7 @@ def tombstone_documents(catalog: Catalog, index: VectorIndex, document_ids: list
     a held document still obeys access rules."""
     if not document_ids:
         return 0
-    ids = set(catalog.chunk_ids_of(document_ids))
-    for doc_id in document_ids:
-        ids.update(index.ids_of_document(doc_id))
+    ids = set(catalog.chunk_ids_of(document_ids)) | set(index.ids_of_documents(document_ids))
     if ids:
         index.delete_ids(sorted(ids))
     changed = catalog.retire_documents(document_ids, status="tombstoned", reason=reason, drop_content=False)

@@ -82,6 +82,12 @@ def document_filter(document_id: str) -> str:
     return f"document_id == {quote_string(document_id)}"
 
 
+def documents_filter(document_ids: Sequence[str]) -> str:
+    if not document_ids:
+        raise ValueError("documents_filter needs at least one document id")
+    return "document_id in [" + ",".join(quote_string(d) for d in document_ids) + "]"
+
+
 def expired_filter(now_epoch: int) -> str:
     return f"expires_at <= {_check_int(now_epoch, 'time')}"
 
@@ -227,6 +233,15 @@ class VectorIndex:
     def ids_of_document(self, document_id: str) -> list[int]:
         """Ids of every vector of a document, by query (not by search)."""
         return [int(r["id"]) for r in self.query(document_filter(document_id), fields=("id",))]
+
+    def ids_of_documents(self, document_ids: Sequence[str], batch: int = 200) -> list[int]:
+        """Ids of every vector of these documents, by query, a few queries in all."""
+        out: list[int] = []
+        ids = list(document_ids)
+        for i in range(0, len(ids), batch):
+            out += [int(r["id"]) for r in self.query(documents_filter(ids[i : i + batch]), fields=("id",),
+                                                     limit=16384)]
+        return out
 
     def drop(self) -> None:
         self._client.drop_collection(self.collection)

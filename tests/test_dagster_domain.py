@@ -17,7 +17,6 @@ from governance.catalog.models import ChunkRow, Document, Version
 from governance.consistency import check_consistency, iter_vectors
 from governance.contracts import AccessScope, SourceDocument
 from governance.errors import SourceError
-from governance.retention import expired_document_ids, purge_expired
 from governance.secrets_scan import scan_text
 from governance.vector_index import NEVER_EXPIRES
 from ingest.chunking import chunk_id
@@ -51,37 +50,23 @@ def plant_document(stores, doc_id: str, *, expires_at: datetime | None, texts=("
     return [cid for cid, _ in chunks]
 
 
-# -- retention -------------------------------------------------------------------------------
-def test_purge_expired_deletes_vectors_text_and_marks_purged(stores):
-    past, future = NOW - timedelta(days=1), NOW + timedelta(days=30)
-    gone = plant_document(stores, "pdf:old.pdf", expires_at=past)
-    kept = plant_document(stores, "pdf:new.pdf", expires_at=future)
-    assert expired_document_ids(stores.catalog, NOW) == ["pdf:old.pdf"]
+# -- purge + consistency ------------------------------------------------------------------------
+def test_purged_and_tombstoned_documents_leave_the_index_consistent(stores):
+    from governance.purge import purge_documents, select as select_documents, tombstone_documents
 
-    result = purge_expired(stores.catalog, stores.index, now=NOW, actor="test")
+    plant_document(stores, "pdf:old.pdf", expires_at=NOW - timedelta(days=1))
+    kept = plant_document(stores, "pdf:new.pdf", expires_at=NOW + timedelta(days=30))
+    plant_document(stores, "pdf:gone.pdf", expires_at=NOW + timedelta(days=30))
+    report = check_consistency(stores.catalog, stores.index, now=NOW)
+    assert report.expired_present.count == 2 and report.agrees  # expired, not yet swept
 
-    assert (result.documents_purged, result.vectors_deleted) == (1, len(gone))
-    assert stores.index.get(gone) == []
-    assert {r["id"] for r in stores.index.get(kept)} == set(kept)
-    with stores.catalog.session() as s:
-        assert s.get(Document, "pdf:old.pdf").status == "purged"
-        assert s.get(Document, "pdf:new.pdf").status == "active"
-        texts = s.execute(select(Version.document_id, Version.cleaned_text)).all()
-        assert dict(texts) == {"pdf:old.pdf": None, "pdf:new.pdf": "alpha text\n\nbeta text"}
-        assert not s.scalars(select(ChunkRow.id).where(ChunkRow.document_id == "pdf:old.pdf")).all()
-    assert expired_document_ids(stores.catalog, NOW) == []
-    assert audit.verify(stores.catalog) == []
-    # A second sweep finds nothing and changes nothing.
-    again = purge_expired(stores.catalog, stores.index, now=NOW)
-    assert (again.documents_purged, again.vectors_deleted) == (0, 0)
-
-
-def test_purge_is_repeatable_after_a_crash_between_index_and_catalog(stores):
-    ids = plant_document(stores, "pdf:crash.pdf", expires_at=NOW - timedelta(hours=1))
-    stores.index.delete_ids(ids)  # the sweep died after deleting vectors, before the catalog update
-    result = purge_expired(stores.catalog, stores.index, now=NOW)
-    assert result.documents_purged == 1
-    assert check_consistency(stores.catalog, stores.index, now=NOW).ok
+    expired = select_documents(stores.catalog, expired=True, now=NOW)
+    assert expired == ["pdf:old.pdf"]
+    purge_documents(stores.catalog, stores.index, expired, reason="expired", selector={"expired": True})
+    tombstone_documents(stores.catalog, stores.index, ["pdf:gone.pdf"], reason="test")
+    report = check_consistency(stores.catalog, stores.index, now=NOW)
+    assert report.ok, report.counts()
+    assert (report.vectors, report.catalog_current_chunks) == (len(kept), len(kept))
 
 
 # -- consistency -----------------------------------------------------------------------------

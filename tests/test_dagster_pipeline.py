@@ -70,7 +70,8 @@ def _run(p, selection=None, raise_on_error=False, partition_key: str | None = KE
 
 def test_definitions_load_with_every_job_schedule_and_sensor():
     repo = defs.get_repository_def()
-    assert {j.name for j in repo.get_all_jobs()} >= {"ingest", "sync_permissions", "purge_expired", "doctor"}
+    assert {j.name for j in repo.get_all_jobs()} >= {"ingest", "sync_permissions", "purge_expired",
+                                                     "right_to_be_forgotten", "doctor"}
     assert {s.name for s in repo.schedule_defs} == {"purge_expired_daily", "doctor_daily", "permission_sync_hourly"}
     assert {s.name for s in repo.sensor_defs} == {"drop_folder_sensor"}
     keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}
@@ -174,17 +175,21 @@ def test_sweep_check_fails_on_a_planted_expired_chunk_and_purge_removes_expired(
     stores = Stores.open(pipeline.settings)
     try:
         stores.index.delete_ids([planted])
-        # A catalog document whose retention ran out: the sweep purges it.
-        doc_id = "pdf:handbook/holidays-and-leave.pdf"
+        # Two catalog documents whose retention ran out; one is under legal hold.
+        doc_id, held_id = "pdf:handbook/holidays-and-leave.pdf", "pdf:engineering/deploy-runbook.pdf"
         with stores.catalog.session() as s:
             s.get(Document, doc_id).expires_at = past
+            s.get(Document, held_id).expires_at = past
+        stores.catalog.add_hold("document", held_id, "litigation", "test")
     finally:
         stores.close()
     result = _run(pipeline, selection=dg.AssetSelection.assets(expired_purge), raise_on_error=True,
                   partition_key=None)
     meta = _metadata(result, "expired_purge")
     assert meta["documents_purged"] == 1 and meta["vectors_deleted"] >= 1 and meta["document_ids"] == [doc_id]
-    assert _checks(result)[NO_EXPIRED].passed
+    assert meta["held"] == 1 and list(meta["held_by"]) == [held_id]
+    check = _checks(result)[NO_EXPIRED]
+    assert check.passed and check.metadata["held_documents"].value == 1
 
     stores = Stores.open(pipeline.settings)
     try:
@@ -216,3 +221,32 @@ def test_doctor_job_reports_consistency(pipeline):
         stores = Stores.open(pipeline.settings)
         stores.index.delete_ids([orphan])
         stores.close()
+
+
+def test_right_to_be_forgotten_job_takes_the_subject_from_run_config(pipeline):
+    subject = "user:jane@example.com"
+    stores = Stores.open(pipeline.settings)
+    try:
+        doc_id = "pdf:engineering/incidents/2026-10-database-outage.pdf"
+        with stores.catalog.session() as s:
+            s.get(Document, doc_id).author = subject
+    finally:
+        stores.close()
+    job = defs.get_job_def("right_to_be_forgotten")
+    config = {"ops": {"run_forget_subject": {"config": {"subject": subject, "dry_run": True}}}}
+    dry = job.execute_in_process(run_config=config, resources=pipeline.resources, instance=pipeline.instance)
+    [mat] = [e for e in dry.all_events if e.event_type_value == "STEP_OUTPUT"]
+    assert mat.event_specific_data.metadata["document_ids"].value == [doc_id]
+    assert mat.event_specific_data.metadata["documents_purged"].value == 1
+
+    config["ops"]["run_forget_subject"]["config"]["dry_run"] = False
+    done = job.execute_in_process(run_config=config, resources=pipeline.resources, instance=pipeline.instance)
+    assert done.success
+    stores = Stores.open(pipeline.settings)
+    try:
+        with stores.catalog.session() as s:
+            assert s.get(Document, doc_id).status == "purged"
+        assert stores.index.query(document_filter(doc_id), ["id"]) == []
+    finally:
+        stores.close()
+    assert _checks(_run(pipeline, selection=dg.AssetSelection.assets(indexed_chunks)))[AGREE].passed

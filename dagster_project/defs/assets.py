@@ -2,13 +2,14 @@
 returns metadata. Documents, chunks and vectors live in the catalog and the index; nothing
 large goes through an IO manager."""
 
+from datetime import datetime, timezone
 from typing import Any
 
 import dagster as dg
 
 from dagster_project.defs.partitions import sources
 from dagster_project.defs.resources import DropFolderResource, EmbedderResource, GovragStoresResource
-from governance.retention import purge_expired
+from governance import purge
 from ingest.pipeline.permission_sync import sync_permissions
 from ingest.pipeline.run import Ingestor
 from ingest.pipeline.snapshot import load_manifest, save_manifest, take_snapshot
@@ -29,17 +30,14 @@ def _quarantine_table(summary: IngestSummary, limit: int = 20) -> dg.MetadataVal
 
 
 def ingest_metadata(summary: IngestSummary) -> dict[str, Any]:
-    return {
-        "govrag_run_id": summary.run_id or 0,
-        "documents_seen": summary.documents_seen, "new": summary.new, "changed": summary.changed,
-        "unchanged": summary.unchanged, "access_updated": summary.access_updated,
-        "quarantined": summary.quarantined, "chunks_written": summary.chunks_written,
-        "vectors_deleted": summary.vectors_deleted,
-        "chunks_per_second": round(summary.chunks_per_second, 2),
-        "embed_seconds": round(summary.embed_seconds, 3), "parse_seconds": round(summary.parse_seconds, 3),
-        "seconds": summary.seconds,
-        "quarantine": _quarantine_table(summary),
-    }
+    """Every count of the ingest summary (new fields show up without touching this)."""
+    meta: dict[str, Any] = {}
+    for name, value in summary.model_dump(exclude={"quarantine", "run_id"}).items():
+        meta[name] = dg.MetadataValue.json(value) if isinstance(value, dict) else value
+    meta.update(govrag_run_id=summary.run_id or 0, chunks_per_second=round(summary.chunks_per_second, 2),
+                embed_seconds=round(summary.embed_seconds, 3), parse_seconds=round(summary.parse_seconds, 3),
+                quarantine=_quarantine_table(summary))
+    return meta
 
 
 @dg.asset(partitions_def=sources, group_name=INGEST, kinds={"python"})
@@ -52,8 +50,7 @@ def source_snapshot(context: dg.AssetExecutionContext, stores: GovragStoresResou
     s = stores.open()
     snap = take_snapshot(s.catalog, discover(path), load_manifest(s.settings.resolved_home, key))
     if snap.deleted:
-        context.log.warning(f"{len(snap.deleted)} documents disappeared from {path}; "
-                            "tombstoning them is not implemented yet (issue 4)")
+        context.log.warning(f"{len(snap.deleted)} documents disappeared from {path} since its last ingest")
     return dg.MaterializeResult(metadata={"path": str(path), **snap.counts(),
                                           "preview": dg.MetadataValue.json(snap.preview())})
 
@@ -91,8 +88,8 @@ def permission_sync(context: dg.AssetExecutionContext, stores: GovragStoresResou
     summary = sync_permissions(Ingestor(stores.open(), embedder.factory()), list(discover(path)),
                                actor=f"dagster:{context.run_id}")
     if summary.uncovered_active:
-        context.log.warning(f"{len(summary.uncovered_active)} active documents are no longer covered by any "
-                            "access rule; they stay visible to their old scope until tombstoned (issue 4)")
+        context.log.warning(f"{len(summary.uncovered_active)} documents lost their access rule and were "
+                            f"taken out of search ({summary.tombstoned} tombstoned)")
     return dg.MaterializeResult(metadata={
         **summary.model_dump(exclude={"changed_scope_keys", "uncovered_active"}),
         "changed_scope_keys": dg.MetadataValue.json(summary.changed_scope_keys[:50]),
@@ -102,13 +99,18 @@ def permission_sync(context: dg.AssetExecutionContext, stores: GovragStoresResou
 
 @dg.asset(group_name=RETENTION, kinds={"milvus"})
 def expired_purge(context: dg.AssetExecutionContext, stores: GovragStoresResource) -> dg.MaterializeResult:
-    """The retention sweep: documents whose expiry passed lose their vectors, chunk rows and
-    cleaned text, and are marked purged."""
+    """The retention sweep (``governance.purge``): documents whose expiry passed lose their
+    vectors, chunks and text and keep a tombstone; documents under legal hold are kept."""
     s = stores.open()
-    result = purge_expired(s.catalog, s.index, actor=f"dagster:{context.run_id}")
+    now = datetime.now(timezone.utc)
+    report = purge.purge_documents(s.catalog, s.index, purge.select(s.catalog, expired=True, now=now), reason="expired",
+                             selector={"expired": now.isoformat()}, actor=f"dagster:{context.run_id}")
     return dg.MaterializeResult(metadata={
-        "swept_at": int(result.now.timestamp()), "documents_purged": result.documents_purged,
-        "vectors_deleted": result.vectors_deleted, "document_ids": dg.MetadataValue.json(result.document_ids[:50]),
+        "swept_at": int(now.timestamp()), "documents_purged": len(report.documents),
+        "vectors_deleted": report.vectors_deleted, "held": len(report.held), "verified": report.verified,
+        "compaction_requested": report.compaction_requested,
+        "document_ids": dg.MetadataValue.json(report.documents[:50]),
+        "held_by": dg.MetadataValue.json(dict(list(report.held.items())[:50])),
     })
 
 

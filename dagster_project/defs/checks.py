@@ -11,7 +11,7 @@ import dagster as dg
 from dagster_project.defs.assets import expired_purge, indexed_chunks
 from dagster_project.defs.resources import GovragStoresResource
 from governance.consistency import ConsistencyReport, check_consistency
-from governance.retention import expired_document_ids
+from governance import purge
 from governance.vector_index import expired_filter
 
 SCOPED = "chunks_have_scope_and_expiry"
@@ -70,18 +70,22 @@ def _swept_at(context: dg.AssetCheckExecutionContext) -> datetime:
 
 
 @dg.asset_check(asset=expired_purge, blocking=True,
-                description="After the sweep no vector has an expiry in the past and no expired document is active")
+                description="After the sweep no vector has an expiry before the sweep and no expired "
+                            "document is left, except those under legal hold")
 def no_expired_chunks_after_sweep(context: dg.AssetCheckExecutionContext,
                                   stores: GovragStoresResource) -> dg.AssetCheckResult:
     s = stores.open()
     at = _swept_at(context)
-    vectors = s.index.query(expired_filter(int(at.timestamp())), ["id"], limit=1000)
-    documents = expired_document_ids(s.catalog, at)
+    documents = purge.select(s.catalog, expired=True, now=at)
+    rows = s.index.query(expired_filter(int(at.timestamp())), ["id", "document_id"], limit=10_000)
+    held = s.catalog.held(sorted({*documents, *(str(r["document_id"]) for r in rows)}))
+    documents = [d for d in documents if d not in held]
+    vectors = [int(r["id"]) for r in rows if str(r["document_id"]) not in held]
     return dg.AssetCheckResult(
         passed=not vectors and not documents, severity=dg.AssetCheckSeverity.ERROR,
         metadata={"swept_at": at.isoformat(), "expired_vectors": len(vectors),
-                  "expired_active_documents": len(documents),
-                  "sample_chunk_ids": dg.MetadataValue.json([int(r["id"]) for r in vectors[:SAMPLE]]),
+                  "expired_documents": len(documents), "held_documents": len(held),
+                  "sample_chunk_ids": dg.MetadataValue.json(vectors[:SAMPLE]),
                   "sample_document_ids": dg.MetadataValue.json(documents[:SAMPLE])},
     )
 

@@ -1,16 +1,15 @@
-"""Jobs: ``ingest`` (per source), ``sync_permissions`` (per source), ``purge_expired``, ``doctor``.
-
-A right-to-be-forgotten job is not defined yet: there is no domain function that finds and
-erases a subject's documents (issue 4); a job that pretends to would be worse than none.
-"""
+"""Jobs: ``ingest`` (per source), ``sync_permissions`` (per source), ``purge_expired``,
+``right_to_be_forgotten`` (subject in run config), ``doctor``."""
 
 import dagster as dg
 
 from dagster_project.defs.assets import expired_purge, ingest_assets, permission_sync
 from dagster_project.defs.partitions import sources
-from dagster_project.defs.resources import GovragStoresResource
+from dagster_project.defs.resources import EmbedderResource, GovragStoresResource
 from governance import audit
 from governance.consistency import check_consistency
+from ingest.pipeline.erasure import forget_subject
+from ingest.pipeline.run import Ingestor
 
 ingest_job = dg.define_asset_job(
     "ingest", selection=dg.AssetSelection.assets(*ingest_assets), partitions_def=sources,
@@ -55,3 +54,36 @@ def run_doctor(context: dg.OpExecutionContext, stores: GovragStoresResource) -> 
 def doctor_job() -> None:
     run_doctor()
 
+
+
+class ForgetSubjectConfig(dg.Config):
+    """Whose words to erase: a principal such as ``user:jane@example.com``."""
+
+    subject: str
+    dry_run: bool = False
+
+
+@dg.op(out=dg.Out(dg.Nothing))
+def run_forget_subject(context: dg.OpExecutionContext, config: ForgetSubjectConfig, stores: GovragStoresResource,
+                       embedder: EmbedderResource) -> dg.Output:
+    """Purge the subject's documents, re-index the ones they contributed to without their
+    blocks (``ingest.pipeline.erasure.forget_subject``); legal holds win and are reported."""
+    report = forget_subject(Ingestor(stores.open(), embedder.factory()), config.subject, dry_run=config.dry_run,
+                            actor=f"dagster:{context.run_id}")
+    metadata = {
+        "dry_run": report.dry_run, "documents_purged": len(report.documents), "reindexed": len(report.reindexed),
+        "held": len(report.held), "vectors_deleted": report.vectors_deleted, "verified": report.verified,
+        "document_ids": dg.MetadataValue.json(report.documents[:50]),
+        "reindexed_ids": dg.MetadataValue.json(report.reindexed[:50]),
+        "held_by": dg.MetadataValue.json(dict(list(report.held.items())[:50])),
+    }
+    if not report.verified:
+        raise dg.Failure(description="vectors of purged documents are still in the index; run it again",
+                         metadata=metadata)
+    return dg.Output(None, metadata=metadata)
+
+
+@dg.job(name="right_to_be_forgotten",
+        description="Erase a subject: run config `ops: {run_forget_subject: {config: {subject: user:x@y}}}`.")
+def right_to_be_forgotten_job() -> None:
+    run_forget_subject()

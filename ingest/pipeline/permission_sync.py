@@ -6,8 +6,8 @@ whose content is unchanged then go through the ingest, which for unchanged docum
 updates their scope/expiry/classification (catalog rows and vector metadata; no parse, no
 embedding). Items whose content changed are left to the ingest.
 
-Documents that no access rule covers any more are counted in ``uncovered``; revoking their
-current visibility needs the tombstone work of issue 4 and is not done here.
+Documents that no access rule covers any more go through the ingest too, which quarantines
+them and tombstones the ones that were searchable (fail closed): ``tombstoned`` counts them.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ class PermissionSyncSummary(BaseModel):
     left_to_ingest: int = 0
     uncovered: int = 0
     uncovered_active: list[str] = Field(default_factory=list)
+    tombstoned: int = 0
 
 
 def sync_permissions(ingestor: Ingestor, items: Sequence[SourceItem], *, actor: str | None = None) -> PermissionSyncSummary:
@@ -50,6 +51,7 @@ def sync_permissions(ingestor: Ingestor, items: Sequence[SourceItem], *, actor: 
             summary.uncovered += 1
             if state is not None and state.status == "active":
                 summary.uncovered_active.append(item.document_id)
+                unchanged.append(item)  # the ingest retires it: no rule, no visibility
             continue
         if scope.key not in resolved:
             _, changed = catalog.upsert_scope(scope)
@@ -62,6 +64,7 @@ def sync_permissions(ingestor: Ingestor, items: Sequence[SourceItem], *, actor: 
     summary.changed_scope_keys = sorted(k for k, changed in resolved.items() if changed)
     summary.scopes_changed = len(summary.changed_scope_keys)
     if unchanged:
-        summary.access_updated = ingestor.ingest_items(unchanged).access_updated
+        result = ingestor.ingest_items(unchanged)
+        summary.access_updated, summary.tombstoned = result.access_updated, result.tombstoned
     audit.record(catalog, "permission_sync", actor, summary.model_dump())
     return summary
