@@ -236,11 +236,15 @@ class VectorIndex:
 
     def ids_of_documents(self, document_ids: Sequence[str], batch: int = 200) -> list[int]:
         """Ids of every vector of these documents, by query, a few queries in all."""
-        out: list[int] = []
+        return [int(r["id"]) for r in self.rows_of_documents(document_ids, ("id",), batch)]
+
+    def rows_of_documents(self, document_ids: Sequence[str], fields: Sequence[str],
+                          batch: int = 200) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
         ids = list(document_ids)
         for i in range(0, len(ids), batch):
-            out += [int(r["id"]) for r in self.query(documents_filter(ids[i : i + batch]), fields=("id",),
-                                                     limit=16384)]
+            out += self.query(documents_filter(ids[i : i + batch]), fields=tuple(dict.fromkeys(["id", *fields])),
+                              limit=16384)
         return out
 
     def drop(self) -> None:

@@ -367,7 +367,7 @@ def write_confluence_rest(dest: Path, space: CSpace, users: list[CUser], *,
         doc = {"id": p.id, "type": p.kind, "status": "current", "title": p.title,
                "space": {"key": space.key, "name": space.name},
                "version": {"number": p.version, "when": "2026-10-01T12:00:00.000Z",
-                           "by": {"displayName": "Alice", "type": "known"}},
+                           "by": {**_rest_user(users[0]), "displayName": "Alice"}},
                "ancestors": list(reversed(chain)),
                "body": {"storage": {"value": p.body, "representation": "storage"}},
                "_links": {"webui": f"/spaces/{space.key}/pages/{p.id}", "base": base}}

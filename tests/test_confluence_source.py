@@ -87,6 +87,7 @@ def test_rest_dump(tmp_path: Path) -> None:
     assert home.uri == "https://acme.atlassian.net/wiki/spaces/ENG/pages/1"
     assert home.facts == {"source": "confluence", "space": "ENG", "workspace": "acme.atlassian.net", "path": "Home"}
     assert items["confluence:ENG:4"].facts["path"] == "Home/Leads/Bands/Appendix"
+    assert home.parse().owner == "user:alice@corp.example" and home.parse().author == "Alice"
     pdf = items["confluence:ENG:3:attachment:bands.pdf"].parse()
     assert "salary bands" in " ".join(e.text for e in pdf.elements)
 
@@ -127,6 +128,7 @@ def test_xml_export(tmp_path: Path, as_zip: bool) -> None:
                                                                       "confluence:ENG:3:attachment:bands.pdf"}
     _check_eng_scopes(items)
     _check_eng_text(items)
+    assert items["confluence:ENG:2"].parse().owner == "user:alice@corp.example"
     welcome = items["confluence:OPEN:20"].scope
     assert welcome.key == "confluence:acme.atlassian.net:workspace"
     assert welcome.layers == (frozenset({A, B, C, V}),)  # source-members: every user in the export

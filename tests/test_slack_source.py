@@ -51,7 +51,10 @@ def test_documents_threads_days_and_text(tmp_path: Path) -> None:
     assert "Deploy 42" in body and "deploybot" in body    # bot message as text
     assert "[file: Falcon budget — falcon-budget.xlsx, Excel]" in body  # file as metadata only
     assert "Postgres" not in body                         # thread replies are not day talk
-    assert d.author == "alice" and d.modified_at is not None
+    assert d.author == "alice" and d.owner == "user:alice@corp.example" and d.modified_at is not None
+    # each message element carries its author's principal (erasure drops them); bots carry none
+    authors = [getattr(e, "govrag_author", None) for e in d.elements]
+    assert authors[0] is None and "user:bob@corp.example" in authors and authors.count(None) == 2
     d1 = "\n".join(e.text for e in items[day1].parse().elements)
     assert "old code and style & <tags>" in d1
     # chunk_by_title accepts the elements

@@ -255,7 +255,6 @@ class Catalog:
             row = s.get(Document, doc.document_id, with_for_update=True)
             if row is None:
                 raise CatalogError(f"document {doc.document_id!r} vanished while publishing version {version}")
-            old = row.current_version
             s.execute(update(Version).where(Version.document_id == doc.document_id, Version.state == "current")
                       .values(state="superseded"))
             s.execute(update(Version).where(Version.document_id == doc.document_id, Version.version == version)
@@ -265,12 +264,15 @@ class Catalog:
             row.uri, row.title, row.path = doc.uri, doc.title, doc.path
             row.classification, row.author, row.modified_at = doc.classification, doc.author, doc.modified_at
             row.updated_at = utcnow()
-            stale = []
-            if old is not None and old != version:
-                stale = list(s.scalars(select(ChunkRow.id).where(ChunkRow.document_id == doc.document_id, ChunkRow.version == old)))
-                # The superseded text stays in versions.cleaned_text (version history);
-                # its chunk rows go with its vectors.
-                s.query(ChunkRow).filter(ChunkRow.document_id == doc.document_id, ChunkRow.version == old).delete()
+            # Everything but the new version loses its chunks: the previous current one and any
+            # version a crashed run staged but never published. Their text stays in
+            # versions.cleaned_text (version history); their vectors must go next.
+            s.execute(update(Version).where(Version.document_id == doc.document_id, Version.state == "pending",
+                                            Version.version != version).values(state="superseded"))
+            stale = list(s.scalars(select(ChunkRow.id).where(ChunkRow.document_id == doc.document_id,
+                                                             ChunkRow.version != version)))
+            if stale:
+                s.execute(delete(ChunkRow).where(ChunkRow.document_id == doc.document_id, ChunkRow.version != version))
             return stale
 
     def update_document_access(

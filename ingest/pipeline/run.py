@@ -287,6 +287,13 @@ class Ingestor:
             summary.chunks_written += len(p.chunks)
             setattr(summary, p.status, getattr(summary, p.status) + 1)
             progress("document", p.item, len(p.chunks))
+        # Vectors of other versions of these documents that the catalog no longer knows
+        # (a run killed between publishing and deleting): remove them now, by query.
+        published = {p.doc.document_id: p.version for p in prepared}
+        leftovers = [int(r["id"]) for r in self.stores.index.rows_of_documents(list(published), ["document_id", "source_version"])
+                     if r["source_version"] != published[r["document_id"]]]
+        if leftovers:
+            summary.vectors_deleted += self.stores.index.delete_ids(leftovers)
 
     def _rewrite_access(self, document_id: str, scope_id: int, expires_at: datetime | None, classification: str) -> None:
         """An unchanged document moved to another scope or expiry: rewrite vector metadata

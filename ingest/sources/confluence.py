@@ -73,7 +73,8 @@ class PageInfo:
     restrictions_known: bool = True
     version: str = ""
     modified_at: datetime | None = None
-    author: str | None = None
+    author: str | None = None      # display name
+    owner: str | None = None       # principal of the last modifier / creator
     uri: str | None = None
     path: Path | None = None
     rel_path: str = ""
@@ -276,7 +277,7 @@ def _page_fingerprint(page: PageInfo) -> str:
 def _page_parse(page: PageInfo) -> Parsed:
     html = storage_to_html(page.body) if page.body_format == "storage" else page.body
     return Parsed(elements=html_elements(html, page.title), title=page.title, author=page.author,
-                  modified_at=page.modified_at)
+                  owner=page.owner, modified_at=page.modified_at)
 
 
 def page_items(pages: dict[str, PageInfo], resolver: ScopeResolver | None, *, site: str,

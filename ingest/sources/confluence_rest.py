@@ -110,7 +110,7 @@ def parse_page(raw: Any, space_key: str, base: str | None) -> PageInfo:
         author=by.get("displayName") or by.get("publicName") or by.get("username"),
     )
     page.parent = page.ancestors[-1] if page.ancestors else None
-    page.breadcrumb = []
+    page.owner = rest_user(by) if by.get("email") or by.get("username") or by.get("accountId") else None
     restrictions = raw.get("restrictions")
     if not isinstance(restrictions, dict) or "read" not in restrictions:
         page.restrictions_known = False

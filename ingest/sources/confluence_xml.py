@@ -180,7 +180,7 @@ def discover(path: Path, policy: Policy) -> Iterator[SourceItem]:
             page = PageInfo(id=pid, title=(_text(o, "title") or pid).strip(), space=key, body=bodies.get(pid, ""),
                             kind=kind, version=(_text(o, "version") or "").strip(),
                             modified_at=_when(_text(o, "lastModificationDate")),
-                            author=creator.split(":", 1)[1] if creator else None,
+                            author=creator.split(":", 1)[1] if creator else None, owner=creator,
                             rel_path=f"entities.xml#{cls}:{pid}", path=xml)
             set_ids = [s for s in set_page if set_page[s] == pid]
             page.read = frozenset(read[pid]) if set_ids and read[pid] else None

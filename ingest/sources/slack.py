@@ -463,10 +463,26 @@ def group_documents(conv: Conversation, days: list[tuple[str, list[dict]]]) -> l
     return docs
 
 
-def _elements(title: str, lines: list[str]) -> list[Any]:
+def _elements(title: str, lines: list[str], authors: list[str | None]) -> list[Any]:
+    """A Title and one NarrativeText per message; each message element carries its author's
+    principal as ``govrag_author`` (erasure under the right to be forgotten drops it)."""
     from unstructured.documents.elements import NarrativeText, Title
 
-    return [Title(title), *(NarrativeText(line) for line in lines)]
+    out: list[Any] = [Title(title)]
+    for line, author in zip(lines, authors):
+        el = NarrativeText(line)
+        el.govrag_author = author  # type: ignore[attr-defined]
+        out.append(el)
+    return out
+
+
+def _author_principal(m: dict, export: SlackExport) -> str | None:
+    uid = m.get("user")
+    if uid is None and isinstance(m.get("comment"), dict):
+        uid = m["comment"].get("user")
+    if not isinstance(uid, str) or m.get("bot_id") or m.get("subtype") == "bot_message":
+        return None
+    return export.user_principal(uid)
 
 
 class _Rendered:
@@ -475,6 +491,7 @@ class _Rendered:
     def __init__(self, doc: _Doc, export: SlackExport) -> None:
         self.doc, self.export = doc, export
         self._lines: list[str] | None = None
+        self._authors: list[str | None] = []
 
     @property
     def title(self) -> str:
@@ -488,7 +505,9 @@ class _Rendered:
     @property
     def lines(self) -> list[str]:
         if self._lines is None:
-            self._lines = [line for m in self.doc.messages if (line := render_message(m, self.export))]
+            rendered = [(line, m) for m in self.doc.messages if (line := render_message(m, self.export))]
+            self._lines = [line for line, _ in rendered]
+            self._authors = [_author_principal(m, self.export) for _, m in rendered]
         return self._lines
 
     def fingerprint(self) -> str:
@@ -500,8 +519,10 @@ class _Rendered:
         d = self.doc
         first = d.messages[0] if d.messages else {}
         times = [t for m in d.messages for t in (_ts(m.get("ts")), _ts((m.get("edited") or {}).get("ts"))) if t]
-        return Parsed(elements=_elements(self.title, self.lines), title=self.title,
+        lines = self.lines
+        return Parsed(elements=_elements(self.title, lines, self._authors), title=self.title,
                       author=_author(first, self.export) if first else None,
+                      owner=_author_principal(first, self.export) if first else None,
                       modified_at=max(times) if times else None)
 
 
