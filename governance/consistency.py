@@ -33,17 +33,12 @@ from governance.catalog import Catalog
 from governance.catalog.models import ChunkRow, Document, Scope, Version
 from governance.errors import IndexUnavailable
 from governance.secrets_scan import SecretFinding, scan_text
-from governance.vector_index import INT64_MIN, NEVER_EXPIRES, VectorIndex
+from governance.vector_index import NEVER_EXPIRES, VectorIndex, all_rows_filter
 
-__all__ = ["ConsistencyReport", "check_consistency", "iter_vectors", "all_rows_filter"]
+__all__ = ["ConsistencyReport", "check_consistency", "iter_vectors"]
 
 SAMPLE = 20  # ids kept per problem kind (counts are exact)
 ITER_BATCH = 2000
-
-
-def all_rows_filter() -> str:
-    """A filter every row matches (ids are int64). Belongs in ``governance.vector_index``."""
-    return f"id >= {INT64_MIN}"
 
 
 def iter_vectors(index: VectorIndex, fields: Sequence[str], batch_size: int = ITER_BATCH) -> Iterator[dict[str, Any]]:
@@ -103,15 +98,20 @@ def _known_scopes(catalog: Catalog) -> set[int]:
 
 @dataclass
 class Problem:
-    """One kind of problem: exact count and up to ``SAMPLE`` example ids."""
+    """One kind of problem: every chunk id (for repair), exact count, a sample for reports."""
 
-    count: int = 0
-    sample: list[int] = field(default_factory=list)
+    ids: list[int] = field(default_factory=list)
 
     def add(self, chunk_id: int) -> None:
-        self.count += 1
-        if len(self.sample) < SAMPLE:
-            self.sample.append(int(chunk_id))
+        self.ids.append(int(chunk_id))
+
+    @property
+    def count(self) -> int:
+        return len(self.ids)
+
+    @property
+    def sample(self) -> list[int]:
+        return self.ids[:SAMPLE]
 
 
 @dataclass

@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     embedder: Literal["local", "triton"] = "local"
     triton_url: str = "127.0.0.1:8001"
     collection: str = "govrag_chunks"
+    drop_dir: Path | None = Field(default=None, description="Drop folder the Dagster sensor watches.")
     embed_batch_size: int = Field(default=64, ge=1, le=4096)
     chunk_max_characters: int = Field(default=1000, ge=100)
     debug: bool = False

@@ -74,6 +74,11 @@ def search_filter(scope_ids: Sequence[int], now_epoch: int) -> str:
     return f"scope_id in {int_list(scope_ids, 'scope id')} and expires_at > {_check_int(now_epoch, 'time')}"
 
 
+def all_rows_filter() -> str:
+    """A filter every row matches (ids are int64)."""
+    return f"id >= {INT64_MIN}"
+
+
 def ids_filter(ids: Sequence[int]) -> str:
     return f"id in {int_list(ids, 'chunk id')}"
 

@@ -14,7 +14,7 @@ from dagster_project.defs.assets import all_assets, expired_purge, indexed_chunk
 from dagster_project.defs.checks import AGREE, NO_EXPIRED, SCOPED, SECRETS, all_checks
 from dagster_project.defs.resources import DropFolderResource, EmbedderResource, GovragStoresResource
 from governance.catalog.models import Document
-from governance.consistency import all_rows_filter
+from governance.vector_index import all_rows_filter
 from governance.settings import Settings
 from governance.stores import Stores
 from governance.vector_index import document_filter

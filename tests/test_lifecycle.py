@@ -160,3 +160,21 @@ def test_subject_under_legal_hold_is_not_erased(sqlite_stores, embedder):
     report = forget_subject(ing, jane)
     assert report.documents == [] and report.held == {"slack:T1:C9:1": f"subject:{jane}"}
     assert any("umber-quokka" in t for t in _texts(sqlite_stores))
+
+
+def test_doctor_finds_and_repairs_orphan_missing_and_stale_vectors(indexed, embedder):
+    from ingest.pipeline.doctor import doctor
+    from tests.conftest import make_ingestor as mk
+
+    ing = mk(indexed, embedder)
+    rows = indexed.index.query("id >= 0", fields=["id", "vector", "document_id", "source", "source_version",
+                                                  "scope_id", "classification", "expires_at", "title", "uri", "text"])
+    orphan = {**rows[0], "id": 424242, "document_id": "pdf:ghost.pdf"}
+    stale = {**rows[1], "scope_id": 999}
+    indexed.index.upsert([orphan, stale])
+    indexed.index.delete_ids([rows[2]["id"]])
+    before, result, after = doctor(ing, fix=True, scan_secrets=False)
+    assert (before.orphan_vectors.count, before.stale_access.count, before.missing_vectors.count) == (1, 1, 1)
+    assert (result.orphans_deleted, result.access_rewritten, result.missing_reembedded) == (1, 1, 1)
+    assert after.agrees
+    assert doctor(ing, fix=False, scan_secrets=False)[0].agrees

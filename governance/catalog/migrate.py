@@ -28,11 +28,29 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def upgrade_to_head(engine: Engine) -> None:
-    """Bring the catalog schema to the newest migration."""
+def _migrate(engine: Engine) -> None:
     if current_revision(engine) == head_revision():
         return
     cfg = _config()
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Serialise concurrent starters; the lock ends with the transaction.
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7426871021)")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+def upgrade_to_head(engine: Engine) -> None:
+    """Bring the catalog schema to the newest migration. Several processes may start on a
+    fresh catalog at once (Dagster runs, a searcher): one migrates, the others wait and find
+    it done."""
+    if current_revision(engine) == head_revision():
+        return
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if database and database != ":memory:":
+        from filelock import FileLock
+
+        with FileLock(database + ".migrate.lock", timeout=300):
+            _migrate(engine)
+    else:
+        _migrate(engine)

@@ -516,3 +516,21 @@ class Catalog:
             metadata={"scope_id": d.scope_id, "expires_at": d.expires_at, "origin": d.origin,
                       "source_hash": source_hash},
         )
+
+    def chunks_for_repair(self, chunk_ids: Sequence[int]) -> list[dict[str, Any]]:
+        """Current chunks of active documents with what a vector row needs (doctor --repair)."""
+        ids = list(chunk_ids)
+        out: list[dict[str, Any]] = []
+        with self.session() as s:
+            for i in range(0, len(ids), PARAM_BATCH):
+                rows = s.execute(
+                    select(ChunkRow.id, ChunkRow.text, ChunkRow.version, Document.id, Document.source, Document.scope_id,
+                           Document.classification, Document.expires_at, Document.title, Document.uri)
+                    .join(Document, Document.id == ChunkRow.document_id)
+                    .where(ChunkRow.id.in_(ids[i : i + PARAM_BATCH]), Document.status == "active",
+                           ChunkRow.version == Document.current_version)
+                ).all()
+                out += [{"id": r[0], "text": r[1] or "", "source_version": r[2], "document_id": r[3], "source": r[4],
+                         "scope_id": r[5], "classification": r[6], "expires_at": r[7], "title": r[8], "uri": r[9]}
+                        for r in rows]
+        return out

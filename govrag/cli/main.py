@@ -7,7 +7,16 @@ import sys
 
 import typer
 
-from govrag.cli import audit_cmd, demo_cmd, ingest_cmd, purge_cmd, search_cmd, server_cmd, status_cmd
+from govrag.cli import (
+    audit_cmd,
+    demo_cmd,
+    ingest_cmd,
+    maintenance_cmd,
+    purge_cmd,
+    search_cmd,
+    server_cmd,
+    status_cmd,
+)
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="govrag: governed RAG ingestion with ACL-aware retrieval.")
@@ -19,6 +28,8 @@ app.add_typer(server_cmd.app, name="server")
 app.add_typer(audit_cmd.app, name="audit")
 app.command("purge")(purge_cmd.purge)
 app.add_typer(purge_cmd.hold_app, name="hold")
+app.command("doctor")(maintenance_cmd.doctor)
+app.add_typer(maintenance_cmd.acl_app, name="acl")
 
 try:  # the NVFP4 / Triton commands (quantize, serve-embedder)
     from govrag.cli import embedder as _embedder_cmds

@@ -1,0 +1,67 @@
+"""``govrag doctor --repair``: make the index agree with the catalog (the source of truth).
+
+Orphan vectors are deleted, missing ones re-embedded from the catalog's chunk text, vectors
+with stale scope or expiry rewritten (same vector, no embedding), and expired documents
+purged (legal holds respected). Pending vectors belong to a staged version (a crashed or
+running ingest) and are left to the next ingest, which publishes or replaces them.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from governance import audit, purge
+from governance.consistency import ConsistencyReport, check_consistency
+from ingest.pipeline.run import Ingestor, _epoch
+
+VECTOR_FIELDS = ["id", "vector", "document_id", "source", "source_version", "scope_id", "classification",
+                 "expires_at", "title", "uri", "text"]
+
+
+class RepairResult(BaseModel):
+    orphans_deleted: int = 0
+    missing_reembedded: int = 0
+    access_rewritten: int = 0
+    expired_purged: int = 0
+    held: int = 0
+
+
+def _rows(ingestor: Ingestor, chunks: list[dict]) -> list[dict]:
+    return [{**c, "expires_at": _epoch(c["expires_at"]), "title": c["title"][:1000], "uri": c["uri"][:2000]}
+            for c in chunks]
+
+
+def repair(ingestor: Ingestor, report: ConsistencyReport, *, actor: str | None = None) -> RepairResult:
+    """Fix what ``report`` found."""
+    catalog, index = ingestor.stores.catalog, ingestor.stores.index
+    result = RepairResult()
+    if report.orphan_vectors.ids:
+        result.orphans_deleted = index.delete_ids(report.orphan_vectors.ids)
+    missing = catalog.chunks_for_repair(report.missing_vectors.ids)
+    if missing:
+        vectors = ingestor.embedder.embed([c["text"] for c in missing])
+        index.upsert([{**row, "vector": vectors[i].tolist()} for i, row in enumerate(_rows(ingestor, missing))])
+        result.missing_reembedded = len(missing)
+    stale = catalog.chunks_for_repair(report.stale_access.ids)
+    if stale:
+        existing = {int(r["id"]): r for r in index.get([c["id"] for c in stale], ["id", "vector"])}
+        rows = [{**row, "vector": existing[row["id"]]["vector"]} for row in _rows(ingestor, stale) if row["id"] in existing]
+        index.upsert(rows)
+        result.access_rewritten = len(rows)
+    if report.expired_present.count:
+        ids = purge.select(catalog, expired=True)
+        done = purge.purge_documents(catalog, index, ids, reason="expired", selector={"expired": True}, actor=actor)
+        result.expired_purged, result.held = len(done.documents), len(done.held)
+    audit.record(catalog, "doctor_repair", actor, result.model_dump())
+    return result
+
+
+def doctor(ingestor: Ingestor, *, fix: bool = False, scan_secrets: bool = True,
+           actor: str | None = None) -> tuple[ConsistencyReport, RepairResult | None, ConsistencyReport | None]:
+    """Check; with ``fix``, repair and check again. Returns (before, repair, after)."""
+    catalog, index = ingestor.stores.catalog, ingestor.stores.index
+    before = check_consistency(catalog, index, scan_secrets=scan_secrets)
+    if not fix or (before.agrees and before.no_expired):
+        return before, None, None
+    result = repair(ingestor, before, actor=actor)
+    return before, result, check_consistency(catalog, index, scan_secrets=scan_secrets)
