@@ -108,7 +108,10 @@ HOSTILE = ['"', "'", "]", "\\", ") or (1==1", '" or true or "', "x or true", "a\
 
 @pytest.mark.parametrize("name", HOSTILE)
 def test_hostile_group_names_never_widen_access(indexed, embedder, name):
-    user = User(id=f"u{name}", email=None, groups=[name, f"{name} or group:finance"])
+    try:  # either refused with a clear error, or matched literally (and so matching nothing)
+        user = User(id=f"u{name}", email=None, groups=[name, f"{name} or group:finance"])
+    except AccessDenied:
+        return
     assert make_retriever(indexed, embedder).search(user, "revenue", k=20) == []
 
 

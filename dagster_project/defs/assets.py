@@ -48,7 +48,7 @@ def source_snapshot(context: dg.AssetExecutionContext, stores: GovragStoresResou
     key = context.partition_key
     path = drop_folder.resolve(key)
     s = stores.open()
-    snap = take_snapshot(s.catalog, discover(path), load_manifest(s.settings.resolved_home, key))
+    snap = take_snapshot(s.catalog, discover(path, policy=s.policy), load_manifest(s.settings.resolved_home, key))
     if snap.deleted:
         context.log.warning(f"{len(snap.deleted)} documents disappeared from {path} since its last ingest")
     return dg.MaterializeResult(metadata={"path": str(path), **snap.counts(),
@@ -65,8 +65,9 @@ def indexed_chunks(context: dg.AssetExecutionContext, stores: GovragStoresResour
     key = context.partition_key
     path = drop_folder.resolve(key)
     s = stores.open()
-    items = list(discover(path))
-    summary = Ingestor(s, embedder.factory()).ingest_items(items)
+    ingestor = Ingestor(s, embedder.factory())
+    items = ingestor.discover(path)
+    summary = ingestor.ingest_items(items)
     save_manifest(s.settings.resolved_home, key, [i.document_id for i in items])
     context.log.info(f"{key}: {summary.new} new, {summary.changed} changed, {summary.unchanged} unchanged, "
                      f"{summary.quarantined} quarantined, {summary.chunks_written} chunks")
@@ -85,7 +86,8 @@ def permission_sync(context: dg.AssetExecutionContext, stores: GovragStoresResou
     search; unchanged documents get their scope/expiry updated without re-embedding."""
     key = context.partition_key
     path = drop_folder.resolve(key)
-    summary = sync_permissions(Ingestor(stores.open(), embedder.factory()), list(discover(path)),
+    ingestor = Ingestor(stores.open(), embedder.factory())
+    summary = sync_permissions(ingestor, ingestor.discover(path),
                                actor=f"dagster:{context.run_id}")
     if summary.uncovered_active:
         context.log.warning(f"{len(summary.uncovered_active)} documents lost their access rule and were "

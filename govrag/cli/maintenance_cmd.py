@@ -58,7 +58,7 @@ def acl_sync(paths: list[Path] = typer.Argument(..., help="Exports or folders wh
 
     stores, ingestor = _ingestor()
     try:
-        items = [item for p in paths for item in discover(p)]
+        items = [item for p in paths for item in discover(p, policy=stores.policy)]
         summary = sync_permissions(ingestor, items, actor="cli")
     finally:
         stores.close()

@@ -12,7 +12,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from queue import Empty, Queue
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,7 +41,9 @@ from ingest.sources.base import SourceItem, element_author, make_document, resol
 
 log = logging.getLogger(__name__)
 
-WINDOW_DOCUMENTS = 4
+MIN_EMBED_CHUNKS = 64
+MAX_EMBED_CHUNKS = 512
+MAX_AHEAD_DOCUMENTS = 256
 
 ProgressFn = Callable[[str, SourceItem | None, int], None]
 
@@ -80,6 +83,14 @@ class Ingestor:
         return self._embedder
 
     # -- entry point ------------------------------------------------------------------------
+    def discover(self, path: Path) -> list[SourceItem]:
+        """The items of one input, with this run's policy and their origin set (the input's
+        path unless the source names a better one, such as a Slack team)."""
+        items = list(discover(Path(path), policy=self.stores.policy))
+        for item in items:
+            item.origin = item.origin or f"path:{Path(path).resolve()}"
+        return items
+
     def ingest_paths(self, paths: Sequence[Path], progress: ProgressFn | None = None, *,
                      prune: bool = False) -> IngestSummary:
         """Ingest files, folders and exports. ``prune``: the paths are fresh *full* exports,
@@ -87,10 +98,8 @@ class Ingestor:
         items: list[SourceItem] = []
         origins: dict[str, set[str]] = {}
         for p in paths:
-            origin_default = f"path:{Path(p).resolve()}"
-            for item in discover(Path(p)):
-                item.origin = item.origin or origin_default
-                origins.setdefault(item.origin, set()).add(item.document_id)
+            for item in self.discover(Path(p)):
+                origins.setdefault(item.origin or "", set()).add(item.document_id)
                 items.append(item)
         summary = self.ingest_items(items, progress)
         if prune:
@@ -110,28 +119,57 @@ class Ingestor:
         started = time.perf_counter()
         progress("start", None, len(items))
         status = "failed"
-        windows = [items[i : i + WINDOW_DOCUMENTS] for i in range(0, len(items), WINDOW_DOCUMENTS)]
+        queue: Queue[object] = Queue(maxsize=MAX_AHEAD_DOCUMENTS)
+        done = object()
+        stop = threading.Event()
 
-        def prepare(window: Sequence[SourceItem]) -> list[_Prepared]:
-            return [p for p in (self._prepare(item, summary, progress) for item in window) if p]
+        def produce() -> None:
+            # Parsing runs on this thread while the main thread embeds: torch releases the
+            # GIL, so parsing (pdfminer, spaCy, JSON) overlaps embedding instead of adding to it.
+            try:
+                for item in items:
+                    if stop.is_set():
+                        return
+                    prepared = self._prepare(item, summary, progress)
+                    if prepared is not None:
+                        queue.put(prepared)
+                queue.put(done)
+            except BaseException as exc:  # handed to the main thread, which re-raises it
+                queue.put(exc)
 
+        producer = threading.Thread(target=produce, name="govrag-parse", daemon=True)
+        producer.start()
         try:
-            # Parse window n+1 on a thread while window n is embedded: torch releases the GIL,
-            # so parsing (pdfminer, spaCy) overlaps embedding instead of adding to it.
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="govrag-parse") as pool:
-                future = pool.submit(prepare, windows[0]) if windows else None
-                for n in range(len(windows)):
-                    assert future is not None
-                    prepared = future.result()
-                    future = pool.submit(prepare, windows[n + 1]) if n + 1 < len(windows) else None
-                    try:
-                        self._write(prepared, summary, progress)
-                    except BaseException:
-                        if future is not None:
-                            future.cancel()
-                        raise
+            finished = False
+            while not finished:
+                batch: list[_Prepared] = []
+                chunks = 0
+                # Embed in batches of at least MIN_EMBED_CHUNKS chunks across documents (many
+                # small documents, such as Slack threads, would otherwise run tiny batches),
+                # taking what is ready up to MAX_EMBED_CHUNKS.
+                while True:
+                    got = queue.get() if chunks < MIN_EMBED_CHUNKS else queue.get_nowait() if not queue.empty() else None
+                    if got is None:
+                        break
+                    if got is done:
+                        finished = True
+                        break
+                    if isinstance(got, BaseException):
+                        raise got
+                    assert isinstance(got, _Prepared)
+                    batch.append(got)
+                    chunks += len(got.chunks)
+                    if chunks >= MAX_EMBED_CHUNKS:
+                        break
+                self._write(batch, summary, progress)
             status = "succeeded"
         finally:
+            stop.set()
+            while producer.is_alive():  # unblock a producer waiting on a full queue
+                try:
+                    queue.get_nowait()
+                except Empty:
+                    producer.join(timeout=0.1)
             summary.seconds = round(time.perf_counter() - started, 3)
             catalog.finish_run(summary.run_id, status, summary.model_dump(exclude={"quarantine"}))
             audit.record(catalog, "ingest", None, {"run_id": summary.run_id, "status": status,

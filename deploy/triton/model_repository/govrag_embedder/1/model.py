@@ -82,22 +82,46 @@ class Encoder:
         )
         return tok["input_ids"].astype(np.int64), tok["attention_mask"].astype(np.int64)
 
-    def encode(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    def encode(self, input_ids: Any, attention_mask: Any) -> Any:
+        """Token ids (numpy or torch, int64 ``[B, T]``) -> float32 CPU torch tensor ``[B, 384]``."""
         torch = self.torch
         with torch.inference_mode():
-            ids = torch.from_numpy(input_ids).to(self.device)
-            mask = torch.from_numpy(attention_mask).to(self.device)
+            ids = torch.as_tensor(input_ids).to(self.device, non_blocking=True)
+            mask = torch.as_tensor(attention_mask).to(self.device, non_blocking=True)
             hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
             m = mask.unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * m).sum(1).float() / m.sum(1).float().clamp(min=1e-9)
             out = torch.nn.functional.normalize(pooled, p=2, dim=1)
-        return out.cpu().numpy().astype(np.float32)
+        return out.float().cpu().contiguous()
 
 
-def _pad(arrays: list[np.ndarray]) -> np.ndarray:
-    """Right-pad int64 [b_i, t_i] arrays with zeros to one [sum b_i, max t_i] array."""
+def _pad(arrays: list[Any]) -> Any:
+    """Right-pad int64 torch tensors [b_i, t_i] with zeros to one [sum b_i, max t_i] tensor."""
+    import torch
+
     width = max(a.shape[1] for a in arrays)
-    return np.concatenate([np.pad(a, ((0, 0), (0, width - a.shape[1]))) for a in arrays])
+    return torch.cat([torch.nn.functional.pad(a, (0, width - a.shape[1])) for a in arrays])
+
+
+def _int64(t: Any) -> Any:
+    """A Triton input tensor as a torch int64 tensor, via DLPack (no numpy: the stub's numpy
+    bridge is built against numpy 1.x and misreads numpy 2 arrays), numpy as a fallback."""
+    import torch
+
+    try:
+        return torch.from_dlpack(t.to_dlpack()).to(torch.int64)
+    except Exception:  # noqa: BLE001 - older backends without DLPack
+        return torch.from_numpy(np.ascontiguousarray(t.as_numpy())).to(torch.int64)
+
+
+def _output(name: str, tensor: Any) -> Any:
+    """A pb_utils output tensor from a contiguous float32 CPU torch tensor, via DLPack."""
+    import torch.utils.dlpack
+
+    try:
+        return pb_utils.Tensor.from_dlpack(name, torch.utils.dlpack.to_dlpack(tensor.contiguous()))
+    except Exception:  # noqa: BLE001 - older backends without DLPack
+        return pb_utils.Tensor(name, tensor.numpy())
 
 
 class TritonPythonModel:
@@ -128,22 +152,23 @@ class TritonPythonModel:
                 if text is not None:
                     texts = [t.decode("utf-8", "replace") if isinstance(t, bytes) else str(t)
                              for t in text.as_numpy().reshape(-1)]
-                    ids, mask = self.encoder.tokenize(texts)
+                    ids_np, mask_np = self.encoder.tokenize(texts)
+                    ids, mask = self.encoder.torch.from_numpy(ids_np), self.encoder.torch.from_numpy(mask_np)
                 else:
                     ids_t = pb_utils.get_input_tensor_by_name(request, "INPUT_IDS")
                     mask_t = pb_utils.get_input_tensor_by_name(request, "ATTENTION_MASK")
                     if ids_t is None or mask_t is None:
                         raise ValueError("send TEXT, or INPUT_IDS with ATTENTION_MASK")
-                    ids, mask = ids_t.as_numpy(), mask_t.as_numpy()
+                    ids, mask = _int64(ids_t), _int64(mask_t)
                     if ids.shape != mask.shape or ids.ndim != 2:
-                        raise ValueError(f"INPUT_IDS {ids.shape} and ATTENTION_MASK {mask.shape} differ")
-                ids_parts.append(ids.astype(np.int64))
-                mask_parts.append(mask.astype(np.int64))
+                        raise ValueError(f"INPUT_IDS {tuple(ids.shape)} and ATTENTION_MASK {tuple(mask.shape)} differ")
+                ids_parts.append(ids.to(self.encoder.torch.int64))
+                mask_parts.append(mask.to(self.encoder.torch.int64))
                 sizes.append(ids.shape[0])
             except Exception as exc:  # one bad request must not fail the others
                 errors[i] = str(exc)
                 sizes.append(0)
-        vectors = np.zeros((0, DIM), np.float32)
+        vectors = self.encoder.torch.zeros((0, DIM))
         if ids_parts:
             vectors = self.encoder.encode(_pad(ids_parts), _pad(mask_parts))
         responses, offset = [], 0
@@ -151,7 +176,7 @@ class TritonPythonModel:
             if i in errors:
                 responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(errors[i])))
                 continue
-            out = pb_utils.Tensor("EMBEDDING", vectors[offset : offset + n])
+            out = _output("EMBEDDING", vectors[offset : offset + n])
             responses.append(pb_utils.InferenceResponse(output_tensors=[out]))
             offset += n
         return responses
