@@ -59,6 +59,8 @@ sys.path.insert(0, str(REPO))
 for _k, _v in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("TOKENIZERS_PARALLELISM", "false"),
                ("TRANSFORMERS_VERBOSITY", "error"), ("HF_HUB_DISABLE_PROGRESS_BARS", "1")):
     os.environ.setdefault(_k, _v)
+for _k in ("no_proxy", "NO_PROXY"):  # loopback must never go through a proxy (urllib and gRPC read these)
+    os.environ[_k] = ",".join(x for x in (os.environ.get(_k), "127.0.0.1", "localhost") if x)
 
 T0 = time.monotonic()
 ROWS: list[dict[str, Any]] = []
@@ -172,11 +174,14 @@ def env_report(args: argparse.Namespace) -> str:
     log("/dev/shm: " + sh(["df", "-h", "/dev/shm"]).replace("\n", " | "))
     try:
         lay = triton_layout(args.site)
-        env = dict(os.environ, LD_LIBRARY_PATH=f"{libdir}:{lay['libs']}")
-        missing = [ln.strip() for f in (lay["binary"], lay["stub"])
-                   for ln in sh(["ldd", str(f)]).splitlines() if "not found" in ln]
-        _ = env
-        log(f"ldd (without env): {missing or 'all found'}")
+        ld = ":".join(str(p) for p in (libdir, lay["libs"]) if p)
+        res = subprocess.run(["ldd", str(lay["stub"]), str(lay["binary"])], env=dict(os.environ, LD_LIBRARY_PATH=ld),
+                             capture_output=True, text=True, timeout=20)
+        out = res.stdout + res.stderr
+        pylib = sorted({ln.strip().split(" (")[0] for ln in out.splitlines() if "libpython" in ln})
+        missing = [ln.strip() for ln in out.splitlines() if "not found" in ln]  # libs or GLIBC(XX) versions
+        log(f"glibc {platform.libc_ver()[1]} (the Triton binaries need >= 2.34 and GLIBCXX_3.4.30)")
+        log(f"stub {lay['stub'].parent.name}: {pylib or 'no libpython line'}; missing: {missing or 'none'}")
     except Exception as exc:  # noqa: BLE001
         log(f"triton layout: {exc}")
     return gpu
@@ -528,6 +533,9 @@ def bench_triton(args: argparse.Namespace, label: str, lay: dict[str, Path], mod
     finally:
         if client is not None:
             client.close()
+        if args.out:  # keep the server log next to the table
+            tag = label.split(")")[0].strip("(")
+            shutil.copy2(server.log_path, Path(args.out).parent / f"tritonserver_{tag}.log")
         server.stop()
         log(f"{label}: server stopped")
 
@@ -582,6 +590,8 @@ def main() -> int:
     args.tok_workers = args.tok_workers or max(1, min(12, cores - 4) if cuda else 1)
     skip = set(args.skip.split(","))
 
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     log(f"bench/gpu_embed.py {' '.join(sys.argv[1:])}")
     gpu = part("environment", lambda: env_report(args)) or args.device
     work = Path(tempfile.mkdtemp(prefix="gpu-embed-"))

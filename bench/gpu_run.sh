@@ -18,6 +18,7 @@ SITE="${GOVRAG_GPU_SITE:-/tmp/site}"
 CARRY="${GOVRAG_GPU_CARRY:-$REPO/.gpu_carry}"
 OUT="${OUT:-/tmp/gpu_out}"
 mkdir -p "$SITE" "$OUT"
+exec > >(tee -a "$OUT/gpu_run.log") 2>&1  # the whole log comes back with the table
 t0=$(date +%s)
 echo "[gpu_run] python: $(command -v "$PY") ($("$PY" -V 2>&1)); carry: $(du -sh "$CARRY" 2>/dev/null | cut -f1)"
 if [ ! -x "$SITE/pytriton/tritonserver/bin/tritonserver" ]; then
@@ -31,11 +32,17 @@ with tarfile.open(sys.argv[1]) as tf:
 PY
 fi
 # One wheel at a time: a wheel for another Python (e.g. cp312 in a 3.11 smoke run) is skipped,
-# not fatal; the interpreter's own packages are used then.
+# not fatal; the interpreter's own packages are used then. Without pip, unzip them (a
+# --no-deps install of these wheels is an unzip: no scripts, no data dirs that matter).
 for whl in "$CARRY"/wheels/*.whl; do
   [ -e "$whl" ] || continue
-  "$PY" -m pip install -q --no-index --no-deps --disable-pip-version-check --target "$SITE" "$whl" \
-    >/dev/null 2>&1 || echo "[gpu_run] skipped $(basename "$whl") (not for this Python)"
+  if "$PY" -m pip --version >/dev/null 2>&1; then
+    "$PY" -m pip install -q --no-index --no-deps --disable-pip-version-check --target "$SITE" "$whl" \
+      >/dev/null 2>&1 || echo "[gpu_run] skipped $(basename "$whl") (not for this Python)"
+  else
+    "$PY" -c "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])" "$whl" "$SITE" \
+      && echo "[gpu_run] no pip: unzipped $(basename "$whl")"
+  fi
 done
 echo "[gpu_run] unpacked in $(( $(date +%s) - t0 ))s"
 export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"

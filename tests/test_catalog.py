@@ -83,3 +83,11 @@ def test_audit_chain_detects_a_deleted_tail(catalog):
     with catalog.engine.begin() as conn:
         conn.execute(text("DELETE FROM audit_events WHERE seq = 3"))
     assert audit.verify(catalog)
+
+
+def test_a_changed_scope_is_an_audited_acl_change(catalog):
+    catalog.upsert_scope(AccessScope(key="slack:T1:C7", layers=[["user:a@x.io"]]))
+    assert audit.events(catalog, kind="acl_change") == []
+    catalog.upsert_scope(AccessScope(key="slack:T1:C7", layers=[["user:a@x.io", "user:b@x.io"]]), actor="sync")
+    [event] = audit.events(catalog, kind="acl_change")
+    assert event["actor"] == "sync" and event["payload"]["scope"] == "slack:T1:C7"

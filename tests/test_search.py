@@ -26,12 +26,37 @@ def indexed(stores, embedder, sample_corpus):
     return stores
 
 
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def shared(request, tmp_path_factory, embedder, sample_corpus):
+    """One indexed sample corpus per backend for the tests that only read."""
+    from governance.settings import Settings
+    from governance.stores import Stores
+    from tests.conftest import PG_URL, SAMPLE_POLICY, _pg_database
+
+    tmp = tmp_path_factory.mktemp("shared")
+    pg = None
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp / 'catalog.sqlite3'}"
+    else:
+        if not PG_URL:
+            pytest.skip("GOVRAG_TEST_DATABASE_URL not set")
+        pg = _pg_database()
+        url = next(pg)
+    stores = Stores.open(Settings(home=tmp / "home", database_url=url, milvus_uri=str(tmp / "milvus.db"),
+                                  policy=SAMPLE_POLICY, collection="test_chunks"))
+    make_ingestor(stores, embedder).ingest_paths([sample_corpus])
+    yield stores
+    stores.close()
+    if pg is not None:
+        next(pg, None)
+
+
 def _docs(hits):
     return {h.document_id for h in hits}
 
 
-def test_two_users_with_different_groups_get_different_correct_hits(indexed, embedder):
-    r = make_retriever(indexed, embedder)
+def test_two_users_with_different_groups_get_different_correct_hits(shared, embedder):
+    r = make_retriever(shared, embedder)
     alice = _docs(r.search(ALICE, "revenue budget forecast deployment rollback", k=20))
     bob = _docs(r.search(BOB, "revenue budget forecast deployment rollback", k=20))
     assert {"pdf:finance/q3-revenue-report.pdf", "pdf:finance/budget-2027.pdf"} <= alice
@@ -41,8 +66,8 @@ def test_two_users_with_different_groups_get_different_correct_hits(indexed, emb
     assert "pdf:handbook/holidays-and-leave.pdf" in alice & bob
 
 
-def test_hits_are_best_first_and_carry_the_contract_fields(indexed, embedder):
-    hits = make_retriever(indexed, embedder).search(BOB, "granite-otter rollback script", k=3)
+def test_hits_are_best_first_and_carry_the_contract_fields(shared, embedder):
+    hits = make_retriever(shared, embedder).search(BOB, "granite-otter rollback script", k=3)
     assert hits[0].document_id == "pdf:engineering/deploy-runbook.pdf"
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     top = hits[0]
@@ -50,24 +75,24 @@ def test_hits_are_best_first_and_carry_the_contract_fields(indexed, embedder):
     assert top.uri.startswith("file://") and "granite-otter" in top.text
 
 
-def test_a_user_with_no_matching_principal_gets_nothing(indexed, embedder):
-    assert make_retriever(indexed, embedder).search(NOBODY, "annual leave", k=10) == []
+def test_a_user_with_no_matching_principal_gets_nothing(shared, embedder):
+    assert make_retriever(shared, embedder).search(NOBODY, "annual leave", k=10) == []
 
 
-def test_role_claim_expanded_by_policy_grants_access(indexed, embedder):
+def test_role_claim_expanded_by_policy_grants_access(shared, embedder):
     cfo = User(id="carol@example.com", roles=["cfo"])
-    assert "pdf:finance/budget-2027.pdf" in _docs(make_retriever(indexed, embedder).search(cfo, "amber-falcon reserve", k=5))
+    assert "pdf:finance/budget-2027.pdf" in _docs(make_retriever(shared, embedder).search(cfo, "amber-falcon reserve", k=5))
 
 
-def test_claims_dict_is_accepted(indexed, embedder):
-    hits = make_retriever(indexed, embedder).search({"sub": "bob", "groups": ["eng"]}, "database ran out of disk space, write-ahead log archiving stopped", k=3)
+def test_claims_dict_is_accepted(shared, embedder):
+    hits = make_retriever(shared, embedder).search({"sub": "bob", "groups": ["eng"]}, "database ran out of disk space, write-ahead log archiving stopped", k=3)
     assert hits[0].document_id == "pdf:engineering/incidents/2026-10-database-outage.pdf"
 
 
-def test_quarantined_uncovered_pdf_is_never_returned(indexed, embedder):
+def test_quarantined_uncovered_pdf_is_never_returned(shared, embedder):
     for user in (ALICE, BOB):
         assert "pdf:unfiled/board-minutes-draft.pdf" not in _docs(
-            make_retriever(indexed, embedder).search(user, "quartz-badger draft board minutes", k=50))
+            make_retriever(shared, embedder).search(user, "quartz-badger draft board minutes", k=50))
 
 
 def test_an_expired_chunk_is_never_returned_even_before_a_sweep(indexed, embedder):
@@ -107,12 +132,12 @@ HOSTILE = ['"', "'", "]", "\\", ") or (1==1", '" or true or "', "x or true", "a\
 
 
 @pytest.mark.parametrize("name", HOSTILE)
-def test_hostile_group_names_never_widen_access(indexed, embedder, name):
+def test_hostile_group_names_never_widen_access(shared, embedder, name):
     try:  # either refused with a clear error, or matched literally (and so matching nothing)
         user = User(id=f"u{name}", email=None, groups=[name, f"{name} or group:finance"])
     except AccessDenied:
         return
-    assert make_retriever(indexed, embedder).search(user, "revenue", k=20) == []
+    assert make_retriever(shared, embedder).search(user, "revenue", k=20) == []
 
 
 @pytest.mark.parametrize("name", ['x"y', "a]b", "back\\slash", ") or (1==1", "tab or true"])
@@ -126,24 +151,24 @@ def test_hostile_group_names_match_literally(sqlite_stores, embedder, name):
 
 
 @pytest.mark.parametrize("claims", [{"sub": "a", "groups": ["x\ny"]}, {"sub": "a\x00"}, {"sub": "a", "groups": "x" * 1000}])
-def test_malformed_claims_are_rejected_with_access_denied(indexed, embedder, claims):
+def test_malformed_claims_are_rejected_with_access_denied(shared, embedder, claims):
     with pytest.raises(AccessDenied):
-        make_retriever(indexed, embedder).search(claims, "revenue")
+        make_retriever(shared, embedder).search(claims, "revenue")
 
 
 @pytest.mark.parametrize("k", [0, -1, 101, True, 2.5])
-def test_k_outside_1_to_100_is_rejected(indexed, embedder, k):
+def test_k_outside_1_to_100_is_rejected(shared, embedder, k):
     with pytest.raises(ValueError):
-        make_retriever(indexed, embedder).search(ALICE, "revenue", k=k)
+        make_retriever(shared, embedder).search(ALICE, "revenue", k=k)
 
 
-def test_every_search_lands_in_the_audit_log_without_query_text(indexed, embedder):
-    make_retriever(indexed, embedder).search(ALICE, "secret revenue question", k=2)
-    event = audit.events(indexed.catalog, kind="search", limit=1)[0]
+def test_every_search_lands_in_the_audit_log_without_query_text(shared, embedder):
+    make_retriever(shared, embedder).search(ALICE, "secret revenue question", k=2)
+    event = audit.events(shared.catalog, kind="search", limit=1)[0]
     assert event["actor"] == "alice@example.com"
     assert "query" not in event["payload"] and len(event["payload"]["query_sha256"]) == 64
     assert len(event["payload"]["returned"]) == 2
-    assert audit.verify(indexed.catalog) == []
+    assert audit.verify(shared.catalog) == []
 
 
 def test_access_change_in_catalog_takes_effect_on_next_search_without_reindexing(indexed, embedder):

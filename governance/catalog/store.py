@@ -126,15 +126,26 @@ class Catalog:
         self.engine.dispose()
 
     # -- scopes ---------------------------------------------------------------------------
-    def upsert_scope(self, scope: AccessScope) -> tuple[int, bool]:
-        """Store a scope by key; returns (scope id, whether its layers changed)."""
+    def upsert_scope(self, scope: AccessScope, *, actor: str | None = None) -> tuple[int, bool]:
+        """Store a scope by key; returns (scope id, whether it is new or its layers changed).
+        A change to an existing scope is an ACL change and lands in the audit log."""
         fp = scope.fingerprint()
+        scope_id, changed, existed = self._upsert_scope(scope, fp)
+        if changed and existed:
+            from governance import audit  # audit builds on this module
+
+            audit.record(self, "acl_change", actor, {"scope_id": scope_id, "scope": scope.key, "fingerprint": fp,
+                                                     "layers": [len(layer) for layer in scope.layers]})
+        return scope_id, changed
+
+    def _upsert_scope(self, scope: AccessScope, fp: str) -> tuple[int, bool, bool]:
         for attempt in range(2):
             try:
                 with self.session() as s:
                     row = s.scalar(select(Scope).where(Scope.key == scope.key))
                     if row is not None and row.fingerprint == fp:
-                        return row.id, False
+                        return row.id, False, True
+                    existed = row is not None
                     if row is None:
                         row = Scope(key=scope.key, fingerprint=fp, n_layers=len(scope.layers), description=scope.description)
                         s.add(row)
@@ -147,7 +158,7 @@ class Catalog:
                         for i, layer in enumerate(scope.layers)
                         for p in sorted(layer)
                     )
-                    return row.id, True
+                    return row.id, True, existed
             except CatalogError as exc:
                 # Two processes inserting the same new scope: the loser reads the winner's row.
                 if attempt == 0 and isinstance(exc.__cause__, IntegrityError):

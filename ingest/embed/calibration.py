@@ -1,14 +1,22 @@
-"""Generated English text for NVFP4 calibration and quality checks (no corpus needed).
+"""Calibration and check text for NVFP4 (no corpus needed, nothing downloaded).
 
-Sentences are built from templates over several registers (chat, tickets, policy text,
-reports, plain facts) so that calibration sees punctuation, numbers, questions and casing
-the way real chunks have them. ``seed`` picks a reproducible, disjoint-enough sample: the
-quality checks use a different seed from calibration.
+* :func:`generated_texts`: sentences built from templates over several registers (chat,
+  tickets, policy text, reports, plain facts). ``seed`` picks a reproducible sample: the
+  quality checks use a different seed from calibration. Too narrow to calibrate on alone:
+  GPTQ fitted to it scores 0.995 cosine on more of the same and 0.967 on the real corpus.
+* :func:`stdlib_texts`: prose paragraphs from the docstrings of the running Python's
+  standard library: real, varied English written by many people (technical, like much of
+  what gets indexed), present wherever Python is, read at run time (not copied here).
+* :func:`generic_texts`: the default GPTQ calibration set, both of the above mixed.
 """
 
 from __future__ import annotations
 
+import ast
 import random
+import re
+import sysconfig
+from pathlib import Path
 
 _SUBJECTS = [
     "The team", "Our customer", "The on-call engineer", "Finance", "The auditor", "Legal",
@@ -71,3 +79,43 @@ def generated_texts(n: int, seed: int = 0) -> list[str]:
                 parts.append(rng.choice(_FACTS))
         out.append(" ".join(parts))
     return out
+
+
+def stdlib_texts(n: int, min_words: int = 20, max_words: int = 120) -> list[str]:
+    """Up to ``n`` prose paragraphs from docstrings of the stdlib's top-level modules.
+
+    Deterministic for a given Python version: files in sorted order, paragraphs of
+    ``min_words``..``max_words`` words that are mostly letters (no doctests, no tables),
+    de-duplicated, then every k-th one so the sample spans the whole library.
+    """
+    root = Path(sysconfig.get_paths()["stdlib"])
+    found: list[str] = []
+    for path in sorted(root.glob("*.py")):
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
+        except (SyntaxError, ValueError, OSError):
+            continue
+        for node in ast.walk(tree):
+            if not isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            doc = ast.get_docstring(node)
+            if not doc:
+                continue
+            for para in re.split(r"\n\s*\n", doc):
+                text = " ".join(para.split())
+                words = len(text.split())
+                if (
+                    min_words <= words <= max_words
+                    and not text.startswith((">>>", "-", "=", "*"))
+                    and sum(c.isalpha() for c in text) > 0.7 * len(text)
+                ):
+                    found.append(text)
+    found = list(dict.fromkeys(found))
+    step = max(1, len(found) // max(1, n))
+    return found[::step][:n]
+
+
+def generic_texts(n: int = 320, seed: int = 1) -> list[str]:
+    """The default calibration mix: 60 % stdlib docstring prose, 40 % generated texts."""
+    prose = stdlib_texts(round(n * 0.6))
+    return prose + generated_texts(n - len(prose), seed=seed)

@@ -10,10 +10,15 @@ Output:
 Parameters (config.pbtxt): ``model_dir`` (quantized dir written by ``govrag quantize``; a
 plain safetensors model dir works too, for a dense baseline), ``max_seq_length``.
 
-Precision, honestly: the weights are *stored* as NVFP4 and dequantized once at load, to
-BF16 on GPU and FP32 on CPU; the matmuls run in that precision. Hopper (H100/H200) has no FP4
+Precision, honestly: the weights are *stored* as NVFP4 (except the few Linear layers the
+config's ``ignore`` lists, stored BF16) and dequantized once at load, to BF16 on GPU and FP32
+on CPU; the matmuls run in that precision. Hopper (H100/H200) has no FP4
 tensor cores, so there NVFP4 saves memory and load bandwidth, not FLOPs. Native FP4 GEMMs need
 sm_100+ (Blackwell) and a kernel this model does not ship.
+
+I/O goes through DLPack (torch), not numpy: the Python backend stub's numpy bridge is built
+for numpy 1.x and returns empty/corrupt tensors with numpy 2. BYTES (TEXT) inputs can only be
+read through numpy, so server-side tokenization needs numpy<2 in the server's environment.
 
 The file imports without Triton (``triton_python_backend_utils`` only exists inside the
 server), so it can be linted and unit-tested anywhere.
@@ -65,7 +70,11 @@ class Encoder:
         self.max_seq_length = max_seq_length
         root = Path(model_dir)
         config_dict = json.loads((root / "config.json").read_text())
-        self.quantization = (config_dict.pop("quantization_config", None) or {}).get("format", "none")
+        qc = config_dict.pop("quantization_config", None) or {}
+        self.quantization = qc.get("format", "none")
+        # Linear modules left unquantized (compressed-tensors "ignore"): stored as a dense
+        # (BF16) "<module>.weight", which load_nvfp4_state_dict passes through like any tensor.
+        self.unquantized = list(qc.get("ignore") or [])
         model = BertModel(BertConfig.from_dict(config_dict))
         nvfp4 = _load_nvfp4_module()
         state = nvfp4.load_nvfp4_state_dict(str(root / "model.safetensors"), dtype=torch.float32)
@@ -138,6 +147,8 @@ class TritonPythonModel:
             device = f"cuda:{args.get('model_instance_device_id', '0')}"
         self.encoder = Encoder(model_dir, device, int(params.get("max_seq_length") or 256))
         msg = f"govrag_embedder: {model_dir} ({self.encoder.quantization}) on {device} as {self.encoder.dtype}"
+        if self.encoder.unquantized:
+            msg += f"; {len(self.encoder.unquantized)} Linear layer(s) stored unquantized"
         if device.startswith("cuda"):
             cap = self.encoder.torch.cuda.get_device_capability(device)
             msg += f"; sm_{cap[0]}{cap[1]}: weights dequantized at load, no FP4 GEMM used"
