@@ -634,8 +634,9 @@ def main() -> int:
         f"Device: {gpu}. Weights: {weights_note}. 128-token chunks; best of {args.repeats} after a "
         f"warm-up; Triton: gRPC, {args.concurrency} requests in flight, {args.instances} model instance(s), "
         f"dynamic batching (max queue delay {args.queue_delay_us} µs), Python backend; client tokenization "
-        f"with {args.tok_workers} worker processes. NVFP4 rows: weights stored as NVFP4, dequantized to "
-        f"{dt} at load; " + ("no FP4 tensor cores on this GPU." if cuda else "CPU has no FP4 arithmetic."),
+        f"with {args.tok_workers} worker processes. NVFP4 rows: weights stored as NVFP4 (quantized here with "
+        f"`{args.quant_method}` and the default BF16 keep list: same layout and bytes as the default recipe), "
+        f"dequantized to {dt} at load; " + ("no FP4 tensor cores on this GPU." if cuda else "CPU has no FP4 arithmetic."),
         "",
         "| variant | input | batch | chunks/s | GPU memory |",
         "|---|---|---:|---:|---|",

@@ -15,7 +15,7 @@
 #                        (no weights: the GPU run builds the architecture with random weights)
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-CARRY="$REPO/.gpu_carry"
+CARRY="${GOVRAG_GPU_CARRY:-$REPO/.gpu_carry}"
 PY="${PYTHON:-$REPO/.venv/bin/python}"
 mkdir -p "$CARRY/wheels" "$CARRY/model"
 grep -qsx '/.gpu_carry/' "$REPO/.gitignore" || grep -qsx '/.gpu_carry/' "$REPO/.git/info/exclude" \
