@@ -54,6 +54,7 @@ def main() -> None:
                     "source": "pdf", "source_version": 1, "scope_id": int(scopes[i]), "classification": "internal",
                     "expires_at": now - 10 if expired[i] else NEVER_EXPIRES, "title": "t", "uri": "u",
                     "text": "x" * 200} for i in range(n)])
+    ix.flush()  # as an ingest run does at its end: searches then use the sealed HNSW index
     insert_s = time.perf_counter() - t0
     client = ix._client
     queries = rng.standard_normal((args.queries, DIM), dtype=np.float32)

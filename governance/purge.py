@@ -66,6 +66,7 @@ def purge_documents(catalog: Catalog, index: VectorIndex, document_ids: list[str
     if report.held:
         audit.record(catalog, "purge_held", actor, {"selector": selector, "held": report.held})
     if report.documents:
+        index.flush()
         report.compaction_requested = index.compact()
     return report
 

@@ -162,6 +162,8 @@ class Ingestor:
                     if chunks >= MAX_EMBED_CHUNKS:
                         break
                 self._write(batch, summary, progress)
+            if summary.chunks_written or summary.vectors_deleted:
+                self.stores.index.flush()
             status = "succeeded"
         finally:
             stop.set()
