@@ -86,3 +86,14 @@ def test_upsert_with_same_ids_overwrites(index):
     index.upsert(_rows(10, lambda i: 2, lambda i: NEVER_EXPIRES))
     assert index.count() == 10
     assert {r["scope_id"] for r in index.query("id >= 0", fields=["scope_id"])} == {2}
+
+
+def test_a_very_selective_filter_still_returns_every_matching_row(index):
+    # 3 of 3000 rows are readable: the answer must hold all three, best first.
+    rows = _rows(3000, lambda i: 7 if i % 1000 == 0 else 1, lambda i: NEVER_EXPIRES)
+    index.upsert(rows)
+    index.flush()
+    q = np.asarray(rows[1000]["vector"], dtype=np.float32)
+    hits = index.search(q, k=10, scope_ids=[7], now_epoch=0)
+    assert {h.id for h in hits} == {0, 1000, 2000}
+    assert hits[0].id == 1000 and hits[0].score > 0.99
