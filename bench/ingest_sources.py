@@ -129,14 +129,14 @@ def main() -> None:
     ap.add_argument("--messages", type=int, default=50_000)
     ap.add_argument("--pages", type=int, default=2_000)
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--window", type=int, default=None,
-                    help="override ingest.pipeline.run.WINDOW_DOCUMENTS (documents per embed call)")
+    ap.add_argument("--min-chunks", type=int, default=None,
+                    help="override ingest.pipeline.run.MIN_EMBED_CHUNKS (smallest embed batch)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     import ingest.pipeline.run as run_mod
 
-    if args.window:
-        run_mod.WINDOW_DOCUMENTS = args.window
+    if args.min_chunks:
+        run_mod.MIN_EMBED_CHUNKS = args.min_chunks
     rng = random.Random(args.seed)
     tmp = Path(tempfile.mkdtemp(prefix="govrag-sources-bench-"))
     t = time.perf_counter()
@@ -150,7 +150,7 @@ def main() -> None:
     os.environ["GOVRAG_HOME"] = str(tmp / "home")  # zip work dirs
     results = [run("slack", slack_zip, args.messages, "messages", embedder, tmp),
                run("confluence", conf_zip, args.pages, "pages", embedder, tmp)]
-    out = {"machine": machine_details(), "load_average": os.getloadavg(), "window_documents": run_mod.WINDOW_DOCUMENTS,
+    out = {"machine": machine_details(), "load_average": os.getloadavg(), "embed_batch_chunks": [run_mod.MIN_EMBED_CHUNKS, run_mod.MAX_EMBED_CHUNKS],
            "generate_seconds": round(gen_s, 2), "results": results}
     print(json.dumps(out, indent=2))
     if args.json:
