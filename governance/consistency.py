@@ -33,7 +33,7 @@ from governance.catalog import Catalog
 from governance.catalog.models import ChunkRow, Document, Scope, Version
 from governance.errors import IndexUnavailable
 from governance.secrets_scan import SecretFinding, scan_text
-from governance.vector_index import NEVER_EXPIRES, VectorIndex, all_rows_filter
+from governance.vector_index import NEVER_EXPIRES, VectorIndex, all_rows_filter, expiry_epoch
 
 __all__ = ["ConsistencyReport", "check_consistency", "iter_vectors"]
 
@@ -167,10 +167,6 @@ class ConsistencyReport:
             if getattr(self, name).count}
 
 
-def _epoch(dt: datetime | None) -> int:
-    return NEVER_EXPIRES if dt is None else int(dt.timestamp())
-
-
 def check_consistency(catalog: Catalog, index: VectorIndex, *, now: datetime | None = None,
                       scan_secrets: bool = True) -> ConsistencyReport:
     """Compare every vector with the catalog (one pass over each; O(chunks) memory)."""
@@ -202,7 +198,7 @@ def check_consistency(catalog: Catalog, index: VectorIndex, *, now: datetime | N
         if expires_epoch <= now_epoch or catalog_expired:
             report.expired_present.add(cid)
         if known is not None and known.current and known.active and (
-                scope_id != known.scope_id or expires_epoch != _epoch(known.expires_at)):
+                scope_id != known.scope_id or expires_epoch != expiry_epoch(known.expires_at)):
             report.stale_access.add(cid)
     for cid, known in chunks.items():
         if known.active and known.current:

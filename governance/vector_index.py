@@ -10,7 +10,7 @@ escapes quotes and backslashes.
 from __future__ import annotations
 
 import logging
-import time
+from datetime import datetime
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
@@ -291,5 +291,6 @@ class VectorIndex:
             log.debug("closing Milvus client failed", exc_info=True)
 
 
-def epoch(ts: float | None = None) -> int:
-    return int(time.time() if ts is None else ts)
+def expiry_epoch(expires_at: datetime | None) -> int:
+    """The ``expires_at`` a vector carries: epoch seconds, or NEVER_EXPIRES for no expiry."""
+    return NEVER_EXPIRES if expires_at is None else int(expires_at.timestamp())

@@ -12,7 +12,8 @@ from pydantic import BaseModel
 
 from governance import audit, purge
 from governance.consistency import ConsistencyReport, check_consistency
-from ingest.pipeline.run import Ingestor, _epoch
+from governance.vector_index import expiry_epoch
+from ingest.pipeline.run import Ingestor
 
 VECTOR_FIELDS = ["id", "vector", "document_id", "source", "source_version", "scope_id", "classification",
                  "expires_at", "title", "uri", "text"]
@@ -27,7 +28,7 @@ class RepairResult(BaseModel):
 
 
 def _rows(ingestor: Ingestor, chunks: list[dict]) -> list[dict]:
-    return [{**c, "expires_at": _epoch(c["expires_at"]), "title": c["title"][:1000], "uri": c["uri"][:2000]}
+    return [{**c, "expires_at": expiry_epoch(c["expires_at"]), "title": c["title"][:1000], "uri": c["uri"][:2000]}
             for c in chunks]
 
 

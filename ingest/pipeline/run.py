@@ -32,7 +32,7 @@ from governance.errors import (
     QuarantinedDocument,
 )
 from governance.stores import Stores
-from governance.vector_index import NEVER_EXPIRES
+from governance.vector_index import expiry_epoch
 from ingest.chunking import chunk_elements, chunk_id, clean_elements
 from ingest.embed.base import Embedder
 from ingest.pipeline.summary import IngestSummary, QuarantineEntry
@@ -59,10 +59,6 @@ class _Prepared:
     status: str  # new | changed
     blocks: list[dict] | None = None
     contributors: list[str] = field(default_factory=list)
-
-
-def _epoch(dt: datetime | None) -> int:
-    return NEVER_EXPIRES if dt is None else int(dt.timestamp())
 
 
 class Ingestor:
@@ -313,7 +309,7 @@ class Ingestor:
                 rows.append({
                     "id": cid, "vector": vectors[n].tolist(), "document_id": p.doc.document_id,
                     "source": p.doc.source, "source_version": p.version, "scope_id": p.scope_id,
-                    "classification": p.doc.classification, "expires_at": _epoch(p.expires_at),
+                    "classification": p.doc.classification, "expires_at": expiry_epoch(p.expires_at),
                     "title": p.doc.title[:1000], "uri": p.doc.uri[:2000], "text": text,
                 })
                 n += 1
@@ -345,7 +341,7 @@ class Ingestor:
         fields = ["id", "vector", *[f for f in ("document_id", "source", "source_version", "title", "uri", "text")]]
         rows = self.stores.index.get(ids, fields)
         for row in rows:
-            row.update(scope_id=scope_id, expires_at=_epoch(expires_at), classification=classification)
+            row.update(scope_id=scope_id, expires_at=expiry_epoch(expires_at), classification=classification)
         self.stores.index.upsert([dict(r) for r in rows])
 
 
