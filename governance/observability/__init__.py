@@ -1,0 +1,1 @@
+"""Metrics and structured logs shared by the CLI, the Dagster jobs and the HTTP service."""
