@@ -1,25 +1,38 @@
 """Purge: delete vectors and content, keep a tombstone, honour legal holds, prove it.
 
 Selectors: expired documents, one document, a source (kind or origin), a subject's own
-documents. Work goes in batches; each batch deletes the vectors first (by the catalog's chunk
-ids *and* by a query on ``document_id``, which also catches vectors the catalog lost track
-of), then retires the documents in one catalog transaction, then verifies by query that no
-vector of them is left. A crash anywhere leaves documents still selectable, so re-running
-the same purge finishes it; purging twice changes nothing (idempotent).
+documents. Work goes in batches: each batch deletes the vectors the catalog knows (by
+primary key, the cheap path), then retires the documents in one catalog transaction.
+Vectors the catalog lost track of (a crash between a vector write and its catalog record)
+are swept afterwards by one query per selector — for ``--expired`` by the expiry every
+vector carries, an integer filter Milvus answers from its scalar index; otherwise by
+``document_id`` — and the purge is verified by query: no vector of a purged document left.
+
+Measured on Milvus Lite 3.2.2 (100k rows, 2 cores): one ``document_id in [1000 ids]``
+query costs ~2 s while deleting 5,000 rows by primary key costs ~0.25 s; querying
+``document_id`` twice per batch (before and after) was 90 % of a 308 s purge.
+
+A crash anywhere leaves documents still selectable (vectors go before the catalog row), so
+re-running the same purge finishes it; an orphan a crash left behind a retired document is
+what ``govrag doctor`` reports and repairs. Purging twice changes nothing (idempotent).
 """
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from pydantic import BaseModel, Field
 
 from governance import audit
 from governance.catalog import Catalog
+from governance.observability import metrics
 from governance.vector_index import VectorIndex
 
 BATCH_DOCUMENTS = 1000
+SWEEP_DOCUMENTS = 1000  # document ids per ``document_id in [...]`` sweep query
+VERIFY_IDS = 16384  # primary keys per verification lookup
 
 
 class PurgeReport(BaseModel):
@@ -30,8 +43,10 @@ class PurgeReport(BaseModel):
     documents: list[str] = Field(default_factory=list, description="purged (or that would be)")
     held: dict[str, str] = Field(default_factory=dict, description="document -> the hold that kept it")
     vectors_deleted: int = 0
+    orphans_deleted: int = Field(0, description="vectors the catalog did not know, found by the sweep")
     verified: bool = True
     compaction_requested: bool = False
+    seconds: float = 0.0
     reindexed: list[str] = Field(default_factory=list, description="documents re-indexed without a subject")
 
 
@@ -44,31 +59,76 @@ def select(catalog: Catalog, *, expired: bool = False, document: str | None = No
 
 
 def purge_documents(catalog: Catalog, index: VectorIndex, document_ids: list[str], *, reason: str,
-                    selector: dict[str, Any], dry_run: bool = False, actor: str | None = None) -> PurgeReport:
-    """Purge these documents, except those under legal hold."""
+                    selector: dict[str, Any], dry_run: bool = False, actor: str | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> PurgeReport:
+    """Purge these documents, except those under legal hold.
+
+    ``progress(done, total)`` is called after each batch (the CLI draws a bar with it)."""
+    started = time.perf_counter()
     report = PurgeReport(selector=selector, dry_run=dry_run)
     report.held = catalog.held(document_ids)
     targets = [d for d in document_ids if d not in report.held]
     if dry_run:
         report.documents = targets
         return report
+    # Sealed segments answer filter queries from their indexes; growing ones are scanned.
+    index.flush()
+    deleted: list[int] = []
     for i in range(0, len(targets), BATCH_DOCUMENTS):
         batch = targets[i : i + BATCH_DOCUMENTS]
-        ids = set(catalog.chunk_ids_of(batch)) | set(index.ids_of_documents(batch))
-        report.vectors_deleted += index.delete_ids(sorted(ids)) if ids else 0
+        ids = catalog.chunk_ids_of(batch)
+        if ids:
+            index.delete_ids(ids)
         catalog.retire_documents(batch, status="purged", reason=reason, drop_content=True)
-        leftover = index.ids_of_documents(batch)
-        if leftover:
-            report.verified = False
+        deleted += ids
         report.documents += batch
         audit.record(catalog, "purge", actor, {"reason": reason, "selector": selector, "documents": batch,
-                                               "vectors_deleted": len(ids), "verified": not leftover})
-    if report.held:
-        audit.record(catalog, "purge_held", actor, {"selector": selector, "held": report.held})
-    if report.documents:
+                                               "vectors_deleted": len(ids)})
+        if progress:
+            progress(len(report.documents), len(targets))
+    if targets:
+        orphans = _sweep(index, targets, set(report.held), expired=bool(selector.get("expired")))
+        if orphans:
+            index.delete_ids(orphans)
+        report.orphans_deleted = len(orphans)
+        report.vectors_deleted = len(deleted) + len(orphans)
+        leftover = _leftover(index, deleted + orphans, targets, set(report.held), expired=bool(selector.get("expired")))
+        report.verified = not leftover
         index.flush()
         report.compaction_requested = index.compact()
+        audit.record(catalog, "purge_verified", actor, {
+            "reason": reason, "selector": selector, "documents": len(targets), "vectors_deleted": report.vectors_deleted,
+            "orphans_deleted": len(orphans), "verified": report.verified, "left": leftover[:100]})
+        metrics.PURGED_DOCUMENTS.labels(reason=_reason_label(selector)).inc(len(targets))
+        metrics.PURGED_VECTORS.inc(report.vectors_deleted)
+    if report.held:
+        audit.record(catalog, "purge_held", actor, {"selector": selector, "held": report.held})
+    report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+def _sweep(index: VectorIndex, targets: Sequence[str], held: set[str], *, expired: bool) -> list[int]:
+    """Ids of vectors of ``targets`` still in Milvus (orphans: the catalog did not list them)."""
+    wanted = set(targets)
+    if expired:
+        rows = index.expired_rows(int(time.time()), exclude_documents=sorted(held))
+        if rows is not None:
+            return [int(r["id"]) for r in rows if r["document_id"] in wanted]
+    return index.ids_of_documents(list(targets), batch=SWEEP_DOCUMENTS)
+
+
+def _leftover(index: VectorIndex, deleted: Sequence[int], targets: Sequence[str], held: set[str], *,
+              expired: bool) -> list[int]:
+    """Verification by query: deleted primary keys are gone, and no vector of a target is left."""
+    left = [int(r["id"]) for i in range(0, len(deleted), VERIFY_IDS) for r in index.get(deleted[i : i + VERIFY_IDS])]
+    return sorted(set(left) | set(_sweep(index, targets, held, expired=expired)))
+
+
+def _reason_label(selector: dict[str, Any]) -> str:
+    for key in ("expired", "document", "source", "subject"):
+        if selector.get(key):
+            return key
+    return "other"
 
 
 def tombstone_documents(catalog: Catalog, index: VectorIndex, document_ids: list[str], *, reason: str,
@@ -83,4 +143,5 @@ def tombstone_documents(catalog: Catalog, index: VectorIndex, document_ids: list
         index.delete_ids(sorted(ids))
     changed = catalog.retire_documents(document_ids, status="tombstoned", reason=reason, drop_content=False)
     audit.record(catalog, "tombstone", actor, {"reason": reason, "documents": changed, "vectors_deleted": len(ids)})
+    metrics.PURGED_VECTORS.inc(len(ids))
     return len(changed)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
@@ -17,6 +18,7 @@ from governance import audit
 from governance.contracts import Hit
 from governance.errors import AccessDenied
 from governance.identity import User, as_user
+from governance.observability import metrics
 from governance.settings import get_settings
 from governance.stores import Stores
 from ingest.embed.base import Embedder
@@ -24,6 +26,9 @@ from ingest.embed.base import Embedder
 MAX_K = 100
 MAX_QUERY_CHARS = 4096
 OVERFETCH = 10  # extra candidates so hits the post-check drops can be replaced
+# Counting live chunks per scope costs ~100 ms at 100k chunks on SQLite (2 cores), so the
+# audit's "excluded by the filter" figure comes from a per-scope count at most this old.
+SCOPE_COUNTS_MAX_AGE_S = 10.0
 
 
 class Retriever:
@@ -34,6 +39,8 @@ class Retriever:
         self._embedder_factory = embedder_factory
         self._embedder: Embedder | None = None
         self._lock = threading.Lock()
+        self._counts_lock = threading.Lock()
+        self._scope_counts: tuple[float, dict[int, int]] = (float("-inf"), {})
 
     @property
     def embedder(self) -> Embedder:
@@ -52,6 +59,17 @@ class Retriever:
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
             raise ValueError(f"k must be an int between 1 and {MAX_K}")
 
+        started = time.perf_counter()
+        try:
+            hits = self._search(caller, query, k)
+        except Exception:
+            metrics.SEARCH_SECONDS.labels(outcome="error").observe(time.perf_counter() - started)
+            raise
+        metrics.SEARCH_SECONDS.labels(outcome="ok").observe(time.perf_counter() - started)
+        metrics.SEARCH_HITS.inc(len(hits))
+        return hits
+
+    def _search(self, caller: User, query: str, k: int) -> list[Hit]:
         catalog, policy = self.stores.catalog, self.stores.policy
         principals = caller.principals(policy.roles)
         allowed = catalog.allowed_scope_ids(principals)
@@ -59,7 +77,8 @@ class Retriever:
         raw = []
         if allowed:
             vector = self.embedder.embed([query])[0]
-            raw = self.stores.index.search(vector, k=k + OVERFETCH, scope_ids=allowed, now_epoch=int(now.timestamp()))
+            raw = self.stores.index.search(vector, k=k + OVERFETCH, scope_ids=allowed, now_epoch=int(now.timestamp()),
+                                           tenant=caller.tenant)
         visible = catalog.visible_chunks([h.id for h in raw], allowed_scope_ids=allowed, now=now)
         hits: list[Hit] = []
         for h in raw:
@@ -71,15 +90,32 @@ class Retriever:
                             expires_at=v.expires_at))
             if len(hits) == k:
                 break
+        excluded = self.excluded_by_filter(allowed)
+        dropped = len(raw) - len(visible)
+        metrics.SEARCH_EXCLUDED.observe(excluded)
+        if dropped:
+            metrics.SEARCH_POSTCHECK_DROPPED.inc(dropped)
         payload: dict[str, Any] = {
             "query_sha256": hashlib.sha256(query.encode()).hexdigest(),
             "k": k, "allowed_scopes": len(allowed), "candidates": len(raw),
-            "dropped_by_postcheck": len(raw) - len(visible), "returned": [h.chunk_id for h in hits],
+            "excluded_by_filter": excluded, "dropped_by_postcheck": dropped,
+            "returned": [h.chunk_id for h in hits],
         }
         if policy.audit.store_query_text:
             payload["query"] = query
         audit.record(catalog, "search", caller.email or caller.id, payload)
         return hits
+
+    def excluded_by_filter(self, allowed_scope_ids: list[int]) -> int:
+        """Searchable chunks the caller's ACL filter kept out of the vector query: every
+        live chunk minus those in the caller's scopes (counts at most
+        ``SCOPE_COUNTS_MAX_AGE_S`` old)."""
+        with self._counts_lock:
+            at, counts = self._scope_counts
+            if time.monotonic() - at > SCOPE_COUNTS_MAX_AGE_S:
+                counts = self.stores.catalog.live_chunks_by_scope(datetime.now(timezone.utc))
+                self._scope_counts = (time.monotonic(), counts)
+        return max(0, sum(counts.values()) - sum(counts.get(s, 0) for s in set(allowed_scope_ids)))
 
     def close(self) -> None:
         self.stores.close()

@@ -178,3 +178,39 @@ def test_doctor_finds_and_repairs_orphan_missing_and_stale_vectors(indexed, embe
     assert (result.orphans_deleted, result.access_rewritten, result.missing_reembedded) == (1, 1, 1)
     assert after.agrees
     assert doctor(ing, fix=False, scan_secrets=False)[0].agrees
+
+
+def _expire_vectors(stores, doc_id: str) -> list[dict]:
+    """Give the document's vectors a past ``expires_at`` too (as a retention sweep would see them)."""
+    rows = stores.index.rows_of_documents([doc_id], ("vector", "document_id", "source", "source_version", "scope_id",
+                                                     "classification", "title", "uri", "text"))
+    past = int((datetime.now(timezone.utc) - timedelta(days=1)).timestamp())
+    rows = [{**r, "expires_at": past} for r in rows]
+    stores.index.upsert([dict(r) for r in rows])
+    return rows
+
+
+@pytest.mark.parametrize("selector", ["expired", "document"])
+def test_purge_sweeps_vectors_the_catalog_lost_track_of(indexed, selector):
+    doc = "pdf:engineering/deploy-runbook.pdf"
+    _expire(indexed, doc)
+    rows = _expire_vectors(indexed, doc)
+    orphan = {**rows[0], "id": 987_654_321, "expires_at": rows[0]["expires_at"] - 86_400 * 2}
+    indexed.index.upsert([orphan])  # a vector no catalog chunk row names (as after a crash)
+    ids = select_docs(indexed.catalog, expired=True) if selector == "expired" else [doc]
+    report = purge_documents(indexed.catalog, indexed.index, ids, reason="t", selector={selector: True})
+    assert report.orphans_deleted == 1 and report.verified
+    assert report.vectors_deleted == len(rows) + 1
+    assert indexed.index.ids_of_document(doc) == [] and indexed.index.get([987_654_321]) == []
+
+
+def test_the_expired_sweep_leaves_held_documents_vectors_alone(indexed):
+    held, gone = "pdf:engineering/deploy-runbook.pdf", "pdf:handbook/holidays-and-leave.pdf"
+    for doc in (held, gone):
+        _expire(indexed, doc)
+        _expire_vectors(indexed, doc)
+    indexed.catalog.add_hold("document", held, "litigation", actor="test")
+    report = purge_documents(indexed.catalog, indexed.index, select_docs(indexed.catalog, expired=True),
+                             reason="expired", selector={"expired": True})
+    assert report.documents == [gone] and report.verified and held in report.held
+    assert indexed.index.ids_of_document(held) and not indexed.index.ids_of_document(gone)

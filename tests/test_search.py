@@ -171,6 +171,20 @@ def test_every_search_lands_in_the_audit_log_without_query_text(shared, embedder
     assert audit.verify(shared.catalog) == []
 
 
+def test_the_search_audit_counts_the_chunks_the_filter_excluded(shared, embedder):
+    from datetime import datetime, timezone
+
+    counts = shared.catalog.live_chunks_by_scope(datetime.now(timezone.utc))
+    r = make_retriever(shared, embedder)
+    for user in (ALICE, BOB, NOBODY):
+        r.search(user, "revenue budget rollback", k=3)
+        event = audit.events(shared.catalog, kind="search", limit=1)[0]
+        mine = sum(counts.get(s, 0) for s in shared.catalog.allowed_scope_ids(user.principals({})))
+        assert event["payload"]["excluded_by_filter"] == sum(counts.values()) - mine
+        assert event["payload"]["dropped_by_postcheck"] == 0
+    assert sum(counts.values()) > mine == 0  # NOBODY: everything was excluded
+
+
 def test_access_change_in_catalog_takes_effect_on_next_search_without_reindexing(indexed, embedder):
     r = make_retriever(indexed, embedder)
     assert r.search(NOBODY, "deployment runbook canary", k=5) == []

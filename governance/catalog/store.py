@@ -321,6 +321,16 @@ class Catalog:
             out[cid] = VisibleChunk(cid, doc_id, ver, source, title, uri, expires_at)
         return out
 
+    def live_chunks_by_scope(self, now: datetime) -> dict[int, int]:
+        """Searchable chunks per scope id: current version of an active, unexpired document.
+        What a search's filter excludes is the total minus the caller's scopes' share."""
+        q = (select(Document.scope_id, func.count(ChunkRow.id))
+             .join(ChunkRow, (ChunkRow.document_id == Document.id) & (ChunkRow.version == Document.current_version))
+             .where(Document.status == "active", or_(Document.expires_at.is_(None), Document.expires_at > now))
+             .group_by(Document.scope_id))
+        with self.session() as s:
+            return {int(scope): int(n) for scope, n in s.execute(q).all() if scope is not None}
+
     # -- quarantine and runs --------------------------------------------------------------
     def quarantine(self, *, run_id: int | None, source: str, path: str, document_id: str | None, reason: str, message: str) -> None:
         with self.session() as s:

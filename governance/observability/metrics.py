@@ -39,3 +39,17 @@ PURGED_VECTORS = Counter("govrag_purged_vectors_total", "Vectors deleted by purg
 def exposition(registry: CollectorRegistry = REGISTRY) -> bytes:
     """The text format a Prometheus scrape expects."""
     return generate_latest(registry)
+
+# -- retrieval HTTP service (retrieval/service) -------------------------------------------
+# ``route`` is the matched route template or "unmatched", never the raw path.
+HTTP_REQUESTS = Counter(
+    "govrag_http_requests_total", "HTTP requests answered by the retrieval service.",
+    ["route", "method", "status"])
+HTTP_SECONDS = Histogram(
+    "govrag_http_request_seconds", "HTTP request latency in the retrieval service.", ["route"],
+    buckets=LATENCY_BUCKETS)
+HTTP_AUTH_FAILURES = Counter(
+    "govrag_http_auth_failures_total",
+    "Requests refused by the service's token check, by reason (missing, expired, invalid, claims, keys).",
+    ["reason"])
+HTTP_RATE_LIMITED = Counter("govrag_http_rate_limited_total", "Requests refused with 429 by the per-subject limit.")
