@@ -1,30 +1,30 @@
-"""Detector for credentials that must never reach the vector index.
+"""The index's secret check: credentials that must never reach the vector index.
 
-Deliberately simple regexes for high-confidence secret shapes: private key blocks, AWS access
-key ids and secret keys, Slack tokens and webhooks, JWTs, GitHub tokens. A finding carries
-where the secret sits and a masked preview; the secret itself is never returned, logged or
-put into metadata.
+It uses the redactor's own patterns (:mod:`governance.redaction`, the secret kinds only), so
+the check and the redactor cannot disagree about what a secret looks like: whatever ingest
+would have redacted, the check finds if it got through (e.g. under a ``tag`` policy, or
+written by an older version). detect-secrets is not run here: the check reads every indexed
+text, and the patterns alone keep it at pattern speed. A finding carries where the secret
+sits and a masked preview; the secret itself is never returned, logged or put into metadata.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
-__all__ = ["PATTERNS", "SecretFinding", "scan_text", "scan_texts"]
+from governance.redaction import PLACEHOLDER, SECRET_KINDS, find_sensitive
 
-PATTERNS: dict[str, re.Pattern[str]] = {
-    "private_key": re.compile(r"-----BEGIN (?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?-----"),
-    "aws_access_key_id": re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}(?![A-Z0-9])"),
-    "aws_secret_access_key": re.compile(
-        r"(?i)aws_?secret_?(?:access_?)?key[\"']?\s*[:=]\s*[\"']?[A-Za-z0-9/+=]{40}(?![A-Za-z0-9/+=])"
-    ),
-    "slack_token": re.compile(r"(?<![A-Za-z0-9])xox(?:[abposr]|e\.[a-z]+|a-[0-9])-[0-9A-Za-z-]{10,}"),
-    "slack_webhook": re.compile(r"https://hooks\.slack\.com/(?:services|workflows)/T[A-Z0-9]+/[A-Z0-9]+/[A-Za-z0-9]{16,}"),
-    "jwt": re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
-    "github_token": re.compile(r"(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,})"),
+__all__ = ["KIND_NAMES", "SecretFinding", "scan_text", "scan_texts"]
+
+# Redaction kind -> the name reports and Dagster check metadata have always used.
+KIND_NAMES: dict[str, str] = {
+    "PRIVATE_KEY": "private_key", "AWS_KEY": "aws_access_key_id", "AWS_SECRET": "aws_secret_access_key",
+    "SLACK_TOKEN": "slack_token", "SLACK_WEBHOOK": "slack_webhook", "JWT": "jwt", "GITHUB_TOKEN": "github_token",
+    "GOOGLE_API_KEY": "google_api_key", "STRIPE_KEY": "stripe_key", "OPENAI_KEY": "openai_key",
+    "API_KEY": "api_key", "SECRET": "secret",
 }
+assert set(KIND_NAMES) == SECRET_KINDS
 
 
 @dataclass(frozen=True)
@@ -43,15 +43,17 @@ def _mask(secret: str) -> str:
 
 
 def scan_text(text: str) -> list[SecretFinding]:
-    """Every secret-shaped match in ``text``, in order of position."""
+    """Every secret-shaped match in ``text``, in order of position. Redaction placeholders
+    (``[REDACTED:JWT]``, also after ``token=``) are not secrets."""
     if not text:
         return []
-    found = [
-        SecretFinding(kind, m.start(), m.end(), _mask(m.group(0)))
-        for kind, pattern in PATTERNS.items()
-        for m in pattern.finditer(text)
-    ]
-    return sorted(found, key=lambda f: (f.start, f.kind))
+    out = []
+    for f in find_sensitive(text, secret_values=()):
+        value = text[f.start : f.end]
+        if f.kind not in SECRET_KINDS or PLACEHOLDER.search(value):
+            continue
+        out.append(SecretFinding(KIND_NAMES[f.kind], f.start, f.end, _mask(value)))
+    return out
 
 
 def scan_texts(texts: Iterable[tuple[str, str]]) -> Iterator[SecretFinding]:

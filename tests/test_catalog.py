@@ -27,6 +27,24 @@ def test_migrations_reach_head_and_reopening_is_a_no_op(database_url):
     again.dispose()
 
 
+def test_audit_event_ids_are_64_bit(catalog):
+    from sqlalchemy import text
+
+    from governance import audit
+
+    big = 2**31 + 5
+    if catalog.engine.dialect.name == "postgresql":
+        with catalog.engine.begin() as conn:
+            conn.execute(text(f"SELECT setval('audit_events_id_seq', {big})"))
+    else:  # SQLite's INTEGER rowid alias: the next id follows the largest one
+        with catalog.engine.begin() as conn:
+            conn.execute(text(f"INSERT INTO audit_events (id, seq, ts, kind, payload, prev_hash, hash) "
+                              f"VALUES ({big}, -1, CURRENT_TIMESTAMP, 'x', '{{}}', '', '')"))
+    audit.record(catalog, "search", "a@x.io", {"n": 1})
+    with catalog.engine.connect() as conn:
+        assert conn.execute(text("SELECT max(id) FROM audit_events")).scalar() > 2**31
+
+
 def test_user_must_match_every_layer_of_a_scope(catalog):
     sid, _ = catalog.upsert_scope(AccessScope(key="conf:ENG:42", layers=[["group:eng"], ["user:a@x.io", "group:leads"]]))
     assert catalog.allowed_scope_ids({"group:eng"}) == []

@@ -146,6 +146,19 @@ def test_secret_scan_ignores_harmless_text(text):
     assert scan_text(text) == []
 
 
+@pytest.mark.parametrize("text", [
+    "id AKIAIOSFODNN7EXAMPLE here", "token: xoxp-123456789012-1234567890123-AbCdEfGhIjKlMnOp",
+    "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE\n-----END EC PRIVATE KEY-----", "key AIza" + "B" * 35,
+    "password = hunter2hunter2", "sk_live_" + "0a1B" * 5,
+])
+def test_the_secret_check_finds_what_ingest_redacts_and_nothing_after_redaction(text):
+    from governance.redaction import redact
+
+    assert scan_text(text), "the check must know every secret the redactor knows"
+    redacted, counts = redact(text)
+    assert counts and scan_text(redacted) == []
+
+
 # -- drop folder ------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", [
     "slack-acme-2026.zip", "ENG space", "finance/..", "...", "Ünïcödé export", "a" * 200, "-lead", "x|y,z",

@@ -156,7 +156,9 @@ class AuditEvent(Base):
     __tablename__ = "audit_events"
     __table_args__ = {"comment": "Append-only, hash-chained"}
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # 64-bit on PostgreSQL: one event per search overflows 32 bits in ~250 days at 100/s.
+    # SQLite keeps INTEGER, its 64-bit rowid alias (a BIGINT key would not autoincrement).
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     seq: Mapped[int] = mapped_column(BigInteger, unique=True)
     ts: Mapped[datetime] = mapped_column(default=utcnow)
     kind: Mapped[str] = mapped_column(String(64))
