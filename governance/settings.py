@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -32,6 +32,17 @@ class Settings(BaseSettings):
         ),
     )
     milvus_token: str | None = None
+    multi_tenant: bool = Field(
+        default=False,
+        description=(
+            "Multi-tenancy: vectors carry a `tenant` (a Milvus partition key on a server) and "
+            "every search is limited to the caller's tenant. Fixed when the collection is made."
+        ),
+    )
+    tenant: str = Field(
+        default="", max_length=256,
+        description="With multi_tenant: the tenant an ingest run writes (rows that carry none get it).",
+    )
     policy: Path | None = Field(default=None, description="Policy YAML path.")
     embedder: Literal["local", "triton"] = "local"
     triton_url: str = "127.0.0.1:8001"
@@ -40,6 +51,36 @@ class Settings(BaseSettings):
     embed_batch_size: int = Field(default=64, ge=1, le=4096)
     chunk_max_characters: int = Field(default=1000, ge=100)
     debug: bool = False
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="`json`: one JSON object per log line (run ids, no document text).")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+    metrics_port: int = Field(default=9464, ge=1, le=65535, description="Port of `govrag metrics serve`.")
+
+    # -- retrieval HTTP service (``govrag api serve``; docs/service.md) -------------------
+    api_host: str = Field(default="127.0.0.1", description="Address `govrag api serve` binds.")
+    api_port: int = Field(default=8080, ge=1, le=65535, description="Port `govrag api serve` binds.")
+    api_max_body_bytes: int = Field(
+        default=65_536, ge=1_024, le=16_777_216,
+        description="Largest request body accepted; larger ones get 413 before they are parsed.")
+    api_rate_limit: int = Field(
+        default=120, ge=0,
+        description="Searches per minute per token subject (token bucket, bursts up to this many); 0 = off.")
+    api_rate_limit_max_subjects: int = Field(
+        default=10_000, ge=1, description="Rate-limit buckets kept in memory (least recently used are dropped).")
+    jwks_file: Path | None = Field(
+        default=None, description="JWKS (JSON) file with the public keys that verify RS*/PS*/ES* tokens.")
+    jwks_url: str | None = Field(
+        default=None, description="http(s) URL of the identity provider's JWKS; fetched with a timeout, cached.")
+    jwks_cache_seconds: int = Field(default=300, ge=0, description="How long a fetched JWKS is reused.")
+    jwks_timeout_seconds: float = Field(default=5.0, gt=0, le=60, description="Timeout of one JWKS fetch.")
+    jwt_algorithms: str = Field(
+        default="RS256,ES256",
+        description="Comma-separated JWT algorithms accepted with JWKS keys; `none` is always refused.")
+    jwt_hs256_secret: SecretStr | None = Field(
+        default=None, description="Development only: also accept HS256 tokens signed with this secret (>= 32 chars).")
+    jwt_issuer: str | None = Field(default=None, description="When set, tokens must carry exactly this `iss`.")
+    jwt_audience: str | None = Field(default=None, description="When set, tokens must list this `aud`.")
+    jwt_leeway_seconds: int = Field(default=30, ge=0, le=300, description="Clock skew allowed on exp/nbf/iat.")
 
     @property
     def resolved_home(self) -> Path:

@@ -365,6 +365,18 @@ class Catalog:
                                                    "started_at": last.started_at.isoformat(), "summary": last.summary},
         }
 
+    def gauges(self) -> dict[str, Any]:
+        """What `govrag metrics serve` exports: quarantine counts by reason and, per run
+        kind, the last run's status, start and end (batch jobs end before any scrape)."""
+        with self.session() as s:
+            quarantine = dict(s.execute(select(Quarantine.reason, func.count()).group_by(Quarantine.reason)).all())
+            latest = select(Run.kind, func.max(Run.id).label("id")).group_by(Run.kind).subquery()
+            runs = s.execute(select(Run.kind, Run.status, Run.started_at, Run.finished_at)
+                             .join(latest, Run.id == latest.c.id)).all()
+        return {"quarantine_by_reason": {str(k): int(v) for k, v in quarantine.items()},
+                "last_runs": {kind: {"status": status, "started_at": started, "finished_at": finished}
+                              for kind, status, started, finished in runs}}
+
     def quarantined(self, limit: int = 100) -> list[dict[str, Any]]:
         with self.session() as s:
             rows = s.scalars(select(Quarantine).order_by(Quarantine.id.desc()).limit(limit)).all()

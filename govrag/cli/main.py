@@ -8,10 +8,12 @@ import sys
 import typer
 
 from govrag.cli import (
+    api_cmd,
     audit_cmd,
     demo_cmd,
     ingest_cmd,
     maintenance_cmd,
+    metrics_cmd,
     purge_cmd,
     search_cmd,
     server_cmd,
@@ -25,11 +27,13 @@ app.command("search")(search_cmd.search)
 app.command("status")(status_cmd.status)
 app.command("demo")(demo_cmd.demo)
 app.add_typer(server_cmd.app, name="server")
+app.add_typer(api_cmd.app, name="api")
 app.add_typer(audit_cmd.app, name="audit")
 app.command("purge")(purge_cmd.purge)
 app.add_typer(purge_cmd.hold_app, name="hold")
 app.command("doctor")(maintenance_cmd.doctor)
 app.add_typer(maintenance_cmd.acl_app, name="acl")
+app.add_typer(metrics_cmd.app, name="metrics")
 
 try:  # the NVFP4 / Triton commands (quantize, serve-embedder)
     from govrag.cli import embedder as _embedder_cmds
@@ -47,6 +51,15 @@ def main() -> None:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     import logging
 
+    from governance.observability.logs import configure_logging
+    from governance.settings import get_settings
+
+    try:
+        settings = get_settings()
+        configure_logging(settings.log_format, settings.log_level)
+    except Exception as exc:  # bad GOVRAG_* values: say which, without a traceback
+        typer.secho(f"error: invalid GOVRAG_* setting: {exc}", err=True, fg="red")
+        sys.exit(2)
     # pypdf narrates every repair it makes ("EOF marker not found"); quarantine says what matters.
     logging.getLogger("pypdf").setLevel(logging.ERROR)
     try:

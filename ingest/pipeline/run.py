@@ -23,6 +23,7 @@ from governance import audit
 from governance.catalog.store import DocumentState
 from governance.redaction import redact_many
 from governance.contracts import SourceDocument
+from governance.observability import metrics
 from governance.errors import (
     CatalogError,
     ConfigError,
@@ -169,6 +170,13 @@ class Ingestor:
                 except Empty:
                     producer.join(timeout=0.1)
             summary.seconds = round(time.perf_counter() - started, 3)
+            for outcome in ("new", "changed", "unchanged", "quarantined", "tombstoned"):
+                metrics.INGEST_DOCUMENTS.labels(outcome=outcome).inc(getattr(summary, outcome))
+            metrics.INGEST_CHUNKS.inc(summary.chunks_written)
+            log.info("ingest run %s %s", summary.run_id, status,
+                     extra={"run_id": summary.run_id, "status": status, "documents": summary.documents_seen,
+                            "chunks": summary.chunks_written, "quarantined": summary.quarantined,
+                            "seconds": summary.seconds})
             catalog.finish_run(summary.run_id, status, summary.model_dump(exclude={"quarantine"}))
             audit.record(catalog, "ingest", None, {"run_id": summary.run_id, "status": status,
                                                   **summary.model_dump(exclude={"quarantine", "run_id"})})
@@ -181,7 +189,9 @@ class Ingestor:
         summary.quarantine.append(QuarantineEntry(path=item.rel_path, reason=exc.reason, message=str(exc)))
         self.stores.catalog.quarantine(run_id=summary.run_id, source=item.source, path=item.rel_path,
                                        document_id=item.document_id, reason=exc.reason, message=str(exc))
-        log.info("quarantined %s: %s", item.rel_path, exc)
+        metrics.QUARANTINED.labels(reason=exc.reason).inc()
+        log.info("quarantined %s: %s", item.rel_path, exc.reason, extra={"run_id": summary.run_id, "path": item.rel_path,
+                                                                        "reason": exc.reason})
 
     def _prepare(self, item: SourceItem, summary: IngestSummary, progress: ProgressFn) -> _Prepared | None:
         summary.documents_seen += 1
@@ -302,7 +312,12 @@ class Ingestor:
         texts = [text for p in prepared for _, text in p.chunks]
         t = time.perf_counter()
         vectors = self.embedder.embed(texts) if texts else []
-        summary.embed_seconds += time.perf_counter() - t
+        took = time.perf_counter() - t
+        summary.embed_seconds += took
+        if texts:
+            kind = type(self.embedder).__name__
+            metrics.EMBED_SECONDS.labels(embedder=kind).observe(took)
+            metrics.EMBED_BATCH_SIZE.labels(embedder=kind).observe(len(texts))
         rows, n = [], 0
         for p in prepared:
             for cid, text in p.chunks:
