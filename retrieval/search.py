@@ -1,9 +1,11 @@
 """ACL-filtered semantic search.
 
 Order of operations, each a guard on its own: claims → principals → allowed scope ids
-(catalog, bound parameters) → Milvus search with the scope/expiry filter built by
-``governance.vector_index`` → post-check of every hit against the catalog (active, current
-version, scope still allowed, not expired) → audit event → hits.
+(catalog, bound parameters; cached per principal set until the catalog's ACL generation
+moves — :mod:`governance.scope_resolver`) → Milvus search with the scope/expiry filter built
+by ``governance.vector_index`` → post-check of every hit against the catalog (active, current
+version, not expired, and its scope re-resolved for this user from the ACL tables, uncached)
+→ audit event → hits.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from governance.contracts import Hit
 from governance.errors import AccessDenied
 from governance.identity import User, as_user
 from governance.observability import metrics
+from governance.scope_resolver import ScopeResolver
 from governance.settings import get_settings
 from governance.stores import Stores
 from ingest.embed.base import Embedder
@@ -40,6 +43,7 @@ class Retriever:
         self._embedder: Embedder | None = None
         self._lock = threading.Lock()
         self._counts_lock = threading.Lock()
+        self.scopes = ScopeResolver(stores.catalog)
         self._scope_counts: tuple[float, dict[int, int]] = (float("-inf"), {})
 
     @property
@@ -72,7 +76,7 @@ class Retriever:
     def _search(self, caller: User, query: str, k: int) -> list[Hit]:
         catalog, policy = self.stores.catalog, self.stores.policy
         principals = caller.principals(policy.roles)
-        allowed = catalog.allowed_scope_ids(principals)
+        allowed = self.scopes.allowed(principals)
         now = datetime.now(timezone.utc)
         raw = []
         if allowed:
@@ -80,6 +84,11 @@ class Retriever:
             raw = self.stores.index.search(vector, k=k + OVERFETCH, scope_ids=allowed, now_epoch=int(now.timestamp()),
                                            tenant=caller.tenant)
         visible = catalog.visible_chunks([h.id for h in raw], allowed_scope_ids=allowed, now=now)
+        if visible:
+            # Second, uncached opinion: the scopes of what is about to be returned, resolved
+            # from the ACL tables now (the filter above used the resolver's cached answer).
+            confirmed = set(catalog.allowed_scope_ids(principals, among={v.scope_id for v in visible.values()}))
+            visible = {cid: v for cid, v in visible.items() if v.scope_id in confirmed}
         hits: list[Hit] = []
         for h in raw:
             v = visible.get(h.id)

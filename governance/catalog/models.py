@@ -178,6 +178,16 @@ class AuditHead(Base):
     last_hash: Mapped[str] = mapped_column(String(64))
 
 
+class AclGeneration(Base):
+    """One row, bumped in the same transaction as every scope change, so a process that
+    cached a user's allowed scopes knows (one primary-key read) whether they still hold."""
+
+    __tablename__ = "acl_generation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class Quarantine(Base):
     __tablename__ = "quarantine"
 

@@ -18,6 +18,7 @@ from sqlalchemy.pool import NullPool
 
 from governance.catalog.migrate import upgrade_to_head
 from governance.catalog.models import (
+    AclGeneration,
     ChunkRow,
     Document,
     DocumentContributor,
@@ -35,6 +36,9 @@ from governance.errors import CatalogError
 
 # SQLite caps bound parameters (32766 on current builds); stay well below.
 PARAM_BATCH = 900
+# Principals bound into one scope-resolution statement (SQLite >= 3.32 allows 32,766
+# parameters, PostgreSQL 65,535); a user with more is resolved in parts.
+PRINCIPALS_PER_QUERY = 20_000
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,7 @@ class VisibleChunk:
     title: str
     uri: str
     expires_at: datetime | None
+    scope_id: int
 
 
 def _engine(url: str) -> Engine:
@@ -158,6 +163,8 @@ class Catalog:
                         for i, layer in enumerate(scope.layers)
                         for p in sorted(layer)
                     )
+                    s.execute(update(AclGeneration).where(AclGeneration.id == 1)
+                              .values(generation=AclGeneration.generation + 1))
                     return row.id, True, existed
             except CatalogError as exc:
                 # Two processes inserting the same new scope: the loser reads the winner's row.
@@ -166,28 +173,49 @@ class Catalog:
                 raise
         raise AssertionError("unreachable")
 
-    def allowed_scope_ids(self, principals: Iterable[str]) -> list[int]:
-        """Scopes in which the principals match at least one member of every layer."""
+    def acl_generation(self) -> int:
+        """Bumped in the transaction of every scope change (see :class:`ScopeResolver`)."""
+        with self.session() as s:
+            return int(s.scalar(select(AclGeneration.generation).where(AclGeneration.id == 1)) or 0)
+
+    def allowed_scope_ids(self, principals: Iterable[str], among: Iterable[int] | None = None) -> list[int]:
+        """Scopes in which the principals match at least one member of every layer.
+
+        One query: the database counts, per scope, the distinct layers the principals hit and
+        keeps the scopes where that equals ``n_layers``. (Grouping in Python instead cost
+        ~0.5 s for a user in a group that sits in a layer of 10k scopes.)"""
         principals = sorted(set(principals))
-        if not principals:
+        only = None if among is None else sorted({int(x) for x in among})
+        if not principals or only == []:
             return []
+        if len(principals) > PRINCIPALS_PER_QUERY or (only is not None and len(only) > PARAM_BATCH):
+            got = self._allowed_scope_ids_in_parts(principals)
+            return got if only is None else sorted(set(got) & set(only))
+        hit_layers = func.count(ScopePrincipal.layer.distinct())
+        q = (select(ScopePrincipal.scope_id)
+             .join(Scope, Scope.id == ScopePrincipal.scope_id)
+             .where(ScopePrincipal.principal.in_(principals), Scope.n_layers > 0)  # no layers = nobody's
+             .group_by(ScopePrincipal.scope_id, Scope.n_layers)
+             .having(hit_layers == Scope.n_layers))
+        if only is not None:  # the post-check: just these scopes, straight from the tables
+            q = q.where(ScopePrincipal.scope_id.in_(only))
+        with self.session() as s:
+            return sorted(int(sid) for sid in s.scalars(q))
+
+    def _allowed_scope_ids_in_parts(self, principals: list[str]) -> list[int]:
+        """The same answer for principal sets too big for one statement's parameters: the
+        layers hit are collected part by part and compared in Python."""
         matched: dict[int, set[int]] = {}
         with self.session() as s:
             for i in range(0, len(principals), PARAM_BATCH):
-                chunk = principals[i : i + PARAM_BATCH]
                 for scope_id, layer in s.execute(
-                    select(ScopePrincipal.scope_id, ScopePrincipal.layer)
-                    .where(ScopePrincipal.principal.in_(chunk))
-                    .distinct()
-                ):
+                        select(ScopePrincipal.scope_id, ScopePrincipal.layer)
+                        .where(ScopePrincipal.principal.in_(principals[i : i + PARAM_BATCH])).distinct()):
                     matched.setdefault(scope_id, set()).add(layer)
-            if not matched:
-                return []
             n_layers: dict[int, int] = {}
             ids = sorted(matched)
             for i in range(0, len(ids), PARAM_BATCH):
                 n_layers.update(s.execute(select(Scope.id, Scope.n_layers).where(Scope.id.in_(ids[i : i + PARAM_BATCH]))).all())
-        # A scope with zero layers is nobody's: n_layers > 0 keeps it closed.
         return sorted(sid for sid, layers in matched.items() if n_layers.get(sid, 0) > 0 and len(layers) == n_layers[sid])
 
     def scope_count(self) -> int:
@@ -318,7 +346,7 @@ class Catalog:
                 continue
             if expires_at is not None and expires_at <= now:
                 continue
-            out[cid] = VisibleChunk(cid, doc_id, ver, source, title, uri, expires_at)
+            out[cid] = VisibleChunk(cid, doc_id, ver, source, title, uri, expires_at, scope_id)
         return out
 
     def live_chunks_by_scope(self, now: datetime) -> dict[int, int]:
