@@ -1,13 +1,20 @@
-"""Search latency at N chunks on Milvus Lite: ACL-filtered (scope_id in [...] and not expired)
-vs unfiltered, p50/p95, in one run so the ratio is fair on a noisy machine.
+"""Search latency at N chunks: ACL-filtered (scope_id in [...] and not expired) vs
+unfiltered, p50/p95, in one run so the ratio is fair on a noisy machine.
 
     python bench/search_latency.py [--rows 100000] [--queries 200] [--mode server|file]
+    python bench/search_latency.py --backend server [--chunks 100000] [--consistency Bounded]
+
+``--backend lite`` (default): Milvus Lite, as the local ``milvus-lite server`` (``--mode
+server``) or in-process (``--mode file``). ``--backend server``: a real milvus-server 2.3.5
+(PyPI ``milvus``) started on 127.0.0.1 by governance.milvus_server in a temp dir and stopped
+at the end; its HNSW index is waited for before timing.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -19,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.machine import machine_details, percentile  # noqa: E402
 from governance.milvus_local import ensure_server, stop_server  # noqa: E402
+from governance.milvus_server import MilvusServer  # noqa: E402
 from governance.vector_index import NEVER_EXPIRES, VectorIndex, search_filter  # noqa: E402
 
 DIM = 384
@@ -27,7 +35,13 @@ N_SCOPES = 10_000
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rows", type=int, default=100_000)
+    ap.add_argument("--rows", "--chunks", dest="rows", type=int, default=100_000)
+    ap.add_argument("--backend", choices=["lite", "server"], default="lite",
+                    help="lite: Milvus Lite (see --mode); server: a real milvus-server 2.3.5 on 127.0.0.1")
+    ap.add_argument("--consistency", choices=["Strong", "Session", "Bounded", "Eventually"], nargs="+",
+                    default=["Strong"], help="consistency levels of the timed searches, each measured "
+                    "(the collection is Strong; VectorIndex searches use Session by default)")
+    ap.add_argument("--index-timeout", type=float, default=1800, help="seconds to wait for the server's HNSW build")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--mode", choices=["server", "file"], default="server",
                     help="server: the embedded default (local milvus-lite server); file: in-process .db")
@@ -38,7 +52,39 @@ def main() -> None:
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="govrag-bench-"))
-    uri = ensure_server(tmp).uri if args.mode == "server" else str(tmp / "bench.db")
+    milvus: MilvusServer | None = None
+    if args.backend == "server":
+        t_start = time.perf_counter()
+        milvus = MilvusServer(tmp / "milvus-server").start()
+        print(f"milvus-server ready at {milvus.uri} in {time.perf_counter() - t_start:.1f}s", file=sys.stderr)
+        uri = milvus.uri
+    else:
+        uri = ensure_server(tmp).uri if args.mode == "server" else str(tmp / "bench.db")
+    try:
+        _run(args, uri, tmp)
+    finally:
+        if milvus is not None:
+            milvus.stop()
+            shutil.rmtree(tmp, ignore_errors=True)  # ~1 GB of server data
+        elif args.mode == "server":
+            stop_server(tmp)
+
+
+def _wait_for_index(ix: VectorIndex, rows: int, timeout_s: float) -> float:
+    """Seconds until the server's vector index covers every row (sealed segments only;
+    Milvus does not index small or growing segments, which it scans instead)."""
+    t0 = time.perf_counter()
+    info: dict = {}
+    while time.perf_counter() - t0 < timeout_s:
+        info = ix._client.describe_index(ix.collection, "vector")
+        if int(info.get("pending_index_rows", 0)) == 0 and int(info.get("indexed_rows", 0)) >= 0.9 * rows:
+            break
+        time.sleep(2)
+    print(f"vector index: {info}", file=sys.stderr)
+    return time.perf_counter() - t0
+
+
+def _run(args: argparse.Namespace, uri: str, tmp: Path) -> None:
     ix = VectorIndex(uri, "bench")
     rng = np.random.default_rng(42)
     now = int(time.time())
@@ -56,47 +102,53 @@ def main() -> None:
                     "text": "x" * 200} for i in range(n)])
     ix.flush()  # as an ingest run does at its end: searches then use the sealed HNSW index
     insert_s = time.perf_counter() - t0
+    index_s = _wait_for_index(ix, args.rows, args.index_timeout) if args.backend == "server" else 0.0
     client = ix._client
     queries = rng.standard_normal((args.queries, DIM), dtype=np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     params = {"metric_type": "COSINE", "params": {"ef": 64}}
 
-    def run(expr: str) -> tuple[list[float], float]:
+    def run(expr: str, level: str) -> tuple[list[float], float]:
         lat, got = [], 0
         for q in queries:
             t = time.perf_counter()
             res = client.search("bench", data=[q.tolist()], filter=expr, limit=10, search_params=params,
-                                output_fields=["scope_id"])
+                                output_fields=["scope_id"], consistency_level=level)
             lat.append((time.perf_counter() - t) * 1000)
             got += len(res[0])
         return lat, got / len(queries)
 
-    run("")  # warm-up
-    results = {}
+    run("", args.consistency[0])  # warm-up
+    results: dict[str, dict] = {}
     # Interleave the variants in rounds so drift on a noisy machine hits them all alike.
     variants = {"unfiltered": ""}
     for n_allowed in args.scopes:
         allowed = sorted(rng.choice(N_SCOPES, n_allowed, replace=False).tolist())
         variants[f"filtered {n_allowed} scopes"] = search_filter(allowed, now)
-    lat_all: dict[str, list[float]] = {k: [] for k in variants}
-    hits_all: dict[str, float] = {}
+    keys = [(level, name) for level in args.consistency for name in variants]
+    lat_all: dict[tuple[str, str], list[float]] = {k: [] for k in keys}
+    hits_all: dict[tuple[str, str], float] = {}
     for _ in range(args.rounds):
-        for name, expr in variants.items():
-            lat, hits = run(expr)
-            lat_all[name] += lat
-            hits_all[name] = hits
-    base = percentile(lat_all["unfiltered"], 50)
-    for name, lat in lat_all.items():
-        results[name] = {"p50_ms": round(percentile(lat, 50), 2), "p95_ms": round(percentile(lat, 95), 2),
-                         "ratio_p50": round(percentile(lat, 50) / base, 2), "mean_hits": round(hits_all[name], 1)}
-    out = {"rows": args.rows, "mode": args.mode, "insert_rows_per_s": round(args.rows / insert_s),
+        for level, name in keys:
+            lat, hits = run(variants[name], level)
+            lat_all[(level, name)] += lat
+            hits_all[(level, name)] = hits
+    for level, name in keys:
+        lat = lat_all[(level, name)]
+        base = percentile(lat_all[(level, "unfiltered")], 50)
+        label = name if len(args.consistency) == 1 else f"{name} [{level}]"
+        results[label] = {"p50_ms": round(percentile(lat, 50), 2), "p95_ms": round(percentile(lat, 95), 2),
+                          "ratio_p50": round(percentile(lat, 50) / base, 2),
+                          "mean_hits": round(hits_all[(level, name)], 1)}
+    out = {"rows": args.rows, "backend": args.backend, "server_version": ix.server_version,
+           "mode": args.mode if args.backend == "lite" else "milvus-server on 127.0.0.1",
+           "consistency": args.consistency, "index_types": ix.index_types(),
+           "insert_rows_per_s": round(args.rows / insert_s), "index_build_s": round(index_s, 1),
            "queries_per_variant": args.rounds * args.queries, "results": results, "machine": machine_details()}
     print(json.dumps(out, indent=2))
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))
     ix.close()
-    if args.mode == "server":
-        stop_server(tmp)
 
 
 if __name__ == "__main__":

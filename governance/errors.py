@@ -7,6 +7,8 @@
     │   └── QuarantinedDocument   a document was refused; carries the reason
     ├── CatalogError           the SQL catalog failed
     ├── IndexUnavailable       Milvus cannot be reached or refused an operation
+    │   ├── IndexSchemaMismatch   the existing collection was made with other settings
+    │   └── MilvusServerError     a local milvus-server cannot be started or stopped
     └── EmbedderUnavailable    the embedding model or server cannot be used
 
 Library errors (pymilvus, SQLAlchemy, tritonclient, unstructured) are wrapped at the
@@ -15,6 +17,10 @@ boundary with ``raise ... from exc`` so no raw engine message reaches a caller.
 
 from __future__ import annotations
 
+import re
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
 
 class GovragError(Exception):
     """Base of every govrag error. ``hint`` says what the user can do about it."""
@@ -22,6 +28,10 @@ class GovragError(Exception):
     exit_code: int = 1
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
+        # Messages quote hostile input (file names, JSON values): lone surrogates would make
+        # them unprintable and unstorable, so they become U+FFFD here.
+        if isinstance(message, str) and _SURROGATES.search(message):
+            message = _SURROGATES.sub("\ufffd", message)
         super().__init__(message)
         self.hint = hint
 
@@ -59,6 +69,17 @@ class CatalogError(GovragError):
 
 class IndexUnavailable(GovragError):
     """Milvus cannot be reached or refused an operation."""
+
+
+class IndexSchemaMismatch(IndexUnavailable):
+    """The existing collection's schema does not match the settings (e.g. multi-tenancy
+    toggled, another embedding dimension); ``hint`` says how to resolve it."""
+
+    exit_code = 2
+
+
+class MilvusServerError(IndexUnavailable):
+    """A local ``milvus-server`` (PyPI ``milvus``) could not be started or stopped."""
 
 
 class EmbedderUnavailable(GovragError):

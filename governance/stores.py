@@ -28,7 +28,8 @@ class Stores:
         policy = load_policy(settings.policy)
         catalog = Catalog(settings.resolved_database_url)
         uri = resolve_uri(settings.milvus_uri, home)
-        index = VectorIndex(uri, settings.collection, dim=dim, token=settings.milvus_token)
+        index = VectorIndex(uri, settings.collection, dim=dim, token=settings.milvus_token,
+                            multi_tenant=settings.multi_tenant, tenant=settings.tenant)
         return cls(settings=settings, catalog=catalog, index=index, policy=policy)
 
     def close(self) -> None:

@@ -2,21 +2,30 @@
 expression sent to Milvus.
 
 Nothing a user or a document supplies is pasted into an expression. Search filters hold only
-integers (scope ids and epoch seconds) checked here to be real ints; the only string filter
-(``document_id``) is built by :func:`quote_string`, which rejects control characters and
-escapes quotes and backslashes.
+integers (scope ids and epoch seconds) checked here to be real ints; the string filters
+(``document_id``, ``tenant``) are built by :func:`quote_string`, which rejects control
+characters and escapes quotes and backslashes.
+
+The same code runs on Milvus Lite 3.2 (a ``.db`` path, or a ``milvus-lite server`` URL) and
+on a Milvus server (``http(s)://host:port``; tested with milvus-server 2.3.5, see
+docs/milvus.md). What differs is detected from the server's version string, not configured:
+which scalar index type a field gets (INVERTED where it exists, else STL_SORT for numbers and
+Trie for strings, else none with a log line), whether compaction exists (a server only), and
+one Milvus 2.3 bug (an upsert into a collection with a partition key files rows under the
+wrong partition, milvus-io/milvus#30607: rows are deleted and re-inserted there instead).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from governance.errors import IndexUnavailable
+from governance.errors import AccessDenied, ConfigError, IndexSchemaMismatch, IndexUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +35,15 @@ MAX_TEXT = 8192
 MAX_FILTER_IDS = 100_000
 EXACT_SCAN_LIMIT = 4096
 OUTPUT_FIELDS = ["document_id", "source", "source_version", "scope_id", "expires_at", "title", "uri", "text"]
+TENANT_FIELD = "tenant"  # only with multi-tenancy: a VARCHAR partition key
+MAX_TENANT_BYTES = 256
+CONSISTENCY_LEVELS = ("Strong", "Bounded", "Session", "Eventually")
+HNSW_PARAMS = {"M": 16, "efConstruction": 200}
+# Scalar indexes on the filtered fields, best first per kind: Milvus Lite 3.x and Milvus
+# >= 2.4 build INVERTED; Milvus 2.3 has STL_SORT (numbers) and Trie (strings) only.
+SCALAR_INDEX_PREFERENCE: dict[str, tuple[str, ...]] = {"int64": ("INVERTED", "STL_SORT"),
+                                                       "varchar": ("INVERTED", "Trie")}
+INDEXED_SCALAR_FIELDS = ("scope_id", "expires_at", "document_id")
 
 # field name -> (kind, max_length); kept in one place so the schema and the doctor agree.
 SCALAR_FIELDS: dict[str, tuple[str, int | None]] = {
@@ -67,17 +85,35 @@ def quote_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def search_filter(scope_ids: Sequence[int], now_epoch: int) -> str:
-    """The ACL + expiry filter of every search. An empty scope list is refused: the caller
-    must return no hits instead of searching (an empty ``in []`` must never be relied on)."""
+def check_tenant(tenant: Any) -> str:
+    """A usable tenant name: a non-empty string of at most 256 bytes, no control characters."""
+    if not isinstance(tenant, str) or not tenant:
+        raise ValueError(f"a tenant must be a non-empty string, got {tenant!r}")
+    if len(tenant.encode()) > MAX_TENANT_BYTES:
+        raise ValueError(f"tenant longer than {MAX_TENANT_BYTES} bytes")
+    quote_string(tenant)  # refuses control characters
+    return tenant
+
+
+def tenant_filter(tenant: str) -> str:
+    return f"{TENANT_FIELD} == {quote_string(check_tenant(tenant))}"
+
+
+def search_filter(scope_ids: Sequence[int], now_epoch: int, tenant: str | None = None) -> str:
+    """The ACL + expiry filter of every search (and, with multi-tenancy, the caller's tenant,
+    which a server also uses to search only that tenant's partitions). An empty scope list
+    is refused: the caller must return no hits instead of searching (an empty ``in []``
+    must never be relied on)."""
     if not scope_ids:
         raise ValueError("search_filter needs at least one allowed scope id")
-    return f"scope_id in {int_list(scope_ids, 'scope id')} and expires_at > {_check_int(now_epoch, 'time')}"
+    expr = f"scope_id in {int_list(scope_ids, 'scope id')} and expires_at > {_check_int(now_epoch, 'time')}"
+    return expr if tenant is None else f"{tenant_filter(tenant)} and {expr}"
 
 
 def all_rows_filter() -> str:
-    """A filter every row matches (ids are int64)."""
-    return f"id >= {INT64_MIN}"
+    """A filter every row matches. (Not ``id >= INT64_MIN``: Milvus 2.3's parser reads the
+    minus sign apart and cannot parse 9223372036854775808.)"""
+    return "id < 0 or id >= 0"
 
 
 def ids_filter(ids: Sequence[int]) -> str:
@@ -94,8 +130,12 @@ def documents_filter(document_ids: Sequence[str]) -> str:
     return "document_id in [" + ",".join(quote_string(d) for d in document_ids) + "]"
 
 
-def expired_filter(now_epoch: int) -> str:
-    return f"expires_at <= {_check_int(now_epoch, 'time')}"
+def expired_filter(now_epoch: int, exclude_documents: Sequence[str] = ()) -> str:
+    """Rows expired at ``now_epoch``, except those of ``exclude_documents`` (legal holds)."""
+    expr = f"expires_at <= {_check_int(now_epoch, 'time')}"
+    if exclude_documents:
+        expr += " and not (" + documents_filter(exclude_documents) + ")"
+    return expr
 
 
 @dataclass(frozen=True)
@@ -107,66 +147,192 @@ class RawHit:
     fields: dict[str, Any]
 
 
-class VectorIndex:
-    """A Milvus collection of chunk vectors with ACL, version and expiry metadata."""
+def _parse_version(version: str) -> tuple[str, tuple[int, int, int]]:
+    """``("lite" | "server", (major, minor, patch))`` from ``get_server_version()``:
+    ``milvus_lite-3.2.2`` on Milvus Lite, ``v2.3.5-lite`` from the PyPI milvus-server,
+    ``v2.4.x`` / ``2.5.x`` from a Milvus standalone or cluster."""
+    m = re.search(r"(\d+)\.(\d+)\.(\d+)", version)
+    numbers = (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else (0, 0, 0)
+    return ("lite" if version.startswith("milvus_lite") else "server"), numbers
 
-    def __init__(self, uri: str, collection: str, dim: int = 384, token: str | None = None) -> None:
+
+class VectorIndex:
+    """A Milvus collection of chunk vectors with ACL, version and expiry metadata.
+
+    ``multi_tenant`` adds a ``tenant`` field (a partition key, so a server keeps each
+    tenant's rows in their own partitions) and makes every search carry the caller's
+    tenant; ``tenant`` is what rows without one get.
+
+    Consistency: the collection is made with ``consistency`` (Strong), and the reads that
+    must see what was just written or deleted (``query``, ``get``, ``count``: purge
+    verification, recovery, the doctor) ask for Strong explicitly. Searches use
+    ``search_consistency`` (Session): they see this process's own writes, and do not wait
+    for the server's next time tick otherwise — on milvus-server 2.3 a Strong search costs
+    ~200 ms (the 200 ms time tick) against ~3.5 ms for Session at 20k rows. Another
+    process's latest deletes can be a few ms late in a Session search; the catalog
+    post-check of every hit (retrieval.search) is what keeps them out of results.
+    """
+
+    def __init__(self, uri: str, collection: str, dim: int = 384, token: str | None = None, *,
+                 multi_tenant: bool = False, tenant: str = "", consistency: str = "Strong",
+                 search_consistency: str = "Session") -> None:
+        for level in (consistency, search_consistency):
+            if level not in CONSISTENCY_LEVELS:
+                raise ConfigError(f"unknown consistency level {level!r}; one of {', '.join(CONSISTENCY_LEVELS)}")
+        if multi_tenant and tenant:
+            try:
+                check_tenant(tenant)
+            except ValueError as exc:
+                raise ConfigError(f"GOVRAG_TENANT is unusable: {exc}") from exc
         self.uri = uri
         self.collection = collection
         self.dim = dim
+        self.multi_tenant = multi_tenant
+        self.tenant = tenant
+        self.consistency = consistency
+        self.search_consistency = search_consistency
+        self.last_compaction_id: int | None = None
         try:
             from pymilvus import MilvusClient
 
             self._client = MilvusClient(uri=uri, token=token or "")
+            self.server_version = str(self._client.get_server_version())
         except Exception as exc:
             raise IndexUnavailable(
                 f"cannot connect to Milvus at {uri}: {exc}",
                 hint="check GOVRAG_MILVUS_URI; for the embedded default run `govrag server status`",
             ) from exc
-        self.ensure_collection()
+        self.backend, self.version = _parse_version(self.server_version)
+        # milvus-io/milvus#30607 (fixed in 2.4 and late 2.3 patches): upsert computes the
+        # partition from the wrong field, so rows vanish from partition-key searches.
+        self._upsert_by_delete_insert = multi_tenant and self.backend == "server" and self.version < (2, 4, 0)
+        try:
+            self.ensure_collection()
+        except BaseException:
+            self.close()  # an in-process Milvus Lite file stays locked while a client is open
+            raise
 
     # -- schema ---------------------------------------------------------------------------
     def ensure_collection(self) -> None:
-        from pymilvus import DataType, MilvusClient
-
+        """Open the collection, checking it was made with these settings, or create it with
+        its vector index and the scalar indexes this backend supports; then load it."""
         try:
             if self._client.has_collection(self.collection):
-                self._client.load_collection(self.collection)
-                return
-            schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-            schema.add_field("id", DataType.INT64, is_primary=True)
-            schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.dim)
-            for name, (kind, max_length) in SCALAR_FIELDS.items():
-                if kind == "varchar":
-                    schema.add_field(name, DataType.VARCHAR, max_length=max_length)
-                else:
-                    schema.add_field(name, DataType.INT64)
-            index_params = self._client.prepare_index_params()
-            index_params.add_index(
-                field_name="vector", index_type="HNSW", metric_type="COSINE",
-                params={"M": 16, "efConstruction": 200},
-            )
-            # Scalar indexes keep the ACL and expiry filters cheap (INVERTED is the one
-            # scalar index both Milvus Lite 3.x and the server implement).
-            for field in ("scope_id", "expires_at", "document_id"):
-                index_params.add_index(field_name=field, index_type="INVERTED")
-            self._client.create_collection(
-                self.collection, schema=schema, index_params=index_params,
-                consistency_level="Strong",
-            )
+                self._check_schema(self._client.describe_collection(self.collection))
+            else:
+                self._create_collection()
             self._client.load_collection(self.collection)
+        except IndexUnavailable:
+            raise
         except Exception as exc:
             raise IndexUnavailable(f"cannot prepare collection {self.collection!r} at {self.uri}: {exc}") from exc
 
+    def _create_collection(self) -> None:
+        from pymilvus import DataType, MilvusClient
+
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.dim)
+        for name, (kind, max_length) in SCALAR_FIELDS.items():
+            if kind == "varchar":
+                schema.add_field(name, DataType.VARCHAR, max_length=max_length)
+            else:
+                schema.add_field(name, DataType.INT64)
+        if self.multi_tenant:
+            schema.add_field(TENANT_FIELD, DataType.VARCHAR, max_length=MAX_TENANT_BYTES, is_partition_key=True)
+        self._client.create_collection(self.collection, schema=schema, consistency_level=self.consistency)
+        vector_index = self._client.prepare_index_params()
+        vector_index.add_index(field_name="vector", index_type="HNSW", metric_type="COSINE", params=HNSW_PARAMS)
+        self._client.create_index(self.collection, vector_index)
+        # Scalar indexes keep the ACL, expiry, document and tenant filters cheap.
+        for field in INDEXED_SCALAR_FIELDS + ((TENANT_FIELD,) if self.multi_tenant else ()):
+            kind = "varchar" if field == TENANT_FIELD else SCALAR_FIELDS[field][0]
+            self._create_scalar_index(field, self._scalar_index_kinds(kind))
+
+    def _scalar_index_kinds(self, kind: str) -> tuple[str, ...]:
+        """Index types to try on a field of ``kind``, best first. A 2.3 server is known to
+        lack INVERTED (it answers "expected=STL_SORT"), so it is not asked; anything newer
+        or unknown is asked in order."""
+        kinds = SCALAR_INDEX_PREFERENCE[kind]
+        if self.backend == "server" and self.version < (2, 4, 0):
+            kinds = tuple(k for k in kinds if k != "INVERTED")
+        return kinds
+
+    def _create_scalar_index(self, field: str, kinds: Sequence[str]) -> str | None:
+        """The first of ``kinds`` this backend builds on ``field`` (None: none, logged)."""
+        errors = []
+        for kind in kinds:
+            params = self._client.prepare_index_params()
+            params.add_index(field_name=field, index_type=kind)
+            try:
+                self._client.create_index(self.collection, params)
+                return kind
+            except Exception as exc:  # this backend lacks the type: try the next one
+                errors.append(f"{kind}: {exc}")
+        log.warning("no scalar index on %s.%s at %s (%s); filters on it scan rows",
+                    self.collection, field, self.uri, "; ".join(errors))
+        return None
+
+    def _check_schema(self, description: dict[str, Any]) -> None:
+        fields = {f["name"]: f for f in description.get("fields", [])}
+        problems = []
+        tenant = fields.get(TENANT_FIELD)
+        if self.multi_tenant and tenant is None:
+            problems.append("it has no `tenant` field, but multi-tenancy is on (GOVRAG_MULTI_TENANT=true)")
+        if tenant is not None and not self.multi_tenant:
+            problems.append("it has a `tenant` field, but multi-tenancy is off (GOVRAG_MULTI_TENANT=false), "
+                            "so searches would not be limited to the caller's tenant")
+        vector = fields.get("vector")
+        dim = int((vector or {}).get("params", {}).get("dim", 0) or 0)
+        if dim != self.dim:
+            problems.append(f"its vectors have {dim} dimensions, the embedder makes {self.dim}")
+        missing = [name for name in SCALAR_FIELDS if name not in fields]
+        if missing:
+            problems.append(f"it lacks the fields {', '.join(missing)}")
+        if problems:
+            raise IndexSchemaMismatch(
+                f"collection {self.collection!r} at {self.uri} was made with other settings: " + "; ".join(problems),
+                hint="set GOVRAG_MULTI_TENANT (and the embedder) back to what the collection was made with, "
+                     "or set GOVRAG_COLLECTION to a new collection and re-ingest into it",
+            )
+
+    def index_types(self) -> dict[str, str]:
+        """Field name -> index type of every index on the collection."""
+        try:
+            out = {}
+            for name in self._client.list_indexes(self.collection):
+                info = self._client.describe_index(self.collection, name)
+                out[str(info.get("field_name", name))] = str(info.get("index_type", ""))
+            return out
+        except Exception as exc:
+            raise IndexUnavailable(f"cannot describe the indexes of {self.collection!r}: {exc}") from exc
+
     # -- writes ---------------------------------------------------------------------------
     def upsert(self, rows: list[dict[str, Any]], batch: int = 2000) -> None:
-        """Insert or overwrite rows (primary keys are deterministic, so a retry is harmless)."""
+        """Insert or overwrite rows (primary keys are deterministic, so a retry is harmless).
+        With multi-tenancy, rows without a ``tenant`` get this index's ``tenant``."""
         for row in rows:
             if len(row["text"]) > MAX_TEXT:
                 row["text"] = row["text"][:MAX_TEXT]
+            if self.multi_tenant:
+                tenant = row.get(TENANT_FIELD) or self.tenant
+                if not tenant:
+                    raise ConfigError("multi-tenancy is on, but a row carries no tenant and GOVRAG_TENANT is empty",
+                                      hint="set GOVRAG_TENANT to the tenant this ingest writes")
+                try:
+                    row[TENANT_FIELD] = check_tenant(tenant)
+                except ValueError as exc:
+                    raise ConfigError(f"unusable tenant: {exc}") from exc
+            else:
+                row.pop(TENANT_FIELD, None)
         try:
             for i in range(0, len(rows), batch):
-                self._client.upsert(self.collection, data=rows[i : i + batch])
+                chunk = rows[i : i + batch]
+                if self._upsert_by_delete_insert:
+                    self._client.delete(self.collection, filter=ids_filter([r["id"] for r in chunk]))
+                    self._client.insert(self.collection, data=chunk)
+                else:
+                    self._client.upsert(self.collection, data=chunk)
         except Exception as exc:
             raise IndexUnavailable(f"writing {len(rows)} vectors to {self.collection!r} failed: {exc}") from exc
 
@@ -181,20 +347,33 @@ class VectorIndex:
 
     # -- reads ----------------------------------------------------------------------------
     def search(
-        self, vector: np.ndarray, *, k: int, scope_ids: Sequence[int], now_epoch: int, ef: int | None = None
+        self, vector: np.ndarray, *, k: int, scope_ids: Sequence[int], now_epoch: int, ef: int | None = None,
+        tenant: str | None = None, consistency: str | None = None,
     ) -> list[RawHit]:
-        """Nearest chunks among those whose scope is allowed and which have not expired."""
+        """Nearest chunks among those whose scope is allowed and which have not expired
+        (and, on a multi-tenant index, of ``tenant``: a caller without one is refused)."""
         if not scope_ids:
             return []
-        expr = search_filter(scope_ids, now_epoch)
+        if self.multi_tenant:
+            if not tenant:
+                raise AccessDenied("this index is multi-tenant and the caller carries no tenant",
+                                   hint="give the user a tenant (the `tenant` or `tid` claim)")
+            try:
+                expr = search_filter(scope_ids, now_epoch, tenant=tenant)
+            except ValueError as exc:
+                raise AccessDenied(f"unusable tenant: {exc}") from exc
+        else:
+            expr = search_filter(scope_ids, now_epoch)
+        fields = [*OUTPUT_FIELDS, TENANT_FIELD] if self.multi_tenant else OUTPUT_FIELDS
         try:
             res = self._client.search(
                 self.collection,
                 data=[np.asarray(vector, dtype=np.float32).tolist()],
                 filter=expr,
                 limit=k,
-                output_fields=OUTPUT_FIELDS,
+                output_fields=fields,
                 search_params={"metric_type": "COSINE", "params": {"ef": max(ef or 0, k * 4, 64)}},
+                consistency_level=consistency or self.search_consistency,
             )
         except Exception as exc:
             raise IndexUnavailable(f"search in {self.collection!r} failed: {exc}") from exc
@@ -206,13 +385,16 @@ class VectorIndex:
             # A very selective filter can starve the filtered HNSW walk (seen on Milvus Lite
             # 3.2.2: 4 of 10 hits with ~95 matching rows in 100k). When few rows match, scan
             # them exactly instead, so a user with few scopes never misses a document.
-            exact = self._exact_search(vector, k=k, expr=expr)
+            exact = self._exact_search(vector, k=k, expr=expr, fields=fields)
             if exact is not None:
-                return exact
+                hits = exact
+        if self.multi_tenant:  # defence in depth: the filter already holds the tenant
+            hits = [h for h in hits if h.fields.get(TENANT_FIELD) == tenant]
         return hits
 
-    def _exact_search(self, vector: np.ndarray, *, k: int, expr: str) -> list[RawHit] | None:
-        rows = self.query(expr, fields=("vector", *OUTPUT_FIELDS), limit=EXACT_SCAN_LIMIT)
+    def _exact_search(self, vector: np.ndarray, *, k: int, expr: str,
+                      fields: Sequence[str] = tuple(OUTPUT_FIELDS)) -> list[RawHit] | None:
+        rows = self.query(expr, fields=("vector", *fields), limit=EXACT_SCAN_LIMIT)
         if len(rows) >= EXACT_SCAN_LIMIT:
             return None  # not selective: the index answer stands
         if not rows:
@@ -222,26 +404,32 @@ class VectorIndex:
         scores = mat @ q / (np.linalg.norm(mat, axis=1) * (np.linalg.norm(q) or 1.0) + 1e-12)
         order = np.argsort(-scores)[:k]
         return [RawHit(id=int(rows[i]["id"]), score=float(scores[i]),
-                       fields={f: rows[i][f] for f in OUTPUT_FIELDS if f in rows[i]}) for i in order]
+                       fields={f: rows[i][f] for f in fields if f in rows[i]}) for i in order]
 
-    def query(self, expr: str, fields: Sequence[str] = ("id",), limit: int = 16384) -> list[dict[str, Any]]:
-        """Rows matching an expression built by this module's filter functions."""
+    def query(self, expr: str, fields: Sequence[str] = ("id",), limit: int = 16384, *,
+              consistency: str = "Strong") -> list[dict[str, Any]]:
+        """Rows matching an expression built by this module's filter functions (Strong by
+        default: a query right after a delete must not see the deleted rows)."""
         try:
-            return list(self._client.query(self.collection, filter=expr, output_fields=list(fields), limit=limit))
+            return list(self._client.query(self.collection, filter=expr, output_fields=list(fields), limit=limit,
+                                           consistency_level=consistency))
         except Exception as exc:
             raise IndexUnavailable(f"query on {self.collection!r} failed: {exc}") from exc
 
-    def get(self, ids: Sequence[int], fields: Sequence[str] = ("id",)) -> list[dict[str, Any]]:
+    def get(self, ids: Sequence[int], fields: Sequence[str] = ("id",), *,
+            consistency: str = "Strong") -> list[dict[str, Any]]:
         if not ids:
             return []
         try:
-            return list(self._client.get(self.collection, ids=list(ids), output_fields=list(fields)))
+            return list(self._client.get(self.collection, ids=list(ids), output_fields=list(fields),
+                                         consistency_level=consistency))
         except Exception as exc:
             raise IndexUnavailable(f"get on {self.collection!r} failed: {exc}") from exc
 
     def count(self) -> int:
         try:
-            res = self._client.query(self.collection, filter="", output_fields=["count(*)"])
+            res = self._client.query(self.collection, filter="", output_fields=["count(*)"],
+                                     consistency_level="Strong")
             return int(res[0]["count(*)"])
         except Exception as exc:
             raise IndexUnavailable(f"count on {self.collection!r} failed: {exc}") from exc
@@ -255,14 +443,42 @@ class VectorIndex:
             raise IndexUnavailable(f"flush of {self.collection!r} failed: {exc}") from exc
 
     def compact(self) -> bool:
-        """Ask the server to compact, so deleted rows are physically removed. Milvus Lite
-        has no compaction (returns False); a server returns True once requested."""
-        try:
-            self._client.compact(self.collection)
-            return True
-        except Exception as exc:  # Lite: not implemented
-            log.info("compaction not available on %s: %s", self.uri, exc)
+        """Ask the server to compact, so deleted rows are physically removed; True once the
+        server has accepted the request and knows the job (:attr:`last_compaction_id`).
+        Milvus Lite has no compaction: it answers job 0, "Completed", and removes nothing,
+        so on Lite nothing is asked and this returns False."""
+        if self.backend == "lite":
+            log.info("compaction not available on Milvus Lite (%s)", self.uri)
             return False
+        try:
+            job = int(self._client.compact(self.collection))
+            state = self._client.get_compaction_state(job) if job else "UndefiedState"
+        except Exception as exc:
+            log.warning("compaction request for %r at %s failed: %s", self.collection, self.uri, exc)
+            return False
+        log.info("compaction %s of %r requested: %s", job, self.collection, state)
+        if not job or state == "UndefiedState":  # (sic: pymilvus's name for an unknown job)
+            return False
+        self.last_compaction_id = job
+        return True
+
+    def compaction_state(self, job_id: int | None = None) -> str:
+        """``Executing`` or ``Completed`` for a compaction job (default: the last one asked)."""
+        job = job_id if job_id is not None else self.last_compaction_id
+        if job is None:
+            raise ValueError("no compaction was requested")
+        try:
+            return str(self._client.get_compaction_state(job))
+        except Exception as exc:
+            raise IndexUnavailable(f"compaction state of job {job} failed: {exc}") from exc
+
+    def expired_rows(self, now_epoch: int, *, exclude_documents: Sequence[str] = (),
+                     limit: int = 16384) -> list[dict[str, Any]] | None:
+        """``id`` and ``document_id`` of expired rows (an integer filter the scalar index
+        answers), or None when there are more than ``limit`` (the caller must then query by
+        document instead)."""
+        rows = self.query(expired_filter(now_epoch, exclude_documents), fields=("id", "document_id"), limit=limit)
+        return None if len(rows) >= limit else rows
 
     def ids_of_document(self, document_id: str) -> list[int]:
         """Ids of every vector of a document, by query (not by search)."""
@@ -282,7 +498,10 @@ class VectorIndex:
         return out
 
     def drop(self) -> None:
-        self._client.drop_collection(self.collection)
+        try:
+            self._client.drop_collection(self.collection)
+        except Exception as exc:
+            raise IndexUnavailable(f"dropping {self.collection!r} failed: {exc}") from exc
 
     def close(self) -> None:
         try:

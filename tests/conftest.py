@@ -15,6 +15,7 @@ os.environ.setdefault("SCARF_NO_ANALYTICS", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
 from governance.settings import Settings, get_settings  # noqa: E402
+from tests.milvus_server_fixtures import make_index, milvus_server  # noqa: E402,F401  (real Milvus server)
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "corpus"

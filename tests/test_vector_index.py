@@ -1,4 +1,5 @@
-"""The filter builder and the Milvus collection (Milvus Lite in-process)."""
+"""The filter builder and the Milvus collection, on Milvus Lite (in-process) and on a real
+milvus-server 2.3.5 (the session server of tests/milvus_server_fixtures.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from governance.vector_index import (
     quote_string,
     search_filter,
 )
+from tests.milvus_server_fixtures import BACKENDS
 
 
 def test_search_filter_holds_only_integers():
@@ -50,11 +52,10 @@ def _rows(n, scope_of, expires_of):
                  expires_at=expires_of(i), title="t", uri="u", text=f"text {i}") for i in range(n)]
 
 
-@pytest.fixture
-def index(tmp_path):
-    ix = VectorIndex(str(tmp_path / "m.db"), "t")
-    yield ix
-    ix.close()
+@pytest.fixture(params=BACKENDS)
+def index(request, make_index) -> VectorIndex:
+    """A fresh collection on each backend: Milvus Lite and the session's milvus-server."""
+    return make_index(request.param)
 
 
 def test_search_returns_only_allowed_unexpired_rows(index):
