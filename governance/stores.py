@@ -27,9 +27,13 @@ class Stores:
         home.mkdir(parents=True, exist_ok=True)
         policy = load_policy(settings.policy)
         catalog = Catalog(settings.resolved_database_url)
-        uri = resolve_uri(settings.milvus_uri, home)
-        index = VectorIndex(uri, settings.collection, dim=dim, token=settings.milvus_token,
-                            multi_tenant=settings.multi_tenant, tenant=settings.tenant)
+        try:
+            uri = resolve_uri(settings.milvus_uri, home)
+            index = VectorIndex(uri, settings.collection, dim=dim, token=settings.milvus_token,
+                                multi_tenant=settings.multi_tenant, tenant=settings.tenant)
+        except BaseException:
+            catalog.dispose()  # a service retrying readiness must not leak an engine per try
+            raise
         return cls(settings=settings, catalog=catalog, index=index, policy=policy)
 
     def close(self) -> None:
