@@ -32,6 +32,14 @@ class Settings(BaseSettings):
         ),
     )
     milvus_token: str | None = None
+    milvus_index: Literal["HNSW", "IVF_FLAT", "IVF_SQ8"] = Field(
+        default="HNSW",
+        description=(
+            "Vector index type, fixed when the collection is made. HNSW: best latency and recall. "
+            "IVF_FLAT / IVF_SQ8 (Milvus server only): much faster to build for millions of chunks "
+            "(docs/milvus.md)."
+        ),
+    )
     multi_tenant: bool = Field(
         default=False,
         description=(

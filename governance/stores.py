@@ -30,7 +30,8 @@ class Stores:
         try:
             uri = resolve_uri(settings.milvus_uri, home)
             index = VectorIndex(uri, settings.collection, dim=dim, token=settings.milvus_token,
-                                multi_tenant=settings.multi_tenant, tenant=settings.tenant)
+                                multi_tenant=settings.multi_tenant, tenant=settings.tenant,
+                                index_type=settings.milvus_index)
         except BaseException:
             catalog.dispose()  # a service retrying readiness must not leak an engine per try
             raise

@@ -19,15 +19,69 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from datetime import datetime
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Literal, Sequence, TypeVar
 
 import numpy as np
 
 from governance.errors import AccessDenied, ConfigError, IndexSchemaMismatch, IndexUnavailable
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+# Calls that are safe to repeat -- reads (search, query, get, count) and idempotent writes
+# (upsert by deterministic primary key, delete by primary key, flush) -- are tried again
+# after these pauses when Milvus is unreachable or has the collection released (a restarted
+# server does not reload it: it is loaded again here). Anything else fails at once.
+RETRY_DELAYS_S = (0.25, 1.0)
+_UNREACHABLE_MARKERS = ("fail connecting", "server unavailable", "unavailable", "connection refused",
+                        "failed to connect", "deadline exceeded", "socket closed", "connection reset",
+                        "broken pipe", "connection closed", "ping failed")
+_NOT_LOADED_MARKERS = ("not loaded", "released", "call load")
+UNREACHABLE_HINT = ("is Milvus running? Check GOVRAG_MILVUS_URI; with the embedded default run "
+                    "`govrag server status` (the next govrag command starts a stopped local server)")
+
+
+def _failure_kind(exc: BaseException) -> Literal["unreachable", "not_loaded"] | None:
+    """Which transient failure ``exc`` is (None: not one worth retrying)."""
+    text = str(exc).lower()
+    if any(m in text for m in _NOT_LOADED_MARKERS):
+        return "not_loaded"
+    if any(m in text for m in _UNREACHABLE_MARKERS):
+        return "unreachable"
+    return None
+
+
+def _describe(exc: BaseException) -> str:
+    """One line from a pymilvus / gRPC error: its message without the wrapper, no newlines."""
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    code = getattr(exc, "code", None)
+    line = " ".join(str(message).split())
+    if isinstance(code, int) and code:
+        line += f" (code {code})"
+    return line[:400]
+
+
+_pymilvus_logs_quiet = False
+
+
+def _quiet_pymilvus_logs() -> None:
+    """pymilvus logs every failed call itself, with tracebacks, on its own stderr handler.
+    govrag reports the failure once, as an IndexUnavailable, so pymilvus's records go to
+    govrag's (root) handlers instead, and only when the root logger is at DEBUG."""
+    global _pymilvus_logs_quiet
+    if _pymilvus_logs_quiet:
+        return
+    _pymilvus_logs_quiet = True
+    debug = logging.getLogger().getEffectiveLevel() <= logging.DEBUG
+    for name in ("pymilvus", "pymilvus.milvus_client", "pymilvus.bulk_writer"):
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+        logger.propagate = True
+        logger.setLevel(logging.NOTSET if name != "pymilvus" else logging.DEBUG if debug else logging.CRITICAL)
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 NEVER_EXPIRES = 253402300799  # 9999-12-31T23:59:59Z: documents no retention rule covers
@@ -39,6 +93,14 @@ TENANT_FIELD = "tenant"  # only with multi-tenancy: a VARCHAR partition key
 MAX_TENANT_BYTES = 256
 CONSISTENCY_LEVELS = ("Strong", "Bounded", "Session", "Eventually")
 HNSW_PARAMS = {"M": 16, "efConstruction": 200}
+# Vector index types: HNSW (default; best latency/recall, slowest to build: ~286 s per 100k
+# rows on 2 cores) or IVF (k-means clusters: much faster to build, lower recall at a given
+# latency; meant for millions of chunks on a Milvus server, so refused on Milvus Lite, whose
+# local, small collections keep HNSW). See docs/milvus.md.
+VectorIndexType = Literal["HNSW", "IVF_FLAT", "IVF_SQ8"]
+VECTOR_INDEX_TYPES: tuple[str, ...] = ("HNSW", "IVF_FLAT", "IVF_SQ8")
+IVF_NLIST = 1024  # clusters per segment; ~sqrt(rows per segment) x a few
+IVF_NPROBE = 32  # clusters searched per query (3% of nlist)
 # Scalar indexes on the filtered fields, best first per kind: Milvus Lite 3.x and Milvus
 # >= 2.4 build INVERTED; Milvus 2.3 has STL_SORT (numbers) and Trie (strings) only.
 SCALAR_INDEX_PREFERENCE: dict[str, tuple[str, ...]] = {"int64": ("INVERTED", "STL_SORT"),
@@ -175,7 +237,10 @@ class VectorIndex:
 
     def __init__(self, uri: str, collection: str, dim: int = 384, token: str | None = None, *,
                  multi_tenant: bool = False, tenant: str = "", consistency: str = "Strong",
-                 search_consistency: str = "Session") -> None:
+                 search_consistency: str = "Session", index_type: VectorIndexType = "HNSW",
+                 nlist: int = IVF_NLIST, nprobe: int = IVF_NPROBE) -> None:
+        if index_type not in VECTOR_INDEX_TYPES:
+            raise ConfigError(f"unknown vector index type {index_type!r}; one of {', '.join(VECTOR_INDEX_TYPES)}")
         for level in (consistency, search_consistency):
             if level not in CONSISTENCY_LEVELS:
                 raise ConfigError(f"unknown consistency level {level!r}; one of {', '.join(CONSISTENCY_LEVELS)}")
@@ -191,21 +256,28 @@ class VectorIndex:
         self.tenant = tenant
         self.consistency = consistency
         self.search_consistency = search_consistency
+        self.index_type: str = index_type
+        self.nlist = nlist
+        self.nprobe = nprobe
         self.last_compaction_id: int | None = None
         try:
             from pymilvus import MilvusClient
 
+            _quiet_pymilvus_logs()
             self._client = MilvusClient(uri=uri, token=token or "")
             self.server_version = str(self._client.get_server_version())
         except Exception as exc:
-            raise IndexUnavailable(
-                f"cannot connect to Milvus at {uri}: {exc}",
-                hint="check GOVRAG_MILVUS_URI; for the embedded default run `govrag server status`",
-            ) from exc
+            raise IndexUnavailable(f"cannot connect to Milvus at {uri}: {_describe(exc)}",
+                                   hint=UNREACHABLE_HINT) from exc
         self.backend, self.version = _parse_version(self.server_version)
         # milvus-io/milvus#30607 (fixed in 2.4 and late 2.3 patches): upsert computes the
         # partition from the wrong field, so rows vanish from partition-key searches.
         self._upsert_by_delete_insert = multi_tenant and self.backend == "server" and self.version < (2, 4, 0)
+        if self.backend == "lite" and index_type != "HNSW":
+            self.close()
+            raise ConfigError(f"vector index {index_type} needs a Milvus server; Milvus Lite ({self.server_version}) "
+                              "is used with HNSW", hint="unset GOVRAG_MILVUS_INDEX, or point GOVRAG_MILVUS_URI "
+                              "at a Milvus server")
         try:
             self.ensure_collection()
         except BaseException:
@@ -219,13 +291,15 @@ class VectorIndex:
         try:
             if self._client.has_collection(self.collection):
                 self._check_schema(self._client.describe_collection(self.collection))
+                self._adopt_vector_index()
             else:
                 self._create_collection()
             self._client.load_collection(self.collection)
         except IndexUnavailable:
             raise
         except Exception as exc:
-            raise IndexUnavailable(f"cannot prepare collection {self.collection!r} at {self.uri}: {exc}") from exc
+            raise IndexUnavailable(f"cannot prepare collection {self.collection!r} at {self.uri}: {_describe(exc)}",
+                                   hint=UNREACHABLE_HINT if _failure_kind(exc) == "unreachable" else None) from exc
 
     def _create_collection(self) -> None:
         from pymilvus import DataType, MilvusClient
@@ -242,12 +316,25 @@ class VectorIndex:
             schema.add_field(TENANT_FIELD, DataType.VARCHAR, max_length=MAX_TENANT_BYTES, is_partition_key=True)
         self._client.create_collection(self.collection, schema=schema, consistency_level=self.consistency)
         vector_index = self._client.prepare_index_params()
-        vector_index.add_index(field_name="vector", index_type="HNSW", metric_type="COSINE", params=HNSW_PARAMS)
+        vector_index.add_index(field_name="vector", index_type=self.index_type, metric_type="COSINE",
+                               params=HNSW_PARAMS if self.index_type == "HNSW" else {"nlist": self.nlist})
         self._client.create_index(self.collection, vector_index)
         # Scalar indexes keep the ACL, expiry, document and tenant filters cheap.
         for field in INDEXED_SCALAR_FIELDS + ((TENANT_FIELD,) if self.multi_tenant else ()):
             kind = "varchar" if field == TENANT_FIELD else SCALAR_FIELDS[field][0]
             self._create_scalar_index(field, self._scalar_index_kinds(kind))
+
+    def _adopt_vector_index(self) -> None:
+        """Search an existing collection with the parameters of the vector index it has (the
+        type is fixed when the collection is made; a different setting is logged)."""
+        info = self._client.describe_index(self.collection, "vector") or {}
+        found = str(info.get("index_type", ""))
+        if found in VECTOR_INDEX_TYPES and found != self.index_type:
+            log.warning("collection %r has a %s vector index, not %s; searching it as %s (the index type is "
+                        "fixed when a collection is made)", self.collection, found, self.index_type, found)
+            self.index_type = found
+        if "nlist" in info:
+            self.nlist = int(info["nlist"])
 
     def _scalar_index_kinds(self, kind: str) -> tuple[str, ...]:
         """Index types to try on a field of ``kind``, best first. A 2.3 server is known to
@@ -307,6 +394,34 @@ class VectorIndex:
         except Exception as exc:
             raise IndexUnavailable(f"cannot describe the indexes of {self.collection!r}: {exc}") from exc
 
+    # -- calls to Milvus ------------------------------------------------------------------
+    def _call(self, what: str, fn: Callable[[], _T], *, retry: bool = True) -> _T:
+        """``fn()``; when it fails because Milvus is unreachable and ``retry`` (the call is
+        safe to repeat), try again after each of ``RETRY_DELAYS_S``; when the collection was
+        released (a restarted server does not reload it), load it and try once more. Any
+        other failure, or the last one, becomes IndexUnavailable naming this URI."""
+        waits, reloaded = 0, False
+        while True:
+            try:
+                return fn()
+            except Exception as exc:
+                kind = _failure_kind(exc)
+                if (not retry or kind is None or (kind == "not_loaded" and reloaded)
+                        or (kind == "unreachable" and waits == len(RETRY_DELAYS_S))):
+                    hint = UNREACHABLE_HINT if kind == "unreachable" else None
+                    raise IndexUnavailable(f"Milvus at {self.uri}: {what} failed: {_describe(exc)}",
+                                           hint=hint) from exc
+                log.info("Milvus at %s: %s failed (%s); trying again", self.uri, what, kind)
+                if kind == "not_loaded":
+                    reloaded = True
+                    try:
+                        self._client.load_collection(self.collection)
+                    except Exception as load_exc:  # the next attempt reports what is wrong
+                        log.info("loading %r at %s failed: %s", self.collection, self.uri, _describe(load_exc))
+                else:
+                    time.sleep(RETRY_DELAYS_S[waits])
+                    waits += 1
+
     # -- writes ---------------------------------------------------------------------------
     def upsert(self, rows: list[dict[str, Any]], batch: int = 2000) -> None:
         """Insert or overwrite rows (primary keys are deterministic, so a retry is harmless).
@@ -325,24 +440,23 @@ class VectorIndex:
                     raise ConfigError(f"unusable tenant: {exc}") from exc
             else:
                 row.pop(TENANT_FIELD, None)
-        try:
-            for i in range(0, len(rows), batch):
-                chunk = rows[i : i + batch]
-                if self._upsert_by_delete_insert:
-                    self._client.delete(self.collection, filter=ids_filter([r["id"] for r in chunk]))
-                    self._client.insert(self.collection, data=chunk)
-                else:
-                    self._client.upsert(self.collection, data=chunk)
-        except Exception as exc:
-            raise IndexUnavailable(f"writing {len(rows)} vectors to {self.collection!r} failed: {exc}") from exc
+        def write(chunk: list[dict[str, Any]]) -> None:
+            if self._upsert_by_delete_insert:  # repeated as a pair, so a retry never doubles a row
+                self._client.delete(self.collection, filter=ids_filter([r["id"] for r in chunk]))
+                self._client.insert(self.collection, data=chunk)
+            else:
+                self._client.upsert(self.collection, data=chunk)
+
+        for i in range(0, len(rows), batch):
+            chunk = rows[i : i + batch]
+            self._call(f"writing {len(chunk)} vectors to {self.collection!r}", lambda: write(chunk))
 
     def delete_ids(self, ids: Sequence[int], batch: int = 5000) -> int:
         ids = list(ids)
-        try:
-            for i in range(0, len(ids), batch):
-                self._client.delete(self.collection, filter=ids_filter(ids[i : i + batch]))
-        except Exception as exc:
-            raise IndexUnavailable(f"deleting {len(ids)} vectors from {self.collection!r} failed: {exc}") from exc
+        for i in range(0, len(ids), batch):
+            expr = ids_filter(ids[i : i + batch])
+            self._call(f"deleting {len(ids)} vectors from {self.collection!r}",
+                       lambda: self._client.delete(self.collection, filter=expr))
         return len(ids)
 
     # -- reads ----------------------------------------------------------------------------
@@ -365,18 +479,15 @@ class VectorIndex:
         else:
             expr = search_filter(scope_ids, now_epoch)
         fields = [*OUTPUT_FIELDS, TENANT_FIELD] if self.multi_tenant else OUTPUT_FIELDS
-        try:
-            res = self._client.search(
-                self.collection,
-                data=[np.asarray(vector, dtype=np.float32).tolist()],
-                filter=expr,
-                limit=k,
-                output_fields=fields,
-                search_params={"metric_type": "COSINE", "params": {"ef": max(ef or 0, k * 4, 64)}},
-                consistency_level=consistency or self.search_consistency,
-            )
-        except Exception as exc:
-            raise IndexUnavailable(f"search in {self.collection!r} failed: {exc}") from exc
+        res = self._call(f"search in {self.collection!r}", lambda: self._client.search(
+            self.collection,
+            data=[np.asarray(vector, dtype=np.float32).tolist()],
+            filter=expr,
+            limit=k,
+            output_fields=fields,
+            search_params={"metric_type": "COSINE", "params": self.search_params(k, ef)},
+            consistency_level=consistency or self.search_consistency,
+        ))
         hits = []
         for h in res[0] if res else []:
             entity = h.get("entity", {})
@@ -385,16 +496,26 @@ class VectorIndex:
             # A very selective filter can starve the filtered HNSW walk (seen on Milvus Lite
             # 3.2.2: 4 of 10 hits with ~95 matching rows in 100k). When few rows match, scan
             # them exactly instead, so a user with few scopes never misses a document.
-            exact = self._exact_search(vector, k=k, expr=expr, fields=fields)
+            exact = self._exact_search(vector, k=k, expr=expr, fields=fields,
+                                       consistency=consistency or self.search_consistency)
             if exact is not None:
                 hits = exact
         if self.multi_tenant:  # defence in depth: the filter already holds the tenant
             hits = [h for h in hits if h.fields.get(TENANT_FIELD) == tenant]
         return hits
 
+    def search_params(self, k: int, ef: int | None = None) -> dict[str, int]:
+        """The vector index's search parameters: ``ef`` (HNSW) or ``nprobe`` (IVF)."""
+        if self.index_type == "HNSW":
+            return {"ef": max(ef or 0, k * 4, 64)}
+        return {"nprobe": self.nprobe}
+
     def _exact_search(self, vector: np.ndarray, *, k: int, expr: str,
-                      fields: Sequence[str] = tuple(OUTPUT_FIELDS)) -> list[RawHit] | None:
-        rows = self.query(expr, fields=("vector", *fields), limit=EXACT_SCAN_LIMIT)
+                      fields: Sequence[str] = tuple(OUTPUT_FIELDS),
+                      consistency: str = "Strong") -> list[RawHit] | None:
+        # The search's own consistency level: a Strong query costs a server's 200 ms time
+        # tick (~400 ms measured on 2.3.5), a Session one a few ms.
+        rows = self.query(expr, fields=("vector", *fields), limit=EXACT_SCAN_LIMIT, consistency=consistency)
         if len(rows) >= EXACT_SCAN_LIMIT:
             return None  # not selective: the index answer stands
         if not rows:
@@ -410,37 +531,25 @@ class VectorIndex:
               consistency: str = "Strong") -> list[dict[str, Any]]:
         """Rows matching an expression built by this module's filter functions (Strong by
         default: a query right after a delete must not see the deleted rows)."""
-        try:
-            return list(self._client.query(self.collection, filter=expr, output_fields=list(fields), limit=limit,
-                                           consistency_level=consistency))
-        except Exception as exc:
-            raise IndexUnavailable(f"query on {self.collection!r} failed: {exc}") from exc
+        return list(self._call(f"query on {self.collection!r}", lambda: self._client.query(
+            self.collection, filter=expr, output_fields=list(fields), limit=limit, consistency_level=consistency)))
 
     def get(self, ids: Sequence[int], fields: Sequence[str] = ("id",), *,
             consistency: str = "Strong") -> list[dict[str, Any]]:
         if not ids:
             return []
-        try:
-            return list(self._client.get(self.collection, ids=list(ids), output_fields=list(fields),
-                                         consistency_level=consistency))
-        except Exception as exc:
-            raise IndexUnavailable(f"get on {self.collection!r} failed: {exc}") from exc
+        return list(self._call(f"get on {self.collection!r}", lambda: self._client.get(
+            self.collection, ids=list(ids), output_fields=list(fields), consistency_level=consistency)))
 
     def count(self) -> int:
-        try:
-            res = self._client.query(self.collection, filter="", output_fields=["count(*)"],
-                                     consistency_level="Strong")
-            return int(res[0]["count(*)"])
-        except Exception as exc:
-            raise IndexUnavailable(f"count on {self.collection!r} failed: {exc}") from exc
+        res = self._call(f"count on {self.collection!r}", lambda: self._client.query(
+            self.collection, filter="", output_fields=["count(*)"], consistency_level="Strong"))
+        return int(res[0]["count(*)"])
 
     def flush(self) -> None:
         """Seal what was written so searches use the built vector index. Measured on Milvus
         Lite 3.2.2 (20k rows, 2 cores): ~900 ms per search before a flush, ~60 ms after."""
-        try:
-            self._client.flush(self.collection)
-        except Exception as exc:
-            raise IndexUnavailable(f"flush of {self.collection!r} failed: {exc}") from exc
+        self._call(f"flush of {self.collection!r}", lambda: self._client.flush(self.collection))
 
     def compact(self) -> bool:
         """Ask the server to compact, so deleted rows are physically removed; True once the

@@ -360,3 +360,30 @@ def test_multi_tenant_ingest_is_seen_by_its_tenant_only(tmp_path, milvus_server,
 
 def test_quote_string_is_what_the_tenant_filter_uses():
     assert tenant_filter('a"b') == "tenant == " + quote_string('a"b')
+
+
+# -- vector index type --------------------------------------------------------------------
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_ivf_index_is_built_on_a_server_and_refused_on_lite(make_index, backend, tmp_path):
+    if backend == "lite":
+        with pytest.raises(ConfigError, match="needs a Milvus server"):
+            VectorIndex(str(tmp_path / "ivf.db"), "t", index_type="IVF_FLAT")
+        with pytest.raises(ConfigError, match="unknown vector index type"):
+            VectorIndex(str(tmp_path / "ivf.db"), "t", index_type="DISKANN")  # type: ignore[arg-type]
+        return
+    ix = make_index(backend, index_type="IVF_FLAT", nlist=16, nprobe=16)
+    assert ix.index_types()["vector"] == "IVF_FLAT"
+    assert int(ix._client.describe_index(ix.collection, "vector")["nlist"]) == 16
+    assert ix.search_params(10) == {"nprobe": 16}
+    ix.upsert(_rows(range(3000)) + _rows(range(3000, 3010), scope=2))
+    ix.flush()
+    q = np.asarray(_rows(range(6))[5]["vector"], dtype=np.float32)  # row 5's own vector
+    hits = ix.search(q, k=5, scope_ids=[1], now_epoch=0)
+    assert hits[0].id == 5 and len(hits) == 5  # nprobe == nlist: an exact answer
+    assert {h.id for h in ix.search(q, k=20, scope_ids=[2], now_epoch=0)} == set(range(3000, 3010))
+    reopened = VectorIndex(ix.uri, ix.collection)  # HNSW asked: the collection's IVF_FLAT is used
+    try:
+        assert (reopened.index_type, reopened.search_params(10)) == ("IVF_FLAT", {"nprobe": 32})
+        assert reopened.search(q, k=5, scope_ids=[1], now_epoch=0)[0].id == 5
+    finally:
+        reopened.close()
