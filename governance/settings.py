@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     drop_dir: Path | None = Field(default=None, description="Drop folder the Dagster sensor watches.")
     embed_batch_size: int = Field(default=64, ge=1, le=4096)
     chunk_max_characters: int = Field(default=1000, ge=100)
+    torch_threads: int | None = Field(
+        default=None, ge=1, le=256,
+        description=("CPU threads of the local embedder (torch). Unset: torch's default, one per "
+                     "core. 1 suits searcher processes on a busy machine: measured 10-20x faster "
+                     "single-query embeddings on 2 oversubscribed cores (docs/benchmarks.md)."))
     debug: bool = False
     log_format: Literal["text", "json"] = Field(
         default="text", description="`json`: one JSON object per log line (run ids, no document text).")

@@ -116,3 +116,17 @@ def test_sample_policy_parses():
 
     policy = load_policy(SAMPLE_POLICY)
     assert policy.roles["cfo"] == ["group:finance"]
+
+
+def test_torch_threads_setting_reaches_the_local_embedder(monkeypatch):
+    import torch
+
+    from governance.settings import Settings
+    from ingest.embed import make_embedder
+
+    before = torch.get_num_threads()
+    try:
+        make_embedder(Settings(torch_threads=1))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -15,7 +15,7 @@ def make_embedder(settings: Settings | None = None) -> Embedder:
     if settings.embedder == "local":
         from ingest.embed.local import LocalEmbedder
 
-        return LocalEmbedder(batch_size=settings.embed_batch_size)
+        return LocalEmbedder(batch_size=settings.embed_batch_size, threads=settings.torch_threads)
     if settings.embedder == "triton":
         try:
             from ingest.embed.triton_client import TritonEmbedder

@@ -31,7 +31,7 @@ class LocalEmbedder:
     name = f"local:{MODEL_NAME}"
     dim = DIM
 
-    def __init__(self, batch_size: int = 64, device: str = "cpu") -> None:
+    def __init__(self, batch_size: int = 64, device: str = "cpu", threads: int | None = None) -> None:
         # Offline is a design invariant: a missing file must fail, not download.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -42,6 +42,10 @@ class LocalEmbedder:
             from sentence_transformers import SentenceTransformer
 
             transformers.utils.logging.disable_progress_bar()
+            if threads:
+                import torch
+
+                torch.set_num_threads(threads)  # process-wide: torch has no per-model setting
 
             self._model = SentenceTransformer(model_path(), device=device)
         except EmbedderUnavailable:
