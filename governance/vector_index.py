@@ -83,6 +83,7 @@ def _quiet_pymilvus_logs() -> None:
         logger.propagate = True
         logger.setLevel(logging.NOTSET if name != "pymilvus" else logging.DEBUG if debug else logging.CRITICAL)
 
+
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 NEVER_EXPIRES = 253402300799  # 9999-12-31T23:59:59Z: documents no retention rule covers
 MAX_TEXT = 8192

@@ -5,6 +5,9 @@ Principals are only ever bound as parameters; nothing from a user reaches SQL te
 
 from __future__ import annotations
 
+import functools
+import logging
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from sqlalchemy import Engine, create_engine, delete, event, func, or_, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
@@ -33,6 +36,13 @@ from governance.catalog.models import (
 )
 from governance.contracts import AccessScope, SourceDocument
 from governance.errors import CatalogError
+
+log = logging.getLogger(__name__)
+
+# A read whose connection died under it (PostgreSQL restarted, the backend terminated, a
+# network cut) is run again on a fresh connection after these pauses; reads are safe to
+# repeat. Writes are not repeated: the caller's next run redoes them (see docs/faults.md).
+READ_RETRY_DELAYS_S = (0.1, 0.5)
 
 # SQLite caps bound parameters (32766 on current builds); stay well below.
 PARAM_BATCH = 900
@@ -71,6 +81,43 @@ class VisibleChunk:
     scope_id: int
 
 
+def describe_db_error(exc: BaseException) -> str:
+    """One line for a database error: the driver's message without the SQL text, the bound
+    parameters (principals, document ids) or SQLAlchemy's background link."""
+    orig = getattr(exc, "orig", None)
+    if orig is not None:
+        detail = f"{type(exc).__name__} ({type(orig).__name__}): {orig}"
+    else:
+        detail = f"{type(exc).__name__}: {exc.args[0] if exc.args else exc}"
+    detail = str(detail).split("\n[SQL:", 1)[0].split("(Background on this error", 1)[0]
+    return " ".join(detail.split())[:400]
+
+
+def _disconnected(exc: BaseException) -> bool:
+    """True when ``exc`` (a CatalogError) was caused by a lost database connection."""
+    cause = exc.__cause__
+    return isinstance(cause, DBAPIError) and bool(cause.connection_invalidated)
+
+
+def _read(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a read-only catalog method: retried on a fresh connection when its connection
+    was lost mid-query (``READ_RETRY_DELAYS_S``)."""
+
+    @functools.wraps(method)
+    def wrapper(self: "Catalog", *args: Any, **kwargs: Any) -> Any:
+        for delay in (*READ_RETRY_DELAYS_S, None):
+            try:
+                return method(self, *args, **kwargs)
+            except CatalogError as exc:
+                if delay is None or not _disconnected(exc):
+                    raise
+                log.info("catalog connection lost during %s; trying again", method.__name__)
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    return wrapper
+
+
 def _engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
@@ -101,10 +148,8 @@ class Catalog:
             if migrate:
                 upgrade_to_head(self.engine)
         except SQLAlchemyError as exc:
-            raise CatalogError(
-                f"cannot open the catalog at {self.safe_url}: {exc.__class__.__name__}: {exc.orig if hasattr(exc, 'orig') else exc}",
-                hint="check GOVRAG_DATABASE_URL and that the database is running",
-            ) from exc
+            raise CatalogError(f"cannot open the catalog at {self.safe_url}: {describe_db_error(exc)}",
+                               hint="check GOVRAG_DATABASE_URL and that the database is running") from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @property
@@ -119,8 +164,13 @@ class Catalog:
             yield session
             session.commit()
         except SQLAlchemyError as exc:
-            session.rollback()
-            raise CatalogError(f"catalog operation failed: {exc.__class__.__name__}: {exc}") from exc
+            try:
+                session.rollback()
+            except SQLAlchemyError:  # the connection is gone: nothing to roll back on it
+                log.debug("rollback after a catalog error failed", exc_info=True)
+            raise CatalogError(f"catalog operation failed at {self.safe_url}: {describe_db_error(exc)}",
+                               hint="check that the database is running and reachable (GOVRAG_DATABASE_URL); the "
+                                    "transaction was rolled back, so running the command again is safe") from exc
         except BaseException:
             session.rollback()
             raise
@@ -173,11 +223,13 @@ class Catalog:
                 raise
         raise AssertionError("unreachable")
 
+    @_read
     def acl_generation(self) -> int:
         """Bumped in the transaction of every scope change (see :class:`ScopeResolver`)."""
         with self.session() as s:
             return int(s.scalar(select(AclGeneration.generation).where(AclGeneration.id == 1)) or 0)
 
+    @_read
     def allowed_scope_ids(self, principals: Iterable[str], among: Iterable[int] | None = None) -> list[int]:
         """Scopes in which the principals match at least one member of every layer.
 
@@ -218,11 +270,13 @@ class Catalog:
                 n_layers.update(s.execute(select(Scope.id, Scope.n_layers).where(Scope.id.in_(ids[i : i + PARAM_BATCH]))).all())
         return sorted(sid for sid, layers in matched.items() if n_layers.get(sid, 0) > 0 and len(layers) == n_layers[sid])
 
+    @_read
     def scope_count(self) -> int:
         with self.session() as s:
             return int(s.scalar(select(func.count()).select_from(Scope)) or 0)
 
     # -- documents and versions -----------------------------------------------------------
+    @_read
     def document_state(self, document_id: str) -> DocumentState | None:
         with self.session() as s:
             doc = s.get(Document, document_id)
@@ -288,8 +342,10 @@ class Catalog:
     def publish_version(
         self, doc: SourceDocument, version: int, *, scope_id: int, expires_at: datetime | None
     ) -> list[int]:
-        """Make ``version`` the one search shows; returns chunk ids of the version it replaced
-        (their vectors must be deleted next)."""
+        """Make ``version`` the one search shows; returns chunk ids of the versions it replaced
+        (their vectors must be deleted next, then :meth:`forget_chunks` called). Their chunk
+        rows stay until then, so a run that dies in between (Milvus down, kill -9) leaves the
+        catalog knowing which vectors are owed a delete (:meth:`superseded_chunk_ids`)."""
         with self.session() as s:
             row = s.get(Document, doc.document_id, with_for_update=True)
             if row is None:
@@ -303,16 +359,35 @@ class Catalog:
             row.uri, row.title, row.path = doc.uri, doc.title, doc.path
             row.classification, row.author, row.modified_at = doc.classification, doc.author, doc.modified_at
             row.updated_at = utcnow()
-            # Everything but the new version loses its chunks: the previous current one and any
+            # Everything but the new version is superseded: the previous current one and any
             # version a crashed run staged but never published. Their text stays in
             # versions.cleaned_text (version history); their vectors must go next.
             s.execute(update(Version).where(Version.document_id == doc.document_id, Version.state == "pending",
                                             Version.version != version).values(state="superseded"))
-            stale = list(s.scalars(select(ChunkRow.id).where(ChunkRow.document_id == doc.document_id,
-                                                             ChunkRow.version != version)))
-            if stale:
-                s.execute(delete(ChunkRow).where(ChunkRow.document_id == doc.document_id, ChunkRow.version != version))
-            return stale
+            return list(s.scalars(select(ChunkRow.id).where(ChunkRow.document_id == doc.document_id,
+                                                            ChunkRow.version != version)))
+
+    @_read
+    def superseded_chunk_ids(self) -> list[int]:
+        """Chunks of superseded versions whose vectors are not known to be deleted yet (a run
+        stopped between publishing a version and deleting the old one's vectors)."""
+        with self.session() as s:
+            return [int(x) for x in s.scalars(
+                select(ChunkRow.id).join(Version, (Version.document_id == ChunkRow.document_id)
+                                         & (Version.version == ChunkRow.version))
+                .where(Version.state == "superseded"))]
+
+    def forget_chunks(self, chunk_ids: Sequence[int]) -> None:
+        """Drop the rows of superseded chunks once their vectors are deleted (rows of a
+        current or pending version are never dropped here)."""
+        ids = list(chunk_ids)
+        with self.session() as s:
+            for i in range(0, len(ids), PARAM_BATCH):
+                superseded = (select(ChunkRow.id)
+                              .join(Version, (Version.document_id == ChunkRow.document_id)
+                                    & (Version.version == ChunkRow.version))
+                              .where(ChunkRow.id.in_(ids[i : i + PARAM_BATCH]), Version.state == "superseded"))
+                s.execute(delete(ChunkRow).where(ChunkRow.id.in_(superseded)))
 
     def update_document_access(
         self, document_id: str, *, scope_id: int, expires_at: datetime | None, classification: str
@@ -325,6 +400,7 @@ class Catalog:
             row.scope_id, row.expires_at, row.classification, row.updated_at = scope_id, expires_at, classification, utcnow()
             return list(s.scalars(select(ChunkRow.id).where(ChunkRow.document_id == document_id, ChunkRow.version == row.current_version)))
 
+    @_read
     def visible_chunks(
         self, chunk_ids: Sequence[int], *, allowed_scope_ids: Sequence[int], now: datetime
     ) -> dict[int, VisibleChunk]:
@@ -349,6 +425,7 @@ class Catalog:
             out[cid] = VisibleChunk(cid, doc_id, ver, source, title, uri, expires_at, scope_id)
         return out
 
+    @_read
     def live_chunks_by_scope(self, now: datetime) -> dict[int, int]:
         """Searchable chunks per scope id: current version of an active, unexpired document.
         What a search's filter excludes is the total minus the caller's scopes' share."""
@@ -377,6 +454,7 @@ class Catalog:
             if run is not None:
                 run.status, run.summary, run.finished_at = status, summary, utcnow()
 
+    @_read
     def status_counts(self) -> dict[str, Any]:
         with self.session() as s:
             docs = dict(s.execute(select(Document.status, func.count()).group_by(Document.status)).all())
@@ -425,10 +503,12 @@ class Catalog:
             s.execute(update(Version).where(Version.document_id == document_id, Version.version == version)
                       .values(blocks=blocks))
 
+    @_read
     def active_ids_by_origin(self, origin: str) -> list[str]:
         with self.session() as s:
             return list(s.scalars(select(Document.id).where(Document.origin == origin, Document.status == "active")))
 
+    @_read
     def chunk_ids_of(self, document_ids: Sequence[str]) -> list[int]:
         """Every chunk id (all versions) of these documents."""
         out: list[int] = []
@@ -461,6 +541,7 @@ class Catalog:
                 changed += todo
         return changed
 
+    @_read
     def select_documents(self, *, expired_at: datetime | None = None, document_id: str | None = None,
                          source: str | None = None, author: str | None = None,
                          contributor: str | None = None, include_tombstoned: bool = True) -> list[str]:
@@ -481,6 +562,7 @@ class Catalog:
         with self.session() as s:
             return list(s.scalars(q.order_by(Document.id)))
 
+    @_read
     def documents_info(self, document_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         ids = list(document_ids)
         out: dict[str, dict[str, Any]] = {}
@@ -523,6 +605,7 @@ class Catalog:
         with self.session() as s:
             return bool(s.execute(delete(Hold).where(Hold.kind == kind, Hold.value == value)).rowcount)
 
+    @_read
     def holds(self) -> list[dict[str, Any]]:
         with self.session() as s:
             return [{"kind": h.kind, "value": h.value, "reason": h.reason, "actor": h.actor,
@@ -552,6 +635,7 @@ class Catalog:
             if s.get(ForgottenSubject, principal_) is None:
                 s.add(ForgottenSubject(principal=principal_))
 
+    @_read
     def forgotten_subjects(self) -> frozenset[str]:
         with self.session() as s:
             return frozenset(s.scalars(select(ForgottenSubject.principal)))
@@ -578,6 +662,7 @@ class Catalog:
                       "source_hash": source_hash},
         )
 
+    @_read
     def chunks_for_repair(self, chunk_ids: Sequence[int]) -> list[dict[str, Any]]:
         """Current chunks of active documents with what a vector row needs (doctor --repair)."""
         ids = list(chunk_ids)

@@ -137,6 +137,7 @@ class Ingestor:
         producer = threading.Thread(target=produce, name="govrag-parse", daemon=True)
         producer.start()
         try:
+            self._delete_owed_vectors(summary)
             finished = False
             while not finished:
                 batch: list[_Prepared] = []
@@ -182,6 +183,18 @@ class Ingestor:
                                                   **summary.model_dump(exclude={"quarantine", "run_id"})})
             progress("end", None, 0)
         return summary
+
+    def _delete_owed_vectors(self, summary: IngestSummary) -> None:
+        """Vectors of superseded versions that an earlier run published past but did not
+        delete (Milvus went down, or the run was killed, in between): delete them first. The
+        catalog keeps those chunk rows until the delete is done, so this costs one query when
+        nothing is owed. (Without it an unchanged document would keep them: orphans.)"""
+        owed = self.stores.catalog.superseded_chunk_ids()
+        if owed:
+            log.info("deleting %d vectors of superseded versions left by an earlier run", len(owed),
+                     extra={"run_id": summary.run_id})
+            summary.vectors_deleted += self.stores.index.delete_ids(owed)
+            self.stores.catalog.forget_chunks(owed)
 
     # -- per document ---------------------------------------------------------------------
     def _quarantine(self, item: SourceItem, exc: QuarantinedDocument, summary: IngestSummary) -> None:
@@ -335,6 +348,7 @@ class Ingestor:
                                                     contributors=p.contributors, blocks=p.blocks)
             if stale:
                 summary.vectors_deleted += self.stores.index.delete_ids(stale)
+                self.stores.catalog.forget_chunks(stale)
             summary.chunks_written += len(p.chunks)
             setattr(summary, p.status, getattr(summary, p.status) + 1)
             progress("document", p.item, len(p.chunks))
