@@ -47,6 +47,23 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _reusable_port(previous: LocalServer | None) -> int:
+    """The port the last server of this home used, when it is free again: processes that
+    stayed up across a restart (the HTTP service, a Dagster daemon) hold that URI and
+    reconnect to it; a new port would strand them until they reopen their stores."""
+    if previous is not None:
+        with socket.socket() as s:
+            # As the server's gRPC listener does: a killed server's connections linger in
+            # TIME_WAIT, which only SO_REUSEADDR lets a new listener ignore.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", previous.port))
+                return previous.port
+            except OSError:
+                pass
+    return _free_port()
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -103,7 +120,7 @@ def ensure_server(home: Path) -> LocalServer:
         if live:
             return live
         data_dir = state_dir / "data"
-        port = _free_port()
+        port = _reusable_port(_read_state(home))
         log = open(state_dir / "server.log", "ab")
         # start_new_session: the server outlives the CLI command that started it and
         # does not get the terminal's Ctrl-C.
