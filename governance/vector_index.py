@@ -18,6 +18,7 @@ wrong partition, milvus-io/milvus#30607: rows are deleted and re-inserted there 
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from datetime import datetime
@@ -621,5 +622,12 @@ class VectorIndex:
 
 
 def expiry_epoch(expires_at: datetime | None) -> int:
-    """The ``expires_at`` a vector carries: epoch seconds, or NEVER_EXPIRES for no expiry."""
-    return NEVER_EXPIRES if expires_at is None else int(expires_at.timestamp())
+    """The ``expires_at`` a vector carries: epoch seconds rounded *up*, or NEVER_EXPIRES.
+
+    Rounded up because the search filter is ``expires_at > int(now)``: rounding down hid a
+    document in the last fraction of a second it was still valid (found by the leak fuzzer).
+    Rounded up, Milvus may keep it for < 1 s too long, and the catalog post-check, which
+    compares exact times, drops it — the post-check stays the authority."""
+    if expires_at is None:
+        return NEVER_EXPIRES
+    return math.ceil(expires_at.timestamp())

@@ -250,6 +250,14 @@ class Ingestor:
             expires_at = policy.expires_at(facts, modified=doc.modified_at, ingested=ingested_at)
             if expires_at is not None and expires_at <= ingested_at:
                 summary.expired_skipped += 1  # would be invisible and purged at once
+                if state and state.status == "active":
+                    # The source's current text is already past retention: the previous
+                    # version must not stay searchable under its old expiry (found by the
+                    # leak fuzzer). Record the new expiry, so `purge --expired` takes the
+                    # document, and take it out of search now.
+                    catalog.update_document_access(item.document_id, scope_id=scope_id, expires_at=expires_at,
+                                                   classification=classification)
+                    self._retire_if_indexed(item, "its current text is past retention", summary)
                 progress("document", item, 0)
                 return None
             # A pending version with the same text is a crashed earlier run: finish it.
@@ -283,7 +291,7 @@ class Ingestor:
             from governance.purge import tombstone_documents
 
             summary.tombstoned += tombstone_documents(self.stores.catalog, self.stores.index, [item.document_id],
-                                                      reason=f"quarantined on re-ingest: {reason}")
+                                                      reason=f"refused on re-ingest: {reason}")
 
     def _apply_redaction(self, item: SourceItem, elements: list, facts: dict, classification: str,
                          summary: IngestSummary) -> str:
