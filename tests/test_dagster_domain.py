@@ -18,7 +18,7 @@ from governance.consistency import check_consistency, iter_vectors
 from governance.contracts import AccessScope, SourceDocument
 from governance.errors import SourceError
 from governance.secrets_scan import scan_text
-from governance.vector_index import NEVER_EXPIRES
+from governance.vector_index import NEVER_EXPIRES, expiry_epoch
 from ingest.chunking import chunk_id
 from ingest.pipeline.drop_folder import due_exports, resolve_source_key, scan_drop_folder, source_key
 from ingest.pipeline.snapshot import load_manifest, manifest_path, save_manifest, take_snapshot
@@ -41,7 +41,7 @@ def plant_document(stores, doc_id: str, *, expires_at: datetime | None, texts=("
     version, chunks = stores.catalog.stage_version(
         doc, scope_id=scope_id, expires_at=expires_at, content_hash=doc_id.ljust(64, "0")[:64], source_hash="s" * 64,
         cleaned_text="\n\n".join(texts), texts=list(texts), make_id=chunk_id, ingested_at=NOW)
-    epoch = NEVER_EXPIRES if expires_at is None else int(expires_at.timestamp())
+    epoch = expiry_epoch(expires_at)
     stores.index.upsert([{"id": cid, "vector": _vector(i), "document_id": doc_id, "source": "pdf",
                           "source_version": version, "scope_id": scope_id, "classification": "internal",
                           "expires_at": epoch, "title": doc_id, "uri": doc.uri, "text": text}
