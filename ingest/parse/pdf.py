@@ -1,23 +1,157 @@
 """PDF → text elements through ``unstructured.partition_pdf`` (fast strategy).
 
 Before parsing, pypdf inspects the file so that encrypted, corrupt and image-only PDFs are
-refused with a reason instead of becoming empty documents.
+refused with a reason instead of becoming empty documents, and measures what each page
+would make pdfminer do: decoded content bytes and glyphs (Form XObjects counted once per
+use, so a form drawn 1000 times weighs 1000 forms). A page over the limits is refused
+(``too_large``) before pdfminer sees it: a 1 MB string is a million layout objects. Parsing
+then runs under a wall-clock limit (``timeout``): pdfminer's layout analysis is quadratic
+in overlapping text lines, so a few kilobytes can keep it busy for hours.
+Limits (module constants, named in every refusal): docs/hostile_inputs.md.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from governance.errors import QuarantinedDocument
+from ingest.parse.deadline import ParseTimeout, deadline
 from ingest.parse.offline import prepare_unstructured
 
 log = logging.getLogger(__name__)
 
 MAX_PDF_BYTES = 200 * 1024 * 1024
 MAX_PAGES = 5000
+MAX_PAGE_CONTENT_BYTES = 8 * 1024 * 1024   # decoded content streams of one page, forms per use
+MAX_PAGE_GLYPHS = 200_000                  # characters in the string operands one page draws
+MAX_DOCUMENT_GLYPHS = 20_000_000
+MAX_FORM_DEPTH = 12                        # Form XObjects drawing Form XObjects
+INSPECT_SECONDS = 120.0                    # pypdf inspection of one file
+PARSE_SECONDS_BASE = 60.0                  # unstructured/pdfminer: base + per page
+PARSE_SECONDS_PER_PAGE = 2.0
+
+_ESCAPED = re.compile(rb"\\.", re.S)
+_HEX_STRING = re.compile(rb"<[0-9A-Fa-f\s]*+>")
+_DO = re.compile(rb"/([^\s/\[\]()<>{}%]+)\s*Do(?![A-Za-z])")
+LIMIT_HINT = ("a page this heavy is not a document to search; if it is genuine, raise the limit named in the "
+              "message (ingest.parse.pdf) or export the PDF again (print to PDF flattens it)")
+
+
+class _TooHeavy(Exception):
+    def __init__(self, message: str, reason: str = "too_large") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def _glyphs(content: bytes) -> int:
+    """Bytes inside string operands (literal ``(..)`` with nesting and escapes, hex ``<..>``):
+    a close upper bound of the characters pdfminer makes layout objects of. Linear time;
+    callers pass at most MAX_PAGE_CONTENT_BYTES (the int32 arrays take 4x that, briefly)."""
+    import numpy as np
+
+    if not content:
+        return 0
+    data = _ESCAPED.sub(b"..", content)  # an escaped char is one glyph and never a paren
+    arr = np.frombuffer(data, dtype=np.uint8)
+    depth = (arr == 0x28).astype(np.int32)
+    depth -= arr == 0x29
+    np.cumsum(depth, out=depth)
+    low = np.minimum(depth, 0)
+    np.minimum.accumulate(low, out=low)
+    depth -= low  # a stray ')' outside a string is no string: depth never goes below 0
+    del low
+    inside = int(np.count_nonzero(depth > 0))
+    del depth
+    hexed = sum(max(len(m.group()) - 2, 0) // 2 for m in _HEX_STRING.finditer(data))
+    return inside + hexed
+
+
+def _stream_bytes(obj: Any, limit: int) -> bytes:
+    """The decoded content of a stream or an array of streams; stops (returning more than
+    ``limit`` bytes) once the total is over ``limit``. pypdf caps each stream at 75 MB."""
+    obj = obj.get_object() if obj is not None else None
+    if obj is None:
+        return b""
+    if isinstance(obj, list):
+        parts, total = [], 0
+        for x in obj:
+            part = _stream_bytes(x, limit - total)
+            parts.append(part)
+            total += len(part) + 1
+            if total > limit:
+                break
+        return b"\n".join(parts)
+    get = getattr(obj, "get_data", None)
+    return get() if get is not None else b""
+
+
+class _PageWeigher:
+    """Decoded bytes and glyphs a page draws, its Form XObjects counted once per use."""
+
+    def __init__(self) -> None:
+        self._forms: dict[Any, tuple[int, int]] = {}
+
+    @staticmethod
+    def _key(obj: Any) -> Any:
+        ref = getattr(obj, "indirect_reference", None)
+        return (ref.idnum, ref.generation) if ref is not None else id(obj)
+
+    def _xobjects(self, resources: Any) -> dict:
+        try:
+            res = resources.get_object() if resources is not None else None
+            xo = res.get("/XObject") if res is not None else None
+            return dict(xo.get_object()) if xo is not None else {}
+        except (AttributeError, TypeError):
+            return {}
+
+    def weigh(self, content: bytes, resources: Any, depth: int = 0, stack: tuple = ()) -> tuple[int, int]:
+        size = len(content)
+        if size > MAX_PAGE_CONTENT_BYTES:
+            return size, 0  # refused on size; counting glyphs would cost memory in proportion
+        glyphs = _glyphs(content)
+        uses = Counter(m.group(1) for m in _DO.finditer(content))
+        if uses:
+            xobjects = self._xobjects(resources)
+            for name, n in uses.items():
+                ref = xobjects.get("/" + name.decode("latin-1"))
+                form = ref.get_object() if ref is not None else None
+                if form is None or form.get("/Subtype") != "/Form":
+                    continue
+                key = self._key(form)
+                if key in stack:
+                    raise _TooHeavy("a Form XObject draws itself (a cycle)", reason="corrupt")
+                if depth >= MAX_FORM_DEPTH:
+                    raise _TooHeavy(f"Form XObjects nested more than {MAX_FORM_DEPTH} deep (MAX_FORM_DEPTH)")
+                if key not in self._forms:
+                    self._forms[key] = self.weigh(_stream_bytes(form, MAX_PAGE_CONTENT_BYTES),
+                                                  form.get("/Resources") or resources, depth + 1, (*stack, key))
+                fs, fg = self._forms[key]
+                size, glyphs = size + n * fs, glyphs + n * fg
+                if size > MAX_PAGE_CONTENT_BYTES or glyphs > MAX_PAGE_GLYPHS:
+                    break
+        return size, glyphs
+
+
+def _check_weight(reader: Any) -> None:
+    """Refuse pages (and documents) that would make pdfminer build unbounded layouts."""
+    weigher, total = _PageWeigher(), 0
+    for number, page in enumerate(reader.pages, start=1):
+        size, glyphs = weigher.weigh(_stream_bytes(page.get("/Contents"), MAX_PAGE_CONTENT_BYTES),
+                                     page.get("/Resources"))
+        if size > MAX_PAGE_CONTENT_BYTES:
+            raise _TooHeavy(f"page {number} draws {size} bytes of content (limit MAX_PAGE_CONTENT_BYTES = "
+                            f"{MAX_PAGE_CONTENT_BYTES})")
+        if glyphs > MAX_PAGE_GLYPHS:
+            raise _TooHeavy(f"page {number} draws ~{glyphs} characters (limit MAX_PAGE_GLYPHS = {MAX_PAGE_GLYPHS})")
+        total += glyphs
+        if total > MAX_DOCUMENT_GLYPHS:
+            raise _TooHeavy(f"pages 1-{number} draw ~{total} characters (limit MAX_DOCUMENT_GLYPHS = "
+                            f"{MAX_DOCUMENT_GLYPHS})")
 
 
 @dataclass(frozen=True)
@@ -29,9 +163,19 @@ class PdfFacts:
 
 
 def inspect_pdf(path: Path) -> PdfFacts:
-    """Open with pypdf; raise QuarantinedDocument for encrypted or unreadable files."""
+    """Open with pypdf; raise QuarantinedDocument for encrypted, unreadable or too heavy files
+    (within ``INSPECT_SECONDS``)."""
+    try:
+        with deadline(INSPECT_SECONDS):
+            return _inspect_pdf(path)
+    except ParseTimeout:
+        raise QuarantinedDocument(f"{path}: inspecting the PDF took longer than {INSPECT_SECONDS:.0f} s "
+                                  "(limit INSPECT_SECONDS)", reason="timeout", path=str(path), hint=LIMIT_HINT) from None
+
+
+def _inspect_pdf(path: Path) -> PdfFacts:
     from pypdf import PasswordType, PdfReader
-    from pypdf.errors import PdfReadError
+    from pypdf.errors import LimitReachedError, PdfReadError
 
     size = path.stat().st_size
     if size == 0:
@@ -58,7 +202,16 @@ def inspect_pdf(path: Path) -> PdfFacts:
                 )
         pages = len(reader.pages)
         if pages > MAX_PAGES:
-            raise QuarantinedDocument(f"{path}: {pages} pages (limit {MAX_PAGES})", reason="too_large", path=str(path))
+            raise QuarantinedDocument(f"{path}: {pages} pages (limit MAX_PAGES = {MAX_PAGES})", reason="too_large",
+                                      path=str(path), hint=LIMIT_HINT)
+        try:
+            _check_weight(reader)
+        except _TooHeavy as exc:
+            raise QuarantinedDocument(f"{path}: {exc}; refused before parsing", reason=exc.reason, path=str(path),
+                                      hint=LIMIT_HINT) from None
+        except LimitReachedError as exc:  # pypdf's own caps (75 MB per stream, declared lengths)
+            raise QuarantinedDocument(f"{path}: a content stream is over pypdf's limits ({exc})", reason="too_large",
+                                      path=str(path), hint=LIMIT_HINT) from exc
         has_text = has_images = False
         for page in reader.pages[:50]:
             if not has_text and (page.extract_text() or "").strip():
@@ -87,6 +240,14 @@ def inspect_pdf(path: Path) -> PdfFacts:
                                   reason="corrupt", path=str(path)) from exc
 
 
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
 def partition(path: Path) -> tuple[list[Any], PdfFacts]:
     """Parse a PDF into ``unstructured`` elements, refusing files that yield no text."""
     facts = inspect_pdf(path)
@@ -101,8 +262,21 @@ def partition(path: Path) -> tuple[list[Any], PdfFacts]:
     prepare_unstructured()
     from unstructured.partition.pdf import partition_pdf
 
+    seconds = PARSE_SECONDS_BASE + PARSE_SECONDS_PER_PAGE * facts.pages
     try:
-        elements = partition_pdf(filename=str(path), strategy="fast", languages=["eng"])
+        with deadline(seconds):
+            if _encodable(str(path)):
+                elements = partition_pdf(filename=str(path), strategy="fast", languages=["eng"])
+            else:  # a file name with undecodable bytes: unstructured would fail on it; hand over the file
+                with open(path, "rb") as f:
+                    elements = partition_pdf(file=f, strategy="fast", languages=["eng"])
+    except ParseTimeout:
+        raise QuarantinedDocument(
+            f"{path}: parsing took longer than {seconds:.0f} s for {facts.pages} pages (limit PARSE_SECONDS_BASE + "
+            "PARSE_SECONDS_PER_PAGE x pages)", reason="timeout", path=str(path), hint=LIMIT_HINT) from None
+    except MemoryError as exc:
+        raise QuarantinedDocument(f"{path}: parsing ran out of memory", reason="too_large", path=str(path),
+                                  hint=LIMIT_HINT) from exc
     except Exception as exc:
         raise QuarantinedDocument(f"{path}: unstructured could not parse it ({exc.__class__.__name__}: {exc})",
                                   reason="parse_error", path=str(path)) from exc

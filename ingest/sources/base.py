@@ -8,6 +8,8 @@ into text blocks.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +18,98 @@ from typing import Any, Callable
 from governance.contracts import AccessScope, SourceDocument
 from governance.errors import QuarantinedDocument
 from governance.policy import Policy
+
+
+MAX_ID_BYTES = 1024  # document ids (Milvus VARCHAR(1024) counts bytes) and scope keys
+MAX_DOCUMENT_CHARS = 8_000_000  # text of one parsed document (~2,500 book pages; hours of CPU embedding)
+_SURROGATES = re.compile(r"[\ud800-\udfff]")
+_ID_UNSAFE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+
+
+def scrub(text: Any) -> Any:
+    """``text`` with lone UTF-16 surrogates (JSON ``\\ud800`` escapes, undecodable file-name
+    bytes) replaced by U+FFFD: they cannot be encoded as UTF-8, so no store could hold them."""
+    if isinstance(text, str) and _SURROGATES.search(text):
+        return _SURROGATES.sub("\ufffd", text)
+    return text
+
+
+def cut_bytes(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` UTF-8 bytes (index fields count bytes, not characters)."""
+    if len(text) * 4 <= limit:
+        return text
+    return text.encode("utf-8", "surrogatepass")[:limit].decode("utf-8", "ignore")
+
+
+def bounded_id(value: str, limit: int = MAX_ID_BYTES) -> str:
+    """An id or scope key every store accepts: at most ``limit`` UTF-8 bytes, no control
+    characters or surrogates (a Milvus filter literal cannot hold them). Ids that are fine
+    stay as they are; others are escaped (``%0A``) and/or cut, and end in ``#`` + a hash of
+    the original, so two different originals never share an id."""
+    if len(value) * 4 <= limit and not _ID_UNSAFE.search(value):
+        return value
+    if not _ID_UNSAFE.search(value) and len(value.encode("utf-8")) <= limit:
+        return value
+    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    escaped = _ID_UNSAFE.sub(lambda m: "%%%02X" % ord(m.group()) if ord(m.group()) < 0x80 else "%%u%04X" % ord(m.group()), value)
+    room = limit - len(digest) - 1
+    cut = escaped.encode("utf-8")[:room].decode("utf-8", "ignore")
+    return f"{cut}#{digest}"
+
+
+class JsonTooLarge(ValueError):
+    """A JSON file over its size limit (refused before a byte of it is parsed)."""
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _scrub_tree(obj: Any) -> Any:
+    """Replace lone surrogates in every string of a parsed JSON value (iteratively)."""
+    if isinstance(obj, str):
+        return scrub(obj)
+    stack = [obj]
+    while stack:
+        cur = stack.pop()
+        if isinstance(cur, dict):
+            for k in list(cur):
+                v = cur[k]
+                if isinstance(v, str):
+                    cur[k] = scrub(v)
+                elif isinstance(v, (dict, list)):
+                    stack.append(v)
+                if isinstance(k, str) and _SURROGATES.search(k):
+                    cur[scrub(k)] = cur.pop(k)
+        elif isinstance(cur, list):
+            for i, v in enumerate(cur):
+                if isinstance(v, str):
+                    cur[i] = scrub(v)
+                elif isinstance(v, (dict, list)):
+                    stack.append(v)
+    return obj
+
+
+def read_json_file(path: Path, max_bytes: int, limit_name: str = "the size limit") -> Any:
+    """Parse a JSON file from an export, refusing what would hurt: more than ``max_bytes``
+    (checked before reading: :class:`JsonTooLarge`), not UTF-8, nested deeper than the
+    parser's recursion limit (``ValueError``, not ``RecursionError``). Lone surrogates from
+    ``\\ud800``-style escapes become U+FFFD."""
+    import json
+
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise JsonTooLarge(f"{size} bytes is over the {max_bytes} byte limit ({limit_name})")
+    with open(path, "rb") as f:
+        raw = f.read()
+    surrogates = _SURROGATE_ESCAPE.search(raw) is not None
+    text = raw.decode("utf-8")  # UnicodeDecodeError (a ValueError) for latin-1, UTF-16...
+    del raw  # peak: the text and the parsed objects, not the bytes too
+    try:
+        obj = json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply to parse") from None
+    del text
+    return _scrub_tree(obj) if surrogates else obj
 
 
 @dataclass
@@ -64,6 +158,33 @@ class SourceItem:
     owner: str | None = None  # principal, when known before parsing
     origin: str | None = None  # the export / drop folder (pruning a full export compares by origin)
 
+    def __post_init__(self) -> None:
+        # Names come from hostile input: keep ids storable and filterable, text encodable.
+        self.document_id = bounded_id(self.document_id)
+        self.rel_path = scrub(self.rel_path)
+        self.title = scrub(self.title)
+        self.author = scrub(self.author)
+        self.parse = _size_checked(self.parse, self)
+
+
+def _size_checked(parse: Callable[[], Parsed], item: SourceItem) -> Callable[[], Parsed]:
+    """``parse``, refusing documents with more than ``MAX_DOCUMENT_CHARS`` of text."""
+    if getattr(parse, "_size_checked", False):
+        return parse
+
+    def checked() -> Parsed:
+        parsed = parse()
+        total = sum(len(getattr(e, "text", "") or "") for e in parsed.elements)
+        if total > MAX_DOCUMENT_CHARS:
+            raise QuarantinedDocument(
+                f"{item.rel_path}: {total} characters of text (limit ingest.sources.base.MAX_DOCUMENT_CHARS = "
+                f"{MAX_DOCUMENT_CHARS})", reason="too_large", path=str(item.path),
+                hint="split the document; if it is genuine, raise MAX_DOCUMENT_CHARS (embedding it takes long)")
+        return parsed
+
+    checked._size_checked = True  # type: ignore[attr-defined]
+    return checked
+
 
 def element_author(element: Any) -> str | None:
     """The principal that wrote an element, when the source knows it (``govrag_author``)."""
@@ -101,8 +222,8 @@ def resolve_scope(policy: Policy, item: SourceItem) -> tuple[AccessScope, str]:
 
 def make_document(item: SourceItem, parsed: Parsed, *, scope: AccessScope, classification: str) -> SourceDocument:
     return SourceDocument(
-        document_id=item.document_id, source=item.source, uri=item.uri or item.path.resolve().as_uri(),
-        title=(parsed.title or item.title or item.path.stem)[:1000], path=item.rel_path, scope=scope,
+        document_id=item.document_id, source=item.source, uri=cut_bytes(scrub(item.uri or item.path.resolve().as_uri()), 2000),
+        title=cut_bytes(scrub(parsed.title or item.title or item.path.stem), 1000), path=scrub(item.rel_path), scope=scope,
         classification=classification, modified_at=parsed.modified_at or item.modified_at,
-        author=parsed.owner or item.owner,
+        author=scrub(parsed.owner or item.owner),
     )

@@ -42,7 +42,8 @@ from governance.contracts import AccessScope
 from governance.errors import AccessDenied, GovragError, QuarantinedDocument, SourceError
 from governance.identity import principal
 from governance.policy import Policy
-from ingest.sources.base import Parsed, SourceItem
+from ingest.parse.deadline import ParseTimeout, deadline
+from ingest.sources.base import Parsed, SourceItem, bounded_id
 from ingest.sources.workspaces import workspace_principals
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ class PageInfo:
     breadcrumb: list[str] = field(default_factory=list)
     attachments: list[tuple[str, Path]] = field(default_factory=list)  # (file name, file)
     error: str | None = None
+    error_reason: str = "unreadable_page"  # quarantine reason when ``error`` is set
 
 
 def user_principal(email: Any = None, *alternatives: Any) -> str | None:
@@ -110,14 +112,50 @@ _DROP_MACROS = {"toc", "children", "anchor", "attachments", "pagetree", "recentl
                 "livesearch", "create-from-template", "jira", "profile", "space-details"}
 
 
+MAX_HTML_DEPTH = 512  # elements nested deeper than this: the page is quarantined (too_deep)
+PARTITION_SECONDS = 300.0  # unstructured's partition_html on one page
+
+
+def html_depth(node: Any, limit: int) -> int:
+    """How deep elements nest under a BeautifulSoup node (iterative; stops once past ``limit``)."""
+    from bs4 import Tag
+
+    deepest, stack = 0, [(node, 0)]
+    while stack:
+        el, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            break
+        stack.extend((child, depth + 1) for child in el.contents if isinstance(child, Tag))
+    return deepest
+
+
+def too_deep(node: Any) -> int | None:
+    """The nesting depth under ``node`` when it is over ``MAX_HTML_DEPTH``, else None."""
+    depth = html_depth(node, MAX_HTML_DEPTH)
+    return depth if depth > MAX_HTML_DEPTH else None
+
+
+def too_deep_message(depth: int) -> str:
+    return (f"HTML nested more than {MAX_HTML_DEPTH} elements deep ({depth}+ levels; limit "
+            "ingest.sources.confluence.MAX_HTML_DEPTH): refused before it reaches the HTML partitioner")
+
+
+TOO_DEEP_HINT = "no real page nests this deep; fix the page in Confluence (or raise MAX_HTML_DEPTH) and export again"
+
+
 def storage_to_html(body: str) -> str:
     """Confluence storage format (XHTML with ``ac:``/``ri:`` elements) → plain HTML that
     unstructured's partitioner understands: code macros become ``<pre>``, panels keep their
-    body with a label, links keep their text, images and attachments their file names."""
+    body with a label, links keep their text, images and attachments their file names.
+    Bodies nested deeper than ``MAX_HTML_DEPTH`` are refused (``too_deep``)."""
     from bs4 import BeautifulSoup
 
     body = _CDATA.sub(lambda m: htmllib.escape(m.group(1), quote=False), body or "")
     soup = BeautifulSoup(body, "html.parser")
+    if (depth := too_deep(soup)) is not None:
+        raise QuarantinedDocument(f"storage-format body: {too_deep_message(depth)}", reason="too_deep",
+                                  hint=TOO_DEEP_HINT)
 
     def new(tag: str, text: str | None = None):  # type: ignore[no-untyped-def]
         el = soup.new_tag(tag)
@@ -195,7 +233,12 @@ def html_elements(html: str, title: str | None = None) -> list[Any]:
         try:
             # languages=[""]: no per-document language detection (2/3 of partition time;
             # the result is not used downstream).
-            elements = list(partition_html(text=html, languages=[""]))
+            with deadline(PARTITION_SECONDS):
+                elements = list(partition_html(text=html, languages=[""]))
+        except ParseTimeout:
+            raise QuarantinedDocument(f"page {title!r}: HTML partitioning took longer than {PARTITION_SECONDS:.0f} s "
+                                      "(limit ingest.sources.confluence.PARTITION_SECONDS)", reason="timeout",
+                                      hint="split the page; if it is genuine, raise PARTITION_SECONDS") from None
         except GovragError:
             raise
         except Exception as exc:  # unstructured/lxml failures: this page only
@@ -206,7 +249,7 @@ def html_elements(html: str, title: str | None = None) -> list[Any]:
 
 # -- scopes ------------------------------------------------------------------------------------------
 def _nobody(key: str, why: str) -> AccessScope:
-    return AccessScope(key=key, layers=[[]], description=f"readable by nobody: {why}")
+    return AccessScope(key=bounded_id(key), layers=[[]], description=f"readable by nobody: {why}")
 
 
 class ScopeResolver:
@@ -249,14 +292,15 @@ class ScopeResolver:
             if p.read:
                 layers.append(p.read)
                 restricted.append(pid)
-        if not restricted:
-            desc = f"Confluence {site} space {key}" + (" (open to all users)" if space.open else "")
-            return AccessScope(key=base_key, layers=[space_layer], description=desc), None, None
         try:
-            scope = AccessScope(key=f"confluence:{site}:{key}:restricted:{'/'.join(restricted)}", layers=layers,
+            if not restricted:
+                desc = f"Confluence {site} space {key}" + (" (open to all users)" if space.open else "")
+                return AccessScope(key=bounded_id(base_key), layers=[space_layer], description=desc), None, None
+            scope = AccessScope(key=bounded_id(f"confluence:{site}:{key}:restricted:{'/'.join(restricted)}"),
+                                layers=layers,
                                 description=f"Confluence {site} space {key}, restricted by pages {', '.join(restricted)}")
-        except AccessDenied as exc:
-            return nobody, "acl_too_large", str(exc)
+        except AccessDenied as exc:  # a layer over MAX_PRINCIPALS_PER_LAYER, too many layers
+            return nobody, "acl_too_large", f"{exc} (grant a group instead of listing members)"
         return scope, None, None
 
 
@@ -275,8 +319,14 @@ def _page_fingerprint(page: PageInfo) -> str:
 
 
 def _page_parse(page: PageInfo) -> Parsed:
-    html = storage_to_html(page.body) if page.body_format == "storage" else page.body
-    return Parsed(elements=html_elements(html, page.title), title=page.title, author=page.author,
+    try:
+        html = storage_to_html(page.body) if page.body_format == "storage" else page.body
+        elements = html_elements(html, page.title)
+    except QuarantinedDocument as exc:  # name the file and the page
+        where = f"{page.path}: " if page.path else ""
+        raise QuarantinedDocument(f"{where}page {page.id} ({page.title!r}): {exc}", reason=exc.reason,
+                                  path=str(page.path) if page.path else exc.path, hint=exc.hint) from exc
+    return Parsed(elements=elements, title=page.title, author=page.author,
                   owner=page.owner, modified_at=page.modified_at)
 
 
@@ -296,7 +346,7 @@ def page_items(pages: dict[str, PageInfo], resolver: ScopeResolver | None, *, si
         fingerprint, parse = partial(_page_fingerprint, page), partial(_page_parse, page)
         if page.error or reason:
             exc = QuarantinedDocument(f"{display}: page {page.id} ({page.title!r}): {page.error or why}",
-                                      reason="unreadable_page" if page.error else reason or "error",
+                                      reason=page.error_reason if page.error else reason or "error",
                                       path=str(page.path or display),
                                       hint="export the space again with its permissions (see docs/sources.md)")
             fingerprint = parse = _raiser(exc)

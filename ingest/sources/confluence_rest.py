@@ -15,7 +15,7 @@ page whose ancestor is missing from the dump, and every page of a space saved wi
 
 from __future__ import annotations
 
-import json
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator
@@ -24,7 +24,7 @@ from urllib.parse import urlparse
 from governance.errors import SourceError
 from governance.policy import Policy
 from ingest.sources.archive import safe_files
-from ingest.sources.base import SourceItem
+from ingest.sources.base import JsonTooLarge, SourceItem, read_json_file
 from ingest.sources.confluence import (
     PageInfo,
     ScopeResolver,
@@ -42,9 +42,8 @@ def detect(path: Path) -> bool:
 
 
 def _load(path: Path) -> Any:
-    if path.stat().st_size > MAX_JSON_BYTES:
-        raise ValueError(f"{path.stat().st_size} bytes (limit {MAX_JSON_BYTES})")
-    return json.loads(path.read_bytes().decode("utf-8"))
+    """Size-limited (MAX_JSON_BYTES, before reading), strict UTF-8, depth-safe, surrogates scrubbed."""
+    return read_json_file(path, MAX_JSON_BYTES, "ingest.sources.confluence_rest.MAX_JSON_BYTES")
 
 
 def rest_user(u: Any) -> str | None:
@@ -53,17 +52,26 @@ def rest_user(u: Any) -> str | None:
     return user_principal(u.get("email"), u.get("username"), u.get("accountId"), u.get("userKey"))
 
 
-def _subjects(block: Any) -> set[str]:
-    """Principals of a ``{user: {results}, group: {results}}`` block."""
+def _subjects(block: Any, unresolved: str | None = None) -> set[str]:
+    """Principals of a ``{user: {results}, group: {results}}`` block. With ``unresolved``
+    (page restrictions), a subject that names no usable principal (no id, control
+    characters, too long) becomes ``user:unresolved:<unresolved>:<n>``: it keeps the layer
+    and matches nobody. Dropping it could empty the restriction, and an empty restriction
+    means *unrestricted* — a page restricted to one unusable name must not open up."""
     out: set[str] = set()
     if not isinstance(block, dict):
         return out
-    for u in ((block.get("user") or {}).get("results") or []):
-        if (p := rest_user(u)):
+    subjects = [("user", u) for u in ((block.get("user") or {}).get("results") or [])]
+    subjects += [("group", g) for g in ((block.get("group") or {}).get("results") or [])]
+    for n, (kind, subject) in enumerate(subjects):
+        if kind == "user":
+            p = rest_user(subject)
+        else:
+            p = group_principal(subject.get("name")) if isinstance(subject, dict) else None
+        if p:
             out.add(p)
-    for g in ((block.get("group") or {}).get("results") or []):
-        if isinstance(g, dict) and (p := group_principal(g.get("name"))):
-            out.add(p)
+        elif unresolved is not None:
+            out.add(f"user:unresolved:{unresolved}:{n}")
     return out
 
 
@@ -119,7 +127,7 @@ def parse_page(raw: Any, space_key: str, base: str | None) -> PageInfo:
         if read is None:
             page.restrictions_known = False
         else:
-            principals = _subjects(read)
+            principals = _subjects(read, unresolved=re.sub(r"[^A-Za-z0-9_.-]", "_", page.id)[:64])
             page.read = frozenset(principals) if principals else None
     webui = (raw.get("_links") or {}).get("webui")
     link_base = (raw.get("_links") or {}).get("base") or base
@@ -151,7 +159,8 @@ def discover(path: Path, policy: Policy) -> Iterator[SourceItem]:
         try:
             page = parse_page(_load(f), space.key, base)
         except (ValueError, OSError, UnicodeDecodeError, TypeError, AttributeError) as exc:
-            page = PageInfo(id=f.stem, title=f.stem, space=space.key, body="", error=f"unreadable JSON: {exc}")
+            page = PageInfo(id=f.stem, title=f.stem, space=space.key, body="", error=f"unreadable JSON: {exc}",
+                            error_reason="too_large" if isinstance(exc, JsonTooLarge) else "unreadable_page")
         page.path, page.rel_path = f, rel
         att = path / "attachments" / page.id
         if att.is_dir():

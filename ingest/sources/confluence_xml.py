@@ -24,6 +24,9 @@ from ingest.sources.archive import extract_zip, safe_files, zip_names
 from ingest.sources.base import SourceItem
 from ingest.sources.confluence import PageInfo, ScopeResolver, SpaceInfo, group_principal, page_items, user_principal
 
+MAX_ENTITIES_BYTES = 512 * 1024 * 1024  # entities.xml (read objects are held in memory together)
+MAX_BODY_CHARS = 32 * 1024 * 1024  # one page's storage-format body
+MAX_ANCESTORS = 1000               # depth of the page tree
 KEEP = {"Space", "Page", "BlogPost", "BodyContent", "SpacePermission", "ContentPermissionSet", "ContentPermission",
         "ConfluenceUserImpl", "Attachment"}
 
@@ -45,6 +48,16 @@ def read_objects(xml_path: Path) -> dict[str, list[dict[str, Any]]]:
 
     out: dict[str, list[dict[str, Any]]] = defaultdict(list)
     try:
+        # Confluence never writes a DOCTYPE: one here can only declare entities (XXE, billion
+        # laughs). Refused before the body is read (entities are never resolved anyway).
+        for _, el in etree.iterparse(str(xml_path), events=("start",), resolve_entities=False, no_network=True,
+                                     load_dtd=False):
+            doctype = el.getroottree().docinfo.doctype
+            if doctype:
+                raise SourceError(f"{xml_path}: entities.xml declares a DOCTYPE ({doctype[:80]!r}); Confluence exports "
+                                  "never do, and its entities could read local files or expand without bound",
+                                  hint="export the space again from Confluence; nothing from this export was ingested")
+            break
         for _, el in etree.iterparse(str(xml_path), events=("end",), tag="object", resolve_entities=False,
                                      no_network=True, huge_tree=True, load_dtd=False):
             cls = el.get("class")
@@ -96,7 +109,9 @@ def _site(root: Path) -> str:
     if props.is_file():
         from urllib.parse import urlparse
 
-        for line in props.read_text(encoding="utf-8", errors="replace").splitlines():
+        with open(props, "rb") as f:
+            text = f.read(1 << 20).decode("utf-8", errors="replace")  # a few lines; never a hostile GB
+        for line in text.splitlines():
             k, _, v = line.partition("=")
             if k.strip() == "baseUrl" and v.strip():
                 return urlparse(v.strip().replace("\\:", ":")).hostname or "default"
@@ -113,6 +128,12 @@ def discover(path: Path, policy: Policy) -> Iterator[SourceItem]:
     xml = root / "entities.xml"
     if not xml.is_file() or xml.is_symlink():
         raise SourceError(f"{display}: no entities.xml", hint="pass the XML space export (zip or folder)")
+    if (size := xml.stat().st_size) > MAX_ENTITIES_BYTES:
+        # every kept object (bodies included) is held at once: bound the input, not the damage
+        raise SourceError(f"{display}: entities.xml is {size} bytes, over the {MAX_ENTITIES_BYTES} byte limit "
+                          "(ingest.sources.confluence_xml.MAX_ENTITIES_BYTES)",
+                          hint="export the space in parts (or use the REST dump), or raise MAX_ENTITIES_BYTES "
+                               "where the memory allows; nothing from this export was ingested")
     objs = read_objects(xml)
     site = _site(root)
 
@@ -167,6 +188,10 @@ def discover(path: Path, policy: Policy) -> Iterator[SourceItem]:
         owner = _ref(b, "content")
         if owner and (_text(b, "bodyType") or "2").strip() == "2":
             bodies[owner] = _text(b, "body") or ""
+    too_large = {o for o, body in bodies.items() if len(body) > MAX_BODY_CHARS}
+    for owner in too_large:
+        bodies[owner] = ""
+    restricted_pages = set(set_page.values())  # (one lookup per page, not a scan of every set)
     pages: dict[str, PageInfo] = {}
     parents: dict[str, str | None] = {}
     for kind, cls in (("page", "Page"), ("blogpost", "BlogPost")):
@@ -182,14 +207,20 @@ def discover(path: Path, policy: Policy) -> Iterator[SourceItem]:
                             modified_at=_when(_text(o, "lastModificationDate")),
                             author=creator.split(":", 1)[1] if creator else None, owner=creator,
                             rel_path=f"entities.xml#{cls}:{pid}", path=xml)
-            set_ids = [s for s in set_page if set_page[s] == pid]
-            page.read = frozenset(read[pid]) if set_ids and read[pid] else None
+            page.read = frozenset(read[pid]) if pid in restricted_pages and read[pid] else None
+            if pid in too_large:
+                page.error, page.error_reason = (f"page body is over {MAX_BODY_CHARS} characters "
+                                                 "(limit ingest.sources.confluence_xml.MAX_BODY_CHARS)"), "too_large"
             pages[pid] = page
             parents[pid] = _ref(o, "parent") if kind == "page" else None
     # Ancestors by walking parents (cycles and missing parents handled by the resolver).
     for pid, page in pages.items():
         chain, cur, seen = [], parents.get(pid), {pid}
         while cur and cur not in seen:
+            if len(chain) >= MAX_ANCESTORS:  # bounded: a hostile 100k-page chain would be quadratic
+                page.error, page.error_reason = (f"page is nested more than {MAX_ANCESTORS} pages deep (limit "
+                                                 "ingest.sources.confluence_xml.MAX_ANCESTORS)"), "too_deep"
+                break
             chain.append(cur)
             seen.add(cur)
             cur = parents.get(cur)

@@ -44,7 +44,7 @@ from governance.errors import AccessDenied, QuarantinedDocument, SourceError
 from governance.identity import principal
 from governance.policy import Policy
 from ingest.sources.archive import extract_zip, zip_names
-from ingest.sources.base import Parsed, SourceItem
+from ingest.sources.base import JsonTooLarge, Parsed, SourceItem, bounded_id, read_json_file
 from ingest.sources.workspaces import workspace_principals
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,10 @@ NOISE_SUBTYPES = frozenset({
     "pinned_item", "unpinned_item", "message_replied", "reminder_add", "joiner_notification",
     "sh_room_created", "huddle_thread",
 })
-MAX_JSON_BYTES = 512 * 1024 * 1024
+# Size limits, checked before a file is read (parsed JSON takes ~4x its size in memory, and a
+# day's messages become one document to chunk and embed): issue 8, docs/hostile_inputs.md.
+MAX_JSON_BYTES = 128 * 1024 * 1024      # users.json, channels.json, groups.json... (~0.9 GB parsed)
+MAX_DAY_JSON_BYTES = 16 * 1024 * 1024   # one channel-day file (~90k messages)
 
 
 # -- detection ---------------------------------------------------------------------------------
@@ -158,11 +161,11 @@ class SlackExport:
         return f"#{conv.name}"
 
 
-def _read_json(path: Path) -> Any:
-    if path.stat().st_size > MAX_JSON_BYTES:
-        raise ValueError(f"{path.stat().st_size} bytes (limit {MAX_JSON_BYTES})")
-    with open(path, "rb") as f:
-        return json.loads(f.read().decode("utf-8"))
+def _read_json(path: Path, max_bytes: int | None = None) -> Any:
+    """A JSON file of the export: size-limited, strict UTF-8, depth-safe, surrogates scrubbed."""
+    if max_bytes is None:
+        return read_json_file(path, MAX_JSON_BYTES, "ingest.sources.slack.MAX_JSON_BYTES")
+    return read_json_file(path, max_bytes, "ingest.sources.slack.MAX_DAY_JSON_BYTES")
 
 
 def load_export(root: Path, display: str | None = None) -> SlackExport:
@@ -252,13 +255,13 @@ class ScopeBuilder:
             out = self._scope(conv)
         except AccessDenied as exc:  # e.g. a layer over the principal limit
             log.warning("slack %s: %s", conv.id, exc)
-            out = (_nobody(f"slack:{self.export.team}:channel:{conv.id}", str(exc)), "acl_too_large")
+            out = (_nobody(bounded_id(f"slack:{self.export.team}:channel:{conv.id}"), str(exc)), "acl_too_large")
         self._cache[conv.id] = out
         return out
 
     def _scope(self, conv: Conversation) -> tuple[AccessScope, str | None]:
         ex, team = self.export, self.export.team
-        key = f"slack:{team}:channel:{conv.id}"
+        key = bounded_id(f"slack:{team}:channel:{conv.id}")
         readers = [m for m in dict.fromkeys(conv.members) if ex.is_reader(m)]
         if conv.kind == "public":
             guests = {p for m in readers if ex.is_guest(m) and (p := ex.user_principal(m))}
@@ -562,7 +565,7 @@ def iter_items(export: SlackExport, policy: Policy) -> Iterator[SourceItem]:
                                  document_id=f"slack:{team}:folder:{folder.name}:day:{f.stem}",
                                  fingerprint=_raiser(exc), parse=_raiser(exc),
                                  facts={"source": "slack", "workspace": team, "channel": folder.name, "path": rel},
-                                 scope=_nobody(f"slack:{team}:unknown:{folder.name}", "unknown conversation"))
+                                 scope=_nobody(bounded_id(f"slack:{team}:unknown:{folder.name}"), "unknown conversation"))
             continue
         scope, refuse = builder.scope(conv)
         facts = {"source": "slack", "workspace": team, "channel": conv.name}
@@ -570,11 +573,22 @@ def iter_items(export: SlackExport, policy: Policy) -> Iterator[SourceItem]:
         for f in day_files:
             date = DAY_FILE.match(f.name).group(1)  # type: ignore[union-attr]
             try:
-                rows = _read_json(f)
+                rows = _read_json(f, MAX_DAY_JSON_BYTES)
                 if isinstance(rows, dict):
                     rows = [rows]
                 if not isinstance(rows, list):
                     raise ValueError("expected a list of messages")
+            except JsonTooLarge as exc:
+                rel = f"{folder.name}/{f.name}"
+                q = QuarantinedDocument(
+                    f"{export.display}: {rel} is too large to ingest: {exc}",
+                    reason="too_large", path=str(f),
+                    hint="split the day file, or raise ingest.sources.slack.MAX_DAY_JSON_BYTES if it is genuine; "
+                         "this day's messages were skipped")
+                yield SourceItem(source="slack", path=f, rel_path=rel,
+                                 document_id=f"slack:{team}:{conv.id}:file:{date}", fingerprint=_raiser(q),
+                                 parse=_raiser(q), facts={**facts, "path": rel}, scope=scope)
+                continue
             except (ValueError, OSError, UnicodeDecodeError) as exc:
                 rel = f"{folder.name}/{f.name}"
                 q = QuarantinedDocument(f"{export.display}: {rel} is not valid Slack JSON: {exc}",
