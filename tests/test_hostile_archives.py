@@ -162,10 +162,21 @@ def test_hostile_confluence_xml_zip(tmp_path: Path) -> None:
         list(confluence.discover(z, policy=Policy()))
 
 
-def test_hostile_archive_in_a_pipeline_run_names_the_file(tmp_path: Path, sqlite_stores, embedder) -> None:
+def test_hostile_archive_in_a_pipeline_run_is_quarantined_and_the_run_goes_on(tmp_path: Path, sqlite_stores, embedder,
+                                                                               sample_corpus) -> None:
     from tests.conftest import make_ingestor
 
     z = _zip(tmp_path / "t.zip", [("../evil.txt", "x")])
+    summary = make_ingestor(sqlite_stores, embedder).ingest_paths([z, sample_corpus])
+    refused = [q for q in summary.quarantine if q.path == str(z)]
+    assert len(refused) == 1 and "t.zip" in refused[0].message and refused[0].reason
+    assert summary.new >= 1  # the good input of the same run was ingested
+    assert any(q["path"] == str(z) for q in sqlite_stores.catalog.quarantined())
+
+
+def test_a_missing_path_stops_the_run_before_anything_happens(tmp_path: Path, sqlite_stores, embedder) -> None:
+    from tests.conftest import make_ingestor
+
     with pytest.raises(SourceError) as exc:
-        make_ingestor(sqlite_stores, embedder).ingest_paths([z])
-    assert "t.zip" in str(exc.value) and exc.value.hint
+        make_ingestor(sqlite_stores, embedder).ingest_paths([tmp_path / "nope.zip"])
+    assert "nope.zip" in str(exc.value) and exc.value.hint

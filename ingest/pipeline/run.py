@@ -31,6 +31,7 @@ from governance.errors import (
     GovragError,
     IndexUnavailable,
     QuarantinedDocument,
+    SourceError,
 )
 from governance.stores import Stores
 from governance.vector_index import expiry_epoch
@@ -94,11 +95,21 @@ class Ingestor:
         so documents of the same origin that are no longer in them are tombstoned."""
         items: list[SourceItem] = []
         origins: dict[str, set[str]] = {}
+        refused: list[tuple[Path, SourceError]] = []
         for p in paths:
-            for item in self.discover(Path(p)):
+            if not Path(p).exists():  # a usage error, not bad input: stop before doing anything
+                raise SourceError(f"{p}: no such file or directory", hint="check the path given to govrag ingest")
+            try:
+                found = self.discover(Path(p))
+            except SourceError as exc:
+                # A hostile or unreadable export is bad input like any other: quarantined with
+                # its reason, and the other paths of the run go on (invariant 4).
+                refused.append((Path(p), exc))
+                continue
+            for item in found:
                 origins.setdefault(item.origin or "", set()).add(item.document_id)
                 items.append(item)
-        summary = self.ingest_items(items, progress)
+        summary = self.ingest_items(items, progress, refused=refused)
         if prune:
             from governance.purge import tombstone_documents
 
@@ -108,12 +119,15 @@ class Ingestor:
                                                           reason=f"gone from full export {origin}")
         return summary
 
-    def ingest_items(self, items: Sequence[SourceItem], progress: ProgressFn | None = None) -> IngestSummary:
+    def ingest_items(self, items: Sequence[SourceItem], progress: ProgressFn | None = None, *,
+                     refused: Sequence[tuple[Path, SourceError]] = ()) -> IngestSummary:
         progress = progress or (lambda *_: None)
         catalog = self.stores.catalog
         summary = IngestSummary(run_id=catalog.start_run("ingest"))
         self._forgotten = catalog.forgotten_subjects()
         started = time.perf_counter()
+        for path, exc in refused:
+            self._refuse_input(path, exc, summary)
         progress("start", None, len(items))
         status = "failed"
         queue: Queue[object] = Queue(maxsize=MAX_AHEAD_DOCUMENTS)
@@ -195,6 +209,18 @@ class Ingestor:
                      extra={"run_id": summary.run_id})
             summary.vectors_deleted += self.stores.index.delete_ids(owed)
             self.stores.catalog.forget_chunks(owed)
+
+    def _refuse_input(self, path: Path, exc: SourceError, summary: IngestSummary) -> None:
+        """A whole input (an export, an archive) that could not be opened safely."""
+        reason = getattr(exc, "reason", None) or "unreadable_source"
+        message = str(exc) + (f" ({exc.hint})" if exc.hint else "")
+        summary.quarantined += 1
+        summary.quarantine.append(QuarantineEntry(path=str(path), reason=reason, message=message))
+        self.stores.catalog.quarantine(run_id=summary.run_id, source="export", path=str(path), document_id=None,
+                                       reason=reason, message=message)
+        metrics.QUARANTINED.labels(reason=reason).inc()
+        log.warning("refused %s: %s", path.name, reason, extra={"run_id": summary.run_id, "path": str(path),
+                                                                "reason": reason})
 
     # -- per document ---------------------------------------------------------------------
     def _quarantine(self, item: SourceItem, exc: QuarantinedDocument, summary: IngestSummary) -> None:

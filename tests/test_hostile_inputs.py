@@ -1,0 +1,213 @@
+"""Issue 8: every hostile input (tests/hostile_inputs.py) ends cleanly — quarantined with a
+reason that names the file and the problem, or refused as a whole archive — while good
+input in the same run is still ingested, nothing hostile becomes searchable, and names full
+of filter metacharacters are indexed with exactly their intended scope.
+
+One Stores per module (opening one costs ~2 s): the good PDF is embedded by the first case
+and then seen ``unchanged`` by each later run, which still proves the run went on past the
+hostile input. The 100 MB JSON, the 100k-deep HTML and other cases where size is the point
+are ``slow``; ``test_worst_case_through_the_cli_under_rlimit`` runs the CLI in a subprocess
+under RLIMIT_AS = 2 GiB.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from governance.identity import User
+from governance.settings import Settings
+from ingest.parse import pdf as pdf_parse
+from tests.conftest import make_ingestor, make_retriever
+from tests.hostile_inputs import (
+    GENERATORS,
+    MARKER,
+    SLOW_CASES,
+    POLICY_YAML,
+    TEST,
+    Hostile,
+    good_pdf,
+    write_case,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+GOOD_ID = "pdf:good.pdf"
+
+
+@pytest.fixture(scope="module")
+def hostile_stores(tmp_path_factory: pytest.TempPathFactory):
+    from governance.stores import Stores
+
+    d = tmp_path_factory.mktemp("hostile-stores")
+    (d / "policy.yaml").write_text(POLICY_YAML)
+    s = Stores.open(Settings(home=d / "home", database_url=f"sqlite:///{d / 'catalog.sqlite3'}",
+                             milvus_uri=str(d / "milvus.db"), policy=d / "policy.yaml", collection="hostile"))
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return good_pdf(tmp_path_factory.mktemp("good"))
+
+
+@pytest.fixture(autouse=True)
+def _smaller_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Limits whose real value only makes the test slow, not different: the PDF parse deadline
+    # (60 s + 2 s per page) and the page-tree depth (1000: a chain that deep is 1000 real pages).
+    from ingest.sources import confluence_xml
+
+    monkeypatch.setattr(pdf_parse, "PARSE_SECONDS_BASE", 8.0)
+    monkeypatch.setattr(pdf_parse, "PARSE_SECONDS_PER_PAGE", 0.5)
+    monkeypatch.setattr(confluence_xml, "MAX_ANCESTORS", 100)
+
+
+def _params() -> list:
+    return [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_CASES else n for n in GENERATORS]
+
+
+def _user(spec: dict) -> User:
+    return User(**spec)
+
+
+def _index_texts(stores) -> list[str]:
+    from governance.vector_index import all_rows_filter
+
+    return [r["text"] for r in stores.index.query(all_rows_filter(), ["text"], limit=16384)]
+
+
+def _assert_nothing_hostile_searchable(stores) -> None:
+    leaked = [t[:120] for t in _index_texts(stores) if MARKER in t]
+    assert not leaked, f"hostile text was indexed: {leaked}"
+
+
+def _case_ids(stores, embedder, case: Hostile) -> set[str]:
+    return {i.document_id for i in make_ingestor(stores, embedder).discover(case.path)}
+
+
+def _assert_good_went_on(stores, summary) -> None:
+    state = stores.catalog.document_state(GOOD_ID)
+    assert state is not None and state.status == "active", "the good PDF of the same run was not ingested"
+    assert summary.new + summary.changed + summary.unchanged >= 1
+    assert not any(q.path == "good.pdf" for q in summary.quarantine)
+
+
+def _check_scope(stores, embedder, case: Hostile) -> None:
+    ids = _case_ids(stores, embedder, case)
+    retriever = make_retriever(stores, embedder)
+    words = case.phrase.lower().split()
+
+    def about_phrase(h) -> bool:  # a hit of this input's strange document (not its good neighbours)
+        return h.document_id in ids and sum(w in h.text.lower() for w in words) >= len(words) - 1
+
+    if case.member is None:  # indexed, readable by nobody
+        assert any((st := stores.catalog.document_state(i)) is not None and st.status == "active" for i in ids - {GOOD_ID})
+    else:
+        hits = retriever.search(_user(case.member), case.phrase, k=10)
+        assert any(about_phrase(h) for h in hits), \
+            f"member {case.member} does not find {case.phrase!r}: {[(h.document_id, h.text[:80]) for h in hits]}"
+    for outsider in case.outsiders:
+        leaked = [h.document_id for h in retriever.search(_user(outsider), case.phrase, k=10) if about_phrase(h)]
+        assert not leaked, f"{outsider} without membership finds {leaked}"
+
+
+@pytest.mark.parametrize("name", _params())
+def test_hostile_input(name: str, tmp_path: Path, hostile_stores, embedder, good: Path) -> None:
+    case = write_case(name, tmp_path / "corpus", TEST)
+    ingestor = make_ingestor(hostile_stores, embedder)
+    if case.outcome == "refused":
+        # The whole archive is refused — quarantined as one input, nothing of it read — and
+        # the good input of the same run still goes in (invariant 4).
+        summary = ingestor.ingest_paths([case.path, good])
+        refused = [q for q in summary.quarantine if q.path == str(case.path)]
+        assert len(refused) == 1, [(q.path, q.reason) for q in summary.quarantine]
+        assert case.reason in f"{refused[0].reason}: {refused[0].message}", refused[0]
+        assert case.path.name in refused[0].message, refused[0]  # names the input...
+        assert "(" in refused[0].message  # ...and says what to do (the hint)
+        _assert_good_went_on(hostile_stores, summary)
+    else:
+        summary = ingestor.ingest_paths([case.path, good])
+        _assert_good_went_on(hostile_stores, summary)
+        if case.outcome == "quarantined":
+            matching = [q for q in summary.quarantine if case.reason in f"{q.reason}: {q.message}"]
+            assert matching, [(q.reason, q.message[:200]) for q in summary.quarantine]
+            for q in matching:
+                assert case.path.name in q.message, q.message  # names the file...
+                assert q.reason and q.reason != "error", q    # ...and the problem
+        else:
+            assert case.outcome == "ingested-safely"
+            assert summary.quarantined == 0, [(q.reason, q.message[:200]) for q in summary.quarantine]
+            assert summary.new + summary.changed + summary.unchanged >= 2
+            _check_scope(hostile_stores, embedder, case)
+    _assert_nothing_hostile_searchable(hostile_stores)
+
+
+def test_metachar_slack_scope_is_exactly_the_members(tmp_path: Path, hostile_stores, embedder) -> None:
+    """The private channel full of metacharacters has one layer: its two active members."""
+    case = write_case("slack_metachar_names", tmp_path / "corpus", TEST)
+    make_ingestor(hostile_stores, embedder).ingest_paths([case.path])
+    items = [i for i in make_ingestor(hostile_stores, embedder).discover(case.path) if ":G1:" in i.document_id]
+    assert items and all(i.scope.layers == (frozenset({"user:alice@corp.example", 'user:x" or true@evil.example'}),)
+                         for i in items), [i.scope for i in items]
+    retriever = make_retriever(hostile_stores, embedder)
+    weird_member = User(id="x", email='x" or true@evil.example')
+    assert any(h.document_id == items[0].document_id for h in retriever.search(weird_member, case.phrase, k=10))
+
+
+def test_long_ids_are_bounded_and_distinct() -> None:
+    from ingest.sources.base import MAX_ID_BYTES, bounded_id
+
+    a, b = bounded_id("slack:T:" + "9" * 5000), bounded_id("slack:T:" + "9" * 4999 + "8")
+    assert a != b and len(a.encode()) <= MAX_ID_BYTES and len(b.encode()) <= MAX_ID_BYTES
+    assert bounded_id("pdf:plain name.pdf") == "pdf:plain name.pdf"  # ordinary ids never change
+    esc = bounded_id("pdf:new\nline.pdf")
+    assert "\n" not in esc and esc != bounded_id("pdf:new%0Aline.pdf")
+    assert bounded_id("x\udcff").encode("utf-8")  # encodable
+
+
+def test_pdf_weight_counts_forms_per_use(tmp_path: Path) -> None:
+    from pypdf import PdfReader
+
+    from ingest.parse.pdf import _glyphs, _PageWeigher, _stream_bytes
+
+    assert _glyphs(b"BT (hello) Tj [(a) 3 (b)] TJ <414243> Tj ET") >= 10
+    assert _glyphs(b"(\\)" + b"x" * 1000 + b")") >= 1000  # an escaped paren does not end the string
+    assert _glyphs(b")))))(abc)") == 4
+    case = write_case("pdf_form_fanout", tmp_path, TEST)
+    page = PdfReader(str(case.path)).pages[0]
+    size, glyphs = _PageWeigher().weigh(_stream_bytes(page.get("/Contents"), 1 << 20), page.get("/Resources"))
+    assert glyphs > pdf_parse.MAX_PAGE_GLYPHS
+
+
+@pytest.mark.slow
+def test_worst_case_through_the_cli_under_rlimit(tmp_path: Path) -> None:
+    """The real CLI, in its own process under RLIMIT_AS = 2 GiB, on the 100 MB channel JSON
+    (the input that took 3.4 GB and never finished before the size limit): it must end
+    cleanly, exit 0 without --strict, with the day file quarantined. The export's good day
+    is left out: loading torch alone maps more than 2 GiB of address space (not of memory),
+    so under this limit nothing may need the embedding model."""
+    case = write_case("slack_huge_day_json", tmp_path / "corpus", TEST)
+    (case.path / "general" / "2026-09-20.json").unlink()
+    (tmp_path / "policy.yaml").write_text(POLICY_YAML)
+    home = tmp_path / "cli-home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVRAG_")}
+    env.update(GOVRAG_HOME=str(home), GOVRAG_MILVUS_URI=str(home / "milvus.db"),
+               GOVRAG_POLICY=str(tmp_path / "policy.yaml"), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    limit = 2 * 1024**3
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    proc = subprocess.run([sys.executable, "-m", "govrag.cli.main", "ingest", str(case.path), "--json"],
+                          env=env, cwd=REPO, capture_output=True, text=True, timeout=600, preexec_fn=cap)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)
+    assert summary["quarantined"] == 1 and summary["new"] == 0, summary
+    q = [q for q in summary["quarantine"] if q["reason"] == "too_large"]
+    assert q and "2026-09-21.json" in q[0]["message"] and "MAX_DAY_JSON_BYTES" in q[0]["message"], summary
