@@ -121,8 +121,9 @@ def test_metrics_serve_exports_catalog_gauges_once_and_over_http(observed):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    log = open(Path(observed.settings.home) / "metrics-serve.log", "wb")  # a file: a full pipe would block it
     proc = subprocess.Popen([sys.executable, "-m", "govrag.cli.main", "metrics", "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=log)
     try:
         deadline, body = time.monotonic() + 60, ""
         while time.monotonic() < deadline and not body:
@@ -133,7 +134,14 @@ def test_metrics_serve_exports_catalog_gauges_once_and_over_http(observed):
         assert "govrag_catalog_up 1.0" in body and "process_resident_memory_bytes" in body
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        try:
+            rc = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
+            raise AssertionError("govrag metrics serve ignored SIGTERM") from None
+    log.close()
+    assert rc == 0, (Path(observed.settings.home) / "metrics-serve.log").read_text()[-2000:]
 
 
 def test_json_logs_from_the_cli_carry_the_run_id(tmp_path, sample_corpus):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 from typing import Optional
 
@@ -36,8 +37,13 @@ def serve(
     bind_port = port or settings.metrics_port
     server, thread = start_http_server(bind_port, addr=host, registry=registry)
     typer.echo(f"metrics on http://{host}:{bind_port}/metrics (Ctrl-C to stop)")
+    stop = threading.Event()
+    # SIGTERM (a supervisor, `docker stop`) ends it as cleanly as Ctrl-C does, whatever
+    # handler an imported library may have installed.
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        threading.Event().wait()
+        while not stop.wait(0.5):
+            pass
     except KeyboardInterrupt:
         pass
     finally:
