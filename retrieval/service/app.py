@@ -18,7 +18,6 @@ import threading
 import time
 import uuid
 from contextlib import asynccontextmanager
-from datetime import datetime
 from typing import Annotated, Any, AsyncIterator, Awaitable, Callable, MutableMapping
 
 from fastapi import Depends, FastAPI, Request
@@ -29,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from governance.contracts import Hit
 from governance.errors import (
     AccessDenied,
     CatalogError,
@@ -73,18 +73,8 @@ class SearchRequest(BaseModel):
         return v
 
 
-class SearchHit(BaseModel):
-    """One chunk the caller may read, already checked against the catalog."""
-
-    chunk_id: int
-    document_id: str
-    source: str
-    title: str
-    uri: str
-    text: str
-    score: float
-    source_version: int
-    expires_at: datetime | None
+# The wire format of a hit is the Python contract itself: one model, so the two cannot drift.
+SearchHit = Hit
 
 
 class SearchResponse(BaseModel):
@@ -391,7 +381,7 @@ def create_app(settings: Settings | None = None, retriever: Retriever | None = N
         hits = backend.retriever().search(identity.user, body.query, body.k)
         request.state.hits = len(hits)
         return SearchResponse(
-            hits=[SearchHit(**h.model_dump(include=set(SearchHit.model_fields))) for h in hits],
+            hits=list(hits),
             request_id=_rid(request),
         )
 
