@@ -739,6 +739,11 @@ def run_load(*, backend: str = "lite-server", duration_s: float = 120.0, threads
                 fn()
             except Exception as exc:
                 errors_at_teardown.append(f"{type(exc).__name__}: {exc}")
+        # A process told to stop may still be unwinding on a loaded machine (seen in a CI
+        # dry run: one left at the instant of the check); "left" means alive 20 s later.
+        deadline = time.monotonic() + 20
+        while any(_alive(pid) for pid in started_pids) and time.monotonic() < deadline:
+            time.sleep(0.2)
         left = [pid for pid in started_pids if _alive(pid)]
         if server is not None:
             left += server.processes()
