@@ -48,7 +48,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -69,6 +68,7 @@ os.environ.setdefault("SCARF_NO_ANALYTICS", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
 from bench.machine import machine_details, percentile  # noqa: E402
+from governance.milvus_local import free_port, process_alive  # noqa: E402
 
 BACKENDS = ("lite-server", "milvus-server")
 CHANNELS = ("thread", "process", "http")
@@ -316,26 +316,6 @@ def _token(user: str, ttl_s: float) -> str:
 
 
 # -- processes ------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat[stat.rindex(")") + 2] not in "ZX"
-    except (OSError, ValueError, IndexError):
-        return False
-
-
 def _proc_usage(pid: int) -> dict[str, Any] | None:
     try:
         rss = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
@@ -528,7 +508,7 @@ def run_load(*, backend: str = "lite-server", duration_s: float = 120.0, threads
         t = time.perf_counter()
         logs = tmp / "logs"
         logs.mkdir(exist_ok=True)
-        port = _free_port()
+        port = free_port()
         api_log = open(logs / "api.log", "ab")
         api = subprocess.Popen([sys.executable, "-m", "govrag.cli.main", "api", "serve", "--host", "127.0.0.1",
                                 "--port", str(port), "--log-level", "warning"], env=env, cwd=str(REPO),
@@ -742,9 +722,9 @@ def run_load(*, backend: str = "lite-server", duration_s: float = 120.0, threads
         # A process told to stop may still be unwinding on a loaded machine (seen in a CI
         # dry run: one left at the instant of the check); "left" means alive 20 s later.
         deadline = time.monotonic() + 20
-        while any(_alive(pid) for pid in started_pids) and time.monotonic() < deadline:
+        while any(process_alive(pid) for pid in started_pids) and time.monotonic() < deadline:
             time.sleep(0.2)
-        left = [pid for pid in started_pids if _alive(pid)]
+        left = [pid for pid in started_pids if process_alive(pid)]
         if server is not None:
             left += server.processes()
         if not keep:

@@ -41,7 +41,8 @@ def _state_dir(home: Path) -> Path:
     return home / "milvus"
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (the OS picks it)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -61,10 +62,11 @@ def _reusable_port(previous: LocalServer | None) -> int:
                 return previous.port
             except OSError:
                 pass
-    return _free_port()
+    return free_port()
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie child of ours is reaped and counts as gone)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -96,7 +98,7 @@ def _read_state(home: Path) -> LocalServer | None:
 def running_server(home: Path) -> LocalServer | None:
     """The live server of this home, or None."""
     state = _read_state(home)
-    if state and _alive(state.pid) and _port_open(state.port):
+    if state and process_alive(state.pid) and _port_open(state.port):
         return state
     return None
 
@@ -152,13 +154,13 @@ def ensure_server(home: Path) -> LocalServer:
 def stop_server(home: Path, timeout_s: float = 20.0) -> bool:
     """Stop this home's server; True when one was running."""
     state = _read_state(home)
-    if not state or not _alive(state.pid):
+    if not state or not process_alive(state.pid):
         return False
     os.kill(state.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and _alive(state.pid):
+    while time.monotonic() < deadline and process_alive(state.pid):
         time.sleep(0.1)
-    if _alive(state.pid):
+    if process_alive(state.pid):
         os.kill(state.pid, signal.SIGKILL)
     (_state_dir(home) / "server.json").unlink(missing_ok=True)
     return True

@@ -87,12 +87,14 @@ def purge_documents(catalog: Catalog, index: VectorIndex, document_ids: list[str
         if progress:
             progress(len(report.documents), len(targets))
     if targets:
-        orphans = _sweep(index, targets, set(report.held), expired=bool(selector.get("expired")))
+        # One clock for the sweep and its verification ("expired" as of this purge).
+        now_epoch = int(time.time()) if selector.get("expired") else None
+        orphans = _sweep(index, targets, set(report.held), expired_at=now_epoch)
         if orphans:
             index.delete_ids(orphans)
         report.orphans_deleted = len(orphans)
         report.vectors_deleted = len(deleted) + len(orphans)
-        leftover = _leftover(index, deleted + orphans, targets, set(report.held), expired=bool(selector.get("expired")))
+        leftover = _leftover(index, deleted + orphans, targets, set(report.held), expired_at=now_epoch)
         report.verified = not leftover
         index.flush()
         report.compaction_requested = index.compact()
@@ -107,21 +109,22 @@ def purge_documents(catalog: Catalog, index: VectorIndex, document_ids: list[str
     return report
 
 
-def _sweep(index: VectorIndex, targets: Sequence[str], held: set[str], *, expired: bool) -> list[int]:
-    """Ids of vectors of ``targets`` still in Milvus (orphans: the catalog did not list them)."""
+def _sweep(index: VectorIndex, targets: Sequence[str], held: set[str], *, expired_at: int | None) -> list[int]:
+    """Ids of vectors of ``targets`` still in Milvus (orphans: the catalog did not list them).
+    ``expired_at``: an expiry purge, swept by the integer expiry filter as of that time."""
     wanted = set(targets)
-    if expired:
-        rows = index.expired_rows(int(time.time()), exclude_documents=sorted(held))
+    if expired_at is not None:
+        rows = index.expired_rows(expired_at, exclude_documents=sorted(held))
         if rows is not None:
             return [int(r["id"]) for r in rows if r["document_id"] in wanted]
     return index.ids_of_documents(list(targets), batch=SWEEP_DOCUMENTS)
 
 
 def _leftover(index: VectorIndex, deleted: Sequence[int], targets: Sequence[str], held: set[str], *,
-              expired: bool) -> list[int]:
+              expired_at: int | None) -> list[int]:
     """Verification by query: deleted primary keys are gone, and no vector of a target is left."""
     left = [int(r["id"]) for i in range(0, len(deleted), VERIFY_IDS) for r in index.get(deleted[i : i + VERIFY_IDS])]
-    return sorted(set(left) | set(_sweep(index, targets, held, expired=expired)))
+    return sorted(set(left) | set(_sweep(index, targets, held, expired_at=expired_at)))
 
 
 def _reason_label(selector: dict[str, Any]) -> str:

@@ -221,15 +221,15 @@ def govrag_with_fault(env: dict[str, str], args: list[str], *, at: str, when: st
 # -- the local milvus-lite server -----------------------------------------------------------
 def kill_local_server(home: Path) -> Any:
     """SIGKILL this home's milvus-lite server by its PID and wait until it is gone."""
-    from governance.milvus_local import _alive, running_server
+    from governance.milvus_local import process_alive, running_server
 
     server = running_server(home)
     assert server is not None, "no local milvus-lite server is running"
     os.kill(server.pid, signal.SIGKILL)
     deadline = time.monotonic() + 30
-    while _alive(server.pid) and time.monotonic() < deadline:
+    while process_alive(server.pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _alive(server.pid)
+    assert not process_alive(server.pid)
     return server
 
 

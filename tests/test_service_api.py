@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 
 from governance.contracts import Hit
 from governance.errors import CatalogError, EmbedderUnavailable, IndexUnavailable
+from governance.milvus_local import free_port
 from retrieval.service import create_app
 from retrieval.service.ratelimit import RateLimiter
 from tests.conftest import SAMPLE_POLICY, make_retriever
@@ -322,12 +323,6 @@ def test_each_search_logs_one_structured_line_without_query_or_token(client, key
 
 
 # -- the real server ----------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _request(port, method, path, body=None, headers=None, chunks=None):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:
@@ -364,7 +359,7 @@ def test_govrag_api_serve_answers_over_http(tmp_path, keys, embedder, sample_cor
                GOVRAG_POLICY=str(SAMPLE_POLICY),
                GOVRAG_COLLECTION="test_chunks", GOVRAG_JWKS_FILE=str(keys.jwks_file), GOVRAG_JWT_ISSUER=ISSUER,
                GOVRAG_JWT_AUDIENCE=AUDIENCE, GOVRAG_API_MAX_BODY_BYTES="4096", HF_HUB_OFFLINE="1")
-    port = _free_port()
+    port = free_port()
     log = open(tmp_path / "serve.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "govrag.cli.main", "api", "serve", "--port", str(port)],
                             env=env, stdout=log, stderr=subprocess.STDOUT)

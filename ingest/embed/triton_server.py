@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -30,6 +29,7 @@ from urllib.error import URLError
 from urllib.request import urlopen
 
 from governance.errors import EmbedderUnavailable
+from governance.milvus_local import free_port  # noqa: F401  (re-exported: bench/gpu_embed.py)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Not a top-level "triton" folder: it would shadow the OpenAI triton package for torch.
@@ -42,13 +42,6 @@ _SETUP_HINT = "run scripts/setup_triton_env.sh (or set GOVRAG_TRITON_ENV to an e
 def triton_env() -> Path:
     """The venv the server runs from: ``GOVRAG_TRITON_ENV`` or ``<repo>/.venv-triton``."""
     return Path(os.environ.get("GOVRAG_TRITON_ENV") or REPO_ROOT / ".venv-triton")
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now (the OS picks it)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)

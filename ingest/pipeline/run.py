@@ -97,11 +97,11 @@ class Ingestor:
         origins: dict[str, set[str]] = {}
         refused: list[tuple[Path, SourceError]] = []
         for p in paths:
-            if not Path(p).exists():  # a usage error, not bad input: stop before doing anything
-                raise SourceError(f"{p}: no such file or directory", hint="check the path given to govrag ingest")
             try:
                 found = self.discover(Path(p))
             except SourceError as exc:
+                if not Path(p).exists():  # a usage error (discover says so), not bad input: stop
+                    raise
                 # A hostile or unreadable export is bad input like any other: quarantined with
                 # its reason, and the other paths of the run go on (invariant 4).
                 refused.append((Path(p), exc))
@@ -212,25 +212,24 @@ class Ingestor:
 
     def _refuse_input(self, path: Path, exc: SourceError, summary: IngestSummary) -> None:
         """A whole input (an export, an archive) that could not be opened safely."""
-        reason = getattr(exc, "reason", None) or "unreadable_source"
         message = str(exc) + (f" ({exc.hint})" if exc.hint else "")
-        summary.quarantined += 1
-        summary.quarantine.append(QuarantineEntry(path=str(path), reason=reason, message=message))
-        self.stores.catalog.quarantine(run_id=summary.run_id, source="export", path=str(path), document_id=None,
-                                       reason=reason, message=message)
-        metrics.QUARANTINED.labels(reason=reason).inc()
-        log.warning("refused %s: %s", path.name, reason, extra={"run_id": summary.run_id, "path": str(path),
-                                                                "reason": reason})
+        self._record_quarantine(summary, source="export", path=str(path), document_id=None,
+                                reason=getattr(exc, "reason", None) or "unreadable_source", message=message)
 
     # -- per document ---------------------------------------------------------------------
     def _quarantine(self, item: SourceItem, exc: QuarantinedDocument, summary: IngestSummary) -> None:
+        self._record_quarantine(summary, source=item.source, path=item.rel_path, document_id=item.document_id,
+                                reason=exc.reason, message=str(exc))
+
+    def _record_quarantine(self, summary: IngestSummary, *, source: str, path: str, document_id: str | None,
+                           reason: str, message: str) -> None:
+        """One quarantined input: the run summary, the catalog, the metric and one log line."""
         summary.quarantined += 1
-        summary.quarantine.append(QuarantineEntry(path=item.rel_path, reason=exc.reason, message=str(exc)))
-        self.stores.catalog.quarantine(run_id=summary.run_id, source=item.source, path=item.rel_path,
-                                       document_id=item.document_id, reason=exc.reason, message=str(exc))
-        metrics.QUARANTINED.labels(reason=exc.reason).inc()
-        log.info("quarantined %s: %s", item.rel_path, exc.reason, extra={"run_id": summary.run_id, "path": item.rel_path,
-                                                                        "reason": exc.reason})
+        summary.quarantine.append(QuarantineEntry(path=path, reason=reason, message=message))
+        self.stores.catalog.quarantine(run_id=summary.run_id, source=source, path=path, document_id=document_id,
+                                       reason=reason, message=message)
+        metrics.QUARANTINED.labels(reason=reason).inc()
+        log.info("quarantined %s: %s", path, reason, extra={"run_id": summary.run_id, "path": path, "reason": reason})
 
     def _prepare(self, item: SourceItem, summary: IngestSummary, progress: ProgressFn) -> _Prepared | None:
         summary.documents_seen += 1
