@@ -16,6 +16,17 @@ the matching rows when the index returns fewer than k hits). Variants are interl
 rounds so drift on a shared machine hits them all alike. Recall@10 is measured on
 ``--recall-queries`` queries against an exact (numpy) search over the same rows and filter.
 
+``VectorIndex.search`` is timed twice: with ``search_fanout`` 1 (one expression) and with the
+default fan-out (a long allowed-scope list split into concurrent searches, merged by score).
+"filter floor" is the same filtered search on an *empty* collection: what parsing the
+expression costs the server, whatever the data.
+
+The server runs with segments of ``--segment-mb`` (sealed at that size), automatic
+compaction off and two index builds in parallel, so a million rows are indexed once in a
+few large segments instead of ~100 small ones re-indexed after every merge (docs/milvus.md).
+The first ``--upsert-rows`` rows go through ``VectorIndex.upsert`` (the ingest path), the
+rest through ``MilvusClient.insert`` (a bulk load); both rates are reported.
+
 Purge: ``--purge`` rows (random primary keys) are deleted with ``VectorIndex.delete_ids``
 (batches of 5,000), then a Strong query per 10,000 ids checks none is left; the rate counts
 both.
@@ -37,7 +48,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.machine import machine_details, percentile  # noqa: E402
 from governance.milvus_server import MilvusServer  # noqa: E402
-from governance.vector_index import NEVER_EXPIRES, VectorIndex, ids_filter, search_filter  # noqa: E402
+from governance.vector_index import (  # noqa: E402
+    NEVER_EXPIRES, SEARCH_FANOUT, VectorIndex, ids_filter, search_filter,
+)
 
 DIM = 384
 K = 10
@@ -68,18 +81,25 @@ def main() -> None:
     ap.add_argument("--recall-queries", type=int, default=20)
     ap.add_argument("--purge", type=int, default=100_000)
     ap.add_argument("--index-timeout", type=float, default=3600)
+    ap.add_argument("--upsert-rows", type=int, default=100_000, help="rows written through VectorIndex.upsert")
+    ap.add_argument("--segment-mb", type=int, default=1024)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="govrag-scale-"))
     t0 = time.perf_counter()
-    milvus = MilvusServer(tmp / "milvus-server").start()
+    milvus = MilvusServer(tmp / "milvus-server", config=server_config(args.segment_mb)).start()
     print(f"milvus-server ready at {milvus.uri} in {time.perf_counter() - t0:.1f}s", file=sys.stderr, flush=True)
     try:
         _run(args, milvus)
     finally:
         milvus.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def server_config(segment_mb: int) -> dict[str, object]:
+    return {"dataCoord.segment.maxSize": segment_mb, "dataCoord.segment.sealProportion": 0.9,
+            "dataCoord.compaction.enableAutoCompaction": False, "indexNode.scheduler.buildParallel": 2}
 
 
 def _wait_for_index(ix: VectorIndex, rows: int, timeout_s: float) -> tuple[float, dict]:
@@ -111,16 +131,24 @@ def _run(args: argparse.Namespace, milvus: MilvusServer) -> None:
     scopes = rng.integers(0, args.total_scopes, n)
     expired = rng.random(n) < 0.05
     batch = 5000
+    upsert_rows = min(n, args.upsert_rows)
     t0 = time.perf_counter()
+    upsert_s = 0.0
     for start in range(0, n, batch):
         m = min(batch, n - start)
         v = rng.standard_normal((m, DIM), dtype=np.float32)
         v /= np.linalg.norm(v, axis=1, keepdims=True)
         vectors[start : start + m] = v
-        ix.upsert([{"id": start + i, "vector": v[i].tolist(), "document_id": f"d{(start + i) // 10}",
-                    "source": "pdf", "source_version": 1, "scope_id": int(scopes[start + i]),
-                    "classification": "internal", "expires_at": now - 10 if expired[start + i] else NEVER_EXPIRES,
-                    "title": "t", "uri": "u", "text": "x" * 200} for i in range(m)])
+        rows = [{"id": start + i, "vector": v[i].tolist(), "document_id": f"d{(start + i) // 10}",
+                 "source": "pdf", "source_version": 1, "scope_id": int(scopes[start + i]),
+                 "classification": "internal", "expires_at": now - 10 if expired[start + i] else NEVER_EXPIRES,
+                 "title": "t", "uri": "u", "text": "x" * 200} for i in range(m)]
+        if start < upsert_rows:
+            ix.upsert(rows)
+            if start + m >= upsert_rows:
+                upsert_s = time.perf_counter() - t0
+        else:
+            ix._client.insert(ix.collection, data=rows)
         if (start // batch) % 20 == 0:
             log(f"inserted {start + m} rows, {(start + m) / (time.perf_counter() - t0):.0f} rows/s, "
                 f"server RSS {_rss_mib(milvus.processes())} MiB")
@@ -132,6 +160,9 @@ def _run(args: argparse.Namespace, milvus: MilvusServer) -> None:
     rss_loaded = _rss_mib(milvus.processes())
 
     client = ix._client
+    single = VectorIndex(milvus.uri, "scale", index_type=args.index, nlist=args.nlist, nprobe=args.nprobe,
+                         search_fanout=1)
+    empty = VectorIndex(milvus.uri, "empty", index_type=args.index, nlist=args.nlist, nprobe=args.nprobe)
     queries = rng.standard_normal((args.queries, DIM), dtype=np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     params = {"metric_type": "COSINE", "params": ix.search_params(K)}
@@ -139,12 +170,16 @@ def _run(args: argparse.Namespace, milvus: MilvusServer) -> None:
     variants: dict[str, tuple[str, list[int] | None]] = {"unfiltered": ("raw", None)}
     for s, allowed in allowed_sets.items():
         variants[f"filtered {s} scopes"] = ("raw", allowed)
-        variants[f"filtered {s} scopes (VectorIndex.search)"] = ("govrag", allowed)
+        variants[f"filtered {s} scopes (VectorIndex.search, one expression)"] = ("single", allowed)
+        variants[f"filtered {s} scopes (VectorIndex.search, fan-out {SEARCH_FANOUT})"] = ("govrag", allowed)
+        variants[f"filter floor {s} scopes (empty collection)"] = ("empty", allowed)
 
     def one(kind: str, allowed: list[int] | None, q: np.ndarray) -> list[int]:
-        if kind == "govrag":
-            return [h.id for h in ix.search(q, k=K, scope_ids=allowed, now_epoch=now)]
-        res = client.search("scale", data=[q.tolist()], filter=search_filter(allowed, now) if allowed else "",
+        if kind in ("govrag", "single"):
+            index = ix if kind == "govrag" else single
+            return [h.id for h in index.search(q, k=K, scope_ids=allowed, now_epoch=now)]
+        res = client.search("empty" if kind == "empty" else "scale", data=[q.tolist()],
+                            filter=search_filter(allowed, now) if allowed else "",
                             limit=K, search_params=params, output_fields=["scope_id"], consistency_level="Session")
         return [int(h["id"]) for h in res[0]]
 
@@ -163,6 +198,12 @@ def _run(args: argparse.Namespace, milvus: MilvusServer) -> None:
     base = percentile(lat["unfiltered"], 50)
     results = {}
     for name, (kind, allowed) in variants.items():
+        if kind == "empty":
+            p50 = percentile(lat[name], 50)
+            results[name] = {"p50_ms": round(p50, 2), "p95_ms": round(percentile(lat[name], 95), 2),
+                             "ratio_p50": round(p50 / base, 2), "matching_rows": 0}
+            log(f"{name}: {results[name]}")
+            continue
         mask = None
         if allowed is not None:
             mask = np.isin(scopes, allowed) & ~expired
@@ -194,6 +235,8 @@ def _run(args: argparse.Namespace, milvus: MilvusServer) -> None:
            "index_types": ix.index_types(), "vector_index": {"type": args.index, "nlist": args.nlist,
                                                              "nprobe": args.nprobe},
            "total_scopes": args.total_scopes, "search_consistency": "Session", "k": K,
+           "server_config": server_config(args.segment_mb),
+           "upsert_rows": upsert_rows, "upsert_rows_per_s": round(upsert_rows / upsert_s) if upsert_s else None,
            "insert_rows_per_s": round(n / insert_s), "insert_s": round(insert_s, 1),
            "index_build_s": round(index_s, 1), "index_info": {k: str(v) for k, v in index_info.items()},
            "server_rss_mib_after_load": rss_loaded, "queries_per_variant": args.rounds * args.queries,
@@ -205,7 +248,8 @@ def _run(args: argparse.Namespace, milvus: MilvusServer) -> None:
     print(json.dumps(out, indent=2))
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))
-    ix.close()
+    for index in (ix, single, empty):
+        index.close()
 
 
 if __name__ == "__main__":

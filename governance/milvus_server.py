@@ -161,9 +161,10 @@ def ensure_binaries(bin_dir: Path | None = None) -> Path:
 _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}")
 
 
-def render_config(data_dir: Path) -> Path:
+def render_config(data_dir: Path, overrides: dict[str, Any] | None = None) -> Path:
     """Write ``data_dir/configs/milvus.yaml`` from the package's template: every path under
-    ``data_dir``, every component advertising 127.0.0.1, a short graceful stop."""
+    ``data_dir``, every component advertising 127.0.0.1, a short graceful stop, then
+    ``overrides`` (dotted keys, e.g. ``{"dataCoord.segment.maxSize": 2048}``)."""
     import yaml
 
     pkg = package_dir()
@@ -192,6 +193,8 @@ def render_config(data_dir: Path) -> Path:
         config.setdefault(component, {})["ip"] = "127.0.0.1"
     config["proxy"]["port"] = INNER_PROXY_PORT
     config.setdefault("common", {})["gracefulStopTimeout"] = GRACEFUL_STOP_S
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(config, dotted, value)
     config_dir = data_dir / "configs"
     for d in (config_dir, logs, storage, data_dir / "run"):
         d.mkdir(parents=True, exist_ok=True)
@@ -199,6 +202,19 @@ def render_config(data_dir: Path) -> Path:
     out.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     shutil.copy(pkg / "data" / "glog.conf", config_dir / "glog.conf")
     return out
+
+
+def _set_dotted(config: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = config
+    for key in parents:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise MilvusServerError(f"milvus config override {dotted!r}: {key!r} is not a section")
+        node = child
+    if leaf in ("ip", "port") and parents and parents[0] in ("proxy",):
+        raise MilvusServerError(f"milvus config override {dotted!r}: the proxy address is managed here")
+    node[leaf] = value
 
 
 # -- processes ----------------------------------------------------------------------------
@@ -249,15 +265,19 @@ class MilvusServer:
     ``port`` is the host port (0: a free one, chosen and bound at start); ``bin_dir`` is
     where the binaries are unpacked (default: per-user cache). With ``tie_to_parent`` the
     server is killed when the process that started it dies (tests, benchmarks).
+    ``config`` overrides settings of the rendered ``milvus.yaml`` by dotted key (segment
+    size, compaction, index build parallelism: see docs/milvus.md).
     """
 
     def __init__(self, data_dir: Path | str, *, port: int = 0, bin_dir: Path | None = None,
-                 start_timeout_s: float = START_TIMEOUT_S, tie_to_parent: bool = True) -> None:
+                 start_timeout_s: float = START_TIMEOUT_S, tie_to_parent: bool = True,
+                 config: dict[str, Any] | None = None) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.requested_port = port
         self.bin_dir = bin_dir
         self.start_timeout_s = start_timeout_s
         self.tie_to_parent = tie_to_parent
+        self.config_overrides = dict(config or {})
         self.port: int | None = None
         self.pid: int | None = None
         self.netns: str | None = None
@@ -296,7 +316,7 @@ class MilvusServer:
         if reason:
             raise MilvusServerError(f"cannot start milvus-server: {reason}")
         bin_dir = ensure_binaries(self.bin_dir)
-        config = render_config(self.data_dir)
+        config = render_config(self.data_dir, self.config_overrides)
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

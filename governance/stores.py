@@ -31,7 +31,7 @@ class Stores:
             uri = resolve_uri(settings.milvus_uri, home)
             index = VectorIndex(uri, settings.collection, dim=dim, token=settings.milvus_token,
                                 multi_tenant=settings.multi_tenant, tenant=settings.tenant,
-                                index_type=settings.milvus_index)
+                                index_type=settings.milvus_index, search_fanout=settings.search_fanout)
         except BaseException:
             catalog.dispose()  # a service retrying readiness must not leak an engine per try
             raise

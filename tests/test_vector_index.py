@@ -6,12 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from governance.errors import IndexUnavailable
 from governance.vector_index import (
+    FANOUT_MIN_IDS,
+    MAX_FILTER_IDS,
     NEVER_EXPIRES,
     VectorIndex,
     document_filter,
     ids_filter,
     quote_string,
+    scope_id_shares,
     search_filter,
 )
 from tests.milvus_server_fixtures import BACKENDS
@@ -30,6 +34,34 @@ def test_search_filter_refuses_anything_but_int64(bad):
 def test_search_filter_refuses_an_empty_scope_list():
     with pytest.raises(ValueError):
         search_filter([], 0)
+
+
+def test_a_long_scope_list_is_split_into_contiguous_sorted_shares():
+    ids = list(range(4000, 0, -2)) + [2, 2]  # unsorted, with a duplicate
+    shares = scope_id_shares(ids, fanout=4, min_ids=500)
+    assert len(shares) == 4 and all(len(s) == 500 for s in shares)
+    assert [i for s in shares for i in s] == sorted(set(ids))
+
+
+def test_a_short_scope_list_stays_one_share():
+    assert scope_id_shares([5, 1, 3], fanout=4) == [[1, 3, 5]]
+    assert len(scope_id_shares(range(FANOUT_MIN_IDS * 2 - 1), fanout=4)) == 1
+
+
+def test_the_fanout_never_exceeds_its_setting():
+    assert len(scope_id_shares(range(100_000), fanout=3)) == 3
+    assert len(scope_id_shares(range(100_000), fanout=1)) == 1
+
+
+@pytest.mark.parametrize("bad", ["1) or (1==1", 1.5, None, True, 2**64])
+def test_scope_shares_refuse_anything_but_int64(bad):
+    with pytest.raises((TypeError, ValueError)):
+        scope_id_shares([1, bad], fanout=4)
+
+
+def test_scope_shares_refuse_more_ids_than_one_search_may_list():
+    with pytest.raises(ValueError):
+        scope_id_shares(range(MAX_FILTER_IDS + 1), fanout=4)
 
 
 @pytest.mark.parametrize("value, literal", [
@@ -98,3 +130,57 @@ def test_a_very_selective_filter_still_returns_every_matching_row(index):
     hits = index.search(q, k=10, scope_ids=[7], now_epoch=0)
     assert {h.id for h in hits} == {0, 1000, 2000}
     assert hits[0].id == 1000 and hits[0].score > 0.99
+
+
+def _one_row_per_scope(n):
+    rows = _rows(n, lambda i: i, lambda i: NEVER_EXPIRES)
+    for r in rows:
+        r["document_id"] = f"d{r['id']}"
+    return rows
+
+
+def test_a_fanned_out_search_finds_the_best_allowed_rows_and_nothing_else(index):
+    # 2,400 rows, each in its own scope; the even scopes (1,200 ids) are allowed, so the
+    # filter is split into two concurrent searches whose answers are merged by score.
+    rows = _one_row_per_scope(2400)
+    index.upsert(rows)
+    index.flush()
+    allowed = list(range(0, 2400, 2))
+    assert len(scope_id_shares(allowed, index.search_fanout)) == 2
+    for target in (10, 2390):  # one in each share
+        hits = index.search(np.asarray(rows[target]["vector"]), k=10, scope_ids=allowed, now_epoch=0)
+        assert hits[0].id == target
+        assert len(hits) == 10 and all(h.fields["scope_id"] % 2 == 0 for h in hits)
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    forbidden = index.search(np.asarray(rows[11]["vector"]), k=10, scope_ids=allowed, now_epoch=0)
+    assert 11 not in {h.id for h in forbidden}
+
+
+def test_a_fanned_out_search_agrees_with_one_expression(index):
+    rows = _one_row_per_scope(2400)
+    index.upsert(rows)
+    index.flush()
+    allowed = list(range(0, 2400, 2))
+    q = np.asarray(rows[500]["vector"]) + np.asarray(rows[1800]["vector"])
+    fanned = index.search(q, k=5, scope_ids=allowed, now_epoch=0)
+    index.search_fanout = 1
+    single = index.search(q, k=5, scope_ids=allowed, now_epoch=0)
+    assert {500, 1800} <= {h.id for h in fanned}
+    assert [h.id for h in fanned[:2]] == [h.id for h in single[:2]]
+
+
+def test_a_failing_share_fails_the_whole_search(make_index, monkeypatch):
+    index = make_index("lite")
+    index.upsert(_one_row_per_scope(100))
+    real_search, calls = index._client.search, []
+
+    def second_share_breaks(*args, **kwargs):
+        calls.append(kwargs["filter"])
+        if "scope_id in [1000" in kwargs["filter"]:
+            raise ValueError("injected: the server rejected the request")
+        return real_search(*args, **kwargs)
+
+    monkeypatch.setattr(index._client, "search", second_share_breaks)
+    with pytest.raises(IndexUnavailable):
+        index.search(np.ones(384), k=5, scope_ids=list(range(2000)), now_epoch=0)
+    assert len(calls) == 4  # every share was asked once; no partial answer came back
