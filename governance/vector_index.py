@@ -22,10 +22,11 @@ import math
 import re
 import threading
 import time
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Literal, Sequence, TypeVar
+from typing import Any, Callable, Hashable, Iterable, Literal, Sequence, TypeVar
 
 import numpy as np
 
@@ -99,6 +100,11 @@ EXACT_SCAN_LIMIT = 4096
 # FANOUT_MIN_IDS ids) of the allowed scopes, merged by score: the same top-k, sooner.
 SEARCH_FANOUT = 4
 FANOUT_MIN_IDS = 500
+# Where a filter's search cascade (index search, all IVF clusters, exact scan) last ended is
+# remembered per allowed-scope list of up to this many ids, for this long, for this many lists.
+CASCADE_MEMO_MAX_IDS = 256
+CASCADE_MEMO_S = 300.0
+CASCADE_MEMO_SIZE = 4096
 OUTPUT_FIELDS = ["document_id", "source", "source_version", "scope_id", "expires_at", "title", "uri", "text"]
 TENANT_FIELD = "tenant"  # only with multi-tenancy: a VARCHAR partition key
 MAX_TENANT_BYTES = 256
@@ -283,7 +289,8 @@ class VectorIndex:
         self.nprobe = nprobe
         self.search_fanout = max(1, int(search_fanout))
         self._fanout_pool: ThreadPoolExecutor | None = None
-        self._fanout_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._cascade_memo: OrderedDict[Hashable, tuple[int, float]] = OrderedDict()
         self.last_compaction_id: int | None = None
         try:
             from pymilvus import MilvusClient
@@ -501,49 +508,89 @@ class VectorIndex:
                 check_tenant(tenant)
             except ValueError as exc:
                 raise AccessDenied(f"unusable tenant: {exc}") from exc
-        exprs = [search_filter(share, now_epoch, tenant=tenant if self.multi_tenant else None)
-                 for share in scope_id_shares(scope_ids, self.search_fanout)]
+        shares = scope_id_shares(scope_ids, self.search_fanout)
         fields = [*OUTPUT_FIELDS, TENANT_FIELD] if self.multi_tenant else OUTPUT_FIELDS
         level = consistency or self.search_consistency
 
-        def one(expr: str) -> list[RawHit]:
-            return self._search_one(vector, k=k, expr=expr, fields=fields, ef=ef, consistency=level)
+        def one(share: list[int]) -> list[RawHit]:
+            expr = search_filter(share, now_epoch, tenant=tenant if self.multi_tenant else None)
+            key = (tuple(share), tenant, k, ef) if len(share) <= CASCADE_MEMO_MAX_IDS else None
+            return self._search_one(vector, k=k, expr=expr, fields=fields, ef=ef, consistency=level, key=key)
 
-        if len(exprs) == 1:
-            hits = one(exprs[0])
+        if len(shares) == 1:
+            hits = one(shares[0])
         else:
             # Every share must answer: a failed share fails the search (never a partial answer).
-            shares = list(self._pool().map(one, exprs))
-            hits = sorted((h for share in shares for h in share), key=lambda h: (-h.score, h.id))[:k]
+            shares_hits = list(self._pool().map(one, shares))
+            hits = sorted((h for share in shares_hits for h in share), key=lambda h: (-h.score, h.id))[:k]
         if self.multi_tenant:  # defence in depth: the filter already holds the tenant
             hits = [h for h in hits if h.fields.get(TENANT_FIELD) == tenant]
         return hits
 
     def _pool(self) -> ThreadPoolExecutor:
-        with self._fanout_lock:
+        with self._lock:
             if self._fanout_pool is None:
                 self._fanout_pool = ThreadPoolExecutor(self.search_fanout, thread_name_prefix="govrag-search")
             return self._fanout_pool
 
     def _search_one(self, vector: np.ndarray, *, k: int, expr: str, fields: Sequence[str], ef: int | None,
-                    consistency: str) -> list[RawHit]:
-        hits = self._ann(vector, k=k, expr=expr, fields=fields, params=self.search_params(k, ef),
-                         consistency=consistency)
-        if len(hits) < k and self.index_type != "HNSW" and self.nprobe < self.nlist:
+                    consistency: str, key: Hashable | None = None) -> list[RawHit]:
+        """The cascade for one filter: the index search; for IVF, the same over every cluster;
+        then the exact scan of the matching rows. Each step runs only when the one before
+        returned fewer than k hits, and is at least as complete. Where the last search of the
+        same filter had to go down the cascade, this one starts where that one ended (for
+        ``CASCADE_MEMO_S``): a user with few readable rows pays one round trip, not three."""
+        steps: list[dict[str, int] | None] = [self.search_params(k, ef)]
+        if self.index_type != "HNSW" and self.nprobe < self.nlist:
             # IVF searches only nprobe clusters, so a selective filter leaves too few matching
             # rows in them. Searching every cluster scores only the rows the filter lets
-            # through: ~4 ms at 300k rows where the exact scan below cost 6-27 ms (measured).
-            hits = self._ann(vector, k=k, expr=expr, fields=fields, params={"nprobe": self.nlist},
-                             consistency=consistency)
-        if len(hits) < k:
-            # Still short: a very selective filter can starve the filtered index walk (seen on
-            # Milvus Lite 3.2.2 HNSW: 4 of 10 hits with ~95 matching rows in 100k), and a
-            # segment not yet indexed is searched through an interim index. When few rows
-            # match, scan them exactly, so a user with few scopes never misses a document.
-            exact = self._exact_search(vector, k=k, expr=expr, fields=fields, consistency=consistency)
-            if exact is not None:
+            # through: ~4 ms at 300k rows where the exact scan cost 6-27 ms (measured).
+            steps.append({"nprobe": self.nlist})
+        # Last: a very selective filter can starve the filtered index walk (Milvus Lite 3.2.2
+        # HNSW: 4 of 10 hits with ~95 matching rows in 100k), and a segment not yet indexed is
+        # searched through an interim index. When few rows match, scan them exactly, so a user
+        # with few scopes never misses a document.
+        steps.append(None)
+        start = self._memo_start(key)
+        hits: list[RawHit] | None = None
+        step = start
+        for step in range(start, len(steps)):
+            params = steps[step]
+            if params is None:
+                exact = self._exact_search(vector, k=k, expr=expr, fields=fields, consistency=consistency)
+                if exact is None:  # too many rows match to scan them
+                    if hits is None:  # started here from memory, and the rows have grown since
+                        self._memo_set(key, 0)
+                        return self._search_one(vector, k=k, expr=expr, fields=fields, ef=ef,
+                                                consistency=consistency, key=None)
+                    step -= 1  # the index answer stands; next time, start there
+                    break
                 hits = exact
-        return hits
+            else:
+                hits = self._ann(vector, k=k, expr=expr, fields=fields, params=params, consistency=consistency)
+            if len(hits) >= k:
+                break
+        self._memo_set(key, step)
+        return hits or []
+
+    def _memo_start(self, key: Hashable | None) -> int:
+        if key is None:
+            return 0
+        with self._lock:
+            entry = self._cascade_memo.get(key)
+        return entry[0] if entry is not None and entry[1] > time.monotonic() else 0
+
+    def _memo_set(self, key: Hashable | None, step: int) -> None:
+        if key is None:
+            return
+        with self._lock:
+            if step == 0:
+                self._cascade_memo.pop(key, None)
+                return
+            self._cascade_memo[key] = (step, time.monotonic() + CASCADE_MEMO_S)
+            self._cascade_memo.move_to_end(key)
+            while len(self._cascade_memo) > CASCADE_MEMO_SIZE:
+                self._cascade_memo.popitem(last=False)
 
     def _ann(self, vector: np.ndarray, *, k: int, expr: str, fields: Sequence[str], params: dict[str, int],
              consistency: str) -> list[RawHit]:
@@ -668,7 +715,7 @@ class VectorIndex:
             raise IndexUnavailable(f"dropping {self.collection!r} failed: {exc}") from exc
 
     def close(self) -> None:
-        with self._fanout_lock:
+        with self._lock:
             pool, self._fanout_pool = self._fanout_pool, None
         if pool is not None:
             pool.shutdown(wait=True)

@@ -121,6 +121,43 @@ def test_upsert_with_same_ids_overwrites(index):
     assert {r["scope_id"] for r in index.query("id >= 0", fields=["scope_id"])} == {2}
 
 
+def _count_calls(monkeypatch, index):
+    calls = {"search": 0, "query": 0}
+    for name in calls:
+        real = getattr(index._client, name)
+
+        def counted(*args, _real=real, _name=name, **kwargs):
+            calls[_name] += 1
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(index._client, name, counted)
+    return calls
+
+
+def test_a_filter_that_needed_the_exact_scan_starts_there_next_time(index, monkeypatch):
+    rows = _rows(3000, lambda i: 7 if i % 1000 == 0 else 1, lambda i: NEVER_EXPIRES)
+    index.upsert(rows)
+    index.flush()
+    q = np.asarray(rows[1000]["vector"], dtype=np.float32)
+    first = index.search(q, k=10, scope_ids=[7], now_epoch=0)
+    calls = _count_calls(monkeypatch, index)
+    again = index.search(q, k=10, scope_ids=[7], now_epoch=1)
+    assert [h.id for h in again] == [h.id for h in first] and len(first) == 3
+    assert calls == {"search": 0, "query": 1}  # one exact scan, no index search before it
+
+
+def test_a_remembered_exact_scan_goes_back_to_the_index_when_too_many_rows_match(index, monkeypatch):
+    rows = _rows(60, lambda i: 7 if i < 3 else 1, lambda i: NEVER_EXPIRES)
+    index.upsert(rows)
+    index.flush()
+    q = np.asarray(rows[0]["vector"], dtype=np.float32)
+    assert len(index.search(q, k=10, scope_ids=[7], now_epoch=0)) == 3  # remembered: exact scan
+    index.upsert([dict(r, scope_id=7) for r in rows[3:]])  # now 60 rows match
+    monkeypatch.setattr("governance.vector_index.EXACT_SCAN_LIMIT", 20)  # more than a scan may hold
+    hits = index.search(q, k=10, scope_ids=[7], now_epoch=1)
+    assert len(hits) == 10 and hits[0].id == 0
+
+
 def test_a_very_selective_filter_still_returns_every_matching_row(index):
     # 3 of 3000 rows are readable: the answer must hold all three, best first.
     rows = _rows(3000, lambda i: 7 if i % 1000 == 0 else 1, lambda i: NEVER_EXPIRES)
