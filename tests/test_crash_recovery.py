@@ -32,9 +32,8 @@ WORKER = textwrap.dedent("""
     embedder = LocalEmbedder()
     embedder.embed(["warm"])
     print("ready", flush=True)
-    args = sys.stdin.readline().split()  # "go" lines: the next worker loads while one runs
-    if args[1] == "ingest":
-        Ingestor(stores, lambda: embedder).ingest_paths([Path(args[2])])
+    if sys.argv[1] == "ingest":
+        Ingestor(stores, lambda: embedder).ingest_paths([Path(sys.argv[2])])
     else:
         ids = purge.select(stores.catalog, expired=True)
         purge.purge_documents(stores.catalog, stores.index, ids, reason="expired", selector={"expired": True})
@@ -42,39 +41,19 @@ WORKER = textwrap.dedent("""
 """)
 
 
-class Workers:
-    """Worker processes that load (imports, model, stores) ahead of their turn, so each
-    kill point costs its own run, not another ~8 s start."""
-
-    def __init__(self, env):
-        self.env = env
-        self.next = self._spawn()
-
-    def _spawn(self):
-        return subprocess.Popen([sys.executable, "-c", WORKER], env=self.env, stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-    def run(self, *args, kill_after: float | None):
-        proc, self.next = self.next, None
-        line = proc.stdout.readline()
-        assert line.strip() == "ready", proc.stderr.read()
-        proc.stdin.write("go " + " ".join(args) + "\n")
-        proc.stdin.flush()
-        if kill_after is None:
-            out, err = proc.communicate(timeout=600)
-            assert proc.returncode == 0, err
-            self.next = self._spawn()
-            return True
-        self.next = self._spawn()  # starts loading while this one works
-        time.sleep(kill_after)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        return False
-
-    def close(self):
-        if self.next is not None:
-            self.next.kill()
-            self.next.wait()
+def _run(env, *args, kill_after: float | None):
+    proc = subprocess.Popen([sys.executable, "-c", WORKER, *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    assert line.strip() == "ready", proc.stderr.read()
+    if kill_after is None:
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err
+        return True
+    time.sleep(kill_after)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return False
 
 
 def _add_documents(corpus: Path, sample: Path, n: int) -> None:
@@ -124,13 +103,12 @@ def test_kill_minus_nine_during_ingest_and_purge_is_repaired_by_the_next_run(tmp
     shutil.copytree(sample_corpus, corpus)
     rng = random.Random(7)
     kills = 0
-    workers = Workers(env)
     try:
         for n in range(16):  # 16 ingest kill points
             _add_documents(corpus, sample_corpus, n)
-            workers.run("ingest", str(corpus), kill_after=rng.uniform(0.0, 4.0))
+            _run(env, "ingest", str(corpus), kill_after=rng.uniform(0.0, 4.0))
             kills += 1
-        workers.run("ingest", str(corpus), kill_after=None)
+        _run(env, "ingest", str(corpus), kill_after=None)
         stores = Stores.open(Settings(home=home, milvus_uri=uri, policy=SAMPLE_POLICY))
         try:
             active = _check(stores, catalog_docs_expected=5 + 16 * 4)
@@ -141,9 +119,9 @@ def test_kill_minus_nine_during_ingest_and_purge_is_repaired_by_the_next_run(tmp
         finally:
             stores.close()
         for _ in range(6):  # 6 purge kill points
-            workers.run("purge", kill_after=rng.uniform(0.0, 1.5))
+            _run(env, "purge", kill_after=rng.uniform(0.0, 1.5))
             kills += 1
-        workers.run("purge", kill_after=None)
+        _run(env, "purge", kill_after=None)
         stores = Stores.open(Settings(home=home, milvus_uri=uri, policy=SAMPLE_POLICY))
         try:
             remaining = _check(stores)
@@ -153,6 +131,5 @@ def test_kill_minus_nine_during_ingest_and_purge_is_repaired_by_the_next_run(tmp
         finally:
             stores.close()
     finally:
-        workers.close()
         stop_server(home)
     assert kills >= 20
