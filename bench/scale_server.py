@@ -102,17 +102,6 @@ def server_config(segment_mb: int) -> dict[str, object]:
             "dataCoord.compaction.enableAutoCompaction": False, "indexNode.scheduler.buildParallel": 2}
 
 
-def _wait_for_index(ix: VectorIndex, rows: int, timeout_s: float) -> tuple[float, dict]:
-    t0 = time.perf_counter()
-    info: dict = {}
-    while time.perf_counter() - t0 < timeout_s:
-        info = ix._client.describe_index(ix.collection, "vector")
-        if int(info.get("pending_index_rows", 0)) == 0 and int(info.get("indexed_rows", 0)) >= 0.9 * rows:
-            break
-        time.sleep(2)
-    return time.perf_counter() - t0, info
-
-
 def _exact_top(vectors: np.ndarray, q: np.ndarray, mask: np.ndarray | None) -> set[int]:
     scores = vectors @ q
     if mask is not None:
@@ -155,7 +144,9 @@ def _run(args: argparse.Namespace, milvus: MilvusServer) -> None:
     ix.flush()
     insert_s = time.perf_counter() - t0
     log(f"insert+flush {insert_s:.0f}s; waiting for the {args.index} index")
-    index_s, index_info = _wait_for_index(ix, n, args.index_timeout)
+    t0 = time.perf_counter()
+    index_info = ix.wait_until_indexed(int(0.9 * n), args.index_timeout, poll_s=2)
+    index_s = time.perf_counter() - t0
     log(f"index {index_s:.0f}s: {index_info}")
     rss_loaded = _rss_mib(milvus.processes())
 

@@ -212,7 +212,7 @@ def _set_dotted(config: dict[str, Any], dotted: str, value: Any) -> None:
         if not isinstance(child, dict):
             raise MilvusServerError(f"milvus config override {dotted!r}: {key!r} is not a section")
         node = child
-    if leaf in ("ip", "port") and parents and parents[0] in ("proxy",):
+    if parents == ["proxy"] and leaf in ("ip", "port"):
         raise MilvusServerError(f"milvus config override {dotted!r}: the proxy address is managed here")
     node[leaf] = value
 

@@ -30,7 +30,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, BinaryIO, Callable
 
 MARKER = "hostilemarker"
 BASE_TS = 1_790_000_000  # 2026-09-21: recent, so retention never expires the fixtures
@@ -568,14 +568,22 @@ def gen_confluence_html_bad_encoding(d: Path, s: Sizes) -> Hostile:
                    outsiders=[{"id": "o@corp.example", "email": "o@corp.example"}])
 
 
+XML_PAD = b"<!-- " + b"padding " * 8191 + b"-->\n"  # a 64 KiB comment: inert bulk for HTML and XML
+
+
+def _write_repeated(f: BinaryIO, unit: bytes, size: int) -> None:
+    """``unit`` written ``size // len(unit)`` times: the bulk of a generated giant file."""
+    for _ in range(size // len(unit)):
+        f.write(unit)
+
+
 @gen
 def gen_confluence_html_huge_page(d: Path, s: Sizes) -> Hostile:
     root = _html_export(d, "conf-html-huge-page", "HTMLHUGE", "", raw=b"")
     with open(root / "Huge_1002.html", "wb") as f:
         f.write(b'<html><head><title>Hostile : Huge</title></head><body><div id="main-content">')
         para = f"<p>{MARKER} filler paragraph ".encode() + b"y" * 200 + b"</p>\n"
-        for _ in range((s.html_mb << 20) // len(para) + 1):
-            f.write(para)
+        _write_repeated(f, para, (s.html_mb << 20) + len(para))  # one paragraph more than fits
         f.write(b"</div></body></html>")
     (root / "Page_1001.html").unlink()
     return Hostile("confluence_html_huge_page", "confluence", root, "quarantined", "too_large",
@@ -586,9 +594,7 @@ def gen_confluence_html_huge_page(d: Path, s: Sizes) -> Hostile:
 def gen_confluence_html_huge_index(d: Path, s: Sizes) -> Hostile:
     root = _html_export(d, "conf-html-huge-index", "HTMLIDX", "<p>index test page about kite surfing</p>")
     with open(root / "index.html", "ab") as f:
-        pad = b"<!-- " + b"padding " * 8191 + b"-->\n"
-        for _ in range((s.index_mb << 20) // len(pad)):
-            f.write(pad)
+        _write_repeated(f, XML_PAD, s.index_mb << 20)
     return Hostile("confluence_html_huge_index", "confluence", root, "ingested-safely", None,
                    f"an index.html of {s.index_mb} MiB (only its head is read)",
                    phrase="index test page about kite surfing", member=STAFF,
@@ -657,9 +663,7 @@ def gen_confluence_xml_huge_entities(d: Path, s: Sizes) -> Hostile:
     head = xml.read_bytes().rsplit(b"</hibernate-generic>", 1)[0]
     with open(xml, "wb") as f:
         f.write(head)
-        pad = b"<!-- " + b"padding " * 8191 + b"-->\n"
-        for _ in range((s.entities_mb << 20) // len(pad)):
-            f.write(pad)
+        _write_repeated(f, XML_PAD, s.entities_mb << 20)
         f.write(b"</hibernate-generic>\n")
     return Hostile("confluence_xml_huge_entities", "confluence", root, "refused", "MAX_ENTITIES_BYTES",
                    f"an entities.xml of {s.entities_mb} MiB (limit 512 MiB)")
@@ -763,9 +767,7 @@ def gen_confluence_rest_huge_page(d: Path, s: Sizes) -> Hostile:
     root = _rest_dump(d, "conf-rest-huge-page", "REST", {"500": GOOD_REST_PAGE})
     with open(root / "pages" / "503.json", "wb") as f:
         f.write(b'{"id": "503", "type": "page", "title": "Huge", "body": {"storage": {"value": "')
-        chunk = (f"<p>{MARKER} " + "x" * 1000 + "</p>").encode()
-        for _ in range((s.json_mb << 20) // len(chunk)):
-            f.write(chunk)
+        _write_repeated(f, (f"<p>{MARKER} " + "x" * 1000 + "</p>").encode(), s.json_mb << 20)
         f.write(b'"}}, "restrictions": {"read": {"restrictions": {"user": {"results": []}}}}}')
     return Hostile("confluence_rest_huge_page", "confluence", root, "quarantined", "too_large",
                    f"a {s.json_mb} MiB REST page JSON")
@@ -946,13 +948,8 @@ def gen_pdf_giant_length(d: Path, s: Sizes) -> Hostile:
 @gen
 def gen_pdf_flate_bomb(d: Path, s: Sizes) -> Hostile:
     # a content stream of text operators that inflates ~1000:1
-    unit = b"BT /F1 12 Tf 72 720 Td (" + MARKER.encode() + b" bomb) Tj ET\n"
-    c = zlib.compressobj(9)
-    block = unit * ((1 << 20) // len(unit))
-    parts = [c.compress(block) for _ in range(s.flate_bomb_mb)]
-    data = b"".join(parts) + c.flush()
     objs = _text_pdf_objects("x")
-    objs[4] = _stream(data, "/Filter /FlateDecode ")
+    objs[4] = _stream(_flate_text_ops(s.flate_bomb_mb), "/Filter /FlateDecode ")
     return Hostile("pdf_flate_bomb", "pdf", _pdf(d, "pdf-flate-bomb", raw_pdf(objs)), "quarantined", "too_large",
                    f"a FlateDecode content stream inflating to {s.flate_bomb_mb} MiB")
 

@@ -389,16 +389,6 @@ def test_an_ivf_index_is_built_on_a_server_and_refused_on_lite(make_index, backe
         reopened.close()
 
 
-def _wait_until_indexed(ix, rows, timeout_s=120.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        info = ix._client.describe_index(ix.collection, "vector")
-        if int(info.get("indexed_rows", 0)) >= rows and int(info.get("pending_index_rows", 0)) == 0:
-            return
-        time.sleep(1)
-    pytest.fail(f"the vector index of {ix.collection} was not built in {timeout_s:.0f} s")
-
-
 def test_a_selective_filter_on_ivf_searches_every_cluster_and_finds_the_exact_top_k(make_index, monkeypatch):
     ix = make_index("server", index_type="IVF_FLAT", nlist=32, nprobe=1)
     rows = _rows(range(4000)) + _rows(range(4000, 4012), scope=2)
@@ -408,7 +398,8 @@ def test_a_selective_filter_on_ivf_searches_every_cluster_and_finds_the_exact_to
     readable = rows[4000:]
     ix.upsert(rows)
     ix.flush()
-    _wait_until_indexed(ix, len(rows))
+    info = ix.wait_until_indexed(len(rows), timeout_s=120)
+    assert int(info["indexed_rows"]) >= len(rows), f"the vector index was not built in 120 s: {info}"
     real_search, nprobes = ix._client.search, []
 
     def starved_when_probing_one_cluster(*args, **kwargs):
