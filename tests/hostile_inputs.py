@@ -370,9 +370,13 @@ def gen_slack_huge_users_json(d: Path, s: Sizes) -> Hostile:
                    f"a {s.users_mb} MiB users.json (limit 128 MiB; parsed JSON takes ~4-7x its size)")
 
 
+def _deep_json(depth: int) -> bytes:
+    return b'{"a":' * depth + b"1" + b"}" * depth
+
+
 @gen
 def gen_slack_deep_json(d: Path, s: Sizes) -> Hostile:
-    deep = b'{"a":' * s.json_depth + b"1" + b"}" * s.json_depth
+    deep = _deep_json(s.json_depth)
     root = _slack_folder(d, "slack-deep-json", {"general/2026-09-21.json": b"[" + deep + b"]"})
     return Hostile("slack_deep_json", "slack", root, "quarantined", "malformed_json",
                    f"a day file nested {s.json_depth} objects deep")
@@ -775,7 +779,7 @@ def gen_confluence_rest_huge_page(d: Path, s: Sizes) -> Hostile:
 
 @gen
 def gen_confluence_rest_deep_json(d: Path, s: Sizes) -> Hostile:
-    deep = b'{"a":' * s.json_depth + b"1" + b"}" * s.json_depth
+    deep = _deep_json(s.json_depth)
     root = _rest_dump(d, "conf-rest-deep", "REST", {"500": GOOD_REST_PAGE}, raw_pages={"504": deep})
     return Hostile("confluence_rest_deep_json", "confluence", root, "quarantined", "unreadable_page",
                    f"a REST page nested {s.json_depth} objects deep")
