@@ -34,6 +34,20 @@ class AccessScope(BaseModel):
     key: str = Field(min_length=1, max_length=1024)
     layers: tuple[frozenset[str], ...]
     description: str = ""
+    # Principals that may read nothing of this scope whatever their layers say: accounts the
+    # source deactivated (a deactivated Slack user who still holds the IdP group a workspace
+    # is mapped to). Deny wins over every layer.
+    deny: frozenset[str] = frozenset()
+
+    @field_validator("deny", mode="before")
+    @classmethod
+    def _deny_ok(cls, v: Any) -> frozenset[str]:
+        if isinstance(v, (str, bytes)) or not hasattr(v, "__iter__"):
+            raise AccessDenied("scope deny must be a list of principals")
+        deny = frozenset(parse_principal(p) for p in v)
+        if len(deny) > MAX_PRINCIPALS_PER_LAYER:
+            raise AccessDenied(f"scope deny list has {len(deny)} principals (limit {MAX_PRINCIPALS_PER_LAYER})")
+        return deny
 
     @field_validator("layers", mode="before")
     @classmethod
@@ -58,12 +72,15 @@ class AccessScope(BaseModel):
         return tuple(layers)
 
     def allows(self, principals: frozenset[str]) -> bool:
-        """True when the principals match at least one member of every layer."""
-        return bool(self.layers) and all(layer & principals for layer in self.layers)
+        """True when the principals match at least one member of every layer and none is denied."""
+        return bool(self.layers) and all(layer & principals for layer in self.layers) and not (self.deny & principals)
 
     def fingerprint(self) -> str:
-        """Stable hash of the layers (order of members does not matter)."""
-        canon = json.dumps([sorted(layer) for layer in self.layers], separators=(",", ":"))
+        """Stable hash of the layers and the deny set (order of members does not matter)."""
+        canon_obj: Any = [sorted(layer) for layer in self.layers]
+        if self.deny:  # scopes without deny keep the fingerprint they always had
+            canon_obj = {"layers": canon_obj, "deny": sorted(self.deny)}
+        canon = json.dumps(canon_obj, separators=(",", ":"))
         return hashlib.sha256(canon.encode()).hexdigest()
 
 

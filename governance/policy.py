@@ -117,6 +117,29 @@ class RedactionRule(BaseModel):
     action: Literal["redact", "block", "tag"] = "redact"
 
 
+class SourceRule(BaseModel):
+    """Facts about an export that the export itself may not state, by its path::
+
+        sources:
+          - match: {path: "**/acme-wiki*"}   # glob on the export's absolute path
+            site: acme.atlassian.net          # Confluence site / Slack team id of the export
+            full_export: true                 # its documents are all there: prune the rest
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    match: Match = Field(default_factory=Match)
+    site: str | None = Field(default=None, min_length=1, max_length=200)
+    full_export: bool = False
+
+    @field_validator("match")
+    @classmethod
+    def _path_only(cls, v: Match) -> Match:
+        if set(v.model_dump(exclude_none=True)) - {"path"}:
+            raise ValueError("sources rules match on path only")
+        return v
+
+
 class AuditPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -135,6 +158,7 @@ class Policy(BaseModel):
     workspaces: dict[str, Any] = Field(default_factory=dict)
     redaction: list[RedactionRule] = Field(default_factory=list)
     audit: AuditPolicy = Field(default_factory=AuditPolicy)
+    sources: list[SourceRule] = Field(default_factory=list)
 
     @field_validator("roles")
     @classmethod
@@ -147,6 +171,22 @@ class Policy(BaseModel):
             if rule.match.matches(facts):
                 return i, rule
         return None
+
+    def source_rule(self, path: Path | str) -> SourceRule | None:
+        """The first ``sources`` rule whose path glob matches the export's absolute path."""
+        where = Path(path).resolve().as_posix()
+        for rule in self.sources:
+            if rule.match.matches({"path": where}):
+                return rule
+        return None
+
+    def source_site(self, path: Path | str) -> str | None:
+        rule = self.source_rule(path)
+        return rule.site if rule else None
+
+    def full_export(self, path: Path | str) -> bool:
+        rule = self.source_rule(path)
+        return bool(rule and rule.full_export)
 
     def redaction_action(self, facts: dict[str, Any]) -> str:
         """``redact`` | ``block`` | ``tag`` for a document; with no matching rule, ``redact``

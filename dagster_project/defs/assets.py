@@ -3,9 +3,10 @@ returns metadata. Documents, chunks and vectors live in the catalog and the inde
 large goes through an IO manager."""
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Optional
 
 import dagster as dg
+from pydantic import Field
 
 from dagster_project.defs.partitions import sources
 from dagster_project.defs.resources import DropFolderResource, EmbedderResource, GovragStoresResource
@@ -15,6 +16,16 @@ from ingest.pipeline.run import Ingestor
 from ingest.pipeline.snapshot import load_manifest, save_manifest, take_snapshot
 from ingest.pipeline.summary import IngestSummary
 from ingest.sources import discover
+
+class ExportConfig(dg.Config):
+    """Run config of the ingest assets (all optional; the policy's ``sources`` rules give the
+    same per export path, for runs the sensor starts)."""
+
+    prune: bool = Field(default=False, description="This export is a full export: tombstone documents of its "
+                        "workspace / space that it no longer holds (like govrag ingest --prune).")
+    site: Optional[str] = Field(default=None, description="Confluence site (host) or Slack team id, for exports "
+                                "that do not state it (Confluence HTML exports never do).")
+
 
 INGEST = "ingest"
 RETENTION = "retention"
@@ -41,14 +52,15 @@ def ingest_metadata(summary: IngestSummary) -> dict[str, Any]:
 
 
 @dg.asset(partitions_def=sources, group_name=INGEST, kinds={"python"})
-def source_snapshot(context: dg.AssetExecutionContext, stores: GovragStoresResource,
+def source_snapshot(context: dg.AssetExecutionContext, config: ExportConfig, stores: GovragStoresResource,
                     drop_folder: DropFolderResource) -> dg.MaterializeResult:
     """What is new, changed, deleted or unchanged in this export since its last ingest
     (fingerprints against the catalog; nothing is parsed)."""
     key = context.partition_key
     path = drop_folder.resolve(key)
     s = stores.open()
-    snap = take_snapshot(s.catalog, discover(path, policy=s.policy), load_manifest(s.settings.resolved_home, key))
+    snap = take_snapshot(s.catalog, discover(path, policy=s.policy, site=config.site),
+                         load_manifest(s.settings.resolved_home, key))
     if snap.deleted:
         context.log.warning(f"{len(snap.deleted)} documents disappeared from {path} since its last ingest")
     return dg.MaterializeResult(metadata={"path": str(path), **snap.counts(),
@@ -58,17 +70,19 @@ def source_snapshot(context: dg.AssetExecutionContext, stores: GovragStoresResou
 @dg.asset(partitions_def=sources, group_name=INGEST, deps=[source_snapshot], kinds={"milvus"},
           check_specs=[dg.AssetCheckSpec(QUARANTINE_CHECK, asset="indexed_chunks",
                                          description="WARN when the ingest quarantined documents")])
-def indexed_chunks(context: dg.AssetExecutionContext, stores: GovragStoresResource, embedder: EmbedderResource,
-                   drop_folder: DropFolderResource) -> dg.MaterializeResult:
+def indexed_chunks(context: dg.AssetExecutionContext, config: ExportConfig, stores: GovragStoresResource,
+                   embedder: EmbedderResource, drop_folder: DropFolderResource) -> dg.MaterializeResult:
     """Parsed, cleaned, chunked, embedded and indexed documents of this export (catalog +
-    Milvus); unchanged documents are skipped, bad ones quarantined."""
+    Milvus), after its permission state; unchanged documents are skipped, bad ones
+    quarantined; with ``prune`` (or ``full_export`` in the policy) documents the export no
+    longer holds are tombstoned."""
     key = context.partition_key
     path = drop_folder.resolve(key)
     s = stores.open()
-    ingestor = Ingestor(s, embedder.factory())
-    items = ingestor.discover(path)
-    summary = ingestor.ingest_items(items)
-    save_manifest(s.settings.resolved_home, key, [i.document_id for i in items])
+    ingestor = Ingestor(s, embedder.factory(), site=config.site)
+    export = ingestor.open(path)
+    summary = ingestor.ingest_exports([export], prune=config.prune)
+    save_manifest(s.settings.resolved_home, key, [i.document_id for i in export.items])
     context.log.info(f"{key}: {summary.new} new, {summary.changed} changed, {summary.unchanged} unchanged, "
                      f"{summary.quarantined} quarantined, {summary.chunks_written} chunks")
     check = dg.AssetCheckResult(
@@ -80,15 +94,19 @@ def indexed_chunks(context: dg.AssetExecutionContext, stores: GovragStoresResour
 
 
 @dg.asset(partitions_def=sources, group_name=INGEST, deps=[indexed_chunks], kinds={"python"})
-def permission_sync(context: dg.AssetExecutionContext, stores: GovragStoresResource, embedder: EmbedderResource,
-                    drop_folder: DropFolderResource) -> dg.MaterializeResult:
+def permission_sync(context: dg.AssetExecutionContext, config: ExportConfig, stores: GovragStoresResource,
+                    embedder: EmbedderResource, drop_folder: DropFolderResource) -> dg.MaterializeResult:
     """Access scopes of this export re-resolved: changed scopes take effect at the next
-    search; unchanged documents get their scope/expiry updated without re-embedding."""
+    search; unchanged documents get their scope/expiry updated without re-embedding. An
+    export older than one already applied changes nothing (the schedule re-syncs every
+    partition, in any order)."""
     key = context.partition_key
     path = drop_folder.resolve(key)
-    ingestor = Ingestor(stores.open(), embedder.factory())
-    summary = sync_permissions(ingestor, ingestor.discover(path),
-                               actor=f"dagster:{context.run_id}")
+    ingestor = Ingestor(stores.open(), embedder.factory(), site=config.site)
+    summary = sync_permissions(ingestor, [ingestor.open(path)], actor=f"dagster:{context.run_id}")
+    if summary.scopes_stale or summary.stale_documents:
+        context.log.info(f"{key} is older than an export applied before: {summary.scopes_stale} scope statements and "
+                         f"{summary.stale_documents} documents left as the newer export stated them")
     if summary.uncovered_active:
         context.log.warning(f"{len(summary.uncovered_active)} documents lost their access rule and were "
                             f"taken out of search ({summary.tombstoned} tombstoned)")

@@ -57,6 +57,7 @@ class Scope(Base):
     n_layers: Mapped[int] = mapped_column(Integer, comment="A reader must match every layer")
     description: Mapped[str] = mapped_column(Text, default="")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    source_as_of: Mapped[str | None] = mapped_column(String(64), comment="how new the export was that last stated this scope")
 
 
 class ScopePrincipal(Base):
@@ -64,7 +65,7 @@ class ScopePrincipal(Base):
     __table_args__ = (Index("ix_scope_principals_principal", "principal", "scope_id", "layer"),)
 
     scope_id: Mapped[int] = mapped_column(ForeignKey("scopes.id", ondelete="CASCADE"), primary_key=True)
-    layer: Mapped[int] = mapped_column(Integer, primary_key=True)
+    layer: Mapped[int] = mapped_column(Integer, primary_key=True, comment="0.. the layers; -1 the deny list")
     principal: Mapped[str] = mapped_column(String(600), primary_key=True)
 
 
@@ -86,6 +87,7 @@ class Document(Base):
     status: Mapped[str] = mapped_column(String(16), default="active", comment="active|tombstoned|purged")
     status_reason: Mapped[str | None] = mapped_column(Text, comment="why tombstoned or purged")
     origin: Mapped[str | None] = mapped_column(String(1024), index=True, comment="the export / drop folder it came from")
+    source_as_of: Mapped[str | None] = mapped_column(String(64), comment="how new the export was that last stated this document")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 

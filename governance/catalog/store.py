@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from sqlalchemy import Engine, create_engine, delete, event, func, or_, select, update
+from sqlalchemy import Engine, case, create_engine, delete, event, func, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
@@ -51,6 +51,26 @@ PARAM_BATCH = 900
 PRINCIPALS_PER_QUERY = 20_000
 
 
+DENY_LAYER = -1  # scope_principals.layer of a scope's deny list
+
+
+def is_older(as_of: str | None, than: str | None) -> bool:
+    """True when a statement stamped ``as_of`` is older than one stamped ``than``; unknown
+    times never count as older (a source without timestamps still applies)."""
+    return as_of is not None and than is not None and as_of < than
+
+
+def _scope_from_rows(key: str, rows: Iterable[tuple[int, str]], description: str = "",
+                     n_layers: int | None = None) -> AccessScope:
+    """An AccessScope from its scope_principals rows (layer, principal)."""
+    layers: dict[int, set[str]] = {i: set() for i in range(n_layers or 0)}
+    deny: set[str] = set()
+    for layer, p in rows:
+        (deny if layer == DENY_LAYER else layers.setdefault(layer, set())).add(p)
+    return AccessScope(key=key, layers=[layers[k] for k in sorted(layers)] or [[]], deny=deny,
+                       description=description or "")
+
+
 @dataclass(frozen=True)
 class DocumentState:
     """What the catalog knows about a document before an ingest decides what to do."""
@@ -65,6 +85,8 @@ class DocumentState:
     expires_at: datetime | None
     classification: str
     pending: dict[str, int]  # content hash -> version number of unpublished versions
+    source_as_of: str | None = None  # how new the export was that last stated this document
+    origin: str | None = None
 
 
 @dataclass(frozen=True)
@@ -181,38 +203,53 @@ class Catalog:
         self.engine.dispose()
 
     # -- scopes ---------------------------------------------------------------------------
-    def upsert_scope(self, scope: AccessScope, *, actor: str | None = None) -> tuple[int, bool]:
+    def upsert_scope(self, scope: AccessScope, *, actor: str | None = None,
+                     as_of: str | None = None) -> tuple[int, bool]:
         """Store a scope by key; returns (scope id, whether it is new or its layers changed).
-        A change to an existing scope is an ACL change and lands in the audit log."""
+        A change to an existing scope is an ACL change and lands in the audit log.
+
+        ``as_of`` is how new the source's statement is (``ingest.sources.base.as_of_stamp``):
+        a statement older than the one the scope row already holds changes nothing, so an
+        older export never overrides a newer one, whatever order they are applied in."""
         fp = scope.fingerprint()
-        scope_id, changed, existed = self._upsert_scope(scope, fp)
+        scope_id, changed, existed = self._upsert_scope(scope, fp, as_of)
         if changed and existed:
             from governance import audit  # audit builds on this module
 
             audit.record(self, "acl_change", actor, {"scope_id": scope_id, "scope": scope.key, "fingerprint": fp,
-                                                     "layers": [len(layer) for layer in scope.layers]})
+                                                     "layers": [len(layer) for layer in scope.layers],
+                                                     "deny": len(scope.deny), "as_of": as_of})
         return scope_id, changed
 
-    def _upsert_scope(self, scope: AccessScope, fp: str) -> tuple[int, bool, bool]:
+    def _upsert_scope(self, scope: AccessScope, fp: str, as_of: str | None) -> tuple[int, bool, bool]:
         for attempt in range(2):
             try:
                 with self.session() as s:
                     row = s.scalar(select(Scope).where(Scope.key == scope.key))
+                    if row is not None and is_older(as_of, row.source_as_of):
+                        return row.id, False, True  # a newer export already spoke for this scope
                     if row is not None and row.fingerprint == fp:
+                        if as_of is not None and row.source_as_of != as_of:
+                            row.source_as_of = as_of
                         return row.id, False, True
                     existed = row is not None
                     if row is None:
-                        row = Scope(key=scope.key, fingerprint=fp, n_layers=len(scope.layers), description=scope.description)
+                        row = Scope(key=scope.key, fingerprint=fp, n_layers=len(scope.layers), description=scope.description,
+                                    source_as_of=as_of)
                         s.add(row)
                         s.flush()
                     else:
                         s.query(ScopePrincipal).filter(ScopePrincipal.scope_id == row.id).delete()
                         row.fingerprint, row.n_layers, row.updated_at = fp, len(scope.layers), utcnow()
+                        row.description = scope.description
+                        if as_of is not None:
+                            row.source_as_of = as_of
                     s.add_all(
                         ScopePrincipal(scope_id=row.id, layer=i, principal=p)
                         for i, layer in enumerate(scope.layers)
                         for p in sorted(layer)
                     )
+                    s.add_all(ScopePrincipal(scope_id=row.id, layer=DENY_LAYER, principal=p) for p in sorted(scope.deny))
                     s.execute(update(AclGeneration).where(AclGeneration.id == 1)
                               .values(generation=AclGeneration.generation + 1))
                     return row.id, True, existed
@@ -222,6 +259,35 @@ class Catalog:
                     continue
                 raise
         raise AssertionError("unreachable")
+
+    @_read
+    def scopes_with_prefix(self, prefix: str) -> list[tuple[AccessScope, str | None]]:
+        """Every stored scope whose key starts with ``prefix`` (``%`` and ``_`` in it are
+        literal), rebuilt with its layers and deny list, and the ``source_as_of`` of the
+        export that last stated it: the rows an export's permission state re-bases."""
+        with self.session() as s:
+            scopes = s.execute(select(Scope.id, Scope.key, Scope.description, Scope.n_layers, Scope.source_as_of)
+                               .where(Scope.key.startswith(prefix, autoescape=True))).all()
+            members: dict[int, list[tuple[int, str]]] = {}
+            for sid, layer, p in s.execute(
+                    select(ScopePrincipal.scope_id, ScopePrincipal.layer, ScopePrincipal.principal)
+                    .join(Scope, Scope.id == ScopePrincipal.scope_id)
+                    .where(Scope.key.startswith(prefix, autoescape=True))):
+                members.setdefault(sid, []).append((layer, p))
+        return [(_scope_from_rows(key, members.get(sid, []), desc, n_layers), as_of)
+                for sid, key, desc, n_layers, as_of in scopes]
+
+    def stamp_scopes(self, keys: Sequence[str], as_of: str | None) -> None:
+        """Record that an export stamped ``as_of`` stated these scopes unchanged (so an older
+        export applied later cannot override them)."""
+        if as_of is None:
+            return
+        keys = list(keys)
+        with self.session() as s:
+            for i in range(0, len(keys), PARAM_BATCH):
+                s.execute(update(Scope).where(Scope.key.in_(keys[i : i + PARAM_BATCH]),
+                                              or_(Scope.source_as_of.is_(None), Scope.source_as_of < as_of))
+                          .values(source_as_of=as_of))
 
     @_read
     def acl_generation(self) -> int:
@@ -243,12 +309,15 @@ class Catalog:
         if len(principals) > PRINCIPALS_PER_QUERY or (only is not None and len(only) > PARAM_BATCH):
             got = self._allowed_scope_ids_in_parts(principals)
             return got if only is None else sorted(set(got) & set(only))
-        hit_layers = func.count(ScopePrincipal.layer.distinct())
+        # Layers hit (the deny "layer" -1 does not count) must equal n_layers, and no
+        # principal of the caller may sit in the deny list.
+        hit_layers = func.count(case((ScopePrincipal.layer >= 0, ScopePrincipal.layer)).distinct())
+        denied = func.sum(case((ScopePrincipal.layer == DENY_LAYER, 1), else_=0))
         q = (select(ScopePrincipal.scope_id)
              .join(Scope, Scope.id == ScopePrincipal.scope_id)
              .where(ScopePrincipal.principal.in_(principals), Scope.n_layers > 0)  # no layers = nobody's
              .group_by(ScopePrincipal.scope_id, Scope.n_layers)
-             .having(hit_layers == Scope.n_layers))
+             .having(hit_layers == Scope.n_layers, denied == 0))
         if only is not None:  # the post-check: just these scopes, straight from the tables
             q = q.where(ScopePrincipal.scope_id.in_(only))
         with self.session() as s:
@@ -268,7 +337,8 @@ class Catalog:
             ids = sorted(matched)
             for i in range(0, len(ids), PARAM_BATCH):
                 n_layers.update(s.execute(select(Scope.id, Scope.n_layers).where(Scope.id.in_(ids[i : i + PARAM_BATCH]))).all())
-        return sorted(sid for sid, layers in matched.items() if n_layers.get(sid, 0) > 0 and len(layers) == n_layers[sid])
+        return sorted(sid for sid, layers in matched.items()
+                      if DENY_LAYER not in layers and n_layers.get(sid, 0) > 0 and len(layers) == n_layers[sid])
 
     @_read
     def scope_count(self) -> int:
@@ -294,7 +364,7 @@ class Catalog:
             current_source_hash=current[3] if current else None,
             current_created_at=current[4] if current else None,
             scope_id=doc.scope_id, expires_at=doc.expires_at,
-            classification=doc.classification, pending=pending,
+            classification=doc.classification, pending=pending, source_as_of=doc.source_as_of, origin=doc.origin,
         )
 
     def stage_version(
@@ -491,22 +561,40 @@ class Catalog:
 
     # -- lifecycle: origins, contributors, tombstones, purge ------------------------------
     def set_document_extras(self, document_id: str, *, origin: str | None, contributors: Iterable[str],
-                            version: int, blocks: list[dict[str, Any]] | None) -> None:
+                            version: int, blocks: list[dict[str, Any]] | None, source_as_of: str | None = None) -> None:
         """Record where a document came from, who contributed to it, and its authored blocks."""
         with self.session() as s:
             doc = s.get(Document, document_id)
             if doc is None:
                 return
             doc.origin = origin
+            if source_as_of is not None:
+                doc.source_as_of = source_as_of
             s.execute(delete(DocumentContributor).where(DocumentContributor.document_id == document_id))
             s.add_all(DocumentContributor(document_id=document_id, principal=p) for p in sorted(set(contributors)))
             s.execute(update(Version).where(Version.document_id == document_id, Version.version == version)
                       .values(blocks=blocks))
 
-    @_read
-    def active_ids_by_origin(self, origin: str) -> list[str]:
+    def note_source(self, document_id: str, *, origin: str | None, source_as_of: str | None) -> None:
+        """An unchanged document seen again: remember the export that stated it last (its
+        source identity for ``--prune``, and how new that export was)."""
         with self.session() as s:
-            return list(s.scalars(select(Document.id).where(Document.origin == origin, Document.status == "active")))
+            doc = s.get(Document, document_id)
+            if doc is None:
+                return
+            if origin is not None and doc.origin != origin:
+                doc.origin = origin
+            if source_as_of is not None and not is_older(source_as_of, doc.source_as_of):
+                doc.source_as_of = source_as_of
+
+    @_read
+    def active_ids_by_origin(self, origin: str, *, not_newer_than: str | None = None) -> list[str]:
+        """Active documents of one source identity. ``not_newer_than``: leave out documents a
+        newer export stated (an older full export must not prune what came later)."""
+        with self.session() as s:
+            rows = s.execute(select(Document.id, Document.source_as_of)
+                             .where(Document.origin == origin, Document.status == "active")).all()
+        return [doc_id for doc_id, as_of in rows if not is_older(not_newer_than, as_of)]
 
     @_read
     def chunk_ids_of(self, document_ids: Sequence[str]) -> list[int]:
@@ -649,14 +737,12 @@ class Catalog:
             scope = s.get(Scope, d.scope_id)
             rows = s.execute(select(ScopePrincipal.layer, ScopePrincipal.principal)
                              .where(ScopePrincipal.scope_id == d.scope_id)).all()
+            n_layers = scope.n_layers
             source_hash = s.scalar(select(Version.source_hash).where(Version.document_id == document_id,
                                                                      Version.version == d.current_version))
-        layers: dict[int, set[str]] = {}
-        for layer, p in rows:
-            layers.setdefault(layer, set()).add(p)
         return SourceDocument(
             document_id=d.id, source=d.source, uri=d.uri, title=d.title, path=d.path,
-            scope=AccessScope(key=scope.key, layers=[layers[k] for k in sorted(layers)]),
+            scope=_scope_from_rows(scope.key, rows, n_layers=n_layers),
             classification=d.classification, modified_at=d.modified_at, author=d.author,
             metadata={"scope_id": d.scope_id, "expires_at": d.expires_at, "origin": d.origin,
                       "source_hash": source_hash},

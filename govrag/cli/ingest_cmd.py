@@ -17,7 +17,10 @@ def ingest(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     strict: bool = typer.Option(False, "--strict", help="Exit with code 4 when anything was quarantined."),
     policy: Optional[Path] = typer.Option(None, "--policy", help="Policy YAML (default: GOVRAG_POLICY)."),
-    prune: bool = typer.Option(False, "--prune", help="The paths are fresh full exports: tombstone documents gone from them."),
+    prune: bool = typer.Option(False, "--prune", help="The paths are fresh full exports: tombstone documents of the same "
+                               "workspace / space that are gone from them."),
+    site: Optional[str] = typer.Option(None, "--site", help="Confluence site (host) or Slack team id of exports that do "
+                                       "not state it (Confluence HTML exports never do)."),
 ) -> None:
     """Ingest documents: parse, clean, version, embed and index them with their access scope."""
     from governance.settings import get_settings
@@ -30,7 +33,7 @@ def ingest(
         settings = settings.model_copy(update={"policy": policy})
     stores = Stores.open(settings)
     try:
-        ingestor = Ingestor(stores, lambda: make_embedder(settings))
+        ingestor = Ingestor(stores, lambda: make_embedder(settings), site=site)
         with Progress(
             SpinnerColumn(), TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[chunks]} chunks · {task.fields[current]}"), TimeElapsedColumn(),
@@ -53,8 +56,8 @@ def ingest(
         print_json(summary.model_dump() | {"chunks_per_second": round(summary.chunks_per_second, 2)})
     else:
         table = Table(title=f"ingest run {summary.run_id}", show_header=False)
-        for key in ("documents_seen", "new", "changed", "unchanged", "access_updated", "quarantined",
-                    "tombstoned", "expired_skipped", "chunks_written", "vectors_deleted"):
+        for key in ("documents_seen", "new", "changed", "unchanged", "access_updated", "scopes_changed", "quarantined",
+                    "tombstoned", "expired_skipped", "stale_skipped", "chunks_written", "vectors_deleted"):
             table.add_row(key.replace("_", " "), str(getattr(summary, key)))
         if summary.redactions:
             table.add_row("redacted", ", ".join(f"{k} {n}" for k, n in sorted(summary.redactions.items())))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -11,13 +12,13 @@ from govrag.cli.output import print_json, stdout
 acl_app = typer.Typer(help="Access control: sync permissions from a source without re-embedding.")
 
 
-def _ingestor():
+def _ingestor(site: str | None = None):
     from governance.stores import Stores
     from ingest.embed import make_embedder
     from ingest.pipeline.run import Ingestor
 
     stores = Stores.open()
-    return stores, Ingestor(stores, lambda: make_embedder(stores.settings))
+    return stores, Ingestor(stores, lambda: make_embedder(stores.settings), site=site)
 
 
 def doctor(
@@ -50,16 +51,19 @@ def doctor(
 
 @acl_app.command("sync")
 def acl_sync(paths: list[Path] = typer.Argument(..., help="Exports or folders whose permissions to re-read."),
-             as_json: bool = typer.Option(False, "--json")) -> None:
-    """Re-read permissions: membership and restriction changes update the catalog only (no
-    re-embedding, no vector rewrite); documents no rule covers any more leave search."""
+             as_json: bool = typer.Option(False, "--json"),
+             site: Optional[str] = typer.Option(None, "--site", help="Confluence site (host) or Slack team id of "
+                                                "exports that do not state it.")) -> None:
+    """Re-read permissions: every conversation, space and restriction the exports state
+    (with messages in them or not) updates the catalog only (no re-embedding, no vector
+    rewrite); an export older than one already applied changes nothing; documents no rule
+    covers any more leave search."""
     from ingest.pipeline.permission_sync import sync_permissions
-    from ingest.sources import discover
 
-    stores, ingestor = _ingestor()
+    stores, ingestor = _ingestor(site)
     try:
-        items = [item for p in paths for item in discover(p, policy=stores.policy)]
-        summary = sync_permissions(ingestor, items, actor="cli")
+        exports = [ingestor.open(p) for p in paths]
+        summary = sync_permissions(ingestor, exports, actor="cli")
     finally:
         stores.close()
     if as_json:
@@ -67,3 +71,6 @@ def acl_sync(paths: list[Path] = typer.Argument(..., help="Exports or folders wh
     else:
         stdout.print(f"scopes changed: {summary.scopes_changed} of {summary.scopes_resolved}; "
                      f"documents seen {summary.documents_seen}, access updated {summary.access_updated}")
+        if summary.scopes_stale or summary.stale_documents:
+            stdout.print(f"[yellow]older than what was applied before[/]: {summary.scopes_stale} scope statements and "
+                         f"{summary.stale_documents} documents left as a newer export stated them")

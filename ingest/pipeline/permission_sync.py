@@ -1,10 +1,13 @@
-"""Permission sync: re-resolve the access scopes of a source without re-embedding.
+"""Permission sync: re-read the permissions of exports without re-embedding.
 
-For now this runs the ingest's own scope resolution (``resolve_scope`` + ``upsert_scope``):
-a membership or rule edit rewrites one scope row and takes effect on the next search. Items
-whose content is unchanged then go through the ingest, which for unchanged documents only
-updates their scope/expiry/classification (catalog rows and vector metadata; no parse, no
-embedding). Items whose content changed are left to the ingest.
+First the export's permission state is applied (``ingest.pipeline.permission_state``): every
+conversation, space and restricted-page chain it states, with documents in it or not, and
+monotone in the export's own time, so syncing last month's export after this month's changes
+nothing. Then each document's scope is re-resolved (``resolve_scope`` + ``upsert_scope``):
+a membership or rule edit rewrites one scope row and takes effect on the next search.
+Unchanged documents then go through the ingest, which for them only updates scope, expiry
+and classification (catalog rows and vector metadata; no parse, no embedding); documents
+whose content changed are left to the ingest.
 
 Documents that no access rule covers any more go through the ingest too, which quarantines
 them and tombstones the ones that were searchable (fail closed): ``tombstoned`` counts them.
@@ -17,9 +20,10 @@ from typing import Sequence
 from pydantic import BaseModel, Field
 
 from governance import audit
+from governance.catalog.store import is_older
 from governance.errors import QuarantinedDocument
 from ingest.pipeline.run import Ingestor
-from ingest.sources.base import SourceItem, resolve_scope
+from ingest.sources.base import SourceExport, SourceItem, resolve_scope
 
 __all__ = ["PermissionSyncSummary", "sync_permissions"]
 
@@ -29,6 +33,8 @@ class PermissionSyncSummary(BaseModel):
     scopes_resolved: int = 0
     scopes_changed: int = 0
     changed_scope_keys: list[str] = Field(default_factory=list)
+    scopes_stale: int = Field(0, description="statements ignored: a newer export already spoke for these scopes")
+    stale_documents: int = Field(0, description="documents a newer export already stated")
     access_updated: int = 0
     left_to_ingest: int = 0
     uncovered: int = 0
@@ -36,15 +42,31 @@ class PermissionSyncSummary(BaseModel):
     tombstoned: int = 0
 
 
-def sync_permissions(ingestor: Ingestor, items: Sequence[SourceItem], *, actor: str | None = None) -> PermissionSyncSummary:
-    """Re-resolve every item's scope; update access of unchanged documents."""
+def sync_permissions(ingestor: Ingestor, exports: Sequence[SourceExport] | Sequence[SourceItem], *,
+                     actor: str | None = None) -> PermissionSyncSummary:
+    """Apply each export's permission state, then re-resolve every item's scope and update
+    the access of unchanged documents. (Bare items are accepted too: no export-wide state.)"""
     catalog, policy = ingestor.stores.catalog, ingestor.stores.policy
     summary = PermissionSyncSummary()
+    changed_keys: set[str] = set()
+    items: list[SourceItem] = []
+    for export in exports:
+        if isinstance(export, SourceItem):
+            items.append(export)
+            continue
+        applied = ingestor.apply_state(export, actor=actor)
+        changed_keys.update(applied.changed_scope_keys)
+        summary.scopes_stale += applied.scopes_stale
+        summary.scopes_resolved += applied.scopes_stated
+        items.extend(export.items)
     resolved: dict[str, bool] = {}
     unchanged: list[SourceItem] = []
     for item in items:
         summary.documents_seen += 1
         state = catalog.document_state(item.document_id)
+        if state is not None and is_older(item.as_of, state.source_as_of):
+            summary.stale_documents += 1
+            continue
         try:
             scope, _ = resolve_scope(policy, item)
         except QuarantinedDocument:
@@ -54,14 +76,15 @@ def sync_permissions(ingestor: Ingestor, items: Sequence[SourceItem], *, actor: 
                 unchanged.append(item)  # the ingest retires it: no rule, no visibility
             continue
         if scope.key not in resolved:
-            _, changed = catalog.upsert_scope(scope)
+            _, changed = catalog.upsert_scope(scope, actor=actor, as_of=item.as_of)
             resolved[scope.key] = changed
         if state is not None and state.status == "active" and state.current_source_hash == item.fingerprint():
             unchanged.append(item)
         else:
             summary.left_to_ingest += 1
-    summary.scopes_resolved = len(resolved)
-    summary.changed_scope_keys = sorted(k for k, changed in resolved.items() if changed)
+    summary.scopes_resolved += len(resolved)
+    changed_keys.update(k for k, changed in resolved.items() if changed)
+    summary.changed_scope_keys = sorted(changed_keys)
     summary.scopes_changed = len(summary.changed_scope_keys)
     if unchanged:
         result = ingestor.ingest_items(unchanged)

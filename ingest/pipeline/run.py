@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from governance import audit
-from governance.catalog.store import DocumentState
+from governance.catalog.store import DocumentState, is_older
 from governance.redaction import redact_many
 from governance.contracts import SourceDocument
 from governance.observability import metrics
@@ -38,8 +38,9 @@ from governance.vector_index import expiry_epoch
 from ingest.chunking import chunk_elements, chunk_id, clean_elements
 from ingest.embed.base import Embedder
 from ingest.pipeline.summary import IngestSummary, QuarantineEntry
-from ingest.sources import discover
-from ingest.sources.base import SourceItem, element_author, make_document, resolve_scope
+from ingest.pipeline.permission_state import AppliedState, apply_permission_state
+from ingest.sources import open_source
+from ingest.sources.base import SourceExport, SourceItem, element_author, make_document, resolve_scope
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +67,9 @@ class _Prepared:
 class Ingestor:
     """Runs ingest over source items with one catalog, one index and one embedder."""
 
-    def __init__(self, stores: Stores, embedder_factory: Callable[[], Embedder]) -> None:
+    def __init__(self, stores: Stores, embedder_factory: Callable[[], Embedder], *, site: str | None = None) -> None:
         self.stores = stores
+        self.site = site  # Confluence site / Slack team for exports that do not state theirs
         self._embedder_factory = embedder_factory
         self._embedder: Embedder | None = None
         self._forgotten: frozenset[str] = frozenset()
@@ -81,43 +83,86 @@ class Ingestor:
         return self._embedder
 
     # -- entry point ------------------------------------------------------------------------
-    def discover(self, path: Path) -> list[SourceItem]:
-        """The items of one input, with this run's policy and their origin set (the input's
-        path unless the source names a better one, such as a Slack team)."""
-        items = list(discover(Path(path), policy=self.stores.policy))
-        for item in items:
+    def open(self, path: Path) -> SourceExport:
+        """One input opened with this run's policy and site: its items (origin set: the
+        source identity, or the input's path for sources without one) and permission state."""
+        export = open_source(Path(path), policy=self.stores.policy, site=self.site)
+        for item in export.items:
             item.origin = item.origin or f"path:{Path(path).resolve()}"
-        return items
+        return export
+
+    def discover(self, path: Path) -> list[SourceItem]:
+        """The items of :meth:`open` (documents only)."""
+        return self.open(path).items
 
     def ingest_paths(self, paths: Sequence[Path], progress: ProgressFn | None = None, *,
                      prune: bool = False) -> IngestSummary:
         """Ingest files, folders and exports. ``prune``: the paths are fresh *full* exports,
-        so documents of the same origin that are no longer in them are tombstoned."""
-        items: list[SourceItem] = []
-        origins: dict[str, set[str]] = {}
+        so documents of the same source identity that are no longer in them are tombstoned
+        (a policy ``sources`` rule with ``full_export: true`` says so per export, too)."""
+        exports: list[SourceExport] = []
         refused: list[tuple[Path, SourceError]] = []
         for p in paths:
             try:
-                found = self.discover(Path(p))
+                exports.append(self.open(Path(p)))
             except SourceError as exc:
                 if not Path(p).exists():  # a usage error (discover says so), not bad input: stop
                     raise
                 # A hostile or unreadable export is bad input like any other: quarantined with
                 # its reason, and the other paths of the run go on (invariant 4).
                 refused.append((Path(p), exc))
-                continue
-            for item in found:
-                origins.setdefault(item.origin or "", set()).add(item.document_id)
-                items.append(item)
-        summary = self.ingest_items(items, progress, refused=refused)
-        if prune:
-            from governance.purge import tombstone_documents
+        return self.ingest_exports(exports, progress, prune=prune, refused=refused)
 
-            for origin, seen in origins.items():
-                gone = sorted(set(self.stores.catalog.active_ids_by_origin(origin)) - seen)
-                summary.tombstoned += tombstone_documents(self.stores.catalog, self.stores.index, gone,
-                                                          reason=f"gone from full export {origin}")
+    def ingest_exports(self, exports: Sequence[SourceExport], progress: ProgressFn | None = None, *,
+                       prune: bool = False, refused: Sequence[tuple[Path, SourceError]] = ()) -> IngestSummary:
+        """Apply each export's permission state, then ingest its documents; with ``prune``
+        (or ``full_export`` in the policy) tombstone what a full export no longer has."""
+        applied = [self.apply_state(e) for e in exports]
+        items = [item for e in exports for item in e.items]
+        summary = self.ingest_items(items, progress, refused=refused)
+        summary.scopes_changed += sum(a.scopes_changed for a in applied)
+        summary.scopes_stale += sum(a.scopes_stale for a in applied)
+        for export in exports:
+            if prune or self.stores.policy.full_export(export.path):
+                summary.tombstoned += self.prune(export)
         return summary
+
+    def apply_state(self, export: SourceExport, actor: str | None = None) -> AppliedState:
+        """The export's permission state into the catalog, and documents it knows under
+        former ids (an earlier govrag's) taken out of search: they would keep old access."""
+        from governance.purge import tombstone_documents
+
+        aliases = sorted({a for item in export.items for a in item.aliases if a != item.document_id})
+        if aliases:
+            info = self.stores.catalog.documents_info(aliases)
+            live = [a for a in aliases if info.get(a, {}).get("status") == "active"]
+            if live:
+                tombstone_documents(self.stores.catalog, self.stores.index, live,
+                                    reason="renamed: the document is now known by its source identity")
+        if export.state is None:
+            return AppliedState(identity=str(export.path))
+        return apply_permission_state(self.stores.catalog, export.state, actor=actor)
+
+    def prune(self, export: SourceExport) -> int:
+        """Tombstone active documents of this export's source identities that it no longer
+        holds (never those a newer export stated)."""
+        from governance.purge import tombstone_documents
+
+        seen: dict[str, set[str]] = {}
+        for item in export.items:
+            seen.setdefault(item.origin or "", set()).add(item.document_id)
+        origins = set(seen) | {f"path:{export.path.resolve()}"}  # what earlier versions recorded
+        as_of = next((i.as_of for i in export.items if i.as_of), None)
+        all_seen = set().union(*seen.values()) if seen else set()
+        if export.state is not None:  # a space or workspace whose documents are all gone
+            origins |= set(export.state.origins)
+        gone = sorted({d for o in origins for d in self.stores.catalog.active_ids_by_origin(o, not_newer_than=as_of)}
+                      - all_seen)
+        done = tombstone_documents(self.stores.catalog, self.stores.index, gone,
+                                   reason=f"gone from full export {export.path.name}")
+        for doc_id in gone:  # an older export must not bring them back
+            self.stores.catalog.note_source(doc_id, origin=None, source_as_of=as_of)
+        return done
 
     def ingest_items(self, items: Sequence[SourceItem], progress: ProgressFn | None = None, *,
                      refused: Sequence[tuple[Path, SourceError]] = ()) -> IngestSummary:
@@ -235,9 +280,15 @@ class Ingestor:
         summary.documents_seen += 1
         catalog, policy = self.stores.catalog, self.stores.policy
         try:
-            scope, classification = resolve_scope(policy, item)
-            scope_id, _ = catalog.upsert_scope(scope)
             state = catalog.document_state(item.document_id)
+            if state is not None and state.status != "purged" and is_older(item.as_of, state.source_as_of):
+                # A newer export already stated this document (its text, its place, its
+                # access): an older export applied later changes nothing (invariant 7).
+                summary.stale_skipped += 1
+                progress("document", item, 0)
+                return None
+            scope, classification = resolve_scope(policy, item)
+            scope_id, _ = catalog.upsert_scope(scope, as_of=item.as_of)
             source_hash = item.fingerprint()
             facts = {**item.facts, "classification": classification}
 
@@ -299,6 +350,9 @@ class Ingestor:
         except QuarantinedDocument as exc:
             self._quarantine(item, exc, summary)
             self._retire_if_indexed(item, exc.reason, summary)
+            # The refusal is this export's statement: an older export must not bring the
+            # document back with the access it had then.
+            catalog.note_source(item.document_id, origin=None, source_as_of=item.as_of)
             progress("document", item, 0)
             return None
         except (IndexUnavailable, CatalogError, EmbedderUnavailable, ConfigError):
@@ -350,6 +404,8 @@ class Ingestor:
         if (state.scope_id, state.expires_at, state.classification) != (scope_id, expires_at, classification):
             self._rewrite_access(item.document_id, scope_id, expires_at, classification)
             summary.access_updated += 1
+        if (item.origin, item.as_of) != (state.origin, state.source_as_of):
+            self.stores.catalog.note_source(item.document_id, origin=item.origin, source_as_of=item.as_of)
         summary.unchanged += 1
 
     def _write(self, prepared: list[_Prepared], summary: IngestSummary, progress: ProgressFn) -> None:
@@ -378,7 +434,8 @@ class Ingestor:
         for p in prepared:
             stale = self.stores.catalog.publish_version(p.doc, p.version, scope_id=p.scope_id, expires_at=p.expires_at)
             self.stores.catalog.set_document_extras(p.doc.document_id, origin=p.item.origin, version=p.version,
-                                                    contributors=p.contributors, blocks=p.blocks)
+                                                    contributors=p.contributors, blocks=p.blocks,
+                                                    source_as_of=p.item.as_of)
             if stale:
                 summary.vectors_deleted += self.stores.index.delete_ids(stale)
                 self.stores.catalog.forget_chunks(stale)

@@ -24,6 +24,9 @@ class IngestSummary(BaseModel):
     tombstoned: int = 0
     expired_skipped: int = 0
     forgotten_skipped: int = 0
+    stale_skipped: int = Field(0, description="documents a newer export already stated (left as they are)")
+    scopes_changed: int = Field(0, description="scope rows the exports' permission state changed")
+    scopes_stale: int = Field(0, description="scope statements ignored: a newer export already spoke")
     chunks_written: int = 0
     vectors_deleted: int = 0
     embed_seconds: float = 0.0

@@ -1,15 +1,20 @@
-"""Sources: each turns an input path into ``SourceItem``s; ``discover`` picks the source."""
+"""Sources: each turns an input path into a :class:`SourceExport` (its documents and the
+permission state it states); :func:`open_source` picks the source.
+
+Every source module has the same three functions: ``detect(path) -> bool``,
+``open_source(path, policy, *, site=None) -> SourceExport`` and ``discover(path, policy=None)``
+(the items alone).
+"""
 
 from __future__ import annotations
 
 import importlib
-import inspect
 from pathlib import Path
 from typing import Iterator
 
 from governance.errors import SourceError
 from governance.policy import Policy
-from ingest.sources.base import SourceItem
+from ingest.sources.base import SourceExport, SourceItem
 
 # Checked in order: specific export formats before the PDF drop folder (which takes any dir).
 SOURCE_MODULES = ("ingest.sources.slack", "ingest.sources.confluence", "ingest.sources.pdf")
@@ -26,19 +31,32 @@ def _modules() -> list:
     return mods
 
 
-def discover(path: Path, source: str | None = None, policy: Policy | None = None) -> Iterator[SourceItem]:
-    """Items under ``path``; ``source`` forces a source kind instead of detecting it.
-    ``policy`` (the run's policy) maps workspace scopes; sources without permissions ignore it."""
+def process_policy() -> Policy:
+    """The policy of the process (``GOVRAG_POLICY``), for callers that pass none."""
+    from governance.policy import load_policy
+    from governance.settings import get_settings
+
+    return load_policy(get_settings().policy)
+
+
+def open_source(path: Path, source: str | None = None, policy: Policy | None = None, *,
+                site: str | None = None) -> SourceExport:
+    """Open one input: ``source`` forces a source kind instead of detecting it; ``policy``
+    (the run's policy, default the process policy) maps workspace scopes and names sites;
+    ``site`` names the Confluence site / Slack team of an export that does not state it."""
     path = Path(path)
     if not path.exists():
         raise SourceError(f"{path}: no such file or directory", hint="check the path given to govrag ingest")
+    policy = policy if policy is not None else process_policy()
     for mod in _modules():
         kind = mod.__name__.rsplit(".", 1)[-1]
         if (source is None and mod.detect(path)) or source == kind:
-            if policy is not None and "policy" in inspect.signature(mod.discover).parameters:
-                yield from mod.discover(path, policy=policy)
-            else:
-                yield from mod.discover(path)
-            return
+            return mod.open_source(path, policy, site=site or policy.source_site(path))
     raise SourceError(f"{path}: not a PDF, a Slack export or a Confluence export",
                       hint="pass a PDF file, a folder, a Slack export zip/folder or a Confluence export")
+
+
+def discover(path: Path, source: str | None = None, policy: Policy | None = None, *,
+             site: str | None = None) -> Iterator[SourceItem]:
+    """The items of :func:`open_source` (documents only, no permission state)."""
+    yield from open_source(path, source, policy, site=site).items

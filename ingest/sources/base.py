@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Protocol
 
 from governance.contracts import AccessScope, SourceDocument
 from governance.errors import QuarantinedDocument
@@ -156,7 +156,10 @@ class SourceItem:
     author: str | None = None
     modified_at: datetime | None = None
     owner: str | None = None  # principal, when known before parsing
-    origin: str | None = None  # the export / drop folder (pruning a full export compares by origin)
+    origin: str | None = None  # source identity (``slack:<team>``, ``confluence:<site>:<space>``;
+                               # the input path for PDFs): what ``--prune`` compares by
+    as_of: str | None = None   # how new the export is (:func:`as_of_stamp`); older never overrides newer
+    aliases: tuple[str, ...] = ()  # ids this document had under earlier versions of govrag
 
     def __post_init__(self) -> None:
         # Names come from hostile input: keep ids storable and filterable, text encodable.
@@ -165,6 +168,68 @@ class SourceItem:
         self.title = scrub(self.title)
         self.author = scrub(self.author)
         self.parse = _size_checked(self.parse, self)
+
+
+# -- the permission state an export states ---------------------------------------------------
+POLICY_SEP = "|policy:"  # a source scope narrowed by a policy rule: "<source key>|policy:<rule>"
+
+
+def as_of_stamp(content: datetime | None, files: datetime | None = None) -> str | None:
+    """A sortable stamp saying how new an export is: the newest timestamp its content states
+    (messages, edits, user updates, the export's own date), then the time of its files as a
+    tie-breaker. ``None`` when the export states no time at all (it then always applies)."""
+    if content is None:
+        return None
+
+    def iso(t: datetime | None) -> str:
+        if t is None:
+            return "0000-00-00T00:00:00.000000Z"
+        if t.tzinfo is None:
+            t = t.replace(tzinfo=timezone.utc)
+        return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    return f"{iso(content)}/{iso(files)}"
+
+
+def newest(times: Iterable[datetime | None]) -> datetime | None:
+    """The latest of the known times (naive ones are UTC), or None."""
+    known = [t if t.tzinfo else t.replace(tzinfo=timezone.utc) for t in times if t is not None]
+    return max(known) if known else None
+
+
+class ScopeRebase(Protocol):
+    """Rebuilds stored scopes that an export does not restate one by one but whose layers it
+    changes (a Confluence space permission is the first layer of every restricted-page scope
+    of that space, including pages this export does not contain)."""
+
+    prefix: str
+
+    def rebuild(self, stored: AccessScope) -> AccessScope | None:
+        """The scope with this export's layers, or None to leave it as it is."""
+
+
+@dataclass
+class PermissionState:
+    """Every permission fact an export states, documents or not: the scopes of all the
+    conversations / spaces / pages it describes. Applied before its documents are ingested,
+    so a conversation listed with fewer members, and no messages in this export, still loses
+    them on every document ingested earlier (invariant 7)."""
+
+    identity: str  # every scope key it states starts with "<identity>:"
+    as_of: str | None
+    scopes: list[AccessScope] = field(default_factory=list)
+    rebases: list[ScopeRebase] = field(default_factory=list)
+    origins: list[str] = field(default_factory=list)  # source identities of its documents (for --prune)
+
+
+@dataclass
+class SourceExport:
+    """One opened input: its documents and the permission state it states (None for sources
+    that carry no permissions, such as PDF folders and Confluence HTML exports)."""
+
+    path: Path
+    items: list[SourceItem]
+    state: PermissionState | None = None
 
 
 def _size_checked(parse: Callable[[], Parsed], item: SourceItem) -> Callable[[], Parsed]:
@@ -214,9 +279,9 @@ def resolve_scope(policy: Policy, item: SourceItem) -> tuple[AccessScope, str]:
     if found is None:
         return item.scope, "internal"
     _, rule = found
-    scope = AccessScope(key=f"{item.scope.key}|policy:{rule.match.identity() or '*'}",
+    scope = AccessScope(key=f"{item.scope.key}{POLICY_SEP}{rule.match.identity() or '*'}",
                         layers=(*item.scope.layers, *[frozenset(layer) for layer in rule.allow]),
-                        description=f"{item.scope.description} narrowed by policy rule")
+                        deny=item.scope.deny, description=f"{item.scope.description} narrowed by policy rule")
     return scope, rule.classification or "internal"
 
 

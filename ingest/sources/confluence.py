@@ -43,7 +43,7 @@ from governance.errors import AccessDenied, GovragError, QuarantinedDocument, So
 from governance.identity import principal
 from governance.policy import Policy
 from ingest.parse.deadline import ParseTimeout, deadline
-from ingest.sources.base import Parsed, SourceItem, bounded_id
+from ingest.sources.base import Parsed, PermissionState, SourceExport, SourceItem, bounded_id
 from ingest.sources.workspaces import workspace_principals
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,7 @@ class PageInfo:
     ancestors: list[str] = field(default_factory=list)  # root first, parent last
     read: frozenset[str] | None = None                  # own view restriction (None: none)
     restrictions_known: bool = True
+    incomplete: str | None = None  # why its permission data is incomplete (unexpanded, truncated)
     version: str = ""
     modified_at: datetime | None = None
     author: str | None = None      # display name
@@ -252,6 +253,16 @@ def _nobody(key: str, why: str) -> AccessScope:
     return AccessScope(key=bounded_id(key), layers=[[]], description=f"readable by nobody: {why}")
 
 
+def space_key(site: str, space: str) -> str:
+    """The scope of a space's unrestricted pages: one key whether the space is open to all
+    users or not, so opening or closing a space changes the row, not the key."""
+    return bounded_id(f"confluence:{site}:{space}:space")
+
+
+def restricted_prefix(site: str, space: str) -> str:
+    return f"confluence:{site}:{space}:restricted:"
+
+
 class ScopeResolver:
     """Effective view scope of a page: space layer AND every restricted page of its chain."""
 
@@ -259,34 +270,50 @@ class ScopeResolver:
                  source_members: set[str]) -> None:
         self.site, self.spaces, self.pages = site, spaces, pages
         self._policy, self._members = policy, source_members
-        self._workspace: frozenset[str] | None = None
+        self._workspace: dict[str, frozenset[str]] = {}
 
     def workspace(self, space: str) -> frozenset[str]:
-        if self._workspace is None:
-            self._workspace = frozenset(workspace_principals(self._policy, [self.site, space, "confluence"],
-                                                             self._members))
-        return self._workspace
+        """Who holds "all users" of this space's site: the policy's ``workspaces`` entry for
+        the space, else for the site, else ``confluence``, else ``default`` (per space: two
+        open spaces mapped to different groups give different access)."""
+        if space not in self._workspace:
+            names = [f"{self.site}:{space}", space, self.site, "confluence"]
+            self._workspace[space] = frozenset(workspace_principals(self._policy, names, self._members))
+        return self._workspace[space]
+
+    def space_layer(self, key: str) -> tuple[frozenset[str] | None, str | None, str | None]:
+        """(the space's view layer, quarantine reason, message); None when unknown or empty."""
+        space = self.spaces.get(key)
+        if space is None or space.view is None:
+            return None, "permissions_unknown", f"space {key}: the export holds no view permission for it"
+        layer = frozenset(space.view) | (self.workspace(key) if space.open else frozenset())
+        if not layer:
+            return None, "empty_acl", f"space {key}: nobody holds view permission"
+        return layer, None, None
+
+    def space_scope(self, key: str) -> AccessScope:
+        """The scope of the space's unrestricted pages (readable by nobody when unknown)."""
+        layer, _, why = self.space_layer(key)
+        if layer is None:
+            return _nobody(space_key(self.site, key), why or "permissions unknown")
+        open_ = " (open to all users)" if self.spaces[key].open else ""
+        return AccessScope(key=space_key(self.site, key), layers=[layer], description=f"Confluence {self.site} space {key}{open_}")
 
     def scope(self, page: PageInfo) -> tuple[AccessScope, str | None, str | None]:
         """(scope, quarantine reason, message)."""
         site, key = self.site, page.space
-        space = self.spaces.get(key)
         nobody = _nobody(f"confluence:{site}:{key}:page:{page.id}", "permissions unknown")
-        if space is None or space.view is None:
-            return nobody, "permissions_unknown", f"space {key}: the export holds no view permission for it"
-        explicit = frozenset(space.view)
-        if space.open:
-            space_layer = self.workspace(key) | explicit
-            base_key = f"confluence:{site}:workspace" if not explicit else f"confluence:{site}:{key}:space"
-        else:
-            space_layer, base_key = explicit, f"confluence:{site}:{key}:space"
-        if not space_layer:
-            return nobody, "empty_acl", f"space {key}: nobody holds view permission"
+        space_layer, reason, why = self.space_layer(key)
+        if space_layer is None:
+            return nobody, reason, why
         layers, restricted = [space_layer], []
         for pid in [*page.ancestors, page.id]:
             p = self.pages.get(pid)
             if p is None:
                 return nobody, "permissions_unknown", f"ancestor page {pid} is not in the export; its restrictions are unknown"
+            if p.incomplete:
+                return nobody, "permissions_incomplete", (p.incomplete if pid == page.id
+                                                          else f"ancestor page {pid}: {p.incomplete}")
             if not p.restrictions_known:
                 return nobody, "permissions_unknown", f"page {pid} was exported without its read restrictions"
             if p.read:
@@ -294,14 +321,79 @@ class ScopeResolver:
                 restricted.append(pid)
         try:
             if not restricted:
-                desc = f"Confluence {site} space {key}" + (" (open to all users)" if space.open else "")
-                return AccessScope(key=bounded_id(base_key), layers=[space_layer], description=desc), None, None
-            scope = AccessScope(key=bounded_id(f"confluence:{site}:{key}:restricted:{'/'.join(restricted)}"),
+                return self.space_scope(key), None, None
+            scope = AccessScope(key=bounded_id(restricted_prefix(site, key) + "/".join(restricted)),
                                 layers=layers,
                                 description=f"Confluence {site} space {key}, restricted by pages {', '.join(restricted)}")
         except AccessDenied as exc:  # a layer over MAX_PRINCIPALS_PER_LAYER, too many layers
             return nobody, "acl_too_large", f"{exc} (grant a group instead of listing members)"
         return scope, None, None
+
+
+@dataclass
+class RestrictedChainRebase:
+    """Re-bases the stored restricted-page scopes of one space on this export: the space's
+    view layer first, then each restricted page's own restriction where the export holds
+    that page (a page it does not hold keeps the layer last stated for it). So a narrowed
+    space permission reaches pages ingested from earlier exports, too."""
+
+    prefix: str
+    space_layer: frozenset[str]
+    restrictions: dict[str, frozenset[str] | None]  # page id -> its read restriction in this export
+
+    def rebuild(self, stored: AccessScope) -> AccessScope | None:
+        ids = stored.key[len(self.prefix):].split("#", 1)[0].split("/")
+        if len(stored.layers) != len(ids) + 1 or "#" in stored.key:
+            return None  # not a chain this module wrote (or a cut key): leave it
+        layers = [self.space_layer]
+        for pid, old in zip(ids, stored.layers[1:]):
+            if pid in self.restrictions:
+                new = self.restrictions[pid]
+                # A restriction lifted since: the chain's key no longer exists for pages this
+                # export holds; pages it does not hold keep the narrower old layer.
+                layers.append(new if new else old)
+            else:
+                layers.append(old)
+        try:
+            return AccessScope(key=stored.key, layers=layers, description=stored.description)
+        except AccessDenied:
+            return _nobody(stored.key, "acl too large")
+
+
+def permission_state(resolver: ScopeResolver, pages: dict[str, PageInfo], *, as_of: str | None) -> PermissionState:
+    """What the export states for each of its spaces: the space's scope, and the space layer
+    re-based into every stored restricted-page scope of the space."""
+    scopes, rebases = [], []
+    for key in sorted(resolver.spaces):
+        scopes.append(resolver.space_scope(key))
+        layer, _, _ = resolver.space_layer(key)
+        restrictions = {p.id: (p.read if p.restrictions_known and not p.incomplete else frozenset())
+                        for p in pages.values() if p.space == key}
+        # Unknown restrictions keep the stored layer (``frozenset()`` falls back to it); an
+        # unknown or empty space makes every page of it readable by nobody.
+        rebases.append(RestrictedChainRebase(prefix=restricted_prefix(resolver.site, key),
+                                             space_layer=layer if layer is not None else frozenset(),
+                                             restrictions=restrictions))
+    return PermissionState(identity=f"confluence:{resolver.site}", as_of=as_of, scopes=scopes, rebases=rebases,
+                           origins=[f"confluence:{resolver.site}:{key}" for key in sorted(resolver.spaces)])
+
+
+def require_site(site: str | None, display: str) -> str:
+    """The site an export belongs to, or a refusal: two exports that state no site must not
+    share scope keys or document ids."""
+    if site:
+        cleaned = re.sub(r"[^A-Za-z0-9_.:-]", "_", site.strip().lower())[:200]
+        if cleaned.strip("_"):
+            return cleaned
+    raise SourceError(f"{display}: the Confluence export does not say which site it comes from (no base URL)",
+                      hint="name the site: govrag ingest --site acme.atlassian.net, or a policy `sources` rule "
+                           "with site: (see docs/sources.md)")
+
+
+INCOMPLETE_HINT = ("save each page with ?expand=ancestors,restrictions.read.restrictions.user,"
+                   "restrictions.read.restrictions.group (every page of the results, not the first page of "
+                   "them) and space.json with ?expand=permissions; a page with incomplete permission data "
+                   "is never ingested")
 
 
 # -- items ---------------------------------------------------------------------------------------------
@@ -331,8 +423,12 @@ def _page_parse(page: PageInfo) -> Parsed:
 
 
 def page_items(pages: dict[str, PageInfo], resolver: ScopeResolver | None, *, site: str,
-               display: str) -> Iterator[SourceItem]:
-    """SourceItems for pages (scope from the resolver, or None for the policy) and their PDFs."""
+               display: str, as_of: str | None = None) -> Iterator[SourceItem]:
+    """SourceItems for pages (scope from the resolver, or None for the policy) and their PDFs.
+
+    A page's id is its source identity, site + page id (``confluence:<site>:<page id>``):
+    a page that moves to another space or under another parent stays one document, so its
+    old copy and its old access cannot survive the move."""
     from ingest.sources.pdf import _parse as parse_pdf
     from ingest.sources.pdf import fingerprint_file
 
@@ -342,19 +438,23 @@ def page_items(pages: dict[str, PageInfo], resolver: ScopeResolver | None, *, si
         scope, reason, why = resolver.scope(page) if resolver is not None else (None, None, None)
         facts = {"source": "confluence", "space": page.space, "workspace": site,
                  "path": "/".join([*page.breadcrumb, page.title])}
-        doc_id = f"confluence:{page.space}:{page.id}"
+        doc_id = f"confluence:{site}:{page.id}"
+        legacy = f"confluence:{page.space}:{page.id}"  # the id before sites were part of it
+        origin = f"confluence:{site}:{page.space}"
         fingerprint, parse = partial(_page_fingerprint, page), partial(_page_parse, page)
         if page.error or reason:
+            hint = (INCOMPLETE_HINT if reason == "permissions_incomplete"
+                    else "export the space again with its permissions (see docs/sources.md)")
             exc = QuarantinedDocument(f"{display}: page {page.id} ({page.title!r}): {page.error or why}",
                                       reason=page.error_reason if page.error else reason or "error",
-                                      path=str(page.path or display),
-                                      hint="export the space again with its permissions (see docs/sources.md)")
+                                      path=str(page.path or display), hint=hint)
             fingerprint = parse = _raiser(exc)
             if page.error:  # its own restrictions are unreadable too
                 scope = _nobody(f"confluence:{site}:{page.space}:page:{page.id}", "unreadable page")
         yield SourceItem(source="confluence", path=page.path or Path(display), rel_path=page.rel_path or doc_id,
                          document_id=doc_id, fingerprint=fingerprint, parse=parse, facts=facts, scope=scope,
-                         uri=page.uri, title=page.title, author=page.author, modified_at=page.modified_at)
+                         uri=page.uri, title=page.title, author=page.author, modified_at=page.modified_at,
+                         origin=origin, as_of=as_of, aliases=(legacy,))
         for name, file in page.attachments:
             if not name.lower().endswith(".pdf") or not file.is_file() or file.is_symlink():
                 continue
@@ -366,7 +466,8 @@ def page_items(pages: dict[str, PageInfo], resolver: ScopeResolver | None, *, si
                              document_id=f"{doc_id}:attachment:{name}", fingerprint=fp, parse=pp,
                              facts={**facts, "path": facts["path"] + "/" + name, "attachment": name},
                              scope=scope, uri=(page.uri or doc_id) + f"#attachment={name}", title=name,
-                             author=page.author, modified_at=page.modified_at)
+                             author=page.author, modified_at=page.modified_at, origin=origin, as_of=as_of,
+                             aliases=(f"{legacy}:attachment:{name}",))
 
 
 # -- dispatch ------------------------------------------------------------------------------------------
@@ -383,18 +484,9 @@ def detect(path: Path) -> bool:
     return _shape(Path(path)) is not None
 
 
-def _policy() -> Policy:
-    from governance.policy import load_policy
-    from governance.settings import get_settings
-
-    return load_policy(get_settings().policy)
-
-
-def discover(path: Path, policy: Policy | None = None) -> Iterator[SourceItem]:
-    """Pages (and PDF attachments) of a Confluence export of any of the three shapes.
-
-    ``policy`` decides who holds the workspace scope (key ``workspaces``); by default the
-    process policy (``GOVRAG_POLICY``) is read."""
+def open_source(path: Path, policy: Policy, *, site: str | None = None) -> SourceExport:
+    """Pages (and PDF attachments) of a Confluence export of any of the three shapes, and
+    the permission state it states. ``site`` names the site when the export does not."""
     import importlib
 
     path = Path(path)
@@ -402,4 +494,11 @@ def discover(path: Path, policy: Policy | None = None) -> Iterator[SourceItem]:
     if name is None:
         raise SourceError(f"{path}: not a Confluence HTML, XML or REST export",
                           hint="pass the unpacked export folder, the XML export zip, or a REST dump folder")
-    yield from importlib.import_module(name).discover(path, policy if policy is not None else _policy())
+    return importlib.import_module(name).open_source(path, policy, site=site)
+
+
+def discover(path: Path, policy: Policy | None = None, *, site: str | None = None) -> Iterator[SourceItem]:
+    """The pages of :func:`open_source`; by default with the process policy."""
+    from ingest.sources import process_policy
+
+    yield from open_source(path, policy if policy is not None else process_policy(), site=site).items

@@ -16,7 +16,7 @@ page whose ancestor is missing from the dump, and every page of a space saved wi
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlparse
@@ -24,13 +24,15 @@ from urllib.parse import urlparse
 from governance.errors import SourceError
 from governance.policy import Policy
 from ingest.sources.archive import safe_files
-from ingest.sources.base import JsonTooLarge, SourceItem, read_json_file
+from ingest.sources.base import JsonTooLarge, SourceExport, SourceItem, as_of_stamp, newest, read_json_file
 from ingest.sources.confluence import (
     PageInfo,
     ScopeResolver,
     SpaceInfo,
     group_principal,
     page_items,
+    permission_state,
+    require_site,
     user_principal,
 )
 
@@ -75,6 +77,29 @@ def _subjects(block: Any, unresolved: str | None = None) -> set[str]:
     return out
 
 
+def _unexpanded(block: Any, parts: tuple[str, ...], *, required: bool) -> str | None:
+    """Why a ``{user: {results}, group: {results}}`` block is incomplete, or None: a part
+    still under ``_expandable`` (or, with ``required``, simply absent), or a part whose
+    results are cut (``size`` above the results saved, or a ``next`` link)."""
+    if not isinstance(block, dict):
+        return "the restriction block is missing"
+    expandable = block.get("_expandable") if isinstance(block.get("_expandable"), dict) else {}
+    for part in parts:
+        sub = block.get(part)
+        if sub is None:
+            if part in expandable or required:
+                return f"its {part} list was not expanded"
+            continue
+        if not isinstance(sub, dict) or not isinstance(sub.get("results"), list):
+            return f"its {part} list is not a list of results"
+        size = sub.get("size")
+        if isinstance(size, int) and size > len(sub["results"]):
+            return f"its {part} list holds {len(sub['results'])} of {size} results"
+        if isinstance(sub.get("_links"), dict) and sub["_links"].get("next"):
+            return f"its {part} list has more pages (a next link)"
+    return None
+
+
 def parse_space(raw: Any) -> SpaceInfo:
     if not isinstance(raw, dict) or not isinstance(raw.get("key"), str):
         raise ValueError("space.json has no space key")
@@ -91,6 +116,8 @@ def parse_space(raw: Any) -> SpaceInfo:
             continue
         if perm.get("anonymousAccess") or perm.get("unlicensedAccess"):
             space.open = True
+        if "subjects" in perm and _unexpanded(perm["subjects"], ("user", "group"), required=False):
+            return SpaceInfo(key=space.key, name=space.name)  # view unknown: every page fails closed
         view |= _subjects(perm.get("subjects"))
     space.view = view
     return space
@@ -119,6 +146,10 @@ def parse_page(raw: Any, space_key: str, base: str | None) -> PageInfo:
     )
     page.parent = page.ancestors[-1] if page.ancestors else None
     page.owner = rest_user(by) if by.get("email") or by.get("username") or by.get("accountId") else None
+    if not isinstance(raw.get("ancestors"), list):
+        # Without the ancestors the page would look top-level and skip every restricted
+        # parent: its permissions are unknown, not "none".
+        page.incomplete = "saved without its ancestors (expand=ancestors)"
     restrictions = raw.get("restrictions")
     if not isinstance(restrictions, dict) or "read" not in restrictions:
         page.restrictions_known = False
@@ -126,6 +157,8 @@ def parse_page(raw: Any, space_key: str, base: str | None) -> PageInfo:
         read = (restrictions.get("read") or {}).get("restrictions")
         if read is None:
             page.restrictions_known = False
+        elif (why := _unexpanded(read, ("user", "group"), required=True)) is not None:
+            page.incomplete = page.incomplete or f"its read restriction is incomplete: {why}"
         else:
             principals = _subjects(read, unresolved=re.sub(r"[^A-Za-z0-9_.-]", "_", page.id)[:64])
             page.read = frozenset(principals) if principals else None
@@ -135,7 +168,7 @@ def parse_page(raw: Any, space_key: str, base: str | None) -> PageInfo:
     return page
 
 
-def discover(path: Path, policy: Policy) -> Iterator[SourceItem]:
+def open_source(path: Path, policy: Policy, *, site: str | None = None) -> SourceExport:
     path = Path(path)
     try:
         raw_space = _load(path / "space.json")
@@ -144,7 +177,6 @@ def discover(path: Path, policy: Policy) -> Iterator[SourceItem]:
         raise SourceError(f"{path / 'space.json'}: unreadable Confluence space: {exc}",
                           hint="save GET /rest/api/space/{key}?expand=permissions as space.json") from exc
     base = ((raw_space.get("_links") or {}).get("base")) if isinstance(raw_space, dict) else None
-    site = (urlparse(base).hostname if base else None) or "default"
     members: set[str] = set()
     if (path / "users.json").is_file():
         try:
@@ -154,10 +186,15 @@ def discover(path: Path, policy: Policy) -> Iterator[SourceItem]:
         except (ValueError, OSError, UnicodeDecodeError) as exc:
             raise SourceError(f"{path / 'users.json'}: unreadable: {exc}") from exc
     pages: dict[str, PageInfo] = {}
+    page_bases: set[str] = set()
     for f in safe_files(path / "pages", ".json"):
         rel = f.relative_to(path).as_posix()
         try:
-            page = parse_page(_load(f), space.key, base)
+            raw = _load(f)
+            page = parse_page(raw, space.key, base)
+            link_base = (raw.get("_links") or {}).get("base") if isinstance(raw.get("_links"), dict) else None
+            if isinstance(link_base, str):
+                page_bases.add(link_base)
         except (ValueError, OSError, UnicodeDecodeError, TypeError, AttributeError) as exc:
             page = PageInfo(id=f.stem, title=f.stem, space=space.key, body="", error=f"unreadable JSON: {exc}",
                             error_reason="too_large" if isinstance(exc, JsonTooLarge) else "unreadable_page")
@@ -166,8 +203,18 @@ def discover(path: Path, policy: Policy) -> Iterator[SourceItem]:
         if att.is_dir():
             page.attachments = [(a.name, a) for a in safe_files(att, ".pdf")]
         pages[page.id] = page
+    stated = {h for b in ([base] if base else sorted(page_bases)) if (h := urlparse(b).hostname)}
+    site = require_site(site or (next(iter(stated)) if len(stated) == 1 else None), str(path))
     titles = {p.id: p.title for p in pages.values()}
     for p in pages.values():
         p.breadcrumb = [titles.get(a, a) for a in p.ancestors]
     resolver = ScopeResolver(site, {space.key: space}, pages, policy, members)
-    yield from page_items(pages, resolver, site=site, display=str(path))
+    as_of = as_of_stamp(newest(p.modified_at for p in pages.values()),
+                        newest(datetime.fromtimestamp(f.stat().st_mtime, tz=timezone.utc)
+                               for f in (path / "space.json", *(p.path for p in pages.values() if p.path))))
+    items = list(page_items(pages, resolver, site=site, display=str(path), as_of=as_of))
+    return SourceExport(path=path, items=items, state=permission_state(resolver, pages, as_of=as_of))
+
+
+def discover(path: Path, policy: Policy, *, site: str | None = None) -> Iterator[SourceItem]:
+    yield from open_source(path, policy, site=site).items

@@ -21,8 +21,17 @@ from typing import Any, Iterator
 from governance.errors import SourceError
 from governance.policy import Policy
 from ingest.sources.archive import extract_zip, safe_files, zip_names
-from ingest.sources.base import SourceItem
-from ingest.sources.confluence import PageInfo, ScopeResolver, SpaceInfo, group_principal, page_items, user_principal
+from ingest.sources.base import SourceExport, SourceItem, as_of_stamp, newest
+from ingest.sources.confluence import (
+    PageInfo,
+    ScopeResolver,
+    SpaceInfo,
+    group_principal,
+    page_items,
+    permission_state,
+    require_site,
+    user_principal,
+)
 
 MAX_ENTITIES_BYTES = 512 * 1024 * 1024  # entities.xml (read objects are held in memory together)
 MAX_BODY_CHARS = 32 * 1024 * 1024  # one page's storage-format body
@@ -104,7 +113,49 @@ def _when(text: str | None) -> datetime | None:
         return None
 
 
-def _site(root: Path) -> str:
+ANONYMOUS = "anonymous"
+# Properties a SpacePermission carries besides its subject; anything else (or a subject
+# property that is present but empty) makes the grant unreadable.
+_PERMISSION_PROPS = {"type", "space", "creator", "creationDate", "lastModifier", "lastModificationDate",
+                     "hibernateVersion"}
+_SUBJECT_PROPS = {"group", "userSubject", "userName", "allUsersSubject"}
+
+
+def view_grant(sp: dict, users: dict[str, str], by_username: dict[str, str]) -> str | None:
+    """The principal one VIEWSPACE permission grants, ``ANONYMOUS`` for anonymous access, or
+    None for no grant. Anonymous means *no subject property at all* and nothing unknown: an
+    empty group, a user that is not in the export, a property this reader does not know,
+    all grant nothing (an unreadable grant must never become "everybody")."""
+    props = sp["props"]
+    subjects = {k: v for k, v in props.items() if k in _SUBJECT_PROPS}
+    unknown = {k for k, v in props.items() if k not in _SUBJECT_PROPS | _PERMISSION_PROPS and v not in (None, "")}
+    if not subjects:
+        return None if unknown else ANONYMOUS
+    if len(subjects) != 1 or unknown:
+        return None
+    (name, value), = subjects.items()
+    if name == "group":
+        return group_principal(value) if isinstance(value, str) else None
+    if name == "userSubject":
+        return users.get(value[1]) if isinstance(value, tuple) else None
+    if name == "userName":  # Confluence before 5.3 named the user by its username
+        if not isinstance(value, str) or not value.strip():
+            return None
+        return by_username.get(value.strip().lower()) or user_principal(value)
+    return None  # allUsersSubject and anything else: not read, so no grant
+
+
+def _export_datetime(xml_path: Path) -> datetime | None:
+    """The ``datetime`` attribute of ``<hibernate-generic>``: when the export was made."""
+    import re
+
+    with open(xml_path, "rb") as f:
+        head = f.read(4096).decode("utf-8", errors="replace")
+    m = re.search(r"<hibernate-generic[^>]*\bdatetime=\"([^\"]+)\"", head)
+    return _when(m.group(1)) if m else None
+
+
+def _site(root: Path) -> str | None:
     props = root / "exportDescriptor.properties"
     if props.is_file():
         from urllib.parse import urlparse
@@ -114,11 +165,11 @@ def _site(root: Path) -> str:
         for line in text.splitlines():
             k, _, v = line.partition("=")
             if k.strip() == "baseUrl" and v.strip():
-                return urlparse(v.strip().replace("\\:", ":")).hostname or "default"
-    return "default"
+                return urlparse(v.strip().replace("\\:", ":")).hostname
+    return None
 
 
-def discover(path: Path, policy: Policy) -> Iterator[SourceItem]:
+def open_source(path: Path, policy: Policy, *, site: str | None = None) -> SourceExport:
     path = Path(path)
     if path.is_file() and path.suffix.lower() == ".zip":
         root, display = extract_zip(path), str(path)
@@ -135,7 +186,7 @@ def discover(path: Path, policy: Policy) -> Iterator[SourceItem]:
                           hint="export the space in parts (or use the REST dump), or raise MAX_ENTITIES_BYTES "
                                "where the memory allows; nothing from this export was ingested")
     objs = read_objects(xml)
-    site = _site(root)
+    site = require_site(site or _site(root), display)
 
     users: dict[str, str] = {}
     for u in objs["ConfluenceUserImpl"]:
@@ -148,6 +199,11 @@ def discover(path: Path, policy: Policy) -> Iterator[SourceItem]:
         key = _text(s, "key") or s["id"]
         space_key_by_id[s["id"]] = key
         spaces[key] = SpaceInfo(key=key, name=_text(s, "name"), view=None)
+    by_username = {}
+    for u in objs["ConfluenceUserImpl"]:
+        for name in (_text(u, "name"), _text(u, "lowerName")):
+            if name and u["id"] in users:
+                by_username[name.strip().lower()] = users[u["id"]]
     for sp in objs["SpacePermission"]:
         if (_text(sp, "type") or "").strip().upper() != "VIEWSPACE":
             continue
@@ -156,15 +212,11 @@ def discover(path: Path, policy: Policy) -> Iterator[SourceItem]:
             continue
         space = spaces[key]
         space.view = space.view if space.view is not None else set()
-        group, user = _text(sp, "group"), _ref(sp, "userSubject")
-        if group:
-            if (p := group_principal(group)):
-                space.view.add(p)
-        elif user:
-            if user in users:
-                space.view.add(users[user])
-        else:
-            space.open = True  # neither group nor user: anonymous access
+        grant = view_grant(sp, users, by_username)
+        if grant == ANONYMOUS:
+            space.open = True
+        elif grant is not None:
+            space.view.add(grant)
     # View restrictions: set id → page, permission → set
     set_page: dict[str, str] = {}
     for ps in objs["ContentPermissionSet"]:
@@ -243,4 +295,12 @@ def discover(path: Path, policy: Policy) -> Iterator[SourceItem]:
             pages[owner].attachments.append((title, chosen))  # type: ignore[index]
     members = set(users.values())
     resolver = ScopeResolver(site, spaces, pages, policy, members)
-    yield from page_items(pages, resolver, site=site, display=display)
+    files = Path(display) if Path(display).is_file() else xml
+    as_of = as_of_stamp(_export_datetime(xml) or newest(p.modified_at for p in pages.values()),
+                        datetime.fromtimestamp(files.stat().st_mtime, tz=timezone.utc))
+    items = list(page_items(pages, resolver, site=site, display=display, as_of=as_of))
+    return SourceExport(path=path, items=items, state=permission_state(resolver, pages, as_of=as_of))
+
+
+def discover(path: Path, policy: Policy, *, site: str | None = None) -> Iterator[SourceItem]:
+    yield from open_source(path, policy, site=site).items

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Iterator
 
 from governance.errors import SourceError
-from ingest.sources.base import Parsed, SourceItem
+from ingest.sources.base import SourceExport, Parsed, SourceItem
 
 PARSER_VERSION = "pdf-fast-1"
 
@@ -34,7 +34,12 @@ def _parse(path: Path) -> Parsed:
     return Parsed(elements=elements, title=facts.title)
 
 
-def discover(path: Path) -> Iterator[SourceItem]:
+def open_source(path: Path, policy: object = None, *, site: str | None = None) -> SourceExport:
+    """PDFs carry no permissions of their own: documents only, scoped by the policy."""
+    return SourceExport(path=Path(path), items=list(discover(path)))
+
+
+def discover(path: Path, policy: object = None) -> Iterator[SourceItem]:
     """PDF files under ``path`` (or ``path`` itself), with paths relative to the ingest root.
 
     Symlinks are not followed: a drop folder must not be able to point outside itself.

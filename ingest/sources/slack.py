@@ -44,7 +44,15 @@ from governance.errors import AccessDenied, QuarantinedDocument, SourceError
 from governance.identity import principal
 from governance.policy import Policy
 from ingest.sources.archive import extract_zip, zip_names
-from ingest.sources.base import JsonTooLarge, Parsed, SourceItem, bounded_id, read_json_file
+from ingest.sources.base import (
+    JsonTooLarge,
+    Parsed,
+    PermissionState,
+    SourceExport,
+    SourceItem,
+    bounded_id,
+    read_json_file,
+)
 from ingest.sources.workspaces import workspace_principals
 
 log = logging.getLogger(__name__)
@@ -105,9 +113,12 @@ class SlackExport:
     team_names: list[str]
     domain: str | None
     users: dict[str, dict]
-    conversations: dict[str, Conversation]  # by folder name
+    conversations: dict[str, Conversation]  # by folder name (and by id)
     by_id: dict[str, Conversation]
     problems: dict[str, str] = field(default_factory=dict)  # metadata file -> error
+    home_team: str | None = None  # the team id the export's own accounts carry (Slack Connect: others)
+    ambiguous: dict[str, list[str]] = field(default_factory=dict)  # folder name -> conversation ids claiming it
+    as_of: str | None = None
 
     # users
     def user_principal(self, uid: str) -> str | None:
@@ -131,14 +142,30 @@ class SlackExport:
         u = self.users.get(uid) or {}
         return bool(u.get("is_restricted") or u.get("is_ultra_restricted"))
 
+    def is_external(self, uid: str) -> bool:
+        """An account of another team (Slack Connect, shared channels): it may read the
+        conversations it is a member of, never this workspace's "everyone" layer."""
+        u = self.users.get(uid) or {}
+        if u.get("is_stranger"):
+            return True
+        team = u.get("team_id") or (u.get("profile") or {}).get("team")
+        return bool(self.home_team and team and team != self.home_team)
+
     def full_members(self) -> set[str]:
         out = set()
         for uid in self.users:
-            if self.is_reader(uid) and not self.is_guest(uid):
+            if self.is_reader(uid) and not self.is_guest(uid) and not self.is_external(uid):
                 p = self.user_principal(uid)
                 if p:
                     out.add(p)
         return out
+
+    def deactivated(self) -> set[str]:
+        """Principals of deactivated (``deleted: true``) accounts that no active account of
+        this export also holds: denied in every scope of the workspace."""
+        gone = {p for uid, u in self.users.items() if u.get("deleted") and (p := self.user_principal(uid))}
+        active = {p for uid in self.users if self.is_reader(uid) and (p := self.user_principal(uid))}
+        return gone - active
 
     def display_name(self, uid: str, fallback: str | None = None) -> str:
         u = self.users.get(uid)
@@ -168,8 +195,80 @@ def _read_json(path: Path, max_bytes: int | None = None) -> Any:
     return read_json_file(path, max_bytes, "ingest.sources.slack.MAX_DAY_JSON_BYTES")
 
 
-def load_export(root: Path, display: str | None = None) -> SlackExport:
-    """Read the metadata files of an unpacked export."""
+_KIND_RANK = {"public": 0, "private": 1, "mpim": 2, "im": 3}  # stricter kinds win contradictions
+
+
+def _row_kind(kind: str, row: dict) -> str:
+    """The conversation's kind, failing closed when the row contradicts its file: a
+    ``channels.json`` entry marked ``is_private`` (or as a group DM / DM) is not public."""
+    if kind == "public" and (row.get("is_private") or row.get("is_group") or row.get("is_mpim") or row.get("is_im")):
+        return "mpim" if row.get("is_mpim") else "im" if row.get("is_im") else "private"
+    return kind
+
+
+def _epoch(value: Any) -> datetime | None:
+    try:
+        t = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not 0 < t < 253402300799:  # year 9999: nonsense times are ignored, never trusted as "newest"
+        return None
+    return datetime.fromtimestamp(t, tz=timezone.utc)
+
+
+_ZIP_DATE = re.compile(r"([A-Z][a-z]{2})\.? (\d{1,2}),? (\d{4})\s*\.zip$")
+
+
+def _export_times(root: Path, display: str, raw_users: list[dict], rows: list[dict]) -> tuple[datetime | None, datetime | None]:
+    """(newest time the export's content states, newest time of its metadata files)."""
+    from ingest.sources.base import newest
+
+    times: list[datetime | None] = [_epoch(u.get("updated")) for u in raw_users]
+    for row in rows:
+        times.append(_epoch(row.get("created")))
+        for part in ("topic", "purpose"):
+            if isinstance(row.get(part), dict):
+                times.append(_epoch(row[part].get("last_set")))
+    for folder in root.iterdir():
+        if folder.is_dir() and not folder.is_symlink():
+            days = [DAY_FILE.match(f.name) for f in folder.iterdir()]
+            dates = sorted(m.group(1) for m in days if m)
+            if dates:
+                try:
+                    times.append(datetime.strptime(dates[-1], "%Y-%m-%d").replace(tzinfo=timezone.utc))
+                except ValueError:
+                    pass
+    m = _ZIP_DATE.search(display)  # "Acme Slack export Jan 1 2026 - Dec 4 2026.zip"
+    if m:
+        try:
+            times.append(datetime.strptime(" ".join(m.groups()), "%b %d %Y").replace(tzinfo=timezone.utc))
+        except ValueError:
+            pass
+    files = []
+    zip_path = Path(display)
+    if zip_path.is_file() and zip_path.suffix.lower() == ".zip":
+        import zipfile
+
+        with zipfile.ZipFile(zip_path) as zf:
+            for info in zf.infolist():
+                if "/" not in info.filename.strip("/"):
+                    try:
+                        files.append(datetime(*info.date_time, tzinfo=timezone.utc))
+                    except ValueError:
+                        pass
+    else:
+        for name in (*USER_FILES, *META_FILES):
+            f = root / name
+            if f.is_file():
+                files.append(datetime.fromtimestamp(f.stat().st_mtime, tz=timezone.utc))
+    return newest(times), newest(files)
+
+
+def load_export(root: Path, display: str | None = None, site: str | None = None) -> SlackExport:
+    """Read the metadata files of an unpacked export. ``site`` names the team when the
+    export does not (no ``team_info.json``, no ``team_id`` on its users)."""
+    from ingest.sources.base import as_of_stamp
+
     root = Path(root)
     display = display or str(root)
     users_file = next((root / n for n in USER_FILES if (root / n).is_file()), None)
@@ -195,14 +294,19 @@ def load_export(root: Path, display: str | None = None) -> SlackExport:
             team_names = [str(x) for x in (t.get("name"), t.get("domain")) if x]
         except (ValueError, OSError, UnicodeDecodeError, AttributeError):
             log.warning("%s: team_info.json unreadable, ignored", display)
-    if not team:
-        teams = Counter(u.get("team_id") or (u.get("profile") or {}).get("team") for u in raw_users)
-        teams.pop(None, None)
-        team = teams.most_common(1)[0][0] if teams else "default"
-    team = re.sub(r"[^A-Za-z0-9_.-]", "_", str(team))[:64] or "default"
+    teams = Counter(u.get("team_id") or (u.get("profile") or {}).get("team") for u in raw_users)
+    teams.pop(None, None)
+    home_team = str(team) if team else (str(teams.most_common(1)[0][0]) if teams else None)
+    identity = site or home_team
+    if not identity:
+        # Two exports that state no team would share every scope key and document id.
+        raise SourceError(f"{display}: the Slack export states no team id (no team_info.json, no team_id on its users)",
+                          hint="name the workspace: govrag ingest --site TEAM_ID, or a policy `sources` rule with site:")
+    team = re.sub(r"[^A-Za-z0-9_.-]", "_", str(identity))[:64] or "_"
 
     export = SlackExport(root=root, display=display, team=team, team_names=team_names, domain=domain,
-                         users=users, conversations={}, by_id={})
+                         users=users, conversations={}, by_id={}, home_team=home_team)
+    rows_seen: list[dict] = []
     for fname, kind in META_FILES.items():
         f = root / fname
         if not f.is_file():
@@ -219,16 +323,38 @@ def load_export(root: Path, display: str | None = None) -> SlackExport:
             if not isinstance(row, dict) or not isinstance(row.get("id"), str):
                 export.problems[fname] = "a conversation without an id"
                 continue
+            rows_seen.append(row)
             cid = row["id"]
+            row_kind = _row_kind(kind, row)
             members = row.get("members") or []
-            if kind == "im" and not members:
+            if row_kind == "im" and not members:
                 members = [x for x in (row.get("user"),) if x]
-            members = [m for m in members if isinstance(m, str)]
+            members = [m for m in members if isinstance(m, str)] if isinstance(members, list) else []
             name = str(row.get("name") or cid)
-            conv = Conversation(id=cid, name=name, kind=kind, members=members, folder=name if kind != "im" else cid)
+            known = export.by_id.get(cid)
+            if known is not None:
+                # Listed twice (channels.json and groups.json): the stricter kind, and only
+                # the members both lists agree on.
+                if _KIND_RANK[row_kind] > _KIND_RANK[known.kind]:
+                    known.kind = row_kind
+                known.members = [m for m in known.members if m in set(members)]
+                continue
+            conv = Conversation(id=cid, name=name, kind=row_kind, members=members,
+                                folder=name if row_kind != "im" else cid)
             export.by_id[cid] = conv
-            for folder in {conv.folder, cid, name}:
-                export.conversations.setdefault(folder, conv)
+    claims: dict[str, set[str]] = defaultdict(set)
+    for conv in export.by_id.values():
+        claims[conv.folder].add(conv.id)
+        claims[conv.name].add(conv.id)
+    for folder, ids in claims.items():
+        if folder in export.by_id:  # a folder named by a conversation id is that conversation
+            continue
+        if len(ids) > 1:
+            export.ambiguous[folder] = sorted(ids)
+        else:
+            export.conversations[folder] = export.by_id[next(iter(ids))]
+    export.conversations.update(export.by_id)
+    export.as_of = as_of_stamp(*_export_times(root, display, raw_users, rows_seen))
     return export
 
 
@@ -245,6 +371,7 @@ class ScopeBuilder:
         self.export = export
         names = [export.team, *export.team_names]
         self.workspace = frozenset(workspace_principals(policy, names, export.full_members()))
+        self.deny = frozenset(export.deactivated())
         self._cache: dict[str, tuple[AccessScope, str | None]] = {}
 
     def scope(self, conv: Conversation) -> tuple[AccessScope, str | None]:
@@ -260,24 +387,25 @@ class ScopeBuilder:
         return out
 
     def _scope(self, conv: Conversation) -> tuple[AccessScope, str | None]:
+        # One key per conversation, whatever it is now (public, private, with guests or
+        # not): visibility flips, guests leaving and deactivations change the scope's row,
+        # never the key, so every earlier document of the conversation follows at once.
         ex, team = self.export, self.export.team
         key = bounded_id(f"slack:{team}:channel:{conv.id}")
         readers = [m for m in dict.fromkeys(conv.members) if ex.is_reader(m)]
         if conv.kind == "public":
-            guests = {p for m in readers if ex.is_guest(m) and (p := ex.user_principal(m))}
-            if not guests:
-                out = (AccessScope(key=f"slack:{team}:workspace", layers=[self.workspace],
-                                   description=f"Slack workspace {team}: public channels"), None)
-            else:
-                out = (AccessScope(key=key, layers=[self.workspace | guests],
-                                   description=f"Slack {team} public #{conv.name} (workspace + guest members)"), None)
-        else:
-            members = {p for m in readers if (p := ex.user_principal(m))}
-            if not members:
-                out = (_nobody(key, "no active member"), "empty_acl")
-            else:
-                out = (AccessScope(key=key, layers=[members], description=f"Slack {team} {conv.kind} {conv.name}"), None)
-        return out
+            # Guests and accounts of other teams read the public channels they are in.
+            outsiders = {p for m in readers if (ex.is_guest(m) or ex.is_external(m)) and (p := ex.user_principal(m))}
+            layer = self.workspace | outsiders
+            if not layer:
+                return _nobody(key, "nobody holds the workspace"), None
+            return AccessScope(key=key, layers=[layer], deny=self.deny,
+                               description=f"Slack {team} public #{conv.name}"), None
+        members = {p for m in readers if (p := ex.user_principal(m))}
+        if not members:
+            return _nobody(key, "no active member"), "empty_acl"
+        return AccessScope(key=key, layers=[members], deny=self.deny,
+                           description=f"Slack {team} {conv.kind} {conv.name}"), None
 
 
 # -- text --------------------------------------------------------------------------------------
@@ -543,8 +671,8 @@ def _uri(export: SlackExport, conv: Conversation, ts: str, thread_ts: str | None
     return u + (f"&thread_ts={thread_ts}" if thread_ts else "")
 
 
-def iter_items(export: SlackExport, policy: Policy) -> Iterator[SourceItem]:
-    builder = ScopeBuilder(export, policy)
+def iter_items(export: SlackExport, policy: Policy, builder: ScopeBuilder | None = None) -> Iterator[SourceItem]:
+    builder = builder or ScopeBuilder(export, policy)
     root, team = export.root, export.team
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()):
         day_files = sorted(f for f in folder.iterdir()
@@ -553,19 +681,27 @@ def iter_items(export: SlackExport, policy: Policy) -> Iterator[SourceItem]:
             continue
         conv = export.conversations.get(folder.name)
         if conv is None:
-            why = (f"{', '.join(export.problems)} unreadable" if export.problems
-                   else "not listed in channels.json, groups.json, dms.json or mpims.json")
+            claimed = export.ambiguous.get(folder.name)
+            if claimed:
+                why = f"claimed by conversations {', '.join(claimed)}: which one's access applies is unknown"
+                reason, hint = "ambiguous_conversation", ("export again after renaming one of the conversations; "
+                                                          "messages that could belong to either are never ingested")
+            else:
+                why = (f"{', '.join(export.problems)} unreadable" if export.problems
+                       else "not listed in channels.json, groups.json, dms.json or mpims.json")
+                reason, hint = "unknown_conversation", ("export the workspace with its conversation lists; "
+                                                        "unknown conversations are never ingested")
             for f in day_files:
                 rel = f"{folder.name}/{f.name}"
                 exc = QuarantinedDocument(
                     f"{export.display}: conversation folder {folder.name!r} has unknown permissions ({why})",
-                    reason="unknown_conversation", path=str(f),
-                    hint="export the workspace with its conversation lists; unknown conversations are never ingested")
+                    reason=reason, path=str(f), hint=hint)
                 yield SourceItem(source="slack", path=f, rel_path=rel,
                                  document_id=f"slack:{team}:folder:{folder.name}:day:{f.stem}",
                                  fingerprint=_raiser(exc), parse=_raiser(exc),
                                  facts={"source": "slack", "workspace": team, "channel": folder.name, "path": rel},
-                                 scope=_nobody(bounded_id(f"slack:{team}:unknown:{folder.name}"), "unknown conversation"))
+                                 scope=_nobody(bounded_id(f"slack:{team}:unknown:{folder.name}"), "unknown conversation"),
+                                 origin=f"slack:{team}", as_of=export.as_of)
             continue
         scope, refuse = builder.scope(conv)
         facts = {"source": "slack", "workspace": team, "channel": conv.name}
@@ -587,7 +723,8 @@ def iter_items(export: SlackExport, policy: Policy) -> Iterator[SourceItem]:
                          "this day's messages were skipped")
                 yield SourceItem(source="slack", path=f, rel_path=rel,
                                  document_id=f"slack:{team}:{conv.id}:file:{date}", fingerprint=_raiser(q),
-                                 parse=_raiser(q), facts={**facts, "path": rel}, scope=scope)
+                                 parse=_raiser(q), facts={**facts, "path": rel}, scope=scope,
+                                 origin=f"slack:{team}", as_of=export.as_of)
                 continue
             except (ValueError, OSError, UnicodeDecodeError) as exc:
                 rel = f"{folder.name}/{f.name}"
@@ -596,7 +733,8 @@ def iter_items(export: SlackExport, policy: Policy) -> Iterator[SourceItem]:
                                         hint="re-export the workspace; this day's messages were skipped")
                 yield SourceItem(source="slack", path=f, rel_path=rel,
                                  document_id=f"slack:{team}:{conv.id}:file:{date}", fingerprint=_raiser(q),
-                                 parse=_raiser(q), facts={**facts, "path": rel}, scope=scope)
+                                 parse=_raiser(q), facts={**facts, "path": rel}, scope=scope,
+                                 origin=f"slack:{team}", as_of=export.as_of)
                 continue
             days.append((date, clean_messages(rows)))
         for doc in group_documents(conv, days):
@@ -619,29 +757,38 @@ def iter_items(export: SlackExport, policy: Policy) -> Iterator[SourceItem]:
                 fingerprint = parse = _raiser(q)
             yield SourceItem(source="slack", path=folder, rel_path=rel, document_id=doc_id,
                              fingerprint=fingerprint, parse=parse, facts={**facts, "path": rel},
-                             scope=scope, uri=uri, title=None, modified_at=_ts(doc.messages[-1]["ts"]))
+                             scope=scope, uri=uri, title=None, modified_at=_ts(doc.messages[-1]["ts"]),
+                             origin=f"slack:{team}", as_of=export.as_of)
 
 
-def _policy() -> Policy:
-    from governance.policy import load_policy
-    from governance.settings import get_settings
+def permission_state(export: SlackExport, builder: ScopeBuilder) -> PermissionState:
+    """The scope of every conversation the metadata files list, with messages in this export
+    or not: applied to all of its documents, including those of earlier exports."""
+    return PermissionState(identity=f"slack:{export.team}", as_of=export.as_of,
+                           scopes=[builder.scope(conv)[0] for conv in export.by_id.values()],
+                           origins=[f"slack:{export.team}"])
 
-    return load_policy(get_settings().policy)
 
-
-def open_export(path: Path) -> SlackExport:
+def open_export(path: Path, site: str | None = None) -> SlackExport:
     path = Path(path)
     if path.is_file():
         root = extract_zip(path)
-        return load_export(root, display=str(path))
-    return load_export(path)
+        return load_export(root, display=str(path), site=site)
+    return load_export(path, site=site)
 
 
-def discover(path: Path, policy: Policy | None = None) -> Iterator[SourceItem]:
-    """Documents of a Slack export (zip or folder).
+def open_source(path: Path, policy: Policy, *, site: str | None = None) -> SourceExport:
+    """A Slack export (zip or folder): its documents and the permission state its metadata
+    states. ``policy`` decides who holds the workspace layer (key ``workspaces``); ``site``
+    names the team when the export does not."""
+    export = open_export(Path(path), site=site)
+    builder = ScopeBuilder(export, policy)
+    return SourceExport(path=Path(path), items=list(iter_items(export, policy, builder)),
+                        state=permission_state(export, builder))
 
-    ``policy`` decides who holds the workspace scope (key ``workspaces``); by default the
-    process policy (``GOVRAG_POLICY``) is read.
-    """
-    export = open_export(Path(path))
-    yield from iter_items(export, policy if policy is not None else _policy())
+
+def discover(path: Path, policy: Policy | None = None, *, site: str | None = None) -> Iterator[SourceItem]:
+    """Documents of a Slack export (zip or folder); by default with the process policy."""
+    from ingest.sources import process_policy
+
+    yield from open_source(path, policy if policy is not None else process_policy(), site=site).items

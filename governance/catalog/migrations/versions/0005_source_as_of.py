@@ -1,0 +1,34 @@
+"""Source time of permission state: scopes and documents remember how new the export was
+that last set them, so an older export never overrides a newer one (invariant 7).
+
+``source_as_of`` is a sortable stamp (``ingest.sources.base.as_of_stamp``): the newest
+timestamp the export states, then the export's file time as a tie-breaker.
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-12-04 21:10:00
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = '0005'
+down_revision = '0004'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('scopes') as batch:
+        batch.add_column(sa.Column('source_as_of', sa.String(length=64), nullable=True,
+                                   comment='how new the export was that last stated this scope'))
+    with op.batch_alter_table('documents') as batch:
+        batch.add_column(sa.Column('source_as_of', sa.String(length=64), nullable=True,
+                                   comment='how new the export was that last stated this document'))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('documents') as batch:
+        batch.drop_column('source_as_of')
+    with op.batch_alter_table('scopes') as batch:
+        batch.drop_column('source_as_of')
