@@ -472,3 +472,25 @@ def test_confluence_prune_by_space_identity(world: World) -> None:
     summary = world.ingest(_xml(world.tmp / "v2-renamed", [space], at="2026-11-01 12:00:00"), prune=True)
     assert summary.tombstoned == 1
     assert not world.can_read(CAROL, BANDS, "confluence:") and world.can_read(CAROL, PLAN, f"confluence:{SITE}:1")
+
+
+def test_slack_documents_on_the_old_shared_public_key_follow_their_conversation(world: World) -> None:
+    """Catalogs written before per-conversation keys put public channels on one shared
+    ``slack:<team>:workspace`` scope: a later export that makes the channel private moves
+    those documents to the channel's scope, even with no messages for it."""
+    from governance.contracts import AccessScope
+    from ingest.pipeline.run import Ingestor
+
+    world.ingest(slack_export(world.tmp / "v1", [conv("C1", "general", "public", ["U1", "U2", "U3"], GENERAL)], at=0))
+    # Put the document where an earlier govrag would have: the shared workspace scope.
+    legacy_id, _ = world.stores.catalog.upsert_scope(AccessScope(
+        key="slack:T0ACME:workspace", layers=[{"user:alice@corp.example", "user:bob@corp.example", "user:carol@corp.example"}]))
+    ingestor = Ingestor(world.stores, lambda: world.embedder)
+    for doc_id in world.stores.catalog.select_documents():
+        state = world.stores.catalog.document_state(doc_id)
+        ingestor._rewrite_access(doc_id, legacy_id, state.expires_at, state.classification)
+    assert world.can_read(CAROL, GENERAL, "slack:T0ACME:C1:")
+    world.ingest(slack_export(world.tmp / "v2", [conv("C1", "general", "private", ["U1"]),
+                                                 conv("C2", "random", "public", ["U1"], SHARED, at=DAY)], at=DAY))
+    assert not world.can_read(CAROL, GENERAL, "slack:T0ACME:C1:") and world.can_read(ALICE, GENERAL, "slack:T0ACME:C1:")
+    assert set(world.vector_scope_ids().values()).isdisjoint({legacy_id})

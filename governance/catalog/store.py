@@ -277,6 +277,17 @@ class Catalog:
         return [(_scope_from_rows(key, members.get(sid, []), desc, n_layers), as_of)
                 for sid, key, desc, n_layers, as_of in scopes]
 
+    @_read
+    def active_documents_on_scopes(self, keys: Sequence[str], derived_sep: str = "|policy:") -> list[tuple[str, str]]:
+        """(document id, scope key) of active documents whose scope is one of ``keys`` or a
+        narrowed variant of one (``<key><derived_sep>…``)."""
+        if not keys:
+            return []
+        conds = [Scope.key.in_(list(keys)), *[Scope.key.startswith(k + derived_sep, autoescape=True) for k in keys]]
+        with self.session() as s:
+            return [(d, k) for d, k in s.execute(select(Document.id, Scope.key).join(Scope, Scope.id == Document.scope_id)
+                                                 .where(Document.status == "active", or_(*conds)))]
+
     def stamp_scopes(self, keys: Sequence[str], as_of: str | None) -> None:
         """Record that an export stamped ``as_of`` stated these scopes unchanged (so an older
         export applied later cannot override them)."""

@@ -22,7 +22,7 @@ from typing import Callable, Iterable, Sequence
 from governance import audit
 from governance.catalog.store import DocumentState, is_older
 from governance.redaction import redact_many
-from governance.contracts import SourceDocument
+from governance.contracts import AccessScope, SourceDocument
 from governance.observability import metrics
 from governance.errors import (
     CatalogError,
@@ -40,7 +40,15 @@ from ingest.embed.base import Embedder
 from ingest.pipeline.summary import IngestSummary, QuarantineEntry
 from ingest.pipeline.permission_state import AppliedState, apply_permission_state
 from ingest.sources import open_source
-from ingest.sources.base import SourceExport, SourceItem, element_author, make_document, resolve_scope
+from ingest.sources.base import (
+    POLICY_SEP,
+    PermissionState,
+    SourceExport,
+    SourceItem,
+    element_author,
+    make_document,
+    resolve_scope,
+)
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +149,39 @@ class Ingestor:
                                     reason="renamed: the document is now known by its source identity")
         if export.state is None:
             return AppliedState(identity=str(export.path))
-        return apply_permission_state(self.stores.catalog, export.state, actor=actor)
+        applied = apply_permission_state(self.stores.catalog, export.state, actor=actor)
+        if export.state.legacy is not None:
+            applied.legacy_moved = self._move_off_legacy_scopes(export.state)
+        return applied
+
+    def _move_off_legacy_scopes(self, state: PermissionState) -> int:
+        """Documents an earlier govrag put on a scope key no export states any more move to
+        their current key (vector metadata rewritten once, nothing embedded)."""
+        legacy = state.legacy
+        assert legacy is not None
+        catalog, moved = self.stores.catalog, 0
+        stored: dict[str, AccessScope] = {}
+
+        def lookup(key: str) -> AccessScope | None:
+            if key not in stored:
+                stored.update((sc.key, sc) for sc, _ in catalog.scopes_with_prefix(key))
+            return stored.get(key)
+
+        for doc_id, old_key in catalog.active_documents_on_scopes(legacy.keys):
+            base = legacy.key_for(doc_id)
+            target = lookup(base) if base is not None else None
+            if base is None or target is None:
+                continue  # this export did not state the conversation / space
+            _, sep, rule = old_key.partition(POLICY_SEP)
+            if sep and (narrowed := lookup(old_key)) is not None:
+                target = AccessScope(key=base + POLICY_SEP + rule, deny=target.deny, description=narrowed.description,
+                                     layers=(*target.layers, *narrowed.layers[1:]))
+            scope_id, _ = catalog.upsert_scope(target, as_of=state.as_of)
+            doc = catalog.document_state(doc_id)
+            if doc is not None:
+                self._rewrite_access(doc_id, scope_id, doc.expires_at, doc.classification)
+                moved += 1
+        return moved
 
     def prune(self, export: SourceExport) -> int:
         """Tombstone active documents of this export's source identities that it no longer

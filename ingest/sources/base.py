@@ -208,6 +208,17 @@ class ScopeRebase(Protocol):
         """The scope with this export's layers, or None to leave it as it is."""
 
 
+class LegacyScopes(Protocol):
+    """Scope keys earlier govrag versions gave this source's documents (a Slack workspace's
+    one shared public-channel key), and the key each such document has now: applying the
+    state moves them, so no document keeps an access no export states any more."""
+
+    keys: list[str]
+
+    def key_for(self, document_id: str) -> str | None:
+        """The current scope key for a document on a legacy key (None: leave it)."""
+
+
 @dataclass
 class PermissionState:
     """Every permission fact an export states, documents or not: the scopes of all the
@@ -220,6 +231,7 @@ class PermissionState:
     scopes: list[AccessScope] = field(default_factory=list)
     rebases: list[ScopeRebase] = field(default_factory=list)
     origins: list[str] = field(default_factory=list)  # source identities of its documents (for --prune)
+    legacy: LegacyScopes | None = None
 
 
 @dataclass

@@ -360,6 +360,25 @@ class RestrictedChainRebase:
             return _nobody(stored.key, "acl too large")
 
 
+@dataclass
+class SharedOpenSpaceKey:
+    """Before per-space keys, unrestricted pages of every open space of a site shared
+    ``confluence:<site>:workspace`` (and had ids ``confluence:<space>:<page id>``): documents
+    still on it move to their space's key."""
+
+    site: str
+    spaces: set[str]
+    keys: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.keys = [f"confluence:{self.site}:workspace"]
+
+    def key_for(self, document_id: str) -> str | None:
+        parts = document_id.split(":")
+        space = parts[1] if len(parts) >= 3 and parts[0] == "confluence" else None
+        return space_key(self.site, space) if space in self.spaces else None
+
+
 def permission_state(resolver: ScopeResolver, pages: dict[str, PageInfo], *, as_of: str | None) -> PermissionState:
     """What the export states for each of its spaces: the space's scope, and the space layer
     re-based into every stored restricted-page scope of the space."""
@@ -375,7 +394,8 @@ def permission_state(resolver: ScopeResolver, pages: dict[str, PageInfo], *, as_
                                              space_layer=layer if layer is not None else frozenset(),
                                              restrictions=restrictions))
     return PermissionState(identity=f"confluence:{resolver.site}", as_of=as_of, scopes=scopes, rebases=rebases,
-                           origins=[f"confluence:{resolver.site}:{key}" for key in sorted(resolver.spaces)])
+                           origins=[f"confluence:{resolver.site}:{key}" for key in sorted(resolver.spaces)],
+                           legacy=SharedOpenSpaceKey(resolver.site, set(resolver.spaces)))
 
 
 def require_site(site: str | None, display: str) -> str:

@@ -761,12 +761,31 @@ def iter_items(export: SlackExport, policy: Policy, builder: ScopeBuilder | None
                              origin=f"slack:{team}", as_of=export.as_of)
 
 
+@dataclass
+class SharedPublicKey:
+    """Before per-conversation keys, every public channel without guests shared
+    ``slack:<team>:workspace``; documents still on it move to their conversation's key."""
+
+    team: str
+    conversations: set[str]
+    keys: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.keys = [f"slack:{self.team}:workspace"]
+
+    def key_for(self, document_id: str) -> str | None:
+        head = f"slack:{self.team}:"
+        cid = document_id[len(head):].split(":", 1)[0] if document_id.startswith(head) else None
+        return bounded_id(f"slack:{self.team}:channel:{cid}") if cid in self.conversations else None
+
+
 def permission_state(export: SlackExport, builder: ScopeBuilder) -> PermissionState:
     """The scope of every conversation the metadata files list, with messages in this export
     or not: applied to all of its documents, including those of earlier exports."""
     return PermissionState(identity=f"slack:{export.team}", as_of=export.as_of,
                            scopes=[builder.scope(conv)[0] for conv in export.by_id.values()],
-                           origins=[f"slack:{export.team}"])
+                           origins=[f"slack:{export.team}"],
+                           legacy=SharedPublicKey(export.team, set(export.by_id)))
 
 
 def open_export(path: Path, site: str | None = None) -> SlackExport:
