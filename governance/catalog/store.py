@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from sqlalchemy import Engine, case, create_engine, delete, event, func, or_, select, update
+from sqlalchemy import Engine, case, create_engine, delete, event, func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
@@ -244,12 +244,13 @@ class Catalog:
                         row.description = scope.description
                         if as_of is not None:
                             row.source_as_of = as_of
-                    s.add_all(
-                        ScopePrincipal(scope_id=row.id, layer=i, principal=p)
-                        for i, layer in enumerate(scope.layers)
-                        for p in sorted(layer)
-                    )
-                    s.add_all(ScopePrincipal(scope_id=row.id, layer=DENY_LAYER, principal=p) for p in sorted(scope.deny))
+                    # Core executemany, not ORM objects: a workspace-wide layer can hold tens of
+                    # thousands of principals (~10x faster on SQLite).
+                    members = [{"scope_id": row.id, "layer": i, "principal": p}
+                               for i, layer in enumerate(scope.layers) for p in sorted(layer)]
+                    members += [{"scope_id": row.id, "layer": DENY_LAYER, "principal": p} for p in sorted(scope.deny)]
+                    if members:
+                        s.execute(insert(ScopePrincipal), members)
                     s.execute(update(AclGeneration).where(AclGeneration.id == 1)
                               .values(generation=AclGeneration.generation + 1))
                     return row.id, True, existed
@@ -287,6 +288,14 @@ class Catalog:
         with self.session() as s:
             return [(d, k) for d, k in s.execute(select(Document.id, Scope.key).join(Scope, Scope.id == Document.scope_id)
                                                  .where(Document.status == "active", or_(*conds)))]
+
+    @_read
+    def scope_stamps(self, prefix: str) -> dict[str, tuple[str, str | None]]:
+        """``{key: (fingerprint, source_as_of)}`` of the stored scopes under ``prefix``: enough
+        to tell which stated scopes changed without reading their members."""
+        with self.session() as s:
+            return {k: (fp, as_of) for k, fp, as_of in s.execute(
+                select(Scope.key, Scope.fingerprint, Scope.source_as_of).where(Scope.key.startswith(prefix, autoescape=True)))}
 
     def stamp_scopes(self, keys: Sequence[str], as_of: str | None) -> None:
         """Record that an export stamped ``as_of`` stated these scopes unchanged (so an older

@@ -44,22 +44,24 @@ class AppliedState(BaseModel):
 def apply_permission_state(catalog: Catalog, state: PermissionState, *, actor: str | None = None) -> AppliedState:
     """Write ``state`` into the catalog's scope rows (monotone in ``state.as_of``)."""
     result = AppliedState(identity=state.identity, as_of=state.as_of)
-    prefix = _common_prefix(state)
-    stored = {scope.key: (scope, as_of) for scope, as_of in catalog.scopes_with_prefix(prefix)} if prefix else {}
+    # Fingerprints only: a workspace can hold thousands of conversations whose layers hold
+    # thousands of members each; members are read just for the keys that need them.
+    stamps = catalog.scope_stamps(state.identity + ":")
     derived: dict[str, list[str]] = {}
-    for key in stored:
+    for key in stamps:
         base, sep, _ = key.partition(POLICY_SEP)
         if sep:
             derived.setdefault(base, []).append(key)
     unchanged: list[str] = []
 
     def state_one(scope: AccessScope) -> None:
-        for s in (scope, *_narrowed(scope, [stored[k][0] for k in derived.get(scope.key, ())])):
+        narrowed = [sc for sc, _ in catalog.scopes_with_prefix(scope.key + POLICY_SEP)] if scope.key in derived else []
+        for s in (scope, *_narrowed(scope, narrowed)):
             result.scopes_stated += 1
-            old = stored.get(s.key)
+            old = stamps.get(s.key)
             if old is not None and is_older(state.as_of, old[1]):
                 result.scopes_stale += 1
-            elif old is not None and old[0].fingerprint() == s.fingerprint():
+            elif old is not None and old[0] == s.fingerprint():
                 unchanged.append(s.key)
             else:
                 _, changed = catalog.upsert_scope(s, actor=actor, as_of=state.as_of)
@@ -69,9 +71,9 @@ def apply_permission_state(catalog: Catalog, state: PermissionState, *, actor: s
     for scope in state.scopes:
         state_one(scope)
     for rebase in state.rebases:
-        for key, (scope, _) in stored.items():
-            if key.startswith(rebase.prefix) and POLICY_SEP not in key:
-                rebuilt = rebase.rebuild(scope)
+        for stored, _ in catalog.scopes_with_prefix(rebase.prefix):
+            if POLICY_SEP not in stored.key:
+                rebuilt = rebase.rebuild(stored)
                 if rebuilt is not None:
                     state_one(rebuilt)
     catalog.stamp_scopes(unchanged, state.as_of)
@@ -85,9 +87,3 @@ def _narrowed(base: AccessScope, stored: list[AccessScope]) -> list[AccessScope]
     n = len(base.layers)
     return [AccessScope(key=d.key, layers=(*base.layers, *d.layers[n:]), deny=base.deny, description=d.description)
             for d in stored if len(d.layers) > n]
-
-
-def _common_prefix(state: PermissionState) -> str:
-    """Every key a state touches starts with its identity (``slack:<team>:``,
-    ``confluence:<site>:``): one catalog read loads them all."""
-    return state.identity + ":"
