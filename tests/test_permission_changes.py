@@ -494,3 +494,16 @@ def test_slack_documents_on_the_old_shared_public_key_follow_their_conversation(
                                                  conv("C2", "random", "public", ["U1"], SHARED, at=DAY)], at=DAY))
     assert not world.can_read(CAROL, GENERAL, "slack:T0ACME:C1:") and world.can_read(ALICE, GENERAL, "slack:T0ACME:C1:")
     assert set(world.vector_scope_ids().values()).isdisjoint({legacy_id})
+
+
+def test_confluence_restriction_added_to_a_parent_reaches_children_not_in_the_later_dump(world: World) -> None:
+    """A REST dump of only the parent page, now restricted: its child, ingested from an
+    earlier dump, takes the restriction too (its ancestry is recorded)."""
+    space = CSpace("ENG", "Eng", view_groups=["all-staff"])
+    space.pages = [CPage("1", "Plans", storage_body("plans overview")), CPage("2", "Bands", storage_body(BANDS), parent="1")]
+    world.ingest(_rest(world.tmp / "v1", space, when="2026-10-01T12:00:00.000Z"))
+    assert world.can_read(CAROL, BANDS, f"confluence:{SITE}:2")
+    later = CSpace("ENG", "Eng", view_groups=["all-staff"])
+    later.pages = [CPage("1", "Plans", storage_body("plans overview"), read_users=["alice"])]
+    world.acl_sync(_rest(world.tmp / "v2", later, when="2026-11-01T12:00:00.000Z"))
+    assert not world.can_read(CAROL, BANDS, "confluence:") and world.can_read(ALICE, BANDS, f"confluence:{SITE}:2")

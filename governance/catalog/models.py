@@ -88,6 +88,7 @@ class Document(Base):
     status_reason: Mapped[str | None] = mapped_column(Text, comment="why tombstoned or purged")
     origin: Mapped[str | None] = mapped_column(String(1024), index=True, comment="the export / drop folder it came from")
     source_as_of: Mapped[str | None] = mapped_column(String(64), comment="how new the export was that last stated this document")
+    ancestry: Mapped[str | None] = mapped_column(Text, comment="ids of the pages above it at the source, root first (Confluence)")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 

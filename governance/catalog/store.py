@@ -87,6 +87,7 @@ class DocumentState:
     pending: dict[str, int]  # content hash -> version number of unpublished versions
     source_as_of: str | None = None  # how new the export was that last stated this document
     origin: str | None = None
+    ancestry: str | None = None
 
 
 @dataclass(frozen=True)
@@ -385,6 +386,7 @@ class Catalog:
             current_created_at=current[4] if current else None,
             scope_id=doc.scope_id, expires_at=doc.expires_at,
             classification=doc.classification, pending=pending, source_as_of=doc.source_as_of, origin=doc.origin,
+            ancestry=doc.ancestry,
         )
 
     def stage_version(
@@ -581,7 +583,8 @@ class Catalog:
 
     # -- lifecycle: origins, contributors, tombstones, purge ------------------------------
     def set_document_extras(self, document_id: str, *, origin: str | None, contributors: Iterable[str],
-                            version: int, blocks: list[dict[str, Any]] | None, source_as_of: str | None = None) -> None:
+                            version: int, blocks: list[dict[str, Any]] | None, source_as_of: str | None = None,
+                            ancestry: Sequence[str] | None = None) -> None:
         """Record where a document came from, who contributed to it, and its authored blocks."""
         with self.session() as s:
             doc = s.get(Document, document_id)
@@ -590,22 +593,43 @@ class Catalog:
             doc.origin = origin
             if source_as_of is not None:
                 doc.source_as_of = source_as_of
+            if ancestry is not None:
+                doc.ancestry = "/".join(ancestry)
             s.execute(delete(DocumentContributor).where(DocumentContributor.document_id == document_id))
             s.add_all(DocumentContributor(document_id=document_id, principal=p) for p in sorted(set(contributors)))
             s.execute(update(Version).where(Version.document_id == document_id, Version.version == version)
                       .values(blocks=blocks))
 
-    def note_source(self, document_id: str, *, origin: str | None, source_as_of: str | None) -> None:
+    def note_source(self, document_id: str, *, origin: str | None, source_as_of: str | None,
+                    ancestry: Sequence[str] | None = None) -> None:
         """An unchanged document seen again: remember the export that stated it last (its
-        source identity for ``--prune``, and how new that export was)."""
+        source identity for ``--prune``, how new that export was, the pages above it)."""
         with self.session() as s:
             doc = s.get(Document, document_id)
             if doc is None:
                 return
+            if ancestry is not None:
+                doc.ancestry = "/".join(ancestry)
             if origin is not None and doc.origin != origin:
                 doc.origin = origin
             if source_as_of is not None and not is_older(source_as_of, doc.source_as_of):
                 doc.source_as_of = source_as_of
+
+    @_read
+    def documents_below(self, id_prefix: str, page_ids: Iterable[str]) -> list[tuple[str, list[str], str]]:
+        """(document id, ancestry, scope key) of active documents under ``id_prefix`` whose
+        recorded ancestry holds one of ``page_ids``."""
+        wanted = set(page_ids)
+        with self.session() as s:
+            rows = s.execute(select(Document.id, Document.ancestry, Scope.key).join(Scope, Scope.id == Document.scope_id)
+                             .where(Document.status == "active", Document.ancestry.is_not(None),
+                                    Document.id.startswith(id_prefix, autoescape=True))).all()
+        out = []
+        for doc_id, ancestry, key in rows:
+            chain = [a for a in ancestry.split("/") if a]
+            if wanted.intersection(chain):
+                out.append((doc_id, chain, key))
+        return out
 
     @_read
     def active_ids_by_origin(self, origin: str, *, not_newer_than: str | None = None) -> list[str]:

@@ -38,7 +38,7 @@ class AppliedState(BaseModel):
     scopes_changed: int = 0
     changed_scope_keys: list[str] = Field(default_factory=list)
     scopes_stale: int = 0  # stated, but a newer export already spoke for them
-    legacy_moved: int = 0  # documents moved off a scope key earlier govrag versions used
+    documents_moved: int = 0  # documents it does not hold that it moved to another scope
 
 
 def apply_permission_state(catalog: Catalog, state: PermissionState, *, actor: str | None = None) -> AppliedState:

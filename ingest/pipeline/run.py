@@ -150,16 +150,16 @@ class Ingestor:
         if export.state is None:
             return AppliedState(identity=str(export.path))
         applied = apply_permission_state(self.stores.catalog, export.state, actor=actor)
-        if export.state.legacy is not None:
-            applied.legacy_moved = self._move_off_legacy_scopes(export.state)
+        applied.documents_moved = self._move_documents(export)
         return applied
 
-    def _move_off_legacy_scopes(self, state: PermissionState) -> int:
-        """Documents an earlier govrag put on a scope key no export states any more move to
-        their current key (vector metadata rewritten once, nothing embedded)."""
-        legacy = state.legacy
-        assert legacy is not None
-        catalog, moved = self.stores.catalog, 0
+    def _move_documents(self, export: SourceExport) -> int:
+        """Documents this export does not hold whose scope it changes: those an earlier
+        govrag put on a key no export states any more (``state.legacy``), and pages below
+        pages it holds (``state.descendants``). Each gets its current scope, its vectors'
+        metadata rewritten once (nothing embedded)."""
+        state, catalog = export.state, self.stores.catalog
+        assert state is not None
         stored: dict[str, AccessScope] = {}
 
         def lookup(key: str) -> AccessScope | None:
@@ -167,21 +167,34 @@ class Ingestor:
                 stored.update((sc.key, sc) for sc, _ in catalog.scopes_with_prefix(key))
             return stored.get(key)
 
-        for doc_id, old_key in catalog.active_documents_on_scopes(legacy.keys):
-            base = legacy.key_for(doc_id)
-            target = lookup(base) if base is not None else None
-            if base is None or target is None:
-                continue  # this export did not state the conversation / space
-            _, sep, rule = old_key.partition(POLICY_SEP)
-            if sep and (narrowed := lookup(old_key)) is not None:
-                target = AccessScope(key=base + POLICY_SEP + rule, deny=target.deny, description=narrowed.description,
-                                     layers=(*target.layers, *narrowed.layers[1:]))
+        moves: list[tuple[str, str, AccessScope]] = []  # (document, its scope key, its new source scope)
+        if state.legacy is not None:
+            for doc_id, old_key in catalog.active_documents_on_scopes(state.legacy.keys):
+                base = state.legacy.key_for(doc_id)
+                target = lookup(base) if base is not None else None
+                if target is not None:  # else this export did not state the conversation / space
+                    moves.append((doc_id, old_key, target))
+        if state.descendants is not None:
+            held = {item.document_id for item in export.items}
+            below = catalog.documents_below(state.descendants.id_prefix, state.descendants.page_ids)
+            for doc_id, ancestry, old_key in below:
+                current = lookup(old_key.partition(POLICY_SEP)[0])
+                if doc_id in held or current is None:
+                    continue
+                target = state.descendants.rescope(doc_id, ancestry, current)
+                if target is not None and target.key != current.key:
+                    moves.append((doc_id, old_key, target))
+        for doc_id, old_key, target in moves:
+            old_base, sep, rule = old_key.partition(POLICY_SEP)
+            if sep and (narrowed := lookup(old_key)) is not None:  # keep the policy rule's layers after the source's
+                n = len(base.layers) if (base := lookup(old_base)) is not None else 1
+                target = AccessScope(key=target.key + POLICY_SEP + rule, deny=target.deny, description=narrowed.description,
+                                     layers=(*target.layers, *narrowed.layers[n:]))
             scope_id, _ = catalog.upsert_scope(target, as_of=state.as_of)
             doc = catalog.document_state(doc_id)
-            if doc is not None:
+            if doc is not None and doc.scope_id != scope_id:
                 self._rewrite_access(doc_id, scope_id, doc.expires_at, doc.classification)
-                moved += 1
-        return moved
+        return len(moves)
 
     def prune(self, export: SourceExport) -> int:
         """Tombstone active documents of this export's source identities that it no longer
@@ -444,8 +457,10 @@ class Ingestor:
         if (state.scope_id, state.expires_at, state.classification) != (scope_id, expires_at, classification):
             self._rewrite_access(item.document_id, scope_id, expires_at, classification)
             summary.access_updated += 1
-        if (item.origin, item.as_of) != (state.origin, state.source_as_of):
-            self.stores.catalog.note_source(item.document_id, origin=item.origin, source_as_of=item.as_of)
+        ancestry = "/".join(item.ancestry) if item.ancestry is not None else state.ancestry
+        if (item.origin, item.as_of, ancestry) != (state.origin, state.source_as_of, state.ancestry):
+            self.stores.catalog.note_source(item.document_id, origin=item.origin, source_as_of=item.as_of,
+                                            ancestry=item.ancestry)
         summary.unchanged += 1
 
     def _write(self, prepared: list[_Prepared], summary: IngestSummary, progress: ProgressFn) -> None:
@@ -475,7 +490,7 @@ class Ingestor:
             stale = self.stores.catalog.publish_version(p.doc, p.version, scope_id=p.scope_id, expires_at=p.expires_at)
             self.stores.catalog.set_document_extras(p.doc.document_id, origin=p.item.origin, version=p.version,
                                                     contributors=p.contributors, blocks=p.blocks,
-                                                    source_as_of=p.item.as_of)
+                                                    source_as_of=p.item.as_of, ancestry=p.item.ancestry)
             if stale:
                 summary.vectors_deleted += self.stores.index.delete_ids(stale)
                 self.stores.catalog.forget_chunks(stale)

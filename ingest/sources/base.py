@@ -160,6 +160,7 @@ class SourceItem:
                                # the input path for PDFs): what ``--prune`` compares by
     as_of: str | None = None   # how new the export is (:func:`as_of_stamp`); older never overrides newer
     aliases: tuple[str, ...] = ()  # ids this document had under earlier versions of govrag
+    ancestry: tuple[str, ...] | None = None  # ids of the pages above it at the source, root first
 
     def __post_init__(self) -> None:
         # Names come from hostile input: keep ids storable and filterable, text encodable.
@@ -219,6 +220,18 @@ class LegacyScopes(Protocol):
         """The current scope key for a document on a legacy key (None: leave it)."""
 
 
+class DescendantScopes(Protocol):
+    """Documents the export does not hold but whose permission depends on pages it does (a
+    page below a parent that gained a restriction, in a REST dump of a few pages)."""
+
+    id_prefix: str
+    page_ids: set[str]
+
+    def rescope(self, document_id: str, ancestry: list[str], current: AccessScope) -> AccessScope | None:
+        """The scope the document has now, given its recorded ancestry and its current
+        (source) scope; None to leave it."""
+
+
 @dataclass
 class PermissionState:
     """Every permission fact an export states, documents or not: the scopes of all the
@@ -232,6 +245,7 @@ class PermissionState:
     rebases: list[ScopeRebase] = field(default_factory=list)
     origins: list[str] = field(default_factory=list)  # source identities of its documents (for --prune)
     legacy: LegacyScopes | None = None
+    descendants: DescendantScopes | None = None
 
 
 @dataclass

@@ -379,6 +379,60 @@ class SharedOpenSpaceKey:
         return space_key(self.site, space) if space in self.spaces else None
 
 
+_UNKNOWN = frozenset({"user:unresolved:unknown-restriction"})  # marker: restriction not readable
+
+
+@dataclass
+class ChainRescope:
+    """Pages of stored documents below pages this export holds: their scope is rebuilt from
+    their recorded ancestry, the export's restrictions for the pages it holds, and the
+    restrictions last stated for the others (taken from the document's current scope)."""
+
+    site: str
+    restrictions: dict[str, frozenset[str] | None]  # page id -> read restriction (None: none)
+    space_layers: dict[str, frozenset[str] | None]   # stated spaces -> view layer (None: unknown)
+    id_prefix: str = ""
+    page_ids: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.id_prefix = f"confluence:{self.site}:"
+        self.page_ids = set(self.restrictions)
+
+    def rescope(self, document_id: str, ancestry: list[str], current: AccessScope) -> AccessScope | None:
+        self_id = document_id[len(self.id_prefix):].split(":", 1)[0]
+        head = f"confluence:{self.site}:"
+        if not current.key.startswith(head) or "#" in current.key:
+            return None
+        space, _, kind = current.key[len(head):].partition(":")
+        if kind == "space":
+            old: dict[str, frozenset[str]] = {}
+        elif kind.startswith("restricted:"):
+            ids = kind[len("restricted:"):].split("/")
+            if len(current.layers) != len(ids) + 1:
+                return None
+            old = dict(zip(ids, current.layers[1:]))
+        else:
+            return None  # a nobody scope: stays nobody
+        space_layer = self.space_layers.get(space, current.layers[0])
+        nobody = _nobody(f"confluence:{self.site}:{space}:page:{self_id}", "permissions unknown")
+        if not space_layer:
+            return nobody
+        layers, restricted = [space_layer], []
+        for pid in [*ancestry, self_id]:
+            read = self.restrictions[pid] if pid in self.restrictions else old.get(pid)
+            if read is _UNKNOWN:
+                return nobody
+            if read:
+                layers.append(read)
+                restricted.append(pid)
+        key = space_key(self.site, space) if not restricted else bounded_id(restricted_prefix(self.site, space)
+                                                                             + "/".join(restricted))
+        try:
+            return AccessScope(key=key, layers=layers, description=current.description)
+        except AccessDenied:
+            return nobody
+
+
 def permission_state(resolver: ScopeResolver, pages: dict[str, PageInfo], *, as_of: str | None) -> PermissionState:
     """What the export states for each of its spaces: the space's scope, and the space layer
     re-based into every stored restricted-page scope of the space."""
@@ -395,7 +449,11 @@ def permission_state(resolver: ScopeResolver, pages: dict[str, PageInfo], *, as_
                                              restrictions=restrictions))
     return PermissionState(identity=f"confluence:{resolver.site}", as_of=as_of, scopes=scopes, rebases=rebases,
                            origins=[f"confluence:{resolver.site}:{key}" for key in sorted(resolver.spaces)],
-                           legacy=SharedOpenSpaceKey(resolver.site, set(resolver.spaces)))
+                           legacy=SharedOpenSpaceKey(resolver.site, set(resolver.spaces)),
+                           descendants=ChainRescope(resolver.site, {
+                               p.id: (p.read if p.restrictions_known and not p.incomplete and not p.error else _UNKNOWN)
+                               for p in pages.values()},
+                               {key: resolver.space_layer(key)[0] for key in resolver.spaces}))
 
 
 def require_site(site: str | None, display: str) -> str:
@@ -474,7 +532,7 @@ def page_items(pages: dict[str, PageInfo], resolver: ScopeResolver | None, *, si
         yield SourceItem(source="confluence", path=page.path or Path(display), rel_path=page.rel_path or doc_id,
                          document_id=doc_id, fingerprint=fingerprint, parse=parse, facts=facts, scope=scope,
                          uri=page.uri, title=page.title, author=page.author, modified_at=page.modified_at,
-                         origin=origin, as_of=as_of, aliases=(legacy,))
+                         origin=origin, as_of=as_of, aliases=(legacy,), ancestry=tuple(page.ancestors))
         for name, file in page.attachments:
             if not name.lower().endswith(".pdf") or not file.is_file() or file.is_symlink():
                 continue
@@ -487,7 +545,7 @@ def page_items(pages: dict[str, PageInfo], resolver: ScopeResolver | None, *, si
                              facts={**facts, "path": facts["path"] + "/" + name, "attachment": name},
                              scope=scope, uri=(page.uri or doc_id) + f"#attachment={name}", title=name,
                              author=page.author, modified_at=page.modified_at, origin=origin, as_of=as_of,
-                             aliases=(f"{legacy}:attachment:{name}",))
+                             aliases=(f"{legacy}:attachment:{name}",), ancestry=tuple(page.ancestors))
 
 
 # -- dispatch ------------------------------------------------------------------------------------------
