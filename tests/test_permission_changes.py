@@ -507,3 +507,14 @@ def test_confluence_restriction_added_to_a_parent_reaches_children_not_in_the_la
     later.pages = [CPage("1", "Plans", storage_body("plans overview"), read_users=["alice"])]
     world.acl_sync(_rest(world.tmp / "v2", later, when="2026-11-01T12:00:00.000Z"))
     assert not world.can_read(CAROL, BANDS, "confluence:") and world.can_read(ALICE, BANDS, f"confluence:{SITE}:2")
+
+
+def test_slack_deactivated_user_is_denied_in_conversations_the_later_export_omits(world: World) -> None:
+    set_policy(world, POLICY.replace("default: source-members", "T0ACME: [\"group:all-staff\"]\n  default: source-members"))
+    world.ingest(slack_export(world.tmp / "v1", [conv("C5", "old-projects", "public", ["U1", "U2"], SHARED)], at=0))
+    assert world.can_read(BOB, SHARED, "slack:T0ACME:C5:")
+    users = people()
+    users[1].deleted = True
+    world.ingest(slack_export(world.tmp / "v2", [conv("C1", "general", "public", ["U1"], GENERAL, at=DAY)], at=DAY,
+                              users=users))
+    assert not world.can_read(BOB, SHARED, "slack:T0ACME:C5:") and world.can_read(CAROL, SHARED, "slack:T0ACME:C5:")

@@ -291,6 +291,23 @@ class Catalog:
                                                  .where(Document.status == "active", or_(*conds)))]
 
     @_read
+    def scopes_by_keys(self, keys: Sequence[str]) -> list[AccessScope]:
+        """The stored scopes with these keys, with their layers and deny lists."""
+        keys = list(keys)
+        out: list[AccessScope] = []
+        with self.session() as s:
+            for i in range(0, len(keys), PARAM_BATCH):
+                part = keys[i : i + PARAM_BATCH]
+                rows = s.execute(select(Scope.id, Scope.key, Scope.description, Scope.n_layers)
+                                 .where(Scope.key.in_(part))).all()
+                members: dict[int, list[tuple[int, str]]] = {}
+                for sid, layer, p in s.execute(select(ScopePrincipal.scope_id, ScopePrincipal.layer, ScopePrincipal.principal)
+                                               .where(ScopePrincipal.scope_id.in_([r[0] for r in rows]))):
+                    members.setdefault(sid, []).append((layer, p))
+                out += [_scope_from_rows(key, members.get(sid, []), desc, n) for sid, key, desc, n in rows]
+        return out
+
+    @_read
     def scope_stamps(self, prefix: str) -> dict[str, tuple[str, str | None]]:
         """``{key: (fingerprint, source_as_of)}`` of the stored scopes under ``prefix``: enough
         to tell which stated scopes changed without reading their members."""

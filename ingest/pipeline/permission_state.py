@@ -71,11 +71,11 @@ def apply_permission_state(catalog: Catalog, state: PermissionState, *, actor: s
     for scope in state.scopes:
         state_one(scope)
     for rebase in state.rebases:
-        for stored, _ in catalog.scopes_with_prefix(rebase.prefix):
-            if POLICY_SEP not in stored.key:
-                rebuilt = rebase.rebuild(stored)
-                if rebuilt is not None:
-                    state_one(rebuilt)
+        keys = [k for k in catalog.scope_stamps(rebase.prefix) if POLICY_SEP not in k and rebase.wants(k)]
+        for stored in catalog.scopes_by_keys(keys):
+            rebuilt = rebase.rebuild(stored)
+            if rebuilt is not None:
+                state_one(rebuilt)
     catalog.stamp_scopes(unchanged, state.as_of)
     result.scopes_changed = len(result.changed_scope_keys)
     return result

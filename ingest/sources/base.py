@@ -205,6 +205,10 @@ class ScopeRebase(Protocol):
 
     prefix: str
 
+    def wants(self, key: str) -> bool:
+        """Whether a stored key under ``prefix`` is one this rebase rebuilds (checked before
+        its members are read)."""
+
     def rebuild(self, stored: AccessScope) -> AccessScope | None:
         """The scope with this export's layers, or None to leave it as it is."""
 

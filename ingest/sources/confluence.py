@@ -341,6 +341,9 @@ class RestrictedChainRebase:
     space_layer: frozenset[str]
     restrictions: dict[str, frozenset[str] | None]  # page id -> its read restriction in this export
 
+    def wants(self, key: str) -> bool:
+        return True
+
     def rebuild(self, stored: AccessScope) -> AccessScope | None:
         ids = stored.key[len(self.prefix):].split("#", 1)[0].split("/")
         if len(stored.layers) != len(ids) + 1 or "#" in stored.key:

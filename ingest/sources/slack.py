@@ -45,6 +45,7 @@ from governance.identity import principal
 from governance.policy import Policy
 from ingest.sources.archive import extract_zip, zip_names
 from ingest.sources.base import (
+    POLICY_SEP,
     JsonTooLarge,
     Parsed,
     PermissionState,
@@ -779,11 +780,31 @@ class SharedPublicKey:
         return bounded_id(f"slack:{self.team}:channel:{cid}") if cid in self.conversations else None
 
 
+@dataclass
+class WorkspaceDeny:
+    """Conversations this export does not list (deleted since, or left out) keep their
+    members, but deactivated accounts are denied in them too: a deactivated user loses
+    everything of the workspace."""
+
+    prefix: str
+    stated: set[str]
+    deny: frozenset[str]
+
+    def wants(self, key: str) -> bool:
+        return key not in self.stated and POLICY_SEP not in key
+
+    def rebuild(self, stored: AccessScope) -> AccessScope | None:
+        if stored.deny == self.deny:
+            return None
+        return AccessScope(key=stored.key, layers=stored.layers, deny=self.deny, description=stored.description)
+
+
 def permission_state(export: SlackExport, builder: ScopeBuilder) -> PermissionState:
     """The scope of every conversation the metadata files list, with messages in this export
     or not: applied to all of its documents, including those of earlier exports."""
-    return PermissionState(identity=f"slack:{export.team}", as_of=export.as_of,
-                           scopes=[builder.scope(conv)[0] for conv in export.by_id.values()],
+    scopes = [builder.scope(conv)[0] for conv in export.by_id.values()]
+    return PermissionState(identity=f"slack:{export.team}", as_of=export.as_of, scopes=scopes,
+                           rebases=[WorkspaceDeny(f"slack:{export.team}:", {s.key for s in scopes}, builder.deny)],
                            origins=[f"slack:{export.team}"],
                            legacy=SharedPublicKey(export.team, set(export.by_id)))
 
