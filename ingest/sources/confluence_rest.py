@@ -204,7 +204,8 @@ def open_source(path: Path, policy: Policy, *, site: str | None = None) -> Sourc
             page.attachments = [(a.name, a) for a in safe_files(att, ".pdf")]
         pages[page.id] = page
     stated = {h for b in ([base] if base else sorted(page_bases)) if (h := urlparse(b).hostname)}
-    site = require_site(site or (next(iter(stated)) if len(stated) == 1 else None), str(path))
+    # What the dump states wins; ``site`` only names dumps that state none (or several).
+    site = require_site((next(iter(stated)) if len(stated) == 1 else None) or site, str(path))
     titles = {p.id: p.title for p in pages.values()}
     for p in pages.values():
         p.breadcrumb = [titles.get(a, a) for a in p.ancestors]

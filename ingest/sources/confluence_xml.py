@@ -186,7 +186,7 @@ def open_source(path: Path, policy: Policy, *, site: str | None = None) -> Sourc
                           hint="export the space in parts (or use the REST dump), or raise MAX_ENTITIES_BYTES "
                                "where the memory allows; nothing from this export was ingested")
     objs = read_objects(xml)
-    site = require_site(site or _site(root), display)
+    site = require_site(_site(root) or site, display)  # what the export states wins
 
     users: dict[str, str] = {}
     for u in objs["ConfluenceUserImpl"]:

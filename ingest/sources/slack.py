@@ -298,7 +298,7 @@ def load_export(root: Path, display: str | None = None, site: str | None = None)
     teams = Counter(u.get("team_id") or (u.get("profile") or {}).get("team") for u in raw_users)
     teams.pop(None, None)
     home_team = str(team) if team else (str(teams.most_common(1)[0][0]) if teams else None)
-    identity = site or home_team
+    identity = home_team or site  # what the export states wins; ``site`` only names exports that do not
     if not identity:
         # Two exports that state no team would share every scope key and document id.
         raise SourceError(f"{display}: the Slack export states no team id (no team_info.json, no team_id on its users)",
