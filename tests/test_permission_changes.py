@@ -518,3 +518,16 @@ def test_slack_deactivated_user_is_denied_in_conversations_the_later_export_omit
     world.ingest(slack_export(world.tmp / "v2", [conv("C1", "general", "public", ["U1"], GENERAL, at=DAY)], at=DAY,
                               users=users))
     assert not world.can_read(BOB, SHARED, "slack:T0ACME:C5:") and world.can_read(CAROL, SHARED, "slack:T0ACME:C5:")
+
+
+def test_slack_later_export_of_an_earlier_period_still_applies(world: World) -> None:
+    """A date-ranged export made later holds only older messages (and nobody's profile
+    changed): its member lists are still the newer state."""
+    world.ingest(slack_export(world.tmp / "v1", [conv("G1", "secret", "private", ["U1", "U2"], SECRET, at=3 * DAY),
+                                                 conv("C1", "general", "public", ["U1"], GENERAL, at=3 * DAY)], at=0))
+    assert world.can_read(BOB, SECRET, "slack:T0ACME:G1:")
+    summary = world.ingest(slack_export(world.tmp / "v2", [conv("G1", "secret", "private", ["U1"]),
+                                                           conv("C1", "general", "public", ["U1"], "older talk", at=0)],
+                                        at=0))
+    assert summary.scopes_stale == 0
+    assert not world.can_read(BOB, SECRET, "slack:T0ACME:G1:") and world.can_read(ALICE, SECRET, "slack:T0ACME:G1:")

@@ -179,7 +179,7 @@ def as_of_stamp(content: datetime | None, files: datetime | None = None) -> str 
     """A sortable stamp saying how new an export is: the newest timestamp its content states
     (messages, edits, user updates, the export's own date), then the time of its files as a
     tie-breaker. ``None`` when the export states no time at all (it then always applies)."""
-    if content is None:
+    if content is None and files is None:
         return None
 
     def iso(t: datetime | None) -> str:

@@ -297,7 +297,11 @@ class ScopeResolver:
         if layer is None:
             return _nobody(space_key(self.site, key), why or "permissions unknown")
         open_ = " (open to all users)" if self.spaces[key].open else ""
-        return AccessScope(key=space_key(self.site, key), layers=[layer], description=f"Confluence {self.site} space {key}{open_}")
+        try:
+            return AccessScope(key=space_key(self.site, key), layers=[layer],
+                               description=f"Confluence {self.site} space {key}{open_}")
+        except AccessDenied as exc:  # a view list over MAX_PRINCIPALS_PER_LAYER: its pages are refused too
+            return _nobody(space_key(self.site, key), str(exc))
 
     def scope(self, page: PageInfo) -> tuple[AccessScope, str | None, str | None]:
         """(scope, quarantine reason, message)."""

@@ -210,9 +210,10 @@ def open_source(path: Path, policy: Policy, *, site: str | None = None) -> Sourc
     for p in pages.values():
         p.breadcrumb = [titles.get(a, a) for a in p.ancestors]
     resolver = ScopeResolver(site, {space.key: space}, pages, policy, members)
-    as_of = as_of_stamp(newest(p.modified_at for p in pages.values()),
-                        newest(datetime.fromtimestamp(f.stat().st_mtime, tz=timezone.utc)
-                               for f in (path / "space.json", *(p.path for p in pages.values() if p.path))))
+    # When the dump was saved, by its files' times: page versions say when pages were edited,
+    # not when the dump was made (a later dump of a few old pages must not count as older).
+    as_of = as_of_stamp(None, newest(datetime.fromtimestamp(f.stat().st_mtime, tz=timezone.utc)
+                                     for f in (path / "space.json", *(p.path for p in pages.values() if p.path))))
     items = list(page_items(pages, resolver, site=site, display=str(path), as_of=as_of))
     return SourceExport(path=path, items=items, state=permission_state(resolver, pages, as_of=as_of))
 

@@ -217,34 +217,18 @@ def _epoch(value: Any) -> datetime | None:
     return datetime.fromtimestamp(t, tz=timezone.utc)
 
 
-_ZIP_DATE = re.compile(r"([A-Z][a-z]{2})\.? (\d{1,2}),? (\d{4})\s*\.zip$")
+def _export_times(root: Path, display: str, raw_users: list[dict]) -> tuple[datetime | None, datetime | None]:
+    """(newest ``updated`` of the export's users, when its metadata files were written).
 
-
-def _export_times(root: Path, display: str, raw_users: list[dict], rows: list[dict]) -> tuple[datetime | None, datetime | None]:
-    """(newest time the export's content states, newest time of its metadata files)."""
+    Neither message dates nor conversation times say when an export was made: a date-ranged
+    export of an earlier period, made later, holds older messages; a channel deleted since
+    takes its times with it. Users stay in ``users.json`` (deactivated ones flagged), and
+    every profile change or deactivation moves their ``updated`` forward, so its maximum
+    never goes back between exports of one workspace; the files' own times (zip entries, or
+    the metadata files of an unpacked export) say when the export was written, and break
+    ties."""
     from ingest.sources.base import newest
 
-    times: list[datetime | None] = [_epoch(u.get("updated")) for u in raw_users]
-    for row in rows:
-        times.append(_epoch(row.get("created")))
-        for part in ("topic", "purpose"):
-            if isinstance(row.get(part), dict):
-                times.append(_epoch(row[part].get("last_set")))
-    for folder in root.iterdir():
-        if folder.is_dir() and not folder.is_symlink():
-            days = [DAY_FILE.match(f.name) for f in folder.iterdir()]
-            dates = sorted(m.group(1) for m in days if m)
-            if dates:
-                try:
-                    times.append(datetime.strptime(dates[-1], "%Y-%m-%d").replace(tzinfo=timezone.utc))
-                except ValueError:
-                    pass
-    m = _ZIP_DATE.search(display)  # "Acme Slack export Jan 1 2026 - Dec 4 2026.zip"
-    if m:
-        try:
-            times.append(datetime.strptime(" ".join(m.groups()), "%b %d %Y").replace(tzinfo=timezone.utc))
-        except ValueError:
-            pass
     files = []
     zip_path = Path(display)
     if zip_path.is_file() and zip_path.suffix.lower() == ".zip":
@@ -262,7 +246,7 @@ def _export_times(root: Path, display: str, raw_users: list[dict], rows: list[di
             f = root / name
             if f.is_file():
                 files.append(datetime.fromtimestamp(f.stat().st_mtime, tz=timezone.utc))
-    return newest(times), newest(files)
+    return newest(_epoch(u.get("updated")) for u in raw_users), newest(files)
 
 
 def load_export(root: Path, display: str | None = None, site: str | None = None) -> SlackExport:
@@ -307,7 +291,6 @@ def load_export(root: Path, display: str | None = None, site: str | None = None)
 
     export = SlackExport(root=root, display=display, team=team, team_names=team_names, domain=domain,
                          users=users, conversations={}, by_id={}, home_team=home_team)
-    rows_seen: list[dict] = []
     for fname, kind in META_FILES.items():
         f = root / fname
         if not f.is_file():
@@ -324,7 +307,6 @@ def load_export(root: Path, display: str | None = None, site: str | None = None)
             if not isinstance(row, dict) or not isinstance(row.get("id"), str):
                 export.problems[fname] = "a conversation without an id"
                 continue
-            rows_seen.append(row)
             cid = row["id"]
             row_kind = _row_kind(kind, row)
             members = row.get("members") or []
@@ -355,7 +337,7 @@ def load_export(root: Path, display: str | None = None, site: str | None = None)
         else:
             export.conversations[folder] = export.by_id[next(iter(ids))]
     export.conversations.update(export.by_id)
-    export.as_of = as_of_stamp(*_export_times(root, display, raw_users, rows_seen))
+    export.as_of = as_of_stamp(*_export_times(root, display, raw_users))
     return export
 
 
@@ -400,13 +382,19 @@ class ScopeBuilder:
             layer = self.workspace | outsiders
             if not layer:
                 return _nobody(key, "nobody holds the workspace"), None
-            return AccessScope(key=key, layers=[layer], deny=self.deny,
+            return AccessScope(key=key, layers=[layer], deny=self._deny_for(layer),
                                description=f"Slack {team} public #{conv.name}"), None
         members = {p for m in readers if (p := ex.user_principal(m))}
         if not members:
             return _nobody(key, "no active member"), "empty_acl"
-        return AccessScope(key=key, layers=[members], deny=self.deny,
+        return AccessScope(key=key, layers=[members], deny=self._deny_for(members),
                            description=f"Slack {team} {conv.kind} {conv.name}"), None
+
+    def _deny_for(self, layer: frozenset[str]) -> frozenset[str]:
+        """The deny list a scope needs: only a layer holding a shared principal (the IdP
+        group a workspace is mapped to) can admit a deactivated account; a layer of active
+        members' own principals never holds one, so it stores no deny rows."""
+        return self.deny if any(not p.startswith("user:") for p in layer) else frozenset()
 
 
 # -- text --------------------------------------------------------------------------------------
@@ -794,9 +782,10 @@ class WorkspaceDeny:
         return key not in self.stated and POLICY_SEP not in key
 
     def rebuild(self, stored: AccessScope) -> AccessScope | None:
-        if stored.deny == self.deny:
+        deny = self.deny if any(not p.startswith("user:") for layer in stored.layers for p in layer) else frozenset()
+        if stored.deny == deny:
             return None
-        return AccessScope(key=stored.key, layers=stored.layers, deny=self.deny, description=stored.description)
+        return AccessScope(key=stored.key, layers=stored.layers, deny=deny, description=stored.description)
 
 
 def permission_state(export: SlackExport, builder: ScopeBuilder) -> PermissionState:
