@@ -1,12 +1,14 @@
 """Leak fuzzing, long mode (issue 8): the state machine of ``tests/test_leak_fuzz.py`` on the
 real stack (Milvus Lite in-process, SQLite catalog, MiniLM on CPU) for many more examples
-and steps. Leaks and misses are counted, not raised, so one run reports them all.
+and steps, Slack export folders (membership changes without messages, visibility flips,
+older exports applied after newer ones) included. Leaks and misses are counted, not raised, so one run reports them all.
 
     python bench/leak_fuzz.py [--examples 500] [--steps 50] [--seed 1] [--max-docs 12]
                               [--max-users 6] [--minutes 0] [--out bench/results/leak_fuzz.json]
 
 ``--minutes`` stops starting new examples after that long (0: no limit); the JSON says how
-many examples ran. Exit status 1 when a leak or a miss was found.
+many examples ran. Exit status 1 when a leak, a miss or an error (an operation of the real
+stack that raised) was found.
 """
 
 from __future__ import annotations
@@ -61,7 +63,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="govrag-leak-fuzz-") as tmp:
         stores = open_stores(Path(tmp))
         setup_s = time.perf_counter() - t0
-        cls = machine_class(stores, embedder, stats, strict=False, max_docs=args.max_docs, max_users=args.max_users)
+        cls = machine_class(stores, embedder, stats, strict=False, max_docs=args.max_docs, max_users=args.max_users,
+                            workdir=Path(tmp) / "slack-exports")
         started = time.perf_counter()
         search_mod = importlib.import_module("retrieval.search")
         # Batches of examples, each with its own seed (seed, batch) so a run is reproducible
@@ -97,7 +100,8 @@ def main() -> int:
         "max_docs": args.max_docs, "max_users": args.max_users, "stopped_at_time_limit": stopped_early,
         "examples": stats.examples, "steps": stats.steps, "searches": stats.searches,
         "hits_checked": stats.hits_checked, "pairs_checked": stats.docs_checked, "checks": stats.checks,
-        "leaks": stats.leaks, "misses": stats.misses, "findings": stats.findings,
+        "slack_exports": stats.slack_exports, "slack_exports_applied_after_newer": stats.slack_stale_applied,
+        "leaks": stats.leaks, "misses": stats.misses, "errors": stats.errors, "findings": stats.findings,
         "ops": dict(sorted(stats.ops.items())),
         "seconds": round(fuzz_s, 1), "setup_seconds": round(setup_s, 1),
         "searches_per_second": round(stats.searches / fuzz_s, 2) if fuzz_s else None,
@@ -106,7 +110,7 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     print(f"wrote {args.out}")
-    return 1 if stats.leaks or stats.misses else 0
+    return 1 if stats.leaks or stats.misses or stats.errors else 0
 
 
 if __name__ == "__main__":

@@ -102,17 +102,21 @@ retention:
     keep_for: 36500d
 workspaces:
   default: source-members
+sources:
+  # Confluence HTML exports state no site; the XML and REST ones state hostile.example
+  - match: {path: "**/conf-html-*"}
+    site: hostile.example
 """
 
 
 # ---------------------------------------------------------------------------------------------
 # Small helpers
 # ---------------------------------------------------------------------------------------------
-def _user(uid: str, name: str, email: str | None) -> dict:
-    prof: dict[str, Any] = {"real_name": name, "display_name": name, "team": "T0HOST"}
+def _user(uid: str, name: str, email: str | None, team: str = "T0HOST") -> dict:
+    prof: dict[str, Any] = {"real_name": name, "display_name": name, "team": team}
     if email is not None:
         prof["email"] = email
-    return {"id": uid, "team_id": "T0HOST", "name": name, "deleted": False, "real_name": name, "profile": prof,
+    return {"id": uid, "team_id": team, "name": name, "deleted": False, "real_name": name, "profile": prof,
             "is_restricted": False, "is_ultra_restricted": False, "is_bot": False, "is_app_user": False}
 
 
@@ -415,7 +419,10 @@ def gen_slack_lone_surrogates(d: Path, s: Sizes) -> Hostile:
     # JSON escapes that decode to lone surrogates: in text, in a user name, in a file name
     text = '[{"type": "message", "user": "U1", "ts": "%d.000100", "text": "lone \\ud800 surrogate \\udfff here", ' \
            '"files": [{"id": "F1", "name": "bad\\udc80name.pdf", "title": "t\\ud83d"}]}]' % BASE_TS
-    users = [_user("U1", "ali\udc00ce", "alice@corp.example"), GOOD_USERS[1]]
+    # A workspace of its own: the tests share one catalog, and an earlier case of team T0HOST
+    # with a later day states #general as newer than this export (older never overrides newer).
+    users = [_user("U1", "ali\udc00ce", "alice@corp.example", team="T0SURR"),
+             _user("U2", "bob", "bob@corp.example", team="T0SURR")]
     root = _slack_folder(d, "slack-surrogates", {"general/2026-09-21.json": text.encode()})
     (root / "users.json").write_text(json.dumps(users))  # ensure_ascii: \udc00 escape
     return Hostile("slack_lone_surrogates", "slack", root, "ingested-safely", None,
@@ -622,6 +629,8 @@ def _xml_export(d: Path, name: str, body_xml: str, *, dtd: str = "", objects: st
             '<property name="bodyType">2</property></object>')
     xml = f'<?xml version="1.0" encoding="UTF-8"?>\n{dtd}<hibernate-generic>{base}{objects or ""}</hibernate-generic>\n'
     (root / "entities.xml").write_text(xml, encoding="utf-8")
+    (root / "exportDescriptor.properties").write_text(
+        "exportType=space\nspaceKey=XML\nbaseUrl=https\\://hostile.example/wiki\n")
     return root
 
 
@@ -787,7 +796,7 @@ def gen_confluence_rest_deep_json(d: Path, s: Sizes) -> Hostile:
 
 @gen
 def gen_confluence_rest_surrogates(d: Path, s: Sizes) -> Hostile:
-    body = '{"id": "505", "type": "page", "title": "Surr\\ud800ogate", "space": {"key": "REST"}, ' \
+    body = '{"id": "505", "type": "page", "title": "Surr\\ud800ogate", "space": {"key": "REST"}, "ancestors": [], ' \
            '"body": {"storage": {"value": "<p>surrogate page about \\udfff pickled herring</p>"}}, ' \
            '"restrictions": {"read": {"restrictions": {"user": {"results": []}, "group": {"results": [{"name": "staff\\ud800"}]}}}}}'
     root = _rest_dump(d, "conf-rest-surrogates", "REST", {"500": GOOD_REST_PAGE}, raw_pages={"505": body.encode()})

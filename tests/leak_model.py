@@ -21,7 +21,17 @@ real stack against an independent oracle:
   when its source replaced the text with content already past retention (the ingest skips
   such content), no version of it is readable any more (``CatalogDoc.source_expired``);
 * legal holds stop purges, not tombstones; a purge of expired documents takes the active and
-  tombstoned ones whose catalog expiry is at or before ``now``.
+  tombstoned ones whose catalog expiry is at or before ``now``;
+* Slack exports (real export files, see ``SlackWorkspace``): every conversation has one scope
+  named by its id, whatever its visibility. A public channel's single layer is the workspace
+  layer (every active full member, or the principals the policy's ``workspaces`` key maps the
+  team to) plus its active guest members; a private channel's is its active members; a
+  private channel with no active member is readable by nobody, and an ingest of its messages
+  retires them. Every scope denies the principals of deactivated accounts, whatever the
+  layers say. An export's metadata states the scope of EVERY conversation it lists, messages
+  or not, and it holds for all documents of that conversation, ingested earlier or now;
+* time of Slack statements is the export's own: a statement (a conversation's scope, a
+  document's presence or refusal) older than the one already applied changes nothing.
 
 The model keeps two pictures apart: the *source* (what the Slack/Confluence/PDF source says
 now: scope members, text, expiry) and the *catalog* (what the last ingest, ACL sync or direct
@@ -213,6 +223,8 @@ class CatalogDoc:
     # The source replaced the text with content already past retention: the ingest publishes
     # nothing, and the document must not be served (neither the new text nor the old one).
     source_expired: bool = False
+    # Slack export documents: the serial of the newest export that stated this document.
+    stamp: int | None = None
 
 
 @dataclass
@@ -244,6 +256,9 @@ class LeakModel:
         self.docs = {d.doc_id: d for d in world.docs}
         self.catalog = {d.doc_id: CatalogDoc() for d in world.docs}
         self.rows: dict[tuple, tuple[frozenset[str], ...]] = {}
+        self.denies: dict[tuple, frozenset[str]] = {}  # catalog scope -> denied principals
+        self.row_stamps: dict[tuple, int] = {}  # Slack scope -> serial of the export that stated it
+        self.slack: SlackWorkspace | None = None
         self.role_grants = dict(world.role_grants)
         self.pdf_rule = world.pdf_rule
         self.narrow_rule = world.narrow_rule
@@ -342,6 +357,79 @@ class LeakModel:
         """Documents whose purge selection the model leaves open (see ``source_expired``)."""
         return {d for d, c in self.catalog.items() if c.source_expired and c.status in ("active", "tombstoned")}
 
+    # -- Slack exports --------------------------------------------------------------------------
+    def slack_principal(self, acct: SlackAccount) -> str:
+        """How the workspace's export names an account: its e-mail, else ``slack:<team>:<id>``."""
+        team = self.slack.team  # type: ignore[union-attr]
+        return canon_principal(f"user:{acct.email}" if acct.email else f"user:slack:{team}:{acct.uid}")
+
+    def slack_scope(self, spec: SlackExportSpec, cid: str) -> tuple[tuple[frozenset[str], ...], frozenset[str], bool]:
+        """(layers, deny, refused) of one conversation as the export ``spec`` states it. Refused:
+        a private conversation with no active member (its messages are never ingested)."""
+        ws = self.slack
+        assert ws is not None
+        accounts = {a.uid: a for a in spec.accounts}
+        active = {p for a in spec.accounts if not a.deleted for p in [self.slack_principal(a)]}
+        deny = frozenset(self.slack_principal(a) for a in spec.accounts if a.deleted) - active
+        conv = next(c for c in spec.convs if c.cid == cid)
+        members = [accounts[u] for u in conv.members if u in accounts and not accounts[u].deleted]
+        if conv.private:
+            layer = frozenset(self.slack_principal(a) for a in members)
+            return (layer,), deny, not layer
+        if ws.workspace_rule is None:  # source-members: every active full member
+            workspace = {self.slack_principal(a) for a in spec.accounts if not a.deleted and not a.guest}
+        else:
+            workspace = {canon_principal(p) for p in ws.workspace_rule}
+        layer = frozenset(workspace | {self.slack_principal(a) for a in members if a.guest})
+        return (layer,), deny, False
+
+    def slack_snapshot(self, days: Iterable[str]) -> SlackExportSpec:
+        """A new export of the workspace as it is now, with day files for ``days``; every
+        export is newer than the ones before it."""
+        ws = self.slack
+        assert ws is not None
+        spec = SlackExportSpec(serial=len(ws.exports) + 1, accounts=tuple(ws.accounts.values()),
+                               convs=tuple(ws.convs.values()), days=tuple(sorted(set(days))))
+        ws.exports.append(spec)
+        return spec
+
+    def on_slack_export(self, spec: SlackExportSpec, how: str, *, state_only: bool = False) -> None:
+        """``how`` = ingest (``Ingestor.ingest_paths``) or sync (``sync_permissions`` with the
+        opened export). First the export's permission state: every conversation it lists gets
+        the scope the export states, unless a newer export already stated it. Then its
+        documents: a document a newer export stated is left alone; one of a refused
+        conversation (stated now) is retired; an active one keeps following its scope; an
+        ingest publishes the rest (never ingested, retired, purged), a sync leaves them.
+        ``state_only``: the permission state alone (the operation failed after applying it)."""
+        ws = self.slack
+        assert ws is not None
+        s = spec.serial
+        scopes = {c.cid: self.slack_scope(spec, c.cid) for c in spec.convs}
+        for cid, (layers, deny, _) in scopes.items():
+            row = ("slack", cid)
+            if self.row_stamps.get(row, 0) <= s:
+                self.rows[row], self.denies[row], self.row_stamps[row] = layers, deny, s
+        for doc_id in () if state_only else spec.days:
+            doc, cat = self.docs[doc_id], self.catalog[doc_id]
+            cid = ws.doc_conv[doc_id]
+            row = ("slack", cid)
+            if cat.status != "purged" and cat.stamp is not None and s < cat.stamp:
+                continue  # a newer export stated this document
+            if scopes[cid][2]:  # refused
+                if s < self.row_stamps[row]:
+                    continue  # an older export's refusal: a newer one says who may read it
+                if cat.status == "active":
+                    cat.status = "tombstoned"
+                if cat.status != "never":
+                    cat.stamp = s if cat.stamp is None else max(cat.stamp, s)
+                continue
+            if cat.status == "active":
+                cat.row = row
+                cat.stamp = s if cat.stamp is None else max(cat.stamp, s)
+            elif how == "ingest":
+                cat.status, cat.row, cat.expiry, cat.stamp = "active", row, None, s
+                cat.phrase, cat.fingerprint, cat.source_expired = doc.phrase, doc.fingerprint, False
+
     # -- the oracle -----------------------------------------------------------------------------
     def principals(self, user: ModelUser) -> frozenset[str]:
         return user.principals(self.role_grants)
@@ -351,7 +439,9 @@ class LeakModel:
         if cat is None or cat.status != "active" or cat.source_expired or self.expired(cat.expiry):
             return False
         layers = self.rows.get(cat.row)  # type: ignore[arg-type]
-        return layers is not None and may_read(self.principals(user), layers)
+        principals = self.principals(user)
+        return (layers is not None and may_read(principals, layers)
+                and not (self.denies.get(cat.row, frozenset()) & principals))  # type: ignore[arg-type]
 
     def why_not(self, user: ModelUser, doc_id: str) -> str:
         cat = self.catalog.get(doc_id)
@@ -365,7 +455,15 @@ class LeakModel:
         if self.expired(cat.expiry):
             return f"expired at {self.expiry_epoch(cat.expiry)} <= now {self.now}"
         layers = self.rows.get(cat.row)  # type: ignore[arg-type]
-        return f"principals {sorted(self.principals(user))} do not match layers {[sorted(x) for x in layers or ()]}"
+        denied = self.denies.get(cat.row, frozenset()) & self.principals(user)  # type: ignore[arg-type]
+        if denied and layers and may_read(self.principals(user), layers):
+            return f"denied (deactivated account) {sorted(denied)} in scope {cat.row}"
+        return (f"principals {sorted(self.principals(user))} do not match layers "
+                f"{[sorted(x) for x in layers or ()]} of scope {cat.row}")
+
+    def item_docs(self) -> list[str]:
+        """Documents the fuzzer hands to the pipeline as ``SourceItem``s (not Slack export files)."""
+        return sorted(d for d, doc in self.docs.items() if doc.kind != SLACK_EXPORT)
 
     def readable_docs(self, user: ModelUser) -> set[str]:
         return {d for d in self.docs if self.readable(user, d)}
@@ -491,6 +589,116 @@ def with_absolute_expiries(world: World, now: int) -> World:
     return replace(world, docs=[replace(d, expiry=absolute_expiry(d.expiry, now)) for d in world.docs])
 
 
+# -- Slack exports --------------------------------------------------------------------------------
+SLACK_EXPORT = "slack-export"  # SourceDoc.kind of a document that comes from a real export file
+SLACK_EPOCH = 1_750_000_000  # users' ``updated`` in export 1; every later export is 1000 s newer
+SLACK_DAY0 = 1_704_067_200  # 2024-01-01: message days, older than every export's stamp
+SLACK_CREATED = 1_600_000_000  # every conversation's ``created``
+
+
+@dataclass(frozen=True)
+class SlackAccount:
+    """A Slack account of the workspace: one per model user, with that user's e-mail (or none:
+    then the export names it ``user:slack:<team>:<id>``, which no caller holds)."""
+
+    uid: str
+    name: str
+    email: str | None
+    guest: bool = False  # is_restricted
+    deleted: bool = False  # deactivated
+
+
+@dataclass(frozen=True)
+class SlackConv:
+    cid: str
+    name: str
+    private: bool  # groups.json (else channels.json)
+    members: tuple[str, ...]  # account uids
+
+
+@dataclass(frozen=True)
+class SlackExportSpec:
+    """One export as it was written: the workspace at that moment and the documents it has day
+    files for. ``serial`` orders exports in time (``SLACK_EPOCH + 1000 * serial`` is its
+    newest stated time, the users' ``updated``)."""
+
+    serial: int
+    accounts: tuple[SlackAccount, ...]
+    convs: tuple[SlackConv, ...]
+    days: tuple[str, ...]
+
+    @property
+    def stamp(self) -> int:
+        return SLACK_EPOCH + 1000 * self.serial
+
+
+@dataclass
+class SlackWorkspace:
+    """The workspace as Slack has it now (the source picture), and the exports written so far."""
+
+    team: str
+    accounts: dict[str, SlackAccount]
+    convs: dict[str, SlackConv]
+    workspace_rule: tuple[str, ...] | None  # policy ``workspaces`` value for the team; None: source-members
+    doc_conv: dict[str, str] = field(default_factory=dict)  # document id -> conversation id
+    doc_day: dict[str, int] = field(default_factory=dict)  # document id -> day number (0: SLACK_DAY0)
+    doc_author: dict[str, str] = field(default_factory=dict)  # document id -> account uid
+    exports: list[SlackExportSpec] = field(default_factory=list)
+    days_used: int = 0
+
+    def scope_key(self, cid: str) -> str:
+        return f"slack:{self.team}:channel:{cid}"
+
+    def new_doc(self, cid: str, phrase: str, author: str) -> SourceDoc:
+        day = self.days_used
+        self.days_used += 1
+        date = slack_date(day)
+        doc_id = f"slack:{self.team}:{cid}:day:{date}"
+        self.doc_conv[doc_id], self.doc_day[doc_id], self.doc_author[doc_id] = cid, day, author
+        return SourceDoc(doc_id=doc_id, kind=SLACK_EXPORT, rel_path=f"{self.convs[cid].name}/{date}.json",
+                         title=f"#{self.convs[cid].name}, {date}", phrase=phrase, fingerprint=f"slack:{phrase}",
+                         scope_key=self.scope_key(cid), expiry=None)
+
+    def docs_of(self, cid: str) -> list[str]:
+        return sorted(d for d, c in self.doc_conv.items() if c == cid)
+
+
+def slack_date(day: int) -> str:
+    import datetime as _dt
+
+    return (_dt.date(2024, 1, 1) + _dt.timedelta(days=day)).isoformat()
+
+
+@st.composite
+def slack_workspaces(draw, world: World, serial: int, max_docs: int = 5) -> tuple[SlackWorkspace, list[SourceDoc]]:
+    """A Slack workspace over the world's users: accounts (some guests, now and then a
+    deactivated one), 1-3 conversations (public or private, with members), 1-``max_docs``
+    channel-days of messages, and whether the policy maps the team to a group."""
+    team = f"T{world.nonce.upper()}"
+    accounts = {}
+    for i, u in enumerate(world.users):
+        uid = f"U{i}"
+        accounts[uid] = SlackAccount(uid=uid, name=f"person{i}", email=u.email,
+                                     guest=draw(st.integers(0, 3), label="slack guest") == 0,
+                                     deleted=draw(st.integers(0, 5), label="slack deactivated") == 0)
+    uids = sorted(accounts)
+    convs = {}
+    for j in range(draw(st.integers(1, 3), label="slack conversations")):
+        cid = f"C{j}"
+        convs[cid] = SlackConv(cid=cid, name=f"chan-{j}", private=draw(st.booleans(), label="private"),
+                               members=tuple(draw(st.lists(st.sampled_from(uids), min_size=1, max_size=3,
+                                                           unique=True), label="members")))
+    rule = None
+    if draw(st.booleans(), label="workspace mapped to a group"):
+        rule = (f"group:{draw(st.sampled_from(world.groups))}",)
+    ws = SlackWorkspace(team=team, accounts=accounts, convs=convs, workspace_rule=rule)
+    docs = []
+    for k in range(draw(st.integers(1, max_docs), label="slack days")):
+        cid = draw(st.sampled_from(sorted(convs)), label="conversation")
+        docs.append(ws.new_doc(cid, phrase_for(draw, serial + k), draw(st.sampled_from(uids), label="author")))
+    return ws, docs
+
+
 @dataclass
 class FuzzStats:
     """What a fuzz run checked and found."""
@@ -502,6 +710,9 @@ class FuzzStats:
     docs_checked: int = 0
     leaks: int = 0
     misses: int = 0
+    errors: int = 0  # operations of the real stack that raised
+    slack_exports: int = 0  # Slack export folders written
+    slack_stale_applied: int = 0  # exports applied after a newer one
     ops: dict[str, int] = field(default_factory=dict)
     findings: list[str] = field(default_factory=list)
 
@@ -512,7 +723,8 @@ class FuzzStats:
     def line(self) -> str:
         return (f"leak-fuzz: {self.examples} examples, {self.steps} steps, {self.searches} searches, "
                 f"{self.hits_checked} hits checked, {self.docs_checked} (search, document) pairs checked, "
-                f"{self.checks} checks, {self.leaks} leaks, {self.misses} misses")
+                f"{self.checks} checks, {self.slack_exports} Slack exports ({self.slack_stale_applied} applied after a "
+                f"newer one), {self.leaks} leaks, {self.misses} misses, {self.errors} errors")
 
     @property
     def checks(self) -> int:

@@ -551,9 +551,18 @@ CONFLUENCE_USERS = [CUser("alice", "alice", "alice@corp.example"), CUser("bob", 
 GROUPS = {"alice": ("eng", "leads"), "bob": ("eng", "ops"), "carol": (), "victor": ("ops",)}
 
 
-def confluence_world(dest: Path, phrases: list[str]) -> tuple[list[Path], dict[str, tuple[str, frozenset[str]]], set[str]]:
+CONFLUENCE_SITE = "acme.atlassian.net"  # the site the generated XML / REST exports state (base URL)
+HTML_SITE = "docs.example"  # HTML exports state no site: ACCESS_POLICY's `sources` rules name this one
+
+
+def confluence_world(dest: Path, phrases: list[str], *, html_site: str = HTML_SITE
+                     ) -> tuple[list[Path], dict[str, tuple[str, frozenset[str]]], set[str]]:
     """XML space ENG (nested restrictions, groups, PDF attachment, history, draft), XML space
-    OPEN (anonymous → workspace), REST space OPS, HTML space DOCS (policy) and NORULE."""
+    OPEN (anonymous → workspace), REST space OPS, HTML space DOCS (policy) and NORULE.
+
+    Document ids are ``confluence:<site>:<page id>``: the XML and REST exports state
+    ``CONFLUENCE_SITE``; the HTML exports (``docs-html``, ``norule-html``) state none, so the
+    ingest must be given ``html_site`` (ACCESS_POLICY's ``sources`` rules do)."""
     ph = iter(phrases)
     truth: dict[str, tuple[str, frozenset[str]]] = {}
     quarantined: set[str] = set()
@@ -561,7 +570,8 @@ def confluence_world(dest: Path, phrases: list[str]) -> tuple[list[Path], dict[s
 
     def page(space: str, pid: str, title: str, readers: set[str], **kw: Any) -> CPage:
         phrase = next(ph)
-        truth[phrase] = (f"confluence:{space}:{pid}", frozenset(readers))
+        site = html_site if space == "DOCS" else CONFLUENCE_SITE
+        truth[phrase] = (f"confluence:{site}:{pid}", frozenset(readers))
         return CPage(pid, title, storage_body(phrase, title), **kw)
 
     eng = CSpace("ENG", "Engineering", view_users=["carol"], view_groups=["eng"])
@@ -575,11 +585,11 @@ def confluence_world(dest: Path, phrases: list[str]) -> tuple[list[Path], dict[s
     ]
     pdf_phrase = next(ph)
     eng.pages[2].pdf = ("bands.pdf", f"Attachment text: {pdf_phrase}.")
-    truth[pdf_phrase] = ("confluence:ENG:103:attachment:bands.pdf", frozenset({"alice"}))
+    truth[pdf_phrase] = (f"confluence:{CONFLUENCE_SITE}:103:attachment:bands.pdf", frozenset({"alice"}))
     old = next(ph)
-    truth[old] = ("confluence:ENG:199", frozenset())      # a historical version: never ingested
+    truth[old] = (f"confluence:{CONFLUENCE_SITE}:199", frozenset())      # a historical version: never ingested
     draft = next(ph)
-    truth[draft] = ("confluence:ENG:198", frozenset())    # a draft: never ingested
+    truth[draft] = (f"confluence:{CONFLUENCE_SITE}:198", frozenset())    # a draft: never ingested
     opened = CSpace("OPEN", "Company wiki", anonymous=True)
     opened.pages = [page("OPEN", "201", "Welcome", {"alice", "bob", "carol", "victor"})]
     xml = write_confluence_xml(dest / "eng-xml", [eng, opened], CONFLUENCE_USERS, as_zip=True,
@@ -592,14 +602,14 @@ def confluence_world(dest: Path, phrases: list[str]) -> tuple[list[Path], dict[s
         CPage("303", "Orphan", storage_body(next(ph)), parent="399"),           # ancestor missing
         CPage("304", "No restrictions saved", storage_body(next(ph))),         # restrictions unknown
     ]
-    quarantined |= {"confluence:OPS:303", "confluence:OPS:304"}
+    quarantined |= {f"confluence:{CONFLUENCE_SITE}:303", f"confluence:{CONFLUENCE_SITE}:304"}
     rest = write_confluence_rest(dest / "ops-rest", ops, CONFLUENCE_USERS, without_restrictions=["304"])
 
     docs = [page("DOCS", "401", "Guide", {"alice", "bob"}),
             page("DOCS", "402", "Guide details", {"alice", "bob"}, parent="401")]
     html = write_confluence_html(dest / "docs-html", "DOCS", "Documentation", docs)
     norule = write_confluence_html(dest / "norule-html", "NORULE", "Unruled", [CPage("501", "Loose", storage_body(next(ph)))])
-    quarantined.add("confluence:NORULE:501")
+    quarantined.add(f"confluence:{html_site}:501")
     return [xml, rest, html, norule], truth, quarantined
 
 
@@ -613,4 +623,10 @@ retention:
     keep_for: 1095d
 workspaces:
   default: source-members
+sources:
+  # Confluence HTML exports state no site (confluence_world's HTML_SITE)
+  - match: {path: "**/docs-html"}
+    site: docs.example
+  - match: {path: "**/norule-html"}
+    site: docs.example
 """

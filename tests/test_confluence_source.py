@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from governance.errors import QuarantinedDocument
+from governance.errors import QuarantinedDocument, SourceError
 from governance.policy import Policy
 from ingest.chunking import chunk_elements, clean_elements
 from ingest.sources import confluence, confluence_html, confluence_rest, confluence_xml
@@ -25,6 +25,7 @@ from tests.sources_fixtures import (
 )
 
 A, B, C, V = "user:alice@corp.example", "user:bob@corp.example", "user:carol@partner.example", "user:victor"
+SITE = "acme.atlassian.net"  # the site the generated REST / XML exports state (their base URL)
 
 
 def _space() -> CSpace:
@@ -46,24 +47,24 @@ def _by_id(items) -> dict:
 
 def _check_eng_scopes(items: dict) -> None:
     space_layer = frozenset({"group:eng", C})
-    home = items["confluence:ENG:1"].scope
-    assert home.layers == (space_layer,) and home.key.endswith(":ENG:space")
-    assert items["confluence:ENG:5"].scope == home  # blog post: space permission only
-    leads = items["confluence:ENG:2"].scope
+    home = items["confluence:acme.atlassian.net:1"].scope
+    assert home.layers == (space_layer,) and home.key == f"confluence:{SITE}:ENG:space"
+    assert items["confluence:acme.atlassian.net:5"].scope == home  # blog post: space permission only
+    leads = items["confluence:acme.atlassian.net:2"].scope
     assert leads.layers == (space_layer, frozenset({"group:leads", C}))
-    bands = items["confluence:ENG:3"].scope
+    bands = items["confluence:acme.atlassian.net:3"].scope
     # every restricted ancestor is a layer of its own: bob is listed on page 3 but not on 2
     assert bands.layers == (space_layer, frozenset({"group:leads", C}), frozenset({A, B}))
     assert not bands.allows(frozenset({B, "group:eng"}))
     assert bands.allows(frozenset({A, "group:eng", "group:leads"}))
-    appendix = items["confluence:ENG:4"].scope
-    assert appendix == bands and appendix.key.endswith(":ENG:restricted:2/3")  # shares the chain's scope
-    att = items["confluence:ENG:3:attachment:bands.pdf"]
+    appendix = items["confluence:acme.atlassian.net:4"].scope
+    assert appendix == bands and appendix.key == f"confluence:{SITE}:ENG:restricted:2/3"  # shares the chain's scope
+    att = items["confluence:acme.atlassian.net:3:attachment:bands.pdf"]
     assert att.scope == bands and att.facts["space"] == "ENG"
 
 
 def _check_eng_text(items: dict) -> None:
-    parsed = items["confluence:ENG:1"].parse()
+    parsed = items["confluence:acme.atlassian.net:1"].parse()
     kinds = [type(e).__name__ for e in parsed.elements]
     text = "\n".join(e.text for e in parsed.elements)
     assert kinds[0] == "Title" and parsed.title == "Home"
@@ -83,12 +84,12 @@ def test_rest_dump(tmp_path: Path) -> None:
     assert len(items) == 6
     _check_eng_scopes(items)
     _check_eng_text(items)
-    home = items["confluence:ENG:1"]
+    home = items["confluence:acme.atlassian.net:1"]
     assert home.uri == "https://acme.atlassian.net/wiki/spaces/ENG/pages/1"
     assert home.facts == {"source": "confluence", "space": "ENG", "workspace": "acme.atlassian.net", "path": "Home"}
-    assert items["confluence:ENG:4"].facts["path"] == "Home/Leads/Bands/Appendix"
+    assert items["confluence:acme.atlassian.net:4"].facts["path"] == "Home/Leads/Bands/Appendix"
     assert home.parse().owner == "user:alice@corp.example" and home.parse().author == "Alice"
-    pdf = items["confluence:ENG:3:attachment:bands.pdf"].parse()
+    pdf = items["confluence:acme.atlassian.net:3:attachment:bands.pdf"].parse()
     assert "salary bands" in " ".join(e.text for e in pdf.elements)
 
 
@@ -99,15 +100,15 @@ def test_rest_fails_closed(tmp_path: Path) -> None:
     (path / "pages" / "8.json").write_text("{not json")
     items = _by_id(confluence.discover(path, policy=Policy()))
     reasons = {}
-    for doc_id in ("confluence:ENG:2", "confluence:ENG:3", "confluence:ENG:4", "confluence:ENG:9",
-                   "confluence:ENG:8", "confluence:ENG:3:attachment:bands.pdf"):
+    for doc_id in ("confluence:acme.atlassian.net:2", "confluence:acme.atlassian.net:3", "confluence:acme.atlassian.net:4", "confluence:acme.atlassian.net:9",
+                   "confluence:acme.atlassian.net:8", "confluence:acme.atlassian.net:3:attachment:bands.pdf"):
         with pytest.raises(QuarantinedDocument) as exc:
             items[doc_id].fingerprint()
         reasons[doc_id] = exc.value.reason
         assert not items[doc_id].scope.allows(frozenset({A, B, C, "group:eng", "group:leads"}))
-    assert reasons["confluence:ENG:8"] == "unreadable_page"
-    assert reasons["confluence:ENG:2"] == reasons["confluence:ENG:4"] == "permissions_unknown"
-    items["confluence:ENG:1"].fingerprint()  # the rest of the space goes on
+    assert reasons["confluence:acme.atlassian.net:8"] == "unreadable_page"
+    assert reasons["confluence:acme.atlassian.net:2"] == reasons["confluence:acme.atlassian.net:4"] == "permissions_unknown"
+    items["confluence:acme.atlassian.net:1"].fingerprint()  # the rest of the space goes on
     # a space saved without permissions: every page is refused
     raw = json.loads((path / "space.json").read_text())
     del raw["permissions"]
@@ -124,19 +125,26 @@ def test_xml_export(tmp_path: Path, as_zip: bool) -> None:
                                 history=[("99", "1", storage_body("old text"))], drafts=[("98", "1", storage_body("draft"))])
     assert confluence.detect(path) and confluence_xml.detect(path)
     items = _by_id(confluence.discover(path, policy=Policy()))
-    assert set(items) == {f"confluence:ENG:{i}" for i in "12345"} | {"confluence:OPEN:20",
-                                                                      "confluence:ENG:3:attachment:bands.pdf"}
+    assert set(items) == {f"confluence:acme.atlassian.net:{i}" for i in "12345"} | {"confluence:acme.atlassian.net:20",
+                                                                      "confluence:acme.atlassian.net:3:attachment:bands.pdf"}
     _check_eng_scopes(items)
     _check_eng_text(items)
-    assert items["confluence:ENG:2"].parse().owner == "user:alice@corp.example"
-    welcome = items["confluence:OPEN:20"].scope
-    assert welcome.key == "confluence:acme.atlassian.net:workspace"
+    assert items["confluence:acme.atlassian.net:2"].parse().owner == "user:alice@corp.example"
+    welcome = items["confluence:acme.atlassian.net:20"].scope
+    # an open space keeps its own space key (no shared site-wide key)
+    assert welcome.key == "confluence:acme.atlassian.net:OPEN:space"
     assert welcome.layers == (frozenset({A, B, C, V}),)  # source-members: every user in the export
     mapped = _by_id(confluence.discover(path, policy=Policy(workspaces={"acme.atlassian.net": ["group:staff"]})))
-    assert mapped["confluence:OPEN:20"].scope.layers == (frozenset({"group:staff"}),)
-    assert mapped["confluence:ENG:1"].scope.layers == items["confluence:ENG:1"].scope.layers  # not open: unchanged
-    fp = items["confluence:ENG:1"].fingerprint()
-    assert fp == _by_id(confluence.discover(path, policy=Policy()))["confluence:ENG:1"].fingerprint()
+    assert mapped["confluence:acme.atlassian.net:20"].scope.layers == (frozenset({"group:staff"}),)
+    # the workspaces mapping is per space: "<site>:<space>" and "<space>" win over the site
+    per_space = _by_id(confluence.discover(path, policy=Policy(workspaces={"acme.atlassian.net": ["group:staff"],
+                                                                             "acme.atlassian.net:OPEN": ["group:open"]})))
+    assert per_space["confluence:acme.atlassian.net:20"].scope.layers == (frozenset({"group:open"}),)
+    by_key = _by_id(confluence.discover(path, policy=Policy(workspaces={"OPEN": ["group:open-key"], "default": "group:x"})))
+    assert by_key["confluence:acme.atlassian.net:20"].scope.layers == (frozenset({"group:open-key"}),)
+    assert mapped["confluence:acme.atlassian.net:1"].scope.layers == items["confluence:acme.atlassian.net:1"].scope.layers  # not open: unchanged
+    fp = items["confluence:acme.atlassian.net:1"].fingerprint()
+    assert fp == _by_id(confluence.discover(path, policy=Policy()))["confluence:acme.atlassian.net:1"].fingerprint()
 
 
 def test_xml_restriction_change_keeps_keys_and_fingerprints(tmp_path: Path) -> None:
@@ -144,20 +152,31 @@ def test_xml_restriction_change_keeps_keys_and_fingerprints(tmp_path: Path) -> N
     a = _by_id(confluence.discover(write_confluence_xml(tmp_path / "a", [s], CONFLUENCE_USERS), policy=Policy()))
     s.pages[1].read_users = []  # carol loses access to Leads (and below)
     b = _by_id(confluence.discover(write_confluence_xml(tmp_path / "b", [s], CONFLUENCE_USERS), policy=Policy()))
-    assert a["confluence:ENG:3"].scope.key == b["confluence:ENG:3"].scope.key
-    assert a["confluence:ENG:3"].scope.layers != b["confluence:ENG:3"].scope.layers
-    assert a["confluence:ENG:3"].fingerprint() == b["confluence:ENG:3"].fingerprint()
+    assert a["confluence:acme.atlassian.net:3"].scope.key == b["confluence:acme.atlassian.net:3"].scope.key
+    assert a["confluence:acme.atlassian.net:3"].scope.layers != b["confluence:acme.atlassian.net:3"].scope.layers
+    assert a["confluence:acme.atlassian.net:3"].fingerprint() == b["confluence:acme.atlassian.net:3"].fingerprint()
 
 
 def test_html_export_scope_from_policy(tmp_path: Path) -> None:
     s = _space()
     path = write_confluence_html(tmp_path / "html", "ENG", "Engineering", s.pages)
     assert confluence.detect(path) and confluence_html.detect(path)
-    assert {i.source for i in discover_any(path)} == {"confluence"}
-    items = _by_id(confluence.discover(path, policy=Policy()))
-    assert set(items) == {f"confluence:ENG:{i}" for i in "12345"} | {"confluence:ENG:3:attachment:bands.pdf"}
+    # an HTML export states no site: refused unless one is given (else two exports could share ids)
+    with pytest.raises(SourceError, match="which site"):
+        list(confluence.discover(path, policy=Policy()))
+    with pytest.raises(SourceError, match="which site"):
+        list(discover_any(path, policy=Policy()))
+    assert {i.source for i in discover_any(path, policy=Policy(), site="docs.example")} == {"confluence"}
+    # ... or a policy `sources` rule names it by the export's path
+    by_rule = Policy.model_validate({"sources": [{"match": {"path": f"{path.resolve()}"}, "site": "docs.example"}]})
+    assert {i.document_id for i in discover_any(path, policy=by_rule)} == {
+        i.document_id for i in discover_any(path, policy=Policy(), site="docs.example")}
+    items = _by_id(confluence.discover(path, policy=Policy(), site="docs.example"))
+    assert set(items) == {f"confluence:docs.example:{i}" for i in "12345"} | {
+        "confluence:docs.example:3:attachment:bands.pdf"}
     assert all(i.scope is None for i in items.values())
-    appendix = items["confluence:ENG:4"]
+    assert {i.origin for i in items.values()} == {"confluence:docs.example:ENG"}
+    appendix = items["confluence:docs.example:4"]
     assert appendix.facts["path"] == "Home/Leads/Bands/Appendix" and appendix.facts["space"] == "ENG"
     parsed = appendix.parse()
     assert parsed.title == "Appendix" and parsed.author == "Bob"
@@ -166,7 +185,7 @@ def test_html_export_scope_from_policy(tmp_path: Path) -> None:
                                                 "allow": [["group:leads"]]},
                                                {"match": {"source": "confluence", "space": "ENG"}, "allow": [["group:eng"]]}]})
     assert resolve_scope(policy, appendix)[0].layers == (frozenset({"group:leads"}),)
-    assert resolve_scope(policy, items["confluence:ENG:1"])[0].layers == (frozenset({"group:eng"}),)
+    assert resolve_scope(policy, items["confluence:docs.example:1"])[0].layers == (frozenset({"group:eng"}),)
     with pytest.raises(QuarantinedDocument, match="no access rule"):
         resolve_scope(Policy(), appendix)
 
@@ -175,16 +194,16 @@ def test_html_export_scope_from_policy(tmp_path: Path) -> None:
 def test_real_html_space_export(corpus: Path) -> None:
     path = corpus / "confluence" / "html-space-export-meridius"
     assert confluence.detect(path)
-    items = _by_id(confluence.discover(path, policy=Policy()))
-    assert set(items) == {"confluence:My article:9568346", "confluence:My article:9568537",
-                          "confluence:My article:9273401", "confluence:My article:9273380"}
-    czech = items["confluence:My article:9273380"]
+    items = _by_id(confluence.discover(path, policy=Policy(), site="meridius.example"))
+    assert set(items) == {"confluence:meridius.example:9568346", "confluence:meridius.example:9568537",
+                          "confluence:meridius.example:9273401", "confluence:meridius.example:9273380"}
+    czech = items["confluence:meridius.example:9273380"]
     assert czech.title == "Zprovoznění" and czech.facts["path"] == "My article/Webclient/Zprovoznění"
     for item in items.values():
         assert item.scope is None and item.facts["space"] == "My article"
         parsed = item.parse()
         assert parsed.elements and type(parsed.elements[0]).__name__ == "Title"
-    js = "\n".join(e.text for e in items["confluence:My article:9273401"].parse().elements)
+    js = "\n".join(e.text for e in items["confluence:meridius.example:9273401"].parse().elements)
     assert "Zakladni info" in js and "js je psan v coffee a require" in js
 
 
@@ -194,7 +213,11 @@ def test_real_xml_fragment(corpus: Path, tmp_path: Path) -> None:
     objs = confluence_xml.read_objects(path / "entities.xml")
     (page,) = objs["Page"]
     assert page["props"]["contentStatus"].strip() == "draft" and page["props"]["originalVersion"][0] == "ref"
-    assert list(confluence.discover(path, policy=Policy())) == []  # a draft only: nothing current to ingest
+    # the fragment has no exportDescriptor.properties (no base URL): the site must be given
+    with pytest.raises(SourceError, match="which site"):
+        list(confluence.discover(path, policy=Policy()))
+    # a draft only: nothing current to ingest
+    assert list(confluence.discover(path, policy=Policy(), site="tiklab.example")) == []
     (body,) = objs["BodyContent"]
     html = confluence.storage_to_html(body["props"]["body"])
     text = "\n".join(e.text for e in confluence.html_elements(html, "sward"))

@@ -21,7 +21,21 @@ and then a random sequence of operations, each done through the real code path:
   expired content left behind is a leak, unexpired or held content purged a miss), legal
   holds on and off (and a purge of the held document right after);
 * search       as a random user (or a stranger, or an intruder whose claims are nothing but
-               hostile strings), by ``User`` or by OIDC claims, for one document's phrase.
+               hostile strings), by ``User`` or by OIDC claims, for one document's phrase;
+* Slack export real export folders (``users.json``, ``channels.json``, ``groups.json``,
+               ``team_info.json``, day files) of one workspace per example, written to disk
+               and applied by ``Ingestor.ingest_paths`` or ``sync_permissions(ingestor,
+               [ingestor.open(path)])``, or written and left for later ("lazy"):
+               - membership changes in a later export WITHOUT messages: members added or
+                 removed, an account deactivated or reactivated, a guest flag flipped, while
+                 the changed conversation has no day file in that export -- the new
+                 membership must hold for all of its earlier documents;
+               - visibility flips: a conversation moves between channels.json and groups.json
+                 (with or without its messages), keeping its scope;
+               - new messages (new channel-day documents) in a later export;
+               - an earlier export (applied before or never) applied again after newer ones:
+                 older statements change nothing (monotone time). Every export is newer than
+                 the one before (users' ``updated`` moves 1000 s per export).
 
 After every operation one search runs, and ``sweep`` searches as every user. Each search is
 checked against ``tests.leak_model.LeakModel``: (a) every hit is a document of this world the
@@ -44,6 +58,8 @@ another's scopes, and a hit from an earlier example is a leak.
 from __future__ import annotations
 
 import itertools
+import json
+import tempfile
 import time
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -57,16 +73,24 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_sta
 
 from tests.leak_model import (
     ANCIENT,
+    CatalogDoc,
     CLOCK_STEPS,
     DAY,
     HOSTILE,
     FuzzStats,
     LeakModel,
+    SLACK_CREATED,
+    SLACK_DAY0,
+    SLACK_EXPORT,
     ModelUser,
+    SlackConv,
+    SlackExportSpec,
     absolute_expiry,
     expiries,
     layer_lists,
     phrase_for,
+    slack_date,
+    slack_workspaces,
     with_absolute_expiries,
     worlds,
 )
@@ -123,8 +147,11 @@ def build_policy(model: LeakModel):
                        "allow": [list(layer) for layer in model.pdf_rule]})
     access.append({"match": {"source": "confluence", "space": f"{nonce}-narrow"},
                    "allow": [list(layer) for layer in model.narrow_rule]})
+    workspaces = {}
+    if model.slack is not None and model.slack.workspace_rule is not None:
+        workspaces[model.slack.team] = list(model.slack.workspace_rule)
     return Policy.model_validate({
-        "version": 1, "access": access,
+        "version": 1, "access": access, "workspaces": workspaces,
         "retention": [{"match": {"workspace": f"{nonce}-ttl"}, "keep_for": "1d", "from": "modified"}],
         "roles": {role: list(grants) for role, grants in model.role_grants.items()},
     })
@@ -156,9 +183,48 @@ def source_item(model: LeakModel, doc_id: str):
     )
 
 
-def machine_class(stores, embedder, stats: FuzzStats, *, strict: bool, max_docs: int = 8, max_users: int = 5):
+def write_slack_export(root: Path, model: LeakModel, spec: SlackExportSpec) -> Path:
+    """The export ``spec`` as Slack writes one (unpacked): its metadata files and one day file
+    per document it carries."""
+    ws = model.slack
+    assert ws is not None
+    path = root / f"{model.world.nonce}-export-{spec.serial:03d}"
+    path.mkdir(parents=True)
+
+    def dump(name: str, obj: Any) -> None:
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")
+
+    users = []
+    for a in spec.accounts:
+        profile: dict[str, Any] = {"display_name": a.name, "real_name": a.name, "team": ws.team}
+        if a.email:
+            profile["email"] = a.email
+        users.append({"id": a.uid, "team_id": ws.team, "name": a.name, "deleted": a.deleted,
+                      "is_restricted": a.guest, "is_bot": False, "updated": spec.stamp, "profile": profile})
+    dump("users.json", users)
+    dump("team_info.json", {"team": {"id": ws.team, "name": f"fuzz {model.world.nonce}"}})
+    rows: dict[bool, list[dict]] = {False: [], True: []}
+    for c in spec.convs:
+        rows[c.private].append({"id": c.cid, "name": c.name, "created": SLACK_CREATED, "is_private": c.private,
+                                "members": list(c.members), "topic": {"value": "", "last_set": 0},
+                                "purpose": {"value": "", "last_set": 0}})
+    dump("channels.json", rows[False])
+    dump("groups.json", rows[True])
+    for doc_id in spec.days:
+        day = ws.doc_day[doc_id]
+        ts = f"{SLACK_DAY0 + day * DAY + 3600}.000100"
+        conv = ws.convs[ws.doc_conv[doc_id]]
+        dump(f"{conv.name}/{slack_date(day)}.json",
+             [{"type": "message", "user": ws.doc_author[doc_id], "text": model.docs[doc_id].phrase, "ts": ts}])
+    return path
+
+
+def machine_class(stores, embedder, stats: FuzzStats, *, strict: bool, max_docs: int = 8, max_users: int = 5,
+                  workdir: Path | None = None):
     """A state machine class bound to one set of stores. ``strict``: fail at the first leak or
-    miss (CI; hypothesis then shrinks it); otherwise count them and go on (bench)."""
+    miss (CI; hypothesis then shrinks it); otherwise count them and go on (bench). Slack
+    exports are written under ``workdir`` (a new temporary folder by default)."""
     from governance import purge
     from governance.contracts import AccessScope
     from governance.identity import User
@@ -170,6 +236,7 @@ def machine_class(stores, embedder, stats: FuzzStats, *, strict: bool, max_docs:
     ingestor = Ingestor(stores, lambda: memo)
     retriever = Retriever(stores, lambda: memo)
     catalog, index = stores.catalog, stores.index
+    exports_root = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="leak-fuzz-slack-"))
 
     class LeakFuzz(RuleBasedStateMachine):
         model: LeakModel
@@ -190,6 +257,14 @@ def machine_class(stores, embedder, stats: FuzzStats, *, strict: bool, max_docs:
             first = data.draw(st.lists(st.sampled_from(sorted(self.model.docs)), unique=True,
                                        min_size=len(world.docs) // 2), label="first ingest")
             self._push("ingest", sorted(first))
+            # The Slack workspace and its first export (every day file), ingested.
+            ws, docs = data.draw(slack_workspaces(world, self.serial), label="slack workspace")
+            self.model.slack = ws
+            self.slack_paths: dict[int, Path] = {}
+            for doc in docs:
+                self._add_slack_doc(doc)
+            stores.policy = build_policy(self.model)
+            self._slack_export([d.doc_id for d in docs], "ingest")
 
         # -- helpers --------------------------------------------------------------------------
         def _docs(self, data: st.DataObject, kinds: tuple[str, ...] = ("slack", "confluence", "pdf")) -> str | None:
@@ -204,9 +279,54 @@ def machine_class(stores, embedder, stats: FuzzStats, *, strict: bool, max_docs:
                 sync_permissions(ingestor, [source_item(self.model, d) for d in doc_ids], actor="leak-fuzz")
                 self.model.on_sync(doc_ids)
 
+        def _add_slack_doc(self, doc) -> None:
+            m = self.model
+            m.docs[doc.doc_id] = doc
+            m.catalog[doc.doc_id] = CatalogDoc()
+            m.phrases.append(doc.phrase)
+            self.serial += 1
+
+        def _slack_export(self, days: list[str], how: str) -> SlackExportSpec:
+            """A new export of the workspace as it is now, written to disk, applied by ``how``."""
+            spec = self.model.slack_snapshot(days)
+            self.slack_paths[spec.serial] = write_slack_export(exports_root, self.model, spec)
+            stats.slack_exports += 1
+            self._apply_export(spec, how)
+            return spec
+
+        def _apply_export(self, spec: SlackExportSpec, how: str) -> None:
+            path = self.slack_paths[spec.serial]
+            try:
+                if how == "ingest":
+                    ingestor.ingest_paths([path])
+                elif how == "sync":
+                    sync_permissions(ingestor, [ingestor.open(path)], actor="leak-fuzz")
+                else:
+                    return  # lazy: written, not applied (yet)
+            except Exception as exc:
+                if strict:
+                    raise
+                # Bench: count it and go on. Both entry points apply the permission state first.
+                self._report("errors", f"{how} of Slack export {spec.serial} raised {type(exc).__name__}: {exc}")
+                self.model.on_slack_export(spec, how, state_only=True)
+                return
+            self.model.on_slack_export(spec, how)
+
+        def _slack_days(self, data: st.DataObject, exclude: str | None = None) -> list[str]:
+            """Day files of a new export: none, all, or some of the documents, never those of
+            the conversation ``exclude``."""
+            ws = self.model.slack
+            docs = sorted(d for d, c in ws.doc_conv.items() if c != exclude)  # type: ignore[union-attr]
+            how = data.draw(st.sampled_from(("none", "all", "some")), label="day files")
+            if how == "none" or not docs:
+                return []
+            if how == "all":
+                return docs
+            return data.draw(st.lists(st.sampled_from(docs), unique=True), label="days")
+
         def _report(self, kind: str, text: str) -> None:
             setattr(stats, kind, getattr(stats, kind) + 1)
-            what = {"leaks": "LEAK", "misses": "MISS"}[kind]
+            what = {"leaks": "LEAK", "misses": "MISS", "errors": "ERROR"}[kind]
             if len(stats.findings) < 50:
                 stats.findings.append(f"{what}: {text}")
             if strict:
@@ -226,7 +346,8 @@ def machine_class(stores, embedder, stats: FuzzStats, *, strict: bool, max_docs:
                     self._report("leaks", f"{where}: not a document of this world")
                 elif not m.readable(user, h.document_id):
                     self._report("leaks", f"{where}: {m.why_not(user, h.document_id)}")
-                elif h.text != m.catalog[h.document_id].phrase:
+                elif (m.catalog[h.document_id].phrase not in h.text if m.docs[h.document_id].kind == SLACK_EXPORT
+                      else h.text != m.catalog[h.document_id].phrase):
                     self._report("leaks", f"{where}: stale text {h.text!r}, current {m.catalog[h.document_id].phrase!r}")
                 elif h.document_id in seen:
                     self._report("leaks", f"{where}: returned twice")
@@ -272,7 +393,7 @@ def machine_class(stores, embedder, stats: FuzzStats, *, strict: bool, max_docs:
         def ingest(self, data: st.DataObject) -> None:
             stats.count("ingest")
             before = self._pairs()
-            ids = data.draw(st.lists(st.sampled_from(sorted(self.model.docs)), min_size=1, max_size=3, unique=True))
+            ids = data.draw(st.lists(st.sampled_from(self.model.item_docs()), min_size=1, max_size=3, unique=True))
             self._push("ingest", ids)
             self._probe(data, before, ids)
 
@@ -281,7 +402,7 @@ def machine_class(stores, embedder, stats: FuzzStats, *, strict: bool, max_docs:
             """A scheduled run over the whole source: lazy changes land, retired documents return."""
             stats.count("full_ingest")
             before = self._pairs()
-            self._push("ingest", sorted(self.model.docs))
+            self._push("ingest", self.model.item_docs())
             self._probe(data, before)
 
         @rule(data=st.data())
@@ -303,7 +424,7 @@ def machine_class(stores, embedder, stats: FuzzStats, *, strict: bool, max_docs:
                 catalog.upsert_scope(AccessScope(key=spec.key, layers=layers), actor="leak-fuzz")
                 m.on_direct_scope_update(spec.key, layers)
             else:
-                self._push(how, sorted(d for d, doc in m.docs.items() if doc.scope_key == spec.key))
+                self._push(how, [d for d in m.item_docs() if m.docs[d].scope_key == spec.key])
             self._probe(data, before)
 
         @rule(data=st.data())
@@ -315,7 +436,7 @@ def machine_class(stores, embedder, stats: FuzzStats, *, strict: bool, max_docs:
             m.users[key] = replace(m.users[key], guest=not m.users[key].guest)
             public = {s.key for s in m.scopes.values() if s.kind == "slack-public"}
             self._push(data.draw(st.sampled_from(("sync", "lazy"))),
-                       sorted(d for d, doc in m.docs.items() if doc.scope_key in public))
+                       [d for d in m.item_docs() if m.docs[d].scope_key in public])
             self._probe(data, before)
 
         @rule(data=st.data())
@@ -431,7 +552,7 @@ def machine_class(stores, embedder, stats: FuzzStats, *, strict: bool, max_docs:
             m.role_grants = {r: tuple(data.draw(st.lists(st.sampled_from(pool), max_size=2, unique=True)))
                              for r in m.world.roles if data.draw(st.booleans())}
             stores.policy = build_policy(m)
-            self._push(data.draw(st.sampled_from(("sync", "lazy")), label="push"), sorted(m.docs))
+            self._push(data.draw(st.sampled_from(("sync", "lazy")), label="push"), m.item_docs())
             self._probe(data, before)
 
         @rule(data=st.data())
@@ -446,6 +567,86 @@ def machine_class(stores, embedder, stats: FuzzStats, *, strict: bool, max_docs:
                 roles=tuple(data.draw(st.lists(st.sampled_from(m.world.roles), max_size=2, unique=True))),
                 email=u.email if data.draw(st.booleans()) else None)
             self._probe(data, before)
+
+        # -- Slack exports ----------------------------------------------------------------------
+        def _slack_conv(self, data: st.DataObject) -> SlackConv:
+            ws = self.model.slack
+            return ws.convs[data.draw(st.sampled_from(sorted(ws.convs)), label="conversation")]  # type: ignore[union-attr]
+
+        @rule(data=st.data())
+        def slack_membership_without_messages(self, data: st.DataObject) -> None:
+            """A later export changes who may read a conversation -- a member added or removed,
+            an account deactivated or reactivated, a guest flag flipped -- and has no day file
+            of that conversation: the new membership holds for all its earlier documents."""
+            stats.count("slack_membership")
+            before = self._pairs()
+            ws = self.model.slack
+            conv = self._slack_conv(data)
+            uids = sorted(ws.accounts)  # type: ignore[union-attr]
+            change = data.draw(st.sampled_from(("add", "remove", "deactivate", "reactivate", "guest")), label="change")
+            if change == "remove" and conv.members:
+                gone = data.draw(st.sampled_from(conv.members), label="member")
+                ws.convs[conv.cid] = replace(conv, members=tuple(u for u in conv.members if u != gone))  # type: ignore[union-attr]
+            elif change in ("add", "remove"):
+                new = data.draw(st.sampled_from(uids), label="account")
+                ws.convs[conv.cid] = replace(conv, members=tuple(dict.fromkeys((*conv.members, new))))  # type: ignore[union-attr]
+            else:
+                uid = data.draw(st.sampled_from(uids), label="account")
+                a = ws.accounts[uid]  # type: ignore[union-attr]
+                ws.accounts[uid] = (replace(a, deleted=change == "deactivate") if change != "guest"  # type: ignore[union-attr]
+                                    else replace(a, guest=not a.guest))
+            self._slack_export(self._slack_days(data, exclude=conv.cid),
+                               data.draw(st.sampled_from(("ingest", "sync", "lazy")), label="apply"))
+            self._probe(data, before, ws.docs_of(conv.cid) or None)  # type: ignore[union-attr]
+
+        @rule(data=st.data())
+        def slack_flip_visibility(self, data: st.DataObject) -> None:
+            """A conversation moves between channels.json and groups.json in a later export,
+            with its messages or without: same scope key, the new access for all its documents."""
+            stats.count("slack_flip")
+            before = self._pairs()
+            ws = self.model.slack
+            conv = self._slack_conv(data)
+            ws.convs[conv.cid] = replace(conv, private=not conv.private)  # type: ignore[union-attr]
+            days = self._slack_days(data, exclude=conv.cid)
+            if data.draw(st.booleans(), label="with its messages"):
+                days += ws.docs_of(conv.cid)  # type: ignore[union-attr]
+            self._slack_export(days, data.draw(st.sampled_from(("ingest", "sync", "lazy")), label="apply"))
+            self._probe(data, before, ws.docs_of(conv.cid) or None)  # type: ignore[union-attr]
+
+        @rule(data=st.data())
+        def slack_new_messages(self, data: st.DataObject) -> None:
+            """New channel-days in a later export (with some, all or none of the older ones)."""
+            stats.count("slack_messages")
+            before = self._pairs()
+            ws = self.model.slack
+            new = []
+            for _ in range(data.draw(st.integers(0, 2), label="new days")):
+                cid = self._slack_conv(data).cid
+                doc = ws.new_doc(cid, phrase_for(data.draw, self.serial),  # type: ignore[union-attr]
+                                 data.draw(st.sampled_from(sorted(ws.accounts)), label="author"))  # type: ignore[union-attr]
+                self._add_slack_doc(doc)
+                new.append(doc.doc_id)
+            self._slack_export(self._slack_days(data) + new,
+                               data.draw(st.sampled_from(("ingest", "ingest", "sync")), label="apply"))
+            self._probe(data, before, new or None)
+
+        @rule(data=st.data())
+        def slack_reapply_export(self, data: st.DataObject) -> None:
+            """An earlier export (applied before, or written and never applied) applied after
+            newer ones: what a newer export stated stays; only what no newer export spoke for
+            (a document it never carried) may come from it."""
+            stats.count("slack_reapply")
+            before = self._pairs()
+            m, ws = self.model, self.model.slack
+            spec = data.draw(st.sampled_from(ws.exports), label="export")  # type: ignore[union-attr]
+            rows_before = {r: (m.rows[r], m.denies.get(r)) for r in m.row_stamps}
+            self._apply_export(spec, data.draw(st.sampled_from(("ingest", "sync")), label="apply"))
+            if spec.serial < max(m.row_stamps.values(), default=0):
+                stats.slack_stale_applied += 1
+            assert all(m.rows[r] == v[0] for r, v in rows_before.items() if m.row_stamps[r] > spec.serial), \
+                "model: an older export changed a newer statement"
+            self._probe(data, before, list(spec.days) or None)
 
         @rule(data=st.data())
         def search(self, data: st.DataObject) -> None:
@@ -463,7 +664,7 @@ def machine_class(stores, embedder, stats: FuzzStats, *, strict: bool, max_docs:
 
 
 CI_SETTINGS = settings(
-    max_examples=12, stateful_step_count=20, deadline=None, derandomize=True, database=None,
+    max_examples=16, stateful_step_count=24, deadline=None, derandomize=True, database=None,
     suppress_health_check=list(HealthCheck), print_blob=True,
 )
 
@@ -482,7 +683,8 @@ def test_leak_fuzz_zero_leaks_zero_misses(tmp_path: Path, embedder, fake_clock) 
     stats = FuzzStats()
     started = time.perf_counter()
     try:
-        run_state_machine_as_test(machine_class(stores, embedder, stats, strict=True), settings=CI_SETTINGS)
+        run_state_machine_as_test(machine_class(stores, embedder, stats, strict=True, workdir=tmp_path / "exports"),
+                                  settings=CI_SETTINGS)
     finally:
         print(f"\n{stats.line()} in {time.perf_counter() - started:.1f} s; ops {dict(sorted(stats.ops.items()))}")
         stores.close()
@@ -559,5 +761,67 @@ def test_document_is_found_until_its_expiry_not_a_second_before(tmp_path: Path, 
         fake_clock.epoch = expiry + 0.25  # type: ignore[assignment]
         assert retriever.search(alice, "quarterly roadmap draft", k=5) == []
         assert found == {b: ["slack:T1:C1:t2"] for b in found}, f"seconds before expiry -> hits: {found}"
+    finally:
+        stores.close()
+
+
+def _private_channel_export(root: Path, serial: int, *, ann_active: bool, days: bool = True) -> Path:
+    """Workspace TX, one private channel G1 (#secret) whose only member is ann; export
+    ``serial`` is newer than every smaller one (users' ``updated``)."""
+    path = root / f"export-{serial}"
+    (path / "secret").mkdir(parents=True)
+    (path / "users.json").write_text(json.dumps([{
+        "id": "U1", "team_id": "TX", "name": "ann", "deleted": not ann_active, "updated": 1_750_000_000 + 1000 * serial,
+        "profile": {"display_name": "ann", "email": "ann@example.org"}}]))
+    (path / "team_info.json").write_text(json.dumps({"team": {"id": "TX", "name": "x"}}))
+    (path / "channels.json").write_text("[]")
+    (path / "groups.json").write_text(json.dumps([{"id": "G1", "name": "secret", "created": SLACK_CREATED,
+                                                   "is_private": True, "members": ["U1"]}]))
+    if days:
+        (path / "secret" / "2024-01-02.json").write_text(json.dumps([
+            {"type": "message", "user": "U1", "text": "amber apple zqka", "ts": "1704160800.000100"}]))
+    return path
+
+
+def test_acl_sync_of_export_where_private_channel_lost_its_last_member(tmp_path: Path, embedder) -> None:
+    """Found by the leak fuzzer (``slack_*`` rules, sync): a private channel whose last active
+    member is deactivated, in an export that still carries the channel's day files, whose
+    documents were ingested earlier. The sync retires them and finishes (it used to stop
+    half-way on the refused item's fingerprint)."""
+    from governance.identity import User
+    from ingest.pipeline.permission_sync import sync_permissions
+    from ingest.pipeline.run import Ingestor
+    from retrieval.search import Retriever
+
+    stores = open_stores(tmp_path)
+    try:
+        ingestor, retriever = Ingestor(stores, lambda: embedder), Retriever(stores, lambda: embedder)
+        assert ingestor.ingest_paths([_private_channel_export(tmp_path, 1, ann_active=True)]).new == 1
+        sync_permissions(ingestor, [ingestor.open(_private_channel_export(tmp_path, 2, ann_active=False))])
+        assert retriever.search(User(id="ann", email="ann@example.org"), "amber apple", k=5) == []
+    finally:
+        stores.close()
+
+
+def test_older_export_refusal_does_not_retire_what_a_newer_export_allows(tmp_path: Path, embedder) -> None:
+    """Found by the leak fuzzer (``slack_reapply_export``): export 2 (ann deactivated, so the
+    private channel has no active member, with its day file) is ingested after export 3 (ann
+    active again, no day file). Export 2's scope statement is ignored as stale, and so is its
+    items' refusal (``empty_acl``): ann, who may read the document by the newest export, keeps
+    it (it used to be tombstoned until an export with that day file came again)."""
+    from governance.identity import User
+    from ingest.pipeline.run import Ingestor
+    from retrieval.search import Retriever
+
+    stores = open_stores(tmp_path)
+    try:
+        ingestor, retriever = Ingestor(stores, lambda: embedder), Retriever(stores, lambda: embedder)
+        ann = User(id="ann", email="ann@example.org")
+        ingestor.ingest_paths([_private_channel_export(tmp_path, 1, ann_active=True)])
+        older = _private_channel_export(tmp_path, 2, ann_active=False)
+        ingestor.ingest_paths([_private_channel_export(tmp_path, 3, ann_active=True, days=False)])
+        assert [h.document_id for h in retriever.search(ann, "amber apple", k=5)] == ["slack:TX:G1:day:2024-01-02"]
+        ingestor.ingest_paths([older])
+        assert [h.document_id for h in retriever.search(ann, "amber apple", k=5)] == ["slack:TX:G1:day:2024-01-02"]
     finally:
         stores.close()

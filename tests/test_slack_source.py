@@ -82,13 +82,22 @@ def test_workspace_scope_and_policy_mapping(tmp_path: Path) -> None:
     add_messages(c, [msg("U1", "hello all", 0)])
     path = write_slack_export(tmp_path / "w", users, [c])
     (item,) = slack.discover(path, policy=Policy())
-    assert item.scope.key == "slack:T0ACME:workspace"
+    # every conversation has its own key, public channels too (no shared workspace key)
+    assert item.scope.key == "slack:T0ACME:channel:C9"
     # source-members: full members only (no guest, no deleted); no email → slack id principal
     assert item.scope.layers == (frozenset({"user:alice@x.example", "user:slack:T0ACME:U2"}),)
+    # a layer of members' own principals cannot admit the deactivated account: no deny rows
+    assert item.scope.deny == frozenset()
+    assert not item.scope.allows(frozenset({"user:old@x.example"}))
     (item,) = slack.discover(path, policy=Policy(workspaces={"T0ACME": ["group:all-staff"]}))
-    assert item.scope.layers == (frozenset({"group:all-staff"}),) and item.scope.key == "slack:T0ACME:workspace"
+    assert item.scope.layers == (frozenset({"group:all-staff"}),) and item.scope.key == "slack:T0ACME:channel:C9"
+    # a shared principal could: the deactivated account is denied, whatever group it still holds
+    assert item.scope.deny == frozenset({"user:old@x.example"})
+    assert item.scope.allows(frozenset({"group:all-staff"}))
+    assert not item.scope.allows(frozenset({"group:all-staff", "user:old@x.example"}))
     (item,) = slack.discover(path, policy=Policy(workspaces={"default": "group:everyone"}))
     assert item.scope.layers == (frozenset({"group:everyone"}),)
+    assert item.scope.deny == frozenset({"user:old@x.example"})
 
 
 def test_fingerprint_stable_and_changes_with_content(tmp_path: Path) -> None:
@@ -162,8 +171,10 @@ def test_real_slack_export_viewer_archive(corpus: Path) -> None:
     folder, zipped = _items(base / "testarchive"), _items(base / "testarchive.zip")
     assert folder.keys() == zipped.keys() and len(folder) == 17 - 1  # 17 day files, 16 with talk
     assert {i.fingerprint() for i in folder.values()} == {i.fingerprint() for i in zipped.values()}
+    workspace_layers = {item.scope.layers for item in folder.values()}
+    assert len(workspace_layers) == 1  # every public channel: the same workspace readers
     for item in folder.values():
-        assert item.scope.key == "slack:T0BMHLSRH:workspace"
+        assert item.scope.key == f"slack:T0BMHLSRH:channel:{item.document_id.split(':')[2]}"
         parsed = item.parse()
         assert parsed.elements and parsed.title.startswith("#")
         text = "\n".join(e.text for e in parsed.elements)

@@ -308,6 +308,12 @@ class Catalog:
         return out
 
     @_read
+    def scope_as_of(self, key: str) -> str | None:
+        """The ``source_as_of`` of the scope row ``key`` (None: no row, or no time)."""
+        with self.session() as s:
+            return s.scalar(select(Scope.source_as_of).where(Scope.key == key))
+
+    @_read
     def scope_stamps(self, prefix: str) -> dict[str, tuple[str, str | None]]:
         """``{key: (fingerprint, source_as_of)}`` of the stored scopes under ``prefix``: enough
         to tell which stated scopes changed without reading their members."""

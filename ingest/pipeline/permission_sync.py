@@ -38,6 +38,7 @@ class PermissionSyncSummary(BaseModel):
     access_updated: int = 0
     left_to_ingest: int = 0
     uncovered: int = 0
+    refused: int = Field(0, description="documents this export refuses (quarantined; a searchable copy is retired)")
     uncovered_active: list[str] = Field(default_factory=list)
     tombstoned: int = 0
 
@@ -78,7 +79,16 @@ def sync_permissions(ingestor: Ingestor, exports: Sequence[SourceExport] | Seque
         if scope.key not in resolved:
             _, changed = catalog.upsert_scope(scope, actor=actor, as_of=item.as_of)
             resolved[scope.key] = changed
-        if state is not None and state.status == "active" and state.current_source_hash == item.fingerprint():
+        try:
+            fingerprint = item.fingerprint()
+        except QuarantinedDocument:
+            # Refused by this export (a private channel left with no active member, permission
+            # data incomplete): the ingest quarantines it and takes a searchable copy out.
+            summary.refused += 1
+            if state is not None and state.status == "active":
+                unchanged.append(item)
+            continue
+        if state is not None and state.status == "active" and state.current_source_hash == fingerprint:
             unchanged.append(item)
         else:
             summary.left_to_ingest += 1

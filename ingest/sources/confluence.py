@@ -293,15 +293,19 @@ class ScopeResolver:
 
     def space_scope(self, key: str) -> AccessScope:
         """The scope of the space's unrestricted pages (readable by nobody when unknown)."""
-        layer, _, why = self.space_layer(key)
+        return self._space_scope(key)[0]
+
+    def _space_scope(self, key: str) -> tuple[AccessScope, str | None, str | None]:
+        layer, reason, why = self.space_layer(key)
         if layer is None:
-            return _nobody(space_key(self.site, key), why or "permissions unknown")
+            return _nobody(space_key(self.site, key), why or "permissions unknown"), reason, why
         open_ = " (open to all users)" if self.spaces[key].open else ""
         try:
             return AccessScope(key=space_key(self.site, key), layers=[layer],
-                               description=f"Confluence {self.site} space {key}{open_}")
-        except AccessDenied as exc:  # a view list over MAX_PRINCIPALS_PER_LAYER: its pages are refused too
-            return _nobody(space_key(self.site, key), str(exc))
+                               description=f"Confluence {self.site} space {key}{open_}"), None, None
+        except AccessDenied as exc:  # a view list over MAX_PRINCIPALS_PER_LAYER: its pages are refused
+            why = f"space {key}: {exc} (grant a group instead of listing members)"
+            return _nobody(space_key(self.site, key), why), "acl_too_large", why
 
     def scope(self, page: PageInfo) -> tuple[AccessScope, str | None, str | None]:
         """(scope, quarantine reason, message)."""
@@ -325,7 +329,8 @@ class ScopeResolver:
                 restricted.append(pid)
         try:
             if not restricted:
-                return self.space_scope(key), None, None
+                scope, reason, why = self._space_scope(key)
+                return (nobody, reason, why) if reason else (scope, None, None)
             scope = AccessScope(key=bounded_id(restricted_prefix(site, key) + "/".join(restricted)),
                                 layers=layers,
                                 description=f"Confluence {site} space {key}, restricted by pages {', '.join(restricted)}")
