@@ -24,6 +24,13 @@ PRINCIPAL_KINDS = ("user", "group", "role")
 def _check_value(kind: str, value: str) -> str:
     if not isinstance(value, str):
         raise AccessDenied(f"{kind} must be a string, got {type(value).__name__}")
+    # Control characters anywhere — leading and trailing ones too — are refused, never
+    # stripped: "eng\n" is not the group "eng", and a claim carrying one is not trusted.
+    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value):
+        raise AccessDenied(
+            f"{kind} name {value[:40]!r} contains control characters",
+            hint="remove newlines / NUL / control characters from the claim",
+        )
     value = unicodedata.normalize("NFC", value.strip())
     if not value:
         raise AccessDenied(f"empty {kind} name", hint="drop the empty value from the claims")
@@ -95,18 +102,38 @@ class User(BaseModel):
         return tuple(dict.fromkeys(_check_value("group/role", x) for x in values))
 
     @classmethod
-    def from_claims(cls, claims: Mapping[str, Any]) -> "User":
+    def from_claims(cls, claims: Mapping[str, Any], *, require_email_verified: bool = False) -> "User":
         """Build a user from OIDC-style claims (``sub``, ``email``, ``groups``, ``roles``,
-        optional ``tenant``/``tid``)."""
+        optional ``tenant``/``tid``).
+
+        ``email_verified: false`` means the email is not one of the user's principals (the
+        identity provider did not check it). With ``require_email_verified`` an email counts
+        only when ``email_verified`` is ``true`` (for providers that always send it); without
+        it, a claim that is absent does not disqualify the email. ``groups`` and ``roles``
+        must be lists of strings: an object, a nested list or a bare string is refused, never
+        coerced."""
         if not isinstance(claims, Mapping):
             raise AccessDenied("claims must be a mapping")
-        sub = claims.get("sub") or claims.get("email")
+        for name in ("groups", "roles"):
+            value = claims.get(name)
+            if value is not None and (not isinstance(value, (list, tuple))
+                                      or not all(isinstance(v, str) for v in value)):
+                raise AccessDenied(f"claim {name!r} is not a list of strings ({type(value).__name__})",
+                                   hint="the identity provider must send groups and roles as JSON arrays of strings")
+        verified = claims.get("email_verified")
+        if isinstance(verified, str):  # some providers send "true"/"false"
+            verified = {"true": True, "false": False}.get(verified.strip().lower(), verified)
+        if verified is not None and not isinstance(verified, bool):
+            raise AccessDenied("claim 'email_verified' is neither true nor false")
+        email_ok = verified is True or (verified is None and not require_email_verified)
+        email = claims.get("email") if email_ok else None
+        sub = claims.get("sub") or email
         if not sub:
-            raise AccessDenied("claims carry neither sub nor email", hint="pass an OIDC id token's claims")
+            raise AccessDenied("claims carry neither sub nor a verified email", hint="pass an OIDC id token's claims")
         try:
             return cls(
                 id=str(sub),
-                email=claims.get("email"),
+                email=email,
                 groups=claims.get("groups") or (),
                 roles=claims.get("roles") or (),
                 tenant=claims.get("tenant") or claims.get("tid"),

@@ -7,7 +7,7 @@ Rules are read in order and the first rule that matches a document wins, like a 
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -22,12 +22,18 @@ _DURATION = re.compile(r"^\s*(\d+)\s*([dhm])\s*$")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
 
 
+LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc)  # the latest expiry a document can have
+
+
 def parse_duration(text: str) -> timedelta:
     """``30d`` / ``12h`` / ``90m`` → timedelta."""
     m = _DURATION.match(str(text))
     if not m:
         raise ConfigError(f"bad duration {text!r}", hint="write e.g. 30d, 12h or 90m")
-    return timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+    try:
+        return timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+    except OverflowError:
+        raise ConfigError(f"duration {text!r} is too long", hint="keep durations under 999999999 days") from None
 
 
 @lru_cache(maxsize=512)
@@ -209,8 +215,15 @@ class Policy(BaseModel):
         rule = self.retention_rule(facts)
         if rule is None:
             return None
-        anchor = ingested if rule.from_ == "ingested" or modified is None else modified
-        return anchor + rule.keep_for
+        if modified is not None and modified.tzinfo is None:
+            modified = modified.replace(tzinfo=timezone.utc)
+        # A document's own time in the future (a Slack ts of year 9999, a PDF dated 2999) is not
+        # believed: retention counts from when it was ingested instead.
+        anchor = ingested if rule.from_ == "ingested" or modified is None or modified > ingested else modified
+        try:
+            return anchor + rule.keep_for
+        except OverflowError:  # past year 9999: kept as long as a date can say
+            return LATEST
 
 
 def load_policy(path: Path | str | None) -> Policy:

@@ -101,6 +101,9 @@ class Settings(BaseSettings):
         default=None, description="Development only: also accept HS256 tokens signed with this secret (>= 32 chars).")
     jwt_issuer: str | None = Field(default=None, description="When set, tokens must carry exactly this `iss`.")
     jwt_audience: str | None = Field(default=None, description="When set, tokens must list this `aud`.")
+    require_email_verified: bool = Field(
+        default=False, description="Count a token's email as a principal only when email_verified is true "
+        "(for identity providers that always send it). email_verified: false never counts, whatever this says.")
     jwt_leeway_seconds: int = Field(default=30, ge=0, le=300, description="Clock skew allowed on exp/nbf/iat.")
 
     @property

@@ -108,6 +108,15 @@ def test_hostile_claim_shapes_are_refused_or_harmless(client, keys):
         assert r.status_code in (401, 403) or _docs(r) == set(), (who, r.text)  # pyjwt refuses a non-string sub
 
 
+@pytest.mark.parametrize("who", [
+    {"sub": "m", "groups": ["finance\n"]}, {"sub": "m", "groups": ["\tfinance"]}, {"sub": "m\r", "groups": ["finance"]},
+    {"sub": "m", "groups": {"finance": True}}, {"sub": "m", "groups": "finance"}, {"sub": "m", "roles": [["cfo"]]},
+])
+def test_claims_with_control_characters_or_wrong_shapes_get_403(client, keys, who):
+    r = _search(client, keys, who, "revenue budget", k=50)
+    assert r.status_code == 403 and r.json()["error"] == "token claims cannot be used", (who, r.text)
+
+
 # -- request validation and limits --------------------------------------------------------
 @pytest.mark.parametrize("body", [
     {"query": "revenue", "k": 0}, {"query": "revenue", "k": 101}, {"query": "revenue", "k": -1},

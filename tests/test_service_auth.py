@@ -254,3 +254,18 @@ def test_a_jwks_never_supplies_an_hmac_secret(tmp_path, keys):
 def test_hs256_dev_secret_is_the_only_hmac_key(tmp_path, keys):
     verifier = TokenVerifier(service_settings(tmp_path, keys))
     assert verifier.verify(jwt.encode(claims(), HS256_SECRET, algorithm="HS256")).subject == "bob@example.com"
+
+
+def test_email_verified_false_drops_the_email_from_the_principals(tmp_path, keys):
+    verifier = TokenVerifier(service_settings(tmp_path, keys))
+    token = sign(keys, payload=claims(sub="u-7", email="ceo@example.com", email_verified=False))
+    identity = verifier.verify(token)
+    assert identity.user.email is None and "user:ceo@example.com" not in identity.user.principals()
+
+
+def test_require_email_verified_setting_drops_an_email_without_the_claim(tmp_path, keys):
+    settings = service_settings(tmp_path, keys).model_copy(update={"require_email_verified": True})
+    token = sign(keys, payload=claims(sub="u-7", email="ceo@example.com"))
+    assert TokenVerifier(settings).verify(token).user.email is None
+    token = sign(keys, payload=claims(sub="u-7", email="ceo@example.com", email_verified=True))
+    assert TokenVerifier(settings).verify(token).user.email == "ceo@example.com"

@@ -192,6 +192,7 @@ class TokenVerifier:
         if "HS256" in requested and secret is None:
             raise ConfigError("GOVRAG_JWT_ALGORITHMS lists HS256 but GOVRAG_JWT_HS256_SECRET is not set")
         self._secret = secret.encode() if secret else None
+        self.require_email_verified = settings.require_email_verified
         self.asymmetric = [a for a in requested if a in ASYMMETRIC]
         self.algorithms = frozenset(self.asymmetric + (["HS256"] if secret else []))
         if keys is None and (settings.jwks_file or settings.jwks_url):
@@ -259,7 +260,7 @@ class TokenVerifier:
         if not isinstance(claims, dict):
             raise AuthError("claims are not an object")
         try:
-            user = User.from_claims(claims)
+            user = User.from_claims(claims, require_email_verified=self.require_email_verified)
         except AccessDenied as exc:
             raise AuthError("claims cannot be mapped to a user", reason="claims") from exc
         return Identity(user=user, subject=user.id, claims=claims)

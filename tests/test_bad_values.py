@@ -1,0 +1,88 @@
+"""Bad values never stop a run, and claims that cannot be trusted are refused.
+
+Timestamps far in the future, negative or not numbers; claim values with control characters
+anywhere; groups and roles that are not lists of strings; unverified emails."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from governance.errors import AccessDenied, ConfigError
+from governance.identity import User
+from governance.policy import LATEST, Policy, parse_duration
+from tests.conftest import make_ingestor
+from tests.sources_fixtures import SConv, SUser, add_messages, msg, write_slack_export
+
+NOW = datetime.now(timezone.utc)
+KEEP = Policy.model_validate({"retention": [{"match": {}, "keep_for": "1095d"}]})
+
+
+def test_document_time_in_year_9999_counts_retention_from_ingest() -> None:
+    far = datetime(9999, 12, 31, 23, 0, tzinfo=timezone.utc)
+    assert KEEP.expires_at({}, modified=far, ingested=NOW) == NOW + timedelta(days=1095)
+
+
+def test_expiry_past_the_last_representable_date_is_clamped() -> None:
+    forever = Policy.model_validate({"retention": [{"match": {}, "keep_for": "999999999d", "from": "ingested"}]})
+    assert forever.expires_at({}, modified=None, ingested=NOW) == LATEST
+
+
+def test_naive_document_time_is_read_as_utc() -> None:
+    assert KEEP.expires_at({}, modified=datetime(2026, 1, 1), ingested=NOW) == datetime(2029, 1, 1, tzinfo=timezone.utc) - timedelta(days=1)
+
+
+def test_absurd_duration_is_a_config_error_not_a_crash() -> None:
+    with pytest.raises(ConfigError, match="too long"):
+        parse_duration("99999999999d")
+
+
+def test_slack_export_with_far_future_negative_and_junk_timestamps_lands_the_rest(sqlite_stores, embedder, tmp_path: Path) -> None:
+    users = [SUser("U1", "alice", "alice@corp.example")]
+    c = SConv("C1", "general", "public", ["U1"])
+    add_messages(c, [msg("U1", "an ordinary message about the garden", 0)])
+    c.days["2026-01-01"] = [{"type": "message", "user": "U1", "text": "from the year 9999", "ts": "253402300000.000100"},
+                            {"type": "message", "user": "U1", "text": "before the epoch", "ts": "-86400.5"},
+                            {"type": "message", "user": "U1", "text": "no number at all", "ts": "soon"},
+                            {"type": "message", "user": "U1", "text": "beyond any date", "ts": "1e300"}]
+    path = write_slack_export(tmp_path / "x", users, [c], team_info={"id": "T0ACME"})
+    summary = make_ingestor(sqlite_stores, embedder).ingest_paths([path])
+    assert summary.new >= 1 and summary.quarantined == 0
+    expiries = [sqlite_stores.catalog.document_state(d).expires_at for d in sqlite_stores.catalog.select_documents()]
+    assert all(e is None or e <= LATEST for e in expiries)
+
+
+@pytest.mark.parametrize("value", ["eng\n", "\teng", "\x00eng", "eng\u0085", "en\x1bg"])
+def test_claim_values_with_control_characters_anywhere_are_refused(value: str) -> None:
+    with pytest.raises(AccessDenied, match="control characters"):
+        User.from_claims({"sub": "alice", "groups": [value]})
+    with pytest.raises(AccessDenied):
+        User.from_claims({"sub": value})
+
+
+@pytest.mark.parametrize("groups", [{"eng": True}, [["eng"]], "eng", [1, 2], [{"name": "eng"}]])
+def test_groups_that_are_not_a_list_of_strings_are_refused(groups: object) -> None:
+    with pytest.raises(AccessDenied):
+        User.from_claims({"sub": "alice", "groups": groups})
+    with pytest.raises(AccessDenied):
+        User.from_claims({"sub": "alice", "roles": groups})
+
+
+def test_unverified_email_is_not_a_principal() -> None:
+    user = User.from_claims({"sub": "u-1", "email": "ceo@corp.example", "email_verified": False})
+    assert "user:ceo@corp.example" not in user.principals()
+    assert "user:ceo@corp.example" in User.from_claims({"sub": "u-1", "email": "ceo@corp.example",
+                                                        "email_verified": True}).principals()
+
+
+def test_missing_email_verified_counts_only_when_not_required() -> None:
+    claims = {"sub": "u-1", "email": "ceo@corp.example"}
+    assert "user:ceo@corp.example" in User.from_claims(claims).principals()
+    assert "user:ceo@corp.example" not in User.from_claims(claims, require_email_verified=True).principals()
+
+
+def test_unverified_email_alone_is_no_identity() -> None:
+    with pytest.raises(AccessDenied, match="verified"):
+        User.from_claims({"email": "ceo@corp.example", "email_verified": "false"})
