@@ -308,6 +308,47 @@ class Catalog:
         return out
 
     @_read
+    def scope_by_id(self, scope_id: int) -> AccessScope | None:
+        """A stored scope with its layers and deny list."""
+        with self.session() as s:
+            row = s.get(Scope, scope_id)
+            if row is None:
+                return None
+            members = s.execute(select(ScopePrincipal.layer, ScopePrincipal.principal)
+                                .where(ScopePrincipal.scope_id == scope_id)).all()
+            return _scope_from_rows(row.key, members, row.description, row.n_layers)
+
+    @_read
+    def readable_documents(self, scope_ids: Sequence[int], *, now: datetime, limit: int,
+                           document_id: str | None = None) -> list[dict[str, Any]]:
+        """Documents search can show in these scopes: active, with a current version, not
+        expired (the post-check's conditions), by id, at most ``limit``."""
+        ids = sorted({int(x) for x in scope_ids})
+        out: list[dict[str, Any]] = []
+        with self.session() as s:
+            for i in range(0, len(ids), PARAM_BATCH):
+                q = (select(Document.id, Document.title, Document.source, Document.scope_id, Document.expires_at)
+                     .where(Document.scope_id.in_(ids[i : i + PARAM_BATCH]), Document.status == "active",
+                            Document.current_version.is_not(None),
+                            or_(Document.expires_at.is_(None), Document.expires_at > now)))
+                if document_id is not None:
+                    q = q.where(Document.id == document_id)
+                out += [{"document_id": d, "title": t, "source": src, "scope_id": sid, "expires_at": exp}
+                        for d, t, src, sid, exp in s.execute(q.order_by(Document.id).limit(limit + 1))]
+        return sorted(out, key=lambda r: r["document_id"])[: limit + 1]
+
+    @_read
+    def document_row(self, document_id: str) -> dict[str, Any] | None:
+        """What the catalog holds about one document (status, scope, expiry, version)."""
+        with self.session() as s:
+            d = s.get(Document, document_id)
+            if d is None:
+                return None
+            return {"document_id": d.id, "title": d.title, "source": d.source, "status": d.status,
+                    "status_reason": d.status_reason, "scope_id": d.scope_id, "expires_at": d.expires_at,
+                    "current_version": d.current_version}
+
+    @_read
     def scope_as_of(self, key: str) -> str | None:
         """The ``source_as_of`` of the scope row ``key`` (None: no row, or no time)."""
         with self.session() as s:

@@ -8,6 +8,7 @@ import sys
 import typer
 
 from govrag.cli import (
+    access_cmd,
     api_cmd,
     audit_cmd,
     demo_cmd,
@@ -33,6 +34,7 @@ app.command("purge")(purge_cmd.purge)
 app.add_typer(purge_cmd.hold_app, name="hold")
 app.command("doctor")(maintenance_cmd.doctor)
 app.add_typer(maintenance_cmd.acl_app, name="acl")
+app.add_typer(access_cmd.app, name="access")
 app.add_typer(metrics_cmd.app, name="metrics")
 
 try:  # the NVFP4 / Triton commands (quantize, serve-embedder)
