@@ -214,3 +214,27 @@ def test_the_expired_sweep_leaves_held_documents_vectors_alone(indexed):
                              reason="expired", selector={"expired": True})
     assert report.documents == [gone] and report.verified and held in report.held
     assert indexed.index.ids_of_document(held) and not indexed.index.ids_of_document(gone)
+
+
+def test_erasure_leaves_no_identifier_of_the_subject_in_the_catalog_but_the_kept_records(sqlite_stores, embedder):
+    """After ``purge --subject``, her email is only in the forgotten-subjects record and the
+    audit log (both documented as kept), not in documents, contributors, versions or chunks."""
+    from sqlalchemy import inspect, text
+
+    jane, joe = "user:jane@example.com", "user:joe@example.com"
+    ing = make_ingestor(sqlite_stores, embedder)
+    ing.ingest_items([
+        _thread("slack:T1:C1:1", [(joe, "Joe asks about the cobalt-heron rollout."), (jane, "Jane answers for jane@example.com.")]),
+        _thread("slack:T1:C1:2", [(jane, "Jane's own thread, signed jane@example.com.")], owner=jane),
+    ])
+    forget_subject(ing, jane)
+    kept = {"forgotten_subjects", "audit_events", "audit_head", "alembic_version"}
+    found = []
+    with sqlite_stores.catalog.session() as s:
+        for table in inspect(sqlite_stores.catalog.engine).get_table_names():
+            if table in kept:
+                continue
+            for row in s.execute(text(f'SELECT * FROM "{table}"')):
+                if any("jane@example.com" in str(v) for v in row):
+                    found.append((table, row))
+    assert not found, found[:5]

@@ -732,6 +732,12 @@ class Catalog:
                 s.execute(delete(ChunkRow).where(ChunkRow.document_id.in_(todo)))
                 if drop_content:
                     s.execute(update(Version).where(Version.document_id.in_(todo)).values(cleaned_text=None, blocks=None))
+                    # The tombstone keeps the id, the content hashes, when and why: no title (a
+                    # Slack thread's title quotes its root message), link, path, author or
+                    # contributor is left to name a person or repeat the text.
+                    s.execute(delete(DocumentContributor).where(DocumentContributor.document_id.in_(todo)))
+                    s.execute(update(Document).where(Document.id.in_(todo))
+                              .values(title="", uri="", path=None, author=None, ancestry=None))
                 s.execute(update(Document).where(Document.id.in_(todo))
                           .values(status=status, status_reason=reason, current_version=None, updated_at=utcnow()))
                 changed += todo

@@ -22,6 +22,11 @@ from ingest.pipeline.summary import IngestSummary
 from ingest.sources.base import SourceItem, TextBlock
 
 
+def pseudonym(subject: str) -> str:
+    """A stable stand-in for a principal in records that must not name it."""
+    return "subject-" + hashlib.sha256(subject.encode("utf-8")).hexdigest()[:16]
+
+
 def forget_subject(ingestor: Ingestor, subject: str, *, dry_run: bool = False, actor: str | None = None) -> PurgeReport:
     """Erase everything ``subject`` (a principal such as ``user:jane@example.com``) wrote."""
     subject = parse_principal(subject)
@@ -29,8 +34,10 @@ def forget_subject(ingestor: Ingestor, subject: str, *, dry_run: bool = False, a
     selector = {"subject": subject}
     owned = catalog.select_documents(author=subject)
     contributed = [d for d in catalog.select_documents(contributor=subject) if d not in set(owned)]
-    report = purge_documents(catalog, index, owned, reason=f"right to be forgotten: {subject}",
-                             selector=selector, dry_run=dry_run, actor=actor)
+    # The tombstones' reason names the erasure by a pseudonym, not the person; the subject
+    # itself is kept only in the forgotten-subjects record and the audit log (documented).
+    reason = f"right to be forgotten: {pseudonym(subject)}"
+    report = purge_documents(catalog, index, owned, reason=reason, selector=selector, dry_run=dry_run, actor=actor)
     held = catalog.held(contributed)
     report.held.update(held)
     todo = [d for d in contributed if d not in held]
@@ -43,7 +50,7 @@ def forget_subject(ingestor: Ingestor, subject: str, *, dry_run: bool = False, a
         if _reindex_without(ingestor, doc_id, subject):
             report.reindexed.append(doc_id)
         else:  # no authored blocks to separate: remove the whole document rather than keep their words
-            report.documents += purge_documents(catalog, index, [doc_id], reason=f"right to be forgotten: {subject}",
+            report.documents += purge_documents(catalog, index, [doc_id], reason=reason,
                                                 selector=selector, actor=actor).documents
     audit.record(catalog, "forget_subject", actor, {"subject": subject, "purged": report.documents,
                                                     "reindexed": report.reindexed, "held": report.held})
