@@ -67,6 +67,12 @@ class CatalogError(GovragError):
     """The SQL catalog failed."""
 
 
+class HoldRefused(GovragError):
+    """A legal hold on a document that a purge has already taken (or is taking)."""
+
+    exit_code = 5
+
+
 class IndexUnavailable(GovragError):
     """Milvus cannot be reached or refused an operation."""
 

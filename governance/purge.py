@@ -75,7 +75,12 @@ def purge_documents(catalog: Catalog, index: VectorIndex, document_ids: list[str
     index.flush()
     deleted: list[int] = []
     for i in range(0, len(targets), BATCH_DOCUMENTS):
-        batch = targets[i : i + BATCH_DOCUMENTS]
+        # Holds are checked again per batch, at the moment its documents are claimed, in one
+        # transaction with the claim: a hold committed while this purge runs wins.
+        batch, held_now = catalog.claim_for_purge(targets[i : i + BATCH_DOCUMENTS])
+        report.held.update(held_now)
+        if not batch:
+            continue
         ids = catalog.chunk_ids_of(batch)
         if ids:
             index.delete_ids(ids)
@@ -86,6 +91,7 @@ def purge_documents(catalog: Catalog, index: VectorIndex, document_ids: list[str
                                                "vectors_deleted": len(ids)})
         if progress:
             progress(len(report.documents), len(targets))
+    targets = [d for d in targets if d not in report.held]
     if targets:
         # One clock for the sweep and its verification ("expired" as of this purge).
         now_epoch = int(time.time()) if selector.get("expired") else None

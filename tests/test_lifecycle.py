@@ -238,3 +238,37 @@ def test_erasure_leaves_no_identifier_of_the_subject_in_the_catalog_but_the_kept
                 if any("jane@example.com" in str(v) for v in row):
                     found.append((table, row))
     assert not found, found[:5]
+
+
+def test_a_hold_committed_while_a_purge_runs_wins(sqlite_stores, embedder, monkeypatch):
+    """The purge checks holds per batch, when it claims the batch: a hold added after the
+    purge started (here: after its first batch) keeps its document."""
+    from governance import purge
+
+    ing = make_ingestor(sqlite_stores, embedder)
+    ing.ingest_items([_thread(f"slack:T1:C2:{n}", [("user:joe@example.com", f"Joe on topic {n}.")]) for n in range(3)])
+    monkeypatch.setattr(purge, "BATCH_DOCUMENTS", 1)
+    targets = sorted(sqlite_stores.catalog.select_documents())
+
+    def hold_the_last(done: int, total: int) -> None:
+        if done == 1:
+            sqlite_stores.catalog.add_hold("document", targets[-1], "court order", actor="test")
+
+    report = purge.purge_documents(sqlite_stores.catalog, sqlite_stores.index, targets, reason="test",
+                                   selector={"document": "all"}, progress=hold_the_last)
+    assert report.documents == targets[:-1] and report.held == {targets[-1]: f"document:{targets[-1]}"}
+    assert sqlite_stores.catalog.document_state(targets[-1]).status == "active"
+    assert sqlite_stores.index.ids_of_document(targets[-1]) != []
+
+
+def test_a_hold_on_a_purged_document_is_refused(sqlite_stores, embedder):
+    from governance import purge
+    from governance.errors import HoldRefused
+
+    ing = make_ingestor(sqlite_stores, embedder)
+    ing.ingest_items([_thread("slack:T1:C3:1", [("user:joe@example.com", "Joe on the amber topic.")])])
+    purge.purge_documents(sqlite_stores.catalog, sqlite_stores.index, ["slack:T1:C3:1"], reason="test",
+                          selector={"document": "slack:T1:C3:1"})
+    with pytest.raises(HoldRefused, match="purged"):
+        sqlite_stores.catalog.add_hold("document", "slack:T1:C3:1", "too late", actor="test")
+    assert sqlite_stores.catalog.holds() == []

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from sqlalchemy import Engine, case, create_engine, delete, event, func, insert, or_, select, update
+from sqlalchemy import Engine, case, create_engine, delete, event, func, insert, or_, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
@@ -35,7 +35,7 @@ from governance.catalog.models import (
     utcnow,
 )
 from governance.contracts import AccessScope, SourceDocument
-from governance.errors import CatalogError
+from governance.errors import CatalogError, HoldRefused
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,21 @@ PRINCIPALS_PER_QUERY = 20_000
 
 
 DENY_LAYER = -1  # scope_principals.layer of a scope's deny list
+
+
+def _match_holds(holds: Sequence[Hold], info: dict[str, dict[str, Any]], ids: Sequence[str]) -> dict[str, str]:
+    """Document id -> the first hold that covers it (by id, source or origin, author or contributor)."""
+    out: dict[str, str] = {}
+    for doc_id in ids:
+        d = info.get(doc_id, {})
+        for h in holds:
+            k, v = h.kind, h.value
+            if ((k == "document" and v == doc_id)
+                    or (k == "source" and v in (d.get("source"), d.get("origin")))
+                    or (k == "subject" and (v == d.get("author") or v in d.get("contributors", [])))):
+                out[doc_id] = f"{k}:{v}"
+                break
+    return out
 
 
 def is_older(as_of: str | None, than: str | None) -> bool:
@@ -725,8 +740,9 @@ class Catalog:
         with self.session() as s:
             for i in range(0, len(ids), PARAM_BATCH):
                 part = ids[i : i + PARAM_BATCH]
+                skip = ("purged", "purging") if status == "tombstoned" else ("purged",)  # a purge in progress wins
                 todo = list(s.scalars(select(Document.id).where(Document.id.in_(part), Document.status != status,
-                                                                Document.status != "purged")))
+                                                                Document.status.not_in(skip))))
                 if not todo:
                     continue
                 s.execute(delete(ChunkRow).where(ChunkRow.document_id.in_(todo)))
@@ -748,7 +764,8 @@ class Catalog:
                          source: str | None = None, author: str | None = None,
                          contributor: str | None = None, include_tombstoned: bool = True) -> list[str]:
         """Document ids for a purge selector (not yet purged)."""
-        statuses = ["active", "tombstoned"] if include_tombstoned else ["active"]
+        # "purging": claimed by a purge that did not finish (a crash): the next purge takes it.
+        statuses = ["active", "tombstoned", "purging"] if include_tombstoned else ["active", "purging"]
         q = select(Document.id).where(Document.status.in_(statuses))
         if expired_at is not None:
             q = q.where(Document.expires_at.is_not(None), Document.expires_at <= expired_at)
@@ -766,17 +783,20 @@ class Catalog:
 
     @_read
     def documents_info(self, document_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        ids = list(document_ids)
-        out: dict[str, dict[str, Any]] = {}
         with self.session() as s:
-            for i in range(0, len(ids), PARAM_BATCH):
-                for d in s.scalars(select(Document).where(Document.id.in_(ids[i : i + PARAM_BATCH]))):
-                    out[d.id] = {"source": d.source, "origin": d.origin, "author": d.author, "status": d.status,
-                                 "current_version": d.current_version}
-                contrib = s.execute(select(DocumentContributor.document_id, DocumentContributor.principal)
-                                    .where(DocumentContributor.document_id.in_(ids[i : i + PARAM_BATCH]))).all()
-                for doc_id, principal_ in contrib:
-                    out.setdefault(doc_id, {}).setdefault("contributors", []).append(principal_)
+            return self._documents_info(s, list(document_ids))
+
+    @staticmethod
+    def _documents_info(s: Session, ids: list[str]) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for i in range(0, len(ids), PARAM_BATCH):
+            for d in s.scalars(select(Document).where(Document.id.in_(ids[i : i + PARAM_BATCH]))):
+                out[d.id] = {"source": d.source, "origin": d.origin, "author": d.author, "status": d.status,
+                             "current_version": d.current_version}
+            contrib = s.execute(select(DocumentContributor.document_id, DocumentContributor.principal)
+                                .where(DocumentContributor.document_id.in_(ids[i : i + PARAM_BATCH]))).all()
+            for doc_id, principal_ in contrib:
+                out.setdefault(doc_id, {}).setdefault("contributors", []).append(principal_)
         return out
 
     def current_blocks(self, document_id: str) -> tuple[int | None, list[dict[str, Any]] | None]:
@@ -794,14 +814,44 @@ class Catalog:
                       .values(cleaned_text=None, blocks=None))
 
     # -- legal holds ----------------------------------------------------------------------
+    def _lock_holds(self, s: Session) -> None:
+        """Serialize adding holds with claiming documents for a purge: a hold either commits
+        before a purge batch checks holds (and the purge skips its documents) or after the
+        batch claimed them (and the hold is refused) — never in between."""
+        if self.engine.dialect.name == "postgresql":
+            s.execute(text("LOCK TABLE holds IN SHARE ROW EXCLUSIVE MODE"))
+        else:  # SQLite: a write takes the database's write lock for the whole transaction
+            s.execute(update(Hold).where(Hold.id == -1).values(reason=""))
+
     def add_hold(self, kind: str, value: str, reason: str, actor: str | None) -> bool:
         if kind not in ("document", "source", "subject"):
             raise ValueError("hold kind must be document, source or subject")
         with self.session() as s:
+            self._lock_holds(s)
             if s.scalar(select(Hold).where(Hold.kind == kind, Hold.value == value)) is not None:
                 return False
+            if kind == "document":
+                status = s.scalar(select(Document.status).where(Document.id == value))
+                if status in ("purging", "purged"):
+                    raise HoldRefused(f"document {value!r} is {status} already: a hold cannot keep it",
+                                      hint="holds keep documents that still exist; see govrag audit export --kind purge")
             s.add(Hold(kind=kind, value=value, reason=reason, actor=actor))
             return True
+
+    def claim_for_purge(self, document_ids: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+        """In one transaction with the hold lock: the documents under legal hold *now* (and
+        by which hold), and the others marked ``purging`` (out of search at once, refused to
+        new holds, picked up again by a purge that a crash interrupted)."""
+        ids = list(document_ids)
+        with self.session() as s:
+            self._lock_holds(s)
+            held = _match_holds(list(s.scalars(select(Hold).order_by(Hold.id))), self._documents_info(s, ids), ids)
+            claimed = [d for d in ids if d not in held]
+            for i in range(0, len(claimed), PARAM_BATCH):
+                s.execute(update(Document).where(Document.id.in_(claimed[i : i + PARAM_BATCH]),
+                                                 Document.status.in_(("active", "tombstoned", "purging")))
+                          .values(status="purging", updated_at=utcnow()))
+        return claimed, held
 
     def remove_hold(self, kind: str, value: str) -> bool:
         with self.session() as s:
@@ -815,21 +865,12 @@ class Catalog:
 
     def held(self, document_ids: Sequence[str]) -> dict[str, str]:
         """Which of these documents are under legal hold, and by which hold."""
-        holds = self.holds()
-        if not holds:
-            return {}
-        info = self.documents_info(document_ids)
-        out: dict[str, str] = {}
-        for doc_id in document_ids:
-            d = info.get(doc_id, {})
-            for h in holds:
-                k, v = h["kind"], h["value"]
-                if ((k == "document" and v == doc_id)
-                        or (k == "source" and v in (d.get("source"), d.get("origin")))
-                        or (k == "subject" and (v == d.get("author") or v in d.get("contributors", [])))):
-                    out[doc_id] = f"{k}:{v}"
-                    break
-        return out
+        ids = list(document_ids)
+        with self.session() as s:
+            holds = list(s.scalars(select(Hold).order_by(Hold.id)))
+            if not holds:
+                return {}
+            return _match_holds(holds, self._documents_info(s, ids), ids)
 
     # -- right to be forgotten ------------------------------------------------------------
     def forget_subject(self, principal_: str) -> None:
