@@ -127,11 +127,30 @@ def test_corrupt_zip_is_a_clear_source_error(tmp_path: Path) -> None:
         extract_zip(bad, dest_root=tmp_path / "work")
 
 
-def test_extraction_is_done_once_and_atomically(tmp_path: Path) -> None:
+def test_each_extraction_has_its_own_folder_and_is_removed_when_done(tmp_path: Path) -> None:
+    from ingest.sources.archive import remove_extraction
+
     z = small_slack_export(tmp_path / "exp", as_zip=True)
     a = extract_zip(z, dest_root=tmp_path / "work")
     b = extract_zip(z, dest_root=tmp_path / "work")
-    assert a == b and sorted(p.name for p in (tmp_path / "work").iterdir()) == [a.name]
+    assert a != b and sorted(p.name for p in (tmp_path / "work").iterdir()) == sorted([a.name, b.name])
+    remove_extraction(a)
+    remove_extraction(b)
+    assert list((tmp_path / "work").iterdir()) == []
+
+
+def test_leftover_extractions_of_dead_processes_and_old_versions_are_cleaned(tmp_path: Path) -> None:
+    from ingest.sources.archive import clean_work
+
+    work = tmp_path / "work"
+    mine = extract_zip(small_slack_export(tmp_path / "exp", as_zip=True), dest_root=work)
+    dead = work / f"{'a' * 64}.999999999.0123abcd"   # a pid that cannot run
+    legacy = work / ("b" * 64)                          # an earlier version's shared extraction
+    for folder in (dead, legacy):
+        folder.mkdir(parents=True)
+        (folder / "channels.json").write_text("secret")
+    assert clean_work(work) == 2
+    assert sorted(p.name for p in work.iterdir()) == [mine.name]  # a running process keeps its own
 
 
 def test_folder_export_does_not_follow_symlinks(tmp_path: Path) -> None:

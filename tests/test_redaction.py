@@ -87,3 +87,20 @@ def test_tag_action_marks_the_classification_and_rerun_keeps_it(sqlite_stores, e
     assert {r["classification"] for r in sqlite_stores.index.query("id >= 0", fields=["classification"])} == {"sensitive"}
     again = ing.ingest_items([_item(f"mail {SECRETS['EMAIL']}")])
     assert (again.unchanged, again.access_updated) == (1, 0)
+
+
+def test_no_extracted_copy_of_an_export_stays_on_disk_after_ingest(sqlite_stores, embedder, tmp_path):
+    """The export's text in clear (secrets included) is not left under GOVRAG_HOME/work: the
+    run removes what it extracted, whatever happened."""
+    from tests.conftest import make_ingestor
+    from tests.sources_fixtures import SConv, SUser, add_messages, msg, write_slack_export
+
+    secret = "AKIAIOSFODNN7EXAMPLE"
+    c = SConv("C1", "general", "public", ["U1"])
+    add_messages(c, [msg("U1", f"the key is {secret} keep it safe", 0)])
+    z = write_slack_export(tmp_path / "exp", [SUser("U1", "alice", "alice@corp.example")], [c], as_zip=True,
+                           team_info={"id": "T0ACME"})
+    make_ingestor(sqlite_stores, embedder).ingest_paths([z])
+    work = sqlite_stores.settings.resolved_home / "work"
+    leftovers = [p for p in work.rglob("*") if p.is_file()] if work.exists() else []
+    assert leftovers == []

@@ -15,7 +15,7 @@ from ingest.pipeline.permission_sync import sync_permissions
 from ingest.pipeline.run import Ingestor
 from ingest.pipeline.snapshot import load_manifest, save_manifest, take_snapshot
 from ingest.pipeline.summary import IngestSummary
-from ingest.sources import discover
+from ingest.sources import open_source
 
 class ExportConfig(dg.Config):
     """Run config of the ingest assets (all optional; the policy's ``sources`` rules give the
@@ -59,8 +59,8 @@ def source_snapshot(context: dg.AssetExecutionContext, config: ExportConfig, sto
     key = context.partition_key
     path = drop_folder.resolve(key)
     s = stores.open()
-    snap = take_snapshot(s.catalog, discover(path, policy=s.policy, site=config.site),
-                         load_manifest(s.settings.resolved_home, key))
+    with open_source(path, policy=s.policy, site=config.site) as export:
+        snap = take_snapshot(s.catalog, export.items, load_manifest(s.settings.resolved_home, key))
     if snap.deleted:
         context.log.warning(f"{len(snap.deleted)} documents disappeared from {path} since its last ingest")
     return dg.MaterializeResult(metadata={"path": str(path), **snap.counts(),
@@ -80,8 +80,8 @@ def indexed_chunks(context: dg.AssetExecutionContext, config: ExportConfig, stor
     path = drop_folder.resolve(key)
     s = stores.open()
     ingestor = Ingestor(s, embedder.factory(), site=config.site)
-    export = ingestor.open(path)
-    summary = ingestor.ingest_exports([export], prune=config.prune)
+    with ingestor.open(path) as export:
+        summary = ingestor.ingest_exports([export], prune=config.prune)
     save_manifest(s.settings.resolved_home, key, [i.document_id for i in export.items])
     context.log.info(f"{key}: {summary.new} new, {summary.changed} changed, {summary.unchanged} unchanged, "
                      f"{summary.quarantined} quarantined, {summary.chunks_written} chunks")
@@ -103,7 +103,8 @@ def permission_sync(context: dg.AssetExecutionContext, config: ExportConfig, sto
     key = context.partition_key
     path = drop_folder.resolve(key)
     ingestor = Ingestor(stores.open(), embedder.factory(), site=config.site)
-    summary = sync_permissions(ingestor, [ingestor.open(path)], actor=f"dagster:{context.run_id}")
+    with ingestor.open(path) as export:
+        summary = sync_permissions(ingestor, [export], actor=f"dagster:{context.run_id}")
     if summary.scopes_stale or summary.stale_documents:
         context.log.info(f"{key} is older than an export applied before: {summary.scopes_stale} scope statements and "
                          f"{summary.stale_documents} documents left as the newer export stated them")

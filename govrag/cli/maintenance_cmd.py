@@ -61,10 +61,13 @@ def acl_sync(paths: list[Path] = typer.Argument(..., help="Exports or folders wh
     from ingest.pipeline.permission_sync import sync_permissions
 
     stores, ingestor = _ingestor(site)
+    exports = []
     try:
         exports = [ingestor.open(p) for p in paths]
         summary = sync_permissions(ingestor, exports, actor="cli")
     finally:
+        for export in exports:
+            export.close()
         stores.close()
     if as_json:
         print_json(summary.model_dump())

@@ -25,6 +25,7 @@ class RepairResult(BaseModel):
     access_rewritten: int = 0
     expired_purged: int = 0
     held: int = 0
+    work_folders_removed: int = 0  # extracted exports a crashed run left under GOVRAG_HOME/work
 
 
 def _rows(ingestor: Ingestor, chunks: list[dict]) -> list[dict]:
@@ -60,9 +61,13 @@ def repair(ingestor: Ingestor, report: ConsistencyReport, *, actor: str | None =
 def doctor(ingestor: Ingestor, *, fix: bool = False, scan_secrets: bool = True,
            actor: str | None = None) -> tuple[ConsistencyReport, RepairResult | None, ConsistencyReport | None]:
     """Check; with ``fix``, repair and check again. Returns (before, repair, after)."""
+    from ingest.sources.archive import clean_work
+
     catalog, index = ingestor.stores.catalog, ingestor.stores.index
     before = check_consistency(catalog, index, scan_secrets=scan_secrets)
+    removed = clean_work() if fix else 0
     if not fix or (before.agrees and before.no_expired):
-        return before, None, None
+        return before, (RepairResult(work_folders_removed=removed) if removed else None), None
     result = repair(ingestor, before, actor=actor)
+    result.work_folders_removed = removed
     return before, result, check_consistency(catalog, index, scan_secrets=scan_secrets)

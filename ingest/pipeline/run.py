@@ -40,6 +40,7 @@ from ingest.embed.base import Embedder
 from ingest.pipeline.summary import IngestSummary, QuarantineEntry
 from ingest.pipeline.permission_state import AppliedState, apply_permission_state
 from ingest.sources import open_source
+from ingest.sources.archive import clean_work
 from ingest.sources.base import (
     POLICY_SEP,
     PermissionState,
@@ -110,16 +111,21 @@ class Ingestor:
         (a policy ``sources`` rule with ``full_export: true`` says so per export, too)."""
         exports: list[SourceExport] = []
         refused: list[tuple[Path, SourceError]] = []
-        for p in paths:
-            try:
-                exports.append(self.open(Path(p)))
-            except SourceError as exc:
-                if not Path(p).exists():  # a usage error (discover says so), not bad input: stop
-                    raise
-                # A hostile or unreadable export is bad input like any other: quarantined with
-                # its reason, and the other paths of the run go on (invariant 4).
-                refused.append((Path(p), exc))
-        return self.ingest_exports(exports, progress, prune=prune, refused=refused)
+        clean_work()  # extractions a crashed or killed run left behind
+        try:
+            for p in paths:
+                try:
+                    exports.append(self.open(Path(p)))
+                except SourceError as exc:
+                    if not Path(p).exists():  # a usage error (discover says so), not bad input: stop
+                        raise
+                    # A hostile or unreadable export is bad input like any other: quarantined with
+                    # its reason, and the other paths of the run go on (invariant 4).
+                    refused.append((Path(p), exc))
+            return self.ingest_exports(exports, progress, prune=prune, refused=refused)
+        finally:
+            for export in exports:  # extracted archives hold the source's text in clear
+                export.close()
 
     def ingest_exports(self, exports: Sequence[SourceExport], progress: ProgressFn | None = None, *,
                        prune: bool = False, refused: Sequence[tuple[Path, SourceError]] = ()) -> IngestSummary:

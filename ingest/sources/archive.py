@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
+import re
 import shutil
 import stat
 import unicodedata
@@ -182,17 +184,18 @@ def _copy(archive: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path,
 
 
 def extract_zip(archive: Path, limits: ArchiveLimits = DEFAULT_LIMITS, *, dest_root: Path | None = None) -> Path:
-    """Extract ``archive`` safely and return the folder; the same zip is extracted once."""
+    """Extract ``archive`` safely into a folder of its own and return it.
+
+    The folder (``<work>/<sha256>.<pid>.<token>``) holds the export's text in clear: whoever
+    opens an archive removes it when done (``SourceExport.close``, :func:`remove_extraction`);
+    what a crashed process left is removed by :func:`clean_work` at the next run."""
     archive = Path(archive)
     try:
         digest = sha256_file(archive)
     except OSError as exc:
         raise SourceError(f"{archive}: cannot read: {exc}") from exc
     root = (dest_root or work_root()).resolve()
-    final = root / digest
-    if (final / DONE_MARKER).is_file():
-        return final
-    tmp = root / f"{digest}.tmp-{os.getpid()}"
+    final = root / f"{digest}.{os.getpid()}.{secrets.token_hex(4)}"
     try:
         zf = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
@@ -200,33 +203,57 @@ def extract_zip(archive: Path, limits: ArchiveLimits = DEFAULT_LIMITS, *, dest_r
                           hint="re-export the archive; a truncated download is the usual cause") from exc
     with zf:
         entries = check_archive(archive, zf, limits)
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+        final.mkdir(parents=True)
         budget = [limits.max_total_bytes]
         try:
             for info, rel in entries:
-                dest = tmp.joinpath(*rel.parts)
-                # Belt and braces: the checked name can only land inside tmp.
-                if not dest.resolve().is_relative_to(tmp.resolve()):
+                dest = final.joinpath(*rel.parts)
+                # Belt and braces: the checked name can only land inside the folder.
+                if not dest.resolve().is_relative_to(final.resolve()):
                     raise HostileArchive(archive, info.filename, "entry would be written outside the work folder",
                                          reason="path_traversal")
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 _copy(archive, zf, info, dest, limits, budget)
-            (tmp / DONE_MARKER).write_text(str(archive))
+            (final / DONE_MARKER).write_text(str(archive))
         except HostileArchive:
-            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(final, ignore_errors=True)
             raise
         except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
-            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(final, ignore_errors=True)
             raise SourceError(f"{archive}: extraction failed: {exc}",
                               hint="re-export the archive; it is corrupt or uses an unsupported compression") from exc
-    if final.exists():  # another process finished first, or an unfinished leftover
-        if (final / DONE_MARKER).is_file():
-            shutil.rmtree(tmp, ignore_errors=True)
-            return final
-        shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
+        except BaseException:
+            shutil.rmtree(final, ignore_errors=True)
+            raise
     return final
+
+
+def remove_extraction(folder: Path) -> None:
+    """Remove a folder :func:`extract_zip` made (and only such a folder)."""
+    folder = Path(folder)
+    if _OWNED.match(folder.name):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+_OWNED = re.compile(r"^[0-9a-f]{64}\.(\d+)\.[0-9a-f]{8}$")
+_LEGACY = re.compile(r"^[0-9a-f]{64}(\.tmp-\d+)?$")  # shared extractions of earlier versions
+
+
+def clean_work(root: Path | None = None) -> int:
+    """Remove extractions whose process is gone (a crash, a kill) and those earlier versions
+    kept for good; returns how many. Extractions of running processes are left alone."""
+    from governance.milvus_local import process_alive
+
+    root = Path(root or work_root())
+    if not root.is_dir():
+        return 0
+    removed = 0
+    for entry in root.iterdir():
+        m = _OWNED.match(entry.name)
+        if (m and not process_alive(int(m.group(1)))) or _LEGACY.match(entry.name):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 def zip_names(path: Path) -> list[str]:

@@ -260,6 +260,22 @@ class SourceExport:
     path: Path
     items: list[SourceItem]
     state: PermissionState | None = None
+    scratch: list[Path] = field(default_factory=list)  # extracted copies of the input, removed by close()
+
+    def close(self) -> None:
+        """Remove what opening the input wrote (an extracted zip holds the export's text in
+        clear): call once its items are ingested; their parse() may need it until then."""
+        from ingest.sources.archive import remove_extraction
+
+        for folder in self.scratch:
+            remove_extraction(folder)
+        self.scratch.clear()
+
+    def __enter__(self) -> "SourceExport":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
 
 def _size_checked(parse: Callable[[], Parsed], item: SourceItem) -> Callable[[], Parsed]:

@@ -20,7 +20,7 @@ from typing import Any, Iterator
 
 from governance.errors import SourceError
 from governance.policy import Policy
-from ingest.sources.archive import extract_zip, safe_files, zip_names
+from ingest.sources.archive import extract_zip, remove_extraction, safe_files, zip_names
 from ingest.sources.base import SourceExport, SourceItem, as_of_stamp, newest
 from ingest.sources.confluence import (
     PageInfo,
@@ -172,10 +172,17 @@ def _site(root: Path) -> str | None:
 def open_source(path: Path, policy: Policy, *, site: str | None = None) -> SourceExport:
     path = Path(path)
     if path.is_file() and path.suffix.lower() == ".zip":
-        root, display = extract_zip(path), str(path)
-    else:
-        root = path if path.is_dir() else path.parent
-        display = str(path)
+        root = extract_zip(path)
+        try:
+            return _open(path, root, str(path), policy, site, scratch=[root])
+        except BaseException:
+            remove_extraction(root)
+            raise
+    return _open(path, path if path.is_dir() else path.parent, str(path), policy, site, scratch=[])
+
+
+def _open(path: Path, root: Path, display: str, policy: Policy, site: str | None, *,
+          scratch: list[Path]) -> SourceExport:
     xml = root / "entities.xml"
     if not xml.is_file() or xml.is_symlink():
         raise SourceError(f"{display}: no entities.xml", hint="pass the XML space export (zip or folder)")
@@ -299,7 +306,7 @@ def open_source(path: Path, policy: Policy, *, site: str | None = None) -> Sourc
     as_of = as_of_stamp(_export_datetime(xml) or newest(p.modified_at for p in pages.values()),
                         datetime.fromtimestamp(files.stat().st_mtime, tz=timezone.utc))
     items = list(page_items(pages, resolver, site=site, display=display, as_of=as_of))
-    return SourceExport(path=path, items=items, state=permission_state(resolver, pages, as_of=as_of))
+    return SourceExport(path=path, items=items, state=permission_state(resolver, pages, as_of=as_of), scratch=scratch)
 
 
 def discover(path: Path, policy: Policy, *, site: str | None = None) -> Iterator[SourceItem]:

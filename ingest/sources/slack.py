@@ -43,7 +43,7 @@ from governance.contracts import AccessScope
 from governance.errors import AccessDenied, QuarantinedDocument, SourceError
 from governance.identity import principal
 from governance.policy import Policy
-from ingest.sources.archive import extract_zip, zip_names
+from ingest.sources.archive import extract_zip, remove_extraction, zip_names
 from ingest.sources.base import (
     POLICY_SEP,
     JsonTooLarge,
@@ -802,7 +802,11 @@ def open_export(path: Path, site: str | None = None) -> SlackExport:
     path = Path(path)
     if path.is_file():
         root = extract_zip(path)
-        return load_export(root, display=str(path), site=site)
+        try:
+            return load_export(root, display=str(path), site=site)
+        except BaseException:
+            remove_extraction(root)
+            raise
     return load_export(path, site=site)
 
 
@@ -811,9 +815,14 @@ def open_source(path: Path, policy: Policy, *, site: str | None = None) -> Sourc
     states. ``policy`` decides who holds the workspace layer (key ``workspaces``); ``site``
     names the team when the export does not."""
     export = open_export(Path(path), site=site)
-    builder = ScopeBuilder(export, policy)
-    return SourceExport(path=Path(path), items=list(iter_items(export, policy, builder)),
-                        state=permission_state(export, builder))
+    scratch = [export.root] if export.root != Path(path) else []
+    try:
+        builder = ScopeBuilder(export, policy)
+        return SourceExport(path=Path(path), items=list(iter_items(export, policy, builder)),
+                            state=permission_state(export, builder), scratch=scratch)
+    except BaseException:
+        SourceExport(path=Path(path), items=[], scratch=scratch).close()
+        raise
 
 
 def discover(path: Path, policy: Policy | None = None, *, site: str | None = None) -> Iterator[SourceItem]:
