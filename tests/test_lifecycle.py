@@ -272,3 +272,23 @@ def test_a_hold_on_a_purged_document_is_refused(sqlite_stores, embedder):
     with pytest.raises(HoldRefused, match="purged"):
         sqlite_stores.catalog.add_hold("document", "slack:T1:C3:1", "too late", actor="test")
     assert sqlite_stores.catalog.holds() == []
+
+
+def test_an_ingest_running_during_an_erasure_does_not_bring_the_words_back(sqlite_stores, embedder, monkeypatch):
+    """The ingest read the forgotten subjects before the erasure; the erasure finishes while
+    the ingest is between embedding and publishing. What the ingest publishes is erased too."""
+    jane, joe = "user:jane@example.com", "user:joe@example.com"
+    catalog = sqlite_stores.catalog
+    publish, erased = catalog.publish_version, []
+
+    def publish_after_an_erasure(*args, **kwargs):
+        if not erased:
+            erased.append(forget_subject(make_ingestor(sqlite_stores, embedder), jane))
+        return publish(*args, **kwargs)
+
+    monkeypatch.setattr(catalog, "publish_version", publish_after_an_erasure)
+    make_ingestor(sqlite_stores, embedder).ingest_items([
+        _thread("slack:T1:C4:1", [(joe, "Joe on the indigo-walrus plan."), (jane, "Jane adds the ochre-lynx detail.")])])
+    assert erased
+    texts = _texts(sqlite_stores)
+    assert any("indigo-walrus" in t for t in texts) and not any("ochre-lynx" in t for t in texts)

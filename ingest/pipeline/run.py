@@ -517,6 +517,24 @@ class Ingestor:
                      if r["source_version"] != published[r["document_id"]]]
         if leftovers:
             summary.vectors_deleted += self.stores.index.delete_ids(leftovers)
+        self._erase_late_forgotten(prepared)
+
+    def _erase_late_forgotten(self, prepared: list[_Prepared]) -> None:
+        """An erasure that ran while this ingest did: this run read the forgotten subjects
+        when it started, so what it just published may carry words of a subject forgotten
+        since. The erasure records the subject *before* it selects documents, so checking
+        again after publishing closes the race: whatever it could not see, this finds."""
+        if not any(p.contributors or p.doc.author for p in prepared):
+            return
+        late = self.stores.catalog.forgotten_subjects() - self._forgotten
+        if not late:
+            return
+        from ingest.pipeline.erasure import forget_subject
+
+        self._forgotten |= late  # first: the erasure's own re-index publishes through here too
+        for subject in sorted(late):
+            if any(subject in p.contributors or subject == p.doc.author for p in prepared):
+                forget_subject(self, subject, actor="ingest:late-erasure")
 
     def _rewrite_access(self, document_id: str, scope_id: int, expires_at: datetime | None, classification: str) -> None:
         """An unchanged document moved to another scope or expiry: rewrite vector metadata
