@@ -93,7 +93,13 @@ class Settings(BaseSettings):
     jwks_url: str | None = Field(
         default=None, description="http(s) URL of the identity provider's JWKS; fetched with a timeout, cached.")
     jwks_cache_seconds: int = Field(default=300, ge=0, description="How long a fetched JWKS is reused.")
-    jwks_timeout_seconds: float = Field(default=5.0, gt=0, le=60, description="Timeout of one JWKS fetch.")
+    jwks_timeout_seconds: float = Field(default=5.0, gt=0, le=60,
+                                        description="Timeout of one socket operation of a JWKS fetch.")
+    jwks_deadline_seconds: float = Field(default=10.0, gt=0, le=120,
+                                         description="Deadline of a whole JWKS fetch (connect, headers, body).")
+    jwks_max_stale_seconds: float = Field(default=3600.0, ge=0, le=86400,
+                                          description="How long past GOVRAG_JWKS_CACHE_SECONDS cached keys are served "
+                                                      "while refreshes fail (then 503).")
     jwt_algorithms: str = Field(
         default="RS256,ES256",
         description="Comma-separated JWT algorithms accepted with JWKS keys; `none` is always refused.")

@@ -20,7 +20,6 @@ import json
 import logging
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -97,21 +96,39 @@ def _parse_jwks(data: Any, origin: str) -> dict[str | None, _Key]:
 
 
 class JwksKeys:
-    """Public keys from a JWKS file (re-read when it changes) or URL (cached, bounded refetch)."""
+    """Public keys from a JWKS file (re-read when it changes) or URL.
+
+    From a URL, keys are fetched in the background (``retrieval.service.jwks_fetch``): a
+    request waits for the identity provider only when there is no key yet, or for an unknown
+    ``kid`` (at most once per ``MIN_REFRESH_SECONDS``), and never longer than the fetch
+    deadline. Cached keys are served while a refresh is due or failing, for at most
+    ``cache_seconds + max_stale_seconds``."""
 
     def __init__(self, *, file: Path | None = None, url: str | None = None, cache_seconds: float = 300.0,
-                 timeout_seconds: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 timeout_seconds: float = 5.0, max_stale_seconds: float = 3600.0,
+                 deadline_seconds: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         if (file is None) == (url is None):
             raise ConfigError("give exactly one of a JWKS file and a JWKS URL")
         if url is not None and not url.lower().startswith(("https://", "http://")):
             raise ConfigError(f"GOVRAG_JWKS_URL must be an http(s) URL, got {url[:60]!r}")
+        from retrieval.service.jwks_fetch import JwksFetcher
+
         self.file, self.url = file, url
         self.cache_seconds, self.timeout_seconds = cache_seconds, timeout_seconds
+        self.max_stale_seconds = max_stale_seconds
+        self.deadline_seconds = deadline_seconds if deadline_seconds is not None else 2 * timeout_seconds
         self._clock = clock
         self._lock = threading.Lock()
         self._keys: dict[str | None, _Key] | None = None
         self._loaded_at = 0.0
+        self._forced_at = float("-inf")
         self._file_stamp: tuple[int, int] | None = None
+        self._fetcher = JwksFetcher(self._download, self._store, clock=clock)
+
+    @property
+    def fetches(self) -> int:
+        """Fetches finished (for tests and metrics)."""
+        return self._fetcher.fetches
 
     def _load_file(self) -> None:
         assert self.file is not None
@@ -128,46 +145,67 @@ class JwksKeys:
         self._keys = _parse_jwks(data, str(self.file))
         self._file_stamp = stamp
 
-    def _fetch(self) -> None:
-        assert self.url is not None
-        request = urllib.request.Request(self.url, headers={"Accept": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout_seconds) as resp:  # noqa: S310 (scheme checked)
-                body = resp.read(MAX_JWKS_BYTES + 1)
-            if len(body) > MAX_JWKS_BYTES:
-                raise ValueError("JWKS too large")
-            data = json.loads(body)
-        except Exception as exc:
-            raise KeysUnavailable(f"cannot fetch the JWKS from {self.url}: {exc.__class__.__name__}") from exc
-        self._keys = _parse_jwks(data, self.url)
-        self._loaded_at = self._clock()
+    def _download(self) -> dict[str | None, _Key]:
+        from retrieval.service.jwks_fetch import download
 
-    def _refresh_url(self, *, force: bool) -> None:
-        age = self._clock() - self._loaded_at
-        stale = self._keys is None or age >= self.cache_seconds
-        if not stale and not (force and age >= MIN_REFRESH_SECONDS):
-            return
+        assert self.url is not None
         try:
-            self._fetch()
-        except KeysUnavailable:
-            if self._keys is None:
-                raise
-            # Keep serving the last good key set; try again after the minimum interval.
-            log.warning("JWKS refresh from %s failed; using the cached keys", self.url)
-            self._loaded_at = self._clock() - self.cache_seconds + MIN_REFRESH_SECONDS
+            data = json.loads(download(self.url, timeout=self.timeout_seconds, deadline=self.deadline_seconds,
+                                       max_bytes=MAX_JWKS_BYTES))
+        except ValueError as exc:
+            raise KeysUnavailable(f"the JWKS from {self.url} is not JSON") from exc
+        except Exception as exc:
+            raise KeysUnavailable(f"cannot fetch the JWKS from {self.url}: {exc}") from exc
+        return _parse_jwks(data, self.url)
+
+    def _store(self, keys: dict[str | None, _Key]) -> None:
+        with self._lock:
+            self._keys, self._loaded_at = keys, self._clock()
+
+    def _wait(self, done: Any) -> None:
+        if done is not None:
+            done.wait(self.deadline_seconds + 1.0)
 
     def get(self, kid: str | None) -> _Key | None:
         """The key with this ``kid`` (``None``: the only key, if the set holds exactly one)."""
-        with self._lock:
-            if self.file is not None:
+        if self.file is not None:
+            with self._lock:
                 self._load_file()
-            else:
-                self._refresh_url(force=False)
+                return self._lookup(kid)
+        with self._lock:
+            have = self._keys is not None
+            stale = not have or self._clock() - self._loaded_at >= self.cache_seconds
+        if stale:
+            done = self._fetcher.fetch_now()  # in the background; only a first request waits
+            if not have:
+                self._wait(done)
+        with self._lock:
+            if self._keys is None:
+                raise KeysUnavailable(f"no JWKS from {self.url} yet: {self._fetcher.last_error or 'fetch pending'}")
+            age = self._clock() - self._loaded_at
+            if age > self.cache_seconds + self.max_stale_seconds:
+                raise KeysUnavailable(f"the JWKS from {self.url} could not be refreshed for {age:.0f} s "
+                                      f"(last error: {self._fetcher.last_error})")
             found = self._lookup(kid)
-            if found is None and self.url is not None:
-                self._refresh_url(force=True)  # the provider may have rotated its keys
+            force = found is None and self._clock() - max(self._loaded_at, self._forced_at) >= MIN_REFRESH_SECONDS
+            if force:
+                self._forced_at = self._clock()
+        if force:  # the provider may have rotated its keys: one rate-limited refresh, waited for
+            self._wait(self._fetcher.fetch_now())
+            with self._lock:
                 found = self._lookup(kid)
-            return found
+        return found
+
+    def refresh_soon(self) -> None:
+        """A token failed its signature with a known ``kid``: the provider may have replaced
+        the key under the same ``kid``. One rate-limited refresh, waited for."""
+        if self.url is None:
+            return
+        with self._lock:
+            if self._clock() - max(self._loaded_at, self._forced_at) < MIN_REFRESH_SECONDS:
+                return
+            self._forced_at = self._clock()
+        self._wait(self._fetcher.fetch_now())
 
     def _lookup(self, kid: str | None) -> _Key | None:
         keys = self._keys or {}
@@ -199,7 +237,9 @@ class TokenVerifier:
             if settings.jwks_file and settings.jwks_url:
                 raise ConfigError("set only one of GOVRAG_JWKS_FILE and GOVRAG_JWKS_URL")
             keys = JwksKeys(file=settings.jwks_file, url=settings.jwks_url,
-                            cache_seconds=settings.jwks_cache_seconds, timeout_seconds=settings.jwks_timeout_seconds)
+                            cache_seconds=settings.jwks_cache_seconds, timeout_seconds=settings.jwks_timeout_seconds,
+                            max_stale_seconds=settings.jwks_max_stale_seconds,
+                            deadline_seconds=settings.jwks_deadline_seconds)
         self.keys = keys
         if self.keys is None and self._secret is None:
             raise ConfigError(
@@ -236,6 +276,22 @@ class TokenVerifier:
             raise AuthError("key is published for another algorithm")
         return found.jwk.key, alg
 
+    def _decode(self, token: str, key: Any, alg: str) -> Any:
+        required = ["exp"] + (["iss"] if self.issuer else []) + (["aud"] if self.audience else [])
+        try:
+            return jwt.decode(
+                token, key=key, algorithms=[alg], audience=self.audience, issuer=self.issuer,
+                leeway=self.leeway,
+                options={"require": required, "verify_signature": True, "verify_exp": True,
+                         "verify_nbf": True, "verify_iat": True, "verify_aud": True, "verify_iss": True},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise AuthError("token expired", reason="expired") from exc
+        except jwt.InvalidSignatureError:
+            raise
+        except jwt.PyJWTError as exc:
+            raise AuthError(f"token rejected: {exc.__class__.__name__}") from exc
+
     def verify(self, token: str) -> Identity:
         """The caller a token proves, or :class:`AuthError` / :class:`KeysUnavailable`."""
         if not token or len(token) > MAX_TOKEN_BYTES:
@@ -245,18 +301,19 @@ class TokenVerifier:
         except jwt.PyJWTError as exc:
             raise AuthError("malformed token") from exc
         key, alg = self._key_for(header)
-        required = ["exp"] + (["iss"] if self.issuer else []) + (["aud"] if self.audience else [])
         try:
-            claims = jwt.decode(
-                token, key=key, algorithms=[alg], audience=self.audience, issuer=self.issuer,
-                leeway=self.leeway,
-                options={"require": required, "verify_signature": True, "verify_exp": True,
-                         "verify_nbf": True, "verify_iat": True, "verify_aud": True, "verify_iss": True},
-            )
-        except jwt.ExpiredSignatureError as exc:
-            raise AuthError("token expired", reason="expired") from exc
-        except jwt.PyJWTError as exc:
-            raise AuthError(f"token rejected: {exc.__class__.__name__}") from exc
+            claims = self._decode(token, key, alg)
+        except jwt.InvalidSignatureError:
+            if alg == "HS256" or self.keys is None:
+                raise AuthError("token rejected: InvalidSignatureError") from None
+            # The provider may have replaced the key under the same kid: one rate-limited
+            # refresh, then the token must verify against what the provider publishes now.
+            self.keys.refresh_soon()
+            key, alg = self._key_for(header)
+            try:
+                claims = self._decode(token, key, alg)
+            except jwt.PyJWTError as exc:
+                raise AuthError(f"token rejected: {exc.__class__.__name__}") from exc
         if not isinstance(claims, dict):
             raise AuthError("claims are not an object")
         try:
