@@ -1,4 +1,4 @@
-"""Peak memory, time and outcome of `govrag ingest` on each hostile input (issue 8).
+"""Peak memory, time and outcome of `govrag ingest` on each hostile input.
 
 Generates the hostile corpus (tests/hostile_inputs.py, full sizes) into a temp dir and runs
 the real CLI on EACH input in its own fresh process, with its own GOVRAG_HOME, Milvus Lite

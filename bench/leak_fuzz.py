@@ -1,4 +1,4 @@
-"""Leak fuzzing, long mode (issue 8): the state machine of ``tests/test_leak_fuzz.py`` on the
+"""Leak fuzzing, long mode: the state machine of ``tests/test_leak_fuzz.py`` on the
 real stack (Milvus Lite in-process, SQLite catalog, MiniLM on CPU) for many more examples
 and steps, Slack export folders (membership changes without messages, visibility flips,
 older exports applied after newer ones) included. Leaks and misses are counted, not raised, so one run reports them all.

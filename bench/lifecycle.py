@@ -1,4 +1,4 @@
-"""Governance measurements (issue 4), each in one process on one machine:
+"""Governance measurements, each in one process on one machine:
 
 1. permission change -> visible in search: seconds, and vectors rewritten (goal < 1 s, 0);
 2. unchanged re-ingest of a corpus: time relative to the first ingest (goal <= 5 %);

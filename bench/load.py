@@ -1,4 +1,4 @@
-"""Load (issue 8): concurrent searchers while an ingest, an ACL change and purges run.
+"""Load: concurrent searchers while an ingest, an ACL change and purges run.
 
 Searchers, all started before the load window and all searching as several users (readers
 of different scopes and a nobody) with queries that would surface forbidden documents if a

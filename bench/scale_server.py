@@ -10,7 +10,7 @@ embedding 1M texts on CPU is not what is measured here. Rows are written through
 uniformly from ``--total-scopes`` scopes, 5% already expired, a 200-character text.
 
 Searches (k=10, Session consistency) are timed twice: ``raw`` is one ``MilvusClient.search``
-with the index's search parameters (the filtered/unfiltered ratio of issue 8), ``govrag`` is
+with the index's search parameters (the filtered/unfiltered ratio), ``govrag`` is
 ``VectorIndex.search`` (the ACL + expiry filter, every output field, and the exact scan of
 the matching rows when the index returns fewer than k hits). Variants are interleaved in
 rounds so drift on a shared machine hits them all alike. Recall@10 is measured on

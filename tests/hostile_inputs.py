@@ -12,7 +12,7 @@ must happen to it:
   ``phrase``, ``outsiders`` find nothing.
 
 Hostile content carries ``MARKER`` so a test can check that none of it became searchable.
-Sizes come from :class:`Sizes`: ``BENCH`` has the full sizes of issue 8 (100 MB JSON, HTML
+Sizes come from :class:`Sizes`: ``BENCH`` has the full sizes (100 MB JSON, HTML
 100k levels deep, 100k-member channels), ``TEST`` keeps the suite fast where the size itself
 is not the point.
 

@@ -1,4 +1,4 @@
-"""Reference model for leak fuzzing (issue 8): who may read which document at a given time.
+"""Reference model for leak fuzzing: who may read which document at a given time.
 
 Pure Python on purpose: nothing here imports ``governance``, ``ingest`` or ``retrieval``.
 The model restates the access model of DESIGN.md from its text, so the fuzzer compares the

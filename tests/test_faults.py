@@ -1,4 +1,4 @@
-"""Faults (issue 8): the Milvus server, the Triton server and the catalog's database die in
+"""Faults: the Milvus server, the Triton server and the catalog's database die in
 the middle of ingest, purge and search. Each gives a clear error (one line and a hint on
 the CLI), is retried where that is safe, never lets a hit through without the catalog
 post-check, and the next run repairs what it left: ``govrag doctor`` finds nothing and

@@ -1,4 +1,4 @@
-"""Issue 8: every hostile input (tests/hostile_inputs.py) ends cleanly — quarantined with a
+"""Every hostile input (tests/hostile_inputs.py) ends cleanly — quarantined with a
 reason that names the file and the problem, or refused as a whole archive — while good
 input in the same run is still ingested, nothing hostile becomes searchable, and names full
 of filter metacharacters are indexed with exactly their intended scope.

@@ -1,4 +1,4 @@
-"""Leak fuzzing (issue 8): random worlds and random operations over time, on the real stack.
+"""Leak fuzzing: random worlds and random operations over time, on the real stack.
 
 A hypothesis state machine draws a world (users with ids/e-mails/groups/roles, guests, role
 grants, scopes with 1-3 layers, documents with unique phrases and expiries, hostile names)

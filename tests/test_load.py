@@ -1,4 +1,4 @@
-"""Load (issue 8): searcher threads, processes and HTTP clients against the shared milvus-lite
+"""Load: searcher threads, processes and HTTP clients against the shared milvus-lite
 server while an ingest, an ACL revocation and two purges run — no errors, no leaks.
 
 The harness is ``bench/load.py``; here it runs bounded (20 s of load, 3 threads, 2 processes,

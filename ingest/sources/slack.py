@@ -69,7 +69,7 @@ NOISE_SUBTYPES = frozenset({
     "sh_room_created", "huddle_thread",
 })
 # Size limits, checked before a file is read (parsed JSON takes ~4x its size in memory, and a
-# day's messages become one document to chunk and embed): issue 8, docs/hostile_inputs.md.
+# day's messages become one document to chunk and embed): docs/hostile_inputs.md.
 MAX_JSON_BYTES = 128 * 1024 * 1024      # users.json, channels.json, groups.json... (~0.9 GB parsed)
 MAX_DAY_JSON_BYTES = 16 * 1024 * 1024   # one channel-day file (~90k messages)
 
