@@ -217,12 +217,10 @@ class Policy(BaseModel):
             return None
         if modified is not None and modified.tzinfo is None:
             modified = modified.replace(tzinfo=timezone.utc)
-        # A document's own time in the future (a Slack ts of year 9999, a PDF dated 2999) is not
-        # believed: retention counts from when it was ingested instead.
-        anchor = ingested if rule.from_ == "ingested" or modified is None or modified > ingested else modified
+        anchor = ingested if rule.from_ == "ingested" or modified is None else modified
         try:
             return anchor + rule.keep_for
-        except OverflowError:  # past year 9999: kept as long as a date can say
+        except OverflowError:  # a document time near year 9999: kept as long as a date can say
             return LATEST
 
 
