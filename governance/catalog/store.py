@@ -277,22 +277,12 @@ class Catalog:
                 raise
         raise AssertionError("unreachable")
 
-    @_read
     def scopes_with_prefix(self, prefix: str) -> list[tuple[AccessScope, str | None]]:
         """Every stored scope whose key starts with ``prefix`` (``%`` and ``_`` in it are
         literal), rebuilt with its layers and deny list, and the ``source_as_of`` of the
         export that last stated it: the rows an export's permission state re-bases."""
-        with self.session() as s:
-            scopes = s.execute(select(Scope.id, Scope.key, Scope.description, Scope.n_layers, Scope.source_as_of)
-                               .where(Scope.key.startswith(prefix, autoescape=True))).all()
-            members: dict[int, list[tuple[int, str]]] = {}
-            for sid, layer, p in s.execute(
-                    select(ScopePrincipal.scope_id, ScopePrincipal.layer, ScopePrincipal.principal)
-                    .join(Scope, Scope.id == ScopePrincipal.scope_id)
-                    .where(Scope.key.startswith(prefix, autoescape=True))):
-                members.setdefault(sid, []).append((layer, p))
-        return [(_scope_from_rows(key, members.get(sid, []), desc, n_layers), as_of)
-                for sid, key, desc, n_layers, as_of in scopes]
+        stamps = self.scope_stamps(prefix)
+        return [(scope, stamps[scope.key][1]) for scope in self.scopes_by_keys(sorted(stamps))]
 
     @_read
     def active_documents_on_scopes(self, keys: Sequence[str], derived_sep: str = "|policy:") -> list[tuple[str, str]]:
