@@ -13,6 +13,9 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from governance.errors import ConfigError
+from governance.tenancy import tenant_database_url, tenant_policy_path
+
 
 class Settings(BaseSettings):
     """govrag configuration (env prefix ``GOVRAG_``)."""
@@ -51,15 +54,17 @@ class Settings(BaseSettings):
     multi_tenant: bool = Field(
         default=False,
         description=(
-            "Multi-tenancy: vectors carry a `tenant` (a Milvus partition key on a server) and "
-            "every search is limited to the caller's tenant. Fixed when the collection is made."
+            "Multi-tenancy: every tenant has a catalog and (with `{tenant}` in GOVRAG_POLICY) a policy "
+            "of its own; vectors carry a `tenant` (a Milvus partition key on a server) and every search "
+            "and purge is limited to one tenant. Fixed when the collection is made (docs/governance.md)."
         ),
     )
     tenant: str = Field(
         default="", max_length=256,
-        description="With multi_tenant: the tenant an ingest run writes (rows that carry none get it).",
+        description="With multi_tenant: the tenant a command works on (its catalog, policy and vectors).",
     )
-    policy: Path | None = Field(default=None, description="Policy YAML path.")
+    policy: Path | None = Field(
+        default=None, description="Policy YAML path; `{tenant}` in it names one policy per tenant (multi-tenancy).")
     embedder: Literal["local", "triton"] = "local"
     triton_url: str = "127.0.0.1:8001"
     collection: str = "govrag_chunks"
@@ -118,9 +123,29 @@ class Settings(BaseSettings):
 
     @property
     def resolved_database_url(self) -> str:
+        """The deployment's base catalog URL (with multi-tenancy each tenant's catalog is
+        derived from it: :attr:`catalog_url`)."""
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.resolved_home / 'catalog.sqlite3'}"
+
+    def catalog_url_for(self, tenant: str | None) -> str:
+        """The catalog of ``tenant`` (its own with multi-tenancy; the one catalog otherwise)."""
+        if not self.multi_tenant or tenant is None:
+            return self.resolved_database_url
+        return tenant_database_url(self.resolved_database_url, tenant)
+
+    @property
+    def catalog_url(self) -> str:
+        """The catalog this process's commands work on: with multi-tenancy, GOVRAG_TENANT's."""
+        if self.multi_tenant and not self.tenant:
+            raise ConfigError("GOVRAG_MULTI_TENANT is on, but GOVRAG_TENANT is empty: every tenant has a catalog of "
+                              "its own", hint="set GOVRAG_TENANT to the tenant this command works on")
+        return self.catalog_url_for(self.tenant or None)
+
+    def policy_for(self, tenant: str | None) -> Path | None:
+        """The policy file of ``tenant`` (GOVRAG_POLICY with ``{tenant}`` filled in, or as is)."""
+        return tenant_policy_path(self.policy, tenant)
 
 
 @lru_cache(maxsize=1)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
-from governance.catalog import Catalog
+from governance.catalog import Catalog, catalog_exists
+from governance.errors import ConfigError
 from governance.milvus_local import resolve_uri
 from governance.policy import Policy, load_policy
 from governance.settings import Settings, get_settings
@@ -13,30 +15,76 @@ from governance.vector_index import VectorIndex
 
 @dataclass
 class Stores:
-    """The catalog, the vector index and the policy a process works with."""
+    """The catalog, the vector index and the policy a process works with.
+
+    With multi-tenancy (``GOVRAG_MULTI_TENANT``) a ``Stores`` belongs to one ``tenant``: its
+    catalog and policy are that tenant's own (:mod:`governance.tenancy`); the vector index is
+    shared and every operation on it names the tenant. A process that serves many tenants
+    (the search service) opens the shared stores with ``serve_tenants=True`` and asks
+    :meth:`for_tenant` per caller.
+    """
 
     settings: Settings
     catalog: Catalog
     index: VectorIndex
     policy: Policy
+    tenant: str | None = None
+    _tenants: dict[str, "Stores"] = field(default_factory=dict, repr=False)
+    _tenants_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _owns_index: bool = field(default=True, repr=False)
 
     @classmethod
-    def open(cls, settings: Settings | None = None, *, dim: int = 384) -> "Stores":
+    def open(cls, settings: Settings | None = None, *, dim: int = 384, tenant: str | None = None,
+             serve_tenants: bool = False) -> "Stores":
         settings = settings or get_settings()
         home = settings.resolved_home
         home.mkdir(parents=True, exist_ok=True)
-        policy = load_policy(settings.policy)
-        catalog = Catalog(settings.resolved_database_url)
+        tenant = (tenant or settings.tenant or None) if settings.multi_tenant else None
+        if settings.multi_tenant and tenant is None and not serve_tenants:
+            raise ConfigError("GOVRAG_MULTI_TENANT is on, but no tenant is set: every tenant has a catalog of its own",
+                              hint="set GOVRAG_TENANT to the tenant this command works on")
+        # A multi-tenant server's own catalog (no tenant) holds no tenant's data: it only
+        # answers readiness checks; its policy would be nobody's.
+        policy = load_policy(settings.policy_for(tenant)) if tenant or not settings.multi_tenant else Policy()
+        catalog = Catalog(settings.catalog_url_for(tenant))
         try:
             uri = resolve_uri(settings.milvus_uri, home)
             index = VectorIndex(uri, settings.collection, dim=dim, token=settings.milvus_token,
-                                multi_tenant=settings.multi_tenant, tenant=settings.tenant,
+                                multi_tenant=settings.multi_tenant, tenant=tenant or "",
                                 index_type=settings.milvus_index, search_fanout=settings.search_fanout)
         except BaseException:
             catalog.dispose()  # a service retrying readiness must not leak an engine per try
             raise
-        return cls(settings=settings, catalog=catalog, index=index, policy=policy)
+        return cls(settings=settings, catalog=catalog, index=index, policy=policy, tenant=tenant)
+
+    def for_tenant(self, tenant: str | None, *, create: bool = False) -> "Stores | None":
+        """The stores of ``tenant``: these stores without multi-tenancy; with it, the tenant's
+        own catalog and policy over the shared index, opened once and kept. ``None`` when the
+        tenant has no catalog yet and ``create`` is false (nothing was ever ingested for it)."""
+        if not self.settings.multi_tenant:
+            return self
+        if not tenant:
+            raise ConfigError("multi-tenancy is on: a tenant is required")
+        if tenant == self.tenant:
+            return self
+        with self._tenants_lock:
+            found = self._tenants.get(tenant)
+            if found is not None:
+                return found
+            url = self.settings.catalog_url_for(tenant)
+            if not create and not catalog_exists(url):
+                return None
+            policy = load_policy(self.settings.policy_for(tenant))
+            child = Stores(settings=self.settings, catalog=Catalog(url), index=self.index.with_tenant(tenant),
+                           policy=policy, tenant=tenant, _owns_index=False)
+            self._tenants[tenant] = child
+            return child
 
     def close(self) -> None:
-        self.index.close()
+        with self._tenants_lock:
+            children, self._tenants = list(self._tenants.values()), {}
+        for child in children:
+            child.close()
+        if self._owns_index:
+            self.index.close()
         self.catalog.dispose()

@@ -17,6 +17,7 @@ wrong partition, milvus-io/milvus#30607: rows are deleted and re-inserted there 
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import re
@@ -31,6 +32,8 @@ from typing import Any, Callable, Hashable, Iterable, Literal, Sequence, TypeVar
 import numpy as np
 
 from governance.errors import AccessDenied, ConfigError, IndexSchemaMismatch, IndexUnavailable
+from governance.tenancy import MAX_TENANT_BYTES
+from governance.tenancy import check_tenant as _check_tenant_name
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -107,7 +110,6 @@ CASCADE_MEMO_S = 300.0
 CASCADE_MEMO_SIZE = 4096
 OUTPUT_FIELDS = ["document_id", "source", "source_version", "scope_id", "expires_at", "title", "uri", "text"]
 TENANT_FIELD = "tenant"  # only with multi-tenancy: a VARCHAR partition key
-MAX_TENANT_BYTES = 256
 CONSISTENCY_LEVELS = ("Strong", "Bounded", "Session", "Eventually")
 HNSW_PARAMS = {"M": 16, "efConstruction": 200}
 # Vector index types: HNSW (default; best latency/recall, slowest to build: ~286 s per 100k
@@ -176,11 +178,8 @@ def quote_string(value: str) -> str:
 
 def check_tenant(tenant: Any) -> str:
     """A usable tenant name: a non-empty string of at most 256 bytes, no control characters."""
-    if not isinstance(tenant, str) or not tenant:
-        raise ValueError(f"a tenant must be a non-empty string, got {tenant!r}")
-    if len(tenant.encode()) > MAX_TENANT_BYTES:
-        raise ValueError(f"tenant longer than {MAX_TENANT_BYTES} bytes")
-    quote_string(tenant)  # refuses control characters
+    _check_tenant_name(tenant)
+    quote_string(tenant)
     return tenant
 
 
@@ -510,10 +509,33 @@ class VectorIndex:
             chunk = rows[i : i + batch]
             self._call(f"writing {len(chunk)} vectors to {self.collection!r}", lambda: write(chunk))
 
+    def with_tenant(self, tenant: str) -> "VectorIndex":
+        """This index (same connection) writing and maintaining ``tenant``'s rows; closing
+        the original closes both."""
+        if not self.multi_tenant:
+            return self
+        try:
+            check_tenant(tenant)
+        except ValueError as exc:
+            raise ConfigError(f"unusable tenant: {exc}") from exc
+        view = copy.copy(self)
+        view.tenant = tenant
+        return view
+
+    def own_rows(self, expr: str) -> str:
+        """``expr`` limited to this index's tenant when multi-tenancy is on: every maintenance
+        read and delete (purge, sweeps, repair) touches one tenant's rows, never another's."""
+        if not self.multi_tenant:
+            return expr
+        if not self.tenant:
+            raise ConfigError("multi-tenancy is on, but GOVRAG_TENANT is empty: maintenance works on one tenant",
+                              hint="set GOVRAG_TENANT to the tenant to work on")
+        return f"{tenant_filter(self.tenant)} and ({expr})"
+
     def delete_ids(self, ids: Sequence[int], batch: int = 5000) -> int:
         ids = list(ids)
         for i in range(0, len(ids), batch):
-            expr = ids_filter(ids[i : i + batch])
+            expr = self.own_rows(ids_filter(ids[i : i + batch]))
             self._call(f"deleting {len(ids)} vectors from {self.collection!r}",
                        lambda: self._client.delete(self.collection, filter=expr))
         return len(ids)
@@ -644,7 +666,8 @@ class VectorIndex:
                       consistency: str = "Strong") -> list[RawHit] | None:
         # The search's own consistency level: a Strong query costs a server's 200 ms time
         # tick (~400 ms measured on 2.3.5), a Session one a few ms.
-        rows = self.query(expr, fields=("vector", *fields), limit=EXACT_SCAN_LIMIT, consistency=consistency)
+        # The search filter already names the caller's tenant (not necessarily this index's).
+        rows = self._query(expr, ("vector", *fields), EXACT_SCAN_LIMIT, consistency=consistency)
         if len(rows) >= EXACT_SCAN_LIMIT:
             return None  # not selective: the index answer stands
         if not rows:
@@ -658,8 +681,12 @@ class VectorIndex:
 
     def query(self, expr: str, fields: Sequence[str] = ("id",), limit: int = 16384, *,
               consistency: str = "Strong") -> list[dict[str, Any]]:
-        """Rows matching an expression built by this module's filter functions (Strong by
-        default: a query right after a delete must not see the deleted rows)."""
+        """Rows of this index's tenant (:meth:`own_rows`) matching an expression built by this
+        module's filter functions (Strong by default: a query right after a delete must not
+        see the deleted rows)."""
+        return self._query(self.own_rows(expr), fields, limit, consistency=consistency)
+
+    def _query(self, expr: str, fields: Sequence[str], limit: int, *, consistency: str) -> list[dict[str, Any]]:
         return list(self._call(f"query on {self.collection!r}", lambda: self._client.query(
             self.collection, filter=expr, output_fields=list(fields), limit=limit, consistency_level=consistency)))
 
@@ -667,12 +694,17 @@ class VectorIndex:
             consistency: str = "Strong") -> list[dict[str, Any]]:
         if not ids:
             return []
-        return list(self._call(f"get on {self.collection!r}", lambda: self._client.get(
-            self.collection, ids=list(ids), output_fields=list(fields), consistency_level=consistency)))
+        own = self.tenant if self.multi_tenant and self.tenant else None
+        wanted = list(dict.fromkeys([*fields, TENANT_FIELD])) if own else list(fields)
+        rows = list(self._call(f"get on {self.collection!r}", lambda: self._client.get(
+            self.collection, ids=list(ids), output_fields=wanted, consistency_level=consistency)))
+        return [r for r in rows if r.get(TENANT_FIELD) == own] if own else rows
 
     def count(self) -> int:
+        """Rows in the collection; with multi-tenancy and a tenant set, that tenant's rows."""
+        expr = tenant_filter(self.tenant) if self.multi_tenant and self.tenant else ""
         res = self._call(f"count on {self.collection!r}", lambda: self._client.query(
-            self.collection, filter="", output_fields=["count(*)"], consistency_level="Strong"))
+            self.collection, filter=expr, output_fields=["count(*)"], consistency_level="Strong"))
         return int(res[0]["count(*)"])
 
     def flush(self) -> None:

@@ -8,9 +8,12 @@ from typing import Any, Sequence
 from ingest.clean import clean_text
 
 
-def chunk_id(document_id: str, version: int, ordinal: int) -> int:
-    """A positive int64 that is the same every time: a retried write overwrites itself."""
-    digest = hashlib.sha256(f"{document_id}\x00{version}\x00{ordinal}".encode()).digest()
+def chunk_id(document_id: str, version: int, ordinal: int, *, tenant: str | None = None) -> int:
+    """A positive int64 that is the same every time: a retried write overwrites itself.
+    With multi-tenancy the tenant is part of it: two tenants' copies of one document never
+    share a primary key in the shared collection."""
+    prefix = f"{tenant}\x1e" if tenant else ""
+    digest = hashlib.sha256(f"{prefix}{document_id}\x00{version}\x00{ordinal}".encode()).digest()
     return int.from_bytes(digest[:8], "big") & 0x7FFF_FFFF_FFFF_FFFF
 
 

@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping
 
 from governance import audit
 from governance.contracts import Hit
-from governance.errors import AccessDenied
+from governance.errors import AccessDenied, ConfigError
 from governance.identity import User, as_user
 from governance.observability import metrics
 from governance.scope_resolver import ScopeResolver
@@ -34,17 +34,32 @@ OVERFETCH = 10  # extra candidates so hits the post-check drops can be replaced
 SCOPE_COUNTS_MAX_AGE_S = 10.0
 
 
+class _TenantSearch:
+    """What searching one tenant's documents needs: its stores, its scope cache, its counts
+    (without multi-tenancy there is one)."""
+
+    def __init__(self, stores: Stores) -> None:
+        self.stores = stores
+        self.scopes = ScopeResolver(stores.catalog)
+        self.counts_lock = threading.Lock()
+        self.counts: tuple[float, dict[int, int]] = (float("-inf"), {})
+
+
 class Retriever:
-    """Search bound to one set of stores and one embedder (thread-safe)."""
+    """Search bound to one set of stores and one embedder (thread-safe). With
+    multi-tenancy each caller is searched against their tenant's own catalog and policy."""
 
     def __init__(self, stores: Stores, embedder_factory: Callable[[], Embedder]) -> None:
         self.stores = stores
         self._embedder_factory = embedder_factory
         self._embedder: Embedder | None = None
         self._lock = threading.Lock()
-        self._counts_lock = threading.Lock()
-        self.scopes = ScopeResolver(stores.catalog)
-        self._scope_counts: tuple[float, dict[int, int]] = (float("-inf"), {})
+        self._own = _TenantSearch(stores)
+        self._tenants: dict[str, _TenantSearch] = {}
+
+    @property
+    def scopes(self) -> ScopeResolver:
+        return self._own.scopes
 
     @property
     def embedder(self) -> Embedder:
@@ -73,10 +88,35 @@ class Retriever:
         metrics.SEARCH_HITS.inc(len(hits))
         return hits
 
+    def _tenant(self, caller: User) -> _TenantSearch | None:
+        """The caller's tenant's search state; None when that tenant has no catalog (nothing
+        was ever ingested for it, so there is nothing to find and nothing is created)."""
+        if not self.stores.settings.multi_tenant:
+            return self._own
+        if not caller.tenant:
+            raise AccessDenied("multi-tenancy is on and the caller has no tenant claim (`tenant` or `tid`)")
+        if caller.tenant == self.stores.tenant:
+            return self._own
+        with self._lock:
+            found = self._tenants.get(caller.tenant)
+        if found is not None:
+            return found
+        try:
+            stores = self.stores.for_tenant(caller.tenant)
+        except ConfigError as exc:
+            raise AccessDenied(f"the caller's tenant cannot be served: {exc}") from exc
+        if stores is None:
+            return None
+        with self._lock:
+            return self._tenants.setdefault(caller.tenant, _TenantSearch(stores))
+
     def _search(self, caller: User, query: str, k: int) -> list[Hit]:
-        catalog, policy = self.stores.catalog, self.stores.policy
+        tenant = self._tenant(caller)
+        if tenant is None:
+            return []
+        catalog, policy = tenant.stores.catalog, tenant.stores.policy
         principals = caller.principals(policy.roles)
-        allowed = self.scopes.allowed(principals)
+        allowed = tenant.scopes.allowed(principals)
         now = datetime.now(timezone.utc)
         raw = []
         if allowed:
@@ -99,7 +139,7 @@ class Retriever:
                             expires_at=v.expires_at))
             if len(hits) == k:
                 break
-        excluded = self.excluded_by_filter(allowed)
+        excluded = self._excluded_by_filter(tenant, allowed)
         dropped = len(raw) - len(visible)
         metrics.SEARCH_EXCLUDED.observe(excluded)
         if dropped:
@@ -119,11 +159,15 @@ class Retriever:
         """Searchable chunks the caller's ACL filter kept out of the vector query: every
         live chunk minus those in the caller's scopes (counts at most
         ``SCOPE_COUNTS_MAX_AGE_S`` old)."""
-        with self._counts_lock:
-            at, counts = self._scope_counts
+        return self._excluded_by_filter(self._own, allowed_scope_ids)
+
+    @staticmethod
+    def _excluded_by_filter(tenant: _TenantSearch, allowed_scope_ids: list[int]) -> int:
+        with tenant.counts_lock:
+            at, counts = tenant.counts
             if time.monotonic() - at > SCOPE_COUNTS_MAX_AGE_S:
-                counts = self.stores.catalog.live_chunks_by_scope(datetime.now(timezone.utc))
-                self._scope_counts = (time.monotonic(), counts)
+                counts = tenant.stores.catalog.live_chunks_by_scope(datetime.now(timezone.utc))
+                tenant.counts = (time.monotonic(), counts)
         return max(0, sum(counts.values()) - sum(counts.get(s, 0) for s in set(allowed_scope_ids)))
 
     def close(self) -> None:
@@ -141,7 +185,7 @@ def default_retriever() -> Retriever:
         if _default is None or _default.stores.settings is not get_settings():
             from ingest.embed import make_embedder
 
-            stores = Stores.open()
+            stores = Stores.open(serve_tenants=True)
             _default = Retriever(stores, lambda: make_embedder(stores.settings))
         return _default
 

@@ -242,10 +242,12 @@ def test_a_tenant_never_sees_another_tenants_rows(make_index, backend):
     # (milvus-io/milvus#30607) and partition-pruned searches would miss them.
     for t, tenant in enumerate(HOSTILE_TENANTS):
         ix.upsert(_rows(sorted(expected[tenant]), tenant=tenant, seed=t))
-    assert ix.count() == 20 * len(HOSTILE_TENANTS)
+    assert ix.count() == 20  # maintenance reads see this index's tenant only
+    assert sum(ix.with_tenant(t).count() for t in HOSTILE_TENANTS) == 20 * len(HOSTILE_TENANTS)
     q = np.ones(384, dtype=np.float32)
     for tenant in HOSTILE_TENANTS:
-        rows = ix.query(tenant_filter(tenant), fields=("id", TENANT_FIELD), limit=1000)
+        assert ix.query(tenant_filter(tenant), fields=("id",)) == ([] if tenant != "acme" else ix.query("id >= 0"))
+        rows = ix.with_tenant(tenant).query("id >= 0", fields=("id", TENANT_FIELD), limit=1000)
         assert {r["id"] for r in rows} == expected[tenant], tenant
         assert {r[TENANT_FIELD] for r in rows} == {tenant}
         everything = ix.search(q, k=50, scope_ids=[1], now_epoch=0, tenant=tenant)

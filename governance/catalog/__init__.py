@@ -1,5 +1,5 @@
 """The SQL catalog: documents, versions, chunks, scopes, audit, quarantine, runs."""
 
-from governance.catalog.store import Catalog
+from governance.catalog.store import Catalog, catalog_exists
 
-__all__ = ["Catalog"]
+__all__ = ["Catalog", "catalog_exists"]

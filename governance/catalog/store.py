@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from sqlalchemy import Engine, case, create_engine, delete, event, func, insert, or_, select, text, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
@@ -36,6 +37,7 @@ from governance.catalog.models import (
 )
 from governance.contracts import AccessScope, SourceDocument
 from governance.errors import CatalogError, HoldRefused
+from governance.tenancy import tenant_schema, without_schema
 
 log = logging.getLogger(__name__)
 
@@ -176,12 +178,47 @@ def _engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
 
+def _ensure_schema(url: str, schema: str) -> None:
+    """Make a tenant's PostgreSQL schema (its name is ``govrag_`` + a checked slug)."""
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+    finally:
+        engine.dispose()
+
+
+def catalog_exists(url: str) -> bool:
+    """Whether a catalog was ever made at ``url`` (a file, or a tenant's schema), without
+    making one: a search by a tenant nobody ingested for must not create its catalog."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return bool(parsed.database) and (parsed.database == ":memory:" or Path(parsed.database).is_file())
+    schema = tenant_schema(url)
+    if schema is None:
+        return True
+    engine = create_engine(without_schema(url), poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            found = conn.execute(text("SELECT 1 FROM information_schema.schemata WHERE schema_name = :s"),
+                                 {"s": schema}).first()
+    except SQLAlchemyError as exc:
+        raise CatalogError(f"cannot reach the catalog at {parsed.render_as_string(hide_password=True)}: "
+                           f"{describe_db_error(exc)}", hint="check GOVRAG_DATABASE_URL") from exc
+    finally:
+        engine.dispose()
+    return found is not None
+
+
 class Catalog:
     """Entry point to the SQL catalog (SQLite or PostgreSQL)."""
 
     def __init__(self, url: str, *, migrate: bool = True) -> None:
         self.url = url
         try:
+            schema = tenant_schema(url)
+            if schema and migrate:
+                _ensure_schema(without_schema(url), schema)
             self.engine = _engine(url)
             if migrate:
                 upgrade_to_head(self.engine)

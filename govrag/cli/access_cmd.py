@@ -88,4 +88,4 @@ def _catalog():  # type: ignore[no-untyped-def]
     from governance.settings import get_settings
 
     settings = get_settings()
-    return Catalog(settings.resolved_database_url), load_policy(settings.policy)
+    return Catalog(settings.catalog_url), load_policy(settings.policy_for(settings.tenant or None))

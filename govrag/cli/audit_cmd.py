@@ -16,7 +16,7 @@ def _catalog():
     from governance.catalog import Catalog
     from governance.settings import get_settings
 
-    return Catalog(get_settings().resolved_database_url)
+    return Catalog(get_settings().catalog_url)
 
 
 @app.command()

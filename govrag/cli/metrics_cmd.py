@@ -26,7 +26,7 @@ def serve(
     from governance.settings import get_settings
 
     settings = get_settings()
-    catalog = Catalog(settings.resolved_database_url)
+    catalog = Catalog(settings.catalog_url)
     registry = CollectorRegistry()
     registry.register(CatalogCollector(catalog))
     ProcessCollector(registry=registry)

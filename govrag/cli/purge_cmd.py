@@ -64,7 +64,7 @@ def hold_add(kind: str = typer.Argument(..., help="document | source | subject")
     from governance.catalog import Catalog
     from governance.settings import get_settings
 
-    catalog = Catalog(get_settings().resolved_database_url)
+    catalog = Catalog(get_settings().catalog_url)
     try:
         added = catalog.add_hold(kind, value, reason, actor="cli")
         if added:
@@ -81,7 +81,7 @@ def hold_remove(kind: str = typer.Argument(...), value: str = typer.Argument(...
     from governance.catalog import Catalog
     from governance.settings import get_settings
 
-    catalog = Catalog(get_settings().resolved_database_url)
+    catalog = Catalog(get_settings().catalog_url)
     try:
         removed = catalog.remove_hold(kind, value)
         if removed:
@@ -97,7 +97,7 @@ def hold_list(as_json: bool = typer.Option(False, "--json")) -> None:
     from governance.catalog import Catalog
     from governance.settings import get_settings
 
-    catalog = Catalog(get_settings().resolved_database_url)
+    catalog = Catalog(get_settings().catalog_url)
     try:
         holds = catalog.holds()
     finally:

@@ -14,14 +14,16 @@ def search(
     user: str = typer.Option(..., "--user", help="Caller's email (or id)."),
     group: list[str] = typer.Option([], "--group", help="Group claim; repeat for several."),
     role: list[str] = typer.Option([], "--role", help="Role claim; repeat for several."),
-    tenant: Optional[str] = typer.Option(None, "--tenant"),
+    tenant: Optional[str] = typer.Option(None, "--tenant", help="Caller's tenant (multi-tenancy; default GOVRAG_TENANT)."),
     k: int = typer.Option(10, "-k", "--k", min=1, max=100, help="How many hits."),
     as_json: bool = typer.Option(False, "--json", help="Print hits as JSON."),
 ) -> None:
     """Search as a user: only chunks that user may read, best first."""
     from governance.identity import User
+    from governance.settings import get_settings
     from retrieval.search import default_retriever
 
+    tenant = tenant or get_settings().tenant or None
     caller = User(id=user, email=user if "@" in user else None, groups=group, roles=role, tenant=tenant)
     hits = default_retriever().search(caller, query, k)
     if as_json:

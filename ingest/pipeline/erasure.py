@@ -16,7 +16,7 @@ from pathlib import Path
 from governance import audit
 from governance.identity import parse_principal
 from governance.purge import PurgeReport, purge_documents
-from ingest.chunking import chunk_elements, chunk_id
+from ingest.chunking import chunk_elements
 from ingest.pipeline.run import Ingestor, _Prepared
 from ingest.pipeline.summary import IngestSummary
 from ingest.sources.base import SourceItem, TextBlock
@@ -76,7 +76,7 @@ def _reindex_without(ingestor: Ingestor, document_id: str, subject: str) -> bool
         doc, scope_id=meta["scope_id"], expires_at=meta["expires_at"],
         content_hash=hashlib.sha256(cleaned.encode()).hexdigest(),
         # Keep the raw fingerprint: the unchanged export must keep being skipped, not re-read.
-        source_hash=meta["source_hash"], cleaned_text=cleaned, texts=texts, make_id=chunk_id,
+        source_hash=meta["source_hash"], cleaned_text=cleaned, texts=texts, make_id=ingestor.chunk_id,
         ingested_at=datetime.now(timezone.utc),
     )
     item = SourceItem(source=doc.source, path=Path(doc.path or doc.document_id),

@@ -84,6 +84,10 @@ class Ingestor:
         self._forgotten: frozenset[str] = frozenset()
         self.max_chars = stores.settings.chunk_max_characters
 
+    def chunk_id(self, document_id: str, version: int, ordinal: int) -> int:
+        """The Milvus primary key of a chunk (namespaced by the tenant with multi-tenancy)."""
+        return chunk_id(document_id, version, ordinal, tenant=self.stores.tenant)
+
     @property
     def embedder(self) -> Embedder:
         # Loaded on first need: an unchanged re-ingest never loads the model.
@@ -398,7 +402,7 @@ class Ingestor:
             # A pending version with the same text is a crashed earlier run: finish it.
             version, chunks = catalog.stage_version(
                 doc, scope_id=scope_id, expires_at=expires_at, content_hash=content_hash, source_hash=source_hash,
-                cleaned_text=cleaned, texts=texts, make_id=chunk_id, ingested_at=ingested_at,
+                cleaned_text=cleaned, texts=texts, make_id=self.chunk_id, ingested_at=ingested_at,
                 version=state.pending.get(content_hash) if state else None,
             )
             blocks = [{"author": element_author(e), "text": e.text} for e in elements]

@@ -32,11 +32,13 @@ def _modules() -> list:
 
 
 def process_policy() -> Policy:
-    """The policy of the process (``GOVRAG_POLICY``), for callers that pass none."""
+    """The policy of the process (``GOVRAG_POLICY``; with multi-tenancy, GOVRAG_TENANT's),
+    for callers that pass none."""
     from governance.policy import load_policy
     from governance.settings import get_settings
 
-    return load_policy(get_settings().policy)
+    settings = get_settings()
+    return load_policy(settings.policy_for((settings.tenant or None) if settings.multi_tenant else None))
 
 
 def open_source(path: Path, source: str | None = None, policy: Policy | None = None, *,

@@ -153,7 +153,7 @@ class _Backend:
                 if self._failure and time.monotonic() - self._failure[0] < self.REOPEN_AFTER_S:
                     raise self._failure[1].with_traceback(None)  # don't let its traceback grow
                 try:
-                    stores = Stores.open(self.settings)
+                    stores = Stores.open(self.settings, serve_tenants=True)
                 except GovragError as exc:
                     self._failure = (time.monotonic(), exc)
                     raise
