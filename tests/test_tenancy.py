@@ -10,6 +10,7 @@ people can read, or supersede, delete or rewrite the other tenant's documents. C
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -250,3 +251,46 @@ def test_a_tenant_whose_name_cannot_name_its_policy_is_refused(tmp_path, embedde
             make_retriever(stores, embedder).search(caller(BOB, "../acme"), TEXT_A, k=5)
     finally:
         stores.close()
+
+
+def test_the_cli_works_on_govrag_tenant_and_refuses_to_guess(tmp_path, monkeypatch) -> None:
+    """Two tenants ingest the same channel through ``govrag ingest``; search and access
+    explain answer per tenant; without GOVRAG_TENANT a command exits 2 and writes nothing."""
+    from typer.testing import CliRunner
+
+    from governance.settings import get_settings
+    from govrag.cli.main import app
+
+    (tmp_path / "policy.yaml").write_text(POLICY)
+    monkeypatch.setenv("GOVRAG_MULTI_TENANT", "true")
+    monkeypatch.setenv("GOVRAG_MILVUS_URI", str(tmp_path / "milvus.db"))
+    monkeypatch.setenv("GOVRAG_POLICY", str(tmp_path / "policy.yaml"))
+    runner = CliRunner()
+
+    def run(tenant: str | None, *args: str):
+        if tenant is None:
+            monkeypatch.delenv("GOVRAG_TENANT", raising=False)
+        else:
+            monkeypatch.setenv("GOVRAG_TENANT", tenant)
+        get_settings.cache_clear()
+        return runner.invoke(app, list(args))
+
+    a = slack_export(tmp_path / "a", [conv("G1", "plans", "private", ["U1", "U2"], TEXT_A)], at=0)
+    b = slack_export(tmp_path / "b", [conv("G1", "plans", "private", ["U2"], TEXT_B)], at=0)
+    refused = run(None, "ingest", str(a))
+    assert isinstance(refused.exception, ConfigError) and refused.exception.exit_code == 2  # `govrag` exits 2
+    assert "GOVRAG_TENANT" in str(refused.exception.hint)
+    assert not (tmp_path / "home" / "tenants").exists()
+    for tenant, export in (("acme", a), ("globex", b)):
+        out = run(tenant, "ingest", str(export))
+        assert out.exit_code == 0, out.output
+
+    def found(tenant: str, user: str, phrase: str) -> bool:
+        out = run(tenant, "search", phrase, "--user", user, "--json")
+        assert out.exit_code == 0, out.output
+        return any(phrase in h["text"] for h in json.loads(out.output))
+
+    assert found("acme", ALICE, TEXT_A) and not found("acme", ALICE, TEXT_B)
+    assert found("globex", BOB, TEXT_B) and not found("globex", ALICE, TEXT_B) and not found("globex", BOB, TEXT_A)
+    out = run("globex", "access", "explain", "--user", ALICE, "--json")
+    assert out.exit_code == 0 and json.loads(out.output)["documents"] == []
