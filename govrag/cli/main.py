@@ -84,13 +84,31 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except typer.Abort:
         sys.exit(130)
-    except Exception as exc:  # click usage errors
-        import click
+    except _click_exceptions() as exc:  # usage errors: one line, the usage, exit code 2
+        sys.exit(_report_usage_error(exc))
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+
+def _click_exceptions() -> tuple[type[BaseException], ...]:
+    """Click's exception classes: typer carries its own copy of click (``typer._click``),
+    and a plain ``click`` may be installed beside it; a usage error may come from either."""
+    found: list[type[BaseException]] = []
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            found.append(__import__(module, fromlist=["ClickException"]).ClickException)
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
+
+
+def _report_usage_error(exc: BaseException) -> int:
+    """Print ``error: <what>`` and the command's usage line; return the exit code (2)."""
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    typer.secho(f"error: {message}", err=True, fg="red")
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        usage = ctx.get_usage().replace("Usage: ", "usage: ", 1)
+        typer.secho(f"{usage}  (try '{ctx.command_path} --help')", err=True)
+    return int(getattr(exc, "exit_code", 2) or 2)
 
 
 if __name__ == "__main__":
