@@ -6,11 +6,12 @@ Rules are read in order and the first rule that matches a document wins, like a 
 
 from __future__ import annotations
 
+import difflib
 import re
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -64,6 +65,14 @@ def glob_match(pattern: str, value: str) -> bool:
     return bool(_glob_regex(pattern).match(value))
 
 
+def _principal(value: Any) -> str:
+    """A principal of a rule; a bad one is a validation error, so the message names its place."""
+    try:
+        return parse_principal(value)
+    except AccessDenied as exc:
+        raise ValueError(f"{exc} (write group:NAME, user:EMAIL or role:NAME)") from None
+
+
 class Match(BaseModel):
     """Conditions of a rule; every given key must match (globs on strings)."""
 
@@ -100,7 +109,7 @@ class AccessRule(BaseModel):
     def _principals_ok(cls, v: list[list[str]]) -> list[list[str]]:
         if not v or any(not layer for layer in v):
             raise ValueError("allow needs at least one layer and no empty layer")
-        return [[parse_principal(p) for p in layer] for layer in v]
+        return [[_principal(p) for p in layer] for layer in v]
 
 
 class RetentionRule(BaseModel):
@@ -155,7 +164,7 @@ class AuditPolicy(BaseModel):
 class Policy(BaseModel):
     """A parsed policy file."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
 
     version: int = 1
     access: list[AccessRule] = Field(default_factory=list)
@@ -169,7 +178,7 @@ class Policy(BaseModel):
     @field_validator("roles")
     @classmethod
     def _roles_ok(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
-        return {role: [parse_principal(p) for p in grants] for role, grants in v.items()}
+        return {role: [_principal(p) for p in grants] for role, grants in v.items()}
 
     def access_rule(self, facts: dict[str, Any]) -> tuple[int, AccessRule] | None:
         """The first access rule matching ``facts`` and its position, or None."""
@@ -224,24 +233,91 @@ class Policy(BaseModel):
             return LATEST
 
 
-def load_policy(path: Path | str | None) -> Policy:
-    """Read and validate a policy file; no path → an empty policy (everything fails closed)."""
+def load_policy(path: Path | str | None, *, hint_name: str = "GOVRAG_POLICY") -> Policy:
+    """Read and validate a policy file; no path → an empty policy (everything fails closed).
+    ``hint_name`` is what the user set the path with (``--policy`` on the command line)."""
     if path is None:
         return Policy()
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise ConfigError(f"policy file {path} not found", hint="set GOVRAG_POLICY to an existing YAML file") from exc
+        raise ConfigError(f"policy file {path} not found", hint=f"set {hint_name} to an existing YAML file") from exc
+    except IsADirectoryError as exc:
+        raise ConfigError(f"policy file {path} is a directory", hint=f"set {hint_name} to a YAML file") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"policy file {path} is not UTF-8 text (byte {exc.start})") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"policy file {path} is not valid YAML: {exc}") from exc
+        raise ConfigError(f"policy file {path} is not valid YAML: {_yaml_problem(exc)}",
+                          hint="check the indentation and quoting on that line") from None
+    return parse_policy(raw, str(path))
+
+
+def parse_policy(raw: Any, where: str = "policy") -> Policy:
+    """Validate a parsed policy mapping; errors name ``where``, the key and what to write."""
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"policy file {path} must be a mapping at the top level")
+        raise ConfigError(f"policy file {where} must be a mapping at the top level")
+    unknown = unknown_keys(raw, Policy)
+    if unknown:
+        at, key, close = unknown[0]
+        more = f" (and {len(unknown) - 1} more unknown key(s))" if len(unknown) > 1 else ""
+        raise ConfigError(f"policy file {where}: unknown key {key!r} {at}{more}",
+                          hint=f"did you mean {close!r}?" if close else "see docs/policy.md for the keys")
     if raw.get("version", 1) != 1:
-        raise ConfigError(f"policy file {path}: unsupported version {raw.get('version')!r}", hint="use version: 1")
+        raise ConfigError(f"policy file {where}: unsupported version {raw.get('version')!r}", hint="use version: 1")
     try:
         return Policy.model_validate(raw)
-    except (ValidationError, AccessDenied, ConfigError) as exc:
-        raise ConfigError(f"policy file {path} is invalid:\n{exc}") from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"]).lstrip(".") or "the top level"
+        msg = str(first["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"policy file {where} is invalid at {loc}: {msg}",
+                          hint="see docs/policy.md for what each key takes") from None
+    except (AccessDenied, ConfigError) as exc:
+        raise ConfigError(f"policy file {where} is invalid: {exc}", hint=exc.hint or "see docs/policy.md") from None
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else problem
+
+
+def _keys_of(model: type[BaseModel]) -> dict[str, Any]:
+    """The YAML keys a model takes (aliases where set) and each one's type."""
+    return {(f.alias or name): f.annotation for name, f in model.model_fields.items()}
+
+
+def _model_in(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+    """The model a field holds and whether it holds a list of them."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    if get_origin(annotation) is list:
+        (inner,) = get_args(annotation) or (None,)
+        if isinstance(inner, type) and issubclass(inner, BaseModel):
+            return inner, True
+    return None, False
+
+
+def unknown_keys(raw: dict[str, Any], model: type[BaseModel], where: str = "") -> list[tuple[str, str, str | None]]:
+    """Every key of ``raw`` (recursively) that ``model`` does not take: ``(where, key,
+    closest valid key or None)``. A misspelt ``retension:`` would otherwise be ignored and
+    leave documents without expiry."""
+    known = _keys_of(model)
+    found: list[tuple[str, str, str | None]] = []
+    for key, value in raw.items():
+        if key not in known:
+            close = difflib.get_close_matches(str(key), list(known), n=1, cutoff=0.6)
+            found.append((f"in {where}" if where else "at the top level", str(key), close[0] if close else None))
+            continue
+        inner, many = _model_in(known[key])
+        if inner is None:
+            continue
+        items = value if many and isinstance(value, list) else [value] if not many else []
+        for i, item in enumerate(items):
+            if isinstance(item, dict):
+                path = f"{where}.{key}" if where else str(key)
+                found += unknown_keys(item, inner, f"{path}[{i}]" if many else path)
+    return found

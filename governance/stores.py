@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
 
 from governance.catalog import Catalog, catalog_exists
 from governance.errors import ConfigError
@@ -11,6 +14,21 @@ from governance.milvus_local import resolve_uri
 from governance.policy import Policy, load_policy
 from governance.settings import Settings, get_settings
 from governance.vector_index import VectorIndex
+
+
+def _new_sqlite_file(settings: Settings, url: str) -> Path | None:
+    """The SQLite file ``url`` names when it does not exist yet (None otherwise). A
+    GOVRAG_DATABASE_URL whose folder does not exist is refused instead of created."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    path = Path(parsed.database)
+    if settings.database_url:
+        base = make_url(settings.database_url).database or ""
+        if base and base != ":memory:" and not Path(base).parent.is_dir():
+            raise ConfigError(f"the folder of the catalog {base} does not exist",
+                              hint="create it, or correct GOVRAG_DATABASE_URL (sqlite:////absolute/path/catalog.db)")
+    return None if path.exists() else path
 
 
 @dataclass
@@ -46,7 +64,9 @@ class Stores:
         # A multi-tenant server's own catalog (no tenant) holds no tenant's data: it only
         # answers readiness checks; its policy would be nobody's.
         policy = load_policy(settings.policy_for(tenant)) if tenant or not settings.multi_tenant else Policy()
-        catalog = Catalog(settings.catalog_url_for(tenant))
+        url = settings.catalog_url_for(tenant)
+        fresh = _new_sqlite_file(settings, url)
+        catalog = Catalog(url)
         try:
             uri = resolve_uri(settings.milvus_uri, home)
             index = VectorIndex(uri, settings.collection, dim=dim, token=settings.milvus_token,
@@ -55,7 +75,28 @@ class Stores:
         except BaseException:
             catalog.dispose()  # a service retrying readiness must not leak an engine per try
             raise
-        return cls(settings=settings, catalog=catalog, index=index, policy=policy, tenant=tenant)
+        stores = cls(settings=settings, catalog=catalog, index=index, policy=policy, tenant=tenant)
+        if fresh and (tenant or not settings.multi_tenant):
+            stores._refuse_new_catalog_beside_vectors(fresh)
+        return stores
+
+    def _refuse_new_catalog_beside_vectors(self, path: Path) -> None:
+        """A catalog made just now next to an index that holds vectors is a catalog in the
+        wrong place (a typo in GOVRAG_DATABASE_URL, a moved HOME): searches would find
+        nothing and ``doctor --repair`` would delete every vector as an orphan."""
+        try:
+            held = self.index.count()
+        except Exception:  # an index that cannot count will fail loudly on first use
+            return
+        if held:
+            self.close()
+            for leftover in ("", "-wal", "-shm", ".migrate.lock"):  # leave no empty catalog behind
+                Path(f"{path}{leftover}").unlink(missing_ok=True)
+            raise ConfigError(
+                f"the catalog {path} did not exist, but the vector collection {self.index.collection!r} at "
+                f"{self.index.uri} holds {held} vectors: this catalog is not the one that indexed them",
+                hint="point GOVRAG_DATABASE_URL / GOVRAG_HOME at the catalog that indexed them, or drop the "
+                     "collection (GOVRAG_COLLECTION) to start over")
 
     def for_tenant(self, tenant: str | None, *, create: bool = False) -> "Stores | None":
         """The stores of ``tenant``: these stores without multi-tenancy; with it, the tenant's

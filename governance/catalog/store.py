@@ -661,10 +661,14 @@ class Catalog:
                               .where(ChunkRow.version == Document.current_version)) or 0
             quarantined = s.scalar(select(func.count()).select_from(Quarantine)) or 0
             scopes = s.scalar(select(func.count()).select_from(Scope)) or 0
+            no_expiry = s.scalar(select(func.count()).select_from(Document)
+                                 .where(Document.status == "active", Document.expires_at.is_(None))) or 0
+            files = s.scalar(select(func.count(func.distinct(Quarantine.path)))) or 0
             last = s.scalar(select(Run).order_by(Run.id.desc()).limit(1))
         return {
             "documents": docs, "documents_by_source": by_source, "chunks": int(chunks),
-            "scopes": int(scopes), "quarantined": int(quarantined),
+            "documents_without_expiry": int(no_expiry),
+            "scopes": int(scopes), "quarantined": int(quarantined), "quarantined_files": int(files),
             "last_run": None if last is None else {"id": last.id, "kind": last.kind, "status": last.status,
                                                    "started_at": last.started_at.isoformat(), "summary": last.summary},
         }
@@ -680,6 +684,17 @@ class Catalog:
         return {"quarantine_by_reason": {str(k): int(v) for k, v in quarantine.items()},
                 "last_runs": {kind: {"status": status, "started_at": started, "finished_at": finished}
                               for kind, status, started, finished in runs}}
+
+    def quarantined_files(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Each quarantined file once, with its latest reason and how often it was refused,
+        most recent first."""
+        with self.session() as s:
+            latest = (select(Quarantine.path, func.max(Quarantine.id).label("id"), func.count().label("times"))
+                      .group_by(Quarantine.path).subquery())
+            rows = s.execute(select(Quarantine, latest.c.times).join(latest, Quarantine.id == latest.c.id)
+                             .order_by(Quarantine.id.desc()).limit(limit)).all()
+            return [{"path": r.path, "source": r.source, "reason": r.reason, "message": r.message, "times": int(times),
+                     "run_id": r.run_id, "at": r.created_at.isoformat()} for r, times in rows]
 
     def quarantined(self, limit: int = 100) -> list[dict[str, Any]]:
         with self.session() as s:

@@ -30,6 +30,9 @@ def ingest(
 
     settings = get_settings()
     if policy is not None:
+        from governance.policy import load_policy
+
+        load_policy(policy, hint_name="--policy")  # errors name the option the user gave
         settings = settings.model_copy(update={"policy": policy})
     stores = Stores.open(settings)
     try:
@@ -67,5 +70,7 @@ def ingest(
         stdout.print(table)
         for q in summary.quarantine:
             stdout.print(f"[yellow]quarantined[/] {q.path}: [bold]{q.reason}[/] — {q.message}")
+    for warning in summary.warnings:
+        stderr.print(f"[yellow]warning:[/] {warning}")
     if strict and summary.quarantined:
         raise typer.Exit(code=4)

@@ -15,6 +15,7 @@ from govrag.cli import (
     ingest_cmd,
     maintenance_cmd,
     metrics_cmd,
+    policy_cmd,
     purge_cmd,
     search_cmd,
     server_cmd,
@@ -36,6 +37,7 @@ app.command("doctor")(maintenance_cmd.doctor)
 app.add_typer(maintenance_cmd.acl_app, name="acl")
 app.add_typer(access_cmd.app, name="access")
 app.add_typer(metrics_cmd.app, name="metrics")
+app.add_typer(policy_cmd.app, name="policy")
 
 try:  # the NVFP4 / Triton commands (quantize, serve-embedder)
     from govrag.cli import embedder as _embedder_cmds

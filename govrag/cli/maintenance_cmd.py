@@ -31,16 +31,22 @@ def doctor(
     stores, ingestor = _ingestor()
     try:
         before, result, after = run_doctor(ingestor, fix=repair, actor="cli")
+        no_expiry = stores.catalog.status_counts()["documents_without_expiry"]
     finally:
         stores.close()
     final = after or before
     if as_json:
         print_json({"before": before.counts(), "samples": before.samples(),
                     "repair": result.model_dump() if result else None,
-                    "after": after.counts() if after else None, "ok": final.agrees and final.no_expired})
+                    "after": after.counts() if after else None, "ok": final.agrees and final.no_expired,
+                    "documents_without_expiry": no_expiry})
     else:
         for key, value in before.counts().items():
             stdout.print(f"{key}: {value}")
+        stdout.print(f"documents_without_expiry: {no_expiry}")
+        if no_expiry:
+            stdout.print(f"[yellow]warning:[/] {no_expiry} active documents have no expiry: no retention rule "
+                         "matched them (a misspelt `retention:` key is refused; check the rules' `match`)")
         if result:
             stdout.print(f"[bold]repaired[/]: {result.model_dump()}")
         stdout.print("[green]catalog and index agree[/]" if final.agrees and final.no_expired

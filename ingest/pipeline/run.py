@@ -293,6 +293,7 @@ class Ingestor:
                 except Empty:
                     producer.join(timeout=0.1)
             summary.seconds = round(time.perf_counter() - started, 3)
+            summary.note_outcome(policy_set=self.stores.settings.policy is not None)
             for outcome in ("new", "changed", "unchanged", "quarantined", "tombstoned"):
                 metrics.INGEST_DOCUMENTS.labels(outcome=outcome).inc(getattr(summary, outcome))
             metrics.INGEST_CHUNKS.inc(summary.chunks_written)
