@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from governance.audit_kinds import KINDS
 from governance.catalog.models import AuditEvent, AuditHead, utcnow
 from governance.catalog.store import Catalog
 
@@ -30,6 +31,8 @@ def _digest(prev_hash: str, seq: int, ts: datetime, kind: str, actor: str | None
 
 def record(catalog: Catalog, kind: str, actor: str | None, payload: dict[str, Any]) -> int:
     """Append one event; returns its sequence number."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown audit event kind {kind!r}: add it to governance.audit.KINDS")
     with catalog.session() as s:
         # Writing the head row first takes the write lock (SQLite) / row lock (PostgreSQL),
         # so concurrent appenders queue instead of forking the chain.

@@ -2,6 +2,8 @@
 
     GovragError
     ├── ConfigError            settings or policy file unusable
+    ├── UnknownTarget          a purge/hold names a document, source or subject nobody knows
+    ├── HoldRefused            a hold on a document a purge already took
     ├── AccessDenied           caller identity unusable (malformed claims, bad principal)
     ├── SourceError            a source file cannot be read
     │   └── QuarantinedDocument   a document was refused; carries the reason
@@ -65,6 +67,13 @@ class QuarantinedDocument(SourceError):
 
 class CatalogError(GovragError):
     """The SQL catalog failed."""
+
+
+class UnknownTarget(GovragError):
+    """A command named a document, source or subject the catalog does not know (a typo
+    must not look like a purge of nothing)."""
+
+    exit_code = 2
 
 
 class HoldRefused(GovragError):

@@ -70,6 +70,7 @@ def purge_documents(catalog: Catalog, index: VectorIndex, document_ids: list[str
     targets = [d for d in document_ids if d not in report.held]
     if dry_run:
         report.documents = targets
+        report.vectors_deleted = len(catalog.chunk_ids_of(targets))  # what would be deleted
         return report
     # Sealed segments answer filter queries from their indexes; growing ones are scanned.
     index.flush()

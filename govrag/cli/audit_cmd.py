@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from governance.audit_kinds import KINDS
 from govrag.cli.output import print_json, stdout
 
 app = typer.Typer(help="Read and verify the append-only, hash-chained audit log.")
@@ -44,7 +45,7 @@ def verify(as_json: bool = typer.Option(False, "--json")) -> None:
 @app.command()
 def export(
     since: Optional[datetime] = typer.Option(None, "--since", help="ISO time, e.g. 2026-11-01 or 2026-11-01T12:00:00"),
-    kind: Optional[str] = typer.Option(None, "--kind", help="search, ingest, acl, purge, hold..."),
+    kind: Optional[str] = typer.Option(None, "--kind", help="Only events of this kind: " + ", ".join(KINDS) + "."),
     limit: int = typer.Option(100_000, "--limit", min=1),
     as_json: bool = typer.Option(True, "--json/--lines", help="One JSON array (default) or JSON lines."),
 ) -> None:
@@ -53,6 +54,12 @@ def export(
 
     from governance import audit
 
+    if kind is not None and kind not in KINDS:
+        import difflib
+
+        close = difflib.get_close_matches(kind, KINDS, n=1)
+        raise typer.BadParameter(f"unknown kind {kind!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+                                 + f"; one of: {', '.join(KINDS)}", param_hint="--kind")
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=timezone.utc)
     catalog = _catalog()
