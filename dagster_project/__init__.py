@@ -1,4 +1,4 @@
-"""govrag's Dagster code location: ``dagster dev -m dagster_project``."""
+"""govrag's Dagster code location: `dagster dev -m dagster_project`."""
 
 from dagster_project.definitions import defs
 

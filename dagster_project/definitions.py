@@ -1,4 +1,4 @@
-"""The govrag code location: assembles definitions from ``defs/``; nothing else lives here."""
+"""The govrag code location: assembles definitions from `defs/`; nothing else lives here."""
 
 import dagster as dg
 
@@ -17,7 +17,7 @@ from dagster_project.defs.sensors import all_sensors
 
 
 def resources() -> dict[str, dg.ConfigurableResource]:
-    """Default resources: everything from the ``GOVRAG_*`` environment."""
+    """Default resources: everything from the `GOVRAG_*` environment."""
     return {"stores": GovragStoresResource(), "embedder": EmbedderResource(), "drop_folder": DropFolderResource()}
 
 

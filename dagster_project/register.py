@@ -1,9 +1,9 @@
-"""Register the drop folder's exports as ``sources`` partitions (what the sensor does, once).
+"""Register the drop folder's exports as `sources` partitions (what the sensor does, once).
 
     DAGSTER_HOME=... GOVRAG_DROP_DIR=... python -m dagster_project.register [--drop-dir DIR]
 
-Prints one ``key<TAB>path`` line per export; then
-``dagster asset materialize -m dagster_project --select '*' --partition KEY`` ingests one.
+Prints one `key<TAB>path` line per export; then
+`dagster asset materialize -m dagster_project --select '*' --partition KEY` ingests one.
 """
 
 import argparse

@@ -8,9 +8,9 @@ a file lock makes sure only one process starts it.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -104,13 +104,11 @@ def running_server(home: Path) -> LocalServer | None:
 
 
 def _binary() -> list[str]:
-    exe = Path(sys.executable).with_name("milvus-lite")
-    if exe.exists():
-        return [str(exe)]
-    found = shutil.which("milvus-lite")
-    if not found:
+    """The ``milvus-lite`` command, run by this Python with govrag's physical compaction
+    installed (``governance.lite_compaction``): a purge's deleted rows leave the data files."""
+    if importlib.util.find_spec("milvus_lite") is None:
         raise IndexUnavailable("the milvus-lite command is not installed", hint="pip install milvus-lite")
-    return [found]
+    return [sys.executable, "-m", "governance.lite_compaction"]
 
 
 def ensure_server(home: Path) -> LocalServer:

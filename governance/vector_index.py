@@ -309,6 +309,10 @@ class VectorIndex:
             from pymilvus import MilvusClient
 
             _quiet_pymilvus_logs()
+            if uri.endswith(".db"):  # Milvus Lite in this process: physical compaction first
+                from governance.lite_compaction import install
+
+                install()
             self._client = MilvusClient(uri=uri, token=token or "")
             self.server_version = str(self._client.get_server_version())
         except Exception as exc:
@@ -715,11 +719,9 @@ class VectorIndex:
     def compact(self) -> bool:
         """Ask the server to compact, so deleted rows are physically removed; True once the
         server has accepted the request and knows the job (:attr:`last_compaction_id`).
-        Milvus Lite has no compaction: it answers job 0, "Completed", and removes nothing,
-        so on Lite nothing is asked and this returns False."""
-        if self.backend == "lite":
-            log.info("compaction not available on Milvus Lite (%s)", self.uri)
-            return False
+        Milvus Lite's own compaction does nothing (job 0, so False); govrag's Lite servers
+        rewrite the data files that hold deleted rows before they answer
+        (``governance.lite_compaction``)."""
         try:
             job = int(self._client.compact(self.collection))
             state = self._client.get_compaction_state(job) if job else "UndefiedState"

@@ -215,14 +215,19 @@ def test_a_delete_is_seen_at_once_by_query_search_and_count(make_index):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_compaction_is_requested_on_a_server_only(make_index, backend):
+def test_compaction_makes_deletes_physical_on_lite_and_is_requested_on_a_server(make_index, backend, tmp_path):
     ix = make_index(backend)
     ix.upsert(_rows(range(200)))
     ix.flush()
     ix.delete_ids(range(100))
     ix.flush()
-    if backend == "lite":
-        assert ix.compact() is False and ix.last_compaction_id is None
+    if backend == "lite":  # govrag's Lite compaction rewrites the data files before it answers
+        import pyarrow.parquet as pq
+
+        assert ix.compact() is True and ix.last_compaction_id
+        on_disk = [i for f in (tmp_path / "m.db").rglob("data_*.parquet") for i in pq.read_table(f)["id"].to_pylist()]
+        assert sorted(on_disk) == list(range(100, 200))
+        assert len(ix.query(all_rows_filter(), limit=1000)) == 100
         return
     assert ix.compact() is True
     assert ix.last_compaction_id and ix.compaction_state() in ("Executing", "Completed")

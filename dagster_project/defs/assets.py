@@ -18,7 +18,7 @@ from ingest.pipeline.summary import IngestSummary
 from ingest.sources import open_source
 
 class ExportConfig(dg.Config):
-    """Run config of the ingest assets (all optional; the policy's ``sources`` rules give the
+    """Run config of the ingest assets (all optional; the policy's `sources` rules give the
     same per export path, for runs the sensor starts)."""
 
     prune: bool = Field(default=False, description="This export is a full export: tombstone documents of its "
@@ -74,7 +74,7 @@ def indexed_chunks(context: dg.AssetExecutionContext, config: ExportConfig, stor
                    embedder: EmbedderResource, drop_folder: DropFolderResource) -> dg.MaterializeResult:
     """Parsed, cleaned, chunked, embedded and indexed documents of this export (catalog +
     Milvus), after its permission state; unchanged documents are skipped, bad ones
-    quarantined; with ``prune`` (or ``full_export`` in the policy) documents the export no
+    quarantined; with `prune` (or `full_export` in the policy) documents the export no
     longer holds are tombstoned."""
     key = context.partition_key
     path = drop_folder.resolve(key)
@@ -120,7 +120,7 @@ def permission_sync(context: dg.AssetExecutionContext, config: ExportConfig, sto
 
 @dg.asset(group_name=RETENTION, kinds={"milvus"})
 def expired_purge(context: dg.AssetExecutionContext, stores: GovragStoresResource) -> dg.MaterializeResult:
-    """The retention sweep (``governance.purge``): documents whose expiry passed lose their
+    """The retention sweep (`governance.purge`): documents whose expiry passed lose their
     vectors, chunks and text and keep a tombstone; documents under legal hold are kept."""
     s = stores.open()
     now = datetime.now(timezone.utc)

@@ -1,5 +1,5 @@
 """Asset checks. ERROR + blocking where publishing bad data would be harmful: a failed check
-on ``indexed_chunks`` stops ``permission_sync`` in the same run and marks the partition red.
+on `indexed_chunks` stops `permission_sync` in the same run and marks the partition red.
 
 These checks look at the whole index (orphans and secrets are global), one pass over it.
 """
@@ -40,7 +40,7 @@ def _problem_metadata(report: ConsistencyReport, *names: str) -> dict:
     ],
 )
 def index_checks(context: dg.AssetCheckExecutionContext, stores: GovragStoresResource):
-    """One pass over the index and the catalog (``governance.consistency``)."""
+    """One pass over the index and the catalog (`governance.consistency`)."""
     s = stores.open()
     report = check_consistency(s.catalog, s.index, scan_secrets=True)
     error = dg.AssetCheckSeverity.ERROR

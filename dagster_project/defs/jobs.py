@@ -1,5 +1,5 @@
-"""Jobs: ``ingest`` (per source), ``sync_permissions`` (per source), ``purge_expired``,
-``right_to_be_forgotten`` (subject in run config), ``doctor``."""
+"""Jobs: `ingest` (per source), `sync_permissions` (per source), `purge_expired`,
+`right_to_be_forgotten` (subject in run config), `doctor`."""
 
 import dagster as dg
 
@@ -57,7 +57,7 @@ def doctor_job() -> None:
 
 
 class ForgetSubjectConfig(dg.Config):
-    """Whose words to erase: a principal such as ``user:jane@example.com``."""
+    """Whose words to erase: a principal such as `user:jane@example.com`."""
 
     subject: str
     dry_run: bool = False
@@ -67,7 +67,7 @@ class ForgetSubjectConfig(dg.Config):
 def run_forget_subject(context: dg.OpExecutionContext, config: ForgetSubjectConfig, stores: GovragStoresResource,
                        embedder: EmbedderResource) -> dg.Output:
     """Purge the subject's documents, re-index the ones they contributed to without their
-    blocks (``ingest.pipeline.erasure.forget_subject``); legal holds win and are reported."""
+    blocks (`ingest.pipeline.erasure.forget_subject`); legal holds win and are reported."""
     report = forget_subject(Ingestor(stores.open(), embedder.factory()), config.subject, dry_run=config.dry_run,
                             actor=f"dagster:{context.run_id}")
     metadata = {

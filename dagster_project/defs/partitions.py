@@ -1,6 +1,6 @@
-"""One ``sources`` partition per export in the drop folder (a Slack workspace export, a
+"""One `sources` partition per export in the drop folder (a Slack workspace export, a
 Confluence space export, a PDF drop folder). Keys come from
-``ingest.pipeline.drop_folder.source_key``: safe names that map back to their entry."""
+`ingest.pipeline.drop_folder.source_key`: safe names that map back to their entry."""
 
 import dagster as dg
 

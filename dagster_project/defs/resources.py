@@ -1,7 +1,7 @@
-"""Resources: thin wrappers that open govrag's stores and embedder from ``GOVRAG_*`` settings.
+"""Resources: thin wrappers that open govrag's stores and embedder from `GOVRAG_*` settings.
 
-Every field defaults to ``None``, meaning "take it from the process's ``GOVRAG_*``
-environment" (``governance.settings.Settings``); set a field in run config to override it
+Every field defaults to `None`, meaning "take it from the process's `GOVRAG_*`
+environment" (`governance.settings.Settings`); set a field in run config to override it
 for one run, e.g.::
 
     resources:
@@ -31,7 +31,7 @@ def _overrides(**fields: Any) -> dict[str, Any]:
 
 
 class GovragStoresResource(dg.ConfigurableResource):
-    """The catalog, the Milvus index and the policy (``governance.stores.Stores``).
+    """The catalog, the Milvus index and the policy (`governance.stores.Stores`).
 
     Opened on first use in a step and closed when the step ends, so a step that does not
     touch the stores opens nothing.
@@ -70,7 +70,7 @@ class GovragStoresResource(dg.ConfigurableResource):
 
 
 class EmbedderResource(dg.ConfigurableResource):
-    """The embedder: the in-process CPU model (``local``) or a Triton server (``triton``)."""
+    """The embedder: the in-process CPU model (`local`) or a Triton server (`triton`)."""
 
     kind: Optional[str] = None  # "local" | "triton" (validated by Settings)
     triton_url: Optional[str] = None
@@ -94,10 +94,10 @@ class EmbedderResource(dg.ConfigurableResource):
 
 
 class DropFolderResource(dg.ConfigurableResource):
-    """Where exports are dropped: each top-level entry is one ``sources`` partition.
+    """Where exports are dropped: each top-level entry is one `sources` partition.
 
-    ``drop_dir`` defaults to ``GOVRAG_DROP_DIR``, else ``<GOVRAG_HOME>/drop``. The sensor only
-    picks up an entry when nothing under it changed for ``settle_seconds`` (a copy in progress
+    `drop_dir` defaults to `GOVRAG_DROP_DIR`, else `<GOVRAG_HOME>/drop`. The sensor only
+    picks up an entry when nothing under it changed for `settle_seconds` (a copy in progress
     is not ingested half-way).
     """
 

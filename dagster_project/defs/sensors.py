@@ -1,5 +1,5 @@
-"""The drop-folder sensor: each new or changed export becomes a ``sources`` partition and an
-``ingest`` run. The cursor maps each key to the signature last requested, so a tick that
+"""The drop-folder sensor: each new or changed export becomes a `sources` partition and an
+`ingest` run. The cursor maps each key to the signature last requested, so a tick that
 finds nothing new requests nothing, and a re-copied export runs again."""
 
 import json

@@ -170,6 +170,7 @@ def _engine(url: str) -> Engine:
         def _pragmas(dbapi_conn: Any, _rec: Any) -> None:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA secure_delete=ON")  # deleted text is zeroed, not left in free pages
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=60000")
             cur.close()
@@ -799,6 +800,8 @@ class Catalog:
                 s.execute(update(Document).where(Document.id.in_(todo))
                           .values(status=status, status_reason=reason, current_version=None, updated_at=utcnow()))
                 changed += todo
+        if drop_content and changed:
+            self.checkpoint()
         return changed
 
     @_read
@@ -854,6 +857,26 @@ class Catalog:
         with self.session() as s:
             s.execute(update(Version).where(Version.document_id == document_id, Version.version != keep_version)
                       .values(cleaned_text=None, blocks=None))
+        self.checkpoint()
+
+    def checkpoint(self) -> bool:
+        """After content was dropped, on SQLite: copy the write-ahead log into the database
+        file and truncate it, so no older image of a page (the dropped text) stays in
+        ``-wal`` while other processes keep the catalog open (SQLite removes the log only
+        when the last connection closes). True when done; False when a reader kept part of
+        the log (it is truncated at a later checkpoint) and on other databases."""
+        if self.engine.dialect.name != "sqlite":
+            return False
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA busy_timeout=5000")  # a reader in a transaction: not for long
+                busy = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()[0]
+        except SQLAlchemyError as exc:
+            log.warning("catalog checkpoint failed: %s", describe_db_error(exc))
+            return False
+        if busy:
+            log.info("catalog write-ahead log in use by a reader; it is truncated at a later checkpoint")
+        return not busy
 
     # -- legal holds ----------------------------------------------------------------------
     def _lock_holds(self, s: Session) -> None:

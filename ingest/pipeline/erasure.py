@@ -52,6 +52,9 @@ def forget_subject(ingestor: Ingestor, subject: str, *, dry_run: bool = False, a
         else:  # no authored blocks to separate: remove the whole document rather than keep their words
             report.documents += purge_documents(catalog, index, [doc_id], reason=reason,
                                                 selector=selector, actor=actor).documents
+    if report.reindexed:  # their old versions' vectors were deleted: make it physical, too
+        index.flush()
+        report.compaction_requested = index.compact()
     audit.record(catalog, "forget_subject", actor, {"subject": subject, "purged": report.documents,
                                                     "reindexed": report.reindexed, "held": report.held})
     return report

@@ -13,6 +13,7 @@ import hashlib
 import logging
 import time
 import threading
+from collections import Counter
 from queue import Empty, Queue
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -21,7 +22,7 @@ from typing import Callable, Iterable, Sequence
 
 from governance import audit
 from governance.catalog.store import DocumentState, is_older
-from governance.redaction import redact_many
+from governance.redaction import redact, redact_many
 from governance.contracts import AccessScope, SourceDocument
 from governance.observability import metrics
 from governance.errors import (
@@ -43,6 +44,7 @@ from ingest.sources import open_source
 from ingest.sources.archive import clean_work
 from ingest.sources.base import (
     POLICY_SEP,
+    Parsed,
     PermissionState,
     SourceExport,
     SourceItem,
@@ -372,7 +374,7 @@ class Ingestor:
             if not elements:
                 raise QuarantinedDocument(f"{item.rel_path}: no text left after cleaning", reason="no_text",
                                           path=str(item.path))
-            classification = self._apply_redaction(item, elements, facts, classification, summary)
+            classification = self._apply_redaction(item, elements, facts, classification, summary, parsed)
             facts["classification"] = classification
             cleaned = "\n\n".join(e.text for e in elements)
             texts = chunk_elements(elements, self.max_chars)
@@ -444,10 +446,15 @@ class Ingestor:
                                                       reason=f"refused on re-ingest: {reason}")
 
     def _apply_redaction(self, item: SourceItem, elements: list, facts: dict, classification: str,
-                         summary: IngestSummary) -> str:
+                         summary: IngestSummary, parsed: Parsed | None = None) -> str:
         """Policy ``redaction``: redact values in place, block (quarantine) the document, or
-        tag its classification. Returns the (possibly tagged) classification."""
+        tag its classification. Returns the (possibly tagged) classification. The title is
+        stored like the text (catalog, index), so it is redacted with it: a Slack thread's
+        title quotes its root message."""
         redacted, counts = redact_many([e.text for e in elements])
+        title = (parsed.title or item.title) if parsed is not None else None
+        safe_title, title_counts = redact(title) if title else (title, Counter[str]())
+        counts = counts or title_counts  # a title the text repeats (a Title element) counts once
         if not counts:
             return classification
         action = self.stores.policy.redaction_action(facts)
@@ -461,6 +468,8 @@ class Ingestor:
             return "sensitive"
         for el, text in zip(elements, redacted):
             el.text = text
+        if title_counts and parsed is not None:
+            parsed.title = safe_title
         for kind, n in counts.items():
             summary.redactions[kind] = summary.redactions.get(kind, 0) + n
         return classification

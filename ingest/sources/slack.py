@@ -181,11 +181,13 @@ class SlackExport:
         return fallback or uid
 
     def channel_label(self, conv: Conversation) -> str:
+        """How titles name a conversation. Not by its members: a title is copied into every
+        chunk, and erasing a person (who is known by principal, not by display name) could not
+        take their name back out of it; who is in a DM is what its access scope says."""
         if conv.kind == "im":
-            names = sorted({self.display_name(m) for m in conv.members}) or [conv.id]
-            return "DM " + " & ".join(names)
+            return f"DM {conv.id}"
         if conv.kind == "mpim":
-            return "group DM " + ", ".join(sorted({self.display_name(m) for m in conv.members}))
+            return f"group DM {conv.id}"
         return f"#{conv.name}"
 
 
@@ -388,7 +390,7 @@ class ScopeBuilder:
         if not members:
             return _nobody(key, "no active member"), "empty_acl"
         return AccessScope(key=key, layers=[members], deny=self._deny_for(members),
-                           description=f"Slack {team} {conv.kind} {conv.name}"), None
+                           description=f"Slack {team} {conv.kind} {conv.id if conv.kind == 'mpim' else conv.name}"), None
 
     def _deny_for(self, layer: frozenset[str]) -> frozenset[str]:
         """The deny list a scope needs: only a layer holding a shared principal (the IdP
@@ -605,6 +607,17 @@ def _author_principal(m: dict, export: SlackExport) -> str | None:
     return export.user_principal(uid)
 
 
+def _snippet(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters at a word boundary: a word cut in half can be half
+    a secret that redaction no longer recognises (a thread's title quotes its root)."""
+    if len(text) <= limit:
+        return text
+    head = text[:limit]
+    if not text[limit].isspace():  # the cut falls inside a word: leave that word out
+        head = re.sub(r"\S+$", "", head)
+    return head.rstrip()
+
+
 class _Rendered:
     """A document's title and lines, rendered once on first need (fingerprint or parse)."""
 
@@ -618,7 +631,7 @@ class _Rendered:
         d, label = self.doc, self.export.channel_label(self.doc.conv)
         if d.is_thread:
             root = next((m for m in d.messages if str(m.get("ts")) == d.key), d.messages[0])
-            snippet = render_text(root.get("text") or "", self.export)[:80] or "thread"
+            snippet = _snippet(render_text(root.get("text") or "", self.export), 80) or "thread"
             return f"{label} thread, {d.date}: {snippet}"
         return f"{label}, {d.date}"
 
@@ -694,6 +707,8 @@ def iter_items(export: SlackExport, policy: Policy, builder: ScopeBuilder | None
             continue
         scope, refuse = builder.scope(conv)
         facts = {"source": "slack", "workspace": team, "channel": conv.name}
+        # Paths name a group DM by id: Slack names its folder after the members' handles.
+        place = conv.id if conv.kind == "mpim" else folder.name
         days: list[tuple[str, list[dict]]] = []
         for f in day_files:
             date = DAY_FILE.match(f.name).group(1)  # type: ignore[union-attr]
@@ -704,7 +719,7 @@ def iter_items(export: SlackExport, policy: Policy, builder: ScopeBuilder | None
                 if not isinstance(rows, list):
                     raise ValueError("expected a list of messages")
             except JsonTooLarge as exc:
-                rel = f"{folder.name}/{f.name}"
+                rel = f"{place}/{f.name}"
                 q = QuarantinedDocument(
                     f"{export.display}: {rel} is too large to ingest: {exc}",
                     reason="too_large", path=str(f),
@@ -716,7 +731,7 @@ def iter_items(export: SlackExport, policy: Policy, builder: ScopeBuilder | None
                                  origin=f"slack:{team}", as_of=export.as_of)
                 continue
             except (ValueError, OSError, UnicodeDecodeError) as exc:
-                rel = f"{folder.name}/{f.name}"
+                rel = f"{place}/{f.name}"
                 q = QuarantinedDocument(f"{export.display}: {rel} is not valid Slack JSON: {exc}",
                                         reason="malformed_json", path=str(f),
                                         hint="re-export the workspace; this day's messages were skipped")
@@ -729,11 +744,11 @@ def iter_items(export: SlackExport, policy: Policy, builder: ScopeBuilder | None
         for doc in group_documents(conv, days):
             rendered = _Rendered(doc, export)
             if doc.is_thread:
-                rel = f"{folder.name}/thread-{doc.key}"
+                rel = f"{place}/thread-{doc.key}"
                 doc_id = f"slack:{team}:{conv.id}:{doc.key}"
                 uri = _uri(export, conv, doc.key, doc.key)
             else:
-                rel = f"{folder.name}/{doc.date}.json"
+                rel = f"{place}/{doc.date}.json"
                 doc_id = f"slack:{team}:{conv.id}:{doc.key}"
                 uri = _uri(export, conv, str(doc.messages[0]["ts"]))
             fingerprint, parse = rendered.fingerprint, rendered.parse
