@@ -1,5 +1,6 @@
 """The policy file (``GOVRAG_POLICY``, YAML): access, retention, roles, workspaces,
-redaction and audit rules. See DESIGN.md; the keys and their meaning are a user contract.
+redaction, audit and sources rules. docs/policy.md describes every key; the keys and their
+meaning are a user contract.
 
 Rules are read in order and the first rule that matches a document wins, like a firewall.
 """

@@ -209,7 +209,7 @@ def main() -> int:
         "",
         "compressed-tensors `nvfp4-pack-quantized`: per Linear `weight_packed` (uint8, two E2M1 codes "
         "per byte, even column in the low nibble), `weight_scale` (FP8 E4M3, one per 16 inputs), "
-        "`weight_global_scale` (FP32, stored as `448*6/amax`, the reciprocal of DESIGN.md's "
+        "`weight_global_scale` (FP32, stored as `448*6/amax`, the reciprocal of the often-written "
         "`amax/(6*448)`); `W ≈ e2m1(code) * weight_scale / weight_global_scale`. "
         "Rounding is nearest-even with saturation at ±6 and signed zero. Linear modules left "
         "unquantized are listed in the config's `ignore` (compressed-tensors' key) and stored as a BF16 "

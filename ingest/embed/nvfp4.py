@@ -21,7 +21,7 @@ reciprocal as ``weight_scale_2``, and compressed-tensors' ModelOpt converter inv
 
 So the *effective* per-block scale is ``weight_scale / weight_global_scale``; the global
 scale only stretches the block scales so that the largest one lands on FP8's maximum (448),
-using E4M3's full range. DESIGN.md writes the global scale as ``amax/(6*448)``: that is the
+using E4M3's full range. The global scale is often written as ``amax/(6*448)``: that is the
 dequantization multiplier, the reciprocal of the stored value.
 
 Choosing the numbers (the format above is fixed; only *which* codes and scales are stored
