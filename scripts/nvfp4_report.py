@@ -282,7 +282,7 @@ def main() -> int:
         f"are BF16 ({default.kept_linear_bytes / 1e6:.2f} MB of the total). NVFP4 costs 4.5 bits per weight "
         "(4-bit code + one FP8 scale per 16). The file shrinks less than the Linear weights because the FP32 "
         "word-embedding table (30522×384, 46.9 MB) is a lookup, not a GEMM, and is not quantized. "
-        "Quantization times are on this 2-core machine, shared with other jobs.",
+        "Quantization times are on a 2-core benchmark VM (see the top of docs/benchmarks.md), shared with other jobs.",
     ]
     if sens:
         lines += [
