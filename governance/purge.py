@@ -20,7 +20,7 @@ what ``govrag doctor`` reports and repairs. Purging twice changes nothing (idemp
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Sequence
 
 from pydantic import BaseModel, Field
@@ -48,6 +48,14 @@ class PurgeReport(BaseModel):
     compaction_requested: bool = False
     seconds: float = 0.0
     reindexed: list[str] = Field(default_factory=list, description="documents re-indexed without a subject")
+    quarantine_records_deleted: int = Field(0, description="quarantine records past GOVRAG_QUARANTINE_KEEP_DAYS")
+
+
+def expire_quarantine(catalog: Catalog, report: PurgeReport, *, keep_days: int, now: datetime) -> None:
+    """The retention of quarantine records (they name files and repeat parser messages):
+    those older than ``keep_days`` go with the expired sweep."""
+    if not report.dry_run:
+        report.quarantine_records_deleted = catalog.drop_quarantine_before(now - timedelta(days=keep_days))
 
 
 def select(catalog: Catalog, *, expired: bool = False, document: str | None = None, source: str | None = None,

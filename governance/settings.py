@@ -63,6 +63,10 @@ class Settings(BaseSettings):
         default="", max_length=256,
         description="With multi_tenant: the tenant a command works on (its catalog, policy and vectors).",
     )
+    quarantine_keep_days: int = Field(
+        default=90, ge=1, le=36500,
+        description="Quarantine records (they name files and repeat parser messages) older than this are deleted "
+                    "by `govrag purge --expired` and the Dagster retention sweep.")
     policy: Path | None = Field(
         default=None, description="Policy YAML path; `{tenant}` in it names one policy per tenant (multi-tenancy).")
     embedder: Literal["local", "triton"] = "local"

@@ -126,7 +126,9 @@ def expired_purge(context: dg.AssetExecutionContext, stores: GovragStoresResourc
     now = datetime.now(timezone.utc)
     report = purge.purge_documents(s.catalog, s.index, purge.select(s.catalog, expired=True, now=now), reason="expired",
                              selector={"expired": now.isoformat()}, actor=f"dagster:{context.run_id}")
+    purge.expire_quarantine(s.catalog, report, keep_days=s.settings.quarantine_keep_days, now=now)
     return dg.MaterializeResult(metadata={
+        "quarantine_records_deleted": report.quarantine_records_deleted,
         "swept_at": int(now.timestamp()), "documents_purged": len(report.documents),
         "vectors_deleted": report.vectors_deleted, "held": len(report.held), "verified": report.verified,
         "compaction_requested": report.compaction_requested,

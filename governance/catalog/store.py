@@ -686,6 +686,11 @@ class Catalog:
                 "last_runs": {kind: {"status": status, "started_at": started, "finished_at": finished}
                               for kind, status, started, finished in runs}}
 
+    def drop_quarantine_before(self, cutoff: datetime) -> int:
+        """Delete quarantine records made before ``cutoff``; returns how many."""
+        with self.session() as s:
+            return int(s.execute(delete(Quarantine).where(Quarantine.created_at < cutoff)).rowcount or 0)
+
     def quarantined_files(self, limit: int = 100) -> list[dict[str, Any]]:
         """Each quarantined file once, with its latest reason and how often it was refused,
         most recent first."""
@@ -795,6 +800,8 @@ class Catalog:
                     # Slack thread's title quotes its root message), link, path, author or
                     # contributor is left to name a person or repeat the text.
                     s.execute(delete(DocumentContributor).where(DocumentContributor.document_id.in_(todo)))
+                    # Quarantine records of the document name its file and repeat parser messages.
+                    s.execute(delete(Quarantine).where(Quarantine.document_id.in_(todo)))
                     s.execute(update(Document).where(Document.id.in_(todo))
                               .values(title="", uri="", path=None, author=None, ancestry=None))
                 s.execute(update(Document).where(Document.id.in_(todo))

@@ -70,6 +70,11 @@ def purge(
                          f"{len(preview.held)} held and kept)")
             report = purging.purge_documents(stores.catalog, stores.index, ids, reason=reason,
                                              selector=selector, dry_run=dry_run, actor=actor)
+            if expired:
+                from datetime import datetime, timezone
+
+                purging.expire_quarantine(stores.catalog, report, keep_days=stores.settings.quarantine_keep_days,
+                                          now=datetime.now(timezone.utc))
     finally:
         stores.close()
     if as_json:
@@ -84,6 +89,9 @@ def purge(
             stdout.print(f"  {doc_id}")
         if len(report.documents) > 50:
             stdout.print(f"  … and {len(report.documents) - 50} more (--json lists them all)")
+    if report.quarantine_records_deleted:
+        stdout.print(f"deleted {report.quarantine_records_deleted} quarantine records older than "
+                     "GOVRAG_QUARANTINE_KEEP_DAYS")
     if report.reindexed:
         stdout.print(f"{'would re-index' if dry_run else 're-indexed'} without the subject: {len(report.reindexed)} documents")
     for doc_id, hold in report.held.items():
