@@ -255,6 +255,30 @@ def test_volumes_declared(compose: dict[str, Any], services: dict[str, Any]) -> 
         assert _is_named_volume(mounts.get(path, "")), f"{name}: {path} is not on a named volume"
 
 
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        out.update(_flatten(value, dotted + ".") if isinstance(value, dict) else {dotted: value})
+    return out
+
+
+def test_milvus_runs_with_the_strict_erasure_settings_the_server_test_measures(services: dict[str, Any]) -> None:
+    """deploy/milvus/strict-erasure.yaml is Milvus's user.yaml by default and holds exactly
+    STRICT_ERASURE_CONFIG, which tests/test_server_erasure_disk.py measures on a server."""
+    from governance.milvus_server import STRICT_ERASURE_CONFIG
+
+    mounts = {t: (s, ro) for s, t, ro in _volumes(services["milvus"])}
+    source, read_only = mounts["/milvus/configs/user.yaml"]
+    assert read_only
+    default = re.fullmatch(r"\$\{GOVRAG_MILVUS_USER_YAML:-(.+)\}", source)
+    assert default and default.group(1) == "./deploy/milvus/strict-erasure.yaml", source
+    strict = yaml.safe_load((REPO / default.group(1)).read_text())
+    assert _flatten(strict) == STRICT_ERASURE_CONFIG
+    # the documented way back to Milvus's own defaults: an override that overrides nothing
+    assert yaml.safe_load((REPO / "deploy" / "milvus" / "milvus-defaults.yaml").read_text()) == {}
+
+
 def test_triton_gpu_reservation_and_model_repository(services: dict[str, Any]) -> None:
     triton = services["triton"]
     devices = triton["deploy"]["resources"]["reservations"]["devices"]
