@@ -361,15 +361,14 @@ def test_dagster_ingest_then_purge_and_erasure_leave_nothing_in_either_home(home
     dagster_home = tmp_path / "dagster_home"
     dagster_home.mkdir()
     monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
-    instance = dg.DagsterInstance.get()
-    try:
+    # Entered, so Dagster's definitions-state storage is this instance's, not one an earlier
+    # test left behind in the context (its instance gone: "undefined DagsterInstance weakref").
+    with dg.DagsterInstance.get() as instance:
         instance.add_dynamic_partitions("sources", [export.name])
         result = dg.materialize(ingest_assets, partition_key=export.name, instance=instance, resources={
             "stores": GovragStoresResource(), "embedder": EmbedderResource(),
             "drop_folder": DropFolderResource(drop_dir=str(drop), settle_seconds=0)})
         assert result.success
-    finally:
-        instance.dispose()
     roots = _roots(tmp_path, dagster_home)
     assert any("milvus" in hit for hit in grep(roots, SECRET_NEEDLES)), "the tagged secrets should be indexed"
 
