@@ -75,8 +75,13 @@ def _volumes(service: dict[str, Any]) -> list[tuple[str, str, bool]]:
             out.append((str(v.get("source", "")), str(v["target"]), bool(v.get("read_only"))))
             continue
         parts = v.split(":")
-        if v.startswith("${"):  # "${VAR:-default}:/target[:ro]": the default holds a colon
-            end = v.index("}") + 1
+        if v.startswith("${"):  # "${VAR:-default}:/target[:ro]": the default holds a colon (and may nest)
+            depth, end = 0, 0
+            for i, ch in enumerate(v):
+                depth += {"{": 1, "}": -1}.get(ch, 0)
+                if ch == "}" and depth == 0:
+                    end = i + 1
+                    break
             parts = [v[:end], *v[end + 1 :].split(":")]
         out.append((parts[0], parts[1], len(parts) > 2 and "ro" in parts[2].split(",")))
     return out
@@ -594,3 +599,12 @@ def test_triton_service_layout_serves_on_cpu(tmp_path: Path, monkeypatch: pytest
         np.testing.assert_allclose(got, Nvfp4Embedder(model_dir).embed(texts), atol=1e-4)
     finally:
         server.stop()
+
+
+def test_the_policy_file_has_one_name_in_compose_and_in_govrag(services: dict[str, Any]) -> None:
+    """The host's GOVRAG_POLICY names the file compose mounts (GOVRAG_POLICY_FILE, the earlier
+    name, is the fallback), and inside the containers GOVRAG_POLICY is where it is mounted."""
+    for name in GOVRAG_SERVICES:
+        svc = services[name]
+        (source,) = [src for src, target, _ in _volumes(svc) if target == _env(svc)["GOVRAG_POLICY"]]
+        assert source == "${GOVRAG_POLICY:-${GOVRAG_POLICY_FILE:-./govrag/sample/policy.yaml}}", name
