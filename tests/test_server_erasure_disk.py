@@ -4,7 +4,9 @@ A milvus-server 2.3.5 started with ``STRICT_ERASURE_CONFIG`` holds documents who
 carries a marker and whose vectors start with a recognizable run of floats, in one segment
 with 3,000 other rows. Right after the flush (before the segment is indexed, as when an
 erasure races an ingest) ``purge_documents`` deletes them, verifies by query, flushes and
-requests a compaction. Then every file under the server's data directory is searched for
+requests a compaction; in the same run a Slack export is ingested (govrag's own pipeline,
+real embeddings) and one of its people erased (``forget_subject``: her DM purged, the day
+she wrote in re-indexed without her words). Then every file under the server's data directory is searched for
 the markers until none is left, for at most ``ERASURE_WAIT_S``: the raw bytes, every zstd
 frame decompressed (Parquet pages of binlogs and index files, RocksDB blocks), every Parquet
 payload decoded (an index file keeps a vector's bytes as an int8 column, four bytes per byte)
@@ -223,9 +225,26 @@ def _plant(catalog, index, documents: dict[str, list[tuple[str, np.ndarray]]], s
     return {doc_id: ids for doc_id, (_, _, ids) in staged.items()}
 
 
-def erasure_run(work: Path, config: dict, wait_s: float, log=print) -> dict:
+def _slack_export(dest: Path, marker: str) -> Path:
+    """One public channel, one day: alice's ordinary words and erin's words carrying
+    ``marker``, so erasing erin re-indexes the day without her (old version deleted), and
+    a DM of erin's alone, which the erasure purges."""
+    from tests.sources_fixtures import SConv, SUser, add_messages, msg, write_slack_export
+
+    users = [SUser("U1", "alice", "alice@corp.example"), SUser("U2", "erin", "erin@corp.example")]
+    general = SConv("C1", "general", "public", ["U1", "U2"])
+    add_messages(general, [msg("U1", "the rollback checklist is in the wiki", 0),
+                           msg("U2", f"{marker} my home address and my sick leave", 10)])
+    dm = SConv("D1", "", "im", ["U2", "U1"])
+    add_messages(dm, [msg("U2", f"{marker} please keep this between us", 20)])
+    return write_slack_export(dest, users, [general, dm], team_info={"id": "T0ACME", "name": "Acme", "domain": "acme"})
+
+
+def erasure_run(work: Path, config: dict, wait_s: float, log=print, embedder=None) -> dict:
     """Start a server with ``config``, plant, purge, and search its files until no marker is
-    left or ``wait_s`` passes. Returns what was seen (the test asserts on it)."""
+    left or ``wait_s`` passes. Returns what was seen (the test asserts on it). With an
+    ``embedder``, a Slack export is also ingested and one of its people erased
+    (``purge --subject``) in the same run."""
     from governance.catalog import Catalog
     from governance.milvus_server import MilvusServer
     from governance.purge import purge_documents
@@ -253,6 +272,20 @@ def erasure_run(work: Path, config: dict, wait_s: float, log=print) -> dict:
             scope = AccessScope(key="test:erasure", layers=(frozenset({"group:eng"}),))
             scope_id, _ = catalog.upsert_scope(scope)
             ids = _plant(catalog, index, {**keep, **gone}, scope_id, scope)
+            ingestor = None
+            if embedder is not None:
+                from governance.policy import Policy
+                from governance.settings import Settings
+                from governance.stores import Stores
+                from ingest.pipeline.run import Ingestor
+
+                erased = f"ERASED-{tag}"
+                needles["erased subject's text"] = erased.encode()
+                stores = Stores(settings=Settings(home=work / "home"), catalog=catalog, index=index, policy=Policy(),
+                                _owns_index=False)
+                ingestor = Ingestor(stores, lambda: embedder)
+                summary = ingestor.ingest_paths([_slack_export(work / "slack", erased)])
+                out["slack_documents"] = summary.new
             # Purged right after the flush, as an erasure racing an ingest is: when the segment
             # is busy in another compaction (the upsert's own deletes get every new segment
             # rewritten once) or not indexed yet, the purge's own compaction request finds
@@ -264,6 +297,10 @@ def erasure_run(work: Path, config: dict, wait_s: float, log=print) -> dict:
             report = purge_documents(catalog, index, sorted(gone), reason="erasure test",
                                      selector={"document": "erasure test"})
             out["report"] = report
+            if ingestor is not None:
+                from ingest.pipeline.erasure import forget_subject
+
+                out["erasure"] = forget_subject(ingestor, "user:erin@corp.example", actor="test")
             purged_at = time.monotonic()
             log(f"{purged_at - started:5.1f}s purged {len(report.documents)} documents "
                 f"(verified={report.verified}, compaction requested={report.compaction_requested})")
@@ -285,7 +322,7 @@ def erasure_run(work: Path, config: dict, wait_s: float, log=print) -> dict:
             log(f"{time.monotonic() - started:5.1f}s {'no marker left' if not left else 'markers left'} "
                 f"{waited:.1f}s after the purge")
             # The rest is still there and searchable.
-            out["count"] = index.count()
+            out["count"] = index.count() - (len(out["erasure"].reindexed) if "erasure" in out else 0)
             probe_doc = sorted(keep)[7]
             probe_id = ids[probe_doc][3]
             hits = index.search(keep[probe_doc][3][1], k=5, scope_ids=[scope_id],
@@ -302,18 +339,20 @@ def erasure_run(work: Path, config: dict, wait_s: float, log=print) -> dict:
     return out
 
 
-def test_purged_documents_leave_no_byte_on_the_servers_disk(tmp_path: Path) -> None:
+def test_purged_and_erased_documents_leave_no_byte_on_the_servers_disk(tmp_path: Path, embedder) -> None:
     from governance.milvus_server import STRICT_ERASURE_CONFIG, unavailable_reason
 
     reason = unavailable_reason()
     if reason:
         pytest.skip(f"milvus-server unavailable: {reason}")
     try:
-        out = erasure_run(tmp_path, STRICT_ERASURE_CONFIG, ERASURE_WAIT_S)
+        out = erasure_run(tmp_path, STRICT_ERASURE_CONFIG, ERASURE_WAIT_S, embedder=embedder)
     finally:
         shutil.rmtree(tmp_path / "milvus", ignore_errors=True)  # ~0.3 GB
     # The search sees through Milvus's encodings: before the purge it finds every marker.
-    assert set(out["before"]) == {"text", "vector", "document id"}, out["before"]
+    assert set(out["before"]) == {"text", "vector", "document id", "erased subject's text"}, out["before"]
+    erasure = out["erasure"]
+    assert out["slack_documents"] == 2 and len(erasure.documents) == 1 and len(erasure.reindexed) == 1
     assert out["segments"], out["before"]
     report = out["report"]
     assert report.verified and len(report.documents) == GONE_DOCUMENTS
