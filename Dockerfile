@@ -48,6 +48,7 @@ RUN pip install -r /tmp/requirements.txt
 # 3b. The project itself (not editable: the runtime image has no source tree).
 COPY README.md /src/README.md
 COPY governance /src/governance
+COPY embedding /src/embedding
 COPY ingest /src/ingest
 COPY retrieval /src/retrieval
 COPY dagster_project /src/dagster_project
@@ -59,7 +60,7 @@ RUN pip install --no-deps /src
 # purpose, so it would always complain.)
 RUN python -c "import sys, torch; v = torch.__version__; \
 sys.exit(0 if '${TORCH_VARIANT}' != 'cpu' or v.endswith('+cpu') else 'CUDA torch pulled in: ' + v)"
-RUN python -c "import governance, ingest, retrieval, dagster_project, govrag.cli.main"
+RUN python -c "import governance, embedding, ingest, retrieval, dagster_project, govrag.cli.main"
 
 # -------------------------------------------------------------------------- runtime stage
 FROM ${PYTHON_IMAGE} AS runtime

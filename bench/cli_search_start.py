@@ -43,7 +43,7 @@ import torch; lap("import torch")
 import sentence_transformers; lap("import sentence_transformers")
 r.embedder; lap("load the model")
 r.search(User(id="alice@example.com", email="alice@example.com", groups=["finance"]), "revenue", 10); lap("embed + search")
-from ingest.embed.numpy_minilm import NumpyMiniLM
+from embedding.numpy_minilm import NumpyMiniLM
 m = NumpyMiniLM(); lap("quick start: load the NumPy model")
 m.embed(["revenue"]); lap("quick start: embed one query")
 print(json.dumps(out))

@@ -29,7 +29,7 @@ def _triton_site() -> str:
 
 
 if __name__ == "__main__":
-    from ingest.embed.local import model_path
+    from embedding.local import model_path
 
     defaults = ["--device", "cpu", "--site", _triton_site(), "--model-dir", model_path(),
                 "--concurrency", "2", "--batch-sizes", "16,64", "--tok-batch-sizes", "64",

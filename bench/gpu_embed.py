@@ -94,7 +94,7 @@ def govrag_import(module: str) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError:
-        for pkg in ("ingest", "ingest.embed", "governance"):
+        for pkg in ("ingest", "embedding", "governance"):
             if pkg not in sys.modules or not hasattr(sys.modules[pkg], "__path__"):
                 shim = types.ModuleType(pkg)
                 shim.__path__ = [str(REPO / pkg.replace(".", "/"))]  # type: ignore[attr-defined]
@@ -196,7 +196,7 @@ def prepare_models(args: argparse.Namespace, work: Path) -> tuple[Path, Path, st
     from safetensors.torch import save_file
     from transformers import BertConfig, BertModel
 
-    quantize = govrag_import("ingest.embed.quantize")
+    quantize = govrag_import("embedding.quantize")
     if args.model_dir:
         dense = Path(args.model_dir)
         note = f"real weights from {dense}"
@@ -356,7 +356,7 @@ def proc_gpu_mib(pgid: int) -> float | None:
 
 def start_server(args: argparse.Namespace, lay: dict[str, Path], model_dir: Path, work: Path) -> Any:
     """tritonserver on loopback with govrag_embedder (KIND_GPU/CPU, dynamic batching)."""
-    ts = govrag_import("ingest.embed.triton_server")
+    ts = govrag_import("embedding.triton_server")
     kind = "gpu" if args.device.startswith("cuda") else "cpu"
     d = Path(tempfile.mkdtemp(prefix="triton-", dir=work))
     repo = ts.render_model_repository(d / "models", model_dir, kind=kind, instance_count=args.instances)

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.machine import machine_details  # noqa: E402
 from governance.settings import Settings  # noqa: E402
 from governance.stores import Stores  # noqa: E402
-from ingest.embed.local import LocalEmbedder  # noqa: E402
+from embedding.local import LocalEmbedder  # noqa: E402
 from ingest.pipeline.run import Ingestor  # noqa: E402
 from tests.sources_fixtures import (  # noqa: E402
     CPage,

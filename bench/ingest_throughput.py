@@ -24,7 +24,7 @@ from bench.machine import machine_details  # noqa: E402
 from governance.settings import Settings  # noqa: E402
 from governance.stores import Stores  # noqa: E402
 from govrag.sample_corpus import SAMPLE_POLICY, write_sample_corpus  # noqa: E402
-from ingest.embed.local import LocalEmbedder  # noqa: E402
+from embedding.local import LocalEmbedder  # noqa: E402
 from ingest.pipeline.run import Ingestor  # noqa: E402
 
 

@@ -52,7 +52,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "leak_fuzz.json")
     args = ap.parse_args()
 
-    from ingest.embed.local import LocalEmbedder
+    from embedding.local import LocalEmbedder
 
     t0 = time.perf_counter()
     embedder = LocalEmbedder()

@@ -33,7 +33,7 @@ from governance.settings import Settings  # noqa: E402
 from governance.stores import Stores  # noqa: E402
 from governance.vector_index import NEVER_EXPIRES  # noqa: E402
 from govrag.sample_corpus import SAMPLE_POLICY, write_sample_corpus  # noqa: E402
-from ingest.embed.local import LocalEmbedder  # noqa: E402
+from embedding.local import LocalEmbedder  # noqa: E402
 from ingest.pipeline.run import Ingestor  # noqa: E402
 from retrieval.search import Retriever  # noqa: E402
 

@@ -464,7 +464,7 @@ def run_load(*, backend: str = "lite-server", duration_s: float = 120.0, threads
 
         # -- corpus and baseline ingest ----------------------------------------------------
         roots = write_corpus(tmp / "corpus", copies)
-        from ingest.embed import make_embedder
+        from embedding import make_embedder
         from ingest.pipeline.run import Ingestor
         from retrieval.search import Retriever
 

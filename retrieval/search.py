@@ -24,7 +24,7 @@ from governance.observability import metrics
 from governance.scope_resolver import ScopeResolver
 from governance.settings import get_settings
 from governance.stores import Stores
-from ingest.embed.base import Embedder
+from embedding.base import Embedder
 
 MAX_K = 100
 MAX_QUERY_CHARS = 4096
@@ -183,7 +183,7 @@ def default_retriever() -> Retriever:
     global _default
     with _default_lock:
         if _default is None or _default.stores.settings is not get_settings():
-            from ingest.embed import make_embedder
+            from embedding import make_embedder
 
             stores = Stores.open(serve_tenants=True)
             _default = Retriever(stores, lambda: make_embedder(stores.settings))

@@ -38,7 +38,7 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
 @pytest.fixture(scope="session")
 def embedder():
     """The real all-MiniLM-L6-v2 on CPU, loaded once per session."""
-    from ingest.embed.local import LocalEmbedder
+    from embedding.local import LocalEmbedder
 
     return LocalEmbedder()
 

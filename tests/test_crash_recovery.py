@@ -25,7 +25,7 @@ WORKER = textwrap.dedent("""
     import sys
     from pathlib import Path
     from governance.stores import Stores
-    from ingest.embed.local import LocalEmbedder
+    from embedding.local import LocalEmbedder
     from ingest.pipeline.run import Ingestor
     from governance import purge
     stores = Stores.open()

@@ -301,7 +301,7 @@ def test_triton_gpu_reservation_and_model_repository(services: dict[str, Any]) -
     assert "kind: KIND_GPU" in gpu_cfg and 'name: "govrag_embedder"' in gpu_cfg
     assert "kind: KIND_CPU" in (MODEL_REPO / "govrag_embedder" / "config.pbtxt").read_text()
     # model.py finds nvfp4.py in the govrag source tree above it: the image puts it there
-    copied = re.search(r"^COPY ingest/embed/nvfp4.py (\S+)", TRITON_DOCKERFILE.read_text(), re.M).group(1)
+    copied = re.search(r"^COPY embedding/nvfp4.py (\S+)", TRITON_DOCKERFILE.read_text(), re.M).group(1)
     root = Path(copied).parents[2]
     assert root in Path(target).parents, f"{copied} is not in a tree above {target}"
     # the NVFP4 weights: a volume the one-shot quantize service fills
@@ -543,13 +543,13 @@ def test_model_py_finds_nvfp4_where_the_triton_image_puts_it(tmp_path: Path, ser
     import importlib.util
 
     target = next(t for s, t, _ in _volumes(services["triton"]) if s == "./deploy/triton/model_repository")
-    copied = re.search(r"^COPY ingest/embed/nvfp4.py (\S+)", TRITON_DOCKERFILE.read_text(), re.M).group(1)
+    copied = re.search(r"^COPY embedding/nvfp4.py (\S+)", TRITON_DOCKERFILE.read_text(), re.M).group(1)
     root = tmp_path / "container"
     repo = root / target.lstrip("/")
     shutil.copytree(MODEL_REPO, repo, ignore=shutil.ignore_patterns("__pycache__"))
     nvfp4 = root / copied.lstrip("/")
     nvfp4.parent.mkdir(parents=True)
-    shutil.copy2(REPO / "ingest" / "embed" / "nvfp4.py", nvfp4)
+    shutil.copy2(REPO / "embedding" / "nvfp4.py", nvfp4)
     model_py = repo / "govrag_embedder" / "1" / "model.py"
     assert not (model_py.parent / "nvfp4.py").exists()
     spec = importlib.util.spec_from_file_location("compose_layout_model", model_py)
@@ -565,13 +565,13 @@ def test_triton_service_layout_serves_on_cpu(tmp_path: Path, monkeypatch: pytest
     """The compose Triton service's layout, started for real: the model repository as
     committed, `--model-config-name=gpu`, model_dir from GOVRAG_NVFP4_MODEL_DIR. Only the
     instance kind is switched to CPU (no GPU here); the GPU run itself needs a GPU machine."""
-    from ingest.embed.triton_server import start_triton, triton_env
+    from embedding.triton_server import start_triton, triton_env
 
     if not (triton_env() / "bin" / "python").exists():
         pytest.skip(f"no Triton env at {triton_env()} (scripts/setup_triton_env.sh)")
     pytest.importorskip("tritonclient.grpc")
-    from ingest.embed.quantize import Nvfp4Embedder, quantize_model
-    from ingest.embed.triton_client import TritonEmbedder
+    from embedding.quantize import Nvfp4Embedder, quantize_model
+    from embedding.triton_client import TritonEmbedder
 
     model_dir = tmp_path / "minilm-nvfp4"
     quantize_model(model_dir, method="rtn")  # the format matters here, not the quality

@@ -237,7 +237,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embedder) -> Iterator[
     tmp.mkdir()
     monkeypatch.setenv("TMPDIR", str(tmp))
     monkeypatch.setattr("tempfile.tempdir", str(tmp))
-    monkeypatch.setattr("ingest.embed.make_embedder", lambda settings=None: embedder)
+    monkeypatch.setattr("embedding.make_embedder", lambda settings=None: embedder)
     get_settings.cache_clear()
     try:
         yield home
@@ -316,12 +316,12 @@ def test_purge_and_erasure_leave_no_secret_or_personal_data_on_disk(home, tmp_pa
 
 CRASHING_INGEST = textwrap.dedent("""
     import os, signal, sys
-    import ingest.embed
+    import embedding
 
     def killed(*args, **kwargs):  # the run dies the moment it needs the embedder: after extraction
         os.kill(os.getpid(), signal.SIGKILL)
 
-    ingest.embed.make_embedder = killed
+    embedding.make_embedder = killed
     from govrag.cli.main import main
 
     sys.argv = ["govrag", "ingest", sys.argv[1]]

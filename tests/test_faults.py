@@ -782,7 +782,7 @@ def test_sqlite_catalog_file_replaced_during_ingest_and_search(tmp_path, embedde
 
 # -- Triton -------------------------------------------------------------------------------------
 def _triton_available() -> str | None:
-    from ingest.embed.triton_server import triton_env
+    from embedding.triton_server import triton_env
 
     if not (triton_env() / "bin" / "python").exists():
         return f"no Triton env at {triton_env()} (run scripts/setup_triton_env.sh or set GOVRAG_TRITON_ENV)"
@@ -799,9 +799,9 @@ def test_triton_killed_mid_ingest_cli_retries_then_fails_clearly_and_rerun_repai
     if reason:
         pytest.skip(reason)
     from governance.milvus_local import ensure_server, stop_server
-    from ingest.embed.quantize import quantize_model
-    from ingest.embed.triton_client import TritonEmbedder
-    from ingest.embed.triton_server import start_triton
+    from embedding.quantize import quantize_model
+    from embedding.triton_client import TritonEmbedder
+    from embedding.triton_server import start_triton
 
     model_dir = tmp_path / "nvfp4"
     quantize_model(model_dir, method="rtn")  # the format matters here, not the quality
@@ -824,7 +824,7 @@ def test_triton_killed_mid_ingest_cli_retries_then_fails_clearly_and_rerun_repai
 
         # Paused once the embedder has connected and the first batch is about to be sent.
         proc = govrag_with_fault(env, ["ingest", str(corpus), "--json"], workdir=tmp_path,
-                                 at="ingest.embed.triton_client:TritonEmbedder.embed", when="before",
+                                 at="embedding.triton_client:TritonEmbedder.embed", when="before",
                                  fault=kill_triton)
         assert_one_line_cli_error(proc, f"Triton embedding failed at {triton.grpc_url} after 4 attempts")
         assert "hint: start it with: govrag serve-embedder" in proc.stderr

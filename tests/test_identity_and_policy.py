@@ -122,7 +122,7 @@ def test_torch_threads_setting_reaches_the_local_embedder(monkeypatch):
     import torch
 
     from governance.settings import Settings
-    from ingest.embed import make_embedder
+    from embedding import make_embedder
 
     before = torch.get_num_threads()
     try:

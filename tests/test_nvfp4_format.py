@@ -1,5 +1,5 @@
 """NVFP4 format: E2M1 codes, rounding, packing, scales, and a cross-check against a scalar
-reference written here from the format description (not from ingest.embed.nvfp4)."""
+reference written here from the format description (not from embedding.nvfp4)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from ingest.embed.nvfp4 import (
+from embedding.nvfp4 import (
     E2M1_VALUES,
     dequantize_nvfp4,
     e2m1_decode,
@@ -258,7 +258,7 @@ def test_round_trip_error_bound_gaussian() -> None:
 
 
 def test_gptq_same_format_and_lower_output_error() -> None:
-    from ingest.embed.nvfp4 import quantize_nvfp4_gptq
+    from embedding.nvfp4 import quantize_nvfp4_gptq
 
     torch.manual_seed(4)
     w = torch.randn(32, 64)
@@ -274,7 +274,7 @@ def test_gptq_same_format_and_lower_output_error() -> None:
 
 
 def test_round_to_e2m1_matches_encode_decode() -> None:
-    from ingest.embed.nvfp4 import round_to_e2m1
+    from embedding.nvfp4 import round_to_e2m1
 
     ties = torch.tensor([0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0])
     x = torch.cat([torch.randn(5000) * 3, ties, -ties, torch.tensor([0.0, -0.0, 6.0, 7.5, -100.0])])
@@ -310,7 +310,7 @@ def test_scale_search_never_worse_per_block_and_same_format() -> None:
 
 
 def test_gptq_with_and_without_scale_search_read_back() -> None:
-    from ingest.embed.nvfp4 import quantize_nvfp4_gptq
+    from embedding.nvfp4 import quantize_nvfp4_gptq
 
     torch.manual_seed(6)
     w = torch.randn(24, 64)

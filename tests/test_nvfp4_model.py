@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from safetensors import safe_open
 
-from ingest.embed.calibration import generated_texts
-from ingest.embed.local import LocalEmbedder
-from ingest.embed.quantize import DEFAULT_KEEP, DEFAULT_METHOD, Nvfp4Embedder, QuantizeReport, quantize_model
+from embedding.calibration import generated_texts
+from embedding.local import LocalEmbedder
+from embedding.quantize import DEFAULT_KEEP, DEFAULT_METHOD, Nvfp4Embedder, QuantizeReport, quantize_model
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 

@@ -20,7 +20,7 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def quick():
-    from ingest.embed.numpy_minilm import NumpyMiniLM
+    from embedding.numpy_minilm import NumpyMiniLM
 
     return NumpyMiniLM()
 

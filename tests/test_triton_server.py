@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from governance.errors import EmbedderUnavailable
-from ingest.embed.calibration import generated_texts
-from ingest.embed.triton_server import TritonProcess, start_triton, triton_env
+from embedding.calibration import generated_texts
+from embedding.triton_server import TritonProcess, start_triton, triton_env
 
 pytestmark = [
     pytest.mark.slow,
@@ -22,8 +22,8 @@ pytestmark = [
 ]
 pytest.importorskip("tritonclient.grpc", reason="pip install 'tritonclient[grpc,http]'")
 
-from ingest.embed.quantize import Nvfp4Embedder, quantize_model  # noqa: E402
-from ingest.embed.triton_client import TritonEmbedder  # noqa: E402
+from embedding.quantize import Nvfp4Embedder, quantize_model  # noqa: E402
+from embedding.triton_client import TritonEmbedder  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from pydantic import PrivateAttr
 
 from governance.settings import Settings
 from governance.stores import Stores
-from ingest.embed.base import Embedder
+from embedding.base import Embedder
 
 DROP_DIR_ENV = "GOVRAG_DROP_DIR"
 
@@ -84,7 +84,7 @@ class EmbedderResource(dg.ConfigurableResource):
     def get(self) -> Embedder:
         """The embedder, built on first call (an unchanged re-ingest never loads a model)."""
         if self._embedder is None:
-            from ingest.embed import make_embedder
+            from embedding import make_embedder
 
             self._embedder = make_embedder(self.settings())
         return self._embedder

@@ -22,7 +22,7 @@ def quantize(
     method: str = typer.Option("gptq", "--method", help="gptq (default: calibrated on generic text, 7 sensitive layers kept in BF16), mse or rtn"),
 ) -> None:
     """Quantize all-MiniLM-L6-v2's Linear weights to NVFP4 (compressed-tensors layout)."""
-    from ingest.embed.quantize import quantize_model
+    from embedding.quantize import quantize_model
 
     report = quantize_model(out, method=method)
     typer.echo(
@@ -40,7 +40,7 @@ def serve_embedder(
     kind: str = typer.Option("cpu", "--kind", help="cpu or gpu (Triton instance kind)"),
 ) -> None:
     """Run tritonserver on 127.0.0.1 serving the NVFP4 embedder; Ctrl-C stops it cleanly."""
-    from ingest.embed.triton_server import start_triton
+    from embedding.triton_server import start_triton
 
     if kind not in ("cpu", "gpu"):
         raise typer.BadParameter("use cpu or gpu", param_hint="--kind")

@@ -25,7 +25,7 @@ def ingest(
     """Ingest documents: parse, clean, version, embed and index them with their access scope."""
     from governance.settings import get_settings
     from governance.stores import Stores
-    from ingest.embed import make_embedder
+    from embedding import make_embedder
     from ingest.pipeline.run import Ingestor
 
     settings = get_settings()

@@ -14,7 +14,7 @@ acl_app = typer.Typer(help="Access control: sync permissions from a source witho
 
 def _ingestor(site: str | None = None):
     from governance.stores import Stores
-    from ingest.embed import make_embedder
+    from embedding import make_embedder
     from ingest.pipeline.run import Ingestor
 
     stores = Stores.open()

@@ -46,7 +46,7 @@ def purge(
     stores = Stores.open()
     try:
         if subject:
-            from ingest.embed import make_embedder
+            from embedding import make_embedder
             from ingest.pipeline.erasure import forget_subject
             from ingest.pipeline.run import Ingestor
 

@@ -22,7 +22,7 @@ def search(
     from governance.identity import User
     from governance.settings import get_settings
     from governance.stores import Stores
-    from ingest.embed import make_embedder
+    from embedding import make_embedder
     from retrieval.search import Retriever
 
     settings = get_settings()

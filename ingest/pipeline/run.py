@@ -37,7 +37,7 @@ from governance.errors import (
 from governance.stores import Stores
 from governance.vector_index import expiry_epoch
 from ingest.chunking import chunk_elements, chunk_id, clean_elements
-from ingest.embed.base import Embedder
+from embedding.base import Embedder
 from ingest.pipeline.summary import IngestSummary, QuarantineEntry
 from ingest.pipeline.permission_state import AppliedState, apply_permission_state
 from ingest.sources import open_source
@@ -567,7 +567,7 @@ class Ingestor:
 def ingest(paths: Iterable[Path | str], stores: Stores | None = None, embedder: Embedder | None = None,
            progress: ProgressFn | None = None) -> IngestSummary:
     """Ingest PDF files or folders with the settings' stores and embedder."""
-    from ingest.embed import make_embedder
+    from embedding import make_embedder
 
     own = stores is None
     stores = stores or Stores.open()

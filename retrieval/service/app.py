@@ -148,7 +148,7 @@ class _Backend:
         with self._lock:
             if self._retriever is None:
                 from governance.stores import Stores
-                from ingest.embed import make_embedder
+                from embedding import make_embedder
 
                 if self._failure and time.monotonic() - self._failure[0] < self.REOPEN_AFTER_S:
                     raise self._failure[1].with_traceback(None)  # don't let its traceback grow

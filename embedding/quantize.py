@@ -28,9 +28,9 @@ import numpy as np
 import torch
 
 from governance.errors import EmbedderUnavailable
-from ingest.embed.local import DIM, MODEL_NAME, model_path
-from ingest.embed.calibration import generic_texts
-from ingest.embed.nvfp4 import (
+from embedding.local import DIM, MODEL_NAME, model_path
+from embedding.calibration import generic_texts
+from embedding.nvfp4 import (
     GROUP_SIZE,
     load_nvfp4_state_dict,
     quantize_nvfp4,
@@ -39,7 +39,7 @@ from ingest.embed.nvfp4 import (
 
 QUANT_FORMAT = "nvfp4-pack-quantized"
 #: ``gptq``: GPTQ error feedback + searched block scales, calibrated on generic text
-#: (:func:`ingest.embed.calibration.generic_texts`); ``mse``: searched block scales, no
+#: (:func:`embedding.calibration.generic_texts`); ``mse``: searched block scales, no
 #: calibration; ``rtn``: amax block scales, round to nearest (the reference recipe).
 METHODS = ("gptq", "mse", "rtn")
 DEFAULT_METHOD = "gptq"
@@ -193,7 +193,7 @@ def quantize_model(
 
     ``method`` (see :data:`METHODS`): ``"gptq"`` (default) chooses codes and block scales
     that minimise each layer's output error on ``calibration_texts`` (default: generic text,
-    :func:`ingest.embed.calibration.generic_texts`, never the corpus being indexed);
+    :func:`embedding.calibration.generic_texts`, never the corpus being indexed);
     ``"mse"`` only searches each block's FP8 scale for the least weight error; ``"rtn"`` is
     the plain amax recipe. ``keep`` names Linear modules to leave unquantized, stored BF16
     and listed in the config's ``ignore`` (default :data:`DEFAULT_KEEP`; ``()`` quantizes
