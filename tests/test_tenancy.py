@@ -21,16 +21,8 @@ from governance.errors import AccessDenied, ConfigError
 from governance.identity import User
 from governance.tenancy import tenant_database_url, tenant_policy_path, tenant_slug
 from tests.conftest import make_ingestor, make_retriever
-from tests.test_permission_changes import conv, slack_export
+from tests.test_permission_changes import POLICY, conv, slack_export
 
-POLICY = """\
-version: 1
-retention:
-  - match: {}
-    keep_for: 3650d
-workspaces:
-  default: source-members
-"""
 # acme's own policy opens its public channels to all-staff and grants the auditor role.
 ACME_POLICY = POLICY.replace("  default: source-members", "  T0ACME: [\"group:all-staff\"]") + \
     "roles:\n  auditor: [\"group:all-staff\"]\n"
