@@ -31,9 +31,8 @@ from sqlalchemy import select
 
 from governance.catalog import Catalog
 from governance.catalog.models import ChunkRow, Document, Scope, Version
-from governance.errors import IndexUnavailable
 from governance.secrets_scan import SecretFinding, scan_text
-from governance.vector_index import NEVER_EXPIRES, VectorIndex, all_rows_filter, expiry_epoch
+from governance.vector_index import NEVER_EXPIRES, VectorIndex, expiry_epoch
 
 __all__ = ["ConsistencyReport", "check_consistency", "iter_vectors"]
 
@@ -42,25 +41,8 @@ ITER_BATCH = 2000
 
 
 def iter_vectors(index: VectorIndex, fields: Sequence[str], batch_size: int = ITER_BATCH) -> Iterator[dict[str, Any]]:
-    """Every row of the collection with ``fields`` (``id`` is always included), in batches,
-    with pymilvus's query iterator (no 16k offset window)."""
-    fields = list(dict.fromkeys(["id", *fields]))
-    try:
-        it = index._client.query_iterator(index.collection, batch_size=batch_size, filter=all_rows_filter(),
-                                          output_fields=fields)
-    except Exception as exc:
-        raise IndexUnavailable(f"cannot iterate {index.collection!r}: {exc}") from exc
-    try:
-        while True:
-            try:
-                rows = it.next()
-            except Exception as exc:
-                raise IndexUnavailable(f"iterating {index.collection!r} failed: {exc}") from exc
-            if not rows:
-                return
-            yield from rows
-    finally:
-        it.close()
+    """Every row of the index's tenant with ``fields`` (``VectorIndex.iter_rows``)."""
+    return index.iter_rows(fields, batch_size)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from dataclasses import dataclass
-from typing import Any, Callable, Hashable, Iterable, Literal, Sequence, TypeVar
+from typing import Any, Callable, Hashable, Iterable, Iterator, Literal, Sequence, TypeVar
 
 import numpy as np
 
@@ -693,6 +693,29 @@ class VectorIndex:
     def _query(self, expr: str, fields: Sequence[str], limit: int, *, consistency: str) -> list[dict[str, Any]]:
         return list(self._call(f"query on {self.collection!r}", lambda: self._client.query(
             self.collection, filter=expr, output_fields=list(fields), limit=limit, consistency_level=consistency)))
+
+    def iter_rows(self, fields: Sequence[str], batch_size: int = 2000) -> Iterator[dict[str, Any]]:
+        """Every row of this index's tenant (all rows without multi-tenancy) with ``fields``
+        (``id`` always), in batches, with pymilvus's query iterator (no 16k offset window)."""
+        fields = list(dict.fromkeys(["id", *fields]))
+        try:
+            it = self._client.query_iterator(self.collection, batch_size=batch_size,
+                                             filter=self.own_rows(all_rows_filter()), output_fields=fields)
+        except ConfigError:
+            raise
+        except Exception as exc:
+            raise IndexUnavailable(f"cannot iterate {self.collection!r}: {exc}") from exc
+        try:
+            while True:
+                try:
+                    rows = it.next()
+                except Exception as exc:
+                    raise IndexUnavailable(f"iterating {self.collection!r} failed: {exc}") from exc
+                if not rows:
+                    return
+                yield from rows
+        finally:
+            it.close()
 
     def get(self, ids: Sequence[int], fields: Sequence[str] = ("id",), *,
             consistency: str = "Strong") -> list[dict[str, Any]]:

@@ -286,3 +286,13 @@ def test_the_cli_works_on_govrag_tenant_and_refuses_to_guess(tmp_path, monkeypat
     assert found("globex", BOB, TEXT_B) and not found("globex", ALICE, TEXT_B) and not found("globex", BOB, TEXT_A)
     out = run("globex", "access", "explain", "--user", ALICE, "--json")
     assert out.exit_code == 0 and json.loads(out.output)["documents"] == []
+
+
+def test_doctor_of_one_tenant_sees_no_other_tenants_rows_as_orphans(tmp_path, tenants, embedder) -> None:
+    from governance.consistency import check_consistency
+
+    two_tenants_same_channel(tmp_path, tenants, embedder)
+    for stores in (tenants.a, tenants.b):
+        report = check_consistency(stores.catalog, stores.index)
+        assert report.agrees and report.orphan_vectors.count == 0, report.counts()
+        assert report.counts()["vectors"] == stores.index.count() > 0
