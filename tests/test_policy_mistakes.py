@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import datetime, timedelta, timezone
 import subprocess
 import sys
 from pathlib import Path
@@ -126,8 +127,12 @@ def test_policy_check_shows_what_ingest_then_does(tmp_path: Path, sqlite_stores,
     indexed = [d for d, v in verdicts.items() if v["outcome"] == "indexed"]
     assert indexed and sorted(indexed) == sorted(sqlite_stores.catalog.select_documents())
     for doc in indexed:
-        row = sqlite_stores.catalog.document_row(doc)
-        assert row["expires_at"].isoformat()[:16] == verdicts[doc]["expires_at"][:16], doc
+        # Rules counted from the ingest see two clocks (the check's, the ingest's) seconds
+        # apart; a wrong anchor (the document's own date instead) would be months off.
+        checked = datetime.fromisoformat(verdicts[doc]["expires_at"])
+        stored = sqlite_stores.catalog.document_row(doc)["expires_at"]
+        stored = stored if stored.tzinfo else stored.replace(tzinfo=timezone.utc)
+        assert abs(stored - checked) < timedelta(minutes=10), doc
 
 
 def test_policy_check_of_a_bad_policy_exits_2(tmp_path: Path) -> None:
