@@ -55,7 +55,7 @@ class NumpyMiniLM:
             from safetensors.numpy import load_file
             from tokenizers import Tokenizer
 
-            self._w = {k: v.astype(np.float32) for k, v in load_file(str(root / "model.safetensors")).items()}
+            self._w = {k: v.astype(np.float32, copy=False) for k, v in load_file(str(root / "model.safetensors")).items()}
             config = json.loads((root / "config.json").read_text())
             max_len = int(json.loads((root / "sentence_bert_config.json").read_text())["max_seq_length"])
             self._tokenizer = Tokenizer.from_file(str(root / "tokenizer.json"))

@@ -85,15 +85,14 @@ def verdicts(policy: Any, path: Path, site: str | None) -> list[dict[str, Any]]:
                 continue
             facts = {**item.facts, "classification": classification}
             expires = policy.expires_at(facts, modified=modified, ingested=now)
+            access = policy.access_rule(item.facts)
+            retention = policy.retention_rule(facts)  # the rules ingest applies, found the same way
             rows.append(row | {
                 "outcome": "past retention (skipped)" if expires is not None and expires <= now else "indexed",
-                "access_rule": _first(policy.access, item.facts),
+                "access_rule": access[0] if access else None,
                 "layers": [sorted(layer) for layer in scope.layers], "deny": sorted(scope.deny),
-                "classification": classification, "retention_rule": _first(policy.retention, facts),
+                "classification": classification,
+                "retention_rule": policy.retention.index(retention) if retention else None,
                 "expires_at": expires.isoformat() if expires else None,
             })
     return rows
-
-
-def _first(rules: list[Any], facts: dict[str, Any]) -> int | None:
-    return next((i for i, rule in enumerate(rules) if rule.match.matches(facts)), None)
