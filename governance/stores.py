@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,9 @@ def _new_sqlite_file(settings: Settings, url: str) -> Path | None:
     return None if path.exists() else path
 
 
+MISSING_TENANT_RECHECK_S = 30.0  # a tenant's first ingest is visible to search within this
+
+
 @dataclass
 class Stores:
     """The catalog, the vector index and the policy a process works with.
@@ -50,6 +54,7 @@ class Stores:
     _tenants: dict[str, "Stores"] = field(default_factory=dict, repr=False)
     _tenants_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _owns_index: bool = field(default=True, repr=False)
+    _missing_tenants: dict[str, float] = field(default_factory=dict, repr=False)
 
     @classmethod
     def open(cls, settings: Settings | None = None, *, dim: int = 384, tenant: str | None = None,
@@ -101,7 +106,8 @@ class Stores:
     def for_tenant(self, tenant: str | None, *, create: bool = False) -> "Stores | None":
         """The stores of ``tenant``: these stores without multi-tenancy; with it, the tenant's
         own catalog and policy over the shared index, opened once and kept. ``None`` when the
-        tenant has no catalog yet and ``create`` is false (nothing was ever ingested for it)."""
+        tenant has no catalog yet and ``create`` is false (nothing was ever ingested for it;
+        checked again after ``MISSING_TENANT_RECHECK_S``)."""
         if not self.settings.multi_tenant:
             return self
         if not tenant:
@@ -113,8 +119,16 @@ class Stores:
             if found is not None:
                 return found
             url = self.settings.catalog_url_for(tenant)
-            if not create and not catalog_exists(url):
-                return None
+            if not create:
+                # A tenant nobody ingested for is asked about on every search it makes:
+                # remember the miss for a while instead of probing the database each time.
+                missed = self._missing_tenants.get(tenant)
+                if missed is not None and time.monotonic() - missed < MISSING_TENANT_RECHECK_S:
+                    return None
+                if not catalog_exists(url):
+                    self._missing_tenants[tenant] = time.monotonic()
+                    return None
+                self._missing_tenants.pop(tenant, None)
             policy = load_policy(self.settings.policy_for(tenant))
             child = Stores(settings=self.settings, catalog=Catalog(url), index=self.index.with_tenant(tenant),
                            policy=policy, tenant=tenant, _owns_index=False)
