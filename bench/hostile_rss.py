@@ -1,6 +1,6 @@
 """Peak memory, time and outcome of `govrag ingest` on each hostile input.
 
-Generates the hostile corpus (tests/hostile_inputs.py, full sizes) into a temp dir and runs
+Generates the hostile corpus (testsupport/hostile_inputs.py, full sizes) into a temp dir and runs
 the real CLI on EACH input in its own fresh process, with its own GOVRAG_HOME, Milvus Lite
 ``.db`` and the corpus policy. For each run it records the peak RSS of the process tree
 (``ru_maxrss`` of the child from ``wait4``, and psutil polling of the whole tree), wall time,
@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.machine import machine_details  # noqa: E402
-from tests.hostile_inputs import BENCH, GENERATORS, TEST, Hostile, good_pdf, write_corpus  # noqa: E402
+from testsupport.hostile_inputs import BENCH, GENERATORS, TEST, Hostile, good_pdf, write_corpus  # noqa: E402
 
 GOAL_BYTES = 2 * 1024**3
 

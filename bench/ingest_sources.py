@@ -28,7 +28,7 @@ from governance.settings import Settings  # noqa: E402
 from governance.stores import Stores  # noqa: E402
 from embedding.local import LocalEmbedder  # noqa: E402
 from ingest.pipeline.run import Ingestor  # noqa: E402
-from tests.sources_fixtures import (  # noqa: E402
+from testsupport.sources_fixtures import (  # noqa: E402
     CPage,
     CSpace,
     CUser,

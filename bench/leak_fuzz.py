@@ -34,7 +34,7 @@ from hypothesis.errors import Unsatisfiable  # noqa: E402
 from hypothesis.stateful import run_state_machine_as_test  # noqa: E402
 
 from bench.machine import machine_details  # noqa: E402
-from tests.leak_model import FuzzStats  # noqa: E402
+from testsupport.leak_model import FuzzStats  # noqa: E402
 from tests.test_leak_fuzz import FakeClock, machine_class, open_stores  # noqa: E402
 
 

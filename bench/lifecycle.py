@@ -39,7 +39,7 @@ from retrieval.search import Retriever  # noqa: E402
 
 
 def _stores(tmp: Path, name: str, mode: str) -> Stores:
-    from governance.milvus_local import ensure_server
+    from governance.milvus_process.local import ensure_server
 
     uri = ensure_server(tmp / name).uri if mode == "server" else str(tmp / f"{name}.db")
     return Stores.open(Settings(home=tmp / name, milvus_uri=uri, policy=SAMPLE_POLICY,
@@ -157,7 +157,7 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))
     if args.mode == "server":
-        from governance.milvus_local import stop_server
+        from governance.milvus_process.local import stop_server
 
         for name in ("acl", "purge"):
             stop_server(tmp / name)

@@ -30,7 +30,7 @@ revocation returned, is a leak. Errors are counted too (there must be none).
 
 ``--backend lite-server`` (default): the embedded default, one ``milvus-lite server`` under a
 fresh ``GOVRAG_HOME`` shared by every process. ``--backend milvus-server``: a real
-milvus-server 2.3.5 (PyPI ``milvus``) started on 127.0.0.1 by ``governance.milvus_server``
+milvus-server 2.3.5 (PyPI ``milvus``) started on 127.0.0.1 by ``testsupport.milvus_server``
 in the home and stopped by PID at the end — or ``--milvus-uri`` to use a running one (a
 fresh collection is made and dropped). The catalog is SQLite under the home unless
 ``--database-url`` is given. Results go to ``bench/results/load_<backend>.json``.
@@ -68,7 +68,7 @@ os.environ.setdefault("SCARF_NO_ANALYTICS", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
 from bench.machine import machine_details, percentile  # noqa: E402
-from governance.milvus_local import free_port, process_alive  # noqa: E402
+from governance.milvus_process.local import free_port, process_alive  # noqa: E402
 
 BACKENDS = ("lite-server", "milvus-server")
 CHANNELS = ("thread", "process", "http")
@@ -430,7 +430,7 @@ def run_load(*, backend: str = "lite-server", duration_s: float = 120.0, threads
         # -- the vector store ----------------------------------------------------------------
         if backend == "milvus-server" and not milvus_uri:
             try:
-                from governance.milvus_server import MilvusServer, unavailable_reason
+                from testsupport.milvus_server import MilvusServer, unavailable_reason
             except ImportError as exc:
                 raise RuntimeError(f"--backend milvus-server is not available: {exc}") from exc
             reason = unavailable_reason()
@@ -471,7 +471,7 @@ def run_load(*, backend: str = "lite-server", duration_s: float = 120.0, threads
         t = time.perf_counter()
         lite_pid = None
         if backend == "lite-server":
-            from governance.milvus_local import running_server, stop_server
+            from governance.milvus_process.local import running_server, stop_server
 
             cleanup.append(lambda: stop_server(gov_home))
         stores = Stores.open(settings)  # lite-server: starts this home's milvus-lite server

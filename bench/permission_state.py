@@ -29,7 +29,7 @@ from governance.settings import Settings  # noqa: E402
 from governance.stores import Stores  # noqa: E402
 from ingest.pipeline.permission_state import apply_permission_state  # noqa: E402
 from ingest.sources import slack  # noqa: E402
-from tests.sources_fixtures import SConv, SUser, add_messages, msg, write_slack_export  # noqa: E402
+from testsupport.sources_fixtures import SConv, SUser, add_messages, msg, write_slack_export  # noqa: E402
 
 
 def _export(dest: Path, users: int, channels: int, updated: int) -> Path:

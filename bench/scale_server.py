@@ -47,7 +47,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.machine import machine_details, percentile  # noqa: E402
-from governance.milvus_server import MilvusServer  # noqa: E402
+from testsupport.milvus_server import MilvusServer  # noqa: E402
 from governance.vector_index import (  # noqa: E402
     NEVER_EXPIRES, SEARCH_FANOUT, VectorIndex, ids_filter, search_filter,
 )

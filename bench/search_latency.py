@@ -6,7 +6,7 @@ unfiltered, p50/p95, in one run so the ratio is fair on a noisy machine.
 
 ``--backend lite`` (default): Milvus Lite, as the local ``milvus-lite server`` (``--mode
 server``) or in-process (``--mode file``). ``--backend server``: a real milvus-server 2.3.5
-(PyPI ``milvus``) started on 127.0.0.1 by governance.milvus_server in a temp dir and stopped
+(PyPI ``milvus``) started on 127.0.0.1 by testsupport.milvus_server in a temp dir and stopped
 at the end; its HNSW index is waited for before timing.
 """
 
@@ -25,8 +25,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.machine import machine_details, percentile  # noqa: E402
-from governance.milvus_local import ensure_server, stop_server  # noqa: E402
-from governance.milvus_server import MilvusServer  # noqa: E402
+from governance.milvus_process.local import ensure_server, stop_server  # noqa: E402
+from testsupport.milvus_server import MilvusServer  # noqa: E402
 from governance.vector_index import NEVER_EXPIRES, VectorIndex, search_filter  # noqa: E402
 
 DIM = 384

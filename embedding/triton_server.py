@@ -29,7 +29,7 @@ from urllib.error import URLError
 from urllib.request import urlopen
 
 from governance.errors import EmbedderUnavailable
-from governance.milvus_local import free_port  # noqa: F401  (re-exported: bench/gpu_embed.py)
+from governance.milvus_process.local import free_port  # noqa: F401  (re-exported: bench/gpu_embed.py)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Not a top-level "triton" folder: it would shadow the OpenAI triton package for torch.

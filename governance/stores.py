@@ -11,7 +11,7 @@ from sqlalchemy.engine import make_url
 
 from governance.catalog import Catalog, catalog_exists
 from governance.errors import ConfigError
-from governance.milvus_local import resolve_uri
+from governance.milvus_process.local import resolve_uri
 from governance.policy import Policy, load_policy
 from governance.settings import Settings, get_settings
 from governance.vector_index import VectorIndex

@@ -310,7 +310,7 @@ class VectorIndex:
 
             _quiet_pymilvus_logs()
             if uri.endswith(".db"):  # Milvus Lite in this process: physical compaction first
-                from governance.lite_compaction import install
+                from governance.milvus_process.lite_compaction import install
 
                 install()
             self._client = MilvusClient(uri=uri, token=token or "")
@@ -744,7 +744,7 @@ class VectorIndex:
         server has accepted the request and knows the job (:attr:`last_compaction_id`).
         Milvus Lite's own compaction does nothing (job 0, so False); govrag's Lite servers
         rewrite the data files that hold deleted rows before they answer
-        (``governance.lite_compaction``)."""
+        (``governance.milvus_process.lite_compaction``)."""
         try:
             job = int(self._client.compact(self.collection))
             state = self._client.get_compaction_state(job) if job else "UndefiedState"

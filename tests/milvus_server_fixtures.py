@@ -1,5 +1,5 @@
 """A real Milvus server for the test session: milvus-server 2.3.5 (PyPI ``milvus``), reachable
-on 127.0.0.1 only, data in a temp dir, stopped by PID at the end (see governance/milvus_server.py).
+on 127.0.0.1 only, data in a temp dir, stopped by PID at the end (see testsupport/milvus_server.py).
 
 One server serves the whole session (it takes ~7 s to start and ~1 GB of disk); each test
 uses its own collection and drops it. Tests that need it are skipped, with the reason, where
@@ -24,8 +24,8 @@ def unique_collection(prefix: str = "t") -> str:
 
 @pytest.fixture(scope="session")
 def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """The session's milvus-server (a started :class:`governance.milvus_server.MilvusServer`)."""
-    from governance.milvus_server import MilvusServer, unavailable_reason
+    """The session's milvus-server (a started :class:`testsupport.milvus_server.MilvusServer`)."""
+    from testsupport.milvus_server import MilvusServer, unavailable_reason
 
     reason = unavailable_reason()
     if reason:

@@ -13,7 +13,7 @@ import pytest
 from governance.access_explain import explain, who
 from governance.identity import User
 from tests.conftest import make_ingestor, make_retriever
-from tests.sources_fixtures import CPage, CSpace, CUser, storage_body, write_confluence_xml
+from testsupport.sources_fixtures import CPage, CSpace, CUser, storage_body, write_confluence_xml
 from tests.test_permission_changes import POLICY, conv, people, slack_export
 
 NOW = datetime.now(timezone.utc)

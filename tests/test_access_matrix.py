@@ -17,7 +17,7 @@ import pytest
 from governance.identity import User
 from governance.settings import Settings
 from tests.conftest import make_ingestor, make_retriever
-from tests.sources_fixtures import (
+from testsupport.sources_fixtures import (
     ACCESS_POLICY,
     GROUPS,
     PHRASES,

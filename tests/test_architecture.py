@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ["governance", "embedding", "ingest", "retrieval", "dagster_project", "govrag"]
+PACKAGES = ["governance", "embedding", "ingest", "retrieval", "dagster_project", "govrag", "testsupport"]
 LINT = Path(sys.executable).parent / "lint-imports"
 
 
@@ -34,6 +34,7 @@ def test_the_code_keeps_its_layers() -> None:
     ("embedding/base.py", "import ingest.pipeline.run"),           # embedding above ingest
     ("retrieval/search.py", "from ingest.sources import open_source"),  # retrieval and ingest are siblings
     ("ingest/pipeline/run.py", "import govrag.cli.main"),          # the CLI is on top
+    ("dagster_project/definitions.py", "import testsupport.milvus_server"),  # test support in production
 ])
 def test_a_planted_import_against_the_layers_fails_the_check(tmp_path: Path, module: str, planted: str) -> None:
     for package in PACKAGES:

@@ -14,7 +14,7 @@ from governance.errors import AccessDenied, ConfigError
 from governance.identity import User
 from governance.policy import LATEST, Policy, parse_duration
 from tests.conftest import make_ingestor
-from tests.sources_fixtures import SConv, SUser, add_messages, msg, write_slack_export
+from testsupport.sources_fixtures import SConv, SUser, add_messages, msg, write_slack_export
 
 NOW = datetime.now(timezone.utc)
 KEEP = Policy.model_validate({"retention": [{"match": {}, "keep_for": "1095d"}]})

@@ -14,7 +14,7 @@ from ingest.chunking import chunk_elements, clean_elements
 from ingest.sources import confluence, confluence_html, confluence_rest, confluence_xml
 from ingest.sources import discover as discover_any
 from ingest.sources.base import resolve_scope
-from tests.sources_fixtures import (
+from testsupport.sources_fixtures import (
     CONFLUENCE_USERS,
     CPage,
     CSpace,

@@ -91,7 +91,7 @@ def _check(stores, catalog_docs_expected: int | None = None):
 
 def test_kill_minus_nine_during_ingest_and_purge_is_repaired_by_the_next_run(tmp_path, sample_corpus):
     from governance.catalog.models import Document
-    from governance.milvus_local import ensure_server, stop_server
+    from governance.milvus_process.local import ensure_server, stop_server
     from governance.settings import Settings
     from governance.stores import Stores
 

@@ -52,7 +52,7 @@ def test_cli_asset_materialize_all_on_a_partition(tmp_path):
     embedded default stores (GOVRAG_MILVUS_URI unset: the milvus-lite server under GOVRAG_HOME,
     shared by every process)."""
     from governance.catalog import Catalog
-    from governance.milvus_local import stop_server
+    from governance.milvus_process.local import stop_server
 
     _mini_drop(tmp_path)
     env = _env(tmp_path)

@@ -35,7 +35,7 @@ from typing import Iterator
 import pytest
 
 from tests.conftest import REPO
-from tests.sources_fixtures import SConv, SUser, add_messages, date_of, msg, ts_of, write_slack_export
+from testsupport.sources_fixtures import SConv, SUser, add_messages, date_of, msg, ts_of, write_slack_export
 
 SECRETS = ("AKIAQ3EXAMPLEPLANT7Z",                      # AWS access key id
            "ghp_PlantedGithubToken0123456789abcdefXY",  # GitHub token
@@ -229,7 +229,7 @@ def grep(roots: list[Path], needles: tuple[str, ...], *, catalog: Path | None = 
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embedder) -> Iterator[Path]:
     """GOVRAG_HOME with the default stores (catalog SQLite and the milvus-lite server under
     it), TMPDIR pointed at a folder of the test, and the session's embedder."""
-    from governance.milvus_local import stop_server
+    from governance.milvus_process.local import stop_server
     from governance.settings import get_settings
 
     home = tmp_path / "home"

@@ -221,7 +221,7 @@ def govrag_with_fault(env: dict[str, str], args: list[str], *, at: str, when: st
 # -- the local milvus-lite server -----------------------------------------------------------
 def kill_local_server(home: Path) -> Any:
     """SIGKILL this home's milvus-lite server by its PID and wait until it is gone."""
-    from governance.milvus_local import process_alive, running_server
+    from governance.milvus_process.local import process_alive, running_server
 
     server = running_server(home)
     assert server is not None, "no local milvus-lite server is running"
@@ -236,7 +236,7 @@ def kill_local_server(home: Path) -> Any:
 def restart_local_server_on(home: Path, old: Any) -> Any:
     """Start the server again on the same data and the same port (what a supervisor does),
     so clients that hold the old URI can reconnect."""
-    from governance.milvus_local import LocalServer, _binary, _port_open, _state_dir
+    from governance.milvus_process.local import LocalServer, _binary, _port_open, _state_dir
 
     state_dir = _state_dir(home)
     with open(state_dir / "server.log", "ab") as log:
@@ -273,7 +273,7 @@ def change_and_add(corpus: Path) -> None:
 def lite_baseline(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Iterator[tuple[Path, Path]]:
     """(home, corpus): the sample corpus ingested into a home with its local milvus-lite
     server and SQLite catalog, the server stopped. Tests copy it."""
-    from governance.milvus_local import stop_server
+    from governance.milvus_process.local import stop_server
     from governance.settings import Settings
     from governance.stores import Stores
 
@@ -375,7 +375,7 @@ def failed(r: Any) -> bool:
 
 @pytest.mark.slow
 def test_local_milvus_killed_mid_search_fails_clearly_and_recovers(lite_baseline, tmp_path, embedder):
-    from governance.milvus_local import ensure_server, stop_server
+    from governance.milvus_process.local import ensure_server, stop_server
 
     home, _ = lite_copy(lite_baseline, tmp_path)
     first = ensure_server(home)
@@ -425,7 +425,7 @@ def test_local_milvus_killed_mid_search_fails_clearly_and_recovers(lite_baseline
 # -- Milvus: ingest and purge through the CLI ------------------------------------------------
 @pytest.mark.slow
 def test_local_milvus_killed_mid_ingest_cli_then_rerun_repairs(lite_baseline, tmp_path, embedder):
-    from governance.milvus_local import ensure_server, stop_server
+    from governance.milvus_process.local import ensure_server, stop_server
 
     home, corpus = lite_copy(lite_baseline, tmp_path)
     change_and_add(corpus)
@@ -473,7 +473,7 @@ EXPIRE = ("pdf:finance/budget-2027.pdf", "pdf:engineering/incidents/2026-10-data
 @pytest.mark.parametrize("point", ["before vectors are deleted", "after documents are retired"])
 def test_local_milvus_killed_mid_purge_cli_then_rerun_finishes(lite_baseline, tmp_path, embedder, point):
     from governance.catalog.models import Document
-    from governance.milvus_local import ensure_server, stop_server
+    from governance.milvus_process.local import ensure_server, stop_server
 
     home, _ = lite_copy(lite_baseline, tmp_path)
     ensure_server(home)
@@ -519,7 +519,7 @@ def test_local_milvus_killed_mid_purge_cli_then_rerun_finishes(lite_baseline, tm
 @pytest.mark.slow
 @pytest.mark.milvus_server
 def test_milvus_server_killed_mid_search_fails_clearly_and_recovers_at_the_same_address(tmp_path, embedder):
-    from governance.milvus_server import MilvusServer, unavailable_reason
+    from testsupport.milvus_server import MilvusServer, unavailable_reason
     from governance.settings import Settings
     from governance.stores import Stores
 
@@ -798,7 +798,7 @@ def test_triton_killed_mid_ingest_cli_retries_then_fails_clearly_and_rerun_repai
     reason = _triton_available()
     if reason:
         pytest.skip(reason)
-    from governance.milvus_local import ensure_server, stop_server
+    from governance.milvus_process.local import ensure_server, stop_server
     from embedding.quantize import quantize_model
     from embedding.triton_client import TritonEmbedder
     from embedding.triton_server import start_triton

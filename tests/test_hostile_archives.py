@@ -16,7 +16,7 @@ from governance.errors import SourceError
 from governance.policy import Policy
 from ingest.sources import slack
 from ingest.sources.archive import ArchiveLimits, HostileArchive, extract_zip
-from tests.sources_fixtures import SConv, SUser, add_messages, msg, small_slack_export, write_slack_export
+from testsupport.sources_fixtures import SConv, SUser, add_messages, msg, small_slack_export, write_slack_export
 
 BASE = {"users.json": json.dumps([SUser("U1", "alice", "a@x.example").as_json()]), "channels.json": "[]"}
 

@@ -1,4 +1,4 @@
-"""Every hostile input (tests/hostile_inputs.py) ends cleanly — quarantined with a
+"""Every hostile input (testsupport/hostile_inputs.py) ends cleanly — quarantined with a
 reason that names the file and the problem, or refused as a whole archive — while good
 input in the same run is still ingested, nothing hostile becomes searchable, and names full
 of filter metacharacters are indexed with exactly their intended scope.
@@ -25,7 +25,7 @@ from governance.identity import User
 from governance.settings import Settings
 from ingest.parse import pdf as pdf_parse
 from tests.conftest import make_ingestor, make_retriever
-from tests.hostile_inputs import (
+from testsupport.hostile_inputs import (
     GENERATORS,
     MARKER,
     SLOW_CASES,

@@ -38,7 +38,7 @@ and then a random sequence of operations, each done through the real code path:
                  the one before (users' ``updated`` moves 1000 s per export).
 
 After every operation one search runs, and ``sweep`` searches as every user. Each search is
-checked against ``tests.leak_model.LeakModel``: (a) every hit is a document of this world the
+checked against ``testsupport.leak_model.LeakModel``: (a) every hit is a document of this world the
 user may read at that moment, with its current text, once; (b) every document the user may
 read is among the hits (k is at least the number of documents, so top-k must hold all of
 them; the query is one document's unique phrase). Counts go to ``FuzzStats``.
@@ -71,7 +71,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_state_machine_as_test
 
-from tests.leak_model import (
+from testsupport.leak_model import (
     ANCIENT,
     CatalogDoc,
     CLOCK_STEPS,
@@ -723,7 +723,7 @@ def test_changed_text_past_retention_does_not_keep_old_version_searchable(tmp_pa
     (``expired_skipped``) -- and the previous version, with the deleted text, stays searchable
     until the old expiry. The document as the source has it now is expired; nothing of it may
     be served. Found while writing the fuzzer's reference model (``source_expired`` in
-    tests/leak_model.py); the fuzzer reaches it when a text edit and an expiry in the real
+    testsupport/leak_model.py); the fuzzer reaches it when a text edit and an expiry in the real
     past land in one ingest."""
     from datetime import timedelta
 

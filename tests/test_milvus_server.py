@@ -121,7 +121,7 @@ def test_server_is_reachable_on_loopback_only(milvus_server):
 @slow
 @pytest.mark.parametrize("how", ["stop", "leader killed first"])
 def test_stop_leaves_no_process_behind(tmp_path, how):
-    from governance.milvus_server import MilvusServer, unavailable_reason
+    from testsupport.milvus_server import MilvusServer, unavailable_reason
 
     if unavailable_reason():
         pytest.skip(unavailable_reason())
@@ -148,7 +148,7 @@ def test_stop_leaves_no_process_behind(tmp_path, how):
 @server
 @slow
 def test_a_server_that_is_not_ready_in_time_is_stopped_and_the_error_names_the_log(tmp_path):
-    from governance.milvus_server import MilvusServer, unavailable_reason
+    from testsupport.milvus_server import MilvusServer, unavailable_reason
 
     if unavailable_reason():
         pytest.skip(unavailable_reason())

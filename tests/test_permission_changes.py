@@ -3,7 +3,7 @@ applied with ``acl sync``) → who can read what, for Slack and Confluence, on M
 on the Milvus server.
 
 Each test names one class of change in which a person could keep reading what the source no
-longer lets them read. Exports are written by code (``tests.sources_fixtures``); every
+longer lets them read. Exports are written by code (``testsupport.sources_fixtures``); every
 document holds a unique phrase; "can read" means a search for the phrase returns it.
 """
 
@@ -22,7 +22,7 @@ from governance.errors import SourceError
 from governance.identity import User
 from tests.conftest import make_ingestor, make_retriever
 from tests.milvus_server_fixtures import BACKENDS, unique_collection
-from tests.sources_fixtures import (
+from testsupport.sources_fixtures import (
     BASE_TS,
     CPage,
     CSpace,

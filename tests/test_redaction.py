@@ -93,7 +93,7 @@ def test_no_extracted_copy_of_an_export_stays_on_disk_after_ingest(sqlite_stores
     """The export's text in clear (secrets included) is not left under GOVRAG_HOME/work: the
     run removes what it extracted, whatever happened."""
     from tests.conftest import make_ingestor
-    from tests.sources_fixtures import SConv, SUser, add_messages, msg, write_slack_export
+    from testsupport.sources_fixtures import SConv, SUser, add_messages, msg, write_slack_export
 
     secret = "AKIAIOSFODNN7EXAMPLE"
     c = SConv("C1", "general", "public", ["U1"])

@@ -229,7 +229,7 @@ def _slack_export(dest: Path, marker: str) -> Path:
     """One public channel, one day: alice's ordinary words and erin's words carrying
     ``marker``, so erasing erin re-indexes the day without her (old version deleted), and
     a DM of erin's alone, which the erasure purges."""
-    from tests.sources_fixtures import SConv, SUser, add_messages, msg, write_slack_export
+    from testsupport.sources_fixtures import SConv, SUser, add_messages, msg, write_slack_export
 
     users = [SUser("U1", "alice", "alice@corp.example"), SUser("U2", "erin", "erin@corp.example")]
     general = SConv("C1", "general", "public", ["U1", "U2"])
@@ -246,7 +246,7 @@ def erasure_run(work: Path, config: dict, wait_s: float, log=print, embedder=Non
     ``embedder``, a Slack export is also ingested and one of its people erased
     (``purge --subject``) in the same run."""
     from governance.catalog import Catalog
-    from governance.milvus_server import MilvusServer
+    from testsupport.milvus_server import MilvusServer
     from governance.purge import purge_documents
     from governance.vector_index import VectorIndex
 
@@ -340,7 +340,8 @@ def erasure_run(work: Path, config: dict, wait_s: float, log=print, embedder=Non
 
 
 def test_purged_and_erased_documents_leave_no_byte_on_the_servers_disk(tmp_path: Path, embedder) -> None:
-    from governance.milvus_server import STRICT_ERASURE_CONFIG, unavailable_reason
+    from governance.milvus_process.erasure_config import STRICT_ERASURE_CONFIG
+    from testsupport.milvus_server import unavailable_reason
 
     reason = unavailable_reason()
     if reason:

@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 
 from governance.contracts import Hit
 from governance.errors import CatalogError, EmbedderUnavailable, IndexUnavailable
-from governance.milvus_local import free_port
+from governance.milvus_process.local import free_port
 from retrieval.service import create_app
 from retrieval.service.ratelimit import RateLimiter
 from tests.conftest import SAMPLE_POLICY, make_retriever
@@ -357,7 +357,7 @@ def _request(port, method, path, body=None, headers=None, chunks=None):
 
 @pytest.mark.slow
 def test_govrag_api_serve_answers_over_http(tmp_path, keys, embedder, sample_corpus):
-    from governance.milvus_local import stop_server
+    from governance.milvus_process.local import stop_server
 
     # The embedded default: a local milvus-lite server under GOVRAG_HOME that this test
     # process (ingest) and the service process share.

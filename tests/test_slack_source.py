@@ -12,7 +12,7 @@ from governance.policy import Policy
 from ingest.chunking import chunk_elements, clean_elements
 from ingest.sources import discover as discover_any
 from ingest.sources import slack
-from tests.sources_fixtures import SConv, SUser, add_messages, date_of, msg, small_slack_export, ts_of, write_slack_export
+from testsupport.sources_fixtures import SConv, SUser, add_messages, date_of, msg, small_slack_export, ts_of, write_slack_export
 
 
 def _items(path: Path, policy: Policy | None = None) -> dict[str, object]:

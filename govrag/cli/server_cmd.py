@@ -12,7 +12,7 @@ app = typer.Typer(help="The local milvus-lite server under GOVRAG_HOME (started 
 @app.command()
 def start() -> None:
     """Start (or attach to) the local server."""
-    from governance.milvus_local import ensure_server
+    from governance.milvus_process.local import ensure_server
     from governance.settings import get_settings
 
     server = ensure_server(get_settings().resolved_home)
@@ -22,7 +22,7 @@ def start() -> None:
 @app.command()
 def stop() -> None:
     """Stop the local server."""
-    from governance.milvus_local import stop_server
+    from governance.milvus_process.local import stop_server
     from governance.settings import get_settings
 
     stopped = stop_server(get_settings().resolved_home)
@@ -32,7 +32,7 @@ def stop() -> None:
 @app.command("status")
 def server_status(as_json: bool = typer.Option(False, "--json")) -> None:
     """Whether the local server runs, and where."""
-    from governance.milvus_local import running_server
+    from governance.milvus_process.local import running_server
     from governance.settings import get_settings
 
     server = running_server(get_settings().resolved_home)

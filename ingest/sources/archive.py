@@ -242,7 +242,7 @@ _LEGACY = re.compile(r"^[0-9a-f]{64}(\.tmp-\d+)?$")  # shared extractions of ear
 def clean_work(root: Path | None = None) -> int:
     """Remove extractions whose process is gone (a crash, a kill) and those earlier versions
     kept for good; returns how many. Extractions of running processes are left alone."""
-    from governance.milvus_local import process_alive
+    from governance.milvus_process.local import process_alive
 
     root = Path(root or work_root())
     if not root.is_dir():

@@ -16,7 +16,7 @@ Sizes come from :class:`Sizes`: ``BENCH`` has the full sizes (100 MB JSON, HTML
 100k levels deep, 100k-member channels), ``TEST`` keeps the suite fast where the size itself
 is not the point.
 
-    from tests.hostile_inputs import write_corpus, BENCH
+    from testsupport.hostile_inputs import write_corpus, BENCH
     cases = write_corpus(Path("/tmp/hostile"), BENCH)
 """
 

@@ -13,9 +13,10 @@ holds a deleted row without it (the engine's own compaction step, one file at a 
 memory stays bounded by one file), drops the tombstones and index files nothing needs any
 more, rebuilds the indexes of the rewritten files, and answers a nonzero job id (whose
 state, like any job's on Lite, is "Completed"). govrag's Lite servers run with it: the one
-govrag starts under ``GOVRAG_HOME`` (``python -m governance.lite_compaction server``, see
-``governance.milvus_local``) and a ``.db`` file opened in-process. A Lite server started
-some other way answers job 0, and ``VectorIndex.compact`` reports that nothing was compacted.
+govrag starts under ``GOVRAG_HOME`` (``python -m governance.milvus_process.lite_compaction
+server``, see ``governance.milvus_process.local``) and a ``.db`` file opened in-process. A
+Lite server started some other way answers job 0, and ``VectorIndex.compact`` reports that
+nothing was compacted.
 
 This reaches into milvus-lite 3.2's engine (``Collection._compaction_mgr`` and friends);
 pyproject pins ``milvus-lite<3.3`` and tests/test_disk_forgetting.py reads the data files
@@ -115,8 +116,8 @@ def install() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m governance.lite_compaction server --data-dir D --host H --port P``: the
-    ``milvus-lite`` command, with :func:`install` done first."""
+    """``python -m governance.milvus_process.lite_compaction server --data-dir D --host H
+    --port P``: the ``milvus-lite`` command, with :func:`install` done first."""
     install()
     from milvus_lite.cmdline import main as milvus_lite_main
 

@@ -105,10 +105,11 @@ def running_server(home: Path) -> LocalServer | None:
 
 def _binary() -> list[str]:
     """The ``milvus-lite`` command, run by this Python with govrag's physical compaction
-    installed (``governance.lite_compaction``): a purge's deleted rows leave the data files."""
+    installed (``governance.milvus_process.lite_compaction``): a purge's deleted rows leave
+    the data files."""
     if importlib.util.find_spec("milvus_lite") is None:
         raise IndexUnavailable("the milvus-lite command is not installed", hint="pip install milvus-lite")
-    return [sys.executable, "-m", "governance.lite_compaction"]
+    return [sys.executable, "-m", "governance.milvus_process.lite_compaction"]
 
 
 def ensure_server(home: Path) -> LocalServer:
