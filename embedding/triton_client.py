@@ -2,7 +2,7 @@
 
 Texts are split into batches of ``batch_size``; batches go out concurrently from a small
 thread pool (each thread has its own client: tritonclient clients are not shared across
-threads), each with a timeout and retries with exponential backoff. Any failure that
+threads), each with a timeout and retries with exponential backoff (tenacity). Any failure that
 survives the retries becomes :class:`EmbedderUnavailable` with a hint.
 
 Tokenization: ``tokenize="client"`` sends INPUT_IDS/ATTENTION_MASK (INT64) tokenized here
@@ -14,17 +14,18 @@ in the same process that runs the model, and the client needs no tokenizer files
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+from tenacity import RetryError, Retrying, stop_after_attempt, wait_exponential
 
 from governance.errors import EmbedderUnavailable
 
 MODEL = "govrag_embedder"
 DIM = 384
+BACKOFF_FIRST_S = 0.2  # then doubled per retry
 _HINT = "start it with: govrag serve-embedder (or set GOVRAG_EMBEDDER=local)"
 
 
@@ -134,28 +135,34 @@ class TritonEmbedder:
             out.append(inp)
         return out
 
+    def _infer_once(self, texts: Sequence[str]) -> np.ndarray:
+        """One request; any failure drops this thread's client, so a retry reconnects."""
+        try:
+            outputs = [self._module.InferRequestedOutput("EMBEDDING")]
+            kwargs: dict[str, Any] = {"outputs": outputs}
+            if self.protocol == "grpc":
+                kwargs["client_timeout"] = self.timeout_s
+            result = self._client().infer(self.model, self._inputs(texts), **kwargs)
+            vectors = result.as_numpy("EMBEDDING")
+            if vectors is None or vectors.shape != (len(texts), self.dim):
+                raise EmbedderUnavailable(f"Triton returned shape {getattr(vectors, 'shape', None)}")
+            return vectors.astype(np.float32, copy=False)
+        except Exception:
+            self._reset_client()
+            raise
+
     def _infer_batch(self, texts: Sequence[str]) -> np.ndarray:
         """One request with retries; backoff 0.2 s, 0.4 s, 0.8 s, ..."""
-        last: Exception | None = None
-        for attempt in range(self.retries + 1):
-            try:
-                outputs = [self._module.InferRequestedOutput("EMBEDDING")]
-                kwargs: dict[str, Any] = {"outputs": outputs}
-                if self.protocol == "grpc":
-                    kwargs["client_timeout"] = self.timeout_s
-                result = self._client().infer(self.model, self._inputs(texts), **kwargs)
-                vectors = result.as_numpy("EMBEDDING")
-                if vectors is None or vectors.shape != (len(texts), self.dim):
-                    raise EmbedderUnavailable(f"Triton returned shape {getattr(vectors, 'shape', None)}")
-                return vectors.astype(np.float32, copy=False)
-            except Exception as exc:  # noqa: BLE001 - transport errors vary by protocol
-                last = exc
-                self._reset_client()
-                if attempt < self.retries:
-                    time.sleep(0.2 * 2**attempt)
-        raise EmbedderUnavailable(
-            f"Triton embedding failed at {self.url} after {self.retries + 1} attempts: {last}", hint=_HINT
-        ) from last
+        # Any exception is retried: transport errors vary by protocol.
+        retrying = Retrying(stop=stop_after_attempt(self.retries + 1),
+                            wait=wait_exponential(multiplier=BACKOFF_FIRST_S, min=BACKOFF_FIRST_S))
+        try:
+            return retrying(self._infer_once, texts)
+        except RetryError as exc:
+            last = exc.last_attempt.exception()
+            raise EmbedderUnavailable(
+                f"Triton embedding failed at {self.url} after {self.retries + 1} attempts: {last}", hint=_HINT
+            ) from last
 
     # ------------------------------------------------------------------ protocol
 

@@ -97,6 +97,10 @@ class Settings(BaseSettings):
         description="Searches per minute per token subject (token bucket, bursts up to this many); 0 = off.")
     api_rate_limit_max_subjects: int = Field(
         default=10_000, ge=1, description="Rate-limit buckets kept in memory (least recently used are dropped).")
+    rate_limit_storage: str | None = Field(
+        default=None,
+        description="Where the rate limit is kept: unset or `memory://` = per process (token bucket); a shared "
+                    "storage URI such as `redis://host:6379` = one limit across replicas (60 s moving window).")
     jwks_file: Path | None = Field(
         default=None, description="JWKS (JSON) file with the public keys that verify RS*/PS*/ES* tokens.")
     jwks_url: str | None = Field(

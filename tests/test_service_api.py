@@ -210,6 +210,32 @@ def test_rate_limiter_memory_is_bounded():
     assert RateLimiter(0).acquire("anyone") == 0.0  # 0 = off
 
 
+def test_a_shared_rate_limit_storage_counts_a_moving_window_and_never_fails_search(monkeypatch, caplog):
+    from limits.errors import StorageError
+
+    from governance.errors import ConfigError
+    from governance.settings import Settings
+    from retrieval.service.ratelimit import SharedRateLimiter, make_rate_limiter, retry_after_header
+
+    shared = SharedRateLimiter(2, "memory://")  # as with redis://, in this process's memory
+    assert [shared.acquire("bob@example.com") for _ in range(2)] == [0.0, 0.0]
+    wait = shared.acquire("bob@example.com")
+    assert 55 < wait <= 60 and retry_after_header(wait) == "60"  # the oldest request leaves in a minute
+    assert shared.acquire("alice@example.com") == 0.0  # per subject
+    assert isinstance(make_rate_limiter(Settings(api_rate_limit=2)), RateLimiter)  # default: per process
+    assert isinstance(make_rate_limiter(Settings(api_rate_limit=2, rate_limit_storage="memory://")), RateLimiter)
+    with pytest.raises(ConfigError, match="GOVRAG_RATE_LIMIT_STORAGE 'bogus://\\*\\*\\*@host'"):
+        make_rate_limiter(Settings(api_rate_limit=2, rate_limit_storage="bogus://user:pw@host"))
+
+    def down(*_args, **_kwargs):
+        raise StorageError(ConnectionError("refused"))
+
+    monkeypatch.setattr(shared._window, "hit", down)
+    with caplog.at_level(logging.WARNING, logger="govrag.api"):
+        assert shared.acquire("bob@example.com") == 0.0 and shared.acquire("bob@example.com") == 0.0
+    assert len([r for r in caplog.records if "did not answer" in r.getMessage()]) == 1
+
+
 # -- errors -------------------------------------------------------------------------------
 class _Broken:
     """A retriever whose search fails the given way."""

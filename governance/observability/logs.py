@@ -4,6 +4,10 @@ Log calls pass facts as ``extra={...}`` (run id, path, reason, counts), never do
 As a second line of defence every message and string field goes through the redactor's
 patterns, so a secret or personal value that slips into an exception message is logged as
 ``[REDACTED:KIND]``.
+
+JSON lines are rendered by structlog's ``ProcessorFormatter`` from the standard library's
+log records: ``{"ts", "level", "logger", "msg", ...extra}``, and for an exception its type
+and redacted message (``error``, ``error_message``) but no traceback.
 """
 
 from __future__ import annotations
@@ -13,6 +17,10 @@ import logging
 import sys
 from datetime import datetime, timezone
 from typing import Any
+
+from structlog.processors import EventRenamer, JSONRenderer
+from structlog.stdlib import ProcessorFormatter, add_log_level, add_logger_name
+from structlog.typing import EventDict
 
 from governance.redaction import redact
 
@@ -29,24 +37,50 @@ def _clean(value: Any) -> Any:
     return _clean(str(value))
 
 
-class JsonFormatter(logging.Formatter):
+def _timestamp(_: Any, __: str, event: EventDict) -> EventDict:
+    """``ts``: when the record was made (not when it is formatted), UTC, milliseconds."""
+    created = event["_record"].created
+    event["ts"] = datetime.fromtimestamp(created, timezone.utc).isoformat(timespec="milliseconds")
+    return event
+
+
+def _extra_fields(_: Any, __: str, event: EventDict) -> EventDict:
+    """The caller's ``extra={...}`` fields of the record."""
+    for key, value in vars(event["_record"]).items():
+        if key not in _STANDARD and not key.startswith("_"):
+            event[key] = value
+    return event
+
+
+def _exception_fields(_: Any, __: str, event: EventDict) -> EventDict:
+    """``error`` (the type) and ``error_message`` instead of a traceback, which could quote
+    document text."""
+    exc_info = event.pop("exc_info", None)
+    if exc_info and exc_info[0] is not None:
+        event["error"] = exc_info[0].__name__
+        event["error_message"] = str(exc_info[1])
+    return event
+
+
+def _redacted(_: Any, __: str, event: EventDict) -> EventDict:
+    return {key: _clean(value) for key, value in event.items()}
+
+
+class JsonFormatter(ProcessorFormatter):
     """``{"ts", "level", "logger", "msg", ...extra}``; exceptions as their type and a redacted message."""
 
-    def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(), "logger": record.name, "msg": _clean(record.getMessage()),
-        }
-        for key, value in vars(record).items():
-            if key not in _STANDARD and not key.startswith("_"):
-                out[key] = _clean(value)
-        if record.exc_info and record.exc_info[0] is not None:
-            out["error"] = record.exc_info[0].__name__
-            out["error_message"] = _clean(str(record.exc_info[1]))
-        return json.dumps(out, ensure_ascii=False, default=str)
+    def __init__(self) -> None:
+        super().__init__(
+            foreign_pre_chain=[_timestamp, add_log_level, add_logger_name, EventRenamer("msg"),
+                               _extra_fields, _exception_fields],
+            processors=[ProcessorFormatter.remove_processors_meta, _redacted,
+                        JSONRenderer(serializer=json.dumps, ensure_ascii=False, default=str)],
+        )
 
 
 class RedactingTextFormatter(logging.Formatter):
+    """The standard text format, every line through the redactor."""
+
     def format(self, record: logging.LogRecord) -> str:
         return _clean(super().format(record))
 

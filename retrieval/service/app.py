@@ -41,7 +41,7 @@ from governance.observability import metrics
 from governance.settings import Settings, get_settings
 from retrieval.search import MAX_K, MAX_QUERY_CHARS, Retriever
 from retrieval.service.auth import AuthError, Identity, KeysUnavailable, TokenVerifier
-from retrieval.service.ratelimit import RateLimiter, retry_after_header
+from retrieval.service.ratelimit import Limiter, make_rate_limiter, retry_after_header
 
 log = logging.getLogger("govrag.api")
 
@@ -319,15 +319,14 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 # -- the application ----------------------------------------------------------------------
 def create_app(settings: Settings | None = None, retriever: Retriever | None = None, *,
-               verifier: TokenVerifier | None = None, rate_limiter: RateLimiter | None = None,
+               verifier: TokenVerifier | None = None, rate_limiter: Limiter | None = None,
                warmup: bool = False) -> FastAPI:
     """Build the service. ``retriever``: search with it (tests); default: open the stores
     named by ``settings`` on first use. Raises :class:`ConfigError` when no token can be
     verified (no JWKS and no development secret)."""
     settings = settings or get_settings()
     verifier = TokenVerifier(settings) if verifier is None else verifier
-    limiter = rate_limiter if rate_limiter is not None else RateLimiter(
-        settings.api_rate_limit, max_subjects=settings.api_rate_limit_max_subjects)
+    limiter = rate_limiter if rate_limiter is not None else make_rate_limiter(settings)
     backend = _Backend(settings, retriever)
 
     @asynccontextmanager

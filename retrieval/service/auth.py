@@ -12,6 +12,12 @@ A token is accepted only when all of these hold:
   ``iat`` are sane, and ``iss`` / ``aud`` equal the configured issuer / audience when set;
 - its claims map to a :class:`governance.identity.User` (the same mapping as
   ``retrieval.search`` applies to a claims dict).
+
+Not PyJWT's ``PyJWKClient`` for the JWKS: it fetches on the request's thread with a per-read
+timeout only (an endpoint that drips bytes holds the search), serves no key past its cache
+lifespan while the provider is down, refetches for every unknown ``kid`` with no rate limit
+or back-off, and takes no clock; :class:`JwksKeys` with ``retrieval.service.jwks_fetch``
+does all four (tests/test_service_jwks.py).
 """
 
 from __future__ import annotations
