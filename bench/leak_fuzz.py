@@ -1,4 +1,4 @@
-"""Leak fuzzing, long mode: the state machine of ``tests/test_leak_fuzz.py`` on the
+"""Leak fuzzing, long mode: the state machine of ``testsupport/leak_fuzz_machine.py`` on the
 real stack (Milvus Lite in-process, SQLite catalog, MiniLM on CPU) for many more examples
 and steps, Slack export folders (membership changes without messages, visibility flips,
 older exports applied after newer ones) included. Leaks and misses are counted, not raised, so one run reports them all.
@@ -34,8 +34,8 @@ from hypothesis.errors import Unsatisfiable  # noqa: E402
 from hypothesis.stateful import run_state_machine_as_test  # noqa: E402
 
 from bench.machine import machine_details  # noqa: E402
+from testsupport.leak_fuzz_machine import FakeClock, machine_class, open_stores  # noqa: E402
 from testsupport.leak_model import FuzzStats  # noqa: E402
-from tests.test_leak_fuzz import FakeClock, machine_class, open_stores  # noqa: E402
 
 
 BATCH = 10  # examples per hypothesis run
