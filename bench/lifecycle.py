@@ -31,7 +31,7 @@ from governance.identity import User  # noqa: E402
 from governance.purge import purge_documents, select  # noqa: E402
 from governance.settings import Settings  # noqa: E402
 from governance.stores import Stores  # noqa: E402
-from governance.vector_index import NEVER_EXPIRES  # noqa: E402
+from governance.vector_index import NEVER_EXPIRES, VectorRow  # noqa: E402
 from govrag.sample_corpus import SAMPLE_POLICY, write_sample_corpus  # noqa: E402
 from embedding.local import LocalEmbedder  # noqa: E402
 from ingest.pipeline.run import Ingestor  # noqa: E402
@@ -99,14 +99,14 @@ def purge_bench(tmp: Path, n_chunks: int, mode: str) -> dict:
             s.add_all(ChunkRow(id=d * per_doc + c, document_id=f"d{d}", version=1, ordinal=c, text="x")
                       for d in docs for c in range(per_doc))
         vecs = rng.standard_normal((len(docs) * per_doc, 384), dtype=np.float32)
-        index.upsert([{"id": d * per_doc + c, "vector": vecs[(d - start) * per_doc + c].tolist(),
-                       "document_id": f"d{d}", "source": "pdf", "source_version": 1, "scope_id": scope_id,
-                       "classification": "internal", "expires_at": int(expired.timestamp()), "title": "t", "uri": "u",
-                       "text": "x"} for d in docs for c in range(per_doc)])
+        index.upsert([VectorRow(id=d * per_doc + c, vector=vecs[(d - start) * per_doc + c].tolist(),
+                                document_id=f"d{d}", source="pdf", source_version=1, scope_id=scope_id,
+                                classification="internal", expires_at=int(expired.timestamp()), title="t", uri="u",
+                                text="x") for d in docs for c in range(per_doc)])
     # A few live rows so the concurrent searches have something to find.
-    index.upsert([{"id": 10**12 + i, "vector": rng.standard_normal(384).tolist(), "document_id": f"live{i}",
-                   "source": "pdf", "source_version": 1, "scope_id": scope_id, "classification": "internal",
-                   "expires_at": NEVER_EXPIRES, "title": "t", "uri": "u", "text": "x"} for i in range(100)])
+    index.upsert([VectorRow(id=10**12 + i, vector=rng.standard_normal(384).tolist(), document_id=f"live{i}",
+                            source="pdf", source_version=1, scope_id=scope_id, classification="internal",
+                            expires_at=NEVER_EXPIRES, title="t", uri="u", text="x") for i in range(100)])
     index.flush()  # as an ingest run leaves it (sealed segments; see the search section)
     load_s = time.perf_counter() - t
     lat: list[float] = []

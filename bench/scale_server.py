@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.machine import machine_details, percentile  # noqa: E402
 from testsupport.milvus_server import MilvusServer  # noqa: E402
 from governance.vector_index import (  # noqa: E402
-    NEVER_EXPIRES, SEARCH_FANOUT, VectorIndex, ids_filter, search_filter,
+    NEVER_EXPIRES, SEARCH_FANOUT, VectorIndex, VectorRow, ids_filter, search_filter,
 )
 
 DIM = 384
@@ -133,11 +133,11 @@ def _run(args: argparse.Namespace, milvus: MilvusServer) -> None:
                  "classification": "internal", "expires_at": now - 10 if expired[start + i] else NEVER_EXPIRES,
                  "title": "t", "uri": "u", "text": "x" * 200} for i in range(m)]
         if start < upsert_rows:
-            ix.upsert(rows)
+            ix.upsert([VectorRow(**r) for r in rows])
             if start + m >= upsert_rows:
                 upsert_s = time.perf_counter() - t0
         else:
-            ix._client.insert(ix.collection, data=rows)
+            ix.milvus.insert(rows)
         if (start // batch) % 20 == 0:
             log(f"inserted {start + m} rows, {(start + m) / (time.perf_counter() - t0):.0f} rows/s, "
                 f"server RSS {_rss_mib(milvus.processes())} MiB")
@@ -150,7 +150,6 @@ def _run(args: argparse.Namespace, milvus: MilvusServer) -> None:
     log(f"index {index_s:.0f}s: {index_info}")
     rss_loaded = _rss_mib(milvus.processes())
 
-    client = ix._client
     single = VectorIndex(milvus.uri, "scale", index_type=args.index, nlist=args.nlist, nprobe=args.nprobe,
                          search_fanout=1)
     empty = VectorIndex(milvus.uri, "empty", index_type=args.index, nlist=args.nlist, nprobe=args.nprobe)
@@ -169,9 +168,9 @@ def _run(args: argparse.Namespace, milvus: MilvusServer) -> None:
         if kind in ("govrag", "single"):
             index = ix if kind == "govrag" else single
             return [h.id for h in index.search(q, k=K, scope_ids=allowed, now_epoch=now)]
-        res = client.search("empty" if kind == "empty" else "scale", data=[q.tolist()],
-                            filter=search_filter(allowed, now) if allowed else "",
-                            limit=K, search_params=params, output_fields=["scope_id"], consistency_level="Session")
+        res = (empty if kind == "empty" else ix).milvus.search(  # Milvus's own search, no cascade
+            [q.tolist()], filter=search_filter(allowed, now) if allowed else "",
+            limit=K, search_params=params, output_fields=["scope_id"], consistency_level="Session")
         return [int(h["id"]) for h in res[0]]
 
     for q in queries[:20]:  # warm-up

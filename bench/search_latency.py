@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.machine import machine_details, percentile  # noqa: E402
 from governance.milvus_process.local import ensure_server, stop_server  # noqa: E402
 from testsupport.milvus_server import MilvusServer  # noqa: E402
-from governance.vector_index import NEVER_EXPIRES, VectorIndex, search_filter  # noqa: E402
+from governance.vector_index import NEVER_EXPIRES, VectorIndex, VectorRow, search_filter  # noqa: E402
 
 DIM = 384
 N_SCOPES = 10_000
@@ -76,7 +76,7 @@ def _wait_for_index(ix: VectorIndex, rows: int, timeout_s: float) -> float:
     t0 = time.perf_counter()
     info: dict = {}
     while time.perf_counter() - t0 < timeout_s:
-        info = ix._client.describe_index(ix.collection, "vector")
+        info = ix.milvus.describe_index("vector")
         if int(info.get("pending_index_rows", 0)) == 0 and int(info.get("indexed_rows", 0)) >= 0.9 * rows:
             break
         time.sleep(2)
@@ -96,14 +96,14 @@ def _run(args: argparse.Namespace, uri: str, tmp: Path) -> None:
         vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
         scopes = rng.integers(0, N_SCOPES, n)
         expired = rng.random(n) < 0.05
-        ix.upsert([{"id": start + i, "vector": vecs[i].tolist(), "document_id": f"d{(start + i) // 10}",
-                    "source": "pdf", "source_version": 1, "scope_id": int(scopes[i]), "classification": "internal",
-                    "expires_at": now - 10 if expired[i] else NEVER_EXPIRES, "title": "t", "uri": "u",
-                    "text": "x" * 200} for i in range(n)])
+        ix.upsert([VectorRow(id=start + i, vector=vecs[i].tolist(), document_id=f"d{(start + i) // 10}",
+                             source="pdf", source_version=1, scope_id=int(scopes[i]), classification="internal",
+                             expires_at=now - 10 if expired[i] else NEVER_EXPIRES, title="t", uri="u",
+                             text="x" * 200) for i in range(n)])
     ix.flush()  # as an ingest run does at its end: searches then use the sealed HNSW index
     insert_s = time.perf_counter() - t0
     index_s = _wait_for_index(ix, args.rows, args.index_timeout) if args.backend == "server" else 0.0
-    client = ix._client
+    milvus = ix.milvus  # Milvus's own search, without govrag's cascade
     queries = rng.standard_normal((args.queries, DIM), dtype=np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     params = {"metric_type": "COSINE", "params": {"ef": 64}}
@@ -112,7 +112,7 @@ def _run(args: argparse.Namespace, uri: str, tmp: Path) -> None:
         lat, got = [], 0
         for q in queries:
             t = time.perf_counter()
-            res = client.search("bench", data=[q.tolist()], filter=expr, limit=10, search_params=params,
+            res = milvus.search([q.tolist()], filter=expr, limit=10, search_params=params,
                                 output_fields=["scope_id"], consistency_level=level)
             lat.append((time.perf_counter() - t) * 1000)
             got += len(res[0])

@@ -18,7 +18,7 @@ from governance.consistency import check_consistency, iter_vectors
 from governance.contracts import AccessScope, SourceDocument
 from governance.errors import SourceError
 from governance.secrets_scan import scan_text
-from governance.vector_index import NEVER_EXPIRES, expiry_epoch
+from governance.vector_index import NEVER_EXPIRES, VectorRow, expiry_epoch
 from ingest.chunking import chunk_id
 from ingest.pipeline.drop_folder import due_exports, resolve_source_key, scan_drop_folder, source_key
 from ingest.pipeline.snapshot import load_manifest, manifest_path, save_manifest, take_snapshot
@@ -42,9 +42,9 @@ def plant_document(stores, doc_id: str, *, expires_at: datetime | None, texts=("
         doc, scope_id=scope_id, expires_at=expires_at, content_hash=doc_id.ljust(64, "0")[:64], source_hash="s" * 64,
         cleaned_text="\n\n".join(texts), texts=list(texts), make_id=chunk_id, ingested_at=NOW)
     epoch = expiry_epoch(expires_at)
-    stores.index.upsert([{"id": cid, "vector": _vector(i), "document_id": doc_id, "source": "pdf",
-                          "source_version": version, "scope_id": scope_id, "classification": "internal",
-                          "expires_at": epoch, "title": doc_id, "uri": doc.uri, "text": text}
+    stores.index.upsert([VectorRow(id=cid, vector=_vector(i), document_id=doc_id, source="pdf",
+                                   source_version=version, scope_id=scope_id, classification="internal",
+                                   expires_at=epoch, title=doc_id, uri=doc.uri, text=text)
                          for i, (cid, text) in enumerate(chunks)])
     stores.catalog.publish_version(doc, version, scope_id=scope_id, expires_at=expires_at)
     return [cid for cid, _ in chunks]
@@ -83,7 +83,7 @@ def test_consistency_clean_then_each_planted_fault(sqlite_stores):
     secret = {**row, "id": 777, "text": "key AKIAABCDEFGHIJKLMNOP leaked"}
     unscoped = {**row, "id": 778, "scope_id": 99999, "expires_at": NEVER_EXPIRES}
     expired = {**row, "id": 779, "expires_at": int((NOW - timedelta(days=1)).timestamp())}
-    stores.index.upsert([dict(r) for r in (orphan, secret, unscoped, expired)])
+    stores.index.upsert([VectorRow(**r) for r in (orphan, secret, unscoped, expired)])
     stores.index.delete_ids([ids[1]])
 
     report = check_consistency(stores.catalog, stores.index, now=NOW)
@@ -104,9 +104,9 @@ def test_consistency_pending_vectors_are_not_orphans(sqlite_stores):
     _, chunks = stores.catalog.stage_version(doc, scope_id=scope_id, expires_at=NOW + timedelta(days=1),
                                              content_hash="c" * 64, source_hash=None, cleaned_text="t", texts=["t"],
                                              make_id=chunk_id, ingested_at=NOW)
-    stores.index.upsert([{"id": chunks[0][0], "vector": _vector(1), "document_id": "pdf:p.pdf", "source": "pdf",
-                          "source_version": 1, "scope_id": scope_id, "classification": "internal",
-                          "expires_at": int((NOW + timedelta(days=1)).timestamp()), "title": "p", "uri": "u", "text": "t"}])
+    stores.index.upsert([VectorRow(id=chunks[0][0], vector=_vector(1), document_id="pdf:p.pdf", source="pdf",
+                                   source_version=1, scope_id=scope_id, classification="internal",
+                                   expires_at=int((NOW + timedelta(days=1)).timestamp()), title="p", uri="u", text="t")])
     report = check_consistency(stores.catalog, stores.index, now=NOW)
     assert report.pending_vectors.count == 1 and report.orphan_vectors.count == 0 and report.agrees
 
@@ -115,7 +115,7 @@ def test_iter_vectors_pages_past_one_batch(sqlite_stores):
     rows = [{"id": i - 3, "vector": _vector(i), "document_id": "d", "source": "pdf", "source_version": 1,
              "scope_id": 1, "classification": "x", "expires_at": 1, "title": "t", "uri": "u", "text": "x"}
             for i in range(25)]
-    sqlite_stores.index.upsert(rows)
+    sqlite_stores.index.upsert([VectorRow(**r) for r in rows])
     assert sorted(r["id"] for r in iter_vectors(sqlite_stores.index, ["scope_id"], batch_size=7)) == list(range(-3, 22))
 
 

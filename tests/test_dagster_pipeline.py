@@ -17,7 +17,7 @@ from governance.catalog.models import Document
 from governance.vector_index import all_rows_filter
 from governance.settings import Settings
 from governance.stores import Stores
-from governance.vector_index import document_filter
+from governance.vector_index import VectorRow, document_filter
 from tests.conftest import SAMPLE_POLICY, make_retriever
 
 GRAPH = [*all_assets, *all_checks]
@@ -116,7 +116,7 @@ def _plant_row(stores: Stores, **changes) -> int:
     fields = ["id", "vector", "document_id", "source", "source_version", "scope_id", "classification",
               "expires_at", "title", "uri", "text"]
     row = {**stores.index.get([cid], fields)[0], **changes}
-    stores.index.upsert([row])
+    stores.index.upsert([VectorRow(**row)])
     return int(row["id"])
 
 

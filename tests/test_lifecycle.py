@@ -15,6 +15,7 @@ from governance.catalog.models import ChunkRow, Document, Version
 from governance.contracts import AccessScope
 from governance.identity import User
 from governance.purge import purge_documents, select as select_docs
+from governance.vector_index import VectorRow
 from ingest.pipeline.erasure import forget_subject
 from ingest.sources.base import Parsed, SourceItem, TextBlock
 from tests.conftest import make_ingestor, make_retriever
@@ -171,7 +172,7 @@ def test_doctor_finds_and_repairs_orphan_missing_and_stale_vectors(indexed, embe
                                                   "scope_id", "classification", "expires_at", "title", "uri", "text"])
     orphan = {**rows[0], "id": 424242, "document_id": "pdf:ghost.pdf"}
     stale = {**rows[1], "scope_id": 999}
-    indexed.index.upsert([orphan, stale])
+    indexed.index.upsert([VectorRow(**orphan), VectorRow(**stale)])
     indexed.index.delete_ids([rows[2]["id"]])
     before, result, after = doctor(ing, fix=True, scan_secrets=False)
     assert (before.orphan_vectors.count, before.stale_access.count, before.missing_vectors.count) == (1, 1, 1)
@@ -186,7 +187,7 @@ def _expire_vectors(stores, doc_id: str) -> list[dict]:
                                                      "classification", "title", "uri", "text"))
     past = int((datetime.now(timezone.utc) - timedelta(days=1)).timestamp())
     rows = [{**r, "expires_at": past} for r in rows]
-    stores.index.upsert([dict(r) for r in rows])
+    stores.index.upsert([VectorRow(**r) for r in rows])
     return rows
 
 
@@ -196,7 +197,7 @@ def test_purge_sweeps_vectors_the_catalog_lost_track_of(indexed, selector):
     _expire(indexed, doc)
     rows = _expire_vectors(indexed, doc)
     orphan = {**rows[0], "id": 987_654_321, "expires_at": rows[0]["expires_at"] - 86_400 * 2}
-    indexed.index.upsert([orphan])  # a vector no catalog chunk row names (as after a crash)
+    indexed.index.upsert([VectorRow(**orphan)])  # a vector no catalog chunk row names (as after a crash)
     ids = select_docs(indexed.catalog, expired=True) if selector == "expired" else [doc]
     report = purge_documents(indexed.catalog, indexed.index, ids, reason="t", selector={selector: True})
     assert report.orphans_deleted == 1 and report.verified

@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from governance.vector_index import (
     NEVER_EXPIRES,
     TENANT_FIELD,
     VectorIndex,
+    VectorRow,
     all_rows_filter,
     document_filter,
     quote_string,
@@ -40,15 +42,9 @@ HOSTILE_TENANTS = ["acme", 'acme" or tenant != "', "globex", "globex\\", 'x" || 
 
 def _rows(ids, scope=1, tenant=None, seed=0):
     rng = np.random.default_rng(seed)
-    out = []
-    for i in ids:
-        row = dict(id=i, vector=rng.random(384, dtype=np.float32).tolist(), document_id=f"doc{i // 10}",
-                   source="pdf", source_version=1, scope_id=scope, classification="internal",
-                   expires_at=NEVER_EXPIRES, title="t", uri="u", text=f"text {i}")
-        if tenant is not None:
-            row[TENANT_FIELD] = tenant
-        out.append(row)
-    return out
+    return [VectorRow(id=i, vector=rng.random(384, dtype=np.float32).tolist(), document_id=f"doc{i // 10}",
+                      source="pdf", source_version=1, scope_id=scope, classification="internal",
+                      expires_at=NEVER_EXPIRES, title="t", uri="u", text=f"text {i}", tenant=tenant) for i in ids]
 
 
 # -- filters ------------------------------------------------------------------------------
@@ -171,9 +167,9 @@ def test_collection_has_hnsw_and_scalar_indexes(make_index, backend):
     else:
         assert types == {"vector": "HNSW", "scope_id": "INVERTED", "expires_at": "INVERTED",
                          "document_id": "INVERTED", "tenant": "INVERTED"}
-    vector = ix._client.describe_index(ix.collection, "vector")
+    vector = ix.milvus.describe_index("vector")
     assert vector["metric_type"] == "COSINE" and int(vector["M"] if "M" in vector else 16) == 16
-    desc = ix._client.describe_collection(ix.collection)
+    desc = ix.milvus.describe_collection()
     assert desc["consistency_level_name"] == "Strong"
     tenant = next(f for f in desc["fields"] if f["name"] == TENANT_FIELD)
     assert tenant.get("is_partition_key") is True
@@ -209,7 +205,7 @@ def test_a_delete_is_seen_at_once_by_query_search_and_count(make_index):
     assert ix.count() == 3100 - len(doomed)
     assert ix.get(doomed) == []
     assert ix.query(document_filter("doc0"), fields=("id",)) == [{"id": i} for i in range(1, 10) if i % 7]
-    q = np.asarray(_rows([7])[0]["vector"], dtype=np.float32)  # the deleted row's own vector
+    q = np.asarray(_rows([7])[0].vector, dtype=np.float32)  # the deleted row's own vector
     hits = ix.search(q, k=20, scope_ids=[1], now_epoch=0)
     assert hits and not {h.id for h in hits} & set(doomed)
 
@@ -380,11 +376,11 @@ def test_an_ivf_index_is_built_on_a_server_and_refused_on_lite(make_index, backe
         return
     ix = make_index(backend, index_type="IVF_FLAT", nlist=16, nprobe=16)
     assert ix.index_types()["vector"] == "IVF_FLAT"
-    assert int(ix._client.describe_index(ix.collection, "vector")["nlist"]) == 16
+    assert int(ix.milvus.describe_index("vector")["nlist"]) == 16
     assert ix.search_params(10) == {"nprobe": 16}
     ix.upsert(_rows(range(3000)) + _rows(range(3000, 3010), scope=2))
     ix.flush()
-    q = np.asarray(_rows(range(6))[5]["vector"], dtype=np.float32)  # row 5's own vector
+    q = np.asarray(_rows(range(6))[5].vector, dtype=np.float32)  # row 5's own vector
     hits = ix.search(q, k=5, scope_ids=[1], now_epoch=0)
     assert hits[0].id == 5 and len(hits) == 5  # nprobe == nlist: an exact answer
     assert {h.id for h in ix.search(q, k=20, scope_ids=[2], now_epoch=0)} == set(range(3000, 3010))
@@ -400,14 +396,14 @@ def test_a_selective_filter_on_ivf_searches_every_cluster_and_finds_the_exact_to
     ix = make_index("server", index_type="IVF_FLAT", nlist=32, nprobe=1)
     rows = _rows(range(4000)) + _rows(range(4000, 4012), scope=2)
     spread = np.random.default_rng(3).standard_normal((len(rows), 384)).astype(np.float32)
-    for row, vector in zip(rows, spread):  # balanced clusters: ~125 rows each, 12 readable in all
-        row["vector"] = vector.tolist()
+    # balanced clusters: ~125 rows each, 12 readable in all
+    rows = [replace(row, vector=vector.tolist()) for row, vector in zip(rows, spread)]
     readable = rows[4000:]
     ix.upsert(rows)
     ix.flush()
     info = ix.wait_until_indexed(len(rows), timeout_s=120)
     assert int(info["indexed_rows"]) >= len(rows), f"the vector index was not built in 120 s: {info}"
-    real_search, nprobes = ix._client.search, []
+    real_search, nprobes = ix.milvus.search, []
 
     def starved_when_probing_one_cluster(*args, **kwargs):
         # Injected: what a 1M-row collection does (the probed clusters hold 3 of 10 readable
@@ -417,14 +413,14 @@ def test_a_selective_filter_on_ivf_searches_every_cluster_and_finds_the_exact_to
         res = real_search(*args, **kwargs)
         return [res[0][:3]] if nprobe == 1 else res
 
-    monkeypatch.setattr(ix._client, "search", starved_when_probing_one_cluster)
-    monkeypatch.setattr(ix, "_exact_search", lambda *a, **kw: pytest.fail("the all-cluster search sufficed"))
+    monkeypatch.setattr(ix.milvus, "search", starved_when_probing_one_cluster)
+    monkeypatch.setattr(ix.cascade, "exact_search", lambda *a, **kw: pytest.fail("the all-cluster search sufficed"))
     rng = np.random.default_rng(7)
-    mat = np.asarray([r["vector"] for r in readable], dtype=np.float32)
+    mat = np.asarray([r.vector for r in readable], dtype=np.float32)
     mat /= np.linalg.norm(mat, axis=1, keepdims=True)
     for _ in range(5):
         q = rng.standard_normal(384).astype(np.float32)
-        truth = [readable[i]["id"] for i in np.argsort(-(mat @ (q / np.linalg.norm(q))))[:10]]
+        truth = [readable[i].id for i in np.argsort(-(mat @ (q / np.linalg.norm(q))))[:10]]
         assert [h.id for h in ix.search(q, k=10, scope_ids=[2], now_epoch=0)] == truth
     # The first search went down the cascade; the same filter then starts where it ended.
     assert nprobes == [1, 32, 32, 32, 32, 32]

@@ -11,6 +11,7 @@ from governance.catalog.models import Document
 from governance.contracts import AccessScope
 from governance.errors import AccessDenied
 from governance.identity import User
+from governance.vector_index import VectorRow
 from ingest.sources.base import Parsed, SourceItem, TextBlock
 from tests.conftest import make_ingestor, make_retriever
 
@@ -115,7 +116,7 @@ def test_expiry_in_the_index_alone_also_hides_the_chunk(stores, embedder):
                                   "classification", "title", "uri", "text"])
     for row in rows:
         row["expires_at"] = 1  # 1970: expired
-    stores.index.upsert([dict(r) for r in rows])
+    stores.index.upsert([VectorRow(**r) for r in rows])
     assert make_retriever(stores, embedder).search(BOB, "zebra-quasar memo", k=5) == []
 
 

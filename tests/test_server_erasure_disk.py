@@ -36,7 +36,7 @@ import numpy as np
 import pytest
 
 from governance.contracts import AccessScope, SourceDocument
-from governance.vector_index import NEVER_EXPIRES
+from governance.vector_index import NEVER_EXPIRES, VectorRow
 from ingest.chunking import chunk_id
 
 pytestmark = [pytest.mark.milvus_server, pytest.mark.slow]
@@ -214,9 +214,9 @@ def _plant(catalog, index, documents: dict[str, list[tuple[str, np.ndarray]]], s
             cleaned_text="\n\n".join(text for text, _ in chunks), texts=[text for text, _ in chunks],
             make_id=chunk_id, ingested_at=now)
         staged[doc_id] = (doc, version, [cid for cid, _ in ids])
-        rows += [{"id": cid, "vector": vector.tolist(), "document_id": doc_id, "source": "pdf",
-                  "source_version": version, "scope_id": scope_id, "classification": "internal",
-                  "expires_at": NEVER_EXPIRES, "title": doc_id, "uri": doc.uri, "text": text}
+        rows += [VectorRow(id=cid, vector=vector.tolist(), document_id=doc_id, source="pdf",
+                           source_version=version, scope_id=scope_id, classification="internal",
+                           expires_at=NEVER_EXPIRES, title=doc_id, uri=doc.uri, text=text)
                  for (cid, _), (text, vector) in zip(ids, chunks)]
     rng = np.random.default_rng(0)
     index.upsert([rows[i] for i in rng.permutation(len(rows))], batch=len(rows))

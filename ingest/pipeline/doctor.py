@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from governance import audit, purge
 from governance.consistency import ConsistencyReport, check_consistency
-from governance.vector_index import expiry_epoch
+from governance.vector_index import VectorRow, expiry_epoch
 from ingest.pipeline.run import Ingestor
 
 VECTOR_FIELDS = ["id", "vector", "document_id", "source", "source_version", "scope_id", "classification",
@@ -28,9 +28,9 @@ class RepairResult(BaseModel):
     work_folders_removed: int = 0  # extracted exports a crashed run left under GOVRAG_HOME/work
 
 
-def _rows(ingestor: Ingestor, chunks: list[dict]) -> list[dict]:
-    return [{**c, "expires_at": expiry_epoch(c["expires_at"]), "title": c["title"][:1000], "uri": c["uri"][:2000]}
-            for c in chunks]
+def _row(chunk: dict, vector: list[float]) -> VectorRow:
+    """The vector row of a catalog chunk (``chunks_for_repair``)."""
+    return VectorRow(**{**chunk, "expires_at": expiry_epoch(chunk["expires_at"]), "vector": vector})
 
 
 def repair(ingestor: Ingestor, report: ConsistencyReport, *, actor: str | None = None) -> RepairResult:
@@ -42,12 +42,12 @@ def repair(ingestor: Ingestor, report: ConsistencyReport, *, actor: str | None =
     missing = catalog.chunks_for_repair(report.missing_vectors.ids)
     if missing:
         vectors = ingestor.embedder.embed([c["text"] for c in missing])
-        index.upsert([{**row, "vector": vectors[i].tolist()} for i, row in enumerate(_rows(ingestor, missing))])
+        index.upsert([_row(chunk, vectors[i].tolist()) for i, chunk in enumerate(missing)])
         result.missing_reembedded = len(missing)
     stale = catalog.chunks_for_repair(report.stale_access.ids)
     if stale:
         existing = {int(r["id"]): r for r in index.get([c["id"] for c in stale], ["id", "vector"])}
-        rows = [{**row, "vector": existing[row["id"]]["vector"]} for row in _rows(ingestor, stale) if row["id"] in existing]
+        rows = [_row(chunk, existing[chunk["id"]]["vector"]) for chunk in stale if chunk["id"] in existing]
         index.upsert(rows)
         result.access_rewritten = len(rows)
     if report.expired_present.count:

@@ -35,7 +35,7 @@ from governance.errors import (
     SourceError,
 )
 from governance.stores import Stores
-from governance.vector_index import expiry_epoch
+from governance.vector_index import VectorRow, expiry_epoch
 from ingest.chunking import chunk_elements, chunk_id, clean_elements
 from embedding.base import Embedder
 from ingest.pipeline.summary import IngestSummary, QuarantineEntry
@@ -502,15 +502,16 @@ class Ingestor:
             kind = type(self.embedder).__name__
             metrics.EMBED_SECONDS.labels(embedder=kind).observe(took)
             metrics.EMBED_BATCH_SIZE.labels(embedder=kind).observe(len(texts))
-        rows, n = [], 0
+        rows: list[VectorRow] = []
+        n = 0
         for p in prepared:
             for cid, text in p.chunks:
-                rows.append({
-                    "id": cid, "vector": vectors[n].tolist(), "document_id": p.doc.document_id,
-                    "source": p.doc.source, "source_version": p.version, "scope_id": p.scope_id,
-                    "classification": p.doc.classification, "expires_at": expiry_epoch(p.expires_at),
-                    "title": p.doc.title[:1000], "uri": p.doc.uri[:2000], "text": text,
-                })
+                rows.append(VectorRow(
+                    id=cid, vector=vectors[n].tolist(), document_id=p.doc.document_id,
+                    source=p.doc.source, source_version=p.version, scope_id=p.scope_id,
+                    classification=p.doc.classification, expires_at=expiry_epoch(p.expires_at),
+                    title=p.doc.title, uri=p.doc.uri, text=text,
+                ))
                 n += 1
         self.stores.index.upsert(rows)
         for p in prepared:
@@ -559,9 +560,8 @@ class Ingestor:
             return
         fields = ["id", "vector", *[f for f in ("document_id", "source", "source_version", "title", "uri", "text")]]
         rows = self.stores.index.get(ids, fields)
-        for row in rows:
-            row.update(scope_id=scope_id, expires_at=expiry_epoch(expires_at), classification=classification)
-        self.stores.index.upsert([dict(r) for r in rows])
+        self.stores.index.upsert([VectorRow(**{**r, "scope_id": scope_id, "expires_at": expiry_epoch(expires_at),
+                                               "classification": classification}) for r in rows])
 
 
 def ingest(paths: Iterable[Path | str], stores: Stores | None = None, embedder: Embedder | None = None,

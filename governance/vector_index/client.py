@@ -1,0 +1,312 @@
+"""The pymilvus calls on one collection, with their retries; nothing here knows about ACLs or
+tenants (``VectorIndex`` scopes every call it makes).
+
+The retry is a loop, not tenacity: it reloads the collection between attempts when it was
+released, and a reload and a wait are counted apart per failure kind.
+
+What differs between Milvus Lite and a Milvus server is detected from the server's version
+string, not configured: which scalar index type a field gets (:mod:`.collection`), whether
+compaction exists (a server only), and one Milvus 2.3 bug (an upsert into a collection with a
+partition key files rows under the wrong partition, milvus-io/milvus#30607: rows are deleted
+and re-inserted there instead).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import Any, Callable, Iterator, Literal, Sequence, TypeVar
+
+from governance.errors import IndexUnavailable
+from governance.vector_index.filters import ids_filter
+from governance.vector_index.schema import VectorIndexSpec
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+# Calls that are safe to repeat -- reads (search, query, get, count) and idempotent writes
+# (upsert by deterministic primary key, delete by primary key, flush) -- are tried again
+# after these pauses when Milvus is unreachable or has the collection released (a restarted
+# server does not reload it: it is loaded again here). Anything else fails at once.
+RETRY_DELAYS_S = (0.25, 1.0)
+_UNREACHABLE_MARKERS = ("fail connecting", "server unavailable", "unavailable", "connection refused",
+                        "failed to connect", "deadline exceeded", "socket closed", "connection reset",
+                        "broken pipe", "connection closed", "ping failed")
+_NOT_LOADED_MARKERS = ("not loaded", "released", "call load")
+UNREACHABLE_HINT = ("is Milvus running? Check GOVRAG_MILVUS_URI; with the embedded default run "
+                    "`govrag server status` (the next govrag command starts a stopped local server)")
+
+
+def failure_kind(exc: BaseException) -> Literal["unreachable", "not_loaded"] | None:
+    """Which transient failure ``exc`` is (None: not one worth retrying)."""
+    text = str(exc).lower()
+    if any(m in text for m in _NOT_LOADED_MARKERS):
+        return "not_loaded"
+    if any(m in text for m in _UNREACHABLE_MARKERS):
+        return "unreachable"
+    return None
+
+
+def describe(exc: BaseException) -> str:
+    """One line from a pymilvus / gRPC error: its message without the wrapper, no newlines."""
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    code = getattr(exc, "code", None)
+    line = " ".join(str(message).split())
+    if isinstance(code, int) and code:
+        line += f" (code {code})"
+    return line[:400]
+
+
+_pymilvus_logs_quiet = False
+
+
+def _quiet_pymilvus_logs() -> None:
+    """pymilvus logs every failed call itself, with tracebacks, on its own stderr handler.
+    govrag reports the failure once, as an IndexUnavailable, so pymilvus's records go to
+    govrag's (root) handlers instead, and only when the root logger is at DEBUG."""
+    global _pymilvus_logs_quiet
+    if _pymilvus_logs_quiet:
+        return
+    _pymilvus_logs_quiet = True
+    debug = logging.getLogger().getEffectiveLevel() <= logging.DEBUG
+    for name in ("pymilvus", "pymilvus.milvus_client", "pymilvus.bulk_writer"):
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+        logger.propagate = True
+        logger.setLevel(logging.NOTSET if name != "pymilvus" else logging.DEBUG if debug else logging.CRITICAL)
+
+
+def parse_version(version: str) -> tuple[str, tuple[int, int, int]]:
+    """``("lite" | "server", (major, minor, patch))`` from ``get_server_version()``:
+    ``milvus_lite-3.2.2`` on Milvus Lite, ``v2.3.5-lite`` from the PyPI milvus-server,
+    ``v2.4.x`` / ``2.5.x`` from a Milvus standalone or cluster."""
+    m = re.search(r"(\d+)\.(\d+)\.(\d+)", version)
+    numbers = (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else (0, 0, 0)
+    return ("lite" if version.startswith("milvus_lite") else "server"), numbers
+
+
+class MilvusCollection:
+    """One collection through one pymilvus client: every call that is safe to repeat is
+    retried (:meth:`_call`), and every failure becomes an :class:`IndexUnavailable` naming
+    the URI. Filters come from :mod:`governance.vector_index.filters`; this class applies no
+    tenant or ACL scoping of its own."""
+
+    def __init__(self, uri: str, collection: str, token: str | None = None) -> None:
+        self.uri = uri
+        self.collection = collection
+        self.last_compaction_id: int | None = None
+        try:
+            from pymilvus import MilvusClient
+
+            _quiet_pymilvus_logs()
+            if uri.endswith(".db"):  # Milvus Lite in this process: physical compaction first
+                from governance.milvus_process.lite_compaction import install
+
+                install()
+            self._client = MilvusClient(uri=uri, token=token or "")
+            self.server_version = str(self._client.get_server_version())
+        except Exception as exc:
+            raise IndexUnavailable(f"cannot connect to Milvus at {uri}: {describe(exc)}",
+                                   hint=UNREACHABLE_HINT) from exc
+        self.backend, self.version = parse_version(self.server_version)
+        # milvus-io/milvus#30607 (fixed in 2.4 and late 2.3 patches): upsert computes the
+        # partition from the wrong field, so rows vanish from partition-key searches.
+        self._partition_key_upsert_broken = self.backend == "server" and self.version < (2, 4, 0)
+
+    # -- the collection -------------------------------------------------------------------
+    def prepare(self, spec: VectorIndexSpec, *, dim: int, multi_tenant: bool, consistency: str) -> VectorIndexSpec:
+        """Open the collection, checking it was made with these settings, or create it; then
+        load it. The vector index it is searched by: ``spec``, or the one it was made with."""
+        from governance.vector_index.collection import prepare_collection
+
+        try:
+            return prepare_collection(self._client, self.collection, spec, dim=dim, multi_tenant=multi_tenant,
+                                      consistency=consistency, backend=self.backend, version=self.version,
+                                      uri=self.uri)
+        except IndexUnavailable:
+            raise
+        except Exception as exc:
+            raise IndexUnavailable(f"cannot prepare collection {self.collection!r} at {self.uri}: {describe(exc)}",
+                                   hint=UNREACHABLE_HINT if failure_kind(exc) == "unreachable" else None) from exc
+
+    def describe_collection(self) -> dict[str, Any]:
+        """pymilvus's description of the collection (fields, consistency level, ...)."""
+        return dict(self._call(f"describing {self.collection!r}",
+                               lambda: self._client.describe_collection(self.collection)))
+
+    def describe_index(self, field: str = "vector") -> dict[str, Any]:
+        """pymilvus's description of the index on ``field`` (type, parameters, row counts)."""
+        return dict(self._call(f"describing the index on {field}",
+                               lambda: self._client.describe_index(self.collection, field)) or {})
+
+    def index_types(self) -> dict[str, str]:
+        """Field name -> index type of every index on the collection."""
+        try:
+            out = {}
+            for name in self._client.list_indexes(self.collection):
+                info = self._client.describe_index(self.collection, name)
+                out[str(info.get("field_name", name))] = str(info.get("index_type", ""))
+            return out
+        except Exception as exc:
+            raise IndexUnavailable(f"cannot describe the indexes of {self.collection!r}: {exc}") from exc
+
+    def wait_until_indexed(self, rows: int, timeout_s: float, poll_s: float = 1.0) -> dict[str, Any]:
+        """Poll the vector index until it covers at least ``rows`` rows with none pending, or
+        ``timeout_s`` passes; the index description either way (``indexed_rows``,
+        ``pending_index_rows``, ``state``) — the caller decides what a timeout means."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            info: dict[str, Any] = self._call("describing the vector index",
+                                              lambda: self._client.describe_index(self.collection, "vector"))
+            done = int(info.get("indexed_rows", 0)) >= rows and int(info.get("pending_index_rows", 0)) == 0
+            if done or time.monotonic() >= deadline:
+                return info
+            time.sleep(poll_s)
+
+    # -- calls that retry -----------------------------------------------------------------
+    def _call(self, what: str, fn: Callable[[], _T], *, retry: bool = True) -> _T:
+        """``fn()``; when it fails because Milvus is unreachable and ``retry`` (the call is
+        safe to repeat), try again after each of ``RETRY_DELAYS_S``; when the collection was
+        released (a restarted server does not reload it), load it and try once more. Any
+        other failure, or the last one, becomes IndexUnavailable naming this URI."""
+        waits, reloaded = 0, False
+        while True:
+            try:
+                return fn()
+            except Exception as exc:
+                kind = failure_kind(exc)
+                if (not retry or kind is None or (kind == "not_loaded" and reloaded)
+                        or (kind == "unreachable" and waits == len(RETRY_DELAYS_S))):
+                    hint = UNREACHABLE_HINT if kind == "unreachable" else None
+                    raise IndexUnavailable(f"Milvus at {self.uri}: {what} failed: {describe(exc)}",
+                                           hint=hint) from exc
+                log.info("Milvus at %s: %s failed (%s); trying again", self.uri, what, kind)
+                if kind == "not_loaded":
+                    reloaded = True
+                    try:
+                        self._client.load_collection(self.collection)
+                    except Exception as load_exc:  # the next attempt reports what is wrong
+                        log.info("loading %r at %s failed: %s", self.collection, self.uri, describe(load_exc))
+                else:
+                    time.sleep(RETRY_DELAYS_S[waits])
+                    waits += 1
+
+    def upsert(self, entities: Sequence[dict[str, Any]], *, partition_key: bool = False, batch: int = 2000) -> None:
+        """Insert or overwrite rows in batches (primary keys are deterministic, so a retry is
+        harmless). ``partition_key``: the collection has one (multi-tenancy), so a Milvus
+        server before 2.4 gets a delete and an insert instead of an upsert."""
+        by_delete_insert = partition_key and self._partition_key_upsert_broken
+
+        def write(chunk: list[dict[str, Any]]) -> None:
+            if by_delete_insert:  # repeated as a pair, so a retry never doubles a row
+                self._client.delete(self.collection, filter=ids_filter([r["id"] for r in chunk]))
+                self._client.insert(self.collection, data=chunk)
+            else:
+                self._client.upsert(self.collection, data=chunk)
+
+        for i in range(0, len(entities), batch):
+            chunk = list(entities[i : i + batch])
+            self._call(f"writing {len(chunk)} vectors to {self.collection!r}", lambda: write(chunk))
+
+    def insert(self, entities: Sequence[dict[str, Any]]) -> None:
+        """Insert rows whose ids are new (benchmarks loading millions of rows): not retried,
+        since a repeated insert would double them."""
+        self._call(f"inserting {len(entities)} vectors into {self.collection!r}",
+                   lambda: self._client.insert(self.collection, data=list(entities)), retry=False)
+
+    def delete(self, expr: str, *, rows: int) -> None:
+        """Delete the rows ``expr`` matches (``rows``: how many, for the error message)."""
+        self._call(f"deleting {rows} vectors from {self.collection!r}",
+                   lambda: self._client.delete(self.collection, filter=expr))
+
+    def search(self, data: list[list[float]], *, filter: str, limit: int, output_fields: Sequence[str],
+               search_params: dict[str, Any], consistency_level: str) -> list[list[dict[str, Any]]]:
+        """pymilvus's ``search``: per query vector, its hits (``id``, ``distance``, ``entity``)."""
+        return self._call(f"search in {self.collection!r}", lambda: self._client.search(
+            self.collection, data=data, filter=filter, limit=limit, output_fields=list(output_fields),
+            search_params=search_params, consistency_level=consistency_level))
+
+    def query(self, filter: str, output_fields: Sequence[str], limit: int, *,
+              consistency_level: str = "Strong") -> list[dict[str, Any]]:
+        """The rows ``filter`` matches, at most ``limit``."""
+        return list(self._call(f"query on {self.collection!r}", lambda: self._client.query(
+            self.collection, filter=filter, output_fields=list(output_fields), limit=limit,
+            consistency_level=consistency_level)))
+
+    def get(self, ids: Sequence[int], output_fields: Sequence[str], *,
+            consistency_level: str = "Strong") -> list[dict[str, Any]]:
+        """The rows with these primary keys."""
+        return list(self._call(f"get on {self.collection!r}", lambda: self._client.get(
+            self.collection, ids=list(ids), output_fields=list(output_fields), consistency_level=consistency_level)))
+
+    def count(self, filter: str = "") -> int:
+        """Rows ``filter`` matches (all rows: ``""``), Strong."""
+        res = self._call(f"count on {self.collection!r}", lambda: self._client.query(
+            self.collection, filter=filter, output_fields=["count(*)"], consistency_level="Strong"))
+        return int(res[0]["count(*)"])
+
+    def flush(self) -> None:
+        """Seal what was written so searches use the built vector index."""
+        self._call(f"flush of {self.collection!r}", lambda: self._client.flush(self.collection))
+
+    # -- calls that do not retry ----------------------------------------------------------
+    def iter_rows(self, filter: str, fields: Sequence[str], batch_size: int = 2000) -> Iterator[dict[str, Any]]:
+        """The rows ``filter`` matches with ``fields``, in batches, with pymilvus's query
+        iterator (no 16k offset window)."""
+        try:
+            it = self._client.query_iterator(self.collection, batch_size=batch_size, filter=filter,
+                                             output_fields=list(fields))
+        except Exception as exc:
+            raise IndexUnavailable(f"cannot iterate {self.collection!r}: {exc}") from exc
+        try:
+            while True:
+                try:
+                    rows = it.next()
+                except Exception as exc:
+                    raise IndexUnavailable(f"iterating {self.collection!r} failed: {exc}") from exc
+                if not rows:
+                    return
+                yield from rows
+        finally:
+            it.close()
+
+    def compact(self) -> bool:
+        """Ask the server to compact, so deleted rows are physically removed; True once the
+        server has accepted the request and knows the job (:attr:`last_compaction_id`)."""
+        try:
+            job = int(self._client.compact(self.collection))
+            state = self._client.get_compaction_state(job) if job else "UndefiedState"
+        except Exception as exc:
+            log.warning("compaction request for %r at %s failed: %s", self.collection, self.uri, exc)
+            return False
+        log.info("compaction %s of %r requested: %s", job, self.collection, state)
+        if not job or state == "UndefiedState":  # (sic: pymilvus's name for an unknown job)
+            return False
+        self.last_compaction_id = job
+        return True
+
+    def compaction_state(self, job_id: int | None = None) -> str:
+        """``Executing`` or ``Completed`` for a compaction job (default: the last one asked)."""
+        job = job_id if job_id is not None else self.last_compaction_id
+        if job is None:
+            raise ValueError("no compaction was requested")
+        try:
+            return str(self._client.get_compaction_state(job))
+        except Exception as exc:
+            raise IndexUnavailable(f"compaction state of job {job} failed: {exc}") from exc
+
+    def drop(self) -> None:
+        """Drop the collection and its data."""
+        try:
+            self._client.drop_collection(self.collection)
+        except Exception as exc:
+            raise IndexUnavailable(f"dropping {self.collection!r} failed: {exc}") from exc
+
+    def close(self) -> None:
+        """Close the client (an in-process Milvus Lite file stays locked while one is open)."""
+        try:
+            self._client.close()
+        except Exception:  # closing a dead connection is not an error worth raising
+            log.debug("closing Milvus client failed", exc_info=True)

@@ -1,0 +1,135 @@
+"""Every filter expression sent to Milvus is built here, and only here.
+
+Nothing a user or a document supplies is pasted into an expression. Search filters hold only
+integers (scope ids and epoch seconds) checked here to be real ints; the string filters
+(``document_id``, ``tenant``) are built by :func:`quote_string`, which rejects control
+characters and escapes quotes and backslashes.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from governance.tenancy import check_tenant as _check_tenant_name
+from governance.vector_index.schema import TENANT_FIELD
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MAX_FILTER_IDS = 100_000
+# A search over a long allowed-scope list is split into shares of at least this many ids
+# (see governance.vector_index.cascade.SEARCH_FANOUT).
+FANOUT_MIN_IDS = 500
+
+
+def check_int(value: Any, what: str) -> int:
+    """``value`` as an int64; bools, floats, strings and out-of-range numbers are refused."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{what} must be an int, got {type(value).__name__}: {value!r}")
+    value = int(value)
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise ValueError(f"{what} {value} is outside int64")
+    return value
+
+
+def checked_ints(values: Iterable[Any], what: str) -> list[int]:
+    """The values as int64s, deduplicated and sorted (stable expressions), at most
+    MAX_FILTER_IDS of them; anything else is refused."""
+    checked = sorted({check_int(v, what) for v in values})
+    if len(checked) > MAX_FILTER_IDS:
+        raise ValueError(f"{len(checked)} {what}s in one filter (limit {MAX_FILTER_IDS})")
+    return checked
+
+
+def int_list(values: Iterable[Any], what: str) -> str:
+    """``[1,2,3]`` from checked ints (deduplicated, sorted for stable expressions)."""
+    return _int_literal(checked_ints(values, what))
+
+
+def _int_literal(checked: Sequence[int]) -> str:
+    return "[" + ",".join(map(str, checked)) + "]"
+
+
+def quote_string(value: str) -> str:
+    """A Milvus string literal for ``value``: double-quoted, ``\\`` and ``"`` escaped."""
+    if not isinstance(value, str):
+        raise TypeError(f"expected str, got {type(value).__name__}")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValueError(f"control characters are not allowed in a filter value: {value[:40]!r}")
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def check_tenant(tenant: Any) -> str:
+    """A usable tenant name: a non-empty string of at most 256 bytes, no control characters."""
+    _check_tenant_name(tenant)
+    quote_string(tenant)
+    return tenant
+
+
+def tenant_filter(tenant: str) -> str:
+    """The rows of one tenant."""
+    return f"{TENANT_FIELD} == {quote_string(check_tenant(tenant))}"
+
+
+def within_tenant(expr: str, tenant: str) -> str:
+    """``expr`` limited to ``tenant``'s rows."""
+    return f"{tenant_filter(tenant)} and ({expr})"
+
+
+def search_filter(scope_ids: Sequence[int], now_epoch: int, tenant: str | None = None) -> str:
+    """The ACL + expiry filter of every search (and, with multi-tenancy, the caller's tenant,
+    which a server also uses to search only that tenant's partitions). An empty scope list
+    is refused: the caller must return no hits instead of searching (an empty ``in []``
+    must never be relied on)."""
+    if not scope_ids:
+        raise ValueError("search_filter needs at least one allowed scope id")
+    return checked_search_filter(checked_ints(scope_ids, "scope id"), check_int(now_epoch, "time"), tenant)
+
+
+def checked_search_filter(checked_scope_ids: Sequence[int], checked_now: int, tenant: str | None) -> str:
+    """:func:`search_filter` for ids and a time that already went through :func:`checked_ints`
+    and :func:`check_int` (a search checks each once, not once per share: ~6 ms for 10,000
+    ids)."""
+    expr = f"scope_id in {_int_literal(checked_scope_ids)} and expires_at > {checked_now}"
+    return expr if tenant is None else f"{tenant_filter(tenant)} and {expr}"
+
+
+def scope_id_shares(scope_ids: Sequence[int], fanout: int, min_ids: int = FANOUT_MIN_IDS) -> list[list[int]]:
+    """The allowed scope ids (checked, deduplicated, sorted) in at most ``fanout`` contiguous
+    shares of at least ``min_ids`` ids each; one share when the list is short."""
+    ids = checked_ints(scope_ids, "scope id")
+    parts = max(1, min(fanout, len(ids) // max(1, min_ids)))
+    size = math.ceil(len(ids) / parts) if ids else 0
+    return [ids[i : i + size] for i in range(0, len(ids), size)] if ids else []
+
+
+def all_rows_filter() -> str:
+    """A filter every row matches. (Not ``id >= INT64_MIN``: Milvus 2.3's parser reads the
+    minus sign apart and cannot parse 9223372036854775808.)"""
+    return "id < 0 or id >= 0"
+
+
+def ids_filter(ids: Sequence[int]) -> str:
+    """The rows with these primary keys (checked ints)."""
+    return f"id in {int_list(ids, 'chunk id')}"
+
+
+def document_filter(document_id: str) -> str:
+    """The rows of one document."""
+    return f"document_id == {quote_string(document_id)}"
+
+
+def documents_filter(document_ids: Sequence[str]) -> str:
+    """The rows of these documents (at least one)."""
+    if not document_ids:
+        raise ValueError("documents_filter needs at least one document id")
+    return "document_id in [" + ",".join(quote_string(d) for d in document_ids) + "]"
+
+
+def expired_filter(now_epoch: int, exclude_documents: Sequence[str] = ()) -> str:
+    """Rows expired at ``now_epoch``, except those of ``exclude_documents`` (legal holds)."""
+    expr = f"expires_at <= {check_int(now_epoch, 'time')}"
+    if exclude_documents:
+        expr += " and not (" + documents_filter(exclude_documents) + ")"
+    return expr
