@@ -102,10 +102,12 @@ class VectorIndex:
 
     @property
     def nlist(self) -> int:
+        """IVF clusters per segment (the collection's, when it has an IVF index)."""
         return self.cascade.spec.nlist
 
     @property
     def nprobe(self) -> int:
+        """IVF clusters a search probes before the every-cluster step."""
         return self.cascade.spec.nprobe
 
     @property
