@@ -10,10 +10,12 @@ import pytest
 
 from governance.errors import QuarantinedDocument, SourceError
 from governance.policy import Policy
+from governance.scope_rules import resolve_scope
 from ingest.chunking import chunk_elements, clean_elements
-from ingest.sources import confluence, confluence_html, confluence_rest, confluence_xml
+from ingest.sources import confluence
 from ingest.sources import discover as discover_any
-from ingest.sources.base import resolve_scope
+from ingest.sources.confluence import html_export, rest_dump, xml_entities, xml_export
+from ingest.sources.confluence.render import html_elements, storage_to_html
 from testsupport.sources_fixtures import (
     CONFLUENCE_USERS,
     CPage,
@@ -79,7 +81,7 @@ def _check_eng_text(items: dict) -> None:
 
 def test_rest_dump(tmp_path: Path) -> None:
     path = write_confluence_rest(tmp_path / "rest", _space(), CONFLUENCE_USERS)
-    assert confluence.detect(path) and confluence_rest.detect(path) and not confluence_xml.detect(path)
+    assert confluence.detect(path) and rest_dump.detect(path) and not xml_export.detect(path)
     items = _by_id(confluence.discover(path, policy=Policy()))
     assert len(items) == 6
     _check_eng_scopes(items)
@@ -123,7 +125,7 @@ def test_xml_export(tmp_path: Path, as_zip: bool) -> None:
     opened = CSpace("OPEN", "Company", anonymous=True, pages=[CPage("20", "Welcome", storage_body("welcome"))])
     path = write_confluence_xml(tmp_path / "xml", [_space(), opened], CONFLUENCE_USERS, as_zip=as_zip,
                                 history=[("99", "1", storage_body("old text"))], drafts=[("98", "1", storage_body("draft"))])
-    assert confluence.detect(path) and confluence_xml.detect(path)
+    assert confluence.detect(path) and xml_export.detect(path)
     items = _by_id(confluence.discover(path, policy=Policy()))
     assert set(items) == {f"confluence:acme.atlassian.net:{i}" for i in "12345"} | {"confluence:acme.atlassian.net:20",
                                                                       "confluence:acme.atlassian.net:3:attachment:bands.pdf"}
@@ -160,7 +162,7 @@ def test_xml_restriction_change_keeps_keys_and_fingerprints(tmp_path: Path) -> N
 def test_html_export_scope_from_policy(tmp_path: Path) -> None:
     s = _space()
     path = write_confluence_html(tmp_path / "html", "ENG", "Engineering", s.pages)
-    assert confluence.detect(path) and confluence_html.detect(path)
+    assert confluence.detect(path) and html_export.detect(path)
     # an HTML export states no site: refused unless one is given (else two exports could share ids)
     with pytest.raises(SourceError, match="which site"):
         list(confluence.discover(path, policy=Policy()))
@@ -210,7 +212,7 @@ def test_real_html_space_export(corpus: Path) -> None:
 def test_real_xml_fragment(corpus: Path, tmp_path: Path) -> None:
     path = corpus / "confluence" / "xml-export-entities-tiklab"
     assert confluence.detect(path)
-    objs = confluence_xml.read_objects(path / "entities.xml")
+    objs = xml_entities.read_objects(path / "entities.xml")
     (page,) = objs["Page"]
     assert page["props"]["contentStatus"].strip() == "draft" and page["props"]["originalVersion"][0] == "ref"
     # the fragment has no exportDescriptor.properties (no base URL): the site must be given
@@ -219,30 +221,30 @@ def test_real_xml_fragment(corpus: Path, tmp_path: Path) -> None:
     # a draft only: nothing current to ingest
     assert list(confluence.discover(path, policy=Policy(), site="tiklab.example")) == []
     (body,) = objs["BodyContent"]
-    html = confluence.storage_to_html(body["props"]["body"])
-    text = "\n".join(e.text for e in confluence.html_elements(html, "sward"))
+    html = storage_to_html(body["props"]["body"])
+    text = "\n".join(e.text for e in html_elements(html, "sward"))
     assert "马斯洛" in text and "心理学" in text
 
 
 def test_real_rest_responses(corpus: Path) -> None:
     base = corpus / "confluence" / "rest-api-json-go-atlassian"
     content = json.loads((base / "get-content.json").read_text())
-    page = confluence_rest.parse_page(content, "DUMMY", None)
+    page = rest_dump.parse_page(content, "DUMMY", None)
     assert page.id == "64290828" and page.title == "Confluence Page Title"
     assert not page.restrictions_known  # restrictions not expanded → unknown → quarantined
     assert page.uri == "https://ctreminiom.atlassian.net/wiki/spaces/DUMMY/pages/64290828/Confluence+Page+Title"
     for raw in json.loads((base / "get-contents.json").read_text())["results"]:
-        assert confluence_rest.parse_page(raw, "X", None).id == raw["id"]
+        assert rest_dump.parse_page(raw, "X", None).id == raw["id"]
     # schema examples (placeholders): the restriction block shape is understood
     by_op = json.loads((base / "get-content-restriction-by-operation.json").read_text())
-    assert confluence_rest._subjects(by_op["operationType"]["restrictions"]) == {"group:<string>"}
+    assert rest_dump._subjects(by_op["operationType"]["restrictions"]) == {"group:<string>"}
 
 
 def test_real_cloud_pages_and_their_permissions(corpus: Path, tmp_path: Path) -> None:
     base = corpus / "confluence" / "unstructured-ingest-cloud-pages"
     for f in sorted((base / "downloads").glob("*.html")):
         meta = json.loads((base / "file_data" / f"{f.stem}.json").read_text())
-        elements = confluence.html_elements(f.read_text(encoding="utf-8"), meta["display_name"])
+        elements = html_elements(f.read_text(encoding="utf-8"), meta["display_name"])
         assert len(elements) > 1 and elements[0].text == meta["display_name"]
         # Build the REST shape from the connector's permission data; the extracted read layer
         # must be exactly its users and groups.
@@ -251,7 +253,7 @@ def test_real_cloud_pages_and_their_permissions(corpus: Path, tmp_path: Path) ->
                "restrictions": {"read": {"restrictions": {
                    "user": {"results": [{"accountId": u} for u in read["users"]]},
                    "group": {"results": [{"name": g} for g in read["groups"]]}}}}}
-        page = confluence_rest.parse_page(raw, meta["additional_metadata"]["space_key"], None)
+        page = rest_dump.parse_page(raw, meta["additional_metadata"]["space_key"], None)
         assert page.read == frozenset({f"user:{u}" for u in read["users"]} | {f"group:{g}" for g in read["groups"]})
-    text = "\n".join(e.text for e in confluence.html_elements((base / "downloads" / "196722.html").read_text()))
+    text = "\n".join(e.text for e in html_elements((base / "downloads" / "196722.html").read_text()))
     assert "Confluence" in text

@@ -61,7 +61,7 @@ def good(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _smaller_limits(monkeypatch: pytest.MonkeyPatch) -> None:
     # Limits whose real value only makes the test slow, not different: the PDF parse deadline
     # (60 s + 2 s per page) and the page-tree depth (1000: a chain that deep is 1000 real pages).
-    from ingest.sources import confluence_xml
+    from ingest.sources.confluence import xml_export as confluence_xml
 
     monkeypatch.setattr(pdf_parse, "PARSE_SECONDS_BASE", 8.0)
     monkeypatch.setattr(pdf_parse, "PARSE_SECONDS_PER_PAGE", 0.5)

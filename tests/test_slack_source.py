@@ -12,6 +12,8 @@ from governance.policy import Policy
 from ingest.chunking import chunk_elements, clean_elements
 from ingest.sources import discover as discover_any
 from ingest.sources import slack
+from ingest.sources.slack.load import Conversation, SlackExport, clean_messages
+from ingest.sources.slack.render import group_documents, render_message
 from testsupport.sources_fixtures import SConv, SUser, add_messages, date_of, msg, small_slack_export, ts_of, write_slack_export
 
 
@@ -189,19 +191,19 @@ def test_real_zulip_fixtures(corpus: Path, tmp_path: Path) -> None:
     fixtures = z / "exported_messages_fixtures"
     users = json.loads((fixtures / "users.json").read_text())
     channels = json.loads((z / "channels.json").read_text())
-    export = slack.SlackExport(root=tmp_path, display="zulip", team="T", team_names=[], domain=None,
-                               users={u["id"]: u for u in users}, conversations={}, by_id={})
+    export = SlackExport(root=tmp_path, display="zulip", team="T", team_names=[], domain=None,
+                         users={u["id"]: u for u in users}, conversations={}, by_id={})
     for ch in channels:
-        conv = slack.Conversation(ch["id"], ch["name"], "public", ch.get("members", []), ch["name"])
+        conv = Conversation(ch["id"], ch["name"], "public", ch.get("members", []), ch["name"])
         export.by_id[ch["id"]] = conv
     # threads: one reply older than its parent, broadcast with an embedded root
     thread = json.loads((fixtures / "thread_with_broadcast_reply.json").read_text())
-    docs = slack.group_documents(export.by_id.get("C061A0WJG") or slack.Conversation("C", "random", "public", [], "random"),
-                                 [("2015-06-12", slack.clean_messages(thread))])
+    docs = group_documents(export.by_id.get("C061A0WJG") or Conversation("C", "random", "public", [], "random"),
+                           [("2015-06-12", clean_messages(thread))])
     assert len(docs) == 1 and docs[0].is_thread and len(docs[0].messages) == 3
     normal = json.loads((fixtures / "normal_thread.json").read_text())
-    for doc in slack.group_documents(slack.Conversation("C", "random", "public", [], "random"),
-                                     [("2015-06-12", slack.clean_messages(normal))]):
+    for doc in group_documents(Conversation("C", "random", "public", [], "random"),
+                               [("2015-06-12", clean_messages(normal))]):
         ts = [float(m["ts"]) for m in doc.messages]
         assert ts == sorted(ts)
     for name in ("message_with_user_mentions", "message_with_channel_mentions", "message_with_workspace_mentions",
@@ -209,8 +211,8 @@ def test_real_zulip_fixtures(corpus: Path, tmp_path: Path) -> None:
                  "message_with_variety_files_and_rich_text", "normal_messages"):
         rows = json.loads((fixtures / f"{name}.json").read_text())
         rows = rows if isinstance(rows, list) else [rows]
-        for m in slack.clean_messages(rows):
-            line = slack.render_message(m, export)
+        for m in clean_messages(rows):
+            line = render_message(m, export)
             assert line and "<@" not in line and "<#" not in line and "<!" not in line, (name, line)
     # full users.json with non-ASCII names; the day files of the importer test have no
     # channels.json next to them: their permissions are unknown, so they are quarantined.

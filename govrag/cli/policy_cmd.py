@@ -59,8 +59,8 @@ def verdicts(policy: Any, path: Path, site: str | None) -> list[dict[str, Any]]:
     """What ingest would decide for every document under ``path`` (each one parsed as
     ingest parses it; nothing is written)."""
     from governance.errors import QuarantinedDocument, SourceError
+    from governance.scope_rules import resolve_scope
     from ingest.sources import open_source
-    from ingest.sources.base import resolve_scope
 
     now = datetime.now(timezone.utc)
     try:

@@ -11,7 +11,7 @@ Three kinds of stored scope follow a stated one:
 
 - the stated scope itself (``slack:<team>:channel:<id>``, ``confluence:<site>:<space>:space``);
 - scopes a source re-bases (a Confluence space's restricted-page chains, see
-  ``ingest.sources.confluence.RestrictedChainRebase``);
+  ``ingest.sources.confluence.permissions.RestrictedChainRebase``);
 - the same scopes narrowed by a policy rule (``<key>|policy:<rule>``): the source's layers
   are replaced, the rule's layers after them are kept.
 
@@ -26,7 +26,8 @@ from pydantic import BaseModel, Field
 
 from governance.catalog.store import Catalog, is_older
 from governance.contracts import AccessScope
-from ingest.sources.base import POLICY_SEP, PermissionState
+from governance.scope_rules import POLICY_SEP
+from ingest.sources.base import PermissionState
 
 
 class AppliedState(BaseModel):

@@ -22,8 +22,9 @@ from pydantic import BaseModel, Field
 from governance import audit
 from governance.catalog.store import is_older
 from governance.errors import QuarantinedDocument
+from governance.scope_rules import resolve_scope
 from ingest.pipeline.run import Ingestor
-from ingest.sources.base import SourceExport, SourceItem, resolve_scope
+from ingest.sources.base import SourceExport, SourceItem
 
 __all__ = ["PermissionSyncSummary", "sync_permissions"]
 

@@ -34,6 +34,7 @@ from governance.errors import (
     QuarantinedDocument,
     SourceError,
 )
+from governance.scope_rules import POLICY_SEP, resolve_scope
 from governance.stores import Stores
 from governance.vector_index import VectorRow, expiry_epoch
 from ingest.chunking import chunk_elements, chunk_id, clean_elements
@@ -43,14 +44,12 @@ from ingest.pipeline.permission_state import AppliedState, apply_permission_stat
 from ingest.sources import open_source
 from ingest.sources.archive import clean_work
 from ingest.sources.base import (
-    POLICY_SEP,
     Parsed,
     PermissionState,
     SourceExport,
     SourceItem,
     element_author,
     make_document,
-    resolve_scope,
 )
 
 log = logging.getLogger(__name__)

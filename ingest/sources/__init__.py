@@ -1,44 +1,27 @@
 """Sources: each turns an input path into a :class:`SourceExport` (its documents and the
 permission state it states); :func:`open_source` picks the source.
 
-Every source module has the same three functions: ``detect(path) -> bool``,
-``open_source(path, policy, *, site=None) -> SourceExport`` and ``discover(path, policy=None)``
-(the items alone).
+Every source keeps the :class:`~ingest.sources.protocol.Source` protocol (``kind``,
+``detect``, ``open``, ``discover``); :data:`SOURCES` lists them in the order they are tried.
 """
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Iterator
 
 from governance.errors import SourceError
 from governance.policy import Policy
 from ingest.sources.base import SourceExport, SourceItem
+from ingest.sources.confluence import SOURCE as CONFLUENCE
+from ingest.sources.pdf import SOURCE as PDF
+from ingest.sources.protocol import Source, SourceContext, process_policy
+from ingest.sources.slack import SOURCE as SLACK
 
-# Checked in order: specific export formats before the PDF drop folder (which takes any dir).
-SOURCE_MODULES = ("ingest.sources.slack", "ingest.sources.confluence", "ingest.sources.pdf")
+# Tried in order: specific export formats before the PDF drop folder (which takes any dir).
+SOURCES: tuple[Source, ...] = (SLACK, CONFLUENCE, PDF)
 
-
-def _modules() -> list:
-    mods = []
-    for name in SOURCE_MODULES:
-        try:
-            mods.append(importlib.import_module(name))
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-    return mods
-
-
-def process_policy() -> Policy:
-    """The policy of the process (``GOVRAG_POLICY``; with multi-tenancy, GOVRAG_TENANT's),
-    for callers that pass none."""
-    from governance.policy import load_policy
-    from governance.settings import get_settings
-
-    settings = get_settings()
-    return load_policy(settings.policy_for((settings.tenant or None) if settings.multi_tenant else None))
+__all__ = ["SOURCES", "Source", "SourceContext", "discover", "open_source", "process_policy"]
 
 
 def open_source(path: Path, source: str | None = None, policy: Policy | None = None, *,
@@ -50,10 +33,9 @@ def open_source(path: Path, source: str | None = None, policy: Policy | None = N
     if not path.exists():
         raise SourceError(f"{path}: no such file or directory", hint="check the path given to govrag ingest")
     policy = policy if policy is not None else process_policy()
-    for mod in _modules():
-        kind = mod.__name__.rsplit(".", 1)[-1]
-        if (source is None and mod.detect(path)) or source == kind:
-            return mod.open_source(path, policy, site=site or policy.source_site(path))
+    for src in SOURCES:
+        if (source is None and src.detect(path)) or source == src.kind:
+            return src.open(path, SourceContext.create(policy, site=site or policy.source_site(path)))
     raise SourceError(f"{path}: not a PDF, a Slack export or a Confluence export",
                       hint="pass a PDF file, a folder, a Slack export zip/folder or a Confluence export")
 

@@ -32,8 +32,10 @@ import shutil
 import stat
 import unicodedata
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Iterator
 
 from governance.errors import SourceError
 
@@ -233,6 +235,18 @@ def remove_extraction(folder: Path) -> None:
     folder = Path(folder)
     if _OWNED.match(folder.name):
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def removed_on_error(scratch: list[Path]) -> Iterator[None]:
+    """Remove the extractions in ``scratch`` if the block fails: an export that could not be
+    opened is never ingested, and its extracted text must not stay on disk."""
+    try:
+        yield
+    except BaseException:
+        for folder in scratch:
+            remove_extraction(folder)
+        raise
 
 
 _OWNED = re.compile(r"^[0-9a-f]{64}\.(\d+)\.[0-9a-f]{8}$")

@@ -1,9 +1,9 @@
 """What every source yields: a document to parse, with the access facts it carries.
 
-A source module (``pdf``, ``slack``, ``confluence``) exposes ``detect(path) -> bool`` and
-``discover(path) -> Iterator[SourceItem]``. Each item knows how to fingerprint its raw
-content cheaply (so unchanged documents are skipped before parsing) and how to parse itself
-into text blocks.
+A source (:class:`ingest.sources.protocol.Source`) opens an input into a
+:class:`SourceExport`: its :class:`SourceItem` documents and the :class:`PermissionState`
+it states. Each item knows how to fingerprint its raw content cheaply (so unchanged
+documents are skipped before parsing) and how to parse itself into text blocks.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from typing import Any, Callable, Iterable, Protocol
 
 from governance.contracts import AccessScope, SourceDocument
 from governance.errors import QuarantinedDocument
-from governance.policy import Policy
 
 
 MAX_ID_BYTES = 1024  # document ids (Milvus VARCHAR(1024) counts bytes) and scope keys
@@ -135,6 +134,37 @@ class Parsed:
     owner: str | None = None  # principal of the document's owner/author (purge --subject)
 
 
+class Parser(Protocol):
+    """How a source reads one document: each source has one (``pdf.PdfFile``,
+    ``slack.render.RenderedDocument``, ``confluence.render.PageParser``; :class:`Refusal`
+    for a quarantined one) and hands its bound methods to :class:`SourceItem`."""
+
+    def fingerprint(self) -> str:
+        """A cheap hash of the raw content (and the parser version): equal means unchanged."""
+
+    def parse(self) -> Parsed:
+        """The document's text blocks and metadata."""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The parser of a document that must not be ingested: fingerprinting or parsing it
+    raises its quarantine."""
+
+    error: QuarantinedDocument
+
+    def fingerprint(self) -> str:
+        raise self.error
+
+    def parse(self) -> Parsed:
+        raise self.error
+
+
+def nobody_scope(key: str, why: str) -> AccessScope:
+    """A scope readable by nobody (a conversation or page whose permissions are unknown)."""
+    return AccessScope(key=bounded_id(key), layers=[[]], description=f"readable by nobody: {why}")
+
+
 @dataclass
 class SourceItem:
     """One document found in an input, not yet parsed.
@@ -147,6 +177,8 @@ class SourceItem:
     path: Path
     rel_path: str
     document_id: str
+    # Callables rather than one Parser field: erasure and tests build items from lambdas
+    # (and swap ``parse``); sources pass a Parser's bound methods (see :class:`Parser`).
     fingerprint: Callable[[], str]
     parse: Callable[[], Parsed]
     facts: dict[str, Any] = field(default_factory=dict)
@@ -172,7 +204,6 @@ class SourceItem:
 
 
 # -- the permission state an export states ---------------------------------------------------
-POLICY_SEP = "|policy:"  # a source scope narrowed by a policy rule: "<source key>|policy:<rule>"
 
 
 def as_of_stamp(content: datetime | None, files: datetime | None = None) -> str | None:
@@ -300,35 +331,6 @@ def _size_checked(parse: Callable[[], Parsed], item: SourceItem) -> Callable[[],
 def element_author(element: Any) -> str | None:
     """The principal that wrote an element, when the source knows it (``govrag_author``)."""
     return getattr(element, "govrag_author", None)
-
-
-def resolve_scope(policy: Policy, item: SourceItem) -> tuple[AccessScope, str]:
-    """The scope and classification a document gets.
-
-    Sources without permissions take the first matching policy rule's layers; sources with
-    their own permissions get a matching rule's layers *added* (it can only narrow). The
-    scope is keyed by the source's scope and the rule, not by members, so a membership or
-    rule edit updates one scope row and touches no vector.
-    """
-    found = policy.access_rule(item.facts)
-    if item.scope is None:
-        if found is None:
-            raise QuarantinedDocument(
-                f"{item.rel_path}: no access rule in the policy covers this {item.source} document",
-                reason="no_access_rule", path=str(item.path),
-                hint="add an access rule matching it to the policy file (GOVRAG_POLICY); uncovered documents are never public",
-            )
-        _, rule = found
-        scope = AccessScope(key=f"policy:{rule.match.identity() or '*'}", layers=rule.allow,
-                            description=f"policy access rule {rule.match.model_dump(exclude_none=True)}")
-        return scope, rule.classification or "internal"
-    if found is None:
-        return item.scope, "internal"
-    _, rule = found
-    scope = AccessScope(key=f"{item.scope.key}{POLICY_SEP}{rule.match.identity() or '*'}",
-                        layers=(*item.scope.layers, *[frozenset(layer) for layer in rule.allow]),
-                        deny=item.scope.deny, description=f"{item.scope.description} narrowed by policy rule")
-    return scope, rule.classification or "internal"
 
 
 def make_document(item: SourceItem, parsed: Parsed, *, scope: AccessScope, classification: str) -> SourceDocument:

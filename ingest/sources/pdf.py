@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from functools import partial
 from pathlib import Path
 from typing import Iterator
 
 from governance.errors import SourceError
-from ingest.sources.base import SourceExport, Parsed, SourceItem
+from ingest.sources.base import Parsed, SourceExport, SourceItem
+from ingest.sources.protocol import ExportSource, SourceContext
 
 PARSER_VERSION = "pdf-fast-1"
-
-
-def detect(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() == ".pdf" or path.is_dir()
 
 
 def fingerprint_file(path: Path, salt: str = PARSER_VERSION) -> str:
@@ -27,36 +24,55 @@ def fingerprint_file(path: Path, salt: str = PARSER_VERSION) -> str:
     return h.hexdigest()
 
 
-def _parse(path: Path) -> Parsed:
-    from ingest.parse.pdf import partition
+@dataclass(frozen=True)
+class PdfFile:
+    """The parser of one PDF file (a drop-folder document or a Confluence attachment)."""
 
-    elements, facts = partition(path)
-    return Parsed(elements=elements, title=facts.title)
+    path: Path
+
+    def fingerprint(self) -> str:
+        return fingerprint_file(self.path)
+
+    def parse(self) -> Parsed:
+        from ingest.parse.pdf import partition
+
+        elements, facts = partition(self.path)
+        return Parsed(elements=elements, title=facts.title)
 
 
-def open_source(path: Path, policy: object = None, *, site: str | None = None) -> SourceExport:
+class PdfSource(ExportSource):
     """PDFs carry no permissions of their own: documents only, scoped by the policy."""
-    return SourceExport(path=Path(path), items=list(discover(path)))
+
+    kind = "pdf"
+
+    def detect(self, path: Path) -> bool:
+        return path.is_file() and path.suffix.lower() == ".pdf" or path.is_dir()
+
+    def open(self, path: Path, ctx: SourceContext) -> SourceExport:
+        return SourceExport(path=Path(path), items=list(self.discover(path, ctx)))
+
+    def discover(self, path: Path, ctx: SourceContext) -> Iterator[SourceItem]:
+        """PDF files under ``path`` (or ``path`` itself), with paths relative to the ingest root.
+
+        Symlinks are not followed: a drop folder must not be able to point outside itself.
+        """
+        path = Path(path)
+        if not path.exists():
+            raise SourceError(f"{path}: no such file or directory", hint="check the path given to govrag ingest")
+        if path.is_file():
+            root, files = path.parent, [path]
+        else:
+            root = path
+            files = sorted(p for p in path.rglob("*") if p.suffix.lower() == ".pdf" and p.is_file() and not p.is_symlink())
+        for f in files:
+            rel = f.relative_to(root).as_posix()
+            parser = PdfFile(f)
+            yield SourceItem(
+                source="pdf", path=f, rel_path=rel, document_id=f"pdf:{rel}",
+                fingerprint=parser.fingerprint, parse=parser.parse,
+                facts={"source": "pdf", "path": rel}, title=f.stem,
+                modified_at=datetime.fromtimestamp(f.stat().st_mtime, tz=timezone.utc),
+            )
 
 
-def discover(path: Path, policy: object = None) -> Iterator[SourceItem]:
-    """PDF files under ``path`` (or ``path`` itself), with paths relative to the ingest root.
-
-    Symlinks are not followed: a drop folder must not be able to point outside itself.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise SourceError(f"{path}: no such file or directory", hint="check the path given to govrag ingest")
-    if path.is_file():
-        root, files = path.parent, [path]
-    else:
-        root = path
-        files = sorted(p for p in path.rglob("*") if p.suffix.lower() == ".pdf" and p.is_file() and not p.is_symlink())
-    for f in files:
-        rel = f.relative_to(root).as_posix()
-        yield SourceItem(
-            source="pdf", path=f, rel_path=rel, document_id=f"pdf:{rel}",
-            fingerprint=partial(fingerprint_file, f), parse=partial(_parse, f),
-            facts={"source": "pdf", "path": rel}, title=f.stem,
-            modified_at=datetime.fromtimestamp(f.stat().st_mtime, tz=timezone.utc),
-        )
+SOURCE = PdfSource()

@@ -18,34 +18,40 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import urlparse
 
 from governance.errors import SourceError
-from governance.policy import Policy
 from ingest.sources.archive import safe_files
-from ingest.sources.base import JsonTooLarge, SourceExport, SourceItem, as_of_stamp, newest, read_json_file
-from ingest.sources.confluence import (
+from ingest.sources.base import (
+    JsonTooLarge,
+    SourceExport,
+    as_of_stamp,
+    newest,
+    read_json_file,
+)
+from ingest.sources.confluence.items import page_items
+from ingest.sources.confluence.model import (
     PageInfo,
-    ScopeResolver,
     SpaceInfo,
     group_principal,
-    page_items,
-    permission_state,
     require_site,
     user_principal,
 )
+from ingest.sources.confluence.permissions import PageScopes, permission_state
+from ingest.sources.protocol import SourceContext
 
 MAX_JSON_BYTES = 64 * 1024 * 1024
 
 
 def detect(path: Path) -> bool:
+    """A folder with ``space.json`` and ``pages/``."""
     return Path(path).is_dir() and (Path(path) / "space.json").is_file() and (Path(path) / "pages").is_dir()
 
 
 def _load(path: Path) -> Any:
     """Size-limited (MAX_JSON_BYTES, before reading), strict UTF-8, depth-safe, surrogates scrubbed."""
-    return read_json_file(path, MAX_JSON_BYTES, "ingest.sources.confluence_rest.MAX_JSON_BYTES")
+    return read_json_file(path, MAX_JSON_BYTES, "ingest.sources.confluence.rest_dump.MAX_JSON_BYTES")
 
 
 def rest_user(u: Any) -> str | None:
@@ -168,8 +174,8 @@ def parse_page(raw: Any, space_key: str, base: str | None) -> PageInfo:
     return page
 
 
-def open_source(path: Path, policy: Policy, *, site: str | None = None) -> SourceExport:
-    path = Path(path)
+def _read_space(path: Path) -> tuple[SpaceInfo, str | None]:
+    """The space of ``space.json`` and the base URL the dump states, if any."""
     try:
         raw_space = _load(path / "space.json")
         space = parse_space(raw_space)
@@ -177,14 +183,24 @@ def open_source(path: Path, policy: Policy, *, site: str | None = None) -> Sourc
         raise SourceError(f"{path / 'space.json'}: unreadable Confluence space: {exc}",
                           hint="save GET /rest/api/space/{key}?expand=permissions as space.json") from exc
     base = ((raw_space.get("_links") or {}).get("base")) if isinstance(raw_space, dict) else None
-    members: set[str] = set()
-    if (path / "users.json").is_file():
-        try:
-            users = _load(path / "users.json")
-            users = users.get("results", []) if isinstance(users, dict) else users
-            members = {p for u in users or [] if (p := rest_user(u))}
-        except (ValueError, OSError, UnicodeDecodeError) as exc:
-            raise SourceError(f"{path / 'users.json'}: unreadable: {exc}") from exc
+    return space, base
+
+
+def _read_members(path: Path) -> set[str]:
+    """The site's users from the optional ``users.json`` (the source members)."""
+    if not (path / "users.json").is_file():
+        return set()
+    try:
+        users = _load(path / "users.json")
+        users = users.get("results", []) if isinstance(users, dict) else users
+        return {p for u in users or [] if (p := rest_user(u))}
+    except (ValueError, OSError, UnicodeDecodeError) as exc:
+        raise SourceError(f"{path / 'users.json'}: unreadable: {exc}") from exc
+
+
+def _read_pages(path: Path, space: SpaceInfo, base: str | None) -> tuple[dict[str, PageInfo], set[str]]:
+    """Every ``pages/*.json`` (an unreadable one becomes a page with an error) and the base
+    URLs the pages state."""
     pages: dict[str, PageInfo] = {}
     page_bases: set[str] = set()
     for f in safe_files(path / "pages", ".json"):
@@ -203,20 +219,25 @@ def open_source(path: Path, policy: Policy, *, site: str | None = None) -> Sourc
         if att.is_dir():
             page.attachments = [(a.name, a) for a in safe_files(att, ".pdf")]
         pages[page.id] = page
-    stated = {h for b in ([base] if base else sorted(page_bases)) if (h := urlparse(b).hostname)}
-    # What the dump states wins; ``site`` only names dumps that state none (or several).
-    site = require_site((next(iter(stated)) if len(stated) == 1 else None) or site, str(path))
     titles = {p.id: p.title for p in pages.values()}
     for p in pages.values():
         p.breadcrumb = [titles.get(a, a) for a in p.ancestors]
-    resolver = ScopeResolver(site, {space.key: space}, pages, policy, members)
+    return pages, page_bases
+
+
+def open_dump(path: Path, ctx: SourceContext) -> SourceExport:
+    """The pages of a REST dump and the permission state it states."""
+    path = Path(path)
+    space, base = _read_space(path)
+    members = _read_members(path)
+    pages, page_bases = _read_pages(path, space, base)
+    stated = {h for b in ([base] if base else sorted(page_bases)) if (h := urlparse(b).hostname)}
+    # What the dump states wins; ``ctx.site`` only names dumps that state none (or several).
+    site = require_site((next(iter(stated)) if len(stated) == 1 else None) or ctx.site, str(path))
+    scopes = PageScopes(site, {space.key: space}, pages, ctx.policy, members)
     # When the dump was saved, by its files' times: page versions say when pages were edited,
     # not when the dump was made (a later dump of a few old pages must not count as older).
     as_of = as_of_stamp(None, newest(datetime.fromtimestamp(f.stat().st_mtime, tz=timezone.utc)
                                      for f in (path / "space.json", *(p.path for p in pages.values() if p.path))))
-    items = list(page_items(pages, resolver, site=site, display=str(path), as_of=as_of))
-    return SourceExport(path=path, items=items, state=permission_state(resolver, pages, as_of=as_of))
-
-
-def discover(path: Path, policy: Policy, *, site: str | None = None) -> Iterator[SourceItem]:
-    yield from open_source(path, policy, site=site).items
+    items = list(page_items(pages, scopes, site=site, display=str(path), as_of=as_of))
+    return SourceExport(path=path, items=items, state=permission_state(scopes, pages, as_of=as_of))
