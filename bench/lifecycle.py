@@ -66,7 +66,7 @@ def acl_and_reingest(tmp: Path, embedder: LocalEmbedder, copies: int, mode: str)
     assert retriever.search(eve, "granite-otter rollback", k=5) == []
     vectors_before = {r["id"]: r["scope_id"] for r in stores.index.query("id >= 0", fields=["scope_id"])}
     t = time.perf_counter()
-    stores.catalog.upsert_scope(AccessScope(key="policy:path=engineering/**,source=pdf",
+    stores.catalog.scopes.upsert_scope(AccessScope(key="policy:path=engineering/**,source=pdf",
                                             layers=[["group:eng", "group:marketing"]]))
     hits = retriever.search(eve, "granite-otter rollback", k=5)
     visible_s = time.perf_counter() - t
@@ -82,7 +82,7 @@ def acl_and_reingest(tmp: Path, embedder: LocalEmbedder, copies: int, mode: str)
 def purge_bench(tmp: Path, n_chunks: int, mode: str) -> dict:
     stores = _stores(tmp, "purge", mode)
     catalog, index = stores.catalog, stores.index
-    scope_id, _ = catalog.upsert_scope(AccessScope(key="bench", layers=[["group:bench"]]))
+    scope_id, _ = catalog.scopes.upsert_scope(AccessScope(key="bench", layers=[["group:bench"]]))
     per_doc, now = 10, datetime.now(timezone.utc)
     n_docs = n_chunks // per_doc
     rng = np.random.default_rng(0)

@@ -12,7 +12,7 @@ filter failed:
 
 During the window a control thread runs, one after another, with the begin and commit
 (return) time of each recorded: (a) an ingest of new documents, (b) an ACL change that
-revokes ``group:eng``'s access to the handbook scope (``Catalog.upsert_scope`` with the same
+revokes ``group:eng``'s access to the handbook scope (``ScopeRepository.upsert_scope`` with the same
 key and narrower layers), (c) a purge by ``--document`` and then (d) a purge by ``--source``
 (``governance.purge.purge_documents``).
 
@@ -490,9 +490,10 @@ def run_load(*, backend: str = "lite-server", duration_s: float = 120.0, threads
         archive = ingestor.ingest_paths([roots["archive"]])
         timings["baseline_ingest_s"] = round(time.perf_counter() - t, 1)
         from governance.catalog.models import Document, Scope
+        from governance.catalog.statuses import DocumentStatus
 
         with stores.catalog.session() as s:
-            documents = [d.id for d in s.query(Document).filter(Document.status == "active")]
+            documents = [d.id for d in s.query(Document).filter(Document.status == DocumentStatus.ACTIVE)]
             handbook_scope = s.get(Scope, s.get(Document, "pdf:handbook/holidays-and-leave.pdf").scope_id)
             handbook_key = handbook_scope.key
         chunks = stores.index.count()
@@ -500,7 +501,7 @@ def run_load(*, backend: str = "lite-server", duration_s: float = 120.0, threads
             f"in {timings['baseline_ingest_s']}s")
         truth = Truth(documents)
         archive_origin = f"path:{roots['archive'].resolve()}"
-        archive_ids = stores.catalog.select_documents(source=archive_origin)
+        archive_ids = stores.catalog.documents.select_documents(source=archive_origin)
         purge_one = "pdf:finance/archive/forecast-2025.pdf"
         assert purge_one in archive_ids and len(archive_ids) == len(_archive_docs()), archive_ids
 
@@ -626,7 +627,7 @@ def run_load(*, backend: str = "lite-server", duration_s: float = 120.0, threads
         def do_revoke(c: Change) -> None:
             from governance.contracts import AccessScope
 
-            scope_id, changed = stores.catalog.upsert_scope(
+            scope_id, changed = stores.catalog.scopes.upsert_scope(
                 AccessScope(key=handbook_key, layers=[sorted(REVOKED_READERS)], description="load bench: eng revoked"),
                 actor="load-bench")
             c.detail = {"scope_id": scope_id, "scope": handbook_key, "changed": changed}

@@ -1,7 +1,7 @@
 """Explain access: which documents a caller can read and why, and who can read a document.
 
 For compliance and for tests. It reads the catalog only and decides with the code search
-uses — ``Catalog.allowed_scope_ids`` for the caller's principals (roles expanded by the
+uses — ``catalog.scopes.allowed_scope_ids`` for the caller's principals (roles expanded by the
 policy, as in ``retrieval.search``) and the post-check's conditions (active, a current
 version, not expired) — so it cannot disagree with search; the per-layer detail (which of
 the caller's principals matched each layer, which deny entry refused them) is read from the
@@ -15,7 +15,8 @@ from typing import Iterable
 
 from pydantic import BaseModel, Field
 
-from governance.catalog.store import Catalog
+from governance.catalog import Catalog
+from governance.catalog.statuses import DocumentStatus
 from governance.contracts import AccessScope
 
 
@@ -71,18 +72,18 @@ def explain(catalog: Catalog, principals: Iterable[str], *, now: datetime, docum
             limit: int = 100) -> AccessExplanation:
     """What these principals can read (or whether they can read ``document_id``), and why."""
     held = frozenset(principals)
-    allowed = catalog.allowed_scope_ids(held)
+    allowed = catalog.scopes.allowed_scope_ids(held)
     scopes: dict[int, AccessScope | None] = {}
 
     def scope(sid: int | None) -> AccessScope | None:
         if sid is None:
             return None
         if sid not in scopes:
-            scopes[sid] = catalog.scope_by_id(sid)
+            scopes[sid] = catalog.scopes.scope_by_id(sid)
         return scopes[sid]
 
     out = AccessExplanation(principals=sorted(held), allowed_scopes=len(allowed), documents=[])
-    rows = catalog.readable_documents(allowed, now=now, limit=limit, document_id=document_id)
+    rows = catalog.documents.readable_documents(allowed, now=now, limit=limit, document_id=document_id)
     out.truncated = len(rows) > limit
     for row in rows[:limit]:
         sc = scope(row["scope_id"])
@@ -98,14 +99,14 @@ def explain(catalog: Catalog, principals: Iterable[str], *, now: datetime, docum
 
 def _why_not(catalog: Catalog, document_id: str, held: frozenset[str], allowed: set[int], now: datetime,
              scope) -> DocumentAccess:  # type: ignore[no-untyped-def]
-    row = catalog.document_row(document_id)
+    row = catalog.documents.document_row(document_id)
     if row is None:
         return DocumentAccess(document_id=document_id, readable=False, why="no such document in the catalog")
     sc = scope(row["scope_id"])
     layers, denied = _detail(sc, held)
     base = DocumentAccess(document_id=document_id, title=row["title"], source=row["source"], readable=False, why="",
                           scope=sc.key if sc else None, layers=layers, denied_by=denied, expires_at=row["expires_at"])
-    if row["status"] != "active" or row["current_version"] is None:
+    if row["status"] != DocumentStatus.ACTIVE or row["current_version"] is None:
         base.why = f"the document is {row['status']}" + (f" ({row['status_reason']})" if row["status_reason"] else "")
     elif row["expires_at"] is not None and row["expires_at"] <= now:
         base.why = f"the document expired at {row['expires_at'].isoformat()}"
@@ -123,14 +124,14 @@ def _why_not(catalog: Catalog, document_id: str, held: frozenset[str], allowed: 
 def who(catalog: Catalog, document_id: str, *, now: datetime) -> Readers:
     """The principals that can read ``document_id`` (search shows it to a caller who holds
     one principal of every layer and none of the deny list)."""
-    row = catalog.document_row(document_id)
+    row = catalog.documents.document_row(document_id)
     if row is None:
         return Readers(document_id=document_id, status="unknown", why="no such document in the catalog")
-    sc = catalog.scope_by_id(row["scope_id"]) if row["scope_id"] is not None else None
+    sc = catalog.scopes.scope_by_id(row["scope_id"]) if row["scope_id"] is not None else None
     out = Readers(document_id=document_id, status=row["status"], scope=sc.key if sc else None,
                   layers=[sorted(layer) for layer in sc.layers] if sc else [], deny=sorted(sc.deny) if sc else [],
                   expires_at=row["expires_at"])
-    if row["status"] != "active" or row["current_version"] is None:
+    if row["status"] != DocumentStatus.ACTIVE or row["current_version"] is None:
         out.why = f"nobody: the document is {row['status']}"
     elif row["expires_at"] is not None and row["expires_at"] <= now:
         out.why = "nobody: the document has expired"

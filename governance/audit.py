@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 
 from governance.audit_kinds import KINDS
 from governance.catalog.models import AuditEvent, AuditHead, utcnow
-from governance.catalog.store import Catalog
+from governance.catalog.engine import Database
 
 GENESIS = "0" * 64
 
@@ -29,7 +29,7 @@ def _digest(prev_hash: str, seq: int, ts: datetime, kind: str, actor: str | None
     return hashlib.sha256((prev_hash + body).encode()).hexdigest()
 
 
-def record(catalog: Catalog, kind: str, actor: str | None, payload: dict[str, Any]) -> int:
+def record(catalog: Database, kind: str, actor: str | None, payload: dict[str, Any]) -> int:
     """Append one event; returns its sequence number."""
     if kind not in KINDS:
         raise ValueError(f"unknown audit event kind {kind!r}: add it to governance.audit.KINDS")
@@ -52,7 +52,7 @@ class ChainProblem:
     problem: str
 
 
-def verify(catalog: Catalog) -> list[ChainProblem]:
+def verify(catalog: Database) -> list[ChainProblem]:
     """Walk the chain; returns every break found (empty list: intact)."""
     problems: list[ChainProblem] = []
     prev, expected_seq = GENESIS, 1
@@ -71,7 +71,7 @@ def verify(catalog: Catalog) -> list[ChainProblem]:
     return problems
 
 
-def events(catalog: Catalog, *, kind: str | None = None, since: datetime | None = None,
+def events(catalog: Database, *, kind: str | None = None, since: datetime | None = None,
            limit: int = 1000, newest_first: bool = True) -> list[dict[str, Any]]:
     """Audit events as dicts (with their hashes, so an export can be re-verified)."""
     with catalog.session() as s:

@@ -17,8 +17,9 @@ catalog's chunk rows classify each chunk:
 - **stale access**: vector metadata (scope, expiry) that differs from its document's;
 - **secrets**: secret-shaped strings in indexed texts (:mod:`governance.secrets_scan`).
 
-The catalog queries below are read-only and belong in ``governance.catalog.store`` (every SQL
-statement lives there); they are kept here, in small functions, until they move.
+The catalog queries below are read-only and belong in the catalog's repositories
+(``governance.catalog.chunks``, where every other chunk query lives); they are kept here, in
+small functions, until they move.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from sqlalchemy import select
 
 from governance.catalog import Catalog
 from governance.catalog.models import ChunkRow, Document, Scope, Version
+from governance.catalog.statuses import DocumentStatus, VersionState
 from governance.secrets_scan import SecretFinding, scan_text
 from governance.vector_index import NEVER_EXPIRES, VectorIndex, expiry_epoch
 
@@ -67,8 +69,9 @@ def _catalog_chunks(catalog: Catalog) -> dict[int, _CatalogChunk]:
             .execution_options(yield_per=5000)
         )
         for cid, doc_id, ver, state, status, cur, scope_id, expires_at in rows:
-            out[int(cid)] = _CatalogChunk(doc_id, status == "active", ver == cur and state == "current",
-                                          state == "pending", scope_id, expires_at)
+            out[int(cid)] = _CatalogChunk(doc_id, status == DocumentStatus.ACTIVE,
+                                          ver == cur and state == VersionState.CURRENT,
+                                          state == VersionState.PENDING, scope_id, expires_at)
     return out
 
 

@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field
 
 from governance import audit
 from governance.catalog import Catalog
+from governance.catalog.statuses import DocumentStatus
 from governance.observability import metrics
 from governance.vector_index import VectorIndex
 
@@ -55,15 +56,15 @@ def expire_quarantine(catalog: Catalog, report: PurgeReport, *, keep_days: int, 
     """The retention of quarantine records (they name files and repeat parser messages):
     those older than ``keep_days`` go with the expired sweep."""
     if not report.dry_run:
-        report.quarantine_records_deleted = catalog.drop_quarantine_before(now - timedelta(days=keep_days))
+        report.quarantine_records_deleted = catalog.runs.drop_quarantine_before(now - timedelta(days=keep_days))
 
 
 def select(catalog: Catalog, *, expired: bool = False, document: str | None = None, source: str | None = None,
            author: str | None = None, now: datetime | None = None) -> list[str]:
     if not any((expired, document, source, author)):
         raise ValueError("choose what to purge: expired, document, source or subject")
-    return catalog.select_documents(expired_at=(now or datetime.now(timezone.utc)) if expired else None,
-                                    document_id=document, source=source, author=author)
+    return catalog.documents.select_documents(expired_at=(now or datetime.now(timezone.utc)) if expired else None,
+                                              document_id=document, source=source, author=author)
 
 
 def purge_documents(catalog: Catalog, index: VectorIndex, document_ids: list[str], *, reason: str,
@@ -74,11 +75,11 @@ def purge_documents(catalog: Catalog, index: VectorIndex, document_ids: list[str
     ``progress(done, total)`` is called after each batch (the CLI draws a bar with it)."""
     started = time.perf_counter()
     report = PurgeReport(selector=selector, dry_run=dry_run)
-    report.held = catalog.held(document_ids)
+    report.held = catalog.holds.held(document_ids)
     targets = [d for d in document_ids if d not in report.held]
     if dry_run:
         report.documents = targets
-        report.vectors_deleted = len(catalog.chunk_ids_of(targets))  # what would be deleted
+        report.vectors_deleted = len(catalog.chunks.chunk_ids_of(targets))  # what would be deleted
         return report
     # Sealed segments answer filter queries from their indexes; growing ones are scanned.
     index.flush()
@@ -86,14 +87,14 @@ def purge_documents(catalog: Catalog, index: VectorIndex, document_ids: list[str
     for i in range(0, len(targets), BATCH_DOCUMENTS):
         # Holds are checked again per batch, at the moment its documents are claimed, in one
         # transaction with the claim: a hold committed while this purge runs wins.
-        batch, held_now = catalog.claim_for_purge(targets[i : i + BATCH_DOCUMENTS])
+        batch, held_now = catalog.holds.claim_for_purge(targets[i : i + BATCH_DOCUMENTS])
         report.held.update(held_now)
         if not batch:
             continue
-        ids = catalog.chunk_ids_of(batch)
+        ids = catalog.chunks.chunk_ids_of(batch)
         if ids:
             index.delete_ids(ids)
-        catalog.retire_documents(batch, status="purged", reason=reason, drop_content=True)
+        catalog.documents.retire_documents(batch, status=DocumentStatus.PURGED, reason=reason, drop_content=True)
         deleted += ids
         report.documents += batch
         audit.record(catalog, "purge", actor, {"reason": reason, "selector": selector, "documents": batch,
@@ -156,10 +157,11 @@ def tombstone_documents(catalog: Catalog, index: VectorIndex, document_ids: list
     a held document still obeys access rules."""
     if not document_ids:
         return 0
-    ids = set(catalog.chunk_ids_of(document_ids)) | set(index.ids_of_documents(document_ids))
+    ids = set(catalog.chunks.chunk_ids_of(document_ids)) | set(index.ids_of_documents(document_ids))
     if ids:
         index.delete_ids(sorted(ids))
-    changed = catalog.retire_documents(document_ids, status="tombstoned", reason=reason, drop_content=False)
+    changed = catalog.documents.retire_documents(document_ids, status=DocumentStatus.TOMBSTONED, reason=reason,
+                                                 drop_content=False)
     audit.record(catalog, "tombstone", actor, {"reason": reason, "documents": changed, "vectors_deleted": len(ids)})
     metrics.PURGED_VECTORS.inc(len(ids))
     return len(changed)

@@ -21,7 +21,7 @@ DEFAULT_MAX_ENTRIES = 4096
 
 
 class ScopeResolver:
-    """``allowed(principals)`` = ``catalog.allowed_scope_ids(principals)``, cached (thread-safe,
+    """``allowed(principals)`` = ``catalog.scopes.allowed_scope_ids(principals)``, cached (thread-safe,
     bounded LRU; one per retriever, not process-global)."""
 
     def __init__(self, catalog: Catalog, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
@@ -36,7 +36,7 @@ class ScopeResolver:
         key = frozenset(principals)
         if not key:
             return []
-        generation = self.catalog.acl_generation()  # read first: a change after it is caught next time
+        generation = self.catalog.scopes.acl_generation()  # read first: a change after it is caught next time
         with self._lock:
             if generation != self._generation:
                 self._entries.clear()
@@ -47,7 +47,7 @@ class ScopeResolver:
                 self.hits += 1
                 return list(cached)
             self.misses += 1
-        ids = tuple(self.catalog.allowed_scope_ids(key))
+        ids = tuple(self.catalog.scopes.allowed_scope_ids(key))
         with self._lock:
             if self._generation == generation:
                 self._entries[key] = ids

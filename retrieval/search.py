@@ -123,11 +123,11 @@ class Retriever:
             vector = self.embedder.embed([query])[0]
             raw = self.stores.index.search(vector, k=k + OVERFETCH, scope_ids=allowed, now_epoch=int(now.timestamp()),
                                            tenant=caller.tenant)
-        visible = catalog.visible_chunks([h.id for h in raw], allowed_scope_ids=allowed, now=now)
+        visible = catalog.chunks.visible_chunks([h.id for h in raw], allowed_scope_ids=allowed, now=now)
         if visible:
             # Second, uncached opinion: the scopes of what is about to be returned, resolved
             # from the ACL tables now (the filter above used the resolver's cached answer).
-            confirmed = set(catalog.allowed_scope_ids(principals, among={v.scope_id for v in visible.values()}))
+            confirmed = set(catalog.scopes.allowed_scope_ids(principals, among={v.scope_id for v in visible.values()}))
             visible = {cid: v for cid, v in visible.items() if v.scope_id in confirmed}
         hits: list[Hit] = []
         for h in raw:
@@ -166,7 +166,7 @@ class Retriever:
         with tenant.counts_lock:
             at, counts = tenant.counts
             if time.monotonic() - at > SCOPE_COUNTS_MAX_AGE_S:
-                counts = tenant.stores.catalog.live_chunks_by_scope(datetime.now(timezone.utc))
+                counts = tenant.stores.catalog.chunks.live_chunks_by_scope(datetime.now(timezone.utc))
                 tenant.counts = (time.monotonic(), counts)
         return max(0, sum(counts.values()) - sum(counts.get(s, 0) for s in set(allowed_scope_ids)))
 

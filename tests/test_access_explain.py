@@ -63,7 +63,7 @@ def test_explain_lists_exactly_what_search_returns(world, embedder, name: str) -
 
 def test_explain_says_why_a_document_is_not_readable(world) -> None:
     bob = CALLERS["bob"]
-    doc = next(d for d in world.catalog.select_documents() if d.startswith("slack:T0ACME:C1:"))
+    doc = next(d for d in world.catalog.documents.select_documents() if d.startswith("slack:T0ACME:C1:"))
     (access,) = explain(world.catalog, bob.principals(), now=NOW, document_id=doc).documents
     assert not access.readable and access.denied_by == ["user:bob@corp.example"] and "deny" in access.why
     (access,) = explain(world.catalog, CALLERS["carol"].principals(), now=NOW,
@@ -73,7 +73,7 @@ def test_explain_says_why_a_document_is_not_readable(world) -> None:
 
 
 def test_who_lists_layers_and_deny(world) -> None:
-    doc = next(d for d in world.catalog.select_documents() if d.startswith("slack:T0ACME:C1:"))
+    doc = next(d for d in world.catalog.documents.select_documents() if d.startswith("slack:T0ACME:C1:"))
     readers = who(world.catalog, doc, now=NOW)
     assert readers.readable_by_anyone and readers.layers == [["group:all-staff", "user:gus@guest.example"]]
     assert readers.deny == ["user:bob@corp.example"]

@@ -50,7 +50,8 @@ def test_slack_export_with_far_future_negative_and_junk_timestamps_lands_the_res
     path = write_slack_export(tmp_path / "x", users, [c], team_info={"id": "T0ACME"})
     summary = make_ingestor(sqlite_stores, embedder).ingest_paths([path])
     assert summary.new >= 1 and summary.quarantined == 0
-    expiries = [sqlite_stores.catalog.document_state(d).expires_at for d in sqlite_stores.catalog.select_documents()]
+    documents = sqlite_stores.catalog.documents
+    expiries = [documents.document_state(d).expires_at for d in documents.select_documents()]
     assert all(e is None or e <= LATEST for e in expiries)
 
 

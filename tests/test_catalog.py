@@ -46,35 +46,36 @@ def test_audit_event_ids_are_64_bit(catalog):
 
 
 def test_user_must_match_every_layer_of_a_scope(catalog):
-    sid, _ = catalog.upsert_scope(AccessScope(key="conf:ENG:42", layers=[["group:eng"], ["user:a@x.io", "group:leads"]]))
-    assert catalog.allowed_scope_ids({"group:eng"}) == []
-    assert catalog.allowed_scope_ids({"group:leads"}) == []
-    assert catalog.allowed_scope_ids({"group:eng", "group:leads"}) == [sid]
-    assert catalog.allowed_scope_ids({"group:eng", "user:a@x.io"}) == [sid]
+    sid, _ = catalog.scopes.upsert_scope(AccessScope(key="conf:ENG:42",
+                                                     layers=[["group:eng"], ["user:a@x.io", "group:leads"]]))
+    assert catalog.scopes.allowed_scope_ids({"group:eng"}) == []
+    assert catalog.scopes.allowed_scope_ids({"group:leads"}) == []
+    assert catalog.scopes.allowed_scope_ids({"group:eng", "group:leads"}) == [sid]
+    assert catalog.scopes.allowed_scope_ids({"group:eng", "user:a@x.io"}) == [sid]
 
 
 def test_membership_change_updates_the_same_scope(catalog):
-    sid, changed = catalog.upsert_scope(AccessScope(key="slack:T1:C1", layers=[["user:a@x.io"]]))
+    sid, changed = catalog.scopes.upsert_scope(AccessScope(key="slack:T1:C1", layers=[["user:a@x.io"]]))
     assert changed
-    assert catalog.upsert_scope(AccessScope(key="slack:T1:C1", layers=[["user:a@x.io"]])) == (sid, False)
-    sid2, changed = catalog.upsert_scope(AccessScope(key="slack:T1:C1", layers=[["user:b@x.io"]]))
+    assert catalog.scopes.upsert_scope(AccessScope(key="slack:T1:C1", layers=[["user:a@x.io"]])) == (sid, False)
+    sid2, changed = catalog.scopes.upsert_scope(AccessScope(key="slack:T1:C1", layers=[["user:b@x.io"]]))
     assert (sid2, changed) == (sid, True)
-    assert catalog.allowed_scope_ids({"user:a@x.io"}) == []
-    assert catalog.allowed_scope_ids({"user:b@x.io"}) == [sid]
+    assert catalog.scopes.allowed_scope_ids({"user:a@x.io"}) == []
+    assert catalog.scopes.allowed_scope_ids({"user:b@x.io"}) == [sid]
 
 
 def test_no_principals_means_no_scopes(catalog):
-    catalog.upsert_scope(AccessScope(key="k", layers=[["group:a"]]))
-    assert catalog.allowed_scope_ids(set()) == []
+    catalog.scopes.upsert_scope(AccessScope(key="k", layers=[["group:a"]]))
+    assert catalog.scopes.allowed_scope_ids(set()) == []
 
 
 @pytest.mark.parametrize("name", ['x" or "1"="1', "x' OR '1'='1", "x); DROP TABLE scopes; --", "%", "_", "a\\b", "*"])
 def test_hostile_principal_strings_match_only_themselves(catalog, name):
-    sid, _ = catalog.upsert_scope(AccessScope(key="k", layers=[[f"group:{name}"]]))
-    other, _ = catalog.upsert_scope(AccessScope(key="other", layers=[["group:someone-else"]]))
-    assert catalog.allowed_scope_ids({f"group:{name}"}) == [sid]
-    assert catalog.allowed_scope_ids({"group:x"}) == []
-    assert other not in catalog.allowed_scope_ids({f"group:{name}"})
+    sid, _ = catalog.scopes.upsert_scope(AccessScope(key="k", layers=[[f"group:{name}"]]))
+    other, _ = catalog.scopes.upsert_scope(AccessScope(key="other", layers=[["group:someone-else"]]))
+    assert catalog.scopes.allowed_scope_ids({f"group:{name}"}) == [sid]
+    assert catalog.scopes.allowed_scope_ids({"group:x"}) == []
+    assert other not in catalog.scopes.allowed_scope_ids({f"group:{name}"})
 
 
 def test_audit_chain_verifies_and_detects_an_edit(catalog):
@@ -104,8 +105,8 @@ def test_audit_chain_detects_a_deleted_tail(catalog):
 
 
 def test_a_changed_scope_is_an_audited_acl_change(catalog):
-    catalog.upsert_scope(AccessScope(key="slack:T1:C7", layers=[["user:a@x.io"]]))
+    catalog.scopes.upsert_scope(AccessScope(key="slack:T1:C7", layers=[["user:a@x.io"]]))
     assert audit.events(catalog, kind="acl_change") == []
-    catalog.upsert_scope(AccessScope(key="slack:T1:C7", layers=[["user:a@x.io", "user:b@x.io"]]), actor="sync")
+    catalog.scopes.upsert_scope(AccessScope(key="slack:T1:C7", layers=[["user:a@x.io", "user:b@x.io"]]), actor="sync")
     [event] = audit.events(catalog, kind="acl_change")
     assert event["actor"] == "sync" and event["payload"]["scope"] == "slack:T1:C7"

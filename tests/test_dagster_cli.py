@@ -76,7 +76,7 @@ def test_cli_asset_materialize_all_on_a_partition(tmp_path):
             assert f"Materialized value {asset}" in log, asset
         catalog = Catalog(env["GOVRAG_DATABASE_URL"])
         try:
-            counts = catalog.status_counts()
+            counts = catalog.runs.status_counts()
         finally:
             catalog.dispose()
         assert counts["documents"] == {"active": 1} and counts["chunks"] >= 1

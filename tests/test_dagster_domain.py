@@ -35,10 +35,10 @@ def _vector(seed: int, dim: int = 384) -> list[float]:
 def plant_document(stores, doc_id: str, *, expires_at: datetime | None, texts=("alpha text", "beta text"),
                    layers=(frozenset({"group:eng"}),), scope_key: str = "test:eng") -> list[int]:
     """A published document with vectors, written without parsing or embedding."""
-    scope_id, _ = stores.catalog.upsert_scope(AccessScope(key=scope_key, layers=layers))
+    scope_id, _ = stores.catalog.scopes.upsert_scope(AccessScope(key=scope_key, layers=layers))
     doc = SourceDocument(document_id=doc_id, source="pdf", uri=f"file:///{doc_id}", title=doc_id, path=doc_id,
                          scope=AccessScope(key=scope_key, layers=layers))
-    version, chunks = stores.catalog.stage_version(
+    version, chunks = stores.catalog.documents.stage_version(
         doc, scope_id=scope_id, expires_at=expires_at, content_hash=doc_id.ljust(64, "0")[:64], source_hash="s" * 64,
         cleaned_text="\n\n".join(texts), texts=list(texts), make_id=chunk_id, ingested_at=NOW)
     epoch = expiry_epoch(expires_at)
@@ -46,7 +46,7 @@ def plant_document(stores, doc_id: str, *, expires_at: datetime | None, texts=("
                                    source_version=version, scope_id=scope_id, classification="internal",
                                    expires_at=epoch, title=doc_id, uri=doc.uri, text=text)
                          for i, (cid, text) in enumerate(chunks)])
-    stores.catalog.publish_version(doc, version, scope_id=scope_id, expires_at=expires_at)
+    stores.catalog.documents.publish_version(doc, version, scope_id=scope_id, expires_at=expires_at)
     return [cid for cid, _ in chunks]
 
 
@@ -98,12 +98,12 @@ def test_consistency_clean_then_each_planted_fault(sqlite_stores):
 
 def test_consistency_pending_vectors_are_not_orphans(sqlite_stores):
     stores = sqlite_stores
-    scope_id, _ = stores.catalog.upsert_scope(AccessScope(key="k", layers=(frozenset({"group:x"}),)))
+    scope_id, _ = stores.catalog.scopes.upsert_scope(AccessScope(key="k", layers=(frozenset({"group:x"}),)))
     doc = SourceDocument(document_id="pdf:p.pdf", source="pdf", uri="file:///p", title="p",
                          scope=AccessScope(key="k", layers=(frozenset({"group:x"}),)))
-    _, chunks = stores.catalog.stage_version(doc, scope_id=scope_id, expires_at=NOW + timedelta(days=1),
-                                             content_hash="c" * 64, source_hash=None, cleaned_text="t", texts=["t"],
-                                             make_id=chunk_id, ingested_at=NOW)
+    _, chunks = stores.catalog.documents.stage_version(doc, scope_id=scope_id, expires_at=NOW + timedelta(days=1),
+                                                       content_hash="c" * 64, source_hash=None, cleaned_text="t", texts=["t"],
+                                                       make_id=chunk_id, ingested_at=NOW)
     stores.index.upsert([VectorRow(id=chunks[0][0], vector=_vector(1), document_id="pdf:p.pdf", source="pdf",
                                    source_version=1, scope_id=scope_id, classification="internal",
                                    expires_at=int((NOW + timedelta(days=1)).timestamp()), title="p", uri="u", text="t")])
@@ -285,7 +285,7 @@ def test_permission_sync_rewrites_scopes_without_embedding(sqlite_stores, embedd
     summary = sync_permissions(ingestor, items)
     assert (summary.scopes_changed, summary.access_updated, summary.left_to_ingest) == (0, 1, 0)
     assert check_consistency(stores.catalog, stores.index).agrees
-    assert stores.catalog.document_state("pdf:handbook/leave.pdf").expires_at < NOW + timedelta(days=11)
+    assert stores.catalog.documents.document_state("pdf:handbook/leave.pdf").expires_at < NOW + timedelta(days=11)
     kinds = [e["kind"] for e in audit_kinds(stores)]
     assert kinds.count("permission_sync") == 2
 

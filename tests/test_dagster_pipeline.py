@@ -180,7 +180,7 @@ def test_sweep_check_fails_on_a_planted_expired_chunk_and_purge_removes_expired(
         with stores.catalog.session() as s:
             s.get(Document, doc_id).expires_at = past
             s.get(Document, held_id).expires_at = past
-        stores.catalog.add_hold("document", held_id, "litigation", "test")
+        stores.catalog.holds.add_hold("document", held_id, "litigation", "test")
     finally:
         stores.close()
     result = _run(pipeline, selection=dg.AssetSelection.assets(expired_purge), raise_on_error=True,

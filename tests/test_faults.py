@@ -67,7 +67,7 @@ def assert_may_read(user: User, hits: list[Any], catalog: Any) -> None:
     assert len({h.chunk_id for h in hits}) == len(hits), "a chunk returned twice"
     for h in hits:
         assert may_read(user, h.document_id), f"{user.email} got {h.document_id}"
-        state = catalog.document_state(h.document_id)
+        state = catalog.documents.document_state(h.document_id)
         assert state is not None and state.status == "active", (h.document_id, state)
         assert h.source_version == state.current_version, f"{h.document_id} v{h.source_version} is not current"
 
@@ -444,7 +444,7 @@ def test_local_milvus_killed_mid_ingest_cli_then_rerun_repairs(lite_baseline, tm
         stores = lite_stores(home)  # starts the local server again (a new port)
         retriever = make_retriever(stores, embedder)
         for doc in NEW_DOCS:
-            assert stores.catalog.document_state(doc).current_version is None  # staged, pending
+            assert stores.catalog.documents.document_state(doc).current_version is None  # staged, pending
         assert stores.index.ids_of_documents(list(NEW_DOCS)), "the pending versions' vectors are in Milvus"
         for user in USERS:  # ...and are never returned: nothing half-visible
             hits = retriever.search(user, BROAD, k=100)
@@ -484,7 +484,7 @@ def test_local_milvus_killed_mid_purge_cli_then_rerun_finishes(lite_baseline, tm
             for doc_id in EXPIRE:
                 s.get(Document, doc_id).expires_at = datetime.now(timezone.utc) - timedelta(days=1)
         at, when = (("governance.vector_index:VectorIndex.delete_ids", "before") if point.startswith("before")
-                    else ("governance.catalog.store:Catalog.retire_documents", "after"))
+                    else ("governance.catalog.documents:DocumentRepository.retire_documents", "after"))
         proc = govrag_with_fault(env, ["purge", "--expired", "--json"], workdir=tmp_path, at=at, when=when,
                                  fault=lambda: kill_local_server(home))
         assert_one_line_cli_error(proc, "Milvus at http://127.0.0.1:")
@@ -496,7 +496,7 @@ def test_local_milvus_killed_mid_purge_cli_then_rerun_finishes(lite_baseline, tm
             hits = retriever.search(user, BROAD, k=100)
             assert_may_read(user, hits, stores.catalog)
             assert not {h.document_id for h in hits} & set(EXPIRE)
-        retired = {d: stores.catalog.document_state(d).status for d in EXPIRE}
+        retired = {d: stores.catalog.documents.document_state(d).status for d in EXPIRE}
         # Claimed ("purging": out of search, holds checked) before the vectors go; retired after.
         assert set(retired.values()) == ({"purging"} if point.startswith("before") else {"purged"})
 
@@ -505,7 +505,7 @@ def test_local_milvus_killed_mid_purge_cli_then_rerun_finishes(lite_baseline, tm
         report = json.loads(rerun.stdout)
         assert report["verified"] is True
         assert sorted(report["documents"]) == (sorted(EXPIRE) if point.startswith("before") else [])
-        assert all(stores.catalog.document_state(d).status == "purged" for d in EXPIRE)
+        assert all(stores.catalog.documents.document_state(d).status == "purged" for d in EXPIRE)
         assert stores.index.ids_of_documents(list(EXPIRE)) == []
         doctor_cli_is_clean(env)
         current = assert_repaired(stores, retriever)
@@ -628,29 +628,29 @@ def ingest_with_fault_at_third_publish(stores: Any, embedder: Any, corpus: Path,
                                        monkeypatch: pytest.MonkeyPatch) -> BaseException:
     """Ingest the corpus; the third document's publish runs right after ``fault()``. The
     first two documents are published, the other three staged with their vectors written."""
-    from governance.catalog.store import Catalog
+    from governance.catalog.documents import DocumentRepository
 
-    original, calls = Catalog.publish_version, [0]
+    original, calls = DocumentRepository.publish_version, [0]
 
-    def publish(self: Catalog, *args: Any, **kwargs: Any) -> Any:
+    def publish(self: DocumentRepository, *args: Any, **kwargs: Any) -> Any:
         calls[0] += 1
         if calls[0] == 3:
             fault()
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(Catalog, "publish_version", publish)
+    monkeypatch.setattr(DocumentRepository, "publish_version", publish)
     try:
         with pytest.raises(CatalogError) as err:
             make_ingestor(stores, embedder).ingest_paths([corpus])
     finally:
-        monkeypatch.setattr(Catalog, "publish_version", original)
+        monkeypatch.setattr(DocumentRepository, "publish_version", original)
     return err.value
 
 
 def assert_half_done_ingest_is_invisible(stores: Any, retriever: Any) -> None:
     published = {"pdf:engineering/deploy-runbook.pdf", "pdf:engineering/incidents/2026-10-database-outage.pdf"}
     pending = {"pdf:finance/budget-2027.pdf", "pdf:finance/q3-revenue-report.pdf", "pdf:handbook/holidays-and-leave.pdf"}
-    assert {d for d in published | pending if stores.catalog.document_state(d).current_version} == published
+    assert {d for d in published | pending if stores.catalog.documents.document_state(d).current_version} == published
     assert stores.index.ids_of_documents(sorted(pending)), "the staged versions' vectors were written"
     for user in USERS:
         hits = retriever.search(user, BROAD, k=100)
@@ -830,7 +830,7 @@ def test_triton_killed_mid_ingest_cli_retries_then_fails_clearly_and_rerun_repai
         assert "hint: start it with: govrag serve-embedder" in proc.stderr
 
         retriever = make_retriever(stores, embedder)
-        assert stores.catalog.document_state(CHANGED_DOC).current_version == 1
+        assert stores.catalog.documents.document_state(CHANGED_DOC).current_version == 1
         assert stores.index.ids_of_documents(list(NEW_DOCS)) == []  # nothing was written
         for user in USERS:
             assert_may_read(user, retriever.search(user, BROAD, k=100), stores.catalog)
@@ -851,7 +851,7 @@ def test_triton_killed_mid_ingest_cli_retries_then_fails_clearly_and_rerun_repai
         assert (summary["new"], summary["changed"], summary["unchanged"]) == (4, 1, 4), summary
         doctor_cli_is_clean(env)
         current = assert_repaired(stores, retriever)
-        assert stores.catalog.document_state(CHANGED_DOC).current_version == 2 and len(current) == 9
+        assert stores.catalog.documents.document_state(CHANGED_DOC).current_version == 2 and len(current) == 9
     finally:
         if stores is not None:
             stores.close()

@@ -190,7 +190,7 @@ def test_hostile_archive_in_a_pipeline_run_is_quarantined_and_the_run_goes_on(tm
     refused = [q for q in summary.quarantine if q.path == str(z)]
     assert len(refused) == 1 and "t.zip" in refused[0].message and refused[0].reason
     assert summary.new >= 1  # the good input of the same run was ingested
-    assert any(q["path"] == str(z) for q in sqlite_stores.catalog.quarantined())
+    assert any(q["path"] == str(z) for q in sqlite_stores.catalog.runs.quarantined())
 
 
 def test_a_missing_path_stops_the_run_before_anything_happens(tmp_path: Path, sqlite_stores, embedder) -> None:

@@ -92,7 +92,7 @@ def _case_ids(stores, embedder, case: Hostile) -> set[str]:
 
 
 def _assert_good_went_on(stores, summary) -> None:
-    state = stores.catalog.document_state(GOOD_ID)
+    state = stores.catalog.documents.document_state(GOOD_ID)
     assert state is not None and state.status == "active", "the good PDF of the same run was not ingested"
     assert summary.new + summary.changed + summary.unchanged >= 1
     assert not any(q.path == "good.pdf" for q in summary.quarantine)
@@ -107,7 +107,8 @@ def _check_scope(stores, embedder, case: Hostile) -> None:
         return h.document_id in ids and sum(w in h.text.lower() for w in words) >= len(words) - 1
 
     if case.member is None:  # indexed, readable by nobody
-        assert any((st := stores.catalog.document_state(i)) is not None and st.status == "active" for i in ids - {GOOD_ID})
+        assert any((st := stores.catalog.documents.document_state(i)) is not None and st.status == "active"
+                   for i in ids - {GOOD_ID})
     else:
         hits = retriever.search(_user(case.member), case.phrase, k=10)
         assert any(about_phrase(h) for h in hits), \

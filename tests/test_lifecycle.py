@@ -82,7 +82,7 @@ def test_dry_run_changes_nothing(indexed):
 @pytest.mark.parametrize("kind, value", [("document", "pdf:engineering/deploy-runbook.pdf"), ("source", "pdf")])
 def test_held_documents_are_never_purged_but_reported(indexed, embedder, kind, value):
     doc = "pdf:engineering/deploy-runbook.pdf"
-    indexed.catalog.add_hold(kind, value, "litigation 2026-17", actor="test")
+    indexed.catalog.holds.add_hold(kind, value, "litigation 2026-17", actor="test")
     _expire(indexed, doc)
     report = purge_documents(indexed.catalog, indexed.index, select_docs(indexed.catalog, expired=True),
                              reason="expired", selector={"expired": True})
@@ -90,7 +90,7 @@ def test_held_documents_are_never_purged_but_reported(indexed, embedder, kind, v
     assert indexed.index.ids_of_document(doc)
     # Held, but still obeys the rules: expired chunks never show up in search.
     assert doc not in {h.document_id for h in make_retriever(indexed, embedder).search(BOB, "granite-otter rollback", k=10)}
-    indexed.catalog.remove_hold(kind, value)
+    indexed.catalog.holds.remove_hold(kind, value)
     assert purge_documents(indexed.catalog, indexed.index, select_docs(indexed.catalog, expired=True),
                            reason="expired", selector={}).documents == [doc]
 
@@ -157,7 +157,7 @@ def test_subject_under_legal_hold_is_not_erased(sqlite_stores, embedder):
     jane = "user:jane@example.com"
     ing = make_ingestor(sqlite_stores, embedder)
     ing.ingest_items([_thread("slack:T1:C9:1", [(jane, "Jane on the umber-quokka contract.")], owner=jane)])
-    sqlite_stores.catalog.add_hold("subject", jane, "court order", actor="test")
+    sqlite_stores.catalog.holds.add_hold("subject", jane, "court order", actor="test")
     report = forget_subject(ing, jane)
     assert report.documents == [] and report.held == {"slack:T1:C9:1": f"subject:{jane}"}
     assert any("umber-quokka" in t for t in _texts(sqlite_stores))
@@ -210,7 +210,7 @@ def test_the_expired_sweep_leaves_held_documents_vectors_alone(indexed):
     for doc in (held, gone):
         _expire(indexed, doc)
         _expire_vectors(indexed, doc)
-    indexed.catalog.add_hold("document", held, "litigation", actor="test")
+    indexed.catalog.holds.add_hold("document", held, "litigation", actor="test")
     report = purge_documents(indexed.catalog, indexed.index, select_docs(indexed.catalog, expired=True),
                              reason="expired", selector={"expired": True})
     assert report.documents == [gone] and report.verified and held in report.held
@@ -249,16 +249,16 @@ def test_a_hold_committed_while_a_purge_runs_wins(sqlite_stores, embedder, monke
     ing = make_ingestor(sqlite_stores, embedder)
     ing.ingest_items([_thread(f"slack:T1:C2:{n}", [("user:joe@example.com", f"Joe on topic {n}.")]) for n in range(3)])
     monkeypatch.setattr(purge, "BATCH_DOCUMENTS", 1)
-    targets = sorted(sqlite_stores.catalog.select_documents())
+    targets = sorted(sqlite_stores.catalog.documents.select_documents())
 
     def hold_the_last(done: int, total: int) -> None:
         if done == 1:
-            sqlite_stores.catalog.add_hold("document", targets[-1], "court order", actor="test")
+            sqlite_stores.catalog.holds.add_hold("document", targets[-1], "court order", actor="test")
 
     report = purge.purge_documents(sqlite_stores.catalog, sqlite_stores.index, targets, reason="test",
                                    selector={"document": "all"}, progress=hold_the_last)
     assert report.documents == targets[:-1] and report.held == {targets[-1]: f"document:{targets[-1]}"}
-    assert sqlite_stores.catalog.document_state(targets[-1]).status == "active"
+    assert sqlite_stores.catalog.documents.document_state(targets[-1]).status == "active"
     assert sqlite_stores.index.ids_of_document(targets[-1]) != []
 
 
@@ -271,8 +271,8 @@ def test_a_hold_on_a_purged_document_is_refused(sqlite_stores, embedder):
     purge.purge_documents(sqlite_stores.catalog, sqlite_stores.index, ["slack:T1:C3:1"], reason="test",
                           selector={"document": "slack:T1:C3:1"})
     with pytest.raises(HoldRefused, match="purged"):
-        sqlite_stores.catalog.add_hold("document", "slack:T1:C3:1", "too late", actor="test")
-    assert sqlite_stores.catalog.holds() == []
+        sqlite_stores.catalog.holds.add_hold("document", "slack:T1:C3:1", "too late", actor="test")
+    assert sqlite_stores.catalog.holds.holds() == []
 
 
 def test_an_ingest_running_during_an_erasure_does_not_bring_the_words_back(sqlite_stores, embedder, monkeypatch):
@@ -280,14 +280,14 @@ def test_an_ingest_running_during_an_erasure_does_not_bring_the_words_back(sqlit
     the ingest is between embedding and publishing. What the ingest publishes is erased too."""
     jane, joe = "user:jane@example.com", "user:joe@example.com"
     catalog = sqlite_stores.catalog
-    publish, erased = catalog.publish_version, []
+    publish, erased = catalog.documents.publish_version, []
 
     def publish_after_an_erasure(*args, **kwargs):
         if not erased:
             erased.append(forget_subject(make_ingestor(sqlite_stores, embedder), jane))
         return publish(*args, **kwargs)
 
-    monkeypatch.setattr(catalog, "publish_version", publish_after_an_erasure)
+    monkeypatch.setattr(catalog.documents, "publish_version", publish_after_an_erasure)
     make_ingestor(sqlite_stores, embedder).ingest_items([
         _thread("slack:T1:C4:1", [(joe, "Joe on the indigo-walrus plan."), (jane, "Jane adds the ochre-lynx detail.")])])
     assert erased

@@ -87,7 +87,7 @@ class World:
         return any(d.startswith(doc_prefix) for d in self.reads(user, phrase))
 
     def vector_scope_ids(self) -> dict[int, int]:
-        rows = self.stores.index.rows_of_documents(self.stores.catalog.select_documents(), ["id", "scope_id"])
+        rows = self.stores.index.rows_of_documents(self.stores.catalog.documents.select_documents(), ["id", "scope_id"])
         return {int(r["id"]): int(r["scope_id"]) for r in rows}
 
 
@@ -483,11 +483,11 @@ def test_slack_documents_on_the_old_shared_public_key_follow_their_conversation(
 
     world.ingest(slack_export(world.tmp / "v1", [conv("C1", "general", "public", ["U1", "U2", "U3"], GENERAL)], at=0))
     # Put the document where an earlier govrag would have: the shared workspace scope.
-    legacy_id, _ = world.stores.catalog.upsert_scope(AccessScope(
+    legacy_id, _ = world.stores.catalog.scopes.upsert_scope(AccessScope(
         key="slack:T0ACME:workspace", layers=[{"user:alice@corp.example", "user:bob@corp.example", "user:carol@corp.example"}]))
     ingestor = Ingestor(world.stores, lambda: world.embedder)
-    for doc_id in world.stores.catalog.select_documents():
-        state = world.stores.catalog.document_state(doc_id)
+    for doc_id in world.stores.catalog.documents.select_documents():
+        state = world.stores.catalog.documents.document_state(doc_id)
         ingestor._rewrite_access(doc_id, legacy_id, state.expires_at, state.classification)
     assert world.can_read(CAROL, GENERAL, "slack:T0ACME:C1:")
     world.ingest(slack_export(world.tmp / "v2", [conv("C1", "general", "private", ["U1"]),

@@ -125,12 +125,12 @@ def test_policy_check_shows_what_ingest_then_does(tmp_path: Path, sqlite_stores,
     checked = {v["path"]: v["reason"] for v in verdicts.values() if v["outcome"] == "quarantined"}
     assert {Path(p).name: r for p, r in quarantined.items()} == {Path(p).name: r for p, r in checked.items()}
     indexed = [d for d, v in verdicts.items() if v["outcome"] == "indexed"]
-    assert indexed and sorted(indexed) == sorted(sqlite_stores.catalog.select_documents())
+    assert indexed and sorted(indexed) == sorted(sqlite_stores.catalog.documents.select_documents())
     for doc in indexed:
         # Rules counted from the ingest see two clocks (the check's, the ingest's) seconds
         # apart; a wrong anchor (the document's own date instead) would be months off.
         checked = datetime.fromisoformat(verdicts[doc]["expires_at"])
-        stored = sqlite_stores.catalog.document_row(doc)["expires_at"]
+        stored = sqlite_stores.catalog.documents.document_row(doc)["expires_at"]
         stored = stored if stored.tzinfo else stored.replace(tzinfo=timezone.utc)
         assert abs(stored - checked) < timedelta(minutes=10), doc
 
@@ -170,6 +170,6 @@ def test_status_and_doctor_count_documents_without_expiry(tmp_path: Path, sqlite
     sqlite_stores.policy = parse_policy({"access": [{"match": {}, "allow": [["group:all"]]}],
                                          "retention": [{"match": {"path": "finance/**"}, "keep_for": "365d"}]})
     make_ingestor(sqlite_stores, embedder).ingest_paths([sample_corpus])
-    counts = sqlite_stores.catalog.status_counts()
+    counts = sqlite_stores.catalog.runs.status_counts()
     assert counts["documents_without_expiry"] >= 1
     assert counts["documents_without_expiry"] < counts["documents"]["active"]

@@ -13,8 +13,8 @@ from governance.catalog.models import Quarantine
 
 
 def _record(catalog, path: str, document_id: str | None, age_days: float = 0) -> None:
-    catalog.quarantine(run_id=None, source="pdf", path=path, document_id=document_id, reason="corrupt",
-                       message=f"{path}: broken")
+    catalog.runs.quarantine(run_id=None, source="pdf", path=path, document_id=document_id, reason="corrupt",
+                            message=f"{path}: broken")
     if age_days:
         with catalog.session() as s:
             s.execute(update(Quarantine).where(Quarantine.path == path)
@@ -29,7 +29,7 @@ def test_purging_a_document_deletes_its_quarantine_records(sqlite_stores, embedd
     _record(sqlite_stores.catalog, "handbook/jane-doe-leave.pdf", doc)
     _record(sqlite_stores.catalog, "other/unrelated.pdf", None)
     purge.purge_documents(sqlite_stores.catalog, sqlite_stores.index, [doc], reason="t", selector={"document": doc})
-    paths = [q["path"] for q in sqlite_stores.catalog.quarantined()]
+    paths = [q["path"] for q in sqlite_stores.catalog.runs.quarantined()]
     assert "other/unrelated.pdf" in paths and "handbook/jane-doe-leave.pdf" not in paths
 
 
@@ -40,7 +40,7 @@ def test_the_expired_sweep_deletes_quarantine_records_past_their_keep_days(sqlit
     report = purge.purge_documents(catalog, sqlite_stores.index, [], reason="expired", selector={"expired": True})
     purge.expire_quarantine(catalog, report, keep_days=90, now=datetime.now(timezone.utc))
     assert report.quarantine_records_deleted == 1
-    assert [q["path"] for q in catalog.quarantined()] == ["recent.pdf"]
+    assert [q["path"] for q in catalog.runs.quarantined()] == ["recent.pdf"]
 
 
 def test_a_dry_run_keeps_quarantine_records(sqlite_stores) -> None:
@@ -48,4 +48,4 @@ def test_a_dry_run_keeps_quarantine_records(sqlite_stores) -> None:
     report = purge.purge_documents(sqlite_stores.catalog, sqlite_stores.index, [], reason="expired",
                                    selector={"expired": True}, dry_run=True)
     purge.expire_quarantine(sqlite_stores.catalog, report, keep_days=90, now=datetime.now(timezone.utc))
-    assert report.quarantine_records_deleted == 0 and len(sqlite_stores.catalog.quarantined()) == 1
+    assert report.quarantine_records_deleted == 0 and len(sqlite_stores.catalog.runs.quarantined()) == 1

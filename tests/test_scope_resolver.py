@@ -10,7 +10,7 @@ from governance.scope_resolver import ScopeResolver
 
 def test_a_repeated_principal_set_is_answered_from_the_cache(database_url):
     catalog = Catalog(database_url)
-    sid, _ = catalog.upsert_scope(AccessScope(key="s", layers=[["group:eng"]]))
+    sid, _ = catalog.scopes.upsert_scope(AccessScope(key="s", layers=[["group:eng"]]))
     r = ScopeResolver(catalog)
     assert r.allowed({"group:eng"}) == [sid] and r.allowed({"group:eng"}) == [sid]
     assert (r.hits, r.misses) == (1, 1)
@@ -19,12 +19,12 @@ def test_a_repeated_principal_set_is_answered_from_the_cache(database_url):
 
 def test_a_membership_change_in_another_process_is_seen_on_the_next_call(database_url):
     mine, theirs = Catalog(database_url), Catalog(database_url)  # two engines: two processes' views
-    sid, _ = theirs.upsert_scope(AccessScope(key="s", layers=[["group:eng"], ["user:a@x.io"]]))
+    sid, _ = theirs.scopes.upsert_scope(AccessScope(key="s", layers=[["group:eng"], ["user:a@x.io"]]))
     r = ScopeResolver(mine)
     assert r.allowed({"group:eng", "user:a@x.io"}) == [sid]
-    theirs.upsert_scope(AccessScope(key="s", layers=[["group:eng"], ["user:b@x.io"]]))  # revoke a
+    theirs.scopes.upsert_scope(AccessScope(key="s", layers=[["group:eng"], ["user:b@x.io"]]))  # revoke a
     assert r.allowed({"group:eng", "user:a@x.io"}) == []
-    theirs.upsert_scope(AccessScope(key="t", layers=[["user:a@x.io"]]))  # a new scope a can read
+    theirs.scopes.upsert_scope(AccessScope(key="t", layers=[["user:a@x.io"]]))  # a new scope a can read
     assert len(r.allowed({"group:eng", "user:a@x.io"})) == 1
     mine.dispose()
     theirs.dispose()
@@ -33,10 +33,10 @@ def test_a_membership_change_in_another_process_is_seen_on_the_next_call(databas
 def test_an_unchanged_rewrite_of_a_scope_keeps_the_cache(database_url):
     catalog = Catalog(database_url)
     scope = AccessScope(key="s", layers=[["group:eng"]])
-    catalog.upsert_scope(scope)
+    catalog.scopes.upsert_scope(scope)
     r = ScopeResolver(catalog)
     r.allowed({"group:eng"})
-    catalog.upsert_scope(scope)  # same layers: not a change, no generation bump
+    catalog.scopes.upsert_scope(scope)  # same layers: not a change, no generation bump
     r.allowed({"group:eng"})
     assert r.hits == 1
     catalog.dispose()
@@ -53,10 +53,10 @@ def test_the_cache_is_bounded(database_url):
 
 def test_post_check_resolution_among_given_scopes(database_url):
     catalog = Catalog(database_url)
-    a, _ = catalog.upsert_scope(AccessScope(key="a", layers=[["group:eng"]]))
-    b, _ = catalog.upsert_scope(AccessScope(key="b", layers=[["group:eng"], ["group:leads"]]))
-    c, _ = catalog.upsert_scope(AccessScope(key="c", layers=[["group:eng"]]))
-    assert catalog.allowed_scope_ids({"group:eng"}, among=[a, b]) == [a]
-    assert catalog.allowed_scope_ids({"group:eng"}, among=[]) == []
-    assert catalog.allowed_scope_ids({"group:eng"}) == [a, c]
+    a, _ = catalog.scopes.upsert_scope(AccessScope(key="a", layers=[["group:eng"]]))
+    b, _ = catalog.scopes.upsert_scope(AccessScope(key="b", layers=[["group:eng"], ["group:leads"]]))
+    c, _ = catalog.scopes.upsert_scope(AccessScope(key="c", layers=[["group:eng"]]))
+    assert catalog.scopes.allowed_scope_ids({"group:eng"}, among=[a, b]) == [a]
+    assert catalog.scopes.allowed_scope_ids({"group:eng"}, among=[]) == []
+    assert catalog.scopes.allowed_scope_ids({"group:eng"}) == [a, c]
     catalog.dispose()

@@ -175,12 +175,12 @@ def test_every_search_lands_in_the_audit_log_without_query_text(shared, embedder
 def test_the_search_audit_counts_the_chunks_the_filter_excluded(shared, embedder):
     from datetime import datetime, timezone
 
-    counts = shared.catalog.live_chunks_by_scope(datetime.now(timezone.utc))
+    counts = shared.catalog.chunks.live_chunks_by_scope(datetime.now(timezone.utc))
     r = make_retriever(shared, embedder)
     for user in (ALICE, BOB, NOBODY):
         r.search(user, "revenue budget rollback", k=3)
         event = audit.events(shared.catalog, kind="search", limit=1)[0]
-        mine = sum(counts.get(s, 0) for s in shared.catalog.allowed_scope_ids(user.principals({})))
+        mine = sum(counts.get(s, 0) for s in shared.catalog.scopes.allowed_scope_ids(user.principals({})))
         assert event["payload"]["excluded_by_filter"] == sum(counts.values()) - mine
         assert event["payload"]["dropped_by_postcheck"] == 0
     assert sum(counts.values()) > mine == 0  # NOBODY: everything was excluded
@@ -190,7 +190,7 @@ def test_access_change_in_catalog_takes_effect_on_next_search_without_reindexing
     r = make_retriever(indexed, embedder)
     assert r.search(NOBODY, "deployment runbook canary", k=5) == []
     before = indexed.index.count()
-    indexed.catalog.upsert_scope(AccessScope(key="policy:path=engineering/**,source=pdf",
+    indexed.catalog.scopes.upsert_scope(AccessScope(key="policy:path=engineering/**,source=pdf",
                                              layers=[["group:eng", "group:marketing"]]))
     assert "pdf:engineering/deploy-runbook.pdf" in _docs(r.search(NOBODY, "deployment runbook canary", k=5))
     assert indexed.index.count() == before

@@ -209,7 +209,7 @@ def _plant(catalog, index, documents: dict[str, list[tuple[str, np.ndarray]]], s
     for doc_id, chunks in documents.items():
         doc = SourceDocument(document_id=doc_id, source="pdf", uri=f"file:///{doc_id}", title=doc_id, path=doc_id,
                              scope=scope)
-        version, ids = catalog.stage_version(
+        version, ids = catalog.documents.stage_version(
             doc, scope_id=scope_id, expires_at=None, content_hash=uuid.uuid4().hex * 2, source_hash=None,
             cleaned_text="\n\n".join(text for text, _ in chunks), texts=[text for text, _ in chunks],
             make_id=chunk_id, ingested_at=now)
@@ -221,7 +221,7 @@ def _plant(catalog, index, documents: dict[str, list[tuple[str, np.ndarray]]], s
     rng = np.random.default_rng(0)
     index.upsert([rows[i] for i in rng.permutation(len(rows))], batch=len(rows))
     for doc, version, _ in staged.values():
-        catalog.publish_version(doc, version, scope_id=scope_id, expires_at=None)
+        catalog.documents.publish_version(doc, version, scope_id=scope_id, expires_at=None)
     return {doc_id: ids for doc_id, (_, _, ids) in staged.items()}
 
 
@@ -270,7 +270,7 @@ def erasure_run(work: Path, config: dict, wait_s: float, log=print, embedder=Non
         index = VectorIndex(server.uri, f"erasure_{tag}", dim=DIM)
         try:
             scope = AccessScope(key="test:erasure", layers=(frozenset({"group:eng"}),))
-            scope_id, _ = catalog.upsert_scope(scope)
+            scope_id, _ = catalog.scopes.upsert_scope(scope)
             ids = _plant(catalog, index, {**keep, **gone}, scope_id, scope)
             ingestor = None
             if embedder is not None:

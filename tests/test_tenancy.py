@@ -146,7 +146,7 @@ def test_a_tenants_export_does_not_change_another_tenants_membership(tmp_path, t
     """Same team, same channel id: tenant b's export (bob only) leaves alice's access in a."""
     two_tenants_same_channel(tmp_path, tenants, embedder)
     a, b = tenants.names
-    assert reads(tenants.a, embedder, caller(ALICE, a), TEXT_A) == set(tenants.a.catalog.select_documents())
+    assert reads(tenants.a, embedder, caller(ALICE, a), TEXT_A) == set(tenants.a.catalog.documents.select_documents())
     assert reads(tenants.a, embedder, caller(BOB, a), TEXT_A)
     assert reads(tenants.b, embedder, caller(BOB, b), TEXT_B)
     assert not reads(tenants.b, embedder, caller(ALICE, b), TEXT_B)
@@ -154,9 +154,9 @@ def test_a_tenants_export_does_not_change_another_tenants_membership(tmp_path, t
 
 def test_the_same_document_id_in_two_tenants_supersedes_nothing(tmp_path, tenants, embedder) -> None:
     two_tenants_same_channel(tmp_path, tenants, embedder)
-    a_docs, b_docs = tenants.a.catalog.select_documents(), tenants.b.catalog.select_documents()
+    a_docs, b_docs = tenants.a.catalog.documents.select_documents(), tenants.b.catalog.documents.select_documents()
     assert a_docs and set(a_docs) == set(b_docs)  # the same ids, in two catalogs
-    a_ids, b_ids = set(tenants.a.catalog.chunk_ids_of(a_docs)), set(tenants.b.catalog.chunk_ids_of(b_docs))
+    a_ids, b_ids = set(tenants.a.catalog.chunks.chunk_ids_of(a_docs)), set(tenants.b.catalog.chunks.chunk_ids_of(b_docs))
     assert a_ids and b_ids and not a_ids & b_ids
     assert {r["text"] for r in tenants.a.index.get(sorted(a_ids), ("text",))} and \
         all(TEXT_A in r["text"] for r in tenants.a.index.get(sorted(a_ids), ("text",)))
@@ -165,9 +165,9 @@ def test_the_same_document_id_in_two_tenants_supersedes_nothing(tmp_path, tenant
 
 def test_maintenance_reads_see_one_tenants_rows(tmp_path, tenants, embedder) -> None:
     two_tenants_same_channel(tmp_path, tenants, embedder)
-    a_docs = tenants.a.catalog.select_documents()
-    a_ids = set(tenants.a.catalog.chunk_ids_of(a_docs))
-    b_ids = set(tenants.b.catalog.chunk_ids_of(a_docs))
+    a_docs = tenants.a.catalog.documents.select_documents()
+    a_ids = set(tenants.a.catalog.chunks.chunk_ids_of(a_docs))
+    b_ids = set(tenants.b.catalog.chunks.chunk_ids_of(a_docs))
     assert set(tenants.a.index.ids_of_documents(a_docs)) == a_ids
     assert set(tenants.b.index.ids_of_documents(a_docs)) == b_ids
     assert tenants.a.index.get(sorted(b_ids)) == []  # another tenant's primary keys read as absent
@@ -190,15 +190,15 @@ def test_a_tenants_purge_and_erasure_leave_the_other_tenant_alone(tmp_path, tena
 
     two_tenants_same_channel(tmp_path, tenants, embedder)
     a, b = tenants.names
-    b_docs = tenants.b.catalog.select_documents()
+    b_docs = tenants.b.catalog.documents.select_documents()
     report = purge.purge_documents(tenants.b.catalog, tenants.b.index, b_docs, reason="test", actor="t",
                                    selector={"source": "slack"})
     assert report.documents == b_docs and report.verified
     forget_subject(make_ingestor(tenants.b, embedder), f"user:{BOB}", actor="t")
     assert tenants.b.index.count() == 0
     assert reads(tenants.a, embedder, caller(BOB, a), TEXT_A)  # bob is forgotten by tenant b only
-    assert tenants.a.catalog.forgotten_subjects() == frozenset()
-    a_ids = tenants.a.catalog.chunk_ids_of(tenants.a.catalog.select_documents())
+    assert tenants.a.catalog.holds.forgotten_subjects() == frozenset()
+    a_ids = tenants.a.catalog.chunks.chunk_ids_of(tenants.a.catalog.documents.select_documents())
     assert a_ids and {int(r["id"]) for r in tenants.a.index.get(a_ids)} == set(a_ids)
 
 

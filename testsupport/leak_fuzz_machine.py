@@ -9,7 +9,7 @@ and then a random sequence of operations, each done through the real code path:
                embed with the real MiniLM model -- each distinct text embedded once, see
                ``MemoEmbedder`` --, Milvus Lite upsert, catalog publish); also a full run
                over every document of the world;
-* ACL change   a source scope's members change, pushed ``direct`` (``Catalog.upsert_scope``
+* ACL change   a source scope's members change, pushed ``direct`` (``ScopeRepository.upsert_scope``
                with the same key), by ``sync`` (``ingest.pipeline.permission_sync``) or
                ``lazy`` (not pushed yet: the old ACL must keep ruling);
 * guest flip, move a document to another scope, edit its text (its modified time, and so
@@ -425,7 +425,7 @@ def machine_class(stores, embedder, stats: FuzzStats, *, strict: bool, max_docs:
             how = data.draw(st.sampled_from(("direct", "sync", "lazy")), label="push")
             if how == "direct":
                 layers = m.source_layers(spec)
-                catalog.upsert_scope(AccessScope(key=spec.key, layers=layers), actor="leak-fuzz")
+                catalog.scopes.upsert_scope(AccessScope(key=spec.key, layers=layers), actor="leak-fuzz")
                 m.on_direct_scope_update(spec.key, layers)
             else:
                 self._push(how, [d for d in m.item_docs() if m.docs[d].scope_key == spec.key])
@@ -534,14 +534,14 @@ def machine_class(stores, embedder, stats: FuzzStats, *, strict: bool, max_docs:
             active = sorted(d for d, c in self.model.catalog.items() if c.status == "active")
             doc_id = data.draw(st.sampled_from(active), label="doc") if active else self._docs(data)
             if data.draw(st.integers(0, 3), label="on") > 0:
-                catalog.add_hold("document", doc_id, "leak fuzz", "leak-fuzz")  # type: ignore[arg-type]
+                catalog.holds.add_hold("document", doc_id, "leak fuzz", "leak-fuzz")  # type: ignore[arg-type]
                 self.model.holds.add(doc_id)  # type: ignore[arg-type]
                 if data.draw(st.booleans(), label="then try to purge it"):
                     purge.purge_documents(catalog, index, purge.select(catalog, document=doc_id), reason="leak fuzz",
                                           selector={"document": doc_id})
                     self.model.on_purge([doc_id])  # type: ignore[list-item]
             else:
-                catalog.remove_hold("document", doc_id)  # type: ignore[arg-type]
+                catalog.holds.remove_hold("document", doc_id)  # type: ignore[arg-type]
                 self.model.holds.discard(doc_id)  # type: ignore[arg-type]
             self._probe(data, before, [doc_id])  # type: ignore[list-item]
 

@@ -336,7 +336,7 @@ class LeakModel:
         self.on_ingest(todo)
 
     def on_direct_scope_update(self, key: str, layers: tuple[tuple[str, ...], ...]) -> None:
-        """``Catalog.upsert_scope`` with the source scope's own key (no policy narrowing)."""
+        """``ScopeRepository.upsert_scope`` with the source scope's own key (no policy narrowing)."""
         self.rows[("scope", key, False)] = canon_layers(layers)
 
     def on_tombstone(self, doc_id: str) -> None:

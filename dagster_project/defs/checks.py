@@ -78,7 +78,7 @@ def no_expired_chunks_after_sweep(context: dg.AssetCheckExecutionContext,
     at = _swept_at(context)
     documents = purge.select(s.catalog, expired=True, now=at)
     rows = s.index.query(expired_filter(int(at.timestamp())), ["id", "document_id"], limit=10_000)
-    held = s.catalog.held(sorted({*documents, *(str(r["document_id"]) for r in rows)}))
+    held = s.catalog.holds.held(sorted({*documents, *(str(r["document_id"]) for r in rows)}))
     documents = [d for d in documents if d not in held]
     vectors = [int(r["id"]) for r in rows if str(r["document_id"]) not in held]
     return dg.AssetCheckResult(

@@ -19,6 +19,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from governance.catalog.statuses import DocumentStatus, RunStatus, VersionState
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes on every backend (SQLite forgets the zone)."""
@@ -84,7 +86,7 @@ class Document(Base):
     modified_at: Mapped[datetime | None]
     expires_at: Mapped[datetime | None]
     current_version: Mapped[int | None] = mapped_column(Integer, comment="Version visible in search")
-    status: Mapped[str] = mapped_column(String(16), default="active", comment="active|tombstoned|purged")
+    status: Mapped[str] = mapped_column(String(16), default=DocumentStatus.ACTIVE, comment="active|tombstoned|purged")
     status_reason: Mapped[str | None] = mapped_column(Text, comment="why tombstoned or purged")
     origin: Mapped[str | None] = mapped_column(String(1024), index=True, comment="the export / drop folder it came from")
     source_as_of: Mapped[str | None] = mapped_column(String(64), comment="how new the export was that last stated this document")
@@ -106,7 +108,7 @@ class Version(Base):
     blocks: Mapped[list[dict[str, Any]] | None] = mapped_column(
         JSON, comment='[{"author": principal|null, "text": ...}]: lets a subject be removed and the rest re-indexed')
     chunk_count: Mapped[int] = mapped_column(Integer, default=0)
-    state: Mapped[str] = mapped_column(String(16), default="pending", comment="pending|current|superseded")
+    state: Mapped[str] = mapped_column(String(16), default=VersionState.PENDING, comment="pending|current|superseded")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -211,5 +213,5 @@ class Run(Base):
     kind: Mapped[str] = mapped_column(String(32))
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
-    status: Mapped[str] = mapped_column(String(16), default="running")
+    status: Mapped[str] = mapped_column(String(16), default=RunStatus.RUNNING)
     summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

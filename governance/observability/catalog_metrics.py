@@ -14,6 +14,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from governance.catalog import Catalog
+from governance.catalog.statuses import RunStatus
 
 
 class CatalogCollector(Collector):
@@ -25,7 +26,7 @@ class CatalogCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         up = GaugeMetricFamily("govrag_catalog_up", "1 when the catalog answered this scrape.")
         try:
-            counts, gauges = self.catalog.status_counts(), self.catalog.gauges()
+            counts, gauges = self.catalog.runs.status_counts(), self.catalog.runs.gauges()
         except Exception:  # the scrape must still answer: Prometheus alerts on up == 0
             up.add_metric([], 0)
             yield up
@@ -52,5 +53,5 @@ class CatalogCollector(Collector):
             started.add_metric([kind], run["started_at"].timestamp())
             if run["finished_at"] is not None:
                 finished.add_metric([kind], run["finished_at"].timestamp())
-            ok.add_metric([kind], 1.0 if run["status"] == "succeeded" else 0.0)
+            ok.add_metric([kind], 1.0 if run["status"] == RunStatus.SUCCEEDED else 0.0)
         yield from (started, finished, ok)

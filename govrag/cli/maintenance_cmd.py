@@ -31,7 +31,7 @@ def doctor(
     stores, ingestor = _ingestor()
     try:
         before, result, after = run_doctor(ingestor, fix=repair, actor="cli")
-        no_expiry = stores.catalog.status_counts()["documents_without_expiry"]
+        no_expiry = stores.catalog.runs.status_counts()["documents_without_expiry"]
     finally:
         stores.close()
     final = after or before

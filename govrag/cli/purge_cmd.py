@@ -114,14 +114,14 @@ def _check_known(catalog, *, document: str | None, source: str | None) -> None: 
     from governance.errors import UnknownTarget
 
     if document is not None:
-        row = catalog.document_row(document)
+        row = catalog.documents.document_row(document)
         if row is None:
             raise UnknownTarget(f"no document {document!r} in the catalog",
                                 hint="ids look like pdf:finance/report.pdf or slack:T0123:channel:C0123:…; "
                                      "`govrag access explain --user …` or `govrag audit export` list them")
         stdout.print(f"{document} is already {row['status']}")
     elif source is not None:
-        known = sorted(catalog.status_counts()["documents_by_source"])
+        known = sorted(catalog.runs.status_counts()["documents_by_source"])
         raise UnknownTarget(f"no document has the source or origin {source!r}",
                             hint=f"sources with documents: {', '.join(known) or 'none'}; an origin is the export "
                                  "path a document came from")
@@ -132,8 +132,8 @@ def _check_subject(catalog, subject: str, allow_unknown: bool) -> None:  # type:
     from governance.identity import parse_principal
 
     principal = parse_principal(subject)
-    if allow_unknown or catalog.select_documents(author=principal) or \
-            catalog.select_documents(contributor=principal) or catalog.allowed_scope_ids([principal]):
+    if allow_unknown or catalog.documents.select_documents(author=principal) or \
+            catalog.documents.select_documents(contributor=principal) or catalog.scopes.allowed_scope_ids([principal]):
         return
     raise UnknownTarget(f"the catalog knows no {principal!r}: no document by them, no access for them",
                         hint="check the spelling (principals look like user:jane@example.com); to record the "
@@ -155,7 +155,7 @@ def hold_add(kind: str = typer.Argument(..., help="document | source | subject")
     catalog = Catalog(get_settings().catalog_url)
     try:
         actor = actor or _os_user()
-        added = catalog.add_hold(kind, value, reason, actor=actor)
+        added = catalog.holds.add_hold(kind, value, reason, actor=actor)
         if added:
             audit.record(catalog, "hold_add", actor, {"kind": kind, "value": value, "reason": reason})
     finally:
@@ -173,7 +173,7 @@ def hold_remove(kind: str = typer.Argument(...), value: str = typer.Argument(...
 
     catalog = Catalog(get_settings().catalog_url)
     try:
-        removed = catalog.remove_hold(kind, value)
+        removed = catalog.holds.remove_hold(kind, value)
         if removed:
             audit.record(catalog, "hold_remove", actor or _os_user(), {"kind": kind, "value": value})
     finally:
@@ -189,7 +189,7 @@ def hold_list(as_json: bool = typer.Option(False, "--json")) -> None:
 
     catalog = Catalog(get_settings().catalog_url)
     try:
-        holds = catalog.holds()
+        holds = catalog.holds.holds()
     finally:
         catalog.dispose()
     if as_json:

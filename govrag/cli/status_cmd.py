@@ -14,12 +14,12 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print as JSON."))
 
     stores = Stores.open()
     try:
-        data = stores.catalog.status_counts()
+        data = stores.catalog.runs.status_counts()
         data["vectors"] = stores.index.count()
         data["milvus_uri"] = stores.index.uri
         data["catalog"] = stores.catalog.safe_url
-        data["quarantined_files_latest"] = stores.catalog.quarantined_files(limit=20)
-        data["recent_quarantine"] = stores.catalog.quarantined(limit=20)  # the events, for scripts
+        data["quarantined_files_latest"] = stores.catalog.runs.quarantined_files(limit=20)
+        data["recent_quarantine"] = stores.catalog.runs.quarantined(limit=20)  # the events, for scripts
     finally:
         stores.close()
     if as_json:

@@ -39,12 +39,12 @@ def repair(ingestor: Ingestor, report: ConsistencyReport, *, actor: str | None =
     result = RepairResult()
     if report.orphan_vectors.ids:
         result.orphans_deleted = index.delete_ids(report.orphan_vectors.ids)
-    missing = catalog.chunks_for_repair(report.missing_vectors.ids)
+    missing = catalog.chunks.chunks_for_repair(report.missing_vectors.ids)
     if missing:
         vectors = ingestor.embedder.embed([c["text"] for c in missing])
         index.upsert([_row(chunk, vectors[i].tolist()) for i, chunk in enumerate(missing)])
         result.missing_reembedded = len(missing)
-    stale = catalog.chunks_for_repair(report.stale_access.ids)
+    stale = catalog.chunks.chunks_for_repair(report.stale_access.ids)
     if stale:
         existing = {int(r["id"]): r for r in index.get([c["id"] for c in stale], ["id", "vector"])}
         rows = [_row(chunk, existing[chunk["id"]]["vector"]) for chunk in stale if chunk["id"] in existing]

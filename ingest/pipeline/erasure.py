@@ -32,20 +32,20 @@ def forget_subject(ingestor: Ingestor, subject: str, *, dry_run: bool = False, a
     subject = parse_principal(subject)
     catalog, index = ingestor.stores.catalog, ingestor.stores.index
     selector = {"subject": subject}
-    owned = catalog.select_documents(author=subject)
-    contributed = [d for d in catalog.select_documents(contributor=subject) if d not in set(owned)]
+    owned = catalog.documents.select_documents(author=subject)
+    contributed = [d for d in catalog.documents.select_documents(contributor=subject) if d not in set(owned)]
     # The tombstones' reason names the erasure by a pseudonym, not the person; the subject
     # itself is kept only in the forgotten-subjects record and the audit log (documented).
     reason = f"right to be forgotten: {pseudonym(subject)}"
     report = purge_documents(catalog, index, owned, reason=reason, selector=selector, dry_run=dry_run, actor=actor)
-    held = catalog.held(contributed)
+    held = catalog.holds.held(contributed)
     report.held.update(held)
     todo = [d for d in contributed if d not in held]
     if dry_run:
         report.reindexed = todo
         return report
     if not any(h.startswith("subject:") and h == f"subject:{subject}" for h in report.held.values()):
-        catalog.forget_subject(subject)
+        catalog.holds.forget_subject(subject)
     for doc_id in todo:
         if _reindex_without(ingestor, doc_id, subject):
             report.reindexed.append(doc_id)
@@ -62,8 +62,8 @@ def forget_subject(ingestor: Ingestor, subject: str, *, dry_run: bool = False, a
 
 def _reindex_without(ingestor: Ingestor, document_id: str, subject: str) -> bool:
     catalog = ingestor.stores.catalog
-    version, blocks = catalog.current_blocks(document_id)
-    doc = catalog.source_document(document_id)
+    version, blocks = catalog.documents.current_blocks(document_id)
+    doc = catalog.documents.source_document(document_id)
     if version is None or not blocks or doc is None:
         return False
     kept = [b for b in blocks if b.get("author") != subject]
@@ -75,7 +75,7 @@ def _reindex_without(ingestor: Ingestor, document_id: str, subject: str) -> bool
     cleaned = "\n\n".join(b["text"] for b in kept)
     texts = chunk_elements(elements, ingestor.max_chars)
     meta = doc.metadata
-    new_version, chunks = catalog.stage_version(
+    new_version, chunks = catalog.documents.stage_version(
         doc, scope_id=meta["scope_id"], expires_at=meta["expires_at"],
         content_hash=hashlib.sha256(cleaned.encode()).hexdigest(),
         # Keep the raw fingerprint: the unchanged export must keep being skipped, not re-read.
@@ -90,5 +90,5 @@ def _reindex_without(ingestor: Ingestor, document_id: str, subject: str) -> bool
     prepared = _Prepared(item, doc, meta["scope_id"], meta["expires_at"], new_version, chunks, "changed",
                          blocks=kept, contributors=contributors)
     ingestor._write([prepared], IngestSummary(), lambda *_: None)
-    catalog.scrub_old_versions(document_id, keep_version=new_version)
+    catalog.documents.scrub_old_versions(document_id, keep_version=new_version)
     return True

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from governance.catalog.store import Catalog, is_older
+from governance.catalog import Catalog
+from governance.catalog.freshness import is_older
 from governance.contracts import AccessScope
 from governance.scope_rules import POLICY_SEP
 from ingest.sources.base import PermissionState
@@ -47,7 +48,7 @@ def apply_permission_state(catalog: Catalog, state: PermissionState, *, actor: s
     result = AppliedState(identity=state.identity, as_of=state.as_of)
     # Fingerprints only: a workspace can hold thousands of conversations whose layers hold
     # thousands of members each; members are read just for the keys that need them.
-    stamps = catalog.scope_stamps(state.identity + ":")
+    stamps = catalog.scopes.scope_stamps(state.identity + ":")
     derived: dict[str, list[str]] = {}
     for key in stamps:
         base, sep, _ = key.partition(POLICY_SEP)
@@ -56,7 +57,8 @@ def apply_permission_state(catalog: Catalog, state: PermissionState, *, actor: s
     unchanged: list[str] = []
 
     def state_one(scope: AccessScope) -> None:
-        narrowed = [sc for sc, _ in catalog.scopes_with_prefix(scope.key + POLICY_SEP)] if scope.key in derived else []
+        narrowed = ([sc for sc, _ in catalog.scopes.scopes_with_prefix(scope.key + POLICY_SEP)]
+                    if scope.key in derived else [])
         for s in (scope, *_narrowed(scope, narrowed)):
             result.scopes_stated += 1
             old = stamps.get(s.key)
@@ -65,19 +67,19 @@ def apply_permission_state(catalog: Catalog, state: PermissionState, *, actor: s
             elif old is not None and old[0] == s.fingerprint():
                 unchanged.append(s.key)
             else:
-                _, changed = catalog.upsert_scope(s, actor=actor, as_of=state.as_of)
+                _, changed = catalog.scopes.upsert_scope(s, actor=actor, as_of=state.as_of)
                 if changed:
                     result.changed_scope_keys.append(s.key)
 
     for scope in state.scopes:
         state_one(scope)
     for rebase in state.rebases:
-        keys = [k for k in catalog.scope_stamps(rebase.prefix) if POLICY_SEP not in k and rebase.wants(k)]
-        for stored in catalog.scopes_by_keys(keys):
+        keys = [k for k in catalog.scopes.scope_stamps(rebase.prefix) if POLICY_SEP not in k and rebase.wants(k)]
+        for stored in catalog.scopes.scopes_by_keys(keys):
             rebuilt = rebase.rebuild(stored)
             if rebuilt is not None:
                 state_one(rebuilt)
-    catalog.stamp_scopes(unchanged, state.as_of)
+    catalog.scopes.stamp_scopes(unchanged, state.as_of)
     result.scopes_changed = len(result.changed_scope_keys)
     return result
 

@@ -20,7 +20,8 @@ from typing import Sequence
 from pydantic import BaseModel, Field
 
 from governance import audit
-from governance.catalog.store import is_older
+from governance.catalog.freshness import is_older
+from governance.catalog.statuses import DocumentStatus
 from governance.errors import QuarantinedDocument
 from governance.scope_rules import resolve_scope
 from ingest.pipeline.run import Ingestor
@@ -65,7 +66,7 @@ def sync_permissions(ingestor: Ingestor, exports: Sequence[SourceExport] | Seque
     unchanged: list[SourceItem] = []
     for item in items:
         summary.documents_seen += 1
-        state = catalog.document_state(item.document_id)
+        state = catalog.documents.document_state(item.document_id)
         if state is not None and is_older(item.as_of, state.source_as_of):
             summary.stale_documents += 1
             continue
@@ -73,12 +74,12 @@ def sync_permissions(ingestor: Ingestor, exports: Sequence[SourceExport] | Seque
             scope, _ = resolve_scope(policy, item)
         except QuarantinedDocument:
             summary.uncovered += 1
-            if state is not None and state.status == "active":
+            if state is not None and state.status == DocumentStatus.ACTIVE:
                 summary.uncovered_active.append(item.document_id)
                 unchanged.append(item)  # the ingest retires it: no rule, no visibility
             continue
         if scope.key not in resolved:
-            _, changed = catalog.upsert_scope(scope, actor=actor, as_of=item.as_of)
+            _, changed = catalog.scopes.upsert_scope(scope, actor=actor, as_of=item.as_of)
             resolved[scope.key] = changed
         try:
             fingerprint = item.fingerprint()
@@ -86,10 +87,10 @@ def sync_permissions(ingestor: Ingestor, exports: Sequence[SourceExport] | Seque
             # Refused by this export (a private channel left with no active member, permission
             # data incomplete): the ingest quarantines it and takes a searchable copy out.
             summary.refused += 1
-            if state is not None and state.status == "active":
+            if state is not None and state.status == DocumentStatus.ACTIVE:
                 unchanged.append(item)
             continue
-        if state is not None and state.status == "active" and state.current_source_hash == fingerprint:
+        if state is not None and state.status == DocumentStatus.ACTIVE and state.current_source_hash == fingerprint:
             unchanged.append(item)
         else:
             summary.left_to_ingest += 1

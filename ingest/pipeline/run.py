@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from governance import audit
-from governance.catalog.store import DocumentState, is_older
+from governance.catalog.documents import DocumentState
+from governance.catalog.freshness import is_older
+from governance.catalog.statuses import DocumentStatus, RunStatus
 from governance.redaction import redact, redact_many
 from governance.contracts import AccessScope, SourceDocument
 from governance.observability import metrics
@@ -153,8 +155,8 @@ class Ingestor:
 
         aliases = sorted({a for item in export.items for a in item.aliases if a != item.document_id})
         if aliases:
-            info = self.stores.catalog.documents_info(aliases)
-            live = [a for a in aliases if info.get(a, {}).get("status") == "active"]
+            info = self.stores.catalog.documents.documents_info(aliases)
+            live = [a for a in aliases if info.get(a, {}).get("status") == DocumentStatus.ACTIVE]
             if live:
                 tombstone_documents(self.stores.catalog, self.stores.index, live,
                                     reason="renamed: the document is now known by its source identity")
@@ -175,19 +177,19 @@ class Ingestor:
 
         def lookup(key: str) -> AccessScope | None:
             if key not in stored:
-                stored.update((sc.key, sc) for sc, _ in catalog.scopes_with_prefix(key))
+                stored.update((sc.key, sc) for sc, _ in catalog.scopes.scopes_with_prefix(key))
             return stored.get(key)
 
         moves: list[tuple[str, str, AccessScope]] = []  # (document, its scope key, its new source scope)
         if state.legacy is not None:
-            for doc_id, old_key in catalog.active_documents_on_scopes(state.legacy.keys):
+            for doc_id, old_key in catalog.documents.active_documents_on_scopes(state.legacy.keys):
                 base = state.legacy.key_for(doc_id)
                 target = lookup(base) if base is not None else None
                 if target is not None:  # else this export did not state the conversation / space
                     moves.append((doc_id, old_key, target))
         if state.descendants is not None:
             held = {item.document_id for item in export.items}
-            below = catalog.documents_below(state.descendants.id_prefix, state.descendants.page_ids)
+            below = catalog.documents.documents_below(state.descendants.id_prefix, state.descendants.page_ids)
             for doc_id, ancestry, old_key in below:
                 current = lookup(old_key.partition(POLICY_SEP)[0])
                 if doc_id in held or current is None:
@@ -201,8 +203,8 @@ class Ingestor:
                 n = len(base.layers) if (base := lookup(old_base)) is not None else 1
                 target = AccessScope(key=target.key + POLICY_SEP + rule, deny=target.deny, description=narrowed.description,
                                      layers=(*target.layers, *narrowed.layers[n:]))
-            scope_id, _ = catalog.upsert_scope(target, as_of=state.as_of)
-            doc = catalog.document_state(doc_id)
+            scope_id, _ = catalog.scopes.upsert_scope(target, as_of=state.as_of)
+            doc = catalog.documents.document_state(doc_id)
             if doc is not None and doc.scope_id != scope_id:
                 self._rewrite_access(doc_id, scope_id, doc.expires_at, doc.classification)
         return len(moves)
@@ -220,25 +222,25 @@ class Ingestor:
         all_seen = set().union(*seen.values()) if seen else set()
         if export.state is not None:  # a space or workspace whose documents are all gone
             origins |= set(export.state.origins)
-        gone = sorted({d for o in origins for d in self.stores.catalog.active_ids_by_origin(o, not_newer_than=as_of)}
-                      - all_seen)
+        documents = self.stores.catalog.documents
+        gone = sorted({d for o in origins for d in documents.active_ids_by_origin(o, not_newer_than=as_of)} - all_seen)
         done = tombstone_documents(self.stores.catalog, self.stores.index, gone,
                                    reason=f"gone from full export {export.path.name}")
         for doc_id in gone:  # an older export must not bring them back
-            self.stores.catalog.note_source(doc_id, origin=None, source_as_of=as_of)
+            documents.note_source(doc_id, origin=None, source_as_of=as_of)
         return done
 
     def ingest_items(self, items: Sequence[SourceItem], progress: ProgressFn | None = None, *,
                      refused: Sequence[tuple[Path, SourceError]] = ()) -> IngestSummary:
         progress = progress or (lambda *_: None)
         catalog = self.stores.catalog
-        summary = IngestSummary(run_id=catalog.start_run("ingest"))
-        self._forgotten = catalog.forgotten_subjects()
+        summary = IngestSummary(run_id=catalog.runs.start_run("ingest"))
+        self._forgotten = catalog.holds.forgotten_subjects()
         started = time.perf_counter()
         for path, exc in refused:
             self._refuse_input(path, exc, summary)
         progress("start", None, len(items))
-        status = "failed"
+        status = RunStatus.FAILED
         queue: Queue[object] = Queue(maxsize=MAX_AHEAD_DOCUMENTS)
         done = object()
         stop = threading.Event()
@@ -285,7 +287,7 @@ class Ingestor:
                 self._write(batch, summary, progress)
             if summary.chunks_written or summary.vectors_deleted:
                 self.stores.index.flush()
-            status = "succeeded"
+            status = RunStatus.SUCCEEDED
         finally:
             stop.set()
             while producer.is_alive():  # unblock a producer waiting on a full queue
@@ -302,7 +304,7 @@ class Ingestor:
                      extra={"run_id": summary.run_id, "status": status, "documents": summary.documents_seen,
                             "chunks": summary.chunks_written, "quarantined": summary.quarantined,
                             "seconds": summary.seconds})
-            catalog.finish_run(summary.run_id, status, summary.model_dump(exclude={"quarantine"}))
+            catalog.runs.finish_run(summary.run_id, status, summary.model_dump(exclude={"quarantine"}))
             audit.record(catalog, "ingest", None, {"run_id": summary.run_id, "status": status,
                                                   **summary.model_dump(exclude={"quarantine", "run_id"})})
             progress("end", None, 0)
@@ -313,12 +315,12 @@ class Ingestor:
         delete (Milvus went down, or the run was killed, in between): delete them first. The
         catalog keeps those chunk rows until the delete is done, so this costs one query when
         nothing is owed. (Without it an unchanged document would keep them: orphans.)"""
-        owed = self.stores.catalog.superseded_chunk_ids()
+        owed = self.stores.catalog.chunks.superseded_chunk_ids()
         if owed:
             log.info("deleting %d vectors of superseded versions left by an earlier run", len(owed),
                      extra={"run_id": summary.run_id})
             summary.vectors_deleted += self.stores.index.delete_ids(owed)
-            self.stores.catalog.forget_chunks(owed)
+            self.stores.catalog.chunks.forget_chunks(owed)
 
     def _refuse_input(self, path: Path, exc: SourceError, summary: IngestSummary) -> None:
         """A whole input (an export, an archive) that could not be opened safely."""
@@ -336,8 +338,8 @@ class Ingestor:
         """One quarantined input: the run summary, the catalog, the metric and one log line."""
         summary.quarantined += 1
         summary.quarantine.append(QuarantineEntry(path=path, reason=reason, message=message))
-        self.stores.catalog.quarantine(run_id=summary.run_id, source=source, path=path, document_id=document_id,
-                                       reason=reason, message=message)
+        self.stores.catalog.runs.quarantine(run_id=summary.run_id, source=source, path=path, document_id=document_id,
+                                            reason=reason, message=message)
         metrics.QUARANTINED.labels(reason=reason).inc()
         log.info("quarantined %s: %s", path, reason, extra={"run_id": summary.run_id, "path": path, "reason": reason})
 
@@ -345,19 +347,19 @@ class Ingestor:
         summary.documents_seen += 1
         catalog, policy = self.stores.catalog, self.stores.policy
         try:
-            state = catalog.document_state(item.document_id)
-            if state is not None and state.status != "purged" and is_older(item.as_of, state.source_as_of):
+            state = catalog.documents.document_state(item.document_id)
+            if state is not None and state.status != DocumentStatus.PURGED and is_older(item.as_of, state.source_as_of):
                 # A newer export already stated this document (its text, its place, its
                 # access): an older export applied later changes nothing (invariant 7).
                 summary.stale_skipped += 1
                 progress("document", item, 0)
                 return None
             scope, classification = resolve_scope(policy, item)
-            scope_id, _ = catalog.upsert_scope(scope, as_of=item.as_of)
+            scope_id, _ = catalog.scopes.upsert_scope(scope, as_of=item.as_of)
             source_hash = item.fingerprint()
             facts = {**item.facts, "classification": classification}
 
-            if state and state.status == "active" and state.current_source_hash == source_hash:
+            if state and state.status == DocumentStatus.ACTIVE and state.current_source_hash == source_hash:
                 self._unchanged(item, state, scope_id, classification, facts, item.modified_at, summary)
                 progress("document", item, 0)
                 return None
@@ -381,7 +383,7 @@ class Ingestor:
             content_hash = hashlib.sha256(cleaned.encode()).hexdigest()
             doc = make_document(item, parsed, scope=scope, classification=classification)
 
-            if state and state.status == "active" and state.current_hash == content_hash:
+            if state and state.status == DocumentStatus.ACTIVE and state.current_hash == content_hash:
                 # Same text from different bytes (a re-saved file): nothing to embed.
                 self._unchanged(item, state, scope_id, classification, facts, doc.modified_at, summary)
                 progress("document", item, 0)
@@ -391,18 +393,18 @@ class Ingestor:
             expires_at = policy.expires_at(facts, modified=doc.modified_at, ingested=ingested_at)
             if expires_at is not None and expires_at <= ingested_at:
                 summary.expired_skipped += 1  # would be invisible and purged at once
-                if state and state.status == "active":
+                if state and state.status == DocumentStatus.ACTIVE:
                     # The source's current text is already past retention: the previous
                     # version must not stay searchable under its old expiry (found by the
                     # leak fuzzer). Record the new expiry, so `purge --expired` takes the
                     # document, and take it out of search now.
-                    catalog.update_document_access(item.document_id, scope_id=scope_id, expires_at=expires_at,
-                                                   classification=classification)
+                    catalog.documents.update_document_access(item.document_id, scope_id=scope_id, expires_at=expires_at,
+                                                             classification=classification)
                     self._retire_if_indexed(item, "its current text is past retention", summary)
                 progress("document", item, 0)
                 return None
             # A pending version with the same text is a crashed earlier run: finish it.
-            version, chunks = catalog.stage_version(
+            version, chunks = catalog.documents.stage_version(
                 doc, scope_id=scope_id, expires_at=expires_at, content_hash=content_hash, source_hash=source_hash,
                 cleaned_text=cleaned, texts=texts, make_id=self.chunk_id, ingested_at=ingested_at,
                 version=state.pending.get(content_hash) if state else None,
@@ -413,7 +415,7 @@ class Ingestor:
                              blocks=blocks if any(b["author"] for b in blocks) else None,
                              contributors=sorted({b["author"] for b in blocks if b["author"]}))
         except QuarantinedDocument as exc:
-            if item.scope is not None and is_older(item.as_of, catalog.scope_as_of(item.scope.key)):
+            if item.scope is not None and is_older(item.as_of, catalog.scopes.scope_as_of(item.scope.key)):
                 # Refused for its access (no active member, permissions unknown...) by an
                 # export older than the one that last stated that access: not this export's
                 # call any more (found by the leak fuzzer).
@@ -424,7 +426,7 @@ class Ingestor:
             self._retire_if_indexed(item, exc.reason, summary)
             # The refusal is this export's statement: an older export must not bring the
             # document back with the access it had then.
-            catalog.note_source(item.document_id, origin=None, source_as_of=item.as_of)
+            catalog.documents.note_source(item.document_id, origin=None, source_as_of=item.as_of)
             progress("document", item, 0)
             return None
         except (IndexUnavailable, CatalogError, EmbedderUnavailable, ConfigError):
@@ -437,8 +439,8 @@ class Ingestor:
     def _retire_if_indexed(self, item: SourceItem, reason: str, summary: IngestSummary) -> None:
         """A document that was searchable and is now refused (no access rule covers it any
         more, or it became unreadable) must not stay visible with its old access: fail closed."""
-        state = self.stores.catalog.document_state(item.document_id)
-        if state is not None and state.status == "active":
+        state = self.stores.catalog.documents.document_state(item.document_id)
+        if state is not None and state.status == DocumentStatus.ACTIVE:
             from governance.purge import tombstone_documents
 
             summary.tombstoned += tombstone_documents(self.stores.catalog, self.stores.index, [item.document_id],
@@ -485,8 +487,8 @@ class Ingestor:
             summary.access_updated += 1
         ancestry = "/".join(item.ancestry) if item.ancestry is not None else state.ancestry
         if (item.origin, item.as_of, ancestry) != (state.origin, state.source_as_of, state.ancestry):
-            self.stores.catalog.note_source(item.document_id, origin=item.origin, source_as_of=item.as_of,
-                                            ancestry=item.ancestry)
+            self.stores.catalog.documents.note_source(item.document_id, origin=item.origin, source_as_of=item.as_of,
+                                                      ancestry=item.ancestry)
         summary.unchanged += 1
 
     def _write(self, prepared: list[_Prepared], summary: IngestSummary, progress: ProgressFn) -> None:
@@ -513,14 +515,15 @@ class Ingestor:
                 ))
                 n += 1
         self.stores.index.upsert(rows)
+        documents = self.stores.catalog.documents
         for p in prepared:
-            stale = self.stores.catalog.publish_version(p.doc, p.version, scope_id=p.scope_id, expires_at=p.expires_at)
-            self.stores.catalog.set_document_extras(p.doc.document_id, origin=p.item.origin, version=p.version,
-                                                    contributors=p.contributors, blocks=p.blocks,
-                                                    source_as_of=p.item.as_of, ancestry=p.item.ancestry)
+            stale = documents.publish_version(p.doc, p.version, scope_id=p.scope_id, expires_at=p.expires_at)
+            documents.set_document_extras(p.doc.document_id, origin=p.item.origin, version=p.version,
+                                          contributors=p.contributors, blocks=p.blocks,
+                                          source_as_of=p.item.as_of, ancestry=p.item.ancestry)
             if stale:
                 summary.vectors_deleted += self.stores.index.delete_ids(stale)
-                self.stores.catalog.forget_chunks(stale)
+                self.stores.catalog.chunks.forget_chunks(stale)
             summary.chunks_written += len(p.chunks)
             setattr(summary, p.status, getattr(summary, p.status) + 1)
             progress("document", p.item, len(p.chunks))
@@ -540,7 +543,7 @@ class Ingestor:
         again after publishing closes the race: whatever it could not see, this finds."""
         if not any(p.contributors or p.doc.author for p in prepared):
             return
-        late = self.stores.catalog.forgotten_subjects() - self._forgotten
+        late = self.stores.catalog.holds.forgotten_subjects() - self._forgotten
         if not late:
             return
         from ingest.pipeline.erasure import forget_subject
@@ -553,8 +556,8 @@ class Ingestor:
     def _rewrite_access(self, document_id: str, scope_id: int, expires_at: datetime | None, classification: str) -> None:
         """An unchanged document moved to another scope or expiry: rewrite vector metadata
         (same vectors, no embedding)."""
-        ids = self.stores.catalog.update_document_access(document_id, scope_id=scope_id, expires_at=expires_at,
-                                                         classification=classification)
+        ids = self.stores.catalog.documents.update_document_access(document_id, scope_id=scope_id,
+                                                                   expires_at=expires_at, classification=classification)
         if not ids:
             return
         fields = ["id", "vector", *[f for f in ("document_id", "source", "source_version", "title", "uri", "text")]]

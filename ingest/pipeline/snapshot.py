@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from governance.catalog import Catalog
+from governance.catalog.statuses import DocumentStatus
 from ingest.sources.base import SourceItem
 
 __all__ = ["Snapshot", "take_snapshot", "load_manifest", "save_manifest", "manifest_path"]
@@ -53,8 +54,8 @@ def take_snapshot(catalog: Catalog, items: Iterable[SourceItem], known_ids: Iter
     present: set[str] = set()
     for item in items:
         present.add(item.document_id)
-        state = catalog.document_state(item.document_id)
-        if state is None or state.status != "active" or state.current_version is None:
+        state = catalog.documents.document_state(item.document_id)
+        if state is None or state.status != DocumentStatus.ACTIVE or state.current_version is None:
             snap.new.append(item.document_id)
         elif state.current_source_hash == item.fingerprint():
             snap.unchanged.append(item.document_id)

@@ -183,7 +183,7 @@ class _Backend:
             log.warning("opening the stores failed: %s", exc.__class__.__name__)
             checks["config"] = "unavailable"
             return checks
-        checks["catalog"] = _check(lambda: retriever.stores.catalog.scope_count(), "catalog")
+        checks["catalog"] = _check(lambda: retriever.stores.catalog.scopes.scope_count(), "catalog")
         checks["milvus"] = _check(lambda: retriever.stores.index.count(), "milvus")
         return checks
 
@@ -193,7 +193,7 @@ class _Backend:
         def probe() -> None:
             catalog = Catalog(self.settings.resolved_database_url, migrate=False)
             try:
-                catalog.scope_count()
+                catalog.scopes.scope_count()
             finally:
                 catalog.dispose()
 
