@@ -64,20 +64,31 @@ def main() -> None:
     govrag = str(Path(sys.executable).parent / "govrag")
     with tempfile.TemporaryDirectory() as tmp:
         env = {k: v for k, v in os.environ.items() if not k.startswith("GOVRAG_")} | {
-            "GOVRAG_HOME": f"{tmp}/home", "GOVRAG_POLICY": str(ROOT / "govrag" / "sample" / "policy.yaml"),
-            "HF_HUB_OFFLINE": "1"}
-        subprocess.run([sys.executable, "-c", f"from govrag.sample_corpus import write_sample_corpus; "
-                        f"write_sample_corpus('{tmp}/corpus')"], check=True, env=env)
+            "GOVRAG_HOME": f"{tmp}/home",
+            "GOVRAG_POLICY": str(ROOT / "govrag" / "sample" / "policy.yaml"),
+            "HF_HUB_OFFLINE": "1",
+        }
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                f"from govrag.sample_corpus import write_sample_corpus; write_sample_corpus('{tmp}/corpus')",
+            ],
+            check=True,
+            env=env,
+        )
         subprocess.run([govrag, "ingest", f"{tmp}/corpus", "--json"], env=env, check=True, capture_output=True)
         cli, library = [], []
         for _ in range(args.runs):
             cli.append(timed([govrag, "search", "revenue", "--user", "alice@example.com", "--group", "finance"], env))
             library.append(timed([sys.executable, "-c", LIBRARY], env))
-        phases = json.loads(subprocess.run([sys.executable, "-c", PHASES], env=env, check=True, capture_output=True,
-                                           text=True).stdout)
+        phases = json.loads(
+            subprocess.run([sys.executable, "-c", PHASES], env=env, check=True, capture_output=True, text=True).stdout
+        )
         subprocess.run([govrag, "server", "stop"], env=env, capture_output=True)
     result = {
-        "machine": machine_details(), "runs": args.runs,
+        "machine": machine_details(),
+        "runs": args.runs,
         "govrag_search_cold_s": {"median": round(statistics.median(cli), 2), "all": [round(x, 2) for x in cli]},
         "library_torch_cold_s": {"median": round(statistics.median(library), 2), "all": [round(x, 2) for x in library]},
         "ratio": round(statistics.median(library) / statistics.median(cli), 2),

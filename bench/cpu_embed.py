@@ -31,9 +31,29 @@ def _triton_site() -> str:
 if __name__ == "__main__":
     from embedding.local import model_path
 
-    defaults = ["--device", "cpu", "--site", _triton_site(), "--model-dir", model_path(),
-                "--concurrency", "2", "--batch-sizes", "16,64", "--tok-batch-sizes", "64",
-                "--tok-workers", "1", "--n", "128", "--n-inprocess", "128", "--repeats", "2",
-                "--budget-s", "500"]
+    defaults = [
+        "--device",
+        "cpu",
+        "--site",
+        _triton_site(),
+        "--model-dir",
+        model_path(),
+        "--concurrency",
+        "2",
+        "--batch-sizes",
+        "16,64",
+        "--tok-batch-sizes",
+        "64",
+        "--tok-workers",
+        "1",
+        "--n",
+        "128",
+        "--n-inprocess",
+        "128",
+        "--repeats",
+        "2",
+        "--budget-s",
+        "500",
+    ]
     sys.argv = [sys.argv[0], *defaults, *sys.argv[1:]]
     raise SystemExit(gpu_embed.main())

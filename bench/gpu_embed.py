@@ -56,8 +56,13 @@ from typing import Any, Callable
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-for _k, _v in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("TOKENIZERS_PARALLELISM", "false"),
-               ("TRANSFORMERS_VERBOSITY", "error"), ("HF_HUB_DISABLE_PROGRESS_BARS", "1")):
+for _k, _v in (
+    ("HF_HUB_OFFLINE", "1"),
+    ("TRANSFORMERS_OFFLINE", "1"),
+    ("TOKENIZERS_PARALLELISM", "false"),
+    ("TRANSFORMERS_VERBOSITY", "error"),
+    ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
+):
     os.environ.setdefault(_k, _v)
 for _k in ("no_proxy", "NO_PROXY"):  # loopback must never go through a proxy (urllib and gRPC read these)
     os.environ[_k] = ",".join(x for x in (os.environ.get(_k), "127.0.0.1", "localhost") if x)
@@ -121,8 +126,14 @@ def sh(cmd: list[str], timeout: float = 10) -> str:
 def find_libpython() -> Path | None:
     """Directory holding this interpreter's ``libpythonX.Y.so.1.0`` (what the stub links)."""
     name = f"libpython{sys.version_info[0]}.{sys.version_info[1]}.so.1.0"
-    cands = [sysconfig.get_config_var("LIBDIR") or "", os.path.join(sys.base_prefix, "lib"),
-             os.path.join(sys.base_exec_prefix, "lib"), "/usr/lib/x86_64-linux-gnu", "/usr/local/lib", "/usr/lib64"]
+    cands = [
+        sysconfig.get_config_var("LIBDIR") or "",
+        os.path.join(sys.base_prefix, "lib"),
+        os.path.join(sys.base_exec_prefix, "lib"),
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/local/lib",
+        "/usr/lib64",
+    ]
     for d in cands:
         if d and os.path.exists(os.path.join(d, name)):
             return Path(d)
@@ -151,8 +162,15 @@ def env_report(args: argparse.Namespace) -> str:
 
     log(f"python {sys.version.split()[0]} at {sys.executable} (prefix {sys.prefix}, base {sys.base_prefix})")
     log(f"torch {torch.__version__}, cuda available {torch.cuda.is_available()}, numpy {numpy.__version__}")
-    for mod in ("transformers", "sentence_transformers", "tokenizers", "safetensors", "grpc",
-                "google.protobuf", "tritonclient"):
+    for mod in (
+        "transformers",
+        "sentence_transformers",
+        "tokenizers",
+        "safetensors",
+        "grpc",
+        "google.protobuf",
+        "tritonclient",
+    ):
         try:
             m = importlib.import_module(mod)
             log(f"  {mod} {getattr(m, '__version__', '?')} ({Path(m.__file__ or '?').parent})")
@@ -162,10 +180,14 @@ def env_report(args: argparse.Namespace) -> str:
     if args.device.startswith("cuda") and torch.cuda.is_available():
         p = torch.cuda.get_device_properties(0)
         cap = torch.cuda.get_device_capability(0)
-        gpu = (f"{p.name} (sm_{cap[0]}{cap[1]}, {p.total_memory / 2**30:.0f} GiB; FP4 tensor cores: "
-               f"{'yes' if cap[0] >= 10 else 'no, NVFP4 is dequantized to BF16'})")
-        log("nvidia-smi: " + sh(["nvidia-smi", "--query-gpu=name,driver_version,memory.used,memory.total",
-                                 "--format=csv,noheader"]))
+        gpu = (
+            f"{p.name} (sm_{cap[0]}{cap[1]}, {p.total_memory / 2**30:.0f} GiB; FP4 tensor cores: "
+            f"{'yes' if cap[0] >= 10 else 'no, NVFP4 is dequantized to BF16'})"
+        )
+        log(
+            "nvidia-smi: "
+            + sh(["nvidia-smi", "--query-gpu=name,driver_version,memory.used,memory.total", "--format=csv,noheader"])
+        )
     log(f"device: {gpu}; cpu cores {os.cpu_count()}")
     stubs = sorted(p.name for p in (args.site / "pytriton" / "tritonserver" / "python_backend_stubs").glob("*"))
     log(f"pytriton under {args.site}: stubs {stubs}")
@@ -175,8 +197,13 @@ def env_report(args: argparse.Namespace) -> str:
     try:
         lay = triton_layout(args.site)
         ld = ":".join(str(p) for p in (libdir, lay["libs"]) if p)
-        res = subprocess.run(["ldd", str(lay["stub"]), str(lay["binary"])], env=dict(os.environ, LD_LIBRARY_PATH=ld),
-                             capture_output=True, text=True, timeout=20)
+        res = subprocess.run(
+            ["ldd", str(lay["stub"]), str(lay["binary"])],
+            env=dict(os.environ, LD_LIBRARY_PATH=ld),
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
         out = res.stdout + res.stderr
         pylib = sorted({ln.strip().split(" (")[0] for ln in out.splitlines() if "libpython" in ln})
         missing = [ln.strip() for ln in out.splitlines() if "not found" in ln]  # libs or GLIBC(XX) versions
@@ -208,14 +235,18 @@ def prepare_models(args: argparse.Namespace, work: Path) -> tuple[Path, Path, st
         model = BertModel(BertConfig.from_pretrained(str(cfg_dir)))  # random init (initializer_range)
         sd = {k: v.contiguous() for k, v in model.state_dict().items() if not k.endswith("position_ids")}
         save_file(sd, str(dense / "model.safetensors"), metadata={"format": "pt"})
-        note = ("random-init weights, architecture from all-MiniLM-L6-v2's config.json "
-                "(throughput and memory do not depend on weight values; accuracy is measured on CPU)")
+        note = (
+            "random-init weights, architecture from all-MiniLM-L6-v2's config.json "
+            "(throughput and memory do not depend on weight values; accuracy is measured on CPU)"
+        )
     nv = work / "nvfp4"
     t = time.perf_counter()
     rep = quantize.quantize_model(nv, base_dir=dense, method=args.quant_method)
-    log(f"quantized ({args.quant_method}) in {time.perf_counter() - t:.1f}s: Linear "
+    log(
+        f"quantized ({args.quant_method}) in {time.perf_counter() - t:.1f}s: Linear "
         f"{rep.linear_bytes_before / 1e6:.1f} MB -> {rep.linear_bytes_after / 1e6:.1f} MB, file "
-        f"{rep.file_bytes_before / 1e6:.1f} -> {rep.file_bytes_after / 1e6:.1f} MB")
+        f"{rep.file_bytes_before / 1e6:.1f} -> {rep.file_bytes_after / 1e6:.1f} MB"
+    )
     return dense, nv, note
 
 
@@ -232,8 +263,10 @@ def make_data(tok_dir: Path, n: int) -> tuple[list[str], Any, Any]:
     t = time.perf_counter()
     enc = tok(texts, truncation=True, max_length=SEQ, padding="max_length", return_tensors="np")
     dt = time.perf_counter() - t
-    log(f"{n} texts; one fast-tokenizer batch call: {n / dt:.0f} texts/s; "
-        f"mean real tokens {enc['attention_mask'].sum(1).mean():.1f} of {SEQ}")
+    log(
+        f"{n} texts; one fast-tokenizer batch call: {n / dt:.0f} texts/s; "
+        f"mean real tokens {enc['attention_mask'].sum(1).mean():.1f} of {SEQ}"
+    )
     return texts, enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)
 
 
@@ -278,8 +311,12 @@ def bench_inprocess(args: argparse.Namespace, dense: Path, texts: list[str], ids
             break
         if cuda:
             torch.cuda.reset_peak_memory_stats()
-        rate = timed(lambda: model.encode(texts[:na], batch_size=bs, convert_to_numpy=True,
-                                          normalize_embeddings=True), na, args.repeats, args.budget_s)
+        rate = timed(
+            lambda: model.encode(texts[:na], batch_size=bs, convert_to_numpy=True, normalize_embeddings=True),
+            na,
+            args.repeats,
+            args.budget_s,
+        )
         record(f"(a) in-process ST {dname}", "texts", bs, rate, mem())
     # (a') the same encoder on pre-tokenized ids: what the GPU can do when fed
     enc = model[0].auto_model
@@ -361,8 +398,9 @@ def start_server(args: argparse.Namespace, lay: dict[str, Path], model_dir: Path
     d = Path(tempfile.mkdtemp(prefix="triton-", dir=work))
     repo = ts.render_model_repository(d / "models", model_dir, kind=kind, instance_count=args.instances)
     cfg = repo / MODEL / "config.pbtxt"
-    text = cfg.read_text().replace("max_queue_delay_microseconds: 2000",
-                                   f"max_queue_delay_microseconds: {args.queue_delay_us}")
+    text = cfg.read_text().replace(
+        "max_queue_delay_microseconds: 2000", f"max_queue_delay_microseconds: {args.queue_delay_us}"
+    )
     cfg.write_text(text)
     backends = d / "backends"
     shutil.copytree(lay["backend"], backends / "python", ignore=shutil.ignore_patterns("__pycache__"))
@@ -371,21 +409,34 @@ def start_server(args: argparse.Namespace, lay: dict[str, Path], model_dir: Path
     os.chmod(lay["binary"], 0o755)
     libdir = find_libpython()
     env = dict(os.environ)
-    env["LD_LIBRARY_PATH"] = ":".join(p for p in (str(libdir or ""), str(lay["libs"]), env.get("LD_LIBRARY_PATH", "")) if p)
+    env["LD_LIBRARY_PATH"] = ":".join(
+        p for p in (str(libdir or ""), str(lay["libs"]), env.get("LD_LIBRARY_PATH", "")) if p
+    )
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"  # the stub finds this python
     env.pop("PYTHONPATH", None)
     env.pop("PYTHONHOME", None)
     http, grpc_port = ts.free_port(), ts.free_port()
     shm = "--backend-config=python,shm-default-byte-size=16777216"
-    cmd = [str(lay["binary"]), f"--model-repository={repo}", f"--backend-directory={backends}",
-           "--http-address=127.0.0.1", f"--http-port={http}", "--grpc-address=127.0.0.1",
-           f"--grpc-port={grpc_port}", "--allow-metrics=false", "--strict-readiness=true",
-           "--exit-on-error=true", "--log-info=true", shm,
-           "--backend-config=python,shm-growth-byte-size=16777216"]
+    cmd = [
+        str(lay["binary"]),
+        f"--model-repository={repo}",
+        f"--backend-directory={backends}",
+        "--http-address=127.0.0.1",
+        f"--http-port={http}",
+        "--grpc-address=127.0.0.1",
+        f"--grpc-port={grpc_port}",
+        "--allow-metrics=false",
+        "--strict-readiness=true",
+        "--exit-on-error=true",
+        "--log-info=true",
+        shm,
+        "--backend-config=python,shm-growth-byte-size=16777216",
+    ]
     log_path = d / "tritonserver.log"
     with open(log_path, "wb") as fh:
-        proc = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
     server = ts.TritonProcess(proc, http, grpc_port, d, log_path, _owns_workdir=False)
     deadline = time.monotonic() + min(args.ready_timeout_s, max(20.0, left(args.budget_s) - 20))
     while time.monotonic() < deadline:
@@ -479,8 +530,17 @@ def check_served(client: Client, label: str, ids: Any, mask: Any) -> None:
     log(msg)
 
 
-def bench_triton(args: argparse.Namespace, label: str, lay: dict[str, Path], model_dir: Path, work: Path,
-                 texts: list[str], ids: Any, mask: Any, tok_pool: Any) -> None:
+def bench_triton(
+    args: argparse.Namespace,
+    label: str,
+    lay: dict[str, Path],
+    model_dir: Path,
+    work: Path,
+    texts: list[str],
+    ids: Any,
+    mask: Any,
+    tok_pool: Any,
+) -> None:
     cuda = args.device.startswith("cuda")
     base = GpuMemPoll.used() if cuda else None
     t = time.perf_counter()
@@ -492,6 +552,7 @@ def bench_triton(args: argparse.Namespace, label: str, lay: dict[str, Path], mod
         n = len(ids)
         part(f"{label} check", lambda: check_served(client, label, ids[:16], mask[:16]))
         with GpuMemPoll() as poll:
+
             def mem() -> str:
                 if not cuda:
                     return "n/a"
@@ -504,8 +565,9 @@ def bench_triton(args: argparse.Namespace, label: str, lay: dict[str, Path], mod
                     log(f"budget: skipping the rest of {label} pretok")
                     break
                 batches = [(ids[i : i + bs], mask[i : i + bs]) for i in range(0, n, bs)]
-                rate = timed(lambda: list(client.pool.map(lambda b: client.send(*b), batches)), n,
-                             args.repeats, args.budget_s)
+                rate = timed(
+                    lambda: list(client.pool.map(lambda b: client.send(*b), batches)), n, args.repeats, args.budget_s
+                )
                 record(label, "pretok", bs, rate, mem())
             if tok_pool is not None:
                 for bs in args.tok_batch_sizes:
@@ -522,8 +584,10 @@ def bench_triton(args: argparse.Namespace, label: str, lay: dict[str, Path], mod
                     rate = timed(run, len(texts), args.repeats, args.budget_s)
                     record(label, f"tok x{args.tok_workers}proc", bs, rate, mem())
             if args.server_tok and numpy_major() >= 2:
-                log("TEXT (server-side tokenization) row skipped: the Python backend stub's numpy bridge is "
-                    "built for numpy 1.x and crashes on BYTES inputs with numpy 2 (INT64 I/O goes via DLPack)")
+                log(
+                    "TEXT (server-side tokenization) row skipped: the Python backend stub's numpy bridge is "
+                    "built for numpy 1.x and crashes on BYTES inputs with numpy 2 (INT64 I/O goes via DLPack)"
+                )
             elif args.server_tok and left(args.budget_s) > args.reserve_s:
                 bs = args.server_tok
                 ns = min(len(texts), args.n_server_tok)
@@ -547,8 +611,12 @@ def main() -> int:
     p = argparse.ArgumentParser(description="embedding throughput, 128-token chunks (GPU check)")
     p.add_argument("--device", default="cuda")
     p.add_argument("--smoke", action="store_true", help="tiny sizes (CPU check of the whole flow)")
-    p.add_argument("--site", type=Path, default=Path(os.environ.get("GOVRAG_GPU_SITE", "/tmp/site")),
-                   help="where the pruned pytriton tree (and the wheels) were unpacked")
+    p.add_argument(
+        "--site",
+        type=Path,
+        default=Path(os.environ.get("GOVRAG_GPU_SITE", "/tmp/site")),
+        help="where the pruned pytriton tree (and the wheels) were unpacked",
+    )
     p.add_argument("--carry", type=Path, default=REPO / ".gpu_carry")
     p.add_argument("--model-dir", default=None, help="real base model dir (default: random init from config)")
     p.add_argument("--quant-method", default="rtn", help="quantizer method (format is the same for all)")
@@ -609,6 +677,7 @@ def main() -> int:
     lay = part("triton layout", lambda: triton_layout(args.site))
     tok_pool = None
     if lay is not None and "tok" not in skip:
+
         def mk_pool() -> Any:
             import multiprocessing as mp
 
@@ -616,17 +685,26 @@ def main() -> int:
             pool.map(_tok_batch, [texts[:4]] * args.tok_workers)  # start and warm every worker
             log(f"{args.tok_workers} tokenizer worker processes ready")
             return pool
+
         tok_pool = part("tokenizer pool", mk_pool)
 
     if "a" not in skip:
         part("(a) in-process", lambda: bench_inprocess(args, dense, texts, ids, mask))
     dt = "BF16" if cuda else "FP32"
     if lay is not None and "b" not in skip and left(args.budget_s) > 40:
-        part("(b) Triton NVFP4", lambda: bench_triton(args, f"(b) Triton NVFP4->{dt}", lay, nvdir, work,
-                                                      texts[: args.n], ids, mask, tok_pool))
+        part(
+            "(b) Triton NVFP4",
+            lambda: bench_triton(
+                args, f"(b) Triton NVFP4->{dt}", lay, nvdir, work, texts[: args.n], ids, mask, tok_pool
+            ),
+        )
     if lay is not None and "c" not in skip and left(args.budget_s) > 40:
-        part("(c) Triton dense", lambda: bench_triton(args, f"(c) Triton dense {dt}", lay, dense, work,
-                                                      texts[: args.n], ids, mask, tok_pool))
+        part(
+            "(c) Triton dense",
+            lambda: bench_triton(
+                args, f"(c) Triton dense {dt}", lay, dense, work, texts[: args.n], ids, mask, tok_pool
+            ),
+        )
     if tok_pool is not None:
         tok_pool.terminate()
 
@@ -636,7 +714,8 @@ def main() -> int:
         f"dynamic batching (max queue delay {args.queue_delay_us} µs), Python backend; client tokenization "
         f"with {args.tok_workers} worker processes. NVFP4 rows: weights stored as NVFP4 (quantized here with "
         f"`{args.quant_method}` and the default BF16 keep list: same layout and bytes as the default recipe), "
-        f"dequantized to {dt} at load; " + ("no FP4 tensor cores on this GPU." if cuda else "CPU has no FP4 arithmetic."),
+        f"dequantized to {dt} at load; "
+        + ("no FP4 tensor cores on this GPU." if cuda else "CPU has no FP4 arithmetic."),
         "",
         "| variant | input | batch | chunks/s | GPU memory |",
         "|---|---|---:|---:|---|",

@@ -88,9 +88,16 @@ def run_one(args: list[str], env: dict[str, str], *, timeout: float, as_limit: i
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
-    return {"rc": p.returncode, "timed_out": timed_out, "wall_s": round(wall, 2),
-            "peak_rss_bytes": max(rusage.ru_maxrss * 1024, peak_tree), "maxrss_bytes": rusage.ru_maxrss * 1024,
-            "tree_rss_polled_bytes": peak_tree, "stdout": stdout, "stderr": stderr}
+    return {
+        "rc": p.returncode,
+        "timed_out": timed_out,
+        "wall_s": round(wall, 2),
+        "peak_rss_bytes": max(rusage.ru_maxrss * 1024, peak_tree),
+        "maxrss_bytes": rusage.ru_maxrss * 1024,
+        "tree_rss_polled_bytes": peak_tree,
+        "stdout": stdout,
+        "stderr": stderr,
+    }
 
 
 def outcome_of(case: Hostile, res: dict, status: dict | None) -> tuple[str, str]:
@@ -120,8 +127,11 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--as-limit-gb", type=float, default=8)
     ap.add_argument("--keep", action="store_true", help="keep the temp dir")
-    ap.add_argument("--without-good", action="store_true",
-                    help="ingest the hostile input alone (default: with one good PDF, so the model loads too)")
+    ap.add_argument(
+        "--without-good",
+        action="store_true",
+        help="ingest the hostile input alone (default: with one good PDF, so the model loads too)",
+    )
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "hostile_rss.json")
     a = ap.parse_args()
     names = a.only or list(GENERATORS)
@@ -142,35 +152,73 @@ def main() -> int:
             home = tmp / "homes" / name
             home.mkdir(parents=True)
             env = {k: v for k, v in os.environ.items() if not k.startswith("GOVRAG_")}
-            env.update(GOVRAG_HOME=str(home), GOVRAG_MILVUS_URI=str(home / "milvus.db"),
-                       GOVRAG_POLICY=str(corpus_dir / "policy.yaml"), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
-                       SCARF_NO_ANALYTICS="true", DO_NOT_TRACK="true", PYTHONPATH=str(REPO))
-            size = sum(f.stat().st_size for f in case.path.rglob("*") if f.is_file()) if case.path.is_dir() \
+            env.update(
+                GOVRAG_HOME=str(home),
+                GOVRAG_MILVUS_URI=str(home / "milvus.db"),
+                GOVRAG_POLICY=str(corpus_dir / "policy.yaml"),
+                HF_HUB_OFFLINE="1",
+                TRANSFORMERS_OFFLINE="1",
+                SCARF_NO_ANALYTICS="true",
+                DO_NOT_TRACK="true",
+                PYTHONPATH=str(REPO),
+            )
+            size = (
+                sum(f.stat().st_size for f in case.path.rglob("*") if f.is_file())
+                if case.path.is_dir()
                 else case.path.stat().st_size
-            cmd = [_python(), "-m", "govrag.cli.main", "ingest", str(case.path), *([] if a.without_good else [str(good)]),
-                   "--json"]
+            )
+            cmd = [
+                _python(),
+                "-m",
+                "govrag.cli.main",
+                "ingest",
+                str(case.path),
+                *([] if a.without_good else [str(good)]),
+                "--json",
+            ]
             res = run_one(cmd, env, timeout=a.timeout, as_limit=int(a.as_limit_gb * 1024**3))
             status = None
-            st = subprocess.run([_python(), "-m", "govrag.cli.main", "status", "--json"], env=env, cwd=REPO,
-                                capture_output=True, text=True, timeout=300)
+            st = subprocess.run(
+                [_python(), "-m", "govrag.cli.main", "status", "--json"],
+                env=env,
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
             try:
                 status = json.loads(st.stdout)
             except ValueError:
                 pass
             observed, reason = outcome_of(case, res, status)
-            ok = (observed == case.outcome or (case.outcome == "refused" and observed == "refused")) and \
-                 (not case.reason or case.reason in reason) and res["peak_rss_bytes"] < GOAL_BYTES
-            row = {"input": name, "kind": case.kind, "what": case.what, "input_bytes": size,
-                   "expected": case.outcome + (f" ({case.reason})" if case.reason else ""),
-                   "observed": observed, "reason": reason, "ok": ok,
-                   **{k: res[k] for k in ("rc", "timed_out", "wall_s", "peak_rss_bytes", "maxrss_bytes",
-                                          "tree_rss_polled_bytes")},
-                   "vectors": (status or {}).get("vectors")}
+            ok = (
+                (observed == case.outcome or (case.outcome == "refused" and observed == "refused"))
+                and (not case.reason or case.reason in reason)
+                and res["peak_rss_bytes"] < GOAL_BYTES
+            )
+            row = {
+                "input": name,
+                "kind": case.kind,
+                "what": case.what,
+                "input_bytes": size,
+                "expected": case.outcome + (f" ({case.reason})" if case.reason else ""),
+                "observed": observed,
+                "reason": reason,
+                "ok": ok,
+                **{
+                    k: res[k]
+                    for k in ("rc", "timed_out", "wall_s", "peak_rss_bytes", "maxrss_bytes", "tree_rss_polled_bytes")
+                },
+                "vectors": (status or {}).get("vectors"),
+            }
             if not ok:
                 row["stderr_tail"] = res["stderr"][-1500:]
             rows.append(row)
-            print(f"{name:34} {observed:16} rc={res['rc']:<3} {res['wall_s']:7.1f}s "
-                  f"peak {res['peak_rss_bytes'] / 2**20:7.0f} MiB  {'ok' if ok else 'FAIL'}  {reason[:90]}", flush=True)
+            print(
+                f"{name:34} {observed:16} rc={res['rc']:<3} {res['wall_s']:7.1f}s "
+                f"peak {res['peak_rss_bytes'] / 2**20:7.0f} MiB  {'ok' if ok else 'FAIL'}  {reason[:90]}",
+                flush=True,
+            )
             shutil.rmtree(home, ignore_errors=True)
             shutil.rmtree(case.path.parent if case.path.is_file() else case.path, ignore_errors=True)
         gen_s = time.perf_counter() - t
@@ -181,13 +229,23 @@ def main() -> int:
     print()
     print(f"{'input':34} {'outcome':16} {'rc':>3} {'wall s':>7} {'peak RSS MiB':>12}")
     for r in rows:
-        print(f"{r['input']:34} {r['observed']:16} {r['rc']:>3} {r['wall_s']:>7.1f} {r['peak_rss_bytes'] / 2**20:>12.0f}")
-    print(f"\nworst: {worst['input']} at {worst['peak_rss_bytes'] / 2**20:.0f} MiB "
-          f"(goal < {GOAL_BYTES / 2**30:.0f} GiB); {sum(not r['ok'] for r in rows)} not ok of {len(rows)}")
-    result = {"machine": machine_details(), "sizes": a.sizes, "goal_peak_rss_bytes": GOAL_BYTES,
-              "as_limit_bytes": int(a.as_limit_gb * 1024**3), "command": "python -m govrag.cli.main ingest INPUT good.pdf --json",
-              "total_seconds": round(gen_s, 1), "worst": {k: worst[k] for k in ("input", "peak_rss_bytes", "wall_s")},
-              "rows": rows}
+        print(
+            f"{r['input']:34} {r['observed']:16} {r['rc']:>3} {r['wall_s']:>7.1f} {r['peak_rss_bytes'] / 2**20:>12.0f}"
+        )
+    print(
+        f"\nworst: {worst['input']} at {worst['peak_rss_bytes'] / 2**20:.0f} MiB "
+        f"(goal < {GOAL_BYTES / 2**30:.0f} GiB); {sum(not r['ok'] for r in rows)} not ok of {len(rows)}"
+    )
+    result = {
+        "machine": machine_details(),
+        "sizes": a.sizes,
+        "goal_peak_rss_bytes": GOAL_BYTES,
+        "as_limit_bytes": int(a.as_limit_gb * 1024**3),
+        "command": "python -m govrag.cli.main ingest INPUT good.pdf --json",
+        "total_seconds": round(gen_s, 1),
+        "worst": {k: worst[k] for k in ("input", "peak_rss_bytes", "wall_s")},
+        "rows": rows,
+    }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
     print(f"wrote {a.out}")

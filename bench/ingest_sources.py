@@ -39,11 +39,13 @@ from testsupport.sources_fixtures import (  # noqa: E402
     write_slack_export,
 )
 
-WORDS = ("deploy release database migration latency budget customer invoice roadmap incident review "
-         "kubernetes cluster canary rollback alert dashboard metric quarterly revenue forecast hiring "
-         "design document api schema token cache queue worker batch storage backup restore audit "
-         "policy retention compliance security patch upgrade version branch merge test flaky build "
-         "pipeline runner staging production region failover replica index query search vector").split()
+WORDS = (
+    "deploy release database migration latency budget customer invoice roadmap incident review "
+    "kubernetes cluster canary rollback alert dashboard metric quarterly revenue forecast hiring "
+    "design document api schema token cache queue worker batch storage backup restore audit "
+    "policy retention compliance security patch upgrade version branch merge test flaky build "
+    "pipeline runner staging production region failover replica index query search vector"
+).split()
 
 
 def sentence(rng: random.Random, n: int) -> str:
@@ -89,16 +91,25 @@ def confluence_export(dest: Path, pages: int, rng: random.Random) -> Path:
     for i in range(pages):
         parent = str(1000 + rng.randrange(i)) if i else None
         restricted = rng.random() < 0.1
-        body = "".join(f"<h2>{sentence(rng, 4)}</h2><p>{sentence(rng, 60)}</p><ul><li>{sentence(rng, 8)}</li>"
-                       f"<li>{sentence(rng, 8)}</li></ul>" for _ in range(3))
-        space.pages.append(CPage(str(1000 + i), f"Page {i}", body, parent=parent,
-                                 read_groups=["leads"] if restricted else []))
+        body = "".join(
+            f"<h2>{sentence(rng, 4)}</h2><p>{sentence(rng, 60)}</p><ul><li>{sentence(rng, 8)}</li>"
+            f"<li>{sentence(rng, 8)}</li></ul>"
+            for _ in range(3)
+        )
+        space.pages.append(
+            CPage(str(1000 + i), f"Page {i}", body, parent=parent, read_groups=["leads"] if restricted else [])
+        )
     return write_confluence_xml(dest, [space], users, as_zip=True)
 
 
 def run(kind: str, path: Path, units: int, unit: str, embedder: LocalEmbedder, tmp: Path) -> dict:
-    settings = Settings(home=tmp / f"home-{kind}", milvus_uri=str(tmp / f"{kind}.db"), policy=None,
-                        database_url=f"sqlite:///{tmp / f'{kind}.sqlite3'}", collection=f"bench_{kind}")
+    settings = Settings(
+        home=tmp / f"home-{kind}",
+        milvus_uri=str(tmp / f"{kind}.db"),
+        policy=None,
+        database_url=f"sqlite:///{tmp / f'{kind}.sqlite3'}",
+        collection=f"bench_{kind}",
+    )
     stores = Stores.open(settings)
     ingestor = Ingestor(stores, lambda: embedder)
     t = time.perf_counter()
@@ -115,11 +126,18 @@ def run(kind: str, path: Path, units: int, unit: str, embedder: LocalEmbedder, t
     embed_s = time.perf_counter() - t
     stores.close()
     return {
-        "source": kind, unit: units, "documents": summary.new, "quarantined": summary.quarantined,
-        "chunks": len(texts), "pipeline_seconds": round(pipeline_s, 2), "pipeline_embed_seconds": round(summary.embed_seconds, 2),
+        "source": kind,
+        unit: units,
+        "documents": summary.new,
+        "quarantined": summary.quarantined,
+        "chunks": len(texts),
+        "pipeline_seconds": round(pipeline_s, 2),
+        "pipeline_embed_seconds": round(summary.embed_seconds, 2),
         "pipeline_parse_seconds": round(summary.parse_seconds, 2),
-        f"{unit}_per_second": round(units / pipeline_s, 1), "pipeline_chunks_per_second": round(len(texts) / pipeline_s, 1),
-        "embedder_seconds": round(embed_s, 2), "embedder_chunks_per_second": round(len(texts) / embed_s, 1),
+        f"{unit}_per_second": round(units / pipeline_s, 1),
+        "pipeline_chunks_per_second": round(len(texts) / pipeline_s, 1),
+        "embedder_seconds": round(embed_s, 2),
+        "embedder_chunks_per_second": round(len(texts) / embed_s, 1),
         "ratio_vs_embedder": round(embed_s / pipeline_s, 3),
     }
 
@@ -129,8 +147,12 @@ def main() -> None:
     ap.add_argument("--messages", type=int, default=50_000)
     ap.add_argument("--pages", type=int, default=2_000)
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--min-chunks", type=int, default=None,
-                    help="override ingest.pipeline.run.MIN_EMBED_CHUNKS (smallest embed batch)")
+    ap.add_argument(
+        "--min-chunks",
+        type=int,
+        default=None,
+        help="override ingest.pipeline.run.MIN_EMBED_CHUNKS (smallest embed batch)",
+    )
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     import ingest.pipeline.run as run_mod
@@ -148,10 +170,17 @@ def main() -> None:
     import os
 
     os.environ["GOVRAG_HOME"] = str(tmp / "home")  # zip work dirs
-    results = [run("slack", slack_zip, args.messages, "messages", embedder, tmp),
-               run("confluence", conf_zip, args.pages, "pages", embedder, tmp)]
-    out = {"machine": machine_details(), "load_average": os.getloadavg(), "embed_batch_chunks": [run_mod.MIN_EMBED_CHUNKS, run_mod.MAX_EMBED_CHUNKS],
-           "generate_seconds": round(gen_s, 2), "results": results}
+    results = [
+        run("slack", slack_zip, args.messages, "messages", embedder, tmp),
+        run("confluence", conf_zip, args.pages, "pages", embedder, tmp),
+    ]
+    out = {
+        "machine": machine_details(),
+        "load_average": os.getloadavg(),
+        "embed_batch_chunks": [run_mod.MIN_EMBED_CHUNKS, run_mod.MAX_EMBED_CHUNKS],
+        "generate_seconds": round(gen_s, 2),
+        "results": results,
+    }
     print(json.dumps(out, indent=2))
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))

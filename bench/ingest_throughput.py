@@ -42,8 +42,9 @@ def main() -> None:
             shutil.copytree(src / sub, corpus / sub / f"copy{i}")
     embedder = LocalEmbedder()
     embedder.embed(["warm up"])
-    settings = Settings(home=tmp / "home", milvus_uri=str(tmp / "m.db"), policy=SAMPLE_POLICY,
-                        database_url=f"sqlite:///{tmp / 'c.db'}")
+    settings = Settings(
+        home=tmp / "home", milvus_uri=str(tmp / "m.db"), policy=SAMPLE_POLICY, database_url=f"sqlite:///{tmp / 'c.db'}"
+    )
     stores = Stores.open(settings)
     ingestor = Ingestor(stores, lambda: embedder)
     t = time.perf_counter()
@@ -60,11 +61,17 @@ def main() -> None:
     embed_s = time.perf_counter() - t
     stores.close()
     pipe_rate, emb_rate = summary.chunks_written / pipeline_s, len(texts) / embed_s
-    out = {"documents": summary.new, "chunks": summary.chunks_written,
-           "pipeline_chunks_per_s": round(pipe_rate, 1), "embedder_chunks_per_s": round(emb_rate, 1),
-           "pipeline_vs_embedder": round(pipe_rate / emb_rate, 3),
-           "parse_seconds": round(summary.parse_seconds, 2), "embed_seconds_in_pipeline": round(summary.embed_seconds, 2),
-           "pipeline_seconds": round(pipeline_s, 2), "machine": machine_details()}
+    out = {
+        "documents": summary.new,
+        "chunks": summary.chunks_written,
+        "pipeline_chunks_per_s": round(pipe_rate, 1),
+        "embedder_chunks_per_s": round(emb_rate, 1),
+        "pipeline_vs_embedder": round(pipe_rate / emb_rate, 3),
+        "parse_seconds": round(summary.parse_seconds, 2),
+        "embed_seconds_in_pipeline": round(summary.embed_seconds, 2),
+        "pipeline_seconds": round(pipeline_s, 2),
+        "machine": machine_details(),
+    }
     print(json.dumps(out, indent=2))
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))

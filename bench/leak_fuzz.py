@@ -63,8 +63,15 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="govrag-leak-fuzz-") as tmp:
         stores = open_stores(Path(tmp))
         setup_s = time.perf_counter() - t0
-        cls = machine_class(stores, embedder, stats, strict=False, max_docs=args.max_docs, max_users=args.max_users,
-                            workdir=Path(tmp) / "slack-exports")
+        cls = machine_class(
+            stores,
+            embedder,
+            stats,
+            strict=False,
+            max_docs=args.max_docs,
+            max_users=args.max_users,
+            workdir=Path(tmp) / "slack-exports",
+        )
         started = time.perf_counter()
         search_mod = importlib.import_module("retrieval.search")
         # Batches of examples, each with its own seed (seed, batch) so a run is reproducible
@@ -79,9 +86,17 @@ def main() -> int:
                 seed(args.seed * 1_000_003 + batch)(cls)
                 before = stats.examples
                 try:
-                    run_state_machine_as_test(cls, settings=settings(
-                        max_examples=n, stateful_step_count=args.steps, deadline=None, database=None,
-                        suppress_health_check=list(HealthCheck), derandomize=False))
+                    run_state_machine_as_test(
+                        cls,
+                        settings=settings(
+                            max_examples=n,
+                            stateful_step_count=args.steps,
+                            deadline=None,
+                            database=None,
+                            suppress_health_check=list(HealthCheck),
+                            derandomize=False,
+                        ),
+                    )
                 except Unsatisfiable:
                     pass
                 done += max(1, stats.examples - before)
@@ -96,14 +111,27 @@ def main() -> int:
     result = {
         "benchmark": "leak_fuzz",
         "command": " ".join(["python bench/leak_fuzz.py", *sys.argv[1:]]),
-        "seed": args.seed, "examples_requested": args.examples, "steps_per_example": args.steps,
-        "max_docs": args.max_docs, "max_users": args.max_users, "stopped_at_time_limit": stopped_early,
-        "examples": stats.examples, "steps": stats.steps, "searches": stats.searches,
-        "hits_checked": stats.hits_checked, "pairs_checked": stats.docs_checked, "checks": stats.checks,
-        "slack_exports": stats.slack_exports, "slack_exports_applied_after_newer": stats.slack_stale_applied,
-        "leaks": stats.leaks, "misses": stats.misses, "errors": stats.errors, "findings": stats.findings,
+        "seed": args.seed,
+        "examples_requested": args.examples,
+        "steps_per_example": args.steps,
+        "max_docs": args.max_docs,
+        "max_users": args.max_users,
+        "stopped_at_time_limit": stopped_early,
+        "examples": stats.examples,
+        "steps": stats.steps,
+        "searches": stats.searches,
+        "hits_checked": stats.hits_checked,
+        "pairs_checked": stats.docs_checked,
+        "checks": stats.checks,
+        "slack_exports": stats.slack_exports,
+        "slack_exports_applied_after_newer": stats.slack_stale_applied,
+        "leaks": stats.leaks,
+        "misses": stats.misses,
+        "errors": stats.errors,
+        "findings": stats.findings,
         "ops": dict(sorted(stats.ops.items())),
-        "seconds": round(fuzz_s, 1), "setup_seconds": round(setup_s, 1),
+        "seconds": round(fuzz_s, 1),
+        "setup_seconds": round(setup_s, 1),
         "searches_per_second": round(stats.searches / fuzz_s, 2) if fuzz_s else None,
         "machine": machine_details(),
     }

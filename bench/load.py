@@ -131,30 +131,65 @@ def _doc(path: str, title: str, *sections: tuple[str, str]) -> Any:
 def _archive_docs() -> list[Any]:
     """Ingested before the load from their own folder (their own origin), purged during it."""
     return [
-        _doc("finance/archive/forecast-2025.pdf", "Archived forecast 2025",
-             ("Forecast", "The jade-walrus forecast for 2025 expected revenue of 41 million euros and a share "
-                          "buyback of 2 million euros; budget owners signed it in January.")),
-        _doc("engineering/archive/legacy-deploy.pdf", "Legacy deployment notes",
-             ("Legacy", "The copper-mantis deployment used a blue-green rollback with manual canary checks "
-                        "before the runbook was automated.")),
-        _doc("handbook/archive/leave-policy-2020.pdf", "Leave policy 2020",
-             ("Leave", "In 2020 annual leave was 25 days and parental leave 16 weeks; the ivory-gecko form "
-                       "recorded holidays.")),
+        _doc(
+            "finance/archive/forecast-2025.pdf",
+            "Archived forecast 2025",
+            (
+                "Forecast",
+                "The jade-walrus forecast for 2025 expected revenue of 41 million euros and a share "
+                "buyback of 2 million euros; budget owners signed it in January.",
+            ),
+        ),
+        _doc(
+            "engineering/archive/legacy-deploy.pdf",
+            "Legacy deployment notes",
+            (
+                "Legacy",
+                "The copper-mantis deployment used a blue-green rollback with manual canary checks "
+                "before the runbook was automated.",
+            ),
+        ),
+        _doc(
+            "handbook/archive/leave-policy-2020.pdf",
+            "Leave policy 2020",
+            (
+                "Leave",
+                "In 2020 annual leave was 25 days and parental leave 16 weeks; the ivory-gecko form recorded holidays.",
+            ),
+        ),
     ]
 
 
 def _incoming_docs() -> list[Any]:
     """Ingested during the load."""
     return [
-        _doc("finance/new/q4-forecast.pdf", "Q4 forecast",
-             ("Forecast", "The onyx-pelican forecast puts fourth quarter revenue at 51 million euros and keeps "
-                          "the share buyback and the budget unchanged.")),
-        _doc("engineering/new/canary-guide.pdf", "Canary guide",
-             ("Canary", "The teal-osprey canary guide: deploy to one zone, watch p99 latency, roll back with "
-                        "the rollback script when the error budget burns.")),
-        _doc("handbook/new/remote-work.pdf", "Remote work",
-             ("Remote", "Staff may work remotely up to three days a week; register it with the coral-finch "
-                        "form, like annual leave and holidays.")),
+        _doc(
+            "finance/new/q4-forecast.pdf",
+            "Q4 forecast",
+            (
+                "Forecast",
+                "The onyx-pelican forecast puts fourth quarter revenue at 51 million euros and keeps "
+                "the share buyback and the budget unchanged.",
+            ),
+        ),
+        _doc(
+            "engineering/new/canary-guide.pdf",
+            "Canary guide",
+            (
+                "Canary",
+                "The teal-osprey canary guide: deploy to one zone, watch p99 latency, roll back with "
+                "the rollback script when the error budget burns.",
+            ),
+        ),
+        _doc(
+            "handbook/new/remote-work.pdf",
+            "Remote work",
+            (
+                "Remote",
+                "Staff may work remotely up to three days a week; register it with the coral-finch "
+                "form, like annual leave and holidays.",
+            ),
+        ),
     ]
 
 
@@ -249,8 +284,13 @@ class Truth:
                 return f"purged ({c.name}) before the search started"
             if c.kind == "ingest" and document_id in c.docs and c.begin > t1:
                 return f"not yet ingested ({c.name} began after the search ended)"
-            if (c.kind == "acl" and c.folder == folder and c.commit is not None and c.commit <= t0
-                    and principals & FOLDER_READERS[folder]):
+            if (
+                c.kind == "acl"
+                and c.folder == folder
+                and c.commit is not None
+                and c.commit <= t0
+                and principals & FOLDER_READERS[folder]
+            ):
                 return f"revoked ({c.name}) before the search started"
         return "outside the user's scopes"
 
@@ -264,12 +304,27 @@ def _record(channel: str, worker: int, user: str, qi: int, fn: Callable[[], list
         docs = fn()
     except Exception as exc:  # counted, never raised: one run reports every failure
         err = f"{type(exc).__name__}: {str(exc)[:300]}"
-    return {"ch": channel, "w": worker, "user": user, "q": qi, "t0": t0, "t1": time.time(),
-            "ms": (time.perf_counter() - p0) * 1000, "docs": docs, "err": err}
+    return {
+        "ch": channel,
+        "w": worker,
+        "user": user,
+        "q": qi,
+        "t0": t0,
+        "t1": time.time(),
+        "ms": (time.perf_counter() - p0) * 1000,
+        "docs": docs,
+        "err": err,
+    }
 
 
-def _loop(channel: str, worker: int, end: float, one: Callable[[str, str], list[str]], sink: Callable[[dict], None],
-          think_s: float) -> None:
+def _loop(
+    channel: str,
+    worker: int,
+    end: float,
+    one: Callable[[str, str], list[str]],
+    sink: Callable[[dict], None],
+    think_s: float,
+) -> None:
     i = 0
     while time.time() < end:
         user, query = plan(worker, i)
@@ -298,12 +353,19 @@ def _searcher_process(argv: list[str]) -> int:
         return 2
     end = float(line[1])
     with open(args.out, "w") as f:
+
         def sink(rec: dict) -> None:
             f.write(json.dumps(rec) + "\n")
             f.flush()
 
-        _loop("process", args.worker, end, lambda u, q: [h.document_id for h in search(users[u], q, k=args.k)],
-              sink, args.think_ms / 1000)
+        _loop(
+            "process",
+            args.worker,
+            end,
+            lambda u, q: [h.document_id for h in search(users[u], q, k=args.k)],
+            sink,
+            args.think_ms / 1000,
+        )
     print("done", flush=True)
     return 0
 
@@ -318,10 +380,17 @@ def _token(user: str, ttl_s: float) -> str:
 # -- processes ------------------------------------------------------------------------------
 def _proc_usage(pid: int) -> dict[str, Any] | None:
     try:
-        rss = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-                   if line.startswith("VmRSS:"))
-        return {"pid": pid, "rss_mb": round(rss / 1024, 1), "fds": len(os.listdir(f"/proc/{pid}/fd")),
-                "threads": len(os.listdir(f"/proc/{pid}/task"))}
+        rss = next(
+            int(line.split()[1])
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+            if line.startswith("VmRSS:")
+        )
+        return {
+            "pid": pid,
+            "rss_mb": round(rss / 1024, 1),
+            "fds": len(os.listdir(f"/proc/{pid}/fd")),
+            "threads": len(os.listdir(f"/proc/{pid}/task")),
+        }
     except (OSError, StopIteration, ValueError):
         return None
 
@@ -355,8 +424,13 @@ def summarize(records: list[dict[str, Any]], truth: Truth, load_start: float, lo
     acl = next((c for c in truth.changes if c.kind == "acl"), None)
     ingest = next((c for c in truth.changes if c.kind == "ingest"), None)
     first_purge = min((c.begin for c in truth.changes if c.kind == "purge"), default=None)
-    live = {"revoked_folder_hits_before_revoke": 0, "revoked_user_searches_after_revoke": 0,
-            "incoming_hits_after_ingest": 0, "purged_hits_before_purge": 0, "eve_hits": 0}
+    live = {
+        "revoked_folder_hits_before_revoke": 0,
+        "revoked_user_searches_after_revoke": 0,
+        "incoming_hits_after_ingest": 0,
+        "purged_hits_before_purge": 0,
+        "eve_hits": 0,
+    }
     for ch in CHANNELS:
         recs = [r for r in records if r["ch"] == ch]
         ms = [r["ms"] for r in recs if not r["err"]]
@@ -388,7 +462,9 @@ def summarize(records: list[dict[str, Any]], truth: Truth, load_start: float, lo
         after = {c.name: sum(1 for r in recs if c.commit and r["t0"] >= c.commit) for c in truth.changes}
         channels[ch] = {
             "workers": len({r["w"] for r in recs}),
-            "searches": len(recs), "errors": n_err, "leaks": n_leaks,
+            "searches": len(recs),
+            "errors": n_err,
+            "leaks": n_leaks,
             "searches_per_s": round(len(in_window) / max(load_end - load_start, 1e-9), 2),
             "p50_ms": round(percentile(ms, 50), 1) if ms else None,
             "p95_ms": round(percentile(ms, 95), 1) if ms else None,
@@ -398,19 +474,42 @@ def summarize(records: list[dict[str, Any]], truth: Truth, load_start: float, lo
             "by_user": {u: sum(1 for r in recs if r["user"] == u) for u in USERS},
         }
     all_ms = [r["ms"] for r in records if not r["err"]]
-    total = {"searches": len(records), "errors": len(errors), "leaks": len(leaks),
-             "p50_ms": round(percentile(all_ms, 50), 1) if all_ms else None,
-             "p95_ms": round(percentile(all_ms, 95), 1) if all_ms else None,
-             "p99_ms": round(percentile(all_ms, 99), 1) if all_ms else None}
-    return {"channels": channels, "total": total, "liveness": live,
-            "leak_samples": leaks[:20], "error_samples": errors[:20]}
+    total = {
+        "searches": len(records),
+        "errors": len(errors),
+        "leaks": len(leaks),
+        "p50_ms": round(percentile(all_ms, 50), 1) if all_ms else None,
+        "p95_ms": round(percentile(all_ms, 95), 1) if all_ms else None,
+        "p99_ms": round(percentile(all_ms, 99), 1) if all_ms else None,
+    }
+    return {
+        "channels": channels,
+        "total": total,
+        "liveness": live,
+        "leak_samples": leaks[:20],
+        "error_samples": errors[:20],
+    }
 
 
-def run_load(*, backend: str = "lite-server", duration_s: float = 120.0, threads: int = 4, processes: int = 2,
-             http_clients: int = 2, copies: int = 6, k: int = 10, milvus_uri: str | None = None,
-             database_url: str | None = None, home: Path | None = None, json_out: Path | None = None,
-             change_at: tuple[float, float, float, float] = (0.2, 0.4, 0.6, 0.75), think_ms: float = 0.0,
-             torch_threads: int | None = None, keep: bool = False, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+def run_load(
+    *,
+    backend: str = "lite-server",
+    duration_s: float = 120.0,
+    threads: int = 4,
+    processes: int = 2,
+    http_clients: int = 2,
+    copies: int = 6,
+    k: int = 10,
+    milvus_uri: str | None = None,
+    database_url: str | None = None,
+    home: Path | None = None,
+    json_out: Path | None = None,
+    change_at: tuple[float, float, float, float] = (0.2, 0.4, 0.6, 0.75),
+    think_ms: float = 0.0,
+    torch_threads: int | None = None,
+    keep: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """Run the load and return the result (also written to ``json_out``, default
     ``bench/results/load_<backend>.json``). Raises only when the setup fails; errors and leaks
     of the searches are counted in the result."""
@@ -445,12 +544,20 @@ def run_load(*, backend: str = "lite-server", duration_s: float = 120.0, threads
         from governance.settings import Settings
         from governance.stores import Stores
 
-        settings = Settings(home=gov_home, database_url=database_url, milvus_uri=milvus_uri, policy=SAMPLE_POLICY,
-                            collection=collection)
+        settings = Settings(
+            home=gov_home, database_url=database_url, milvus_uri=milvus_uri, policy=SAMPLE_POLICY, collection=collection
+        )
         env = {key: v for key, v in os.environ.items() if not key.startswith("GOVRAG_")}
-        env.update(GOVRAG_HOME=str(gov_home), GOVRAG_POLICY=str(SAMPLE_POLICY), GOVRAG_COLLECTION=collection,
-                   GOVRAG_JWT_HS256_SECRET=HS256_SECRET, GOVRAG_API_RATE_LIMIT="0", HF_HUB_OFFLINE="1",
-                   TRANSFORMERS_OFFLINE="1", PYTHONPATH=os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p))
+        env.update(
+            GOVRAG_HOME=str(gov_home),
+            GOVRAG_POLICY=str(SAMPLE_POLICY),
+            GOVRAG_COLLECTION=collection,
+            GOVRAG_JWT_HS256_SECRET=HS256_SECRET,
+            GOVRAG_API_RATE_LIMIT="0",
+            HF_HUB_OFFLINE="1",
+            TRANSFORMERS_OFFLINE="1",
+            PYTHONPATH=os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p),
+        )
         if torch_threads:
             # OMP_NUM_THREADS for every process started here; this one sets torch directly.
             env["OMP_NUM_THREADS"] = str(torch_threads)
@@ -497,8 +604,10 @@ def run_load(*, backend: str = "lite-server", duration_s: float = 120.0, threads
             handbook_scope = s.get(Scope, s.get(Document, "pdf:handbook/holidays-and-leave.pdf").scope_id)
             handbook_key = handbook_scope.key
         chunks = stores.index.count()
-        say(f"baseline: {base.new} + {archive.new} documents, {base.quarantined} quarantined, {chunks} chunks "
-            f"in {timings['baseline_ingest_s']}s")
+        say(
+            f"baseline: {base.new} + {archive.new} documents, {base.quarantined} quarantined, {chunks} chunks "
+            f"in {timings['baseline_ingest_s']}s"
+        )
         truth = Truth(documents)
         archive_origin = f"path:{roots['archive'].resolve()}"
         archive_ids = stores.catalog.documents.select_documents(source=archive_origin)
@@ -511,9 +620,26 @@ def run_load(*, backend: str = "lite-server", duration_s: float = 120.0, threads
         logs.mkdir(exist_ok=True)
         port = free_port()
         api_log = open(logs / "api.log", "ab")
-        api = subprocess.Popen([sys.executable, "-m", "govrag.cli.main", "api", "serve", "--host", "127.0.0.1",
-                                "--port", str(port), "--log-level", "warning"], env=env, cwd=str(REPO),
-                               stdin=subprocess.DEVNULL, stdout=api_log, stderr=subprocess.STDOUT)
+        api = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "govrag.cli.main",
+                "api",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            cwd=str(REPO),
+            stdin=subprocess.DEVNULL,
+            stdout=api_log,
+            stderr=subprocess.STDOUT,
+        )
         api_log.close()
         started_pids.append(api.pid)
         cleanup.append(lambda: _stop_process(api))
@@ -521,10 +647,27 @@ def run_load(*, backend: str = "lite-server", duration_s: float = 120.0, threads
         for w in range(processes):
             out = tmp / f"process-{w}.jsonl"
             err = open(logs / f"process-{w}.log", "ab")
-            proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "_searcher", "--worker", str(w),
-                                     "--out", str(out), "--k", str(k), "--think-ms", str(think_ms)],
-                                    env=env, cwd=str(REPO), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=err, text=True)
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    str(Path(__file__).resolve()),
+                    "_searcher",
+                    "--worker",
+                    str(w),
+                    "--out",
+                    str(out),
+                    "--k",
+                    str(k),
+                    "--think-ms",
+                    str(think_ms),
+                ],
+                env=env,
+                cwd=str(REPO),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+            )
             err.close()
             started_pids.append(proc.pid)
             cleanup.append(lambda proc=proc: _stop_process(proc))
@@ -549,8 +692,12 @@ def run_load(*, backend: str = "lite-server", duration_s: float = 120.0, threads
             try:
                 if httpx.get(f"{base_url}/readyz", timeout=5).status_code == 200:
                     tokens = {u: _token(u, duration_s + 900) for u in USERS}
-                    r = httpx.post(f"{base_url}/v1/search", json={"query": "warm up", "k": 1},
-                                   headers={"Authorization": f"Bearer {tokens['alice']}"}, timeout=120)
+                    r = httpx.post(
+                        f"{base_url}/v1/search",
+                        json={"query": "warm up", "k": 1},
+                        headers={"Authorization": f"Bearer {tokens['alice']}"},
+                        timeout=120,
+                    )
                     if r.status_code == 200:
                         break
                     say(f"warm-up search: {r.status_code} {r.text[:200]}")
@@ -563,17 +710,24 @@ def run_load(*, backend: str = "lite-server", duration_s: float = 120.0, threads
             line = proc.stdout.readline() if proc.stdout else ""
             if line.strip() != "ready":
                 proc.wait(30)
-                raise RuntimeError(f"searcher process {w} did not start ({proc.returncode}):\n"
-                                   f"{_tail(logs / f'process-{w}.log')}")
+                raise RuntimeError(
+                    f"searcher process {w} did not start ({proc.returncode}):\n{_tail(logs / f'process-{w}.log')}"
+                )
         timings["searchers_ready_s"] = round(time.perf_counter() - t, 1)
         timings["setup_s"] = round(time.perf_counter() - t_setup, 1)
-        say(f"searchers ready in {timings['searchers_ready_s']}s: {threads} threads, {processes} processes, "
-            f"{http_clients} HTTP clients; load for {duration_s:.0f}s")
+        say(
+            f"searchers ready in {timings['searchers_ready_s']}s: {threads} threads, {processes} processes, "
+            f"{http_clients} HTTP clients; load for {duration_s:.0f}s"
+        )
 
         # -- the load window -----------------------------------------------------------------
         records: list[dict[str, Any]] = []
         sink = records.append  # list.append is atomic
-        usage_pids = {"harness": os.getpid(), "api": api.pid, **{f"process-{w}": p.pid for w, (p, _) in enumerate(workers)}}
+        usage_pids = {
+            "harness": os.getpid(),
+            "api": api.pid,
+            **{f"process-{w}": p.pid for w, (p, _) in enumerate(workers)},
+        }
         if lite_pid:
             usage_pids["milvus-lite"] = lite_pid
         usage_before = {name: _proc_usage(pid) for name, pid in usage_pids.items()}
@@ -590,19 +744,30 @@ def run_load(*, backend: str = "lite-server", duration_s: float = 120.0, threads
 
         def http_worker(w: int) -> None:
             with httpx.Client(base_url=base_url, timeout=120) as client:
+
                 def one(u: str, q: str) -> list[str]:
-                    r = client.post("/v1/search", json={"query": q, "k": k},
-                                    headers={"Authorization": f"Bearer {tokens[u]}"})
+                    r = client.post(
+                        "/v1/search", json={"query": q, "k": k}, headers={"Authorization": f"Bearer {tokens[u]}"}
+                    )
                     if r.status_code != 200:
                         raise RuntimeError(f"HTTP {r.status_code}: {r.text[:200]}")
                     return [h["document_id"] for h in r.json()["hits"]]
 
                 _loop("http", w, load_end, one, sink, think_ms / 1000)
 
-        pool = [threading.Thread(target=_loop, args=("thread", w, load_end, thread_search, sink, think_ms / 1000),
-                                 name=f"load-thread-{w}", daemon=True) for w in range(threads)]
-        pool += [threading.Thread(target=http_worker, args=(w,), name=f"load-http-{w}", daemon=True)
-                 for w in range(http_clients)]
+        pool = [
+            threading.Thread(
+                target=_loop,
+                args=("thread", w, load_end, thread_search, sink, think_ms / 1000),
+                name=f"load-thread-{w}",
+                daemon=True,
+            )
+            for w in range(threads)
+        ]
+        pool += [
+            threading.Thread(target=http_worker, args=(w,), name=f"load-http-{w}", daemon=True)
+            for w in range(http_clients)
+        ]
         for th in pool:
             th.start()
 
@@ -629,7 +794,8 @@ def run_load(*, backend: str = "lite-server", duration_s: float = 120.0, threads
 
             scope_id, changed = stores.catalog.scopes.upsert_scope(
                 AccessScope(key=handbook_key, layers=[sorted(REVOKED_READERS)], description="load bench: eng revoked"),
-                actor="load-bench")
+                actor="load-bench",
+            )
             c.detail = {"scope_id": scope_id, "scope": handbook_key, "changed": changed}
             if not changed:
                 raise RuntimeError("upsert_scope reported no change")
@@ -640,10 +806,19 @@ def run_load(*, backend: str = "lite-server", duration_s: float = 120.0, threads
             ids = purging.select(stores.catalog, **selector)
             if set(ids) != set(c.docs):
                 raise RuntimeError(f"purge selected {ids}, expected {sorted(c.docs)}")
-            report = purging.purge_documents(stores.catalog, stores.index, ids, reason=f"load bench {selector}",
-                                             selector=selector, actor="load-bench")
-            c.detail = {"documents": len(report.documents), "vectors_deleted": report.vectors_deleted,
-                        "verified": report.verified}
+            report = purging.purge_documents(
+                stores.catalog,
+                stores.index,
+                ids,
+                reason=f"load bench {selector}",
+                selector=selector,
+                actor="load-bench",
+            )
+            c.detail = {
+                "documents": len(report.documents),
+                "vectors_deleted": report.vectors_deleted,
+                "verified": report.verified,
+            }
             if not report.verified or sorted(report.documents) != sorted(ids):
                 raise RuntimeError(f"purge not verified: {report.model_dump()}")
 
@@ -651,10 +826,24 @@ def run_load(*, backend: str = "lite-server", duration_s: float = 120.0, threads
         plan_changes: list[tuple[float, Callable[[], Change]]] = [
             (change_at[0], lambda: change("ingest", "ingest", do_ingest, docs=incoming_ids)),
             (change_at[1], lambda: change("acl", "revoke", do_revoke, folder=REVOKE_FOLDER, readers=REVOKED_READERS)),
-            (change_at[2], lambda: change("purge", "purge_document", lambda c: do_purge(c, document=purge_one),
-                                          docs={purge_one: folder_of(purge_one)})),
-            (change_at[3], lambda: change("purge", "purge_source", lambda c: do_purge(c, source=archive_origin),
-                                          docs={d: folder_of(d) for d in archive_ids if d != purge_one})),
+            (
+                change_at[2],
+                lambda: change(
+                    "purge",
+                    "purge_document",
+                    lambda c: do_purge(c, document=purge_one),
+                    docs={purge_one: folder_of(purge_one)},
+                ),
+            ),
+            (
+                change_at[3],
+                lambda: change(
+                    "purge",
+                    "purge_source",
+                    lambda c: do_purge(c, source=archive_origin),
+                    docs={d: folder_of(d) for d in archive_ids if d != purge_one},
+                ),
+            ),
         ]
         for frac, run_change in plan_changes:
             wait = load_start + frac * duration_s - time.time()
@@ -675,9 +864,19 @@ def run_load(*, backend: str = "lite-server", duration_s: float = 120.0, threads
                 proc.kill()
                 proc.communicate()
             if proc.returncode != 0:
-                sink({"ch": "process", "w": w, "user": "-", "q": -1, "t0": load_end, "t1": load_end, "ms": 0.0,
-                      "docs": [], "err": f"searcher process exited with {proc.returncode}: "
-                                         f"{_tail(logs / f'process-{w}.log', 5)}"})
+                sink(
+                    {
+                        "ch": "process",
+                        "w": w,
+                        "user": "-",
+                        "q": -1,
+                        "t0": load_end,
+                        "t1": load_end,
+                        "ms": 0.0,
+                        "docs": [],
+                        "err": f"searcher process exited with {proc.returncode}: {_tail(logs / f'process-{w}.log', 5)}",
+                    }
+                )
             if out.exists():
                 records.extend(json.loads(line) for line in out.read_text().splitlines() if line.strip())
         load_stop = time.time()
@@ -685,22 +884,47 @@ def run_load(*, backend: str = "lite-server", duration_s: float = 120.0, threads
 
         # -- results -------------------------------------------------------------------------
         result: dict[str, Any] = {
-            "benchmark": "load", "backend": backend,
+            "benchmark": "load",
+            "backend": backend,
             "milvus_uri": milvus_uri or "milvus-lite server under GOVRAG_HOME",
             "catalog": "postgresql" if database_url and database_url.startswith("postgres") else "sqlite",
-            "config": {"duration_s": duration_s, "threads": threads, "processes": processes,
-                       "http_clients": http_clients, "copies": copies, "k": k, "think_ms": think_ms,
-                       "torch_threads": torch_threads or os.environ.get("OMP_NUM_THREADS") or "torch default",
-                       "users": list(USERS), "queries": list(QUERIES)},
-            "corpus": {"documents": len(documents), "chunks_before": chunks,
-                       "quarantined": base.quarantined + archive.quarantined},
+            "config": {
+                "duration_s": duration_s,
+                "threads": threads,
+                "processes": processes,
+                "http_clients": http_clients,
+                "copies": copies,
+                "k": k,
+                "think_ms": think_ms,
+                "torch_threads": torch_threads or os.environ.get("OMP_NUM_THREADS") or "torch default",
+                "users": list(USERS),
+                "queries": list(QUERIES),
+            },
+            "corpus": {
+                "documents": len(documents),
+                "chunks_before": chunks,
+                "quarantined": base.quarantined + archive.quarantined,
+            },
             "timings": timings,
-            "load": {"seconds": round(load_stop - load_start, 1), "window_s": duration_s,
-                     "loadavg_at_start": loadavg_start, "loadavg_at_end": " ".join(f"{x:.2f}" for x in os.getloadavg())},
-            "changes": [{"name": c.name, "kind": c.kind, "begin_s": round(c.begin - load_start, 2),
-                         "commit_s": None if c.commit is None else round(c.commit - load_start, 2),
-                         "seconds": c.seconds, "documents": sorted(c.docs), "detail": c.detail, "error": c.error}
-                        for c in truth.changes],
+            "load": {
+                "seconds": round(load_stop - load_start, 1),
+                "window_s": duration_s,
+                "loadavg_at_start": loadavg_start,
+                "loadavg_at_end": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+            },
+            "changes": [
+                {
+                    "name": c.name,
+                    "kind": c.kind,
+                    "begin_s": round(c.begin - load_start, 2),
+                    "commit_s": None if c.commit is None else round(c.commit - load_start, 2),
+                    "seconds": c.seconds,
+                    "documents": sorted(c.docs),
+                    "detail": c.detail,
+                    "error": c.error,
+                }
+                for c in truth.changes
+            ],
             "hung_searchers": hung,
             **summarize(records, truth, load_start, load_end),
             "usage": {"before": usage_before, "after": usage_after},
@@ -743,17 +967,25 @@ def run_load(*, backend: str = "lite-server", duration_s: float = 120.0, threads
 
 
 def format_result(result: dict[str, Any]) -> str:
-    lines = [f"backend {result['backend']}: {result['total']['searches']} searches, "
-             f"{result['total']['errors']} errors, {result['total']['leaks']} leaks "
-             f"({result['load']['seconds']} s of load, setup {result['timings'].get('setup_s')} s)"]
-    lines.append(f"{'channel':<8} {'workers':>7} {'searches':>8} {'/s':>6} {'errors':>6} {'leaks':>5} "
-                 f"{'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    lines = [
+        f"backend {result['backend']}: {result['total']['searches']} searches, "
+        f"{result['total']['errors']} errors, {result['total']['leaks']} leaks "
+        f"({result['load']['seconds']} s of load, setup {result['timings'].get('setup_s')} s)"
+    ]
+    lines.append(
+        f"{'channel':<8} {'workers':>7} {'searches':>8} {'/s':>6} {'errors':>6} {'leaks':>5} "
+        f"{'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}"
+    )
     for ch, s in result["channels"].items():
-        lines.append(f"{ch:<8} {s['workers']:>7} {s['searches']:>8} {s['searches_per_s']:>6} {s['errors']:>6} "
-                     f"{s['leaks']:>5} {s['p50_ms']!s:>8} {s['p95_ms']!s:>8} {s['p99_ms']!s:>8} {s['max_ms']!s:>8}")
+        lines.append(
+            f"{ch:<8} {s['workers']:>7} {s['searches']:>8} {s['searches_per_s']:>6} {s['errors']:>6} "
+            f"{s['leaks']:>5} {s['p50_ms']!s:>8} {s['p95_ms']!s:>8} {s['p99_ms']!s:>8} {s['max_ms']!s:>8}"
+        )
     for c in result["changes"]:
-        lines.append(f"  {c['name']:<15} begin {c['begin_s']:>6}s commit {c['commit_s']!s:>6}s "
-                     f"({c['seconds']} s) {c['error'] or ''}")
+        lines.append(
+            f"  {c['name']:<15} begin {c['begin_s']:>6}s commit {c['commit_s']!s:>6}s "
+            f"({c['seconds']} s) {c['error'] or ''}"
+        )
     lines.append(f"liveness: {result['liveness']}")
     if result["processes_left"]:
         lines.append(f"processes left: {result['processes_left']}")
@@ -775,22 +1007,41 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--copies", type=int, default=6, help="copies of the sample corpus")
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--think-ms", type=float, default=0.0, help="pause between a searcher's searches")
-    ap.add_argument("--torch-threads", type=int, help="torch intra-op threads in every process (OMP_NUM_THREADS); "
-                    "default: torch's own (one per core)")
+    ap.add_argument(
+        "--torch-threads",
+        type=int,
+        help="torch intra-op threads in every process (OMP_NUM_THREADS); default: torch's own (one per core)",
+    )
     ap.add_argument("--home", type=Path, help="working directory (default: a fresh temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the working directory")
     ap.add_argument("--json", type=Path, help="result file (default bench/results/load_<backend>.json)")
     args = ap.parse_args(argv)
     if args.milvus_uri and args.backend != "milvus-server":
         ap.error("--milvus-uri goes with --backend milvus-server")
-    result = run_load(backend=args.backend, duration_s=args.duration, threads=args.threads, processes=args.processes,
-                      http_clients=args.http, copies=args.copies, k=args.k, milvus_uri=args.milvus_uri,
-                      database_url=args.database_url, home=args.home, json_out=args.json, think_ms=args.think_ms,
-                      torch_threads=args.torch_threads, keep=args.keep)
+    result = run_load(
+        backend=args.backend,
+        duration_s=args.duration,
+        threads=args.threads,
+        processes=args.processes,
+        http_clients=args.http,
+        copies=args.copies,
+        k=args.k,
+        milvus_uri=args.milvus_uri,
+        database_url=args.database_url,
+        home=args.home,
+        json_out=args.json,
+        think_ms=args.think_ms,
+        torch_threads=args.torch_threads,
+        keep=args.keep,
+    )
     print(format_result(result))
     print(f"written to {result['json']}")
-    ok = (result["total"]["errors"] == 0 and result["total"]["leaks"] == 0 and not result["processes_left"]
-          and all(c["error"] is None for c in result["changes"]))
+    ok = (
+        result["total"]["errors"] == 0
+        and result["total"]["leaks"] == 0
+        and not result["processes_left"]
+        and all(c["error"] is None for c in result["changes"])
+    )
     return 0 if ok else 1
 
 

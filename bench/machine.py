@@ -30,9 +30,17 @@ def machine_details() -> dict[str, str]:
         except md.PackageNotFoundError:
             return "-"
 
-    return {"cpu": cpu, "cores": str(os.cpu_count()), "memory": mem, "python": platform.python_version(),
-            "milvus-lite": v("milvus-lite"), "pymilvus": v("pymilvus"), "torch": v("torch"),
-            "sentence-transformers": v("sentence-transformers"), "unstructured": v("unstructured")}
+    return {
+        "cpu": cpu,
+        "cores": str(os.cpu_count()),
+        "memory": mem,
+        "python": platform.python_version(),
+        "milvus-lite": v("milvus-lite"),
+        "pymilvus": v("pymilvus"),
+        "torch": v("torch"),
+        "sentence-transformers": v("sentence-transformers"),
+        "unstructured": v("unstructured"),
+    }
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -64,8 +64,12 @@ def run(users: int, channels: int, database_url: str | None, mapped: bool) -> di
     policy = Policy(workspaces={"T0BENCH": ["group:all-staff"]}) if mapped else Policy()
     url = _scratch_database(database_url) if database_url else f"sqlite:///{tmp / 'catalog.sqlite3'}"
     stores = Stores.open(Settings(home=tmp / "home", database_url=url, milvus_uri=str(tmp / "m.db"), collection="b"))
-    out: dict = {"users": users, "channels": channels, "workspace": "group" if mapped else "source-members",
-                 "catalog": url.split(":", 1)[0]}
+    out: dict = {
+        "users": users,
+        "channels": channels,
+        "workspace": "group" if mapped else "source-members",
+        "catalog": url.split(":", 1)[0],
+    }
     try:
         t = time.perf_counter()
         export = slack.open_source(_export(tmp / "v1", users, channels, 1_700_000_000), policy)
@@ -94,8 +98,15 @@ def main() -> None:
     runs = [run(args.users, args.channels, None, mapped) for mapped in (False, True)]
     if args.pg:
         runs += [run(args.users, args.channels, args.pg, mapped) for mapped in (False, True)]
-    result = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-                          "load": os.getloadavg()}, "runs": runs}
+    result = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "load": os.getloadavg(),
+        },
+        "runs": runs,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))

@@ -49,7 +49,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.machine import machine_details, percentile  # noqa: E402
 from testsupport.milvus_server import MilvusServer  # noqa: E402
 from governance.vector_index import (  # noqa: E402
-    NEVER_EXPIRES, SEARCH_FANOUT, VectorIndex, VectorRow, ids_filter, search_filter,
+    NEVER_EXPIRES,
+    SEARCH_FANOUT,
+    VectorIndex,
+    VectorRow,
+    ids_filter,
+    search_filter,
 )
 
 DIM = 384
@@ -98,8 +103,12 @@ def main() -> None:
 
 
 def server_config(segment_mb: int) -> dict[str, object]:
-    return {"dataCoord.segment.maxSize": segment_mb, "dataCoord.segment.sealProportion": 0.9,
-            "dataCoord.compaction.enableAutoCompaction": False, "indexNode.scheduler.buildParallel": 2}
+    return {
+        "dataCoord.segment.maxSize": segment_mb,
+        "dataCoord.segment.sealProportion": 0.9,
+        "dataCoord.compaction.enableAutoCompaction": False,
+        "indexNode.scheduler.buildParallel": 2,
+    }
 
 
 def _exact_top(vectors: np.ndarray, q: np.ndarray, mask: np.ndarray | None) -> set[int]:
@@ -128,10 +137,22 @@ def _run(args: argparse.Namespace, milvus: MilvusServer) -> None:
         v = rng.standard_normal((m, DIM), dtype=np.float32)
         v /= np.linalg.norm(v, axis=1, keepdims=True)
         vectors[start : start + m] = v
-        rows = [{"id": start + i, "vector": v[i].tolist(), "document_id": f"d{(start + i) // 10}",
-                 "source": "pdf", "source_version": 1, "scope_id": int(scopes[start + i]),
-                 "classification": "internal", "expires_at": now - 10 if expired[start + i] else NEVER_EXPIRES,
-                 "title": "t", "uri": "u", "text": "x" * 200} for i in range(m)]
+        rows = [
+            {
+                "id": start + i,
+                "vector": v[i].tolist(),
+                "document_id": f"d{(start + i) // 10}",
+                "source": "pdf",
+                "source_version": 1,
+                "scope_id": int(scopes[start + i]),
+                "classification": "internal",
+                "expires_at": now - 10 if expired[start + i] else NEVER_EXPIRES,
+                "title": "t",
+                "uri": "u",
+                "text": "x" * 200,
+            }
+            for i in range(m)
+        ]
         if start < upsert_rows:
             ix.upsert([VectorRow(**r) for r in rows])
             if start + m >= upsert_rows:
@@ -139,8 +160,10 @@ def _run(args: argparse.Namespace, milvus: MilvusServer) -> None:
         else:
             ix.milvus.insert(rows)
         if (start // batch) % 20 == 0:
-            log(f"inserted {start + m} rows, {(start + m) / (time.perf_counter() - t0):.0f} rows/s, "
-                f"server RSS {_rss_mib(milvus.processes())} MiB")
+            log(
+                f"inserted {start + m} rows, {(start + m) / (time.perf_counter() - t0):.0f} rows/s, "
+                f"server RSS {_rss_mib(milvus.processes())} MiB"
+            )
     ix.flush()
     insert_s = time.perf_counter() - t0
     log(f"insert+flush {insert_s:.0f}s; waiting for the {args.index} index")
@@ -150,8 +173,9 @@ def _run(args: argparse.Namespace, milvus: MilvusServer) -> None:
     log(f"index {index_s:.0f}s: {index_info}")
     rss_loaded = _rss_mib(milvus.processes())
 
-    single = VectorIndex(milvus.uri, "scale", index_type=args.index, nlist=args.nlist, nprobe=args.nprobe,
-                         search_fanout=1)
+    single = VectorIndex(
+        milvus.uri, "scale", index_type=args.index, nlist=args.nlist, nprobe=args.nprobe, search_fanout=1
+    )
     empty = VectorIndex(milvus.uri, "empty", index_type=args.index, nlist=args.nlist, nprobe=args.nprobe)
     queries = rng.standard_normal((args.queries, DIM), dtype=np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
@@ -169,8 +193,13 @@ def _run(args: argparse.Namespace, milvus: MilvusServer) -> None:
             index = ix if kind == "govrag" else single
             return [h.id for h in index.search(q, k=K, scope_ids=allowed, now_epoch=now)]
         res = (empty if kind == "empty" else ix).milvus.search(  # Milvus's own search, no cascade
-            [q.tolist()], filter=search_filter(allowed, now) if allowed else "",
-            limit=K, search_params=params, output_fields=["scope_id"], consistency_level="Session")
+            [q.tolist()],
+            filter=search_filter(allowed, now) if allowed else "",
+            limit=K,
+            search_params=params,
+            output_fields=["scope_id"],
+            consistency_level="Session",
+        )
         return [int(h["id"]) for h in res[0]]
 
     for q in queries[:20]:  # warm-up
@@ -190,8 +219,12 @@ def _run(args: argparse.Namespace, milvus: MilvusServer) -> None:
     for name, (kind, allowed) in variants.items():
         if kind == "empty":
             p50 = percentile(lat[name], 50)
-            results[name] = {"p50_ms": round(p50, 2), "p95_ms": round(percentile(lat[name], 95), 2),
-                             "ratio_p50": round(p50 / base, 2), "matching_rows": 0}
+            results[name] = {
+                "p50_ms": round(p50, 2),
+                "p95_ms": round(percentile(lat[name], 95), 2),
+                "ratio_p50": round(p50 / base, 2),
+                "matching_rows": 0,
+            }
             log(f"{name}: {results[name]}")
             continue
         mask = None
@@ -203,10 +236,14 @@ def _run(args: argparse.Namespace, milvus: MilvusServer) -> None:
             got = set(one(kind, allowed, q))
             recalls.append(len(got & truth) / max(1, len(truth)))
         p50 = percentile(lat[name], 50)
-        results[name] = {"p50_ms": round(p50, 2), "p95_ms": round(percentile(lat[name], 95), 2),
-                         "ratio_p50": round(p50 / base, 2), "mean_hits": round(float(np.mean(hits[name])), 1),
-                         "recall_at_10": round(float(np.mean(recalls)), 3),
-                         "matching_rows": int(mask.sum()) if mask is not None else int(n)}
+        results[name] = {
+            "p50_ms": round(p50, 2),
+            "p95_ms": round(percentile(lat[name], 95), 2),
+            "ratio_p50": round(p50 / base, 2),
+            "mean_hits": round(float(np.mean(hits[name])), 1),
+            "recall_at_10": round(float(np.mean(recalls)), 3),
+            "matching_rows": int(mask.sum()) if mask is not None else int(n),
+        }
         log(f"{name}: {results[name]}")
 
     purge_ids = sorted(rng.choice(n, min(args.purge, n), replace=False).tolist())
@@ -218,23 +255,42 @@ def _run(args: argparse.Namespace, milvus: MilvusServer) -> None:
         left += len(ix.query(ids_filter(purge_ids[i : i + 10_000]), limit=16384))
     purge_s = time.perf_counter() - t0
     count_after = ix.count()
-    log(f"purge {len(purge_ids)} rows: delete {delete_s:.1f}s, +verify {purge_s:.1f}s, left {left}, count {count_after}")
+    log(
+        f"purge {len(purge_ids)} rows: delete {delete_s:.1f}s, +verify {purge_s:.1f}s, left {left}, count {count_after}"
+    )
 
-    out = {"rows": n, "backend": "server", "server_version": ix.server_version,
-           "mode": "milvus-server on 127.0.0.1", "vectors": "synthetic: random normal, normalised, 384 dims",
-           "index_types": ix.index_types(), "vector_index": {"type": args.index, "nlist": args.nlist,
-                                                             "nprobe": args.nprobe},
-           "total_scopes": args.total_scopes, "search_consistency": "Session", "k": K,
-           "server_config": server_config(args.segment_mb),
-           "upsert_rows": upsert_rows, "upsert_rows_per_s": round(upsert_rows / upsert_s) if upsert_s else None,
-           "insert_rows_per_s": round(n / insert_s), "insert_s": round(insert_s, 1),
-           "index_build_s": round(index_s, 1), "index_info": {k: str(v) for k, v in index_info.items()},
-           "server_rss_mib_after_load": rss_loaded, "queries_per_variant": args.rounds * args.queries,
-           "recall_queries": args.recall_queries, "results": results,
-           "purge": {"rows": len(purge_ids), "delete_s": round(delete_s, 2), "delete_and_verify_s": round(purge_s, 2),
-                     "rows_per_s": round(len(purge_ids) / purge_s), "left_after": left,
-                     "count_after": count_after},
-           "machine": machine_details()}
+    out = {
+        "rows": n,
+        "backend": "server",
+        "server_version": ix.server_version,
+        "mode": "milvus-server on 127.0.0.1",
+        "vectors": "synthetic: random normal, normalised, 384 dims",
+        "index_types": ix.index_types(),
+        "vector_index": {"type": args.index, "nlist": args.nlist, "nprobe": args.nprobe},
+        "total_scopes": args.total_scopes,
+        "search_consistency": "Session",
+        "k": K,
+        "server_config": server_config(args.segment_mb),
+        "upsert_rows": upsert_rows,
+        "upsert_rows_per_s": round(upsert_rows / upsert_s) if upsert_s else None,
+        "insert_rows_per_s": round(n / insert_s),
+        "insert_s": round(insert_s, 1),
+        "index_build_s": round(index_s, 1),
+        "index_info": {k: str(v) for k, v in index_info.items()},
+        "server_rss_mib_after_load": rss_loaded,
+        "queries_per_variant": args.rounds * args.queries,
+        "recall_queries": args.recall_queries,
+        "results": results,
+        "purge": {
+            "rows": len(purge_ids),
+            "delete_s": round(delete_s, 2),
+            "delete_and_verify_s": round(purge_s, 2),
+            "rows_per_s": round(len(purge_ids) / purge_s),
+            "left_after": left,
+            "count_after": count_after,
+        },
+        "machine": machine_details(),
+    }
     print(json.dumps(out, indent=2))
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))

@@ -41,8 +41,15 @@ def _populate(catalog: Catalog, n_scopes: int, n_docs: int, rng: random.Random) 
     scopes, members = [], []
     for sid in range(1, n_scopes + 1):
         n_layers = rng.choice((1, 1, 2, 3))
-        scopes.append({"id": sid, "key": f"bench:{sid}", "fingerprint": hashlib.sha256(str(sid).encode()).hexdigest(),
-                       "n_layers": n_layers, "description": ""})
+        scopes.append(
+            {
+                "id": sid,
+                "key": f"bench:{sid}",
+                "fingerprint": hashlib.sha256(str(sid).encode()).hexdigest(),
+                "n_layers": n_layers,
+                "description": "",
+            }
+        )
         for layer in range(n_layers):
             principals = {f"user:u{rng.randrange(USERS)}@example.com" for _ in range(rng.randint(2, 5))}
             principals |= {f"group:g{rng.randrange(GROUPS)}" for _ in range(rng.randint(1, 3))}
@@ -57,9 +64,21 @@ def _populate(catalog: Catalog, n_scopes: int, n_docs: int, rng: random.Random) 
         for i in range(0, len(members), 50_000):
             conn.execute(insert(ScopePrincipal), members[i : i + 50_000])
         for i in range(0, n_docs, 50_000):
-            conn.execute(insert(Document), [
-                {"id": f"pdf:bench/{d}.pdf", "source": "pdf", "uri": "u", "title": "t", "scope_id": 1 + d % n_scopes,
-                 "current_version": 1, "status": "active"} for d in range(i, min(n_docs, i + 50_000))])
+            conn.execute(
+                insert(Document),
+                [
+                    {
+                        "id": f"pdf:bench/{d}.pdf",
+                        "source": "pdf",
+                        "uri": "u",
+                        "title": "t",
+                        "scope_id": 1 + d % n_scopes,
+                        "current_version": 1,
+                        "status": "active",
+                    }
+                    for d in range(i, min(n_docs, i + 50_000))
+                ],
+            )
     if catalog.engine.dialect.name == "postgresql":
         with catalog.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("ANALYZE"))
@@ -73,7 +92,9 @@ def _measure(catalog: Catalog, reps: int, rng: random.Random) -> dict:
     for n, group in READER_GROUPS.items():
         # A reader: their own id, the group that opens n scopes' first layer, the group every
         # second/third layer lists (Confluence's "confluence-users"), and 20 ordinary groups.
-        principals = {"user:reader@example.com", group, "group:everyone"} | {f"group:g{rng.randrange(GROUPS)}" for _ in range(20)}
+        principals = {"user:reader@example.com", group, "group:everyone"} | {
+            f"group:g{rng.randrange(GROUPS)}" for _ in range(20)
+        }
         catalog.scopes.allowed_scope_ids(principals)  # warm
         lat, got = [], 0
         for _ in range(reps):
@@ -87,11 +108,14 @@ def _measure(catalog: Catalog, reps: int, rng: random.Random) -> dict:
             t = time.perf_counter()
             resolver.allowed(principals)
             cached.append((time.perf_counter() - t) * 1000)
-        out[f"reads_{n}"] = {"principals": len(principals), "allowed_scopes": got,
-                             "uncached_p50_ms": round(percentile(lat, 50), 2),
-                             "uncached_p95_ms": round(percentile(lat, 95), 2),
-                             "cached_p50_ms": round(percentile(cached, 50), 3),
-                             "cached_p95_ms": round(percentile(cached, 95), 3)}
+        out[f"reads_{n}"] = {
+            "principals": len(principals),
+            "allowed_scopes": got,
+            "uncached_p50_ms": round(percentile(lat, 50), 2),
+            "uncached_p95_ms": round(percentile(lat, 95), 2),
+            "cached_p50_ms": round(percentile(cached, 50), 3),
+            "cached_p95_ms": round(percentile(cached, 95), 3),
+        }
     return out
 
 
@@ -100,8 +124,13 @@ def run(url: str, n_scopes: int, n_docs: int, reps: int) -> dict:
     catalog = Catalog(url)
     try:
         load_s = _populate(catalog, n_scopes, n_docs, rng)
-        return {"backend": catalog.engine.dialect.name, "scopes": n_scopes, "documents": n_docs,
-                "load_s": round(load_s, 1), **_measure(catalog, reps, rng)}
+        return {
+            "backend": catalog.engine.dialect.name,
+            "scopes": n_scopes,
+            "documents": n_docs,
+            "load_s": round(load_s, 1),
+            **_measure(catalog, reps, rng),
+        }
     finally:
         catalog.dispose()
 

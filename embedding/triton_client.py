@@ -154,8 +154,10 @@ class TritonEmbedder:
     def _infer_batch(self, texts: Sequence[str]) -> np.ndarray:
         """One request with retries; backoff 0.2 s, 0.4 s, 0.8 s, ..."""
         # Any exception is retried: transport errors vary by protocol.
-        retrying = Retrying(stop=stop_after_attempt(self.retries + 1),
-                            wait=wait_exponential(multiplier=BACKOFF_FIRST_S, min=BACKOFF_FIRST_S))
+        retrying = Retrying(
+            stop=stop_after_attempt(self.retries + 1),
+            wait=wait_exponential(multiplier=BACKOFF_FIRST_S, min=BACKOFF_FIRST_S),
+        )
         try:
             return retrying(self._infer_once, texts)
         except RetryError as exc:

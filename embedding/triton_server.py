@@ -64,12 +64,17 @@ class TritonLayout:
         if not python.exists():
             raise EmbedderUnavailable(f"no Triton environment at {env}", hint=_SETUP_HINT)
         probe = subprocess.run(
-            [str(python), "-c",
-             "import pathlib, sys, sysconfig, pytriton; "
-             "print(pathlib.Path(pytriton.__file__).parent); "
-             "print(sysconfig.get_config_var('LIBDIR')); "
-             "print(f'{sys.version_info[0]}.{sys.version_info[1]}')"],
-            capture_output=True, text=True, timeout=60,
+            [
+                str(python),
+                "-c",
+                "import pathlib, sys, sysconfig, pytriton; "
+                "print(pathlib.Path(pytriton.__file__).parent); "
+                "print(sysconfig.get_config_var('LIBDIR')); "
+                "print(f'{sys.version_info[0]}.{sys.version_info[1]}')",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         if probe.returncode != 0:
             raise EmbedderUnavailable(
@@ -110,12 +115,14 @@ def render_model_repository(
         raise ValueError(f"kind must be cpu or gpu, not {kind!r}")
     src_model = Path(src) / MODEL_NAME
     dst_model = Path(dst) / MODEL_NAME
-    shutil.copytree(src_model, dst_model, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(src_model, dst_model, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy2(REPO_ROOT / "embedding" / "nvfp4.py", dst_model / "1" / "nvfp4.py")
     cfg = (src_model / "config.pbtxt").read_text()
-    cfg = re.sub(r'(key: "model_dir"\s*value: \{ string_value: )"[^"]*"',
-                 lambda m: f'{m.group(1)}"{Path(model_dir).resolve()}"', cfg)
+    cfg = re.sub(
+        r'(key: "model_dir"\s*value: \{ string_value: )"[^"]*"',
+        lambda m: f'{m.group(1)}"{Path(model_dir).resolve()}"',
+        cfg,
+    )
     cfg = re.sub(r"kind: KIND_\w+", f"kind: KIND_{kind.upper()}", cfg)
     cfg = re.sub(r"count: \d+", f"count: {instance_count}", cfg)
     if max_batch_size is not None:
@@ -206,13 +213,16 @@ def start_triton(
     http_port = http_port or free_port()
     grpc_port = grpc_port or free_port()
     workdir = Path(tempfile.mkdtemp(prefix="govrag-triton-"))
-    repo = render_model_repository(workdir / "models", Path(model_dir), kind=kind,
-                                   src=Path(model_repo or DEFAULT_MODEL_REPO),
-                                   instance_count=instance_count)
+    repo = render_model_repository(
+        workdir / "models",
+        Path(model_dir),
+        kind=kind,
+        src=Path(model_repo or DEFAULT_MODEL_REPO),
+        instance_count=instance_count,
+    )
     # Private backend dir = the wheel's python backend + the stub for this Python version.
     backends = workdir / "backends"
-    shutil.copytree(layout.backend_dir, backends / "python",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(layout.backend_dir, backends / "python", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy2(layout.stub, backends / "python" / "triton_python_backend_stub")
 
     env = dict(os.environ)
@@ -228,8 +238,10 @@ def start_triton(
         str(layout.binary),
         f"--model-repository={repo}",
         f"--backend-directory={backends}",
-        "--http-address=127.0.0.1", f"--http-port={http_port}",
-        "--grpc-address=127.0.0.1", f"--grpc-port={grpc_port}",
+        "--http-address=127.0.0.1",
+        f"--http-port={http_port}",
+        "--grpc-address=127.0.0.1",
+        f"--grpc-port={grpc_port}",
         "--allow-metrics=false",  # no third port; nothing listens beyond loopback
         "--strict-readiness=true",
         "--exit-on-error=true",
@@ -239,26 +251,26 @@ def start_triton(
     log_path = workdir / "tritonserver.log"
     with open(log_path, "wb") as log:
         # own process group: stop() signals the server and its Python stubs together
-        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
     server = TritonProcess(proc, http_port, grpc_port, workdir, log_path)
     deadline = time.monotonic() + ready_timeout_s
     while time.monotonic() < deadline:
         if not server.alive():
             tail = server.log_tail()
             server.stop()
-            raise EmbedderUnavailable(f"tritonserver exited with {proc.returncode}:\n{tail}",
-                                      hint=_SETUP_HINT)
+            raise EmbedderUnavailable(f"tritonserver exited with {proc.returncode}:\n{tail}", hint=_SETUP_HINT)
         if _ready(http_port):
             return server
         tail = server.log_tail(20000)
         fatal = next((m for m in _FATAL_LOG_MARKERS if m in tail), None)
         if fatal:  # the server keeps running with a failed model: do not wait for nothing
             server.stop()
-            raise EmbedderUnavailable(f"tritonserver failed to load the model ({fatal}):\n{tail[-3000:]}",
-                                      hint=_SETUP_HINT)
+            raise EmbedderUnavailable(
+                f"tritonserver failed to load the model ({fatal}):\n{tail[-3000:]}", hint=_SETUP_HINT
+            )
         time.sleep(0.25)
     tail = server.log_tail()
     server.stop()
-    raise EmbedderUnavailable(f"tritonserver not ready after {ready_timeout_s:.0f}s:\n{tail}",
-                              hint=_SETUP_HINT)
+    raise EmbedderUnavailable(f"tritonserver not ready after {ready_timeout_s:.0f}s:\n{tail}", hint=_SETUP_HINT)

@@ -63,13 +63,16 @@ class Readers(BaseModel):
 def _detail(scope: AccessScope | None, principals: frozenset[str]) -> tuple[list[LayerMatch], list[str]]:
     if scope is None:
         return [], []
-    layers = [LayerMatch(layer=i, principals=len(layer), matched=sorted(layer & principals))
-              for i, layer in enumerate(scope.layers)]
+    layers = [
+        LayerMatch(layer=i, principals=len(layer), matched=sorted(layer & principals))
+        for i, layer in enumerate(scope.layers)
+    ]
     return layers, sorted(scope.deny & principals)
 
 
-def explain(catalog: Catalog, principals: Iterable[str], *, now: datetime, document_id: str | None = None,
-            limit: int = 100) -> AccessExplanation:
+def explain(
+    catalog: Catalog, principals: Iterable[str], *, now: datetime, document_id: str | None = None, limit: int = 100
+) -> AccessExplanation:
     """What these principals can read (or whether they can read ``document_id``), and why."""
     held = frozenset(principals)
     allowed = catalog.scopes.allowed_scope_ids(held)
@@ -88,24 +91,42 @@ def explain(catalog: Catalog, principals: Iterable[str], *, now: datetime, docum
     for row in rows[:limit]:
         sc = scope(row["scope_id"])
         layers, _ = _detail(sc, held)
-        out.documents.append(DocumentAccess(
-            document_id=row["document_id"], title=row["title"], source=row["source"], readable=True,
-            why="a principal of the caller is in every layer of the document's scope, none is denied",
-            scope=sc.key if sc else None, layers=layers, expires_at=row["expires_at"]))
+        out.documents.append(
+            DocumentAccess(
+                document_id=row["document_id"],
+                title=row["title"],
+                source=row["source"],
+                readable=True,
+                why="a principal of the caller is in every layer of the document's scope, none is denied",
+                scope=sc.key if sc else None,
+                layers=layers,
+                expires_at=row["expires_at"],
+            )
+        )
     if document_id is not None and not out.documents:
         out.documents.append(_why_not(catalog, document_id, held, set(allowed), now, scope))
     return out
 
 
-def _why_not(catalog: Catalog, document_id: str, held: frozenset[str], allowed: set[int], now: datetime,
-             scope) -> DocumentAccess:  # type: ignore[no-untyped-def]
+def _why_not(
+    catalog: Catalog, document_id: str, held: frozenset[str], allowed: set[int], now: datetime, scope
+) -> DocumentAccess:  # type: ignore[no-untyped-def]
     row = catalog.documents.document_row(document_id)
     if row is None:
         return DocumentAccess(document_id=document_id, readable=False, why="no such document in the catalog")
     sc = scope(row["scope_id"])
     layers, denied = _detail(sc, held)
-    base = DocumentAccess(document_id=document_id, title=row["title"], source=row["source"], readable=False, why="",
-                          scope=sc.key if sc else None, layers=layers, denied_by=denied, expires_at=row["expires_at"])
+    base = DocumentAccess(
+        document_id=document_id,
+        title=row["title"],
+        source=row["source"],
+        readable=False,
+        why="",
+        scope=sc.key if sc else None,
+        layers=layers,
+        denied_by=denied,
+        expires_at=row["expires_at"],
+    )
     if row["status"] != DocumentStatus.ACTIVE or row["current_version"] is None:
         base.why = f"the document is {row['status']}" + (f" ({row['status_reason']})" if row["status_reason"] else "")
     elif row["expires_at"] is not None and row["expires_at"] <= now:
@@ -116,8 +137,11 @@ def _why_not(catalog: Catalog, document_id: str, held: frozenset[str], allowed: 
         base.why = "the document's scope is readable by nobody"
     else:
         missing = [str(m.layer) for m in layers if not m.matched]
-        base.why = (f"no principal of the caller is in layer {', '.join(missing)} of the scope" if missing
-                    else "the scope does not allow the caller")
+        base.why = (
+            f"no principal of the caller is in layer {', '.join(missing)} of the scope"
+            if missing
+            else "the scope does not allow the caller"
+        )
     return base
 
 
@@ -128,9 +152,14 @@ def who(catalog: Catalog, document_id: str, *, now: datetime) -> Readers:
     if row is None:
         return Readers(document_id=document_id, status="unknown", why="no such document in the catalog")
     sc = catalog.scopes.scope_by_id(row["scope_id"]) if row["scope_id"] is not None else None
-    out = Readers(document_id=document_id, status=row["status"], scope=sc.key if sc else None,
-                  layers=[sorted(layer) for layer in sc.layers] if sc else [], deny=sorted(sc.deny) if sc else [],
-                  expires_at=row["expires_at"])
+    out = Readers(
+        document_id=document_id,
+        status=row["status"],
+        scope=sc.key if sc else None,
+        layers=[sorted(layer) for layer in sc.layers] if sc else [],
+        deny=sorted(sc.deny) if sc else [],
+        expires_at=row["expires_at"],
+    )
     if row["status"] != DocumentStatus.ACTIVE or row["current_version"] is None:
         out.why = f"nobody: the document is {row['status']}"
     elif row["expires_at"] is not None and row["expires_at"] <= now:

@@ -24,7 +24,9 @@ GENESIS = "0" * 64
 def _digest(prev_hash: str, seq: int, ts: datetime, kind: str, actor: str | None, payload: dict[str, Any]) -> str:
     body = json.dumps(
         {"seq": seq, "ts": ts.isoformat(), "kind": kind, "actor": actor, "payload": payload},
-        sort_keys=True, separators=(",", ":"), default=str,
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
     )
     return hashlib.sha256((prev_hash + body).encode()).hexdigest()
 
@@ -41,7 +43,11 @@ def record(catalog: Database, kind: str, actor: str | None, payload: dict[str, A
         assert head is not None, "audit_head row missing: run the catalog migrations"
         ts = utcnow()
         digest = _digest(head.last_hash, head.seq, ts, kind, actor, payload)
-        s.add(AuditEvent(seq=head.seq, ts=ts, kind=kind, actor=actor, payload=payload, prev_hash=head.last_hash, hash=digest))
+        s.add(
+            AuditEvent(
+                seq=head.seq, ts=ts, kind=kind, actor=actor, payload=payload, prev_hash=head.last_hash, hash=digest
+            )
+        )
         head.last_hash = digest
         return head.seq
 
@@ -60,9 +66,13 @@ def verify(catalog: Database) -> list[ChainProblem]:
         head = s.get(AuditHead, 1)
         for ev in s.scalars(select(AuditEvent).order_by(AuditEvent.seq)):
             if ev.seq != expected_seq:
-                problems.append(ChainProblem(ev.seq, f"expected event {expected_seq} here: events missing or reordered"))
+                problems.append(
+                    ChainProblem(ev.seq, f"expected event {expected_seq} here: events missing or reordered")
+                )
             if ev.prev_hash != prev:
-                problems.append(ChainProblem(ev.seq, "previous-hash link broken: an earlier event was deleted, edited or reordered"))
+                problems.append(
+                    ChainProblem(ev.seq, "previous-hash link broken: an earlier event was deleted, edited or reordered")
+                )
             if _digest(ev.prev_hash, ev.seq, ev.ts, ev.kind, ev.actor, ev.payload) != ev.hash:
                 problems.append(ChainProblem(ev.seq, "content does not match its hash: event edited"))
             prev, expected_seq = ev.hash, ev.seq + 1
@@ -71,8 +81,14 @@ def verify(catalog: Database) -> list[ChainProblem]:
     return problems
 
 
-def events(catalog: Database, *, kind: str | None = None, since: datetime | None = None,
-           limit: int = 1000, newest_first: bool = True) -> list[dict[str, Any]]:
+def events(
+    catalog: Database,
+    *,
+    kind: str | None = None,
+    since: datetime | None = None,
+    limit: int = 1000,
+    newest_first: bool = True,
+) -> list[dict[str, Any]]:
     """Audit events as dicts (with their hashes, so an export can be re-verified)."""
     with catalog.session() as s:
         order = AuditEvent.seq.desc() if newest_first else AuditEvent.seq.asc()
@@ -81,5 +97,15 @@ def events(catalog: Database, *, kind: str | None = None, since: datetime | None
             q = q.where(AuditEvent.kind == kind)
         if since is not None:
             q = q.where(AuditEvent.ts >= since)
-        return [{"seq": e.seq, "ts": e.ts.isoformat(), "kind": e.kind, "actor": e.actor, "payload": e.payload,
-                 "prev_hash": e.prev_hash, "hash": e.hash} for e in s.scalars(q)]
+        return [
+            {
+                "seq": e.seq,
+                "ts": e.ts.isoformat(),
+                "kind": e.kind,
+                "actor": e.actor,
+                "payload": e.payload,
+                "prev_hash": e.prev_hash,
+                "hash": e.hash,
+            }
+            for e in s.scalars(q)
+        ]

@@ -62,16 +62,29 @@ def _catalog_chunks(catalog: Catalog) -> dict[int, _CatalogChunk]:
     out: dict[int, _CatalogChunk] = {}
     with catalog.session() as s:
         rows = s.execute(
-            select(ChunkRow.id, ChunkRow.document_id, ChunkRow.version, Version.state, Document.status,
-                   Document.current_version, Document.scope_id, Document.expires_at)
+            select(
+                ChunkRow.id,
+                ChunkRow.document_id,
+                ChunkRow.version,
+                Version.state,
+                Document.status,
+                Document.current_version,
+                Document.scope_id,
+                Document.expires_at,
+            )
             .join(Document, Document.id == ChunkRow.document_id)
             .join(Version, (Version.document_id == ChunkRow.document_id) & (Version.version == ChunkRow.version))
             .execution_options(yield_per=5000)
         )
         for cid, doc_id, ver, state, status, cur, scope_id, expires_at in rows:
-            out[int(cid)] = _CatalogChunk(doc_id, status == DocumentStatus.ACTIVE,
-                                          ver == cur and state == VersionState.CURRENT,
-                                          state == VersionState.PENDING, scope_id, expires_at)
+            out[int(cid)] = _CatalogChunk(
+                doc_id,
+                status == DocumentStatus.ACTIVE,
+                ver == cur and state == VersionState.CURRENT,
+                state == VersionState.PENDING,
+                scope_id,
+                expires_at,
+            )
     return out
 
 
@@ -139,21 +152,41 @@ class ConsistencyReport:
 
     def counts(self) -> dict[str, int]:
         return {
-            "vectors": self.vectors, "catalog_current_chunks": self.catalog_current_chunks,
-            **{name: getattr(self, name).count for name in (
-                "orphan_vectors", "pending_vectors", "missing_vectors", "unscoped", "no_expiry",
-                "expired_present", "stale_access")},
+            "vectors": self.vectors,
+            "catalog_current_chunks": self.catalog_current_chunks,
+            **{
+                name: getattr(self, name).count
+                for name in (
+                    "orphan_vectors",
+                    "pending_vectors",
+                    "missing_vectors",
+                    "unscoped",
+                    "no_expiry",
+                    "expired_present",
+                    "stale_access",
+                )
+            },
             "secrets": len(self.secrets),
         }
 
     def samples(self) -> dict[str, list[int]]:
-        return {name: getattr(self, name).sample for name in (
-            "orphan_vectors", "missing_vectors", "unscoped", "no_expiry", "expired_present", "stale_access")
-            if getattr(self, name).count}
+        return {
+            name: getattr(self, name).sample
+            for name in (
+                "orphan_vectors",
+                "missing_vectors",
+                "unscoped",
+                "no_expiry",
+                "expired_present",
+                "stale_access",
+            )
+            if getattr(self, name).count
+        }
 
 
-def check_consistency(catalog: Catalog, index: VectorIndex, *, now: datetime | None = None,
-                      scan_secrets: bool = True) -> ConsistencyReport:
+def check_consistency(
+    catalog: Catalog, index: VectorIndex, *, now: datetime | None = None, scan_secrets: bool = True
+) -> ConsistencyReport:
     """Compare every vector with the catalog (one pass over each; O(chunks) memory)."""
     now = now or datetime.now(timezone.utc)
     now_epoch = int(now.timestamp())
@@ -182,8 +215,12 @@ def check_consistency(catalog: Catalog, index: VectorIndex, *, now: datetime | N
         catalog_expired = known is not None and known.expires_at is not None and known.expires_at <= now
         if expires_epoch <= now_epoch or catalog_expired:
             report.expired_present.add(cid)
-        if known is not None and known.current and known.active and (
-                scope_id != known.scope_id or expires_epoch != expiry_epoch(known.expires_at)):
+        if (
+            known is not None
+            and known.current
+            and known.active
+            and (scope_id != known.scope_id or expires_epoch != expiry_epoch(known.expires_at))
+        ):
             report.stale_access.add(cid)
     for cid, known in chunks.items():
         if known.active and known.current:

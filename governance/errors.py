@@ -57,9 +57,7 @@ class SourceError(GovragError):
 class QuarantinedDocument(SourceError):
     """A document was refused and quarantined; ``reason`` is a short machine-readable code."""
 
-    def __init__(
-        self, message: str, *, reason: str, path: str | None = None, hint: str | None = None
-    ) -> None:
+    def __init__(self, message: str, *, reason: str, path: str | None = None, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.reason = reason
         self.path = path

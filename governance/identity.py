@@ -116,10 +116,13 @@ class User(BaseModel):
             raise AccessDenied("claims must be a mapping")
         for name in ("groups", "roles"):
             value = claims.get(name)
-            if value is not None and (not isinstance(value, (list, tuple))
-                                      or not all(isinstance(v, str) for v in value)):
-                raise AccessDenied(f"claim {name!r} is not a list of strings ({type(value).__name__})",
-                                   hint="the identity provider must send groups and roles as JSON arrays of strings")
+            if value is not None and (
+                not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value)
+            ):
+                raise AccessDenied(
+                    f"claim {name!r} is not a list of strings ({type(value).__name__})",
+                    hint="the identity provider must send groups and roles as JSON arrays of strings",
+                )
         verified = claims.get("email_verified")
         if isinstance(verified, str):  # some providers send "true"/"false"
             verified = {"true": True, "false": False}.get(verified.strip().lower(), verified)
@@ -161,4 +164,3 @@ def as_user(user: "User | Mapping[str, Any]") -> User:
     if isinstance(user, User):
         return user
     return User.from_claims(user)
-

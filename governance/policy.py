@@ -136,10 +136,10 @@ class RedactionRule(BaseModel):
 class SourceRule(BaseModel):
     """Facts about an export that the export itself may not state, by its path::
 
-        sources:
-          - match: {path: "**/acme-wiki*"}   # glob on the export's absolute path
-            site: acme.atlassian.net          # Confluence site / Slack team id of the export
-            full_export: true                 # its documents are all there: prune the rest
+    sources:
+      - match: {path: "**/acme-wiki*"}   # glob on the export's absolute path
+        site: acme.atlassian.net          # Confluence site / Slack team id of the export
+        full_export: true                 # its documents are all there: prune the rest
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -218,9 +218,7 @@ class Policy(BaseModel):
                 return rule
         return None
 
-    def expires_at(
-        self, facts: dict[str, Any], *, modified: datetime | None, ingested: datetime
-    ) -> datetime | None:
+    def expires_at(self, facts: dict[str, Any], *, modified: datetime | None, ingested: datetime) -> datetime | None:
         """When a document with these facts expires, or None when no retention rule applies."""
         rule = self.retention_rule(facts)
         if rule is None:
@@ -249,8 +247,10 @@ def load_policy(path: Path | str | None, *, hint_name: str = "GOVRAG_POLICY") ->
     except UnicodeDecodeError as exc:
         raise ConfigError(f"policy file {path} is not UTF-8 text (byte {exc.start})") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"policy file {path} is not valid YAML: {_yaml_problem(exc)}",
-                          hint="check the indentation and quoting on that line") from None
+        raise ConfigError(
+            f"policy file {path} is not valid YAML: {_yaml_problem(exc)}",
+            hint="check the indentation and quoting on that line",
+        ) from None
     return parse_policy(raw, str(path))
 
 
@@ -264,8 +264,10 @@ def parse_policy(raw: Any, where: str = "policy") -> Policy:
     if unknown:
         at, key, close = unknown[0]
         more = f" (and {len(unknown) - 1} more unknown key(s))" if len(unknown) > 1 else ""
-        raise ConfigError(f"policy file {where}: unknown key {key!r} {at}{more}",
-                          hint=f"did you mean {close!r}?" if close else "see docs/policy.md for the keys")
+        raise ConfigError(
+            f"policy file {where}: unknown key {key!r} {at}{more}",
+            hint=f"did you mean {close!r}?" if close else "see docs/policy.md for the keys",
+        )
     if raw.get("version", 1) != 1:
         raise ConfigError(f"policy file {where}: unsupported version {raw.get('version')!r}", hint="use version: 1")
     try:
@@ -274,8 +276,9 @@ def parse_policy(raw: Any, where: str = "policy") -> Policy:
         first = exc.errors()[0]
         loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"]).lstrip(".") or "the top level"
         msg = str(first["msg"]).removeprefix("Value error, ")
-        raise ConfigError(f"policy file {where} is invalid at {loc}: {msg}",
-                          hint="see docs/policy.md for what each key takes") from None
+        raise ConfigError(
+            f"policy file {where} is invalid at {loc}: {msg}", hint="see docs/policy.md for what each key takes"
+        ) from None
     except (AccessDenied, ConfigError) as exc:
         raise ConfigError(f"policy file {where} is invalid: {exc}", hint=exc.hint or "see docs/policy.md") from None
 

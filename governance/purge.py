@@ -59,17 +59,36 @@ def expire_quarantine(catalog: Catalog, report: PurgeReport, *, keep_days: int, 
         report.quarantine_records_deleted = catalog.runs.drop_quarantine_before(now - timedelta(days=keep_days))
 
 
-def select(catalog: Catalog, *, expired: bool = False, document: str | None = None, source: str | None = None,
-           author: str | None = None, now: datetime | None = None) -> list[str]:
+def select(
+    catalog: Catalog,
+    *,
+    expired: bool = False,
+    document: str | None = None,
+    source: str | None = None,
+    author: str | None = None,
+    now: datetime | None = None,
+) -> list[str]:
     if not any((expired, document, source, author)):
         raise ValueError("choose what to purge: expired, document, source or subject")
-    return catalog.documents.select_documents(expired_at=(now or datetime.now(timezone.utc)) if expired else None,
-                                              document_id=document, source=source, author=author)
+    return catalog.documents.select_documents(
+        expired_at=(now or datetime.now(timezone.utc)) if expired else None,
+        document_id=document,
+        source=source,
+        author=author,
+    )
 
 
-def purge_documents(catalog: Catalog, index: VectorIndex, document_ids: list[str], *, reason: str,
-                    selector: dict[str, Any], dry_run: bool = False, actor: str | None = None,
-                    progress: Callable[[int, int], None] | None = None) -> PurgeReport:
+def purge_documents(
+    catalog: Catalog,
+    index: VectorIndex,
+    document_ids: list[str],
+    *,
+    reason: str,
+    selector: dict[str, Any],
+    dry_run: bool = False,
+    actor: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> PurgeReport:
     """Purge these documents, except those under legal hold.
 
     ``progress(done, total)`` is called after each batch (the CLI draws a bar with it)."""
@@ -97,8 +116,12 @@ def purge_documents(catalog: Catalog, index: VectorIndex, document_ids: list[str
         catalog.documents.retire_documents(batch, status=DocumentStatus.PURGED, reason=reason, drop_content=True)
         deleted += ids
         report.documents += batch
-        audit.record(catalog, "purge", actor, {"reason": reason, "selector": selector, "documents": batch,
-                                               "vectors_deleted": len(ids)})
+        audit.record(
+            catalog,
+            "purge",
+            actor,
+            {"reason": reason, "selector": selector, "documents": batch, "vectors_deleted": len(ids)},
+        )
         if progress:
             progress(len(report.documents), len(targets))
     targets = [d for d in targets if d not in report.held]
@@ -114,9 +137,20 @@ def purge_documents(catalog: Catalog, index: VectorIndex, document_ids: list[str
         report.verified = not leftover
         index.flush()
         report.compaction_requested = index.compact()
-        audit.record(catalog, "purge_verified", actor, {
-            "reason": reason, "selector": selector, "documents": len(targets), "vectors_deleted": report.vectors_deleted,
-            "orphans_deleted": len(orphans), "verified": report.verified, "left": leftover[:100]})
+        audit.record(
+            catalog,
+            "purge_verified",
+            actor,
+            {
+                "reason": reason,
+                "selector": selector,
+                "documents": len(targets),
+                "vectors_deleted": report.vectors_deleted,
+                "orphans_deleted": len(orphans),
+                "verified": report.verified,
+                "left": leftover[:100],
+            },
+        )
         metrics.PURGED_DOCUMENTS.labels(reason=_reason_label(selector)).inc(len(targets))
         metrics.PURGED_VECTORS.inc(report.vectors_deleted)
     if report.held:
@@ -136,8 +170,9 @@ def _sweep(index: VectorIndex, targets: Sequence[str], held: set[str], *, expire
     return index.ids_of_documents(list(targets), batch=SWEEP_DOCUMENTS)
 
 
-def _leftover(index: VectorIndex, deleted: Sequence[int], targets: Sequence[str], held: set[str], *,
-              expired_at: int | None) -> list[int]:
+def _leftover(
+    index: VectorIndex, deleted: Sequence[int], targets: Sequence[str], held: set[str], *, expired_at: int | None
+) -> list[int]:
     """Verification by query: deleted primary keys are gone, and no vector of a target is left."""
     left = [int(r["id"]) for i in range(0, len(deleted), VERIFY_IDS) for r in index.get(deleted[i : i + VERIFY_IDS])]
     return sorted(set(left) | set(_sweep(index, targets, held, expired_at=expired_at)))
@@ -150,8 +185,9 @@ def _reason_label(selector: dict[str, Any]) -> str:
     return "other"
 
 
-def tombstone_documents(catalog: Catalog, index: VectorIndex, document_ids: list[str], *, reason: str,
-                        actor: str | None = None) -> int:
+def tombstone_documents(
+    catalog: Catalog, index: VectorIndex, document_ids: list[str], *, reason: str, actor: str | None = None
+) -> int:
     """Take documents out of search (gone from a full export, or no longer covered by any
     access rule): vectors deleted, text kept as version history. Holds do not block this:
     a held document still obeys access rules."""
@@ -160,8 +196,9 @@ def tombstone_documents(catalog: Catalog, index: VectorIndex, document_ids: list
     ids = set(catalog.chunks.chunk_ids_of(document_ids)) | set(index.ids_of_documents(document_ids))
     if ids:
         index.delete_ids(sorted(ids))
-    changed = catalog.documents.retire_documents(document_ids, status=DocumentStatus.TOMBSTONED, reason=reason,
-                                                 drop_content=False)
+    changed = catalog.documents.retire_documents(
+        document_ids, status=DocumentStatus.TOMBSTONED, reason=reason, drop_content=False
+    )
     audit.record(catalog, "tombstone", actor, {"reason": reason, "documents": changed, "vectors_deleted": len(ids)})
     metrics.PURGED_VECTORS.inc(len(ids))
     return len(changed)

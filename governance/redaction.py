@@ -17,7 +17,8 @@ from typing import Any, Iterable
 _PATTERNS: dict[str, re.Pattern[str]] = {
     "PRIVATE_KEY": re.compile(
         r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\Z)",
-        re.DOTALL),
+        re.DOTALL,
+    ),
     "JWT": re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"),
     "AWS_KEY": re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b"),
     "AWS_SECRET": re.compile(r"(?i)\baws_?secret_?access_?key\s*[:=]\s*['\"]?[A-Za-z0-9/+=]{40}['\"]?"),
@@ -38,8 +39,22 @@ _PATTERNS: dict[str, re.Pattern[str]] = {
 _ORDER = list(_PATTERNS)
 # The kinds that are credentials (the rest is personal data); the index's secret check
 # (governance.secrets_scan) looks for these, so the redactor and the check agree.
-SECRET_KINDS = frozenset({"PRIVATE_KEY", "JWT", "AWS_KEY", "AWS_SECRET", "SLACK_TOKEN", "SLACK_WEBHOOK", "GITHUB_TOKEN",
-                          "GOOGLE_API_KEY", "STRIPE_KEY", "OPENAI_KEY", "API_KEY", "SECRET"})
+SECRET_KINDS = frozenset(
+    {
+        "PRIVATE_KEY",
+        "JWT",
+        "AWS_KEY",
+        "AWS_SECRET",
+        "SLACK_TOKEN",
+        "SLACK_WEBHOOK",
+        "GITHUB_TOKEN",
+        "GOOGLE_API_KEY",
+        "STRIPE_KEY",
+        "OPENAI_KEY",
+        "API_KEY",
+        "SECRET",
+    }
+)
 PLACEHOLDER = re.compile(r"\[REDACTED:[A-Za-z_]+\]")
 
 
@@ -85,9 +100,20 @@ class Finding:
 
 
 _DETECT_SECRETS_PLUGINS = (
-    "AWSKeyDetector", "SlackDetector", "JwtTokenDetector", "PrivateKeyDetector", "GitHubTokenDetector",
-    "StripeDetector", "TwilioKeyDetector", "AzureStorageKeyDetector", "BasicAuthDetector", "OpenAIDetector",
-    "MailchimpDetector", "SendGridDetector", "SquareOAuthDetector", "NpmDetector",
+    "AWSKeyDetector",
+    "SlackDetector",
+    "JwtTokenDetector",
+    "PrivateKeyDetector",
+    "GitHubTokenDetector",
+    "StripeDetector",
+    "TwilioKeyDetector",
+    "AzureStorageKeyDetector",
+    "BasicAuthDetector",
+    "OpenAIDetector",
+    "MailchimpDetector",
+    "SendGridDetector",
+    "SquareOAuthDetector",
+    "NpmDetector",
 )
 
 
@@ -111,9 +137,11 @@ def _detect_secrets_tokens(text: str) -> Iterable[tuple[str, str]]:
     for number, line in enumerate(text.splitlines(), 1):
         if line.strip():
             for plugin in plugins:
-                out.extend((s.type, s.secret_value) for s in plugin.analyze_line(filename="text", line=line,
-                                                                                  line_number=number)
-                           if s.secret_value)
+                out.extend(
+                    (s.type, s.secret_value)
+                    for s in plugin.analyze_line(filename="text", line=line, line_number=number)
+                    if s.secret_value
+                )
     return out
 
 

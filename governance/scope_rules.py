@@ -56,17 +56,24 @@ def resolve_scope(policy: Policy, doc: ScopedDocument) -> tuple[AccessScope, str
         if found is None:
             raise QuarantinedDocument(
                 f"{doc.rel_path}: no access rule in the policy covers this {doc.source} document",
-                reason="no_access_rule", path=str(doc.path),
+                reason="no_access_rule",
+                path=str(doc.path),
                 hint="add an access rule matching it to the policy file (GOVRAG_POLICY); uncovered documents are never public",
             )
         _, rule = found
-        scope = AccessScope(key=f"policy:{rule.match.identity() or '*'}", layers=rule.allow,
-                            description=f"policy access rule {rule.match.model_dump(exclude_none=True)}")
+        scope = AccessScope(
+            key=f"policy:{rule.match.identity() or '*'}",
+            layers=rule.allow,
+            description=f"policy access rule {rule.match.model_dump(exclude_none=True)}",
+        )
         return scope, rule.classification or "internal"
     if found is None:
         return doc.scope, "internal"
     _, rule = found
-    scope = AccessScope(key=f"{doc.scope.key}{POLICY_SEP}{rule.match.identity() or '*'}",
-                        layers=(*doc.scope.layers, *[frozenset(layer) for layer in rule.allow]),
-                        deny=doc.scope.deny, description=f"{doc.scope.description} narrowed by policy rule")
+    scope = AccessScope(
+        key=f"{doc.scope.key}{POLICY_SEP}{rule.match.identity() or '*'}",
+        layers=(*doc.scope.layers, *[frozenset(layer) for layer in rule.allow]),
+        deny=doc.scope.deny,
+        description=f"{doc.scope.description} narrowed by policy rule",
+    )
     return scope, rule.classification or "internal"

@@ -19,10 +19,18 @@ __all__ = ["KIND_NAMES", "SecretFinding", "scan_text", "scan_texts"]
 
 # Redaction kind -> the name reports and Dagster check metadata have always used.
 KIND_NAMES: dict[str, str] = {
-    "PRIVATE_KEY": "private_key", "AWS_KEY": "aws_access_key_id", "AWS_SECRET": "aws_secret_access_key",
-    "SLACK_TOKEN": "slack_token", "SLACK_WEBHOOK": "slack_webhook", "JWT": "jwt", "GITHUB_TOKEN": "github_token",
-    "GOOGLE_API_KEY": "google_api_key", "STRIPE_KEY": "stripe_key", "OPENAI_KEY": "openai_key",
-    "API_KEY": "api_key", "SECRET": "secret",
+    "PRIVATE_KEY": "private_key",
+    "AWS_KEY": "aws_access_key_id",
+    "AWS_SECRET": "aws_secret_access_key",
+    "SLACK_TOKEN": "slack_token",
+    "SLACK_WEBHOOK": "slack_webhook",
+    "JWT": "jwt",
+    "GITHUB_TOKEN": "github_token",
+    "GOOGLE_API_KEY": "google_api_key",
+    "STRIPE_KEY": "stripe_key",
+    "OPENAI_KEY": "openai_key",
+    "API_KEY": "api_key",
+    "SECRET": "secret",
 }
 assert set(KIND_NAMES) == SECRET_KINDS
 

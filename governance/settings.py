@@ -44,7 +44,9 @@ class Settings(BaseSettings):
         ),
     )
     search_fanout: int = Field(
-        default=4, ge=1, le=32,
+        default=4,
+        ge=1,
+        le=32,
         description=(
             "Most concurrent searches one retrieval splits a long allowed-scope list into "
             "(a share holds at least 500 scope ids). Milvus 2.3 parses a filter on one core at "
@@ -60,15 +62,20 @@ class Settings(BaseSettings):
         ),
     )
     tenant: str = Field(
-        default="", max_length=256,
+        default="",
+        max_length=256,
         description="With multi_tenant: the tenant a command works on (its catalog, policy and vectors).",
     )
     quarantine_keep_days: int = Field(
-        default=90, ge=1, le=36500,
+        default=90,
+        ge=1,
+        le=36500,
         description="Quarantine records (they name files and repeat parser messages) older than this are deleted "
-                    "by `govrag purge --expired` and the Dagster retention sweep.")
+        "by `govrag purge --expired` and the Dagster retention sweep.",
+    )
     policy: Path | None = Field(
-        default=None, description="Policy YAML path; `{tenant}` in it names one policy per tenant (multi-tenancy).")
+        default=None, description="Policy YAML path; `{tenant}` in it names one policy per tenant (multi-tenancy)."
+    )
     embedder: Literal["local", "triton"] = "local"
     triton_url: str = "127.0.0.1:8001"
     collection: str = "govrag_chunks"
@@ -76,13 +83,19 @@ class Settings(BaseSettings):
     embed_batch_size: int = Field(default=64, ge=1, le=4096)
     chunk_max_characters: int = Field(default=1000, ge=100)
     torch_threads: int | None = Field(
-        default=None, ge=1, le=256,
-        description=("CPU threads of the local embedder (torch). Unset: torch's default, one per "
-                     "core. 1 suits searcher processes on a busy machine: measured 10-20x faster "
-                     "single-query embeddings on 2 oversubscribed cores (docs/benchmarks.md)."))
+        default=None,
+        ge=1,
+        le=256,
+        description=(
+            "CPU threads of the local embedder (torch). Unset: torch's default, one per "
+            "core. 1 suits searcher processes on a busy machine: measured 10-20x faster "
+            "single-query embeddings on 2 oversubscribed cores (docs/benchmarks.md)."
+        ),
+    )
     debug: bool = False
     log_format: Literal["text", "json"] = Field(
-        default="text", description="`json`: one JSON object per log line (run ids, no document text).")
+        default="text", description="`json`: one JSON object per log line (run ids, no document text)."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
     metrics_port: int = Field(default=9464, ge=1, le=65535, description="Port of `govrag metrics serve`.")
 
@@ -90,39 +103,57 @@ class Settings(BaseSettings):
     api_host: str = Field(default="127.0.0.1", description="Address `govrag api serve` binds.")
     api_port: int = Field(default=8080, ge=1, le=65535, description="Port `govrag api serve` binds.")
     api_max_body_bytes: int = Field(
-        default=65_536, ge=1_024, le=16_777_216,
-        description="Largest request body accepted; larger ones get 413 before they are parsed.")
+        default=65_536,
+        ge=1_024,
+        le=16_777_216,
+        description="Largest request body accepted; larger ones get 413 before they are parsed.",
+    )
     api_rate_limit: int = Field(
-        default=120, ge=0,
-        description="Searches per minute per token subject (token bucket, bursts up to this many); 0 = off.")
+        default=120,
+        ge=0,
+        description="Searches per minute per token subject (token bucket, bursts up to this many); 0 = off.",
+    )
     api_rate_limit_max_subjects: int = Field(
-        default=10_000, ge=1, description="Rate-limit buckets kept in memory (least recently used are dropped).")
+        default=10_000, ge=1, description="Rate-limit buckets kept in memory (least recently used are dropped)."
+    )
     rate_limit_storage: str | None = Field(
         default=None,
         description="Where the rate limit is kept: unset or `memory://` = per process (token bucket); a shared "
-                    "storage URI such as `redis://host:6379` = one limit across replicas (60 s moving window).")
+        "storage URI such as `redis://host:6379` = one limit across replicas (60 s moving window).",
+    )
     jwks_file: Path | None = Field(
-        default=None, description="JWKS (JSON) file with the public keys that verify RS*/PS*/ES* tokens.")
+        default=None, description="JWKS (JSON) file with the public keys that verify RS*/PS*/ES* tokens."
+    )
     jwks_url: str | None = Field(
-        default=None, description="http(s) URL of the identity provider's JWKS; fetched with a timeout, cached.")
+        default=None, description="http(s) URL of the identity provider's JWKS; fetched with a timeout, cached."
+    )
     jwks_cache_seconds: int = Field(default=300, ge=0, description="How long a fetched JWKS is reused.")
-    jwks_timeout_seconds: float = Field(default=5.0, gt=0, le=60,
-                                        description="Timeout of one socket operation of a JWKS fetch.")
-    jwks_deadline_seconds: float = Field(default=10.0, gt=0, le=120,
-                                         description="Deadline of a whole JWKS fetch (connect, headers, body).")
-    jwks_max_stale_seconds: float = Field(default=3600.0, ge=0, le=86400,
-                                          description="How long past GOVRAG_JWKS_CACHE_SECONDS cached keys are served "
-                                                      "while refreshes fail (then 503).")
+    jwks_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=60, description="Timeout of one socket operation of a JWKS fetch."
+    )
+    jwks_deadline_seconds: float = Field(
+        default=10.0, gt=0, le=120, description="Deadline of a whole JWKS fetch (connect, headers, body)."
+    )
+    jwks_max_stale_seconds: float = Field(
+        default=3600.0,
+        ge=0,
+        le=86400,
+        description="How long past GOVRAG_JWKS_CACHE_SECONDS cached keys are served while refreshes fail (then 503).",
+    )
     jwt_algorithms: str = Field(
         default="RS256,ES256",
-        description="Comma-separated JWT algorithms accepted with JWKS keys; `none` is always refused.")
+        description="Comma-separated JWT algorithms accepted with JWKS keys; `none` is always refused.",
+    )
     jwt_hs256_secret: SecretStr | None = Field(
-        default=None, description="Development only: also accept HS256 tokens signed with this secret (>= 32 chars).")
+        default=None, description="Development only: also accept HS256 tokens signed with this secret (>= 32 chars)."
+    )
     jwt_issuer: str | None = Field(default=None, description="When set, tokens must carry exactly this `iss`.")
     jwt_audience: str | None = Field(default=None, description="When set, tokens must list this `aud`.")
     require_email_verified: bool = Field(
-        default=False, description="Count a token's email as a principal only when email_verified is true "
-        "(for identity providers that always send it). email_verified: false never counts, whatever this says.")
+        default=False,
+        description="Count a token's email as a principal only when email_verified is true "
+        "(for identity providers that always send it). email_verified: false never counts, whatever this says.",
+    )
     jwt_leeway_seconds: int = Field(default=30, ge=0, le=300, description="Clock skew allowed on exp/nbf/iat.")
 
     @property
@@ -147,8 +178,10 @@ class Settings(BaseSettings):
     def catalog_url(self) -> str:
         """The catalog this process's commands work on: with multi-tenancy, GOVRAG_TENANT's."""
         if self.multi_tenant and not self.tenant:
-            raise ConfigError("GOVRAG_MULTI_TENANT is on, but GOVRAG_TENANT is empty: every tenant has a catalog of "
-                              "its own", hint="set GOVRAG_TENANT to the tenant this command works on")
+            raise ConfigError(
+                "GOVRAG_MULTI_TENANT is on, but GOVRAG_TENANT is empty: every tenant has a catalog of its own",
+                hint="set GOVRAG_TENANT to the tenant this command works on",
+            )
         return self.catalog_url_for(self.tenant or None)
 
     def policy_for(self, tenant: str | None) -> Path | None:

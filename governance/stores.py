@@ -27,8 +27,10 @@ def _new_sqlite_file(settings: Settings, url: str) -> Path | None:
     if settings.database_url:
         base = make_url(settings.database_url).database or ""
         if base and base != ":memory:" and not Path(base).parent.is_dir():
-            raise ConfigError(f"the folder of the catalog {base} does not exist",
-                              hint="create it, or correct GOVRAG_DATABASE_URL (sqlite:////absolute/path/catalog.db)")
+            raise ConfigError(
+                f"the folder of the catalog {base} does not exist",
+                hint="create it, or correct GOVRAG_DATABASE_URL (sqlite:////absolute/path/catalog.db)",
+            )
     return None if path.exists() else path
 
 
@@ -57,15 +59,18 @@ class Stores:
     _missing_tenants: dict[str, float] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def open(cls, settings: Settings | None = None, *, dim: int = 384, tenant: str | None = None,
-             serve_tenants: bool = False) -> "Stores":
+    def open(
+        cls, settings: Settings | None = None, *, dim: int = 384, tenant: str | None = None, serve_tenants: bool = False
+    ) -> "Stores":
         settings = settings or get_settings()
         home = settings.resolved_home
         home.mkdir(parents=True, exist_ok=True)
         tenant = (tenant or settings.tenant or None) if settings.multi_tenant else None
         if settings.multi_tenant and tenant is None and not serve_tenants:
-            raise ConfigError("GOVRAG_MULTI_TENANT is on, but no tenant is set: every tenant has a catalog of its own",
-                              hint="set GOVRAG_TENANT to the tenant this command works on")
+            raise ConfigError(
+                "GOVRAG_MULTI_TENANT is on, but no tenant is set: every tenant has a catalog of its own",
+                hint="set GOVRAG_TENANT to the tenant this command works on",
+            )
         # A multi-tenant server's own catalog (no tenant) holds no tenant's data: it only
         # answers readiness checks; its policy would be nobody's.
         policy = load_policy(settings.policy_for(tenant)) if tenant or not settings.multi_tenant else Policy()
@@ -74,9 +79,16 @@ class Stores:
         catalog = Catalog(url)
         try:
             uri = resolve_uri(settings.milvus_uri, home)
-            index = VectorIndex(uri, settings.collection, dim=dim, token=settings.milvus_token,
-                                multi_tenant=settings.multi_tenant, tenant=tenant or "",
-                                index_type=settings.milvus_index, search_fanout=settings.search_fanout)
+            index = VectorIndex(
+                uri,
+                settings.collection,
+                dim=dim,
+                token=settings.milvus_token,
+                multi_tenant=settings.multi_tenant,
+                tenant=tenant or "",
+                index_type=settings.milvus_index,
+                search_fanout=settings.search_fanout,
+            )
         except BaseException:
             catalog.dispose()  # a service retrying readiness must not leak an engine per try
             raise
@@ -101,7 +113,8 @@ class Stores:
                 f"the catalog {path} did not exist, but the vector collection {self.index.collection!r} at "
                 f"{self.index.uri} holds {held} vectors: this catalog is not the one that indexed them",
                 hint="point GOVRAG_DATABASE_URL / GOVRAG_HOME at the catalog that indexed them, or drop the "
-                     "collection (GOVRAG_COLLECTION) to start over")
+                "collection (GOVRAG_COLLECTION) to start over",
+            )
 
     def for_tenant(self, tenant: str | None, *, create: bool = False) -> "Stores | None":
         """The stores of ``tenant``: these stores without multi-tenancy; with it, the tenant's
@@ -130,8 +143,14 @@ class Stores:
                     return None
                 self._missing_tenants.pop(tenant, None)
             policy = load_policy(self.settings.policy_for(tenant))
-            child = Stores(settings=self.settings, catalog=Catalog(url), index=self.index.with_tenant(tenant),
-                           policy=policy, tenant=tenant, _owns_index=False)
+            child = Stores(
+                settings=self.settings,
+                catalog=Catalog(url),
+                index=self.index.with_tenant(tenant),
+                policy=policy,
+                tenant=tenant,
+                _owns_index=False,
+            )
             self._tenants[tenant] = child
             return child
 

@@ -72,15 +72,19 @@ def tenant_database_url(base_url: str, tenant: str) -> str:
     backend = url.get_backend_name()
     if backend == "sqlite":
         if not url.database or url.database == ":memory:":
-            raise ConfigError("multi-tenancy needs a file catalog (an in-memory SQLite catalog cannot be split per tenant)",
-                              hint="unset GOVRAG_DATABASE_URL or point it at a file or PostgreSQL")
+            raise ConfigError(
+                "multi-tenancy needs a file catalog (an in-memory SQLite catalog cannot be split per tenant)",
+                hint="unset GOVRAG_DATABASE_URL or point it at a file or PostgreSQL",
+            )
         base = Path(url.database)
         return url.set(database=str(base.parent / "tenants" / slug / base.name)).render_as_string(hide_password=False)
     if backend == "postgresql":
         options = str(url.query.get("options", "") or "")
         if "search_path" in options:
-            raise ConfigError("GOVRAG_DATABASE_URL sets a search_path; with multi-tenancy govrag chooses each "
-                              "tenant's schema itself", hint="remove search_path from the URL's options")
+            raise ConfigError(
+                "GOVRAG_DATABASE_URL sets a search_path; with multi-tenancy govrag chooses each tenant's schema itself",
+                hint="remove search_path from the URL's options",
+            )
         options = (options + " " if options else "") + f"-csearch_path={schema_of(slug)}"
         return url.update_query_dict({"options": options}).render_as_string(hide_password=False)
     raise ConfigError(f"multi-tenancy supports SQLite and PostgreSQL catalogs, not {backend!r}")
@@ -114,9 +118,14 @@ def tenant_policy_path(policy: Path | None, tenant: str | None) -> Path | None:
     if policy is None or TENANT_PLACEHOLDER not in str(policy):
         return policy
     if tenant is None:
-        raise ConfigError(f"the policy path {policy} names one policy per tenant, but no tenant is set",
-                          hint="set GOVRAG_TENANT (or search as a caller with a tenant claim)")
+        raise ConfigError(
+            f"the policy path {policy} names one policy per tenant, but no tenant is set",
+            hint="set GOVRAG_TENANT (or search as a caller with a tenant claim)",
+        )
     if not _PLAIN_NAME.fullmatch(tenant):
-        raise ConfigError(f"tenant {tenant[:60]!r} cannot name a policy file (plain names only: letters, digits, "
-                          "'_', '.', '-'; at most 64)", hint="give the tenant a plain name in the identity provider")
+        raise ConfigError(
+            f"tenant {tenant[:60]!r} cannot name a policy file (plain names only: letters, digits, "
+            "'_', '.', '-'; at most 64)",
+            hint="give the tenant a plain name in the identity provider",
+        )
     return Path(str(policy).replace(TENANT_PLACEHOLDER, tenant))

@@ -33,8 +33,9 @@ def _as_unstructured(elements: Sequence[Any]) -> list[Any]:
     from unstructured.documents import elements as el
 
     kinds = {"Title": el.Title, "ListItem": el.ListItem, "Table": el.Table, "NarrativeText": el.NarrativeText}
-    return [e if hasattr(e, "metadata") else kinds.get(getattr(e, "category", ""), el.Text)(text=e.text)
-            for e in elements]
+    return [
+        e if hasattr(e, "metadata") else kinds.get(getattr(e, "category", ""), el.Text)(text=e.text) for e in elements
+    ]
 
 
 def chunk_elements(elements: Sequence[Any], max_characters: int) -> list[str]:

@@ -121,8 +121,9 @@ class Retriever:
         raw = []
         if allowed:
             vector = self.embedder.embed([query])[0]
-            raw = self.stores.index.search(vector, k=k + OVERFETCH, scope_ids=allowed, now_epoch=int(now.timestamp()),
-                                           tenant=caller.tenant)
+            raw = self.stores.index.search(
+                vector, k=k + OVERFETCH, scope_ids=allowed, now_epoch=int(now.timestamp()), tenant=caller.tenant
+            )
         visible = catalog.chunks.visible_chunks([h.id for h in raw], allowed_scope_ids=allowed, now=now)
         if visible:
             # Second, uncached opinion: the scopes of what is about to be returned, resolved
@@ -134,9 +135,19 @@ class Retriever:
             v = visible.get(h.id)
             if v is None:
                 continue
-            hits.append(Hit(chunk_id=h.id, document_id=v.document_id, source=v.source, title=v.title, uri=v.uri,
-                            text=str(h.fields.get("text", "")), score=h.score, source_version=v.version,
-                            expires_at=v.expires_at))
+            hits.append(
+                Hit(
+                    chunk_id=h.id,
+                    document_id=v.document_id,
+                    source=v.source,
+                    title=v.title,
+                    uri=v.uri,
+                    text=str(h.fields.get("text", "")),
+                    score=h.score,
+                    source_version=v.version,
+                    expires_at=v.expires_at,
+                )
+            )
             if len(hits) == k:
                 break
         excluded = self._excluded_by_filter(tenant, allowed)
@@ -146,8 +157,11 @@ class Retriever:
             metrics.SEARCH_POSTCHECK_DROPPED.inc(dropped)
         payload: dict[str, Any] = {
             "query_sha256": hashlib.sha256(query.encode()).hexdigest(),
-            "k": k, "allowed_scopes": len(allowed), "candidates": len(raw),
-            "excluded_by_filter": excluded, "dropped_by_postcheck": dropped,
+            "k": k,
+            "allowed_scopes": len(allowed),
+            "candidates": len(raw),
+            "excluded_by_filter": excluded,
+            "dropped_by_postcheck": dropped,
             "returned": [h.chunk_id for h in hits],
         }
         if policy.audit.store_query_text:

@@ -134,9 +134,19 @@ def sensitivity(gptq_dir: Path, dev: list[str]) -> list[tuple[str, float, int]]:
     quant_sd = load_nvfp4_encoder(gptq_dir).state_dict()
     tok = AutoTokenizer.from_pretrained(model_path())
     order = np.argsort([len(t) for t in dev])
-    batches = [(order[i : i + 64], tok([dev[j] for j in order[i : i + 64]], padding=True, truncation=True,
-                                      max_length=MAX_SEQ_LENGTH, return_tensors="pt"))
-               for i in range(0, len(dev), 64)]
+    batches = [
+        (
+            order[i : i + 64],
+            tok(
+                [dev[j] for j in order[i : i + 64]],
+                padding=True,
+                truncation=True,
+                max_length=MAX_SEQ_LENGTH,
+                return_tensors="pt",
+            ),
+        )
+        for i in range(0, len(dev), 64)
+    ]
 
     @torch.inference_mode()
     def embed(sd: dict) -> np.ndarray:
@@ -228,7 +238,8 @@ def main() -> int:
         "the docstrings of the running Python's standard library plus 128 generated texts (seed 1). "
         "Never on the corpus.",
         f"- **+ keep**: the same, with the {len(DEFAULT_KEEP)} Linear layers in `DEFAULT_KEEP` left in BF16: "
-        + ", ".join(f"`{m}`" for m in DEFAULT_KEEP) + ". They were picked by the per-layer sensitivity "
+        + ", ".join(f"`{m}`" for m in DEFAULT_KEEP)
+        + ". They were picked by the per-layer sensitivity "
         "below, measured on held-out text (not the evaluation sets).",
         "",
         "Global scale: the stored global scale is always `448*6/amax(W)` (the compressed-tensors rule); "
@@ -243,10 +254,14 @@ def main() -> int:
     lines += [f"| {m} | {n} | {k} | {mc:.4f} | {mn:.4f} | {ov:.3f} |" for m, n, k, mc, mn, ov in rows]
     corpus = [r for r in rows if r[1].startswith("corpus")]
     if corpus:
+
         def summary(label: str) -> str:
             rs = [r for r in corpus if r[0] == label]
-            return (f"mean cosine {min(r[3] for r in rs):.4f}–{max(r[3] for r in rs):.4f}, min "
-                    f"{min(r[4] for r in rs):.4f}, top-10 overlap {min(r[5] for r in rs):.3f}–{max(r[5] for r in rs):.3f}")
+            return (
+                f"mean cosine {min(r[3] for r in rs):.4f}–{max(r[3] for r in rs):.4f}, min "
+                f"{min(r[4] for r in rs):.4f}, top-10 overlap {min(r[5] for r in rs):.3f}–{max(r[5] for r in rs):.3f}"
+            )
+
         dl = RECIPES[-1][0]
         met = all(r[3] >= 0.99 and r[5] >= 0.9 for r in corpus if r[0] == dl)
         lines += [
@@ -301,8 +316,10 @@ def main() -> int:
         shown = [r for i, r in enumerate(sens) if i < 12 or r[0] in DEFAULT_KEEP]
         for n, g, b in shown:
             extra = b - (b // 2) * 9 // 16  # BF16 bytes minus NVFP4 bytes (4.5 bits = 9/16 byte per weight)
-            lines.append(f"| `{n}` | {g:+.5f} | {extra / 1e3:.0f} KB | {g / extra * 1e6:+.5f} | "
-                         f"{'yes' if n in DEFAULT_KEEP else ''} |")
+            lines.append(
+                f"| `{n}` | {g:+.5f} | {extra / 1e3:.0f} KB | {g / extra * 1e6:+.5f} | "
+                f"{'yes' if n in DEFAULT_KEEP else ''} |"
+            )
         rest = [r for r in sens if r not in shown]
         lines.append(f"| (the other {len(rest)}) | ≤ {max(r[1] for r in rest):+.5f} each | | | |")
     lines += [

@@ -38,50 +38,69 @@ BASE_TS = 1_790_000_000  # 2026-09-21: recent, so retention never expires the fi
 
 @dataclass(frozen=True)
 class Sizes:
-    json_mb: int = 100                 # the one-huge-array channel day file
-    json_depth: int = 1_000_000        # deeply nested JSON object
-    html_depth: int = 100_000          # Confluence HTML nesting
-    xml_depth: int = 100_000           # entities.xml nesting
-    slack_members: int = 100_000       # private channel members
-    confluence_acl: int = 60_000       # users/groups on one page restriction (limit 50_000)
-    xref_objects: int = 1_000_000      # PDF xref entries
-    bomb_mb: int = 1024                # uncompressed size of the zip bomb entry
-    flate_bomb_mb: int = 1024          # uncompressed size of a PDF content stream
-    zip_entries: int = 200_001         # entry-count limit is 200_000
-    long_name: int = 5000              # characters of a very long name
-    html_mb: int = 40                  # a Confluence HTML page file (limit 32 MiB)
-    index_mb: int = 300                # a Confluence HTML index.html (only its head is read)
-    page_chain: int = 5_000            # Confluence XML pages, each the parent of the next (limit 1000 deep)
-    users_mb: int = 200                # Slack users.json (limit 128 MiB)
-    entities_mb: int = 600             # Confluence entities.xml (limit 512 MiB)
+    json_mb: int = 100  # the one-huge-array channel day file
+    json_depth: int = 1_000_000  # deeply nested JSON object
+    html_depth: int = 100_000  # Confluence HTML nesting
+    xml_depth: int = 100_000  # entities.xml nesting
+    slack_members: int = 100_000  # private channel members
+    confluence_acl: int = 60_000  # users/groups on one page restriction (limit 50_000)
+    xref_objects: int = 1_000_000  # PDF xref entries
+    bomb_mb: int = 1024  # uncompressed size of the zip bomb entry
+    flate_bomb_mb: int = 1024  # uncompressed size of a PDF content stream
+    zip_entries: int = 200_001  # entry-count limit is 200_000
+    long_name: int = 5000  # characters of a very long name
+    html_mb: int = 40  # a Confluence HTML page file (limit 32 MiB)
+    index_mb: int = 300  # a Confluence HTML index.html (only its head is read)
+    page_chain: int = 5_000  # Confluence XML pages, each the parent of the next (limit 1000 deep)
+    users_mb: int = 200  # Slack users.json (limit 128 MiB)
+    entities_mb: int = 600  # Confluence entities.xml (limit 512 MiB)
 
 
 BENCH = Sizes()
-TEST = Sizes(json_mb=100, json_depth=100_000, html_depth=100_000, xml_depth=10_000, slack_members=50_001,
-             confluence_acl=50_001, xref_objects=200_000, bomb_mb=64, flate_bomb_mb=256, zip_entries=200_001,
-             index_mb=40, page_chain=120)  # tests lower MAX_ANCESTORS to 100
+TEST = Sizes(
+    json_mb=100,
+    json_depth=100_000,
+    html_depth=100_000,
+    xml_depth=10_000,
+    slack_members=50_001,
+    confluence_acl=50_001,
+    xref_objects=200_000,
+    bomb_mb=64,
+    flate_bomb_mb=256,
+    zip_entries=200_001,
+    index_mb=40,
+    page_chain=120,
+)  # tests lower MAX_ANCESTORS to 100
 
 
 @dataclass
 class Hostile:
     name: str
-    kind: str                       # source kind for --source: pdf | slack | confluence
+    kind: str  # source kind for --source: pdf | slack | confluence
     path: Path
-    outcome: str                    # quarantined | refused | ingested-safely
-    reason: str | None = None       # substring of "<reason>: <message>" (or of the refusal)
-    what: str = ""                  # one line for tables and docs
-    phrase: str | None = None       # ingested-safely: text the member must find
-    member: dict[str, Any] | None = None      # User(**member) may read it (None: nobody may)
+    outcome: str  # quarantined | refused | ingested-safely
+    reason: str | None = None  # substring of "<reason>: <message>" (or of the refusal)
+    what: str = ""  # one line for tables and docs
+    phrase: str | None = None  # ingested-safely: text the member must find
+    member: dict[str, Any] | None = None  # User(**member) may read it (None: nobody may)
     outsiders: list[dict[str, Any]] = field(default_factory=list)  # each finds nothing
 
 
 # Inputs where the size itself is the point (or that take a while to write): the tests mark
 # them ``slow``; the bench runs everything.
-SLOW_CASES = frozenset({
-    "slack_huge_day_json", "slack_many_entries", "slack_huge_users_json", "confluence_html_deep",
-    "confluence_html_unclosed", "confluence_storage_deep", "confluence_rest_huge_page",
-    "confluence_html_huge_index", "confluence_xml_huge_entities",
-})
+SLOW_CASES = frozenset(
+    {
+        "slack_huge_day_json",
+        "slack_many_entries",
+        "slack_huge_users_json",
+        "confluence_html_deep",
+        "confluence_html_unclosed",
+        "confluence_storage_deep",
+        "confluence_rest_huge_page",
+        "confluence_html_huge_index",
+        "confluence_xml_huge_entities",
+    }
+)
 
 # ---------------------------------------------------------------------------------------------
 # Policy for the corpus (GOVRAG_POLICY of the bench; ``Policy`` of the tests)
@@ -116,8 +135,18 @@ def _user(uid: str, name: str, email: str | None, team: str = "T0HOST") -> dict:
     prof: dict[str, Any] = {"real_name": name, "display_name": name, "team": team}
     if email is not None:
         prof["email"] = email
-    return {"id": uid, "team_id": team, "name": name, "deleted": False, "real_name": name, "profile": prof,
-            "is_restricted": False, "is_ultra_restricted": False, "is_bot": False, "is_app_user": False}
+    return {
+        "id": uid,
+        "team_id": team,
+        "name": name,
+        "deleted": False,
+        "real_name": name,
+        "profile": prof,
+        "is_restricted": False,
+        "is_ultra_restricted": False,
+        "is_bot": False,
+        "is_app_user": False,
+    }
 
 
 def _msg(user: str, text: str, offset: int = 0, **extra: Any) -> dict:
@@ -129,16 +158,27 @@ GOOD_USERS = [_user("U1", "alice", "alice@corp.example"), _user("U2", "bob", "bo
 
 
 def _channel(cid: str, name: str, members: list[str], private: bool = False) -> dict:
-    return {"id": cid, "name": name, "created": BASE_TS, "members": members, "is_private": private,
-            "topic": {"value": ""}, "purpose": {"value": ""}}
+    return {
+        "id": cid,
+        "name": name,
+        "created": BASE_TS,
+        "members": members,
+        "is_private": private,
+        "topic": {"value": ""},
+        "purpose": {"value": ""},
+    }
 
 
-def _slack_files(users: list[dict] | None = None, channels: list[dict] | None = None,
-                 groups: list[dict] | None = None) -> dict[str, bytes]:
+def _slack_files(
+    users: list[dict] | None = None, channels: list[dict] | None = None, groups: list[dict] | None = None
+) -> dict[str, bytes]:
     users = GOOD_USERS if users is None else users
     channels = [_channel("C1", "general", ["U1", "U2"])] if channels is None else channels
-    return {"users.json": json.dumps(users).encode(), "channels.json": json.dumps(channels).encode(),
-            "groups.json": json.dumps(groups or []).encode()}
+    return {
+        "users.json": json.dumps(users).encode(),
+        "channels.json": json.dumps(channels).encode(),
+        "groups.json": json.dumps(groups or []).encode(),
+    }
 
 
 def _write_tree(dest: Path, files: dict[str, bytes]) -> Path:
@@ -182,8 +222,29 @@ def _raw_zip(path: Path, members: list[tuple[str, bytes, int, int, int]]) -> Pat
         n = name.encode()
         hdr = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0x800, method, 0, 0x21, crc, len(data), size, len(n), 0) + n
         local.append(hdr + data)
-        central.append(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0x800, method, 0, 0x21, crc, len(data),
-                                   size, len(n), 0, 0, 0, 0, 0, offset) + n)
+        central.append(
+            struct.pack(
+                "<IHHHHHHIIIHHHHHII",
+                0x02014B50,
+                20,
+                20,
+                0x800,
+                method,
+                0,
+                0x21,
+                crc,
+                len(data),
+                size,
+                len(n),
+                0,
+                0,
+                0,
+                0,
+                0,
+                offset,
+            )
+            + n
+        )
         offset += len(hdr) + len(data)
     cd = b"".join(central)
     end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members), len(cd), offset, 0)
@@ -208,12 +269,12 @@ def _content(text: str) -> bytes:
 
 
 def _stream(data: bytes, extra: str = "", length: int | None = None) -> bytes:
-    return (f"<< /Length {len(data) if length is None else length} {extra}>>\nstream\n".encode()
-            + data + b"\nendstream")
+    return f"<< /Length {len(data) if length is None else length} {extra}>>\nstream\n".encode() + data + b"\nendstream"
 
 
-def raw_pdf(objects: dict[int, bytes], root: int = 1, *, trailer_extra: str = "", size: int | None = None,
-            xref: bool = True) -> bytes:
+def raw_pdf(
+    objects: dict[int, bytes], root: int = 1, *, trailer_extra: str = "", size: int | None = None, xref: bool = True
+) -> bytes:
     """A PDF with the given objects and a correct classic xref table."""
     out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
     offsets: dict[int, int] = {}
@@ -265,8 +326,14 @@ def gen_slack_zip_bomb(d: Path, s: Sizes) -> Hostile:
     data, crc = _deflate_zeros(s.bomb_mb << 20)
     base = [_stored(k, v) for k, v in _slack_files().items()]
     z = _raw_zip(d / "slack-zip-bomb.zip", [*base, ("general/2026-09-21.json", data, crc, s.bomb_mb << 20, 8)])
-    return Hostile("slack_zip_bomb", "slack", z, "refused", "looks like a zip bomb",
-                   f"Slack export zip, one day file expands {s.bomb_mb} MiB at ~1000:1")
+    return Hostile(
+        "slack_zip_bomb",
+        "slack",
+        z,
+        "refused",
+        "looks like a zip bomb",
+        f"Slack export zip, one day file expands {s.bomb_mb} MiB at ~1000:1",
+    )
 
 
 @gen
@@ -275,8 +342,14 @@ def gen_slack_zip_bomb_lying_size(d: Path, s: Sizes) -> Hostile:
     base = [_stored(k, v) for k, v in _slack_files().items()]
     # declares 100 bytes (passes the ratio check); the real stream inflates to bomb_mb
     z = _raw_zip(d / "slack-zip-bomb-lying.zip", [*base, ("general/2026-09-21.json", data, crc, 100, 8)])
-    return Hostile("slack_zip_bomb_lying_size", "slack", z, "refused", "extraction failed",
-                   f"zip entry declares 100 bytes, inflates to {s.bomb_mb} MiB")
+    return Hostile(
+        "slack_zip_bomb_lying_size",
+        "slack",
+        z,
+        "refused",
+        "extraction failed",
+        f"zip entry declares 100 bytes, inflates to {s.bomb_mb} MiB",
+    )
 
 
 @gen
@@ -285,12 +358,21 @@ def gen_slack_nested_zip(d: Path, s: Sizes) -> Hostile:
     inner = d / "inner-bomb.zip"
     _raw_zip(inner, [("bomb.bin", inner_data, crc, 64 << 20, 8)])
     files = _slack_files()
-    entries = [*files.items(), ("general/2026-09-21.json", _good_day()),
-               ("general/2026-09-22.json", inner.read_bytes())]
+    entries = [
+        *files.items(),
+        ("general/2026-09-21.json", _good_day()),
+        ("general/2026-09-22.json", inner.read_bytes()),
+    ]
     inner.unlink()
     z = _write_zip(d / "slack-nested-zip.zip", entries)
-    return Hostile("slack_nested_zip", "slack", z, "quarantined", "malformed_json",
-                   "a zip bomb stored as a day file inside a Slack export (never unpacked)")
+    return Hostile(
+        "slack_nested_zip",
+        "slack",
+        z,
+        "quarantined",
+        "malformed_json",
+        "a zip bomb stored as a day file inside a Slack export (never unpacked)",
+    )
 
 
 @gen
@@ -311,14 +393,24 @@ def gen_slack_symlink(d: Path, s: Sizes) -> Hostile:
     info.create_system = 3
     info.external_attr = (stat.S_IFLNK | 0o777) << 16
     z = _write_zip(d / "slack-symlink.zip", [*_slack_files().items(), (info, b"/etc/passwd")])
-    return Hostile("slack_symlink", "slack", z, "refused", "symlink in the archive", "day file is a symlink to /etc/passwd")
+    return Hostile(
+        "slack_symlink", "slack", z, "refused", "symlink in the archive", "day file is a symlink to /etc/passwd"
+    )
 
 
 @gen
 def gen_slack_control_char_entry(d: Path, s: Sizes) -> Hostile:
-    z = _write_zip(d / "slack-ctrl-entry.zip", [*_slack_files().items(), ("general\n/2026-09-21\x1b[31m.json", _good_day())])
-    return Hostile("slack_control_char_entry", "slack", z, "refused", "control characters",
-                   "zip entry name with a newline and an ANSI escape")
+    z = _write_zip(
+        d / "slack-ctrl-entry.zip", [*_slack_files().items(), ("general\n/2026-09-21\x1b[31m.json", _good_day())]
+    )
+    return Hostile(
+        "slack_control_char_entry",
+        "slack",
+        z,
+        "refused",
+        "control characters",
+        "zip entry name with a newline and an ANSI escape",
+    )
 
 
 @gen
@@ -330,8 +422,14 @@ def gen_slack_many_entries(d: Path, s: Sizes) -> Hostile:
             zf.writestr(k, v)
         for i in range(s.zip_entries):
             zf.writestr(f"general/x{i}", b"")
-    return Hostile("slack_many_entries", "slack", path, "refused", "entries (limit 200000)",
-                   f"{s.zip_entries} empty entries (limit 200000)")
+    return Hostile(
+        "slack_many_entries",
+        "slack",
+        path,
+        "refused",
+        "entries (limit 200000)",
+        f"{s.zip_entries} empty entries (limit 200000)",
+    )
 
 
 # -- Slack JSON: quarantined, the rest of the export goes on -------------------------------------
@@ -355,8 +453,14 @@ def gen_slack_huge_day_json(d: Path, s: Sizes) -> Hostile:
             n += len(row) + 1
             i += 1
         f.write(b"]")
-    return Hostile("slack_huge_day_json", "slack", root, "quarantined", "too_large",
-                   f"a {s.json_mb} MiB channel day file (one array of messages)")
+    return Hostile(
+        "slack_huge_day_json",
+        "slack",
+        root,
+        "quarantined",
+        "too_large",
+        f"a {s.json_mb} MiB channel day file (one array of messages)",
+    )
 
 
 @gen
@@ -370,8 +474,14 @@ def gen_slack_huge_users_json(d: Path, s: Sizes) -> Hostile:
             f.write((b"," if i else b"") + row)
             n, i = n + len(row) + 1, i + 1
         f.write(b"]")
-    return Hostile("slack_huge_users_json", "slack", root, "refused", "MAX_JSON_BYTES",
-                   f"a {s.users_mb} MiB users.json (limit 128 MiB; parsed JSON takes ~4-7x its size)")
+    return Hostile(
+        "slack_huge_users_json",
+        "slack",
+        root,
+        "refused",
+        "MAX_JSON_BYTES",
+        f"a {s.users_mb} MiB users.json (limit 128 MiB; parsed JSON takes ~4-7x its size)",
+    )
 
 
 def _deep_json(depth: int) -> bytes:
@@ -382,21 +492,37 @@ def _deep_json(depth: int) -> bytes:
 def gen_slack_deep_json(d: Path, s: Sizes) -> Hostile:
     deep = _deep_json(s.json_depth)
     root = _slack_folder(d, "slack-deep-json", {"general/2026-09-21.json": b"[" + deep + b"]"})
-    return Hostile("slack_deep_json", "slack", root, "quarantined", "malformed_json",
-                   f"a day file nested {s.json_depth} objects deep")
+    return Hostile(
+        "slack_deep_json",
+        "slack",
+        root,
+        "quarantined",
+        "malformed_json",
+        f"a day file nested {s.json_depth} objects deep",
+    )
 
 
 @gen
 def gen_slack_deep_json_users(d: Path, s: Sizes) -> Hostile:
     root = _slack_folder(d, "slack-deep-users", {})
     (root / "users.json").write_bytes(b"[" * s.json_depth + b"]" * s.json_depth)
-    return Hostile("slack_deep_json_users", "slack", root, "refused", "users.json is unreadable",
-                   f"users.json nested {s.json_depth} arrays deep")
+    return Hostile(
+        "slack_deep_json_users",
+        "slack",
+        root,
+        "refused",
+        "users.json is unreadable",
+        f"users.json nested {s.json_depth} arrays deep",
+    )
 
 
 @gen
 def gen_slack_malformed_json(d: Path, s: Sizes) -> Hostile:
-    root = _slack_folder(d, "slack-malformed", {"general/2026-09-21.json": b'[{"type": "message", "text": "' + MARKER.encode() + b' trunc'})
+    root = _slack_folder(
+        d,
+        "slack-malformed",
+        {"general/2026-09-21.json": b'[{"type": "message", "text": "' + MARKER.encode() + b" trunc"},
+    )
     return Hostile("slack_malformed_json", "slack", root, "quarantined", "malformed_json", "a truncated day file")
 
 
@@ -417,67 +543,121 @@ def gen_slack_utf16(d: Path, s: Sizes) -> Hostile:
 @gen
 def gen_slack_lone_surrogates(d: Path, s: Sizes) -> Hostile:
     # JSON escapes that decode to lone surrogates: in text, in a user name, in a file name
-    text = '[{"type": "message", "user": "U1", "ts": "%d.000100", "text": "lone \\ud800 surrogate \\udfff here", ' \
-           '"files": [{"id": "F1", "name": "bad\\udc80name.pdf", "title": "t\\ud83d"}]}]' % BASE_TS
+    text = (
+        '[{"type": "message", "user": "U1", "ts": "%d.000100", "text": "lone \\ud800 surrogate \\udfff here", '
+        '"files": [{"id": "F1", "name": "bad\\udc80name.pdf", "title": "t\\ud83d"}]}]' % BASE_TS
+    )
     # A workspace of its own: the tests share one catalog, and an earlier case of team T0HOST
     # with a later day states #general as newer than this export (older never overrides newer).
-    users = [_user("U1", "ali\udc00ce", "alice@corp.example", team="T0SURR"),
-             _user("U2", "bob", "bob@corp.example", team="T0SURR")]
+    users = [
+        _user("U1", "ali\udc00ce", "alice@corp.example", team="T0SURR"),
+        _user("U2", "bob", "bob@corp.example", team="T0SURR"),
+    ]
     root = _slack_folder(d, "slack-surrogates", {"general/2026-09-21.json": text.encode()})
     (root / "users.json").write_text(json.dumps(users))  # ensure_ascii: \udc00 escape
-    return Hostile("slack_lone_surrogates", "slack", root, "ingested-safely", None,
-                   "lone UTF-16 surrogates (JSON \\ud800 escapes) in text, user and file names",
-                   phrase="lone surrogate here", member={"id": "alice@corp.example", "email": "alice@corp.example"},
-                   outsiders=[{"id": "eve@corp.example", "email": "eve@corp.example"}])
+    return Hostile(
+        "slack_lone_surrogates",
+        "slack",
+        root,
+        "ingested-safely",
+        None,
+        "lone UTF-16 surrogates (JSON \\ud800 escapes) in text, user and file names",
+        phrase="lone surrogate here",
+        member={"id": "alice@corp.example", "email": "alice@corp.example"},
+        outsiders=[{"id": "eve@corp.example", "email": "eve@corp.example"}],
+    )
 
 
 @gen
 def gen_slack_nul_bytes(d: Path, s: Sizes) -> Hostile:
     raw = json.dumps([_msg("U1", "nul\u0000bytes in the middle of a message about rainbows")]).encode()
-    root = _slack_folder(d, "slack-nul", {"general/2026-09-21.json": raw,
-                                          "general/2026-09-22.json": b"[\x00\x00" + MARKER.encode() + b"]"})
-    return Hostile("slack_nul_bytes", "slack", root, "quarantined", "malformed_json",
-                   "NUL bytes: escaped inside a message (kept, cleaned) and raw in a day file (quarantined)")
+    root = _slack_folder(
+        d,
+        "slack-nul",
+        {"general/2026-09-21.json": raw, "general/2026-09-22.json": b"[\x00\x00" + MARKER.encode() + b"]"},
+    )
+    return Hostile(
+        "slack_nul_bytes",
+        "slack",
+        root,
+        "quarantined",
+        "malformed_json",
+        "NUL bytes: escaped inside a message (kept, cleaned) and raw in a day file (quarantined)",
+    )
 
 
 @gen
 def gen_slack_huge_acl(d: Path, s: Sizes) -> Hostile:
     users = [_user(f"U{i:07d}", f"user{i}", f"user{i}@big.example") for i in range(s.slack_members)]
     members = [u["id"] for u in users]
-    root = _write_tree(d / "slack-huge-acl", {
-        "users.json": json.dumps(users).encode(), "channels.json": b"[]",
-        "groups.json": json.dumps([_channel("G1", "everyone-private", members, private=True)]).encode(),
-        "everyone-private/2026-09-21.json": json.dumps([_msg("U0000001", f"{MARKER} to a huge private channel")]).encode(),
-    })
-    return Hostile("slack_huge_acl", "slack", root, "quarantined", "acl_too_large",
-                   f"a private channel with {s.slack_members} members (limit 50000 per layer)")
+    root = _write_tree(
+        d / "slack-huge-acl",
+        {
+            "users.json": json.dumps(users).encode(),
+            "channels.json": b"[]",
+            "groups.json": json.dumps([_channel("G1", "everyone-private", members, private=True)]).encode(),
+            "everyone-private/2026-09-21.json": json.dumps(
+                [_msg("U0000001", f"{MARKER} to a huge private channel")]
+            ).encode(),
+        },
+    )
+    return Hostile(
+        "slack_huge_acl",
+        "slack",
+        root,
+        "quarantined",
+        "acl_too_large",
+        f"a private channel with {s.slack_members} members (limit 50000 per layer)",
+    )
 
 
 @gen
 def gen_slack_metachar_names(d: Path, s: Sizes) -> Hostile:
     """Users, channel and file names full of filter metacharacters: legal, indexed, scoped."""
-    users = [_user("U1", 'alice"] or true', "alice@corp.example"),
-             _user("U2", "bob\\\u202eevil", "bob@corp.example"),
-             _user("U3", WEIRD, 'x" or true@evil.example'),
-             _user("U4", "ctrl\x07\x1b[2Juser", "ctrl@corp.example"),
-             _user("U5", "n" * s.long_name, "long@corp.example")]
+    users = [
+        _user("U1", 'alice"] or true', "alice@corp.example"),
+        _user("U2", "bob\\\u202eevil", "bob@corp.example"),
+        _user("U3", WEIRD, 'x" or true@evil.example'),
+        _user("U4", "ctrl\x07\x1b[2Juser", "ctrl@corp.example"),
+        _user("U5", "n" * s.long_name, "long@corp.example"),
+    ]
     name = 'secret" or true -- [x] \\ ' + WEIRD + " \u202etxt.exe\n2"
     chan = _channel("G1", name, ["U1", "U3"], private=True)
     long_chan = _channel("G2", "L" * 200, ["U1"], private=True)
     phrase = "metacharacter channel discusses saffron pricing"
-    files = {"users.json": json.dumps(users).encode(), "channels.json": b"[]",
-             "groups.json": json.dumps([chan, long_chan]).encode(),
-             f"{name}/{DAY}.json": json.dumps([_msg("U3", f"{phrase} with {WEIRD} inside", 0,
-                                                    files=[{"id": "F1", "name": 'evil"].pdf\n', "title": WEIRD}])]).encode(),
-             f"{'L' * 200}/{DAY}.json": json.dumps([_msg("U1", "long channel name message about turnips", 5)]).encode()}
+    files = {
+        "users.json": json.dumps(users).encode(),
+        "channels.json": b"[]",
+        "groups.json": json.dumps([chan, long_chan]).encode(),
+        f"{name}/{DAY}.json": json.dumps(
+            [
+                _msg(
+                    "U3",
+                    f"{phrase} with {WEIRD} inside",
+                    0,
+                    files=[{"id": "F1", "name": 'evil"].pdf\n', "title": WEIRD}],
+                )
+            ]
+        ).encode(),
+        f"{'L' * 200}/{DAY}.json": json.dumps([_msg("U1", "long channel name message about turnips", 5)]).encode(),
+    }
     root = _write_tree(d / "slack-metachar", files)
-    return Hostile("slack_metachar_names", "slack", root, "ingested-safely", None,
-                   "user/channel/file names with quotes, brackets, backslashes, `or true`, RTL override, newline",
-                   phrase=phrase, member={"id": "alice@corp.example", "email": "alice@corp.example"},
-                   outsiders=[{"id": "bob@corp.example", "email": "bob@corp.example"},
-                              {"id": WEIRD, "email": None, "groups": [WEIRD, "or true"]},
-                              {"id": "x", "email": 'x" or true@evil.example '.strip() + "x"},
-                              {"id": "slack:T0HOST:G1", "groups": ["slack:T0HOST:channel:G1", "*"]}])
+    return Hostile(
+        "slack_metachar_names",
+        "slack",
+        root,
+        "ingested-safely",
+        None,
+        "user/channel/file names with quotes, brackets, backslashes, `or true`, RTL override, newline",
+        phrase=phrase,
+        member={"id": "alice@corp.example", "email": "alice@corp.example"},
+        outsiders=[
+            {"id": "bob@corp.example", "email": "bob@corp.example"},
+            {"id": WEIRD, "email": None, "groups": [WEIRD, "or true"]},
+            {"id": "x", "email": 'x" or true@evil.example '.strip() + "x"},
+            {"id": "slack:T0HOST:G1", "groups": ["slack:T0HOST:channel:G1", "*"]},
+        ],
+    )
 
 
 @gen
@@ -486,11 +666,17 @@ def gen_slack_long_ids(d: Path, s: Sizes) -> Hostile:
     files = _slack_files(channels=[_channel(cid, "general", ["U1", "U2"])])
     files[f"general/{DAY}.json"] = json.dumps([_msg("U1", "long channel id about artichoke farming")]).encode()
     root = _write_tree(d / "slack-long-ids", files)
-    return Hostile("slack_long_ids", "slack", root, "ingested-safely", None,
-                   f"a channel id of {s.long_name + 1} characters (document ids are capped)",
-                   phrase="long channel id about artichoke farming",
-                   member={"id": "alice@corp.example", "email": "alice@corp.example"},
-                   outsiders=[{"id": "eve@corp.example", "email": "eve@corp.example"}])
+    return Hostile(
+        "slack_long_ids",
+        "slack",
+        root,
+        "ingested-safely",
+        None,
+        f"a channel id of {s.long_name + 1} characters (document ids are capped)",
+        phrase="long channel id about artichoke farming",
+        member={"id": "alice@corp.example", "email": "alice@corp.example"},
+        outsiders=[{"id": "eve@corp.example", "email": "eve@corp.example"}],
+    )
 
 
 @gen
@@ -499,38 +685,56 @@ def gen_slack_long_unicode_names(d: Path, s: Sizes) -> Hostile:
     name = "\u6f22" * 400
     users = [_user("U1", "\u5c71" * 600, "alice@corp.example"), GOOD_USERS[1]]
     files = _slack_files(users=users, channels=[], groups=[_channel("G7", name, ["U1"], private=True)])
-    files[f"G7/{DAY}.json"] = json.dumps([_msg("U1", "unicode channel talks about persimmon harvest", 0,
-                                               thread_ts=f"{BASE_TS}.000100", reply_count=1),
-                                          _msg("U1", "\u6f22" * 300, 5, thread_ts=f"{BASE_TS}.000100")]).encode()
+    files[f"G7/{DAY}.json"] = json.dumps(
+        [
+            _msg(
+                "U1", "unicode channel talks about persimmon harvest", 0, thread_ts=f"{BASE_TS}.000100", reply_count=1
+            ),
+            _msg("U1", "\u6f22" * 300, 5, thread_ts=f"{BASE_TS}.000100"),
+        ]
+    ).encode()
     root = _write_tree(d / "slack-unicode-names", files)
-    return Hostile("slack_long_unicode_names", "slack", root, "ingested-safely", None,
-                   "a private channel named with 400 CJK characters (1,200 bytes), a 600-character user name",
-                   phrase="unicode channel talks about persimmon harvest",
-                   member={"id": "alice@corp.example", "email": "alice@corp.example"},
-                   outsiders=[{"id": "bob@corp.example", "email": "bob@corp.example"}])
+    return Hostile(
+        "slack_long_unicode_names",
+        "slack",
+        root,
+        "ingested-safely",
+        None,
+        "a private channel named with 400 CJK characters (1,200 bytes), a 600-character user name",
+        phrase="unicode channel talks about persimmon harvest",
+        member={"id": "alice@corp.example", "email": "alice@corp.example"},
+        outsiders=[{"id": "bob@corp.example", "email": "bob@corp.example"}],
+    )
 
 
 # -- Confluence -------------------------------------------------------------------------------------
-def _html_export(d: Path, name: str, key: str, page_body: str, *, page_file: str = "Page_1001.html",
-                 raw: bytes | None = None) -> Path:
+def _html_export(
+    d: Path, name: str, key: str, page_body: str, *, page_file: str = "Page_1001.html", raw: bytes | None = None
+) -> Path:
     import html as h
 
     root = d / name
     root.mkdir(parents=True, exist_ok=True)
     (root / "index.html").write_text(
         '<html><body><div id="main-content"><table class="confluenceTable">'
-        f'<tr><th>Key</th><td>{h.escape(key)}</td></tr><tr><th>Name</th><td>Hostile</td></tr></table></div>'
+        f"<tr><th>Key</th><td>{h.escape(key)}</td></tr><tr><th>Name</th><td>Hostile</td></tr></table></div>"
         '<div class="pageSection"><h2>Available Pages:</h2></div>'
-        "<p>Document generated by Confluence on 01.10.2026 12:00</p></body></html>", encoding="utf-8")
-    good = ('<html><head><title>Hostile : Good page</title></head><body><div id="main-content">'
-            "<h2>Notes</h2><p>A well formed page about the onboarding checklist.</p></div></body></html>")
+        "<p>Document generated by Confluence on 01.10.2026 12:00</p></body></html>",
+        encoding="utf-8",
+    )
+    good = (
+        '<html><head><title>Hostile : Good page</title></head><body><div id="main-content">'
+        "<h2>Notes</h2><p>A well formed page about the onboarding checklist.</p></div></body></html>"
+    )
     (root / "Good_1000.html").write_text(good, encoding="utf-8")
     if raw is not None:
         (root / page_file).write_bytes(raw)
     else:
         (root / page_file).write_text(
             f'<html><head><title>Hostile : Page</title></head><body><div id="main-content">{page_body}</div>'
-            "</body></html>", encoding="utf-8")
+            "</body></html>",
+            encoding="utf-8",
+        )
     return root
 
 
@@ -539,8 +743,9 @@ def gen_confluence_html_deep(d: Path, s: Sizes) -> Hostile:
     n = s.html_depth
     body = "<div>" * n + f"<p>{MARKER} at the bottom</p>" + "</div>" * n
     root = _html_export(d, "conf-html-deep", "HTMLDEEP", body)
-    return Hostile("confluence_html_deep", "confluence", root, "quarantined", "too_deep",
-                   f"an HTML page nested {n} elements deep")
+    return Hostile(
+        "confluence_html_deep", "confluence", root, "quarantined", "too_deep", f"an HTML page nested {n} elements deep"
+    )
 
 
 @gen
@@ -548,35 +753,56 @@ def gen_confluence_html_unclosed(d: Path, s: Sizes) -> Hostile:
     n = s.html_depth
     body = "<ul><li>" * n + f"{MARKER} unclosed"
     root = _html_export(d, "conf-html-unclosed", "HTMLUNCL", body)
-    return Hostile("confluence_html_unclosed", "confluence", root, "quarantined", "too_deep",
-                   f"{n} unclosed <ul><li> pairs")
+    return Hostile(
+        "confluence_html_unclosed", "confluence", root, "quarantined", "too_deep", f"{n} unclosed <ul><li> pairs"
+    )
 
 
 @gen
 def gen_confluence_html_entities(d: Path, s: Sizes) -> Hostile:
-    ents = '<!ENTITY lol0 "' + MARKER + '">' + "".join(
-        f'<!ENTITY lol{i} "' + f"&lol{i - 1};" * 10 + '">' for i in range(1, 10))
-    raw = (f'<!DOCTYPE html [{ents}<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
-           '<html><head><title>Hostile : Laughs</title></head><body><div id="main-content">'
-           "<p>Billion laughs page about marmalade logistics &lol9; and &xxe;</p></div></body></html>").encode()
+    ents = (
+        '<!ENTITY lol0 "'
+        + MARKER
+        + '">'
+        + "".join(f'<!ENTITY lol{i} "' + f"&lol{i - 1};" * 10 + '">' for i in range(1, 10))
+    )
+    raw = (
+        f'<!DOCTYPE html [{ents}<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
+        '<html><head><title>Hostile : Laughs</title></head><body><div id="main-content">'
+        "<p>Billion laughs page about marmalade logistics &lol9; and &xxe;</p></div></body></html>"
+    ).encode()
     root = _html_export(d, "conf-html-entities", "HTMLENT", "", raw=raw)
-    return Hostile("confluence_html_entities", "confluence", root, "ingested-safely", None,
-                   "HTML page with a billion-laughs DTD and an XXE entity (entities are never expanded)",
-                   phrase="Billion laughs page about marmalade logistics",
-                   member={"id": "s@corp.example", "email": "s@corp.example", "groups": ["staff"]},
-                   outsiders=[ENG])
+    return Hostile(
+        "confluence_html_entities",
+        "confluence",
+        root,
+        "ingested-safely",
+        None,
+        "HTML page with a billion-laughs DTD and an XXE entity (entities are never expanded)",
+        phrase="Billion laughs page about marmalade logistics",
+        member={"id": "s@corp.example", "email": "s@corp.example", "groups": ["staff"]},
+        outsiders=[ENG],
+    )
 
 
 @gen
 def gen_confluence_html_bad_encoding(d: Path, s: Sizes) -> Hostile:
-    raw = ('<html><head><title>Hostile : Latin</title></head><body><div id="main-content">'
-           "<p>caf\u00e9 cr\u00e8me page about espresso machines \u00ff</p>\x00\x01</div></body></html>").encode("latin-1")
+    raw = (
+        '<html><head><title>Hostile : Latin</title></head><body><div id="main-content">'
+        "<p>caf\u00e9 cr\u00e8me page about espresso machines \u00ff</p>\x00\x01</div></body></html>"
+    ).encode("latin-1")
     root = _html_export(d, "conf-html-latin1", "HTMLLAT", "", raw=raw + b"\xff\xfe\xed\xa0\x80")
-    return Hostile("confluence_html_bad_encoding", "confluence", root, "ingested-safely", None,
-                   "HTML page in latin-1 with NUL bytes and a UTF-8-encoded surrogate (replaced, indexed)",
-                   phrase="page about espresso machines",
-                   member={"id": "s@corp.example", "email": "s@corp.example", "groups": ["staff"]},
-                   outsiders=[{"id": "o@corp.example", "email": "o@corp.example"}])
+    return Hostile(
+        "confluence_html_bad_encoding",
+        "confluence",
+        root,
+        "ingested-safely",
+        None,
+        "HTML page in latin-1 with NUL bytes and a UTF-8-encoded surrogate (replaced, indexed)",
+        phrase="page about espresso machines",
+        member={"id": "s@corp.example", "email": "s@corp.example", "groups": ["staff"]},
+        outsiders=[{"id": "o@corp.example", "email": "o@corp.example"}],
+    )
 
 
 XML_PAD = b"<!-- " + b"padding " * 8191 + b"-->\n"  # a 64 KiB comment: inert bulk for HTML and XML
@@ -597,8 +823,14 @@ def gen_confluence_html_huge_page(d: Path, s: Sizes) -> Hostile:
         _write_repeated(f, para, (s.html_mb << 20) + len(para))  # one paragraph more than fits
         f.write(b"</div></body></html>")
     (root / "Page_1001.html").unlink()
-    return Hostile("confluence_html_huge_page", "confluence", root, "quarantined", "too_large",
-                   f"a {s.html_mb} MiB page file in an HTML export (limit 32 MiB)")
+    return Hostile(
+        "confluence_html_huge_page",
+        "confluence",
+        root,
+        "quarantined",
+        "too_large",
+        f"a {s.html_mb} MiB page file in an HTML export (limit 32 MiB)",
+    )
 
 
 @gen
@@ -606,67 +838,106 @@ def gen_confluence_html_huge_index(d: Path, s: Sizes) -> Hostile:
     root = _html_export(d, "conf-html-huge-index", "HTMLIDX", "<p>index test page about kite surfing</p>")
     with open(root / "index.html", "ab") as f:
         _write_repeated(f, XML_PAD, s.index_mb << 20)
-    return Hostile("confluence_html_huge_index", "confluence", root, "ingested-safely", None,
-                   f"an index.html of {s.index_mb} MiB (only its head is read)",
-                   phrase="index test page about kite surfing", member=STAFF,
-                   outsiders=[ENG])
+    return Hostile(
+        "confluence_html_huge_index",
+        "confluence",
+        root,
+        "ingested-safely",
+        None,
+        f"an index.html of {s.index_mb} MiB (only its head is read)",
+        phrase="index test page about kite surfing",
+        member=STAFF,
+        outsiders=[ENG],
+    )
 
 
 def _xml_export(d: Path, name: str, body_xml: str, *, dtd: str = "", objects: str | None = None) -> Path:
     root = d / name
     root.mkdir(parents=True, exist_ok=True)
     pkg = "com.atlassian.confluence"
-    base = (f'<object class="Space" package="{pkg}.spaces"><id name="id">1</id>'
-            '<property name="key"><![CDATA[XML]]></property><property name="name">X</property></object>'
-            f'<object class="SpacePermission" package="{pkg}.security"><id name="id">2</id>'
-            f'<property name="space" class="Space" package="{pkg}.spaces"><id name="id">1</id></property>'
-            '<property name="type">VIEWSPACE</property><property name="group">staff</property></object>'
-            f'<object class="Page" package="{pkg}.pages"><id name="id">10</id><property name="title">Page</property>'
-            f'<property name="space" class="Space" package="{pkg}.spaces"><id name="id">1</id></property>'
-            '<property name="contentStatus">current</property></object>'
-            f'<object class="BodyContent" package="{pkg}.core"><id name="id">11</id>{body_xml}'
-            f'<property name="content" class="Page" package="{pkg}.pages"><id name="id">10</id></property>'
-            '<property name="bodyType">2</property></object>')
+    base = (
+        f'<object class="Space" package="{pkg}.spaces"><id name="id">1</id>'
+        '<property name="key"><![CDATA[XML]]></property><property name="name">X</property></object>'
+        f'<object class="SpacePermission" package="{pkg}.security"><id name="id">2</id>'
+        f'<property name="space" class="Space" package="{pkg}.spaces"><id name="id">1</id></property>'
+        '<property name="type">VIEWSPACE</property><property name="group">staff</property></object>'
+        f'<object class="Page" package="{pkg}.pages"><id name="id">10</id><property name="title">Page</property>'
+        f'<property name="space" class="Space" package="{pkg}.spaces"><id name="id">1</id></property>'
+        '<property name="contentStatus">current</property></object>'
+        f'<object class="BodyContent" package="{pkg}.core"><id name="id">11</id>{body_xml}'
+        f'<property name="content" class="Page" package="{pkg}.pages"><id name="id">10</id></property>'
+        '<property name="bodyType">2</property></object>'
+    )
     xml = f'<?xml version="1.0" encoding="UTF-8"?>\n{dtd}<hibernate-generic>{base}{objects or ""}</hibernate-generic>\n'
     (root / "entities.xml").write_text(xml, encoding="utf-8")
     (root / "exportDescriptor.properties").write_text(
-        "exportType=space\nspaceKey=XML\nbaseUrl=https\\://hostile.example/wiki\n")
+        "exportType=space\nspaceKey=XML\nbaseUrl=https\\://hostile.example/wiki\n"
+    )
     return root
 
 
 @gen
 def gen_confluence_xml_billion_laughs(d: Path, s: Sizes) -> Hostile:
     ents = '<!ENTITY lol0 "lol">' + "".join(f'<!ENTITY lol{i} "' + f"&lol{i - 1};" * 10 + '">' for i in range(1, 10))
-    root = _xml_export(d, "conf-xml-laughs", '<property name="body">&lol9;</property>',
-                       dtd=f"<!DOCTYPE hibernate-generic [{ents}]>\n")
-    return Hostile("confluence_xml_billion_laughs", "confluence", root, "refused", "entities",
-                   "entities.xml with a billion-laughs DTD (10^9 expansions)")
+    root = _xml_export(
+        d, "conf-xml-laughs", '<property name="body">&lol9;</property>', dtd=f"<!DOCTYPE hibernate-generic [{ents}]>\n"
+    )
+    return Hostile(
+        "confluence_xml_billion_laughs",
+        "confluence",
+        root,
+        "refused",
+        "entities",
+        "entities.xml with a billion-laughs DTD (10^9 expansions)",
+    )
 
 
 @gen
 def gen_confluence_xml_xxe(d: Path, s: Sizes) -> Hostile:
     secret = d / "xxe-secret.txt"
     secret.write_text(f"{MARKER} local file read through XXE")
-    root = _xml_export(d, "conf-xml-xxe", '<property name="body">&xxe;</property>',
-                       dtd=f'<!DOCTYPE hibernate-generic [<!ENTITY xxe SYSTEM "file://{secret}">]>\n')
-    return Hostile("confluence_xml_xxe", "confluence", root, "refused", "entities",
-                   "entities.xml with an external entity pointing at a local file (XXE)")
+    root = _xml_export(
+        d,
+        "conf-xml-xxe",
+        '<property name="body">&xxe;</property>',
+        dtd=f'<!DOCTYPE hibernate-generic [<!ENTITY xxe SYSTEM "file://{secret}">]>\n',
+    )
+    return Hostile(
+        "confluence_xml_xxe",
+        "confluence",
+        root,
+        "refused",
+        "entities",
+        "entities.xml with an external entity pointing at a local file (XXE)",
+    )
 
 
 @gen
 def gen_confluence_xml_deep(d: Path, s: Sizes) -> Hostile:
     n = s.xml_depth
     root = _xml_export(d, "conf-xml-deep", '<property name="body">' + "<x>" * n + MARKER + "</x>" * n + "</property>")
-    return Hostile("confluence_xml_deep", "confluence", root, "refused", "not well-formed",
-                   f"entities.xml nested {n} elements deep")
+    return Hostile(
+        "confluence_xml_deep",
+        "confluence",
+        root,
+        "refused",
+        "not well-formed",
+        f"entities.xml nested {n} elements deep",
+    )
 
 
 @gen
 def gen_confluence_xml_huge_body(d: Path, s: Sizes) -> Hostile:
     body = f"<p>{MARKER} huge body</p>" * ((s.html_mb << 20) // 30)
     root = _xml_export(d, "conf-xml-huge-body", f'<property name="body"><![CDATA[{body}]]></property>')
-    return Hostile("confluence_xml_huge_body", "confluence", root, "quarantined", "too_large",
-                   f"an entities.xml page body of {s.html_mb} MiB (limit 32 Mi characters)")
+    return Hostile(
+        "confluence_xml_huge_body",
+        "confluence",
+        root,
+        "quarantined",
+        "too_large",
+        f"an entities.xml page body of {s.html_mb} MiB (limit 32 Mi characters)",
+    )
 
 
 @gen
@@ -678,8 +949,14 @@ def gen_confluence_xml_huge_entities(d: Path, s: Sizes) -> Hostile:
         f.write(head)
         _write_repeated(f, XML_PAD, s.entities_mb << 20)
         f.write(b"</hibernate-generic>\n")
-    return Hostile("confluence_xml_huge_entities", "confluence", root, "refused", "MAX_ENTITIES_BYTES",
-                   f"an entities.xml of {s.entities_mb} MiB (limit 512 MiB)")
+    return Hostile(
+        "confluence_xml_huge_entities",
+        "confluence",
+        root,
+        "refused",
+        "MAX_ENTITIES_BYTES",
+        f"an entities.xml of {s.entities_mb} MiB (limit 512 MiB)",
+    )
 
 
 @gen
@@ -689,13 +966,25 @@ def gen_confluence_xml_page_chain(d: Path, s: Sizes) -> Hostile:
     for i in range(1, s.page_chain):
         pid = 1000 + i
         parent = f'<property name="parent" class="Page" package="{pkg}.pages"><id name="id">{pid - 1 if i > 1 else 10}</id></property>'
-        parts.append(f'<object class="Page" package="{pkg}.pages"><id name="id">{pid}</id><property name="title">P{i}</property>'
-                     f'<property name="space" class="Space" package="{pkg}.spaces"><id name="id">1</id></property>'
-                     f'<property name="contentStatus">current</property>{parent}</object>')
-    root = _xml_export(d, "conf-xml-page-chain", '<property name="body"><![CDATA[<p>root of a long chain</p>]]></property>',
-                       objects="".join(parts))
-    return Hostile("confluence_xml_page_chain", "confluence", root, "quarantined", "too_deep",
-                   f"{s.page_chain} pages, each the parent of the next (limit MAX_ANCESTORS = 1000 levels)")
+        parts.append(
+            f'<object class="Page" package="{pkg}.pages"><id name="id">{pid}</id><property name="title">P{i}</property>'
+            f'<property name="space" class="Space" package="{pkg}.spaces"><id name="id">1</id></property>'
+            f'<property name="contentStatus">current</property>{parent}</object>'
+        )
+    root = _xml_export(
+        d,
+        "conf-xml-page-chain",
+        '<property name="body"><![CDATA[<p>root of a long chain</p>]]></property>',
+        objects="".join(parts),
+    )
+    return Hostile(
+        "confluence_xml_page_chain",
+        "confluence",
+        root,
+        "quarantined",
+        "too_deep",
+        f"{s.page_chain} pages, each the parent of the next (limit MAX_ANCESTORS = 1000 levels)",
+    )
 
 
 @gen
@@ -703,19 +992,38 @@ def gen_confluence_storage_deep(d: Path, s: Sizes) -> Hostile:
     n = s.html_depth
     body = "<![CDATA[" + "<div>" * n + f"<p>{MARKER}</p>" + "</div>" * n + "]]>"
     root = _xml_export(d, "conf-storage-deep", f'<property name="body">{body}</property>')
-    return Hostile("confluence_storage_deep", "confluence", root, "quarantined", "too_deep",
-                   f"a storage-format page body nested {n} elements deep")
+    return Hostile(
+        "confluence_storage_deep",
+        "confluence",
+        root,
+        "quarantined",
+        "too_deep",
+        f"a storage-format page body nested {n} elements deep",
+    )
 
 
-def _rest_dump(d: Path, name: str, key: str, pages: dict[str, Any], *, view_users: list[dict] | None = None,
-               view_groups: list[str] = ("staff",), raw_pages: dict[str, bytes] | None = None) -> Path:
+def _rest_dump(
+    d: Path,
+    name: str,
+    key: str,
+    pages: dict[str, Any],
+    *,
+    view_users: list[dict] | None = None,
+    view_groups: list[str] = ("staff",),
+    raw_pages: dict[str, bytes] | None = None,
+) -> Path:
     root = d / name
     (root / "pages").mkdir(parents=True, exist_ok=True)
-    subjects = {"user": {"results": view_users or []},
-                "group": {"results": [{"type": "group", "name": g} for g in view_groups]}}
-    space = {"key": key, "name": "Hostile", "permissions": [
-        {"operation": {"operation": "read", "targetType": "space"}, "subjects": subjects}],
-        "_links": {"base": "https://hostile.example/wiki"}}
+    subjects = {
+        "user": {"results": view_users or []},
+        "group": {"results": [{"type": "group", "name": g} for g in view_groups]},
+    }
+    space = {
+        "key": key,
+        "name": "Hostile",
+        "permissions": [{"operation": {"operation": "read", "targetType": "space"}, "subjects": subjects}],
+        "_links": {"base": "https://hostile.example/wiki"},
+    }
     (root / "space.json").write_text(json.dumps(space))
     for pid, page in pages.items():
         (root / "pages" / f"{pid}.json").write_text(json.dumps(page))
@@ -724,13 +1032,34 @@ def _rest_dump(d: Path, name: str, key: str, pages: dict[str, Any], *, view_user
     return root
 
 
-def _rest_page(pid: str, title: str, body: str, key: str, *, users: list[dict] = (), groups: list[str] = (),
-               ancestors: list[str] = ()) -> dict:
-    return {"id": pid, "type": "page", "title": title, "space": {"key": key},
-            "version": {"number": 1, "when": "2026-09-21T12:00:00Z", "by": {"username": "alice", "email": "alice@corp.example"}},
-            "ancestors": [{"id": a} for a in ancestors], "body": {"storage": {"value": body}},
-            "restrictions": {"read": {"restrictions": {"user": {"results": list(users)},
-                                                        "group": {"results": [{"name": g} for g in groups]}}}}}
+def _rest_page(
+    pid: str,
+    title: str,
+    body: str,
+    key: str,
+    *,
+    users: list[dict] = (),
+    groups: list[str] = (),
+    ancestors: list[str] = (),
+) -> dict:
+    return {
+        "id": pid,
+        "type": "page",
+        "title": title,
+        "space": {"key": key},
+        "version": {
+            "number": 1,
+            "when": "2026-09-21T12:00:00Z",
+            "by": {"username": "alice", "email": "alice@corp.example"},
+        },
+        "ancestors": [{"id": a} for a in ancestors],
+        "body": {"storage": {"value": body}},
+        "restrictions": {
+            "read": {
+                "restrictions": {"user": {"results": list(users)}, "group": {"results": [{"name": g} for g in groups]}}
+            }
+        },
+    }
 
 
 GOOD_REST_PAGE = _rest_page("500", "Good", "<p>A good page about the cafeteria menu.</p>", "REST")
@@ -741,11 +1070,18 @@ def gen_confluence_rest_huge_acl(d: Path, s: Sizes) -> Hostile:
     n = s.confluence_acl
     users = [{"username": f"u{i}", "email": f"u{i}@big.example"} for i in range(n // 2)]
     groups = [f"g{i}" for i in range(n - len(users))]
-    page = _rest_page("501", "Restricted", f"<p>{MARKER} restricted to everyone by name</p>", "REST",
-                      users=users, groups=groups)
+    page = _rest_page(
+        "501", "Restricted", f"<p>{MARKER} restricted to everyone by name</p>", "REST", users=users, groups=groups
+    )
     root = _rest_dump(d, "conf-rest-huge-acl", "REST", {"500": GOOD_REST_PAGE, "501": page})
-    return Hostile("confluence_rest_huge_acl", "confluence", root, "quarantined", "acl_too_large",
-                   f"a page restricted to {len(users)} users + {len(groups)} groups (limit 50000 per layer)")
+    return Hostile(
+        "confluence_rest_huge_acl",
+        "confluence",
+        root,
+        "quarantined",
+        "acl_too_large",
+        f"a page restricted to {len(users)} users + {len(groups)} groups (limit 50000 per layer)",
+    )
 
 
 @gen
@@ -754,25 +1090,42 @@ def gen_confluence_rest_huge_space_acl(d: Path, s: Sizes) -> Hostile:
     users = [{"username": f"u{i}", "email": f"u{i}@big.example"} for i in range(n)]
     page = _rest_page("502", "Open", f"<p>{MARKER} in a space with a huge view list</p>", "REST")
     root = _rest_dump(d, "conf-rest-huge-space-acl", "REST", {"502": page}, view_users=users)
-    return Hostile("confluence_rest_huge_space_acl", "confluence", root, "quarantined", "acl_too_large",
-                   f"a space whose view permission lists {n} users")
+    return Hostile(
+        "confluence_rest_huge_space_acl",
+        "confluence",
+        root,
+        "quarantined",
+        "acl_too_large",
+        f"a space whose view permission lists {n} users",
+    )
 
 
 @gen
 def gen_confluence_xml_huge_acl(d: Path, s: Sizes) -> Hostile:
     pkg = "com.atlassian.confluence"
     n = s.confluence_acl
-    parts = [f'<object class="ContentPermissionSet" package="{pkg}.security"><id name="id">20</id>'
-             '<property name="type">View</property>'
-             f'<property name="owningContent" class="Page" package="{pkg}.pages"><id name="id">10</id></property></object>']
+    parts = [
+        f'<object class="ContentPermissionSet" package="{pkg}.security"><id name="id">20</id>'
+        '<property name="type">View</property>'
+        f'<property name="owningContent" class="Page" package="{pkg}.pages"><id name="id">10</id></property></object>'
+    ]
     for i in range(n):
-        parts.append(f'<object class="ContentPermission" package="{pkg}.security"><id name="id">{100 + i}</id>'
-                     f'<property name="type">View</property><property name="groupName">grp{i}</property>'
-                     f'<property name="owningSet" class="ContentPermissionSet" package="{pkg}.security"><id name="id">20</id></property></object>')
-    root = _xml_export(d, "conf-xml-huge-acl", f'<property name="body"><![CDATA[<p>{MARKER}</p>]]></property>',
-                       objects="".join(parts))
-    return Hostile("confluence_xml_huge_acl", "confluence", root, "quarantined", "acl_too_large",
-                   f"an XML export page restricted to {n} groups")
+        parts.append(
+            f'<object class="ContentPermission" package="{pkg}.security"><id name="id">{100 + i}</id>'
+            f'<property name="type">View</property><property name="groupName">grp{i}</property>'
+            f'<property name="owningSet" class="ContentPermissionSet" package="{pkg}.security"><id name="id">20</id></property></object>'
+        )
+    root = _xml_export(
+        d, "conf-xml-huge-acl", f'<property name="body"><![CDATA[<p>{MARKER}</p>]]></property>', objects="".join(parts)
+    )
+    return Hostile(
+        "confluence_xml_huge_acl",
+        "confluence",
+        root,
+        "quarantined",
+        "acl_too_large",
+        f"an XML export page restricted to {n} groups",
+    )
 
 
 @gen
@@ -782,46 +1135,76 @@ def gen_confluence_rest_huge_page(d: Path, s: Sizes) -> Hostile:
         f.write(b'{"id": "503", "type": "page", "title": "Huge", "body": {"storage": {"value": "')
         _write_repeated(f, (f"<p>{MARKER} " + "x" * 1000 + "</p>").encode(), s.json_mb << 20)
         f.write(b'"}}, "restrictions": {"read": {"restrictions": {"user": {"results": []}}}}}')
-    return Hostile("confluence_rest_huge_page", "confluence", root, "quarantined", "too_large",
-                   f"a {s.json_mb} MiB REST page JSON")
+    return Hostile(
+        "confluence_rest_huge_page", "confluence", root, "quarantined", "too_large", f"a {s.json_mb} MiB REST page JSON"
+    )
 
 
 @gen
 def gen_confluence_rest_deep_json(d: Path, s: Sizes) -> Hostile:
     deep = _deep_json(s.json_depth)
     root = _rest_dump(d, "conf-rest-deep", "REST", {"500": GOOD_REST_PAGE}, raw_pages={"504": deep})
-    return Hostile("confluence_rest_deep_json", "confluence", root, "quarantined", "unreadable_page",
-                   f"a REST page nested {s.json_depth} objects deep")
+    return Hostile(
+        "confluence_rest_deep_json",
+        "confluence",
+        root,
+        "quarantined",
+        "unreadable_page",
+        f"a REST page nested {s.json_depth} objects deep",
+    )
 
 
 @gen
 def gen_confluence_rest_surrogates(d: Path, s: Sizes) -> Hostile:
-    body = '{"id": "505", "type": "page", "title": "Surr\\ud800ogate", "space": {"key": "REST"}, "ancestors": [], ' \
-           '"body": {"storage": {"value": "<p>surrogate page about \\udfff pickled herring</p>"}}, ' \
-           '"restrictions": {"read": {"restrictions": {"user": {"results": []}, "group": {"results": [{"name": "staff\\ud800"}]}}}}}'
+    body = (
+        '{"id": "505", "type": "page", "title": "Surr\\ud800ogate", "space": {"key": "REST"}, "ancestors": [], '
+        '"body": {"storage": {"value": "<p>surrogate page about \\udfff pickled herring</p>"}}, '
+        '"restrictions": {"read": {"restrictions": {"user": {"results": []}, "group": {"results": [{"name": "staff\\ud800"}]}}}}}'
+    )
     root = _rest_dump(d, "conf-rest-surrogates", "REST", {"500": GOOD_REST_PAGE}, raw_pages={"505": body.encode()})
     # the restriction's group keeps its (replaced) odd character: never widened to plain "staff"
-    return Hostile("confluence_rest_surrogates", "confluence", root, "ingested-safely", None,
-                   "lone surrogates in a REST page title, body and restriction group (become U+FFFD)",
-                   phrase="surrogate page about pickled herring",
-                   member={"id": "m@corp.example", "email": "m@corp.example", "groups": ["staff", "staff\ufffd"]},
-                   outsiders=[{"id": "s@corp.example", "email": "s@corp.example", "groups": ["staff"]}])
+    return Hostile(
+        "confluence_rest_surrogates",
+        "confluence",
+        root,
+        "ingested-safely",
+        None,
+        "lone surrogates in a REST page title, body and restriction group (become U+FFFD)",
+        phrase="surrogate page about pickled herring",
+        member={"id": "m@corp.example", "email": "m@corp.example", "groups": ["staff", "staff\ufffd"]},
+        outsiders=[{"id": "s@corp.example", "email": "s@corp.example", "groups": ["staff"]}],
+    )
 
 
 @gen
 def gen_confluence_rest_unusable_restriction(d: Path, s: Sizes) -> Hostile:
     # restricted only to subjects that name no usable principal: dropping them would leave
     # no restriction at all, i.e. the whole space could read the page
-    page = _rest_page("606", "Unusable", "<p>unusable restriction page about secret salaries</p>", "REST",
-                      users=[{"type": "known"}, {"username": "u" * 600}, {"username": "bell\x07user"}],
-                      groups=["eng\x07ops", "\n"])
+    page = _rest_page(
+        "606",
+        "Unusable",
+        "<p>unusable restriction page about secret salaries</p>",
+        "REST",
+        users=[{"type": "known"}, {"username": "u" * 600}, {"username": "bell\x07user"}],
+        groups=["eng\x07ops", "\n"],
+    )
     root = _rest_dump(d, "conf-rest-unusable", "REST", {"500": GOOD_REST_PAGE, "606": page})
-    return Hostile("confluence_rest_unusable_restriction", "confluence", root, "ingested-safely", None,
-                   "a page restricted only to users/groups with no usable name (no id, BEL, newline, 600 chars): "
-                   "indexed readable by nobody, never opened to the space",
-                   phrase="unusable restriction page about secret salaries", member=None,
-                   outsiders=[STAFF, {"id": "e@corp.example", "email": "e@corp.example", "groups": ["staff", "eng", "ops"]},
-                              {"id": "u" * 500, "groups": ["staff", "engops", "eng ops"]}])
+    return Hostile(
+        "confluence_rest_unusable_restriction",
+        "confluence",
+        root,
+        "ingested-safely",
+        None,
+        "a page restricted only to users/groups with no usable name (no id, BEL, newline, 600 chars): "
+        "indexed readable by nobody, never opened to the space",
+        phrase="unusable restriction page about secret salaries",
+        member=None,
+        outsiders=[
+            STAFF,
+            {"id": "e@corp.example", "email": "e@corp.example", "groups": ["staff", "eng", "ops"]},
+            {"id": "u" * 500, "groups": ["staff", "engops", "eng ops"]},
+        ],
+    )
 
 
 @gen
@@ -829,15 +1212,30 @@ def gen_confluence_metachar_names(d: Path, s: Sizes) -> Hostile:
     key = 'K"] or true \\ [' + "\u202e"
     grp = 'eng" or true -- ' + WEIRD
     phrase = "metacharacter space covers pumpkin regatta rules"
-    page = _rest_page("601", 'Title "] or [ \\ \n\x07 ' + WEIRD, f"<p>{phrase}</p>", key, groups=[grp],
-                      users=[{"username": 'u" or true', "email": 'odd"name@corp.example'}])
+    page = _rest_page(
+        "601",
+        'Title "] or [ \\ \n\x07 ' + WEIRD,
+        f"<p>{phrase}</p>",
+        key,
+        groups=[grp],
+        users=[{"username": 'u" or true', "email": 'odd"name@corp.example'}],
+    )
     root = _rest_dump(d, "conf-rest-metachar", key, {"601": page}, view_groups=["staff", grp])
-    return Hostile("confluence_metachar_names", "confluence", root, "ingested-safely", None,
-                   "space key, group, user and title with quotes, brackets, backslash, `or true`, RTL, BEL, newline",
-                   phrase=phrase, member={"id": "m@corp.example", "email": "m@corp.example", "groups": [grp]},
-                   outsiders=[{"id": "s@corp.example", "email": "s@corp.example", "groups": ["staff"]},
-                              {"id": "e@corp.example", "email": "e@corp.example", "groups": ["eng", "or true", WEIRD]},
-                              {"id": "x", "groups": ['eng" or true', "*"]}])
+    return Hostile(
+        "confluence_metachar_names",
+        "confluence",
+        root,
+        "ingested-safely",
+        None,
+        "space key, group, user and title with quotes, brackets, backslash, `or true`, RTL, BEL, newline",
+        phrase=phrase,
+        member={"id": "m@corp.example", "email": "m@corp.example", "groups": [grp]},
+        outsiders=[
+            {"id": "s@corp.example", "email": "s@corp.example", "groups": ["staff"]},
+            {"id": "e@corp.example", "email": "e@corp.example", "groups": ["eng", "or true", WEIRD]},
+            {"id": "x", "groups": ['eng" or true', "*"]},
+        ],
+    )
 
 
 @gen
@@ -845,11 +1243,17 @@ def gen_confluence_long_space_key(d: Path, s: Sizes) -> Hostile:
     key = "K" * s.long_name
     page = _rest_page("701", "Long key", "<p>long space key page about walnut storage</p>", key)
     root = _rest_dump(d, "conf-rest-long-key", key, {"701": page})
-    return Hostile("confluence_long_space_key", "confluence", root, "ingested-safely", None,
-                   f"a space key of {s.long_name} characters (scope keys and ids are capped)",
-                   phrase="long space key page about walnut storage",
-                   member={"id": "s@corp.example", "email": "s@corp.example", "groups": ["staff"]},
-                   outsiders=[ENG])
+    return Hostile(
+        "confluence_long_space_key",
+        "confluence",
+        root,
+        "ingested-safely",
+        None,
+        f"a space key of {s.long_name} characters (scope keys and ids are capped)",
+        phrase="long space key page about walnut storage",
+        member={"id": "s@corp.example", "email": "s@corp.example", "groups": ["staff"]},
+        outsiders=[ENG],
+    )
 
 
 # -- PDFs ----------------------------------------------------------------------------------------------
@@ -865,8 +1269,14 @@ def gen_pdf_page_tree_cycle(d: Path, s: Sizes) -> Hostile:
     objs = _text_pdf_objects(f"{MARKER} page tree cycle")
     objs[2] = b"<< /Type /Pages /Kids [3 0 R 6 0 R] /Count 2 >>"
     objs[6] = b"<< /Type /Pages /Parent 2 0 R /Kids [2 0 R 6 0 R] /Count 1 >>"
-    return Hostile("pdf_page_tree_cycle", "pdf", _pdf(d, "pdf-page-tree-cycle", raw_pdf(objs)), "quarantined", "corrupt",
-                   "a /Pages node whose /Kids point back at the root and itself")
+    return Hostile(
+        "pdf_page_tree_cycle",
+        "pdf",
+        _pdf(d, "pdf-page-tree-cycle", raw_pdf(objs)),
+        "quarantined",
+        "corrupt",
+        "a /Pages node whose /Kids point back at the root and itself",
+    )
 
 
 @gen
@@ -876,11 +1286,17 @@ def gen_pdf_outline_cycle(d: Path, s: Sizes) -> Hostile:
     objs[7] = b"<< /Type /Outlines /First 8 0 R /Last 9 0 R /Count 2 >>"
     objs[8] = b"<< /Title (a) /Parent 7 0 R /Next 9 0 R /First 8 0 R /Dest [3 0 R /Fit] >>"
     objs[9] = b"<< /Title (b) /Parent 7 0 R /Next 8 0 R /Prev 8 0 R /Dest [3 0 R /Fit] >>"
-    return Hostile("pdf_outline_cycle", "pdf", _pdf(d, "pdf-outline-cycle", raw_pdf(objs)), "ingested-safely", None,
-                   "outline items whose /Next and /First loop (text itself is fine)",
-                   phrase="outline loop document about lighthouse maintenance",
-                   member={"id": "s@corp.example", "email": "s@corp.example", "groups": ["staff"]},
-                   outsiders=[ENG])
+    return Hostile(
+        "pdf_outline_cycle",
+        "pdf",
+        _pdf(d, "pdf-outline-cycle", raw_pdf(objs)),
+        "ingested-safely",
+        None,
+        "outline items whose /Next and /First loop (text itself is fine)",
+        phrase="outline loop document about lighthouse maintenance",
+        member={"id": "s@corp.example", "email": "s@corp.example", "groups": ["staff"]},
+        outsiders=[ENG],
+    )
 
 
 @gen
@@ -891,9 +1307,17 @@ def gen_pdf_prev_loop(d: Path, s: Sizes) -> Hostile:
     off = len(upd)
     upd += f"xref\n0 1\n0000000000 65535 f \ntrailer\n<< /Size 6 /Root 1 0 R /Prev {off} >>\nstartxref\n{off}\n%%EOF\n".encode()
     data = bytes(upd).replace(b"/Root 1 0 R >>", f"/Root 1 0 R /Prev {off} >>".encode(), 1)
-    return Hostile("pdf_prev_loop", "pdf", _pdf(d, "pdf-prev-loop", data), "ingested-safely", None,
-                   "xref sections whose trailers /Prev point at each other (pypdf and pdfminer stop the loop)",
-                   phrase="prev loop document about orchard irrigation", member=STAFF, outsiders=[ENG])
+    return Hostile(
+        "pdf_prev_loop",
+        "pdf",
+        _pdf(d, "pdf-prev-loop", data),
+        "ingested-safely",
+        None,
+        "xref sections whose trailers /Prev point at each other (pypdf and pdfminer stop the loop)",
+        phrase="prev loop document about orchard irrigation",
+        member=STAFF,
+        outsiders=[ENG],
+    )
 
 
 @gen
@@ -912,18 +1336,24 @@ def gen_pdf_objstm_self(d: Path, s: Sizes) -> Hostile:
     rows = [b"\x00\x00\x00\x00\xff\xff"]
     for num in range(1, 8):
         if num in (4,):
-            rows.append(b"\x02" + struct.pack(">I", 6) + b"\x00")     # 4 in objstm 6
+            rows.append(b"\x02" + struct.pack(">I", 6) + b"\x00")  # 4 in objstm 6
         elif num == 6:
-            rows.append(b"\x02" + struct.pack(">I", 6) + b"\x00")     # 6 in objstm 6: itself
+            rows.append(b"\x02" + struct.pack(">I", 6) + b"\x00")  # 6 in objstm 6: itself
         elif num in offsets:
             rows.append(b"\x01" + struct.pack(">I", offsets[num]) + b"\x00")
         else:
             rows.append(b"\x00" * 6)
     xs = b"".join(rows)
-    out += (b"7 0 obj\n" + _stream(xs, "/Type /XRef /Size 8 /W [1 4 1] /Root 1 0 R ") + b"\nendobj\n")
+    out += b"7 0 obj\n" + _stream(xs, "/Type /XRef /Size 8 /W [1 4 1] /Root 1 0 R ") + b"\nendobj\n"
     out += f"startxref\n{xref_off}\n%%EOF\n".encode()
-    return Hostile("pdf_objstm_self", "pdf", _pdf(d, "pdf-objstm-self", bytes(out)), "quarantined", "corrupt",
-                   "an object stream that contains itself (xref stream)")
+    return Hostile(
+        "pdf_objstm_self",
+        "pdf",
+        _pdf(d, "pdf-objstm-self", bytes(out)),
+        "quarantined",
+        "corrupt",
+        "an object stream that contains itself (xref stream)",
+    )
 
 
 @gen
@@ -945,17 +1375,31 @@ def gen_pdf_million_xref(d: Path, s: Sizes) -> Hostile:
         for num in range(1, n):
             f.write(f"{offsets[num]:010d} 00000 n \n".encode() if num in offsets else line)
         f.write(f"trailer\n<< /Size {n} /Root 1 0 R >>\nstartxref\n{start}\n%%EOF\n".encode())
-    return Hostile("pdf_million_xref", "pdf", p, "ingested-safely", None,
-                   f"an xref table of {n} entries (all pointing at one object; read lazily)",
-                   phrase="million object table document about glacier tourism", member=STAFF, outsiders=[ENG])
+    return Hostile(
+        "pdf_million_xref",
+        "pdf",
+        p,
+        "ingested-safely",
+        None,
+        f"an xref table of {n} entries (all pointing at one object; read lazily)",
+        phrase="million object table document about glacier tourism",
+        member=STAFF,
+        outsiders=[ENG],
+    )
 
 
 @gen
 def gen_pdf_giant_length(d: Path, s: Sizes) -> Hostile:
     objs = _text_pdf_objects(f"{MARKER} giant length")
     objs[4] = _stream(_content(f"{MARKER} giant length"), length=999_999_999_999)
-    return Hostile("pdf_giant_length", "pdf", _pdf(d, "pdf-giant-length", raw_pdf(objs)), "quarantined", "too_large",
-                   "a content stream declaring /Length 999999999999")
+    return Hostile(
+        "pdf_giant_length",
+        "pdf",
+        _pdf(d, "pdf-giant-length", raw_pdf(objs)),
+        "quarantined",
+        "too_large",
+        "a content stream declaring /Length 999999999999",
+    )
 
 
 @gen
@@ -963,19 +1407,30 @@ def gen_pdf_flate_bomb(d: Path, s: Sizes) -> Hostile:
     # a content stream of text operators that inflates ~1000:1
     objs = _text_pdf_objects("x")
     objs[4] = _stream(_flate_text_ops(s.flate_bomb_mb), "/Filter /FlateDecode ")
-    return Hostile("pdf_flate_bomb", "pdf", _pdf(d, "pdf-flate-bomb", raw_pdf(objs)), "quarantined", "too_large",
-                   f"a FlateDecode content stream inflating to {s.flate_bomb_mb} MiB")
+    return Hostile(
+        "pdf_flate_bomb",
+        "pdf",
+        _pdf(d, "pdf-flate-bomb", raw_pdf(objs)),
+        "quarantined",
+        "too_large",
+        f"a FlateDecode content stream inflating to {s.flate_bomb_mb} MiB",
+    )
 
 
 def multi_page_pdf(pages: list[bytes], *, filters: dict[int, str] | None = None) -> bytes:
     """A PDF whose page i has content stream ``pages[i]`` (``filters[i]``: e.g. FlateDecode)."""
     n = len(pages)
     kids = " ".join(f"{10 + 2 * i} 0 R" for i in range(n))
-    objs = {1: b"<< /Type /Catalog /Pages 2 0 R >>", 2: f"<< /Type /Pages /Kids [{kids}] /Count {n} >>".encode(),
-            3: FONT}
+    objs = {
+        1: b"<< /Type /Catalog /Pages 2 0 R >>",
+        2: f"<< /Type /Pages /Kids [{kids}] /Count {n} >>".encode(),
+        3: FONT,
+    }
     for i, content in enumerate(pages):
-        objs[10 + 2 * i] = (f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {11 + 2 * i} 0 R "
-                            "/Resources << /Font << /F1 3 0 R >> >> >>").encode()
+        objs[10 + 2 * i] = (
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {11 + 2 * i} 0 R "
+            "/Resources << /Font << /F1 3 0 R >> >> >>"
+        ).encode()
         f = (filters or {}).get(i)
         objs[11 + 2 * i] = _stream(content, f"/Filter /{f} " if f else "")
     return raw_pdf(objs)
@@ -995,8 +1450,14 @@ def gen_pdf_late_flate_bomb(d: Path, s: Sizes) -> Hostile:
     pages = [_content(f"page {i} of a long report about regional water tariffs") for i in range(60)]
     pages.append(_flate_text_ops(min(64, s.flate_bomb_mb)))
     p = _pdf(d, "pdf-late-flate-bomb", multi_page_pdf(pages, filters={60: "FlateDecode"}))
-    return Hostile("pdf_late_flate_bomb", "pdf", p, "quarantined", "too_large",
-                   "61 pages; the last content stream inflates to 64 MiB of text operators")
+    return Hostile(
+        "pdf_late_flate_bomb",
+        "pdf",
+        p,
+        "quarantined",
+        "too_large",
+        "61 pages; the last content stream inflates to 64 MiB of text operators",
+    )
 
 
 @gen
@@ -1004,8 +1465,14 @@ def gen_pdf_overlap_text(d: Path, s: Sizes) -> Hostile:
     # 3,000 one-word text objects at the same spot: pdfminer's line grouping is quadratic in them
     content = b"BT /F1 12 Tf 72 720 Td (" + MARKER.encode() + b" overlap) Tj ET\n"
     p = _pdf(d, "pdf-overlap-text", multi_page_pdf([content * 3000]))
-    return Hostile("pdf_overlap_text", "pdf", p, "quarantined", "timeout",
-                   "3,000 overlapping text objects on one page (pdfminer: minutes to hours)")
+    return Hostile(
+        "pdf_overlap_text",
+        "pdf",
+        p,
+        "quarantined",
+        "timeout",
+        "3,000 overlapping text objects on one page (pdfminer: minutes to hours)",
+    )
 
 
 def _form(content: bytes, resources: str = "") -> bytes:
@@ -1016,33 +1483,57 @@ def _form(content: bytes, resources: str = "") -> bytes:
 def gen_pdf_form_fanout(d: Path, s: Sizes) -> Hostile:
     # page draws form A 1000x, A draws form B 1000x, B holds 100 characters: 10^8 glyphs in 20 kB
     objs = _text_pdf_objects("x")
-    objs[3] = (b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-               b"/Resources << /Font << /F1 5 0 R >> /XObject << /A 6 0 R >> >> >>")
+    objs[3] = (
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> /XObject << /A 6 0 R >> >> >>"
+    )
     objs[4] = _stream(b"/A Do\n" * 1000)
     objs[6] = _form(b"/B Do\n" * 1000, "/Resources << /XObject << /B 7 0 R >> /Font << /F1 5 0 R >> >> ")
-    objs[7] = _form(b"BT /F1 12 Tf 72 720 Td (" + (MARKER.encode() + b" ") * 7 + b") Tj ET",
-                    "/Resources << /Font << /F1 5 0 R >> >> ")
-    return Hostile("pdf_form_fanout", "pdf", _pdf(d, "pdf-form-fanout", raw_pdf(objs)), "quarantined", "too_large",
-                   "a page drawing a form 1000x that draws a form 1000x (10^8 glyphs from 20 kB)")
+    objs[7] = _form(
+        b"BT /F1 12 Tf 72 720 Td (" + (MARKER.encode() + b" ") * 7 + b") Tj ET",
+        "/Resources << /Font << /F1 5 0 R >> >> ",
+    )
+    return Hostile(
+        "pdf_form_fanout",
+        "pdf",
+        _pdf(d, "pdf-form-fanout", raw_pdf(objs)),
+        "quarantined",
+        "too_large",
+        "a page drawing a form 1000x that draws a form 1000x (10^8 glyphs from 20 kB)",
+    )
 
 
 @gen
 def gen_pdf_form_cycle(d: Path, s: Sizes) -> Hostile:
     objs = _text_pdf_objects(f"{MARKER} form cycle")
-    objs[3] = (b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-               b"/Resources << /Font << /F1 5 0 R >> /XObject << /A 6 0 R >> >> >>")
+    objs[3] = (
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> /XObject << /A 6 0 R >> >> >>"
+    )
     objs[4] = _stream(_content(f"{MARKER} form cycle") + b"\n/A Do")
     objs[6] = _form(b"/A Do", "/Resources << /XObject << /A 6 0 R >> >> ")
-    return Hostile("pdf_form_cycle", "pdf", _pdf(d, "pdf-form-cycle", raw_pdf(objs)), "quarantined", "cycle",
-                   "a Form XObject that draws itself")
+    return Hostile(
+        "pdf_form_cycle",
+        "pdf",
+        _pdf(d, "pdf-form-cycle", raw_pdf(objs)),
+        "quarantined",
+        "cycle",
+        "a Form XObject that draws itself",
+    )
 
 
 @gen
 def gen_pdf_long_string(d: Path, s: Sizes) -> Hostile:
     content = b"BT /F1 1 Tf 0 0 Td (" + b"x" * 2_000_000 + b") Tj ET"
     p = _pdf(d, "pdf-long-string", multi_page_pdf([content], filters=None))
-    return Hostile("pdf_long_string", "pdf", p, "quarantined", "MAX_PAGE_GLYPHS",
-                   "one 2-million-character string on a page (2M layout objects, ~1.3 GB in pdfminer)")
+    return Hostile(
+        "pdf_long_string",
+        "pdf",
+        p,
+        "quarantined",
+        "MAX_PAGE_GLYPHS",
+        "one 2-million-character string on a page (2M layout objects, ~1.3 GB in pdfminer)",
+    )
 
 
 @gen
@@ -1050,8 +1541,14 @@ def gen_pdf_deep_array(d: Path, s: Sizes) -> Hostile:
     objs = _text_pdf_objects(f"{MARKER} deep array")
     n = 100_000
     objs[3] = objs[3][:-2] + b" /Deep " + b"[" * n + b"]" * n + b" >>"
-    return Hostile("pdf_deep_array", "pdf", _pdf(d, "pdf-deep-array", raw_pdf(objs)), "quarantined", "corrupt",
-                   f"a page dictionary holding an array nested {n} deep")
+    return Hostile(
+        "pdf_deep_array",
+        "pdf",
+        _pdf(d, "pdf-deep-array", raw_pdf(objs)),
+        "quarantined",
+        "corrupt",
+        f"a page dictionary holding an array nested {n} deep",
+    )
 
 
 @gen
@@ -1072,25 +1569,43 @@ def gen_pdf_empty(d: Path, s: Sizes) -> Hostile:
 @gen
 def gen_pdf_no_pages(d: Path, s: Sizes) -> Hostile:
     objs = {1: b"<< /Type /Catalog /Pages 2 0 R >>", 2: b"<< /Type /Pages /Kids [] /Count 0 >>"}
-    return Hostile("pdf_no_pages", "pdf", _pdf(d, "pdf-no-pages", raw_pdf(objs)), "quarantined", "no_text",
-                   "a valid PDF with zero pages")
+    return Hostile(
+        "pdf_no_pages",
+        "pdf",
+        _pdf(d, "pdf-no-pages", raw_pdf(objs)),
+        "quarantined",
+        "no_text",
+        "a valid PDF with zero pages",
+    )
 
 
 @gen
 def gen_pdf_huge_count(d: Path, s: Sizes) -> Hostile:
     objs = _text_pdf_objects("declared count document about violin varnish")
     objs[2] = b"<< /Type /Pages /Kids [3 0 R] /Count 2000000000 >>"
-    return Hostile("pdf_huge_count", "pdf", _pdf(d, "pdf-huge-count", raw_pdf(objs)), "ingested-safely", None,
-                   "a page tree declaring /Count 2000000000 (pages are counted, not trusted)",
-                   phrase="declared count document about violin varnish", member=STAFF, outsiders=[ENG])
+    return Hostile(
+        "pdf_huge_count",
+        "pdf",
+        _pdf(d, "pdf-huge-count", raw_pdf(objs)),
+        "ingested-safely",
+        None,
+        "a page tree declaring /Count 2000000000 (pages are counted, not trusted)",
+        phrase="declared count document about violin varnish",
+        member=STAFF,
+        outsiders=[ENG],
+    )
 
 
 @gen
 def gen_pdf_metachar_names(d: Path, s: Sizes) -> Hostile:
     root = d / "pdf-metachar"
     phrase = "strange file names describe a tangerine festival"
-    names = ['we"ird] or true \\ ' + "\u202efdp.exe" + ".pdf", "new\nline\x1b[31m.pdf", WEIRD + ".pdf",
-             "d" * 200 + ".pdf"]
+    names = [
+        'we"ird] or true \\ ' + "\u202efdp.exe" + ".pdf",
+        "new\nline\x1b[31m.pdf",
+        WEIRD + ".pdf",
+        "d" * 200 + ".pdf",
+    ]
     deep = root.joinpath(*(["x" * 200] * 6))
     for i, n in enumerate(names):
         (root / n).parent.mkdir(parents=True, exist_ok=True)
@@ -1101,11 +1616,18 @@ def gen_pdf_metachar_names(d: Path, s: Sizes) -> Hostile:
         (root / os.fsdecode(b"bad-\xff\xfe-bytes.pdf")).write_bytes(text_pdf(f"{phrase} with undecodable name"))
     except (OSError, UnicodeError):
         pass
-    return Hostile("pdf_metachar_names", "pdf", root, "ingested-safely", None,
-                   "PDF file names with quotes, brackets, `or true`, RTL override, newline, ANSI escape, "
-                   "undecodable bytes, 1.4k-character paths",
-                   phrase=phrase, member={"id": "s@corp.example", "email": "s@corp.example", "groups": ["staff"]},
-                   outsiders=[{"id": "o@corp.example", "email": "o@corp.example", "groups": ["eng", WEIRD]}])
+    return Hostile(
+        "pdf_metachar_names",
+        "pdf",
+        root,
+        "ingested-safely",
+        None,
+        "PDF file names with quotes, brackets, `or true`, RTL override, newline, ANSI escape, "
+        "undecodable bytes, 1.4k-character paths",
+        phrase=phrase,
+        member={"id": "s@corp.example", "email": "s@corp.example", "groups": ["staff"]},
+        outsiders=[{"id": "o@corp.example", "email": "o@corp.example", "groups": ["eng", WEIRD]}],
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -137,8 +137,14 @@ def open_stores(tmp: Path):
     from governance.settings import Settings
     from governance.stores import Stores
 
-    return Stores.open(Settings(home=tmp / "home", database_url=f"sqlite:///{tmp / 'catalog.sqlite3'}",
-                                milvus_uri=str(tmp / "milvus.db"), collection="leak_fuzz"))
+    return Stores.open(
+        Settings(
+            home=tmp / "home",
+            database_url=f"sqlite:///{tmp / 'catalog.sqlite3'}",
+            milvus_uri=str(tmp / "milvus.db"),
+            collection="leak_fuzz",
+        )
+    )
 
 
 def build_policy(model: LeakModel):
@@ -147,18 +153,27 @@ def build_policy(model: LeakModel):
     nonce = model.world.nonce
     access: list[dict] = []
     if model.pdf_rule is not None:
-        access.append({"match": {"source": "pdf", "path": f"{nonce}/acl/**"},
-                       "allow": [list(layer) for layer in model.pdf_rule]})
-    access.append({"match": {"source": "confluence", "space": f"{nonce}-narrow"},
-                   "allow": [list(layer) for layer in model.narrow_rule]})
+        access.append(
+            {"match": {"source": "pdf", "path": f"{nonce}/acl/**"}, "allow": [list(layer) for layer in model.pdf_rule]}
+        )
+    access.append(
+        {
+            "match": {"source": "confluence", "space": f"{nonce}-narrow"},
+            "allow": [list(layer) for layer in model.narrow_rule],
+        }
+    )
     workspaces = {}
     if model.slack is not None and model.slack.workspace_rule is not None:
         workspaces[model.slack.team] = list(model.slack.workspace_rule)
-    return Policy.model_validate({
-        "version": 1, "access": access, "workspaces": workspaces,
-        "retention": [{"match": {"workspace": f"{nonce}-ttl"}, "keep_for": "1d", "from": "modified"}],
-        "roles": {role: list(grants) for role, grants in model.role_grants.items()},
-    })
+    return Policy.model_validate(
+        {
+            "version": 1,
+            "access": access,
+            "workspaces": workspaces,
+            "retention": [{"match": {"workspace": f"{nonce}-ttl"}, "keep_for": "1d", "from": "modified"}],
+            "roles": {role: list(grants) for role, grants in model.role_grants.items()},
+        }
+    )
 
 
 def source_item(model: LeakModel, doc_id: str):
@@ -181,9 +196,17 @@ def source_item(model: LeakModel, doc_id: str):
         modified = datetime.fromtimestamp(expiry - DAY, timezone.utc)
     phrase, title, fp = doc.phrase, doc.title, doc.fingerprint
     return SourceItem(
-        source=doc.kind, path=Path(doc.rel_path), rel_path=doc.rel_path, document_id=doc.doc_id,
-        fingerprint=lambda: fp, parse=lambda: Parsed(elements=[TextBlock(phrase)], title=title, modified_at=modified),
-        facts=facts, scope=scope, uri=f"fuzz://{nonce}/{doc.rel_path}", title=title, modified_at=modified,
+        source=doc.kind,
+        path=Path(doc.rel_path),
+        rel_path=doc.rel_path,
+        document_id=doc.doc_id,
+        fingerprint=lambda: fp,
+        parse=lambda: Parsed(elements=[TextBlock(phrase)], title=title, modified_at=modified),
+        facts=facts,
+        scope=scope,
+        uri=f"fuzz://{nonce}/{doc.rel_path}",
+        title=title,
+        modified_at=modified,
     )
 
 
@@ -204,28 +227,56 @@ def write_slack_export(root: Path, model: LeakModel, spec: SlackExportSpec) -> P
         profile: dict[str, Any] = {"display_name": a.name, "real_name": a.name, "team": ws.team}
         if a.email:
             profile["email"] = a.email
-        users.append({"id": a.uid, "team_id": ws.team, "name": a.name, "deleted": a.deleted,
-                      "is_restricted": a.guest, "is_bot": False, "updated": spec.stamp, "profile": profile})
+        users.append(
+            {
+                "id": a.uid,
+                "team_id": ws.team,
+                "name": a.name,
+                "deleted": a.deleted,
+                "is_restricted": a.guest,
+                "is_bot": False,
+                "updated": spec.stamp,
+                "profile": profile,
+            }
+        )
     dump("users.json", users)
     dump("team_info.json", {"team": {"id": ws.team, "name": f"fuzz {model.world.nonce}"}})
     rows: dict[bool, list[dict]] = {False: [], True: []}
     for c in spec.convs:
-        rows[c.private].append({"id": c.cid, "name": c.name, "created": SLACK_CREATED, "is_private": c.private,
-                                "members": list(c.members), "topic": {"value": "", "last_set": 0},
-                                "purpose": {"value": "", "last_set": 0}})
+        rows[c.private].append(
+            {
+                "id": c.cid,
+                "name": c.name,
+                "created": SLACK_CREATED,
+                "is_private": c.private,
+                "members": list(c.members),
+                "topic": {"value": "", "last_set": 0},
+                "purpose": {"value": "", "last_set": 0},
+            }
+        )
     dump("channels.json", rows[False])
     dump("groups.json", rows[True])
     for doc_id in spec.days:
         day = ws.doc_day[doc_id]
         ts = f"{SLACK_DAY0 + day * DAY + 3600}.000100"
         conv = ws.convs[ws.doc_conv[doc_id]]
-        dump(f"{conv.name}/{slack_date(day)}.json",
-             [{"type": "message", "user": ws.doc_author[doc_id], "text": model.docs[doc_id].phrase, "ts": ts}])
+        dump(
+            f"{conv.name}/{slack_date(day)}.json",
+            [{"type": "message", "user": ws.doc_author[doc_id], "text": model.docs[doc_id].phrase, "ts": ts}],
+        )
     return path
 
 
-def machine_class(stores, embedder, stats: FuzzStats, *, strict: bool, max_docs: int = 8, max_users: int = 5,
-                  workdir: Path | None = None):
+def machine_class(
+    stores,
+    embedder,
+    stats: FuzzStats,
+    *,
+    strict: bool,
+    max_docs: int = 8,
+    max_users: int = 5,
+    workdir: Path | None = None,
+):
     """A state machine class bound to one set of stores. ``strict``: fail at the first leak or
     miss (CI; hypothesis then shrinks it); otherwise count them and go on (bench). Slack
     exports are written under ``workdir`` (a new temporary folder by default)."""
@@ -258,8 +309,10 @@ def machine_class(stores, embedder, stats: FuzzStats, *, strict: bool, max_docs:
             stores.policy = build_policy(self.model)
             stats.examples += 1
             # The first full ingest of the sources; documents left out start "never ingested".
-            first = data.draw(st.lists(st.sampled_from(sorted(self.model.docs)), unique=True,
-                                       min_size=len(world.docs) // 2), label="first ingest")
+            first = data.draw(
+                st.lists(st.sampled_from(sorted(self.model.docs)), unique=True, min_size=len(world.docs) // 2),
+                label="first ingest",
+            )
             self._push("ingest", sorted(first))
             # The Slack workspace and its first export (every day file), ingested.
             ws, docs = data.draw(slack_workspaces(world, self.serial), label="slack workspace")
@@ -338,8 +391,9 @@ def machine_class(stores, embedder, stats: FuzzStats, *, strict: bool, max_docs:
 
         def _search(self, user: ModelUser, query: str, k: int, as_claims: bool) -> None:
             m = self.model
-            who: Any = user.claims() if as_claims else User(id=user.id, email=user.email, groups=user.groups,
-                                                            roles=user.roles)
+            who: Any = (
+                user.claims() if as_claims else User(id=user.id, email=user.email, groups=user.groups, roles=user.roles)
+            )
             hits = retriever.search(who, query, k=k)
             stats.searches += 1
             seen: set[str] = set()
@@ -350,21 +404,31 @@ def machine_class(stores, embedder, stats: FuzzStats, *, strict: bool, max_docs:
                     self._report("leaks", f"{where}: not a document of this world")
                 elif not m.readable(user, h.document_id):
                     self._report("leaks", f"{where}: {m.why_not(user, h.document_id)}")
-                elif (m.catalog[h.document_id].phrase not in h.text if m.docs[h.document_id].kind == SLACK_EXPORT
-                      else h.text != m.catalog[h.document_id].phrase):
-                    self._report("leaks", f"{where}: stale text {h.text!r}, current {m.catalog[h.document_id].phrase!r}")
+                elif (
+                    m.catalog[h.document_id].phrase not in h.text
+                    if m.docs[h.document_id].kind == SLACK_EXPORT
+                    else h.text != m.catalog[h.document_id].phrase
+                ):
+                    self._report(
+                        "leaks", f"{where}: stale text {h.text!r}, current {m.catalog[h.document_id].phrase!r}"
+                    )
                 elif h.document_id in seen:
                     self._report("leaks", f"{where}: returned twice")
                 seen.add(h.document_id)
             for doc_id in m.docs:
                 stats.docs_checked += 1
                 if doc_id not in seen and m.readable(user, doc_id):
-                    self._report("misses", f"user {user.key} {user.claims()!r} at t={m.now} query {query!r} "
-                                           f"(k={k}) did not get readable {doc_id!r} ({m.catalog[doc_id]})")
+                    self._report(
+                        "misses",
+                        f"user {user.key} {user.claims()!r} at t={m.now} query {query!r} "
+                        f"(k={k}) did not get readable {doc_id!r} ({m.catalog[doc_id]})",
+                    )
 
         def _users(self) -> list[ModelUser]:
             nonce = self.model.world.nonce
-            stranger = ModelUser(key="stranger", id=f"{nonce}.stranger", email=None, groups=(f"{nonce}.nogroup",), roles=())
+            stranger = ModelUser(
+                key="stranger", id=f"{nonce}.stranger", email=None, groups=(f"{nonce}.nogroup",), roles=()
+            )
             intruder = ModelUser(key="intruder", id=HOSTILE[0], email=None, groups=HOSTILE[:12], roles=HOSTILE[:12])
             return [*self.model.users.values(), stranger, intruder]
 
@@ -372,8 +436,9 @@ def machine_class(stores, embedder, stats: FuzzStats, *, strict: bool, max_docs:
             m = self.model
             return {(u.key, d) for u in m.users.values() for d in m.docs if m.readable(u, d)}
 
-        def _probe(self, data: st.DataObject, before: set[tuple[str, str]] | None = None,
-                   focus: list[str] | None = None) -> None:
+        def _probe(
+            self, data: st.DataObject, before: set[tuple[str, str]] | None = None, focus: list[str] | None = None
+        ) -> None:
             """One search after an operation. Mostly as a user whose access to a document the
             operation changed (gained: must find it; lost: must not), searching that document's
             phrase, or else as any user for a document the operation touched; otherwise a
@@ -381,8 +446,9 @@ def machine_class(stores, embedder, stats: FuzzStats, *, strict: bool, max_docs:
             m = self.model
             changed = sorted(before ^ self._pairs()) if before is not None else []
             if not changed and focus:  # readers of the touched documents, or else anyone
-                changed = ([(u, d) for u in sorted(m.users) for d in focus if m.readable(m.users[u], d)]
-                           or [(u, d) for u in sorted(m.users) for d in focus])
+                changed = [(u, d) for u in sorted(m.users) for d in focus if m.readable(m.users[u], d)] or [
+                    (u, d) for u in sorted(m.users) for d in focus
+                ]
             k = data.draw(st.sampled_from((MAX_K, len(m.docs))), label="k")
             if changed and data.draw(st.integers(0, 3), label="focus") > 0:
                 key, doc_id = data.draw(st.sampled_from(changed), label="changed access")
@@ -439,8 +505,10 @@ def machine_class(stores, embedder, stats: FuzzStats, *, strict: bool, max_docs:
             key = data.draw(st.sampled_from(sorted(m.users)), label="user")
             m.users[key] = replace(m.users[key], guest=not m.users[key].guest)
             public = {s.key for s in m.scopes.values() if s.kind == "slack-public"}
-            self._push(data.draw(st.sampled_from(("sync", "lazy"))),
-                       [d for d in m.item_docs() if m.docs[d].scope_key in public])
+            self._push(
+                data.draw(st.sampled_from(("sync", "lazy"))),
+                [d for d in m.item_docs() if m.docs[d].scope_key in public],
+            )
             self._probe(data, before)
 
         @rule(data=st.data())
@@ -451,7 +519,9 @@ def machine_class(stores, embedder, stats: FuzzStats, *, strict: bool, max_docs:
             doc_id = self._docs(data, ("slack", "confluence"))
             if doc_id is not None:
                 doc = m.docs[doc_id]
-                doc.scope_key = data.draw(st.sampled_from(sorted(s.key for s in m.scopes.values() if s.source == doc.kind)))
+                doc.scope_key = data.draw(
+                    st.sampled_from(sorted(s.key for s in m.scopes.values() if s.source == doc.kind))
+                )
                 self._push(data.draw(st.sampled_from(PUSH), label="push"), [doc_id])
             self._probe(data, before, [doc_id] if doc_id else None)
 
@@ -503,7 +573,11 @@ def machine_class(stores, embedder, stats: FuzzStats, *, strict: bool, max_docs:
             stats.count("purge_document")
             before = self._pairs()
             held = sorted(self.model.holds)
-            doc_id = data.draw(st.sampled_from(held), label="held doc") if held and data.draw(st.booleans()) else self._docs(data)
+            doc_id = (
+                data.draw(st.sampled_from(held), label="held doc")
+                if held and data.draw(st.booleans())
+                else self._docs(data)
+            )
             ids = purge.select(catalog, document=doc_id)
             purge.purge_documents(catalog, index, ids, reason="leak fuzz", selector={"document": doc_id})
             self.model.on_purge([doc_id])  # type: ignore[list-item]
@@ -537,8 +611,13 @@ def machine_class(stores, embedder, stats: FuzzStats, *, strict: bool, max_docs:
                 catalog.holds.add_hold("document", doc_id, "leak fuzz", "leak-fuzz")  # type: ignore[arg-type]
                 self.model.holds.add(doc_id)  # type: ignore[arg-type]
                 if data.draw(st.booleans(), label="then try to purge it"):
-                    purge.purge_documents(catalog, index, purge.select(catalog, document=doc_id), reason="leak fuzz",
-                                          selector={"document": doc_id})
+                    purge.purge_documents(
+                        catalog,
+                        index,
+                        purge.select(catalog, document=doc_id),
+                        reason="leak fuzz",
+                        selector={"document": doc_id},
+                    )
                     self.model.on_purge([doc_id])  # type: ignore[list-item]
             else:
                 catalog.holds.remove_hold("document", doc_id)  # type: ignore[arg-type]
@@ -553,8 +632,11 @@ def machine_class(stores, embedder, stats: FuzzStats, *, strict: bool, max_docs:
             pool = m.world.pool
             m.pdf_rule = data.draw(st.none() | layer_lists(pool, nonempty=True), label="pdf rule")
             m.narrow_rule = data.draw(layer_lists(pool, nonempty=True, max_layers=2), label="narrow rule")
-            m.role_grants = {r: tuple(data.draw(st.lists(st.sampled_from(pool), max_size=2, unique=True)))
-                             for r in m.world.roles if data.draw(st.booleans())}
+            m.role_grants = {
+                r: tuple(data.draw(st.lists(st.sampled_from(pool), max_size=2, unique=True)))
+                for r in m.world.roles
+                if data.draw(st.booleans())
+            }
             stores.policy = build_policy(m)
             self._push(data.draw(st.sampled_from(("sync", "lazy")), label="push"), m.item_docs())
             self._probe(data, before)
@@ -567,9 +649,11 @@ def machine_class(stores, embedder, stats: FuzzStats, *, strict: bool, max_docs:
             key = data.draw(st.sampled_from(sorted(m.users)), label="user")
             u = m.users[key]
             m.users[key] = replace(
-                u, groups=tuple(data.draw(st.lists(st.sampled_from(m.world.groups), max_size=3, unique=True))),
+                u,
+                groups=tuple(data.draw(st.lists(st.sampled_from(m.world.groups), max_size=3, unique=True))),
                 roles=tuple(data.draw(st.lists(st.sampled_from(m.world.roles), max_size=2, unique=True))),
-                email=u.email if data.draw(st.booleans()) else None)
+                email=u.email if data.draw(st.booleans()) else None,
+            )
             self._probe(data, before)
 
         # -- Slack exports ----------------------------------------------------------------------
@@ -597,10 +681,15 @@ def machine_class(stores, embedder, stats: FuzzStats, *, strict: bool, max_docs:
             else:
                 uid = data.draw(st.sampled_from(uids), label="account")
                 a = ws.accounts[uid]  # type: ignore[union-attr]
-                ws.accounts[uid] = (replace(a, deleted=change == "deactivate") if change != "guest"  # type: ignore[union-attr]
-                                    else replace(a, guest=not a.guest))
-            self._slack_export(self._slack_days(data, exclude=conv.cid),
-                               data.draw(st.sampled_from(("ingest", "sync", "lazy")), label="apply"))
+                ws.accounts[uid] = (
+                    replace(a, deleted=change == "deactivate")
+                    if change != "guest"  # type: ignore[union-attr]
+                    else replace(a, guest=not a.guest)
+                )
+            self._slack_export(
+                self._slack_days(data, exclude=conv.cid),
+                data.draw(st.sampled_from(("ingest", "sync", "lazy")), label="apply"),
+            )
             self._probe(data, before, ws.docs_of(conv.cid) or None)  # type: ignore[union-attr]
 
         @rule(data=st.data())
@@ -627,12 +716,16 @@ def machine_class(stores, embedder, stats: FuzzStats, *, strict: bool, max_docs:
             new = []
             for _ in range(data.draw(st.integers(0, 2), label="new days")):
                 cid = self._slack_conv(data).cid
-                doc = ws.new_doc(cid, phrase_for(data.draw, self.serial),  # type: ignore[union-attr]
-                                 data.draw(st.sampled_from(sorted(ws.accounts)), label="author"))  # type: ignore[union-attr]
+                doc = ws.new_doc(
+                    cid,
+                    phrase_for(data.draw, self.serial),  # type: ignore[union-attr]
+                    data.draw(st.sampled_from(sorted(ws.accounts)), label="author"),
+                )  # type: ignore[union-attr]
                 self._add_slack_doc(doc)
                 new.append(doc.doc_id)
-            self._slack_export(self._slack_days(data) + new,
-                               data.draw(st.sampled_from(("ingest", "ingest", "sync")), label="apply"))
+            self._slack_export(
+                self._slack_days(data) + new, data.draw(st.sampled_from(("ingest", "ingest", "sync")), label="apply")
+            )
             self._probe(data, before, new or None)
 
         @rule(data=st.data())
@@ -648,8 +741,9 @@ def machine_class(stores, embedder, stats: FuzzStats, *, strict: bool, max_docs:
             self._apply_export(spec, data.draw(st.sampled_from(("ingest", "sync")), label="apply"))
             if spec.serial < max(m.row_stamps.values(), default=0):
                 stats.slack_stale_applied += 1
-            assert all(m.rows[r] == v[0] for r, v in rows_before.items() if m.row_stamps[r] > spec.serial), \
+            assert all(m.rows[r] == v[0] for r, v in rows_before.items() if m.row_stamps[r] > spec.serial), (
                 "model: an older export changed a newer statement"
+            )
             self._probe(data, before, list(spec.days) or None)
 
         @rule(data=st.data())

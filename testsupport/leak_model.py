@@ -95,17 +95,114 @@ HOSTILE = (
 )
 # Innocuous lower-case words: text that cleaning keeps as is and redaction leaves alone.
 WORDS = (
-    "amber", "anchor", "apple", "arch", "aspen", "atlas", "badger", "bamboo", "banner", "basil",
-    "beacon", "birch", "bison", "bramble", "brook", "cactus", "canyon", "cedar", "cherry", "cinder",
-    "clover", "cobalt", "comet", "coral", "cricket", "crystal", "dahlia", "delta", "dune", "ember",
-    "falcon", "fern", "fig", "fjord", "flint", "forest", "garnet", "geyser", "ginger", "glacier",
-    "granite", "grove", "harbor", "hazel", "heron", "hollow", "indigo", "iris", "ivory", "jasper",
-    "juniper", "kelp", "kestrel", "lagoon", "lantern", "larch", "lemon", "lilac", "lotus", "lynx",
-    "maple", "marble", "meadow", "mesa", "mint", "moss", "nectar", "nickel", "oasis", "olive",
-    "onyx", "orchid", "otter", "pebble", "pepper", "pine", "plum", "prairie", "quartz", "quill",
-    "raven", "reef", "ridge", "river", "saffron", "sage", "salmon", "sierra", "slate", "sparrow",
-    "spruce", "summit", "tamarind", "thistle", "thunder", "tidal", "topaz", "tulip", "tundra",
-    "umber", "valley", "velvet", "violet", "walnut", "willow", "wren", "yarrow", "zephyr",
+    "amber",
+    "anchor",
+    "apple",
+    "arch",
+    "aspen",
+    "atlas",
+    "badger",
+    "bamboo",
+    "banner",
+    "basil",
+    "beacon",
+    "birch",
+    "bison",
+    "bramble",
+    "brook",
+    "cactus",
+    "canyon",
+    "cedar",
+    "cherry",
+    "cinder",
+    "clover",
+    "cobalt",
+    "comet",
+    "coral",
+    "cricket",
+    "crystal",
+    "dahlia",
+    "delta",
+    "dune",
+    "ember",
+    "falcon",
+    "fern",
+    "fig",
+    "fjord",
+    "flint",
+    "forest",
+    "garnet",
+    "geyser",
+    "ginger",
+    "glacier",
+    "granite",
+    "grove",
+    "harbor",
+    "hazel",
+    "heron",
+    "hollow",
+    "indigo",
+    "iris",
+    "ivory",
+    "jasper",
+    "juniper",
+    "kelp",
+    "kestrel",
+    "lagoon",
+    "lantern",
+    "larch",
+    "lemon",
+    "lilac",
+    "lotus",
+    "lynx",
+    "maple",
+    "marble",
+    "meadow",
+    "mesa",
+    "mint",
+    "moss",
+    "nectar",
+    "nickel",
+    "oasis",
+    "olive",
+    "onyx",
+    "orchid",
+    "otter",
+    "pebble",
+    "pepper",
+    "pine",
+    "plum",
+    "prairie",
+    "quartz",
+    "quill",
+    "raven",
+    "reef",
+    "ridge",
+    "river",
+    "saffron",
+    "sage",
+    "salmon",
+    "sierra",
+    "slate",
+    "sparrow",
+    "spruce",
+    "summit",
+    "tamarind",
+    "thistle",
+    "thunder",
+    "tidal",
+    "topaz",
+    "tulip",
+    "tundra",
+    "umber",
+    "valley",
+    "velvet",
+    "violet",
+    "walnut",
+    "willow",
+    "wren",
+    "yarrow",
+    "zephyr",
 )
 SYLLABLES = ("ka", "lo", "mi", "nu", "po", "ri", "sa", "te", "vu", "ze", "qua", "xi", "bro", "dri")
 # Expiry choices relative to the model clock; ANCIENT means "already past in real time when
@@ -350,8 +447,11 @@ class LeakModel:
                 cat.status = "purged"
 
     def expired_purgeable(self) -> list[str]:
-        return [d for d, c in self.catalog.items()
-                if c.status in ("active", "tombstoned") and self.expired(c.expiry) and not c.source_expired]
+        return [
+            d
+            for d, c in self.catalog.items()
+            if c.status in ("active", "tombstoned") and self.expired(c.expiry) and not c.source_expired
+        ]
 
     def purge_undecided(self) -> set[str]:
         """Documents whose purge selection the model leaves open (see ``source_expired``)."""
@@ -388,8 +488,12 @@ class LeakModel:
         export is newer than the ones before it."""
         ws = self.slack
         assert ws is not None
-        spec = SlackExportSpec(serial=len(ws.exports) + 1, accounts=tuple(ws.accounts.values()),
-                               convs=tuple(ws.convs.values()), days=tuple(sorted(set(days))))
+        spec = SlackExportSpec(
+            serial=len(ws.exports) + 1,
+            accounts=tuple(ws.accounts.values()),
+            convs=tuple(ws.convs.values()),
+            days=tuple(sorted(set(days))),
+        )
         ws.exports.append(spec)
         return spec
 
@@ -440,8 +544,11 @@ class LeakModel:
             return False
         layers = self.rows.get(cat.row)  # type: ignore[arg-type]
         principals = self.principals(user)
-        return (layers is not None and may_read(principals, layers)
-                and not (self.denies.get(cat.row, frozenset()) & principals))  # type: ignore[arg-type]
+        return (
+            layers is not None
+            and may_read(principals, layers)
+            and not (self.denies.get(cat.row, frozenset()) & principals)
+        )  # type: ignore[arg-type]
 
     def why_not(self, user: ModelUser, doc_id: str) -> str:
         cat = self.catalog.get(doc_id)
@@ -450,16 +557,20 @@ class LeakModel:
         if cat.status != "active":
             return f"status {cat.status}"
         if cat.source_expired:
-            return (f"its source replaced the text with content already past retention (skipped by the "
-                    f"ingest); the old version {cat.phrase!r} must not be served")
+            return (
+                f"its source replaced the text with content already past retention (skipped by the "
+                f"ingest); the old version {cat.phrase!r} must not be served"
+            )
         if self.expired(cat.expiry):
             return f"expired at {self.expiry_epoch(cat.expiry)} <= now {self.now}"
         layers = self.rows.get(cat.row)  # type: ignore[arg-type]
         denied = self.denies.get(cat.row, frozenset()) & self.principals(user)  # type: ignore[arg-type]
         if denied and layers and may_read(self.principals(user), layers):
             return f"denied (deactivated account) {sorted(denied)} in scope {cat.row}"
-        return (f"principals {sorted(self.principals(user))} do not match layers "
-                f"{[sorted(x) for x in layers or ()]} of scope {cat.row}")
+        return (
+            f"principals {sorted(self.principals(user))} do not match layers "
+            f"{[sorted(x) for x in layers or ()]} of scope {cat.row}"
+        )
 
     def item_docs(self) -> list[str]:
         """Documents the fuzzer hands to the pipeline as ``SourceItem``s (not Slack export files)."""
@@ -502,21 +613,37 @@ def worlds(draw, nonce: str, max_docs: int = 8, max_users: int = 5) -> World:
         if draw(st.booleans()):
             local = draw(st.sampled_from(("ann", "Bob", "CAROL", "dave.o", "Émile", "zoë")))
             email = f"{local}{i}@{nonce}.Example.org"
-        users.append(ModelUser(
-            key=f"u{i}", id=surface(uid, draw(st.integers(0, 2))), email=email,
-            groups=tuple(surface(g, draw(st.integers(0, 2)))
-                         for g in draw(st.lists(st.sampled_from(groups), min_size=1, max_size=3, unique=True))),
-            roles=tuple(surface(r, draw(st.integers(0, 2))) for r in draw(st.lists(st.sampled_from(roles), max_size=2, unique=True))),
-            guest=draw(st.booleans()),
-        ))
-    foreign = [f"group:{nonce}.nobody", f"role:{nonce}.{HOSTILE[0]}", f"user:{nonce}.ghost@example.org", f"group:{nonce}.*"]
+        users.append(
+            ModelUser(
+                key=f"u{i}",
+                id=surface(uid, draw(st.integers(0, 2))),
+                email=email,
+                groups=tuple(
+                    surface(g, draw(st.integers(0, 2)))
+                    for g in draw(st.lists(st.sampled_from(groups), min_size=1, max_size=3, unique=True))
+                ),
+                roles=tuple(
+                    surface(r, draw(st.integers(0, 2)))
+                    for r in draw(st.lists(st.sampled_from(roles), max_size=2, unique=True))
+                ),
+                guest=draw(st.booleans()),
+            )
+        )
+    foreign = [
+        f"group:{nonce}.nobody",
+        f"role:{nonce}.{HOSTILE[0]}",
+        f"user:{nonce}.ghost@example.org",
+        f"group:{nonce}.*",
+    ]
     pool = principal_pool(users, groups, roles, foreign)
-    role_grants = {r: tuple(draw(st.lists(st.sampled_from(pool), max_size=2, unique=True))) for r in roles
-                   if draw(st.booleans())}
+    role_grants = {
+        r: tuple(draw(st.lists(st.sampled_from(pool), max_size=2, unique=True))) for r in roles if draw(st.booleans())
+    }
 
     scopes: list[ScopeSpec] = []
-    kinds = draw(st.lists(st.sampled_from(("slack-public", "slack-private", "confluence", "confluence")),
-                          min_size=2, max_size=5))
+    kinds = draw(
+        st.lists(st.sampled_from(("slack-public", "slack-private", "confluence", "confluence")), min_size=2, max_size=5)
+    )
     narrowed_done = False
     for j, kind in enumerate(kinds):
         key = f"{nonce}:{kind}:{j}:{draw(hostile_text)}"
@@ -539,16 +666,33 @@ def worlds(draw, nonce: str, max_docs: int = 8, max_users: int = 5) -> World:
         scope_key = None if kind == "pdf" else draw(st.sampled_from(candidates)).key
         phrase = phrase_for(draw, i)
         hostile = draw(hostile_text)
-        docs.append(SourceDoc(
-            doc_id=f"{kind}:{nonce}:{i}:{hostile}", kind=kind,
-            rel_path=f"{nonce}/acl/{i}-{hostile}.pdf" if kind == "pdf" else f"{nonce}/{i}",
-            title=f"{hostile} {i}", phrase=phrase, fingerprint=f"fp:{phrase}", scope_key=scope_key,
-            expiry=draw(expiries()),
-        ))
+        docs.append(
+            SourceDoc(
+                doc_id=f"{kind}:{nonce}:{i}:{hostile}",
+                kind=kind,
+                rel_path=f"{nonce}/acl/{i}-{hostile}.pdf" if kind == "pdf" else f"{nonce}/{i}",
+                title=f"{hostile} {i}",
+                phrase=phrase,
+                fingerprint=f"fp:{phrase}",
+                scope_key=scope_key,
+                expiry=draw(expiries()),
+            )
+        )
     pdf_rule = draw(st.none() | layer_lists(pool, nonempty=True))
     narrow_rule = draw(layer_lists(pool, nonempty=True, max_layers=2))
-    return World(nonce=nonce, users=users, groups=groups, roles=roles, role_grants=role_grants, scopes=scopes,
-                 docs=docs, pdf_rule=pdf_rule, narrow_rule=narrow_rule, foreign=foreign, pool=pool)
+    return World(
+        nonce=nonce,
+        users=users,
+        groups=groups,
+        roles=roles,
+        role_grants=role_grants,
+        scopes=scopes,
+        docs=docs,
+        pdf_rule=pdf_rule,
+        narrow_rule=narrow_rule,
+        foreign=foreign,
+        pool=pool,
+    )
 
 
 def principal_pool(users: list[ModelUser], groups: list[str], roles: list[str], foreign: list[str]) -> list[str]:
@@ -655,9 +799,16 @@ class SlackWorkspace:
         date = slack_date(day)
         doc_id = f"slack:{self.team}:{cid}:day:{date}"
         self.doc_conv[doc_id], self.doc_day[doc_id], self.doc_author[doc_id] = cid, day, author
-        return SourceDoc(doc_id=doc_id, kind=SLACK_EXPORT, rel_path=f"{self.convs[cid].name}/{date}.json",
-                         title=f"#{self.convs[cid].name}, {date}", phrase=phrase, fingerprint=f"slack:{phrase}",
-                         scope_key=self.scope_key(cid), expiry=None)
+        return SourceDoc(
+            doc_id=doc_id,
+            kind=SLACK_EXPORT,
+            rel_path=f"{self.convs[cid].name}/{date}.json",
+            title=f"#{self.convs[cid].name}, {date}",
+            phrase=phrase,
+            fingerprint=f"slack:{phrase}",
+            scope_key=self.scope_key(cid),
+            expiry=None,
+        )
 
     def docs_of(self, cid: str) -> list[str]:
         return sorted(d for d, c in self.doc_conv.items() if c == cid)
@@ -678,16 +829,23 @@ def slack_workspaces(draw, world: World, serial: int, max_docs: int = 5) -> tupl
     accounts = {}
     for i, u in enumerate(world.users):
         uid = f"U{i}"
-        accounts[uid] = SlackAccount(uid=uid, name=f"person{i}", email=u.email,
-                                     guest=draw(st.integers(0, 3), label="slack guest") == 0,
-                                     deleted=draw(st.integers(0, 5), label="slack deactivated") == 0)
+        accounts[uid] = SlackAccount(
+            uid=uid,
+            name=f"person{i}",
+            email=u.email,
+            guest=draw(st.integers(0, 3), label="slack guest") == 0,
+            deleted=draw(st.integers(0, 5), label="slack deactivated") == 0,
+        )
     uids = sorted(accounts)
     convs = {}
     for j in range(draw(st.integers(1, 3), label="slack conversations")):
         cid = f"C{j}"
-        convs[cid] = SlackConv(cid=cid, name=f"chan-{j}", private=draw(st.booleans(), label="private"),
-                               members=tuple(draw(st.lists(st.sampled_from(uids), min_size=1, max_size=3,
-                                                           unique=True), label="members")))
+        convs[cid] = SlackConv(
+            cid=cid,
+            name=f"chan-{j}",
+            private=draw(st.booleans(), label="private"),
+            members=tuple(draw(st.lists(st.sampled_from(uids), min_size=1, max_size=3, unique=True), label="members")),
+        )
     rule = None
     if draw(st.booleans(), label="workspace mapped to a group"):
         rule = (f"group:{draw(st.sampled_from(world.groups))}",)
@@ -721,10 +879,12 @@ class FuzzStats:
         self.ops[op] = self.ops.get(op, 0) + 1
 
     def line(self) -> str:
-        return (f"leak-fuzz: {self.examples} examples, {self.steps} steps, {self.searches} searches, "
-                f"{self.hits_checked} hits checked, {self.docs_checked} (search, document) pairs checked, "
-                f"{self.checks} checks, {self.slack_exports} Slack exports ({self.slack_stale_applied} applied after a "
-                f"newer one), {self.leaks} leaks, {self.misses} misses, {self.errors} errors")
+        return (
+            f"leak-fuzz: {self.examples} examples, {self.steps} steps, {self.searches} searches, "
+            f"{self.hits_checked} hits checked, {self.docs_checked} (search, document) pairs checked, "
+            f"{self.checks} checks, {self.slack_exports} Slack exports ({self.slack_stale_applied} applied after a "
+            f"newer one), {self.leaks} leaks, {self.misses} misses, {self.errors} errors"
+        )
 
     @property
     def checks(self) -> int:

@@ -99,14 +99,24 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     env = dict(os.environ)
-    env.update(DEPLOY_MODE="STANDALONE", METRICS_PORT="9091", MILVUSCONF=str(args.config.parent) + "/",
-               MILVUS_RUN_DIR=str(args.data_dir / "run"),
-               LD_LIBRARY_PATH=os.pathsep.join(p for p in (str(args.bin_dir), env.get("LD_LIBRARY_PATH")) if p))
+    env.update(
+        DEPLOY_MODE="STANDALONE",
+        METRICS_PORT="9091",
+        MILVUSCONF=str(args.config.parent) + "/",
+        MILVUS_RUN_DIR=str(args.data_dir / "run"),
+        LD_LIBRARY_PATH=os.pathsep.join(p for p in (str(args.bin_dir), env.get("LD_LIBRARY_PATH")) if p),
+    )
     env.pop("PYTHONPATH", None)
     out = open(args.data_dir / "logs" / "milvus-stdout.log", "ab")
-    milvus = subprocess.Popen([str(args.bin_dir / "milvus"), "run", "standalone"], cwd=str(args.data_dir),
-                              env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                              preexec_fn=_die_with_parent)
+    milvus = subprocess.Popen(
+        [str(args.bin_dir / "milvus"), "run", "standalone"],
+        cwd=str(args.data_dir),
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        preexec_fn=_die_with_parent,
+    )
     print(f"milvus pid {milvus.pid} in {os.readlink('/proc/self/ns/net')}", flush=True)
     while not stop.is_set() and milvus.poll() is None:
         try:

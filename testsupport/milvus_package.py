@@ -71,8 +71,10 @@ def unshare_cmd() -> list[str]:
     runs a process in a private network namespace."""
     exe = shutil.which("unshare")
     if not exe:
-        raise MilvusServerError("the `unshare` command (util-linux) is not installed",
-                                hint="install util-linux; it keeps milvus-server's ports off the network")
+        raise MilvusServerError(
+            "the `unshare` command (util-linux) is not installed",
+            hint="install util-linux; it keeps milvus-server's ports off the network",
+        )
     cmd = [exe, "--net"]
     if os.geteuid() != 0:
         cmd.append("--map-root-user")
@@ -84,8 +86,11 @@ def _namespace_problem() -> str | None:
     if _ns_checked is False:
         try:
             res = subprocess.run([*unshare_cmd(), "true"], capture_output=True, text=True, timeout=20)
-            _ns_checked = None if res.returncode == 0 else (
-                f"cannot create a network namespace (`unshare --net`): {res.stderr.strip() or res.returncode}")
+            _ns_checked = (
+                None
+                if res.returncode == 0
+                else (f"cannot create a network namespace (`unshare --net`): {res.stderr.strip() or res.returncode}")
+            )
         except (MilvusServerError, OSError, subprocess.TimeoutExpired) as exc:
             _ns_checked = f"cannot create a network namespace: {exc}"
     return _ns_checked  # type: ignore[return-value]
@@ -109,8 +114,9 @@ def ensure_binaries(bin_dir: Path | None = None) -> Path:
     bin_dir.mkdir(parents=True, exist_ok=True)
     src = pkg / "data" / "bin"
     archives = sorted(src.glob("*.lzma"))
-    digest = hashlib.sha256(b"".join(f"{a.name}:{a.stat().st_size}:{a.stat().st_mtime_ns};".encode()
-                                     for a in archives)).hexdigest()
+    digest = hashlib.sha256(
+        b"".join(f"{a.name}:{a.stat().st_size}:{a.stat().st_mtime_ns};".encode() for a in archives)
+    ).hexdigest()
     marker = bin_dir / ".unpacked"
     with FileLock(str(bin_dir / ".unpack.lock"), timeout=300):
         if marker.is_file() and marker.read_text() == digest and (bin_dir / "milvus").is_file():
@@ -141,8 +147,10 @@ def render_config(data_dir: Path, overrides: dict[str, Any] | None = None) -> Pa
         raise MilvusServerError(unavailable_reason() or "milvus package missing")
     logs, storage = data_dir / "logs", data_dir / "data"
     paths = {
-        "etcd_data_dir": str(storage / "etcd.data"), "etcd_log_path": str(logs / "etcd.log"),
-        "local_storage_dir": str(storage), "rocksmq_data_dir": str(storage / "rocksmq"),
+        "etcd_data_dir": str(storage / "etcd.data"),
+        "etcd_log_path": str(logs / "etcd.log"),
+        "local_storage_dir": str(storage),
+        "rocksmq_data_dir": str(storage / "rocksmq"),
         "system_log_path": str(logs),
     }
 

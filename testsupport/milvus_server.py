@@ -108,9 +108,16 @@ class MilvusServer:
     size, compaction, index build parallelism: see docs/milvus.md).
     """
 
-    def __init__(self, data_dir: Path | str, *, port: int = 0, bin_dir: Path | None = None,
-                 start_timeout_s: float = START_TIMEOUT_S, tie_to_parent: bool = True,
-                 config: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path | str,
+        *,
+        port: int = 0,
+        bin_dir: Path | None = None,
+        start_timeout_s: float = START_TIMEOUT_S,
+        tie_to_parent: bool = True,
+        config: dict[str, Any] | None = None,
+    ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.requested_port = port
         self.bin_dir = bin_dir
@@ -168,15 +175,34 @@ class MilvusServer:
         env = dict(os.environ)
         repo_root = str(Path(__file__).resolve().parents[1])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (repo_root, env.get("PYTHONPATH")) if p)
-        cmd = [*unshare_cmd(), sys.executable, "-m", "testsupport.milvus_namespace",
-               "--listen-fd", str(listener.fileno()), "--bin-dir", str(bin_dir),
-               "--data-dir", str(self.data_dir), "--config", str(config),
-               "--parent-pid", str(os.getpid() if self.tie_to_parent else 0)]
+        cmd = [
+            *unshare_cmd(),
+            sys.executable,
+            "-m",
+            "testsupport.milvus_namespace",
+            "--listen-fd",
+            str(listener.fileno()),
+            "--bin-dir",
+            str(bin_dir),
+            "--data-dir",
+            str(self.data_dir),
+            "--config",
+            str(config),
+            "--parent-pid",
+            str(os.getpid() if self.tie_to_parent else 0),
+        ]
         launcher_log = open(self.launcher_log, "ab")
         try:
-            self._proc = subprocess.Popen(cmd, pass_fds=(listener.fileno(),), stdin=subprocess.DEVNULL,
-                                          stdout=launcher_log, stderr=subprocess.STDOUT,
-                                          start_new_session=True, env=env, cwd=str(self.data_dir))
+            self._proc = subprocess.Popen(
+                cmd,
+                pass_fds=(listener.fileno(),),
+                stdin=subprocess.DEVNULL,
+                stdout=launcher_log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=env,
+                cwd=str(self.data_dir),
+            )
         except OSError as exc:
             raise MilvusServerError(f"cannot run {cmd[0]}: {exc}") from exc
         finally:
@@ -206,7 +232,8 @@ class MilvusServer:
                 raise MilvusServerError(
                     f"milvus-server exited with code {code} before it was ready; see {self.log_file} "
                     f"and {self.launcher_log}:\n{_log_tail(self.launcher_log)}\n{_log_tail(self.log_file)}",
-                    hint=f"read {self.log_file}")
+                    hint=f"read {self.log_file}",
+                )
             try:
                 client = MilvusClient(uri=self.uri, timeout=3)
                 try:
@@ -220,7 +247,8 @@ class MilvusServer:
         raise MilvusServerError(
             f"milvus-server did not answer at {self.uri} within {self.start_timeout_s:.0f}s "
             f"(last error: {last}); see {self.log_file}:\n{_log_tail(self.log_file)}",
-            hint=f"read {self.log_file}")
+            hint=f"read {self.log_file}",
+        )
 
     # -- stop -----------------------------------------------------------------------------
     def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
@@ -271,8 +299,9 @@ class MilvusServer:
     def __enter__(self) -> "MilvusServer":
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     def __repr__(self) -> str:

@@ -27,8 +27,8 @@ class SUser:
     id: str
     name: str
     email: str | None = None
-    guest: bool = False         # is_restricted (multi-channel guest)
-    ultra: bool = False         # is_ultra_restricted (single-channel guest)
+    guest: bool = False  # is_restricted (multi-channel guest)
+    ultra: bool = False  # is_ultra_restricted (single-channel guest)
     deleted: bool = False
     bot: bool = False
     team: str = "T0ACME"
@@ -37,10 +37,20 @@ class SUser:
         prof: dict[str, Any] = {"real_name": self.name.title(), "display_name": self.name, "team": self.team}
         if self.email:
             prof["email"] = self.email
-        return {"id": self.id, "team_id": self.team, "name": self.name, "deleted": self.deleted,
-                "real_name": self.name.title(), "profile": prof, "is_admin": False, "is_owner": False,
-                "is_restricted": self.guest or self.ultra, "is_ultra_restricted": self.ultra,
-                "is_bot": self.bot, "is_app_user": False}
+        return {
+            "id": self.id,
+            "team_id": self.team,
+            "name": self.name,
+            "deleted": self.deleted,
+            "real_name": self.name.title(),
+            "profile": prof,
+            "is_admin": False,
+            "is_owner": False,
+            "is_restricted": self.guest or self.ultra,
+            "is_ultra_restricted": self.ultra,
+            "is_bot": self.bot,
+            "is_app_user": False,
+        }
 
 
 @dataclass
@@ -54,9 +64,13 @@ class SConv:
     def as_json(self) -> dict:
         d: dict[str, Any] = {"id": self.id, "created": BASE_TS, "members": self.members}
         if self.kind != "im":
-            d.update(name=self.name, creator=self.members[0] if self.members else "",
-                     is_archived=False, topic={"value": "", "creator": "", "last_set": 0},
-                     purpose={"value": f"{self.name} purpose", "creator": "", "last_set": 0})
+            d.update(
+                name=self.name,
+                creator=self.members[0] if self.members else "",
+                is_archived=False,
+                topic={"value": "", "creator": "", "last_set": 0},
+                purpose={"value": f"{self.name} purpose", "creator": "", "last_set": 0},
+            )
         if self.kind == "mpim":
             d["is_mpim"] = True
         return d
@@ -79,8 +93,15 @@ def add_messages(conv: SConv, messages: Iterable[dict]) -> None:
         conv.days.setdefault(date_of(m["ts"]), []).append(m)
 
 
-def write_slack_export(dest: Path, users: list[SUser], convs: list[SConv], *, as_zip: bool = False,
-                       extra_files: dict[str, Any] | None = None, team_info: dict | None = None) -> Path:
+def write_slack_export(
+    dest: Path,
+    users: list[SUser],
+    convs: list[SConv],
+    *,
+    as_zip: bool = False,
+    extra_files: dict[str, Any] | None = None,
+    team_info: dict | None = None,
+) -> Path:
     """Write an export folder (or ``dest.zip``) the way Slack lays one out."""
     files: dict[str, bytes] = {}
 
@@ -115,27 +136,62 @@ def write_slack_export(dest: Path, users: list[SUser], convs: list[SConv], *, as
 
 def small_slack_export(dest: Path, *, as_zip: bool = False) -> Path:
     """A compact export exercising threads, broadcasts, edits, noise, bots, files, mentions."""
-    users = [SUser("U1", "alice", "Alice@Corp.example"), SUser("U2", "bob", "bob@corp.example"),
-             SUser("U3", "carol", "carol@partner.example", guest=True), SUser("UB", "deploybot", bot=True)]
+    users = [
+        SUser("U1", "alice", "Alice@Corp.example"),
+        SUser("U2", "bob", "bob@corp.example"),
+        SUser("U3", "carol", "carol@partner.example", guest=True),
+        SUser("UB", "deploybot", bot=True),
+    ]
     general = SConv("C1", "general", "public", ["U1", "U2", "U3"])
-    add_messages(general, [
-        msg("U1", "U1", 0, subtype="channel_join") | {"text": "<@U1> has joined the channel"},
-        msg("U1", "Kickoff for *project falcon* is <!here> on Monday, see <https://wiki.example/falcon|the plan>", 10),
-        msg("U2", "Thread root: which database should falcon use?", 20, thread_ts=ts_of(20), reply_count=2),
-        msg("U1", "Postgres, as discussed with <@U2>", 30, thread_ts=ts_of(20), parent_user_id="U2"),
-        msg("U2", "Agreed, broadcasting to <#C1|general>", 40, thread_ts=ts_of(20), subtype="thread_broadcast",
-            root={"text": "Thread root: which database should falcon use?", "user": "U2", "ts": ts_of(20)}),
-        msg("U2", "this text was edited to the final wording", 50, edited={"user": "U2", "ts": ts_of(55)}),
-        msg("U1", "secret draft that was then deleted", 60),
-        {"type": "message", "subtype": "message_deleted", "deleted_ts": ts_of(60), "ts": ts_of(61), "hidden": True},
-        {"type": "message", "subtype": "bot_message", "bot_id": "B1", "username": "deploybot",
-         "text": "", "ts": ts_of(70), "attachments": [{"fallback": "Deploy 42 succeeded", "title": "Deploy 42",
-                                                     "text": "build green on main"}]},
-        msg("U1", "<@U1> uploaded a file: <https://files.example/F1|Falcon budget>", 80, subtype="file_share",
-            file={"id": "F1", "name": "falcon-budget.xlsx", "title": "Falcon budget", "pretty_type": "Excel",
-                  "url_private": "https://files.example/F1"}),
-        msg("U2", "next day chatter about ~old~ `code` and _style_ &amp; &lt;tags&gt;", 86400 + 5),
-    ])
+    add_messages(
+        general,
+        [
+            msg("U1", "U1", 0, subtype="channel_join") | {"text": "<@U1> has joined the channel"},
+            msg(
+                "U1",
+                "Kickoff for *project falcon* is <!here> on Monday, see <https://wiki.example/falcon|the plan>",
+                10,
+            ),
+            msg("U2", "Thread root: which database should falcon use?", 20, thread_ts=ts_of(20), reply_count=2),
+            msg("U1", "Postgres, as discussed with <@U2>", 30, thread_ts=ts_of(20), parent_user_id="U2"),
+            msg(
+                "U2",
+                "Agreed, broadcasting to <#C1|general>",
+                40,
+                thread_ts=ts_of(20),
+                subtype="thread_broadcast",
+                root={"text": "Thread root: which database should falcon use?", "user": "U2", "ts": ts_of(20)},
+            ),
+            msg("U2", "this text was edited to the final wording", 50, edited={"user": "U2", "ts": ts_of(55)}),
+            msg("U1", "secret draft that was then deleted", 60),
+            {"type": "message", "subtype": "message_deleted", "deleted_ts": ts_of(60), "ts": ts_of(61), "hidden": True},
+            {
+                "type": "message",
+                "subtype": "bot_message",
+                "bot_id": "B1",
+                "username": "deploybot",
+                "text": "",
+                "ts": ts_of(70),
+                "attachments": [
+                    {"fallback": "Deploy 42 succeeded", "title": "Deploy 42", "text": "build green on main"}
+                ],
+            },
+            msg(
+                "U1",
+                "<@U1> uploaded a file: <https://files.example/F1|Falcon budget>",
+                80,
+                subtype="file_share",
+                file={
+                    "id": "F1",
+                    "name": "falcon-budget.xlsx",
+                    "title": "Falcon budget",
+                    "pretty_type": "Excel",
+                    "url_private": "https://files.example/F1",
+                },
+            ),
+            msg("U2", "next day chatter about ~old~ `code` and _style_ &amp; &lt;tags&gt;", 86400 + 5),
+        ],
+    )
     secret = SConv("G1", "falcon-core", "private", ["U1", "U3"])
     add_messages(secret, [msg("U3", "guest carol shares the private roadmap", 100)])
     dm = SConv("D1", "D1", "im", ["U1", "U2"])
@@ -196,7 +252,9 @@ PHRASES = [
 ]
 
 
-def slack_world(dest: Path, phrases: list[str], *, team: str = "T0ACME") -> tuple[Path, dict[str, tuple[str, frozenset[str]]], set[str]]:
+def slack_world(
+    dest: Path, phrases: list[str], *, team: str = "T0ACME"
+) -> tuple[Path, dict[str, tuple[str, frozenset[str]]], set[str]]:
     """Slack part of the world. Returns (export zip, truth, quarantined ids)."""
     users = [
         SUser("U1", "alice", "alice@corp.example"),
@@ -211,11 +269,11 @@ def slack_world(dest: Path, phrases: list[str], *, team: str = "T0ACME") -> tupl
     for u in users:
         u.team = team
     full = {"alice", "bob", "frank", "gina"}
-    general = SConv("C1", "general", "public", ["U1", "U2", "U3", "U6", "UB"])          # guest carol inside
-    announce = SConv("C2", "announcements", "public", ["U1", "U2", "U6", "U8"])       # no guest
-    random_ = SConv("C3", "random", "public", ["U2", "U4"])                           # ultra guest dave
-    secret = SConv("G1", "proj-secret", "private", ["U1", "U3", "U5"])                # deleted erin
-    ghost = SConv("G2", "ghost-room", "private", ["U5"])                              # only a deleted user
+    general = SConv("C1", "general", "public", ["U1", "U2", "U3", "U6", "UB"])  # guest carol inside
+    announce = SConv("C2", "announcements", "public", ["U1", "U2", "U6", "U8"])  # no guest
+    random_ = SConv("C3", "random", "public", ["U2", "U4"])  # ultra guest dave
+    secret = SConv("G1", "proj-secret", "private", ["U1", "U3", "U5"])  # deleted erin
+    ghost = SConv("G2", "ghost-room", "private", ["U5"])  # only a deleted user
     dm_ab = SConv("D1", "D1", "im", ["U1", "U2"])
     dm_ae = SConv("D2", "D2", "im", ["U1", "U5"])
     dm_fg = SConv("D3", "D3", "im", ["U6", "U8"])
@@ -236,11 +294,14 @@ def slack_world(dest: Path, phrases: list[str], *, team: str = "T0ACME") -> tupl
     def thread_doc(conv: SConv, who: str, replier: str, offset: float, readers: set[str]) -> None:
         phrase = next(ph)
         root = ts_of(offset)
-        add_messages(conv, [
-            msg(who, "Question for the thread, see replies", offset, thread_ts=root, reply_count=2),
-            msg(replier, f"Answer: {phrase}.", offset + 5, thread_ts=root, parent_user_id=who),
-            msg(replier, "Also posting to channel", offset + 9, thread_ts=root, subtype="thread_broadcast"),
-        ])
+        add_messages(
+            conv,
+            [
+                msg(who, "Question for the thread, see replies", offset, thread_ts=root, reply_count=2),
+                msg(replier, f"Answer: {phrase}.", offset + 5, thread_ts=root, parent_user_id=who),
+                msg(replier, "Also posting to channel", offset + 9, thread_ts=root, subtype="thread_broadcast"),
+            ],
+        )
         truth[phrase] = (f"slack:{team}:{conv.id}:{root}", frozenset(readers))
 
     day_doc(general, "U1", 100, full | {"carol"})
@@ -256,9 +317,11 @@ def slack_world(dest: Path, phrases: list[str], *, team: str = "T0ACME") -> tupl
     day_doc(mpim, "U2", 900, {"alice", "bob", "frank"})
     # A folder nobody describes: fail closed.
     orphan = next(ph)
-    extra = {"mystery-channel/" + date_of(ts_of(1000)) + ".json": [msg("U1", f"Note: {orphan}.", 1000)],
-             # A malformed day file: quarantined, the rest of #random goes on.
-             "random/" + date_of(ts_of(86400 * 5)) + ".json": b"[{ not json"}
+    extra = {
+        "mystery-channel/" + date_of(ts_of(1000)) + ".json": [msg("U1", f"Note: {orphan}.", 1000)],
+        # A malformed day file: quarantined, the rest of #random goes on.
+        "random/" + date_of(ts_of(86400 * 5)) + ".json": b"[{ not json",
+    }
     quarantined.add(f"slack:{team}:folder:mystery-channel:day:{date_of(ts_of(1000))}")
     quarantined.add(f"slack:{team}:C3:file:{date_of(ts_of(86400 * 5))}")
     convs = [general, announce, random_, secret, ghost, dm_ab, dm_ae, dm_fg, mpim]
@@ -292,11 +355,11 @@ class CUser:
 class CPage:
     id: str
     title: str
-    body: str                       # storage format
+    body: str  # storage format
     parent: str | None = None
-    read_users: list[str] = field(default_factory=list)   # CUser keys
+    read_users: list[str] = field(default_factory=list)  # CUser keys
     read_groups: list[str] = field(default_factory=list)
-    kind: str = "page"              # page | blogpost
+    kind: str = "page"  # page | blogpost
     version: int = 1
     pdf: tuple[str, str] | None = None  # (file name, text) of a PDF attachment
 
@@ -313,14 +376,16 @@ class CSpace:
 
 def storage_body(phrase: str, heading: str = "Overview") -> str:
     """A storage-format body with a heading, a list, a table, a code macro and a panel."""
-    return (f"<h2>{heading}</h2><p>Note: {phrase}.</p>"
-            "<ul><li>first point</li><li>second point</li></ul>"
-            "<table><tbody><tr><th>Owner</th><th>Status</th></tr><tr><td>team</td><td>draft</td></tr></tbody></table>"
-            '<ac:structured-macro ac:name="code"><ac:parameter ac:name="language">bash</ac:parameter>'
-            "<ac:plain-text-body><![CDATA[make deploy && echo <done>]]></ac:plain-text-body></ac:structured-macro>"
-            '<ac:structured-macro ac:name="info"><ac:rich-text-body><p>Remember the checklist.</p>'
-            "</ac:rich-text-body></ac:structured-macro>"
-            '<p>See <ac:link><ri:page ri:content-title="Home"/></ac:link> for more.</p>')
+    return (
+        f"<h2>{heading}</h2><p>Note: {phrase}.</p>"
+        "<ul><li>first point</li><li>second point</li></ul>"
+        "<table><tbody><tr><th>Owner</th><th>Status</th></tr><tr><td>team</td><td>draft</td></tr></tbody></table>"
+        '<ac:structured-macro ac:name="code"><ac:parameter ac:name="language">bash</ac:parameter>'
+        "<ac:plain-text-body><![CDATA[make deploy && echo <done>]]></ac:plain-text-body></ac:structured-macro>"
+        '<ac:structured-macro ac:name="info"><ac:rich-text-body><p>Remember the checklist.</p>'
+        "</ac:rich-text-body></ac:structured-macro>"
+        '<p>See <ac:link><ri:page ri:content-title="Home"/></ac:link> for more.</p>'
+    )
 
 
 def _write_pdf_attachment(path: Path, name: str, text: str) -> None:
@@ -336,24 +401,60 @@ def _rest_user(u: CUser) -> dict:
     return d
 
 
-def write_confluence_rest(dest: Path, space: CSpace, users: list[CUser], *,
-                          base: str = "https://acme.atlassian.net/wiki",
-                          without_restrictions: Iterable[str] = (), missing: Iterable[str] = ()) -> Path:
+def write_confluence_rest(
+    dest: Path,
+    space: CSpace,
+    users: list[CUser],
+    *,
+    base: str = "https://acme.atlassian.net/wiki",
+    without_restrictions: Iterable[str] = (),
+    missing: Iterable[str] = (),
+) -> Path:
     """A REST v1 dump: space.json, pages/<id>.json, users.json, attachments/<id>/*.pdf."""
     by_key = {u.key: u for u in users}
     dest.mkdir(parents=True, exist_ok=True)
-    subjects = {"user": {"results": [_rest_user(by_key[k]) for k in space.view_users], "size": len(space.view_users)},
-                "group": {"results": [{"type": "group", "name": g} for g in space.view_groups],
-                          "size": len(space.view_groups)}}
-    perms = [{"id": 1, "operation": {"operation": "read", "targetType": "space"}, "subjects": subjects,
-              "anonymousAccess": False, "unlicensedAccess": False},
-             {"id": 2, "operation": {"operation": "create", "targetType": "page"}, "subjects": subjects,
-              "anonymousAccess": False, "unlicensedAccess": False}]
+    subjects = {
+        "user": {"results": [_rest_user(by_key[k]) for k in space.view_users], "size": len(space.view_users)},
+        "group": {"results": [{"type": "group", "name": g} for g in space.view_groups], "size": len(space.view_groups)},
+    }
+    perms = [
+        {
+            "id": 1,
+            "operation": {"operation": "read", "targetType": "space"},
+            "subjects": subjects,
+            "anonymousAccess": False,
+            "unlicensedAccess": False,
+        },
+        {
+            "id": 2,
+            "operation": {"operation": "create", "targetType": "page"},
+            "subjects": subjects,
+            "anonymousAccess": False,
+            "unlicensedAccess": False,
+        },
+    ]
     if space.anonymous:
-        perms.append({"id": 3, "operation": {"operation": "read", "targetType": "space"}, "anonymousAccess": True,
-                      "unlicensedAccess": False})
-    (dest / "space.json").write_text(json.dumps({"id": 98304, "key": space.key, "name": space.name, "type": "global",
-                                                 "permissions": perms, "_links": {"base": base}}, indent=1))
+        perms.append(
+            {
+                "id": 3,
+                "operation": {"operation": "read", "targetType": "space"},
+                "anonymousAccess": True,
+                "unlicensedAccess": False,
+            }
+        )
+    (dest / "space.json").write_text(
+        json.dumps(
+            {
+                "id": 98304,
+                "key": space.key,
+                "name": space.name,
+                "type": "global",
+                "permissions": perms,
+                "_links": {"base": base},
+            },
+            indent=1,
+        )
+    )
     (dest / "users.json").write_text(json.dumps([_rest_user(u) for u in users], indent=1))
     pages = {p.id: p for p in space.pages}
     no_restr, skip = set(without_restrictions), set(missing)
@@ -364,19 +465,35 @@ def write_confluence_rest(dest: Path, space: CSpace, users: list[CUser], *,
         while cur:
             chain.append({"id": cur, "type": "page", "title": pages[cur].title if cur in pages else cur})
             cur = pages[cur].parent if cur in pages else None
-        doc = {"id": p.id, "type": p.kind, "status": "current", "title": p.title,
-               "space": {"key": space.key, "name": space.name},
-               "version": {"number": p.version, "when": "2026-10-01T12:00:00.000Z",
-                           "by": {**_rest_user(users[0]), "displayName": "Alice"}},
-               "ancestors": list(reversed(chain)),
-               "body": {"storage": {"value": p.body, "representation": "storage"}},
-               "_links": {"webui": f"/spaces/{space.key}/pages/{p.id}", "base": base}}
+        doc = {
+            "id": p.id,
+            "type": p.kind,
+            "status": "current",
+            "title": p.title,
+            "space": {"key": space.key, "name": space.name},
+            "version": {
+                "number": p.version,
+                "when": "2026-10-01T12:00:00.000Z",
+                "by": {**_rest_user(users[0]), "displayName": "Alice"},
+            },
+            "ancestors": list(reversed(chain)),
+            "body": {"storage": {"value": p.body, "representation": "storage"}},
+            "_links": {"webui": f"/spaces/{space.key}/pages/{p.id}", "base": base},
+        }
         if p.id not in no_restr:
-            doc["restrictions"] = {"read": {"operation": "read", "restrictions": {
-                "user": {"results": [_rest_user(by_key[k]) for k in p.read_users], "size": len(p.read_users)},
-                "group": {"results": [{"type": "group", "name": g} for g in p.read_groups],
-                          "size": len(p.read_groups)}}},
-                "update": {"operation": "update", "restrictions": {"user": {"results": []}, "group": {"results": []}}}}
+            doc["restrictions"] = {
+                "read": {
+                    "operation": "read",
+                    "restrictions": {
+                        "user": {"results": [_rest_user(by_key[k]) for k in p.read_users], "size": len(p.read_users)},
+                        "group": {
+                            "results": [{"type": "group", "name": g} for g in p.read_groups],
+                            "size": len(p.read_groups),
+                        },
+                    },
+                },
+                "update": {"operation": "update", "restrictions": {"user": {"results": []}, "group": {"results": []}}},
+            }
         (dest / "pages").mkdir(exist_ok=True)
         (dest / "pages" / f"{p.id}.json").write_text(json.dumps(doc, indent=1))
         if p.pdf:
@@ -388,8 +505,15 @@ def _cdata(text: str) -> str:
     return "<![CDATA[" + text.replace("]]>", "]]]]><![CDATA[>") + "]]>"
 
 
-def write_confluence_xml(dest: Path, spaces: list[CSpace], users: list[CUser], *, as_zip: bool = False,
-                         history: Iterable[tuple[str, str, str]] = (), drafts: Iterable[tuple[str, str, str]] = ()) -> Path:
+def write_confluence_xml(
+    dest: Path,
+    spaces: list[CSpace],
+    users: list[CUser],
+    *,
+    as_zip: bool = False,
+    history: Iterable[tuple[str, str, str]] = (),
+    drafts: Iterable[tuple[str, str, str]] = (),
+) -> Path:
     """An XML space export. ``history``/``drafts``: (id, of page id, body) of old versions and
     drafts that must never be ingested."""
     objs: list[str] = []
@@ -406,16 +530,26 @@ def write_confluence_xml(dest: Path, spaces: list[CSpace], users: list[CUser], *
 
     for u in users:
         email = f'<property name="email">{_cdata(u.email)}</property>' if u.email else ""
-        obj("ConfluenceUserImpl", f"{pkg}.user", f"key-{u.key}",
+        obj(
+            "ConfluenceUserImpl",
+            f"{pkg}.user",
+            f"key-{u.key}",
             f'<property name="name">{_cdata(u.username)}</property>'
-            f'<property name="lowerName">{_cdata(u.username.lower())}</property>{email}', "key")
+            f'<property name="lowerName">{_cdata(u.username.lower())}</property>{email}',
+            "key",
+        )
     n = 900000
     space_ids = {}
     for s in spaces:
         n += 1
         space_ids[s.key] = str(n)
-        obj("Space", f"{pkg}.spaces", str(n), f'<property name="name">{_cdata(s.name)}</property>'
-            f'<property name="key">{_cdata(s.key)}</property><property name="lowerKey">{_cdata(s.key.lower())}</property>')
+        obj(
+            "Space",
+            f"{pkg}.spaces",
+            str(n),
+            f'<property name="name">{_cdata(s.name)}</property>'
+            f'<property name="key">{_cdata(s.key)}</property><property name="lowerKey">{_cdata(s.key.lower())}</property>',
+        )
         perms = [("group", g) for g in s.view_groups] + [("user", k) for k in s.view_users]
         if s.anonymous:
             perms.append(("anon", ""))
@@ -423,71 +557,135 @@ def write_confluence_xml(dest: Path, spaces: list[CSpace], users: list[CUser], *
         for i, (kind, who) in enumerate(perms):
             n += 1
             ptype = "VIEWSPACE" if i < len(perms) - len(s.view_groups) else "EDITSPACE"
-            subject = (f'<property name="group">{_cdata(who)}</property>' if kind == "group"
-                       else user_ref("userSubject", who) if kind == "user" else "")
-            obj("SpacePermission", f"{pkg}.security", str(n),
-                ref("space", "Space", f"{pkg}.spaces", space_ids[s.key]) +
-                f'<property name="type">{_cdata(ptype)}</property>{subject}')
+            subject = (
+                f'<property name="group">{_cdata(who)}</property>'
+                if kind == "group"
+                else user_ref("userSubject", who)
+                if kind == "user"
+                else ""
+            )
+            obj(
+                "SpacePermission",
+                f"{pkg}.security",
+                str(n),
+                ref("space", "Space", f"{pkg}.spaces", space_ids[s.key])
+                + f'<property name="type">{_cdata(ptype)}</property>{subject}',
+            )
     root = dest.with_suffix("") if as_zip else dest
     root.mkdir(parents=True, exist_ok=True)
 
-    def content(cls: str, pid: str, title: str, space_key: str, body: str, *, parent: str | None = None,
-                status: str = "current", original: str | None = None, version: int = 1) -> None:
+    def content(
+        cls: str,
+        pid: str,
+        title: str,
+        space_key: str,
+        body: str,
+        *,
+        parent: str | None = None,
+        status: str = "current",
+        original: str | None = None,
+        version: int = 1,
+    ) -> None:
         nonlocal n
         n += 1
         body_id = str(n)
-        props = (f'<property name="title">{_cdata(title)}</property><property name="version">{version}</property>'
-                 f'<property name="lastModificationDate">2026-10-01 12:00:00.000</property>'
-                 + user_ref("lastModifier", users[0].key) +
-                 f'<property name="contentStatus">{_cdata(status)}</property>'
-                 + ref("space", "Space", f"{pkg}.spaces", space_ids[space_key])
-                 + (ref("parent", "Page", f"{pkg}.pages", parent) if parent else "")
-                 + (ref("originalVersion", cls, f"{pkg}.pages", original) if original else "")
-                 + f'<collection name="bodyContents" class="java.util.Collection"><element class="BodyContent" '
-                   f'package="{pkg}.core"><id name="id">{body_id}</id></element></collection>')
+        props = (
+            f'<property name="title">{_cdata(title)}</property><property name="version">{version}</property>'
+            f'<property name="lastModificationDate">2026-10-01 12:00:00.000</property>'
+            + user_ref("lastModifier", users[0].key)
+            + f'<property name="contentStatus">{_cdata(status)}</property>'
+            + ref("space", "Space", f"{pkg}.spaces", space_ids[space_key])
+            + (ref("parent", "Page", f"{pkg}.pages", parent) if parent else "")
+            + (ref("originalVersion", cls, f"{pkg}.pages", original) if original else "")
+            + f'<collection name="bodyContents" class="java.util.Collection"><element class="BodyContent" '
+            f'package="{pkg}.core"><id name="id">{body_id}</id></element></collection>'
+        )
         obj(cls, f"{pkg}.pages", pid, props)
-        obj("BodyContent", f"{pkg}.core", body_id, f'<property name="body">{_cdata(body)}</property>'
-            + ref("content", cls, f"{pkg}.pages", pid) + '<property name="bodyType">2</property>')
+        obj(
+            "BodyContent",
+            f"{pkg}.core",
+            body_id,
+            f'<property name="body">{_cdata(body)}</property>'
+            + ref("content", cls, f"{pkg}.pages", pid)
+            + '<property name="bodyType">2</property>',
+        )
 
     for s in spaces:
         for p in s.pages:
-            content("BlogPost" if p.kind == "blogpost" else "Page", p.id, p.title, s.key, p.body, parent=p.parent,
-                    version=p.version)
+            content(
+                "BlogPost" if p.kind == "blogpost" else "Page",
+                p.id,
+                p.title,
+                s.key,
+                p.body,
+                parent=p.parent,
+                version=p.version,
+            )
             if p.read_users or p.read_groups:
                 n += 1
                 set_id = str(n)
-                obj("ContentPermissionSet", f"{pkg}.security", set_id, '<property name="type"><![CDATA[View]]></property>'
-                    + ref("owningContent", "Page", f"{pkg}.pages", p.id))
+                obj(
+                    "ContentPermissionSet",
+                    f"{pkg}.security",
+                    set_id,
+                    '<property name="type"><![CDATA[View]]></property>'
+                    + ref("owningContent", "Page", f"{pkg}.pages", p.id),
+                )
                 for who in p.read_users:
                     n += 1
-                    obj("ContentPermission", f"{pkg}.security", str(n), '<property name="type"><![CDATA[View]]></property>'
-                        + user_ref("userSubject", who) + ref("owningSet", "ContentPermissionSet", f"{pkg}.security", set_id))
+                    obj(
+                        "ContentPermission",
+                        f"{pkg}.security",
+                        str(n),
+                        '<property name="type"><![CDATA[View]]></property>'
+                        + user_ref("userSubject", who)
+                        + ref("owningSet", "ContentPermissionSet", f"{pkg}.security", set_id),
+                    )
                 for g in p.read_groups:
                     n += 1
-                    obj("ContentPermission", f"{pkg}.security", str(n), '<property name="type"><![CDATA[View]]></property>'
+                    obj(
+                        "ContentPermission",
+                        f"{pkg}.security",
+                        str(n),
+                        '<property name="type"><![CDATA[View]]></property>'
                         f'<property name="groupName">{_cdata(g)}</property>'
-                        + ref("owningSet", "ContentPermissionSet", f"{pkg}.security", set_id))
+                        + ref("owningSet", "ContentPermissionSet", f"{pkg}.security", set_id),
+                    )
             # An Edit restriction never narrows viewing.
             n += 1
-            obj("ContentPermissionSet", f"{pkg}.security", str(n), '<property name="type"><![CDATA[Edit]]></property>'
-                + ref("owningContent", "Page", f"{pkg}.pages", p.id))
+            obj(
+                "ContentPermissionSet",
+                f"{pkg}.security",
+                str(n),
+                '<property name="type"><![CDATA[Edit]]></property>'
+                + ref("owningContent", "Page", f"{pkg}.pages", p.id),
+            )
             if p.pdf:
                 n += 1
                 att_id = str(n)
-                obj("Attachment", f"{pkg}.pages", att_id, f'<property name="title">{_cdata(p.pdf[0])}</property>'
+                obj(
+                    "Attachment",
+                    f"{pkg}.pages",
+                    att_id,
+                    f'<property name="title">{_cdata(p.pdf[0])}</property>'
                     '<property name="version">1</property><property name="contentStatus"><![CDATA[current]]></property>'
-                    + ref("containerContent", "Page", f"{pkg}.pages", p.id))
+                    + ref("containerContent", "Page", f"{pkg}.pages", p.id),
+                )
                 _write_pdf_attachment(root / "attachments" / p.id / att_id / "1", p.pdf[0], p.pdf[1])
     space_of = {p.id: s.key for s in spaces for p in s.pages}
     for hid, of, body in history:
         content("Page", hid, "old version", space_of[of], body, original=of)
     for did, of, body in drafts:
         content("Page", did, "draft", space_of[of], body, status="draft")
-    xml = ('<?xml version="1.0" encoding="UTF-8"?>\n<hibernate-generic datetime="2026-10-01 12:00:00">\n'
-           + "\n".join(objs) + "\n</hibernate-generic>\n")
+    xml = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<hibernate-generic datetime="2026-10-01 12:00:00">\n'
+        + "\n".join(objs)
+        + "\n</hibernate-generic>\n"
+    )
     (root / "entities.xml").write_text(xml, encoding="utf-8")
     (root / "exportDescriptor.properties").write_text(
-        f"exportType=space\nspaceKey={spaces[0].key}\nbaseUrl=https\\://acme.atlassian.net/wiki\n")
+        f"exportType=space\nspaceKey={spaces[0].key}\nbaseUrl=https\\://acme.atlassian.net/wiki\n"
+    )
     if not as_zip:
         return root
     path = dest.with_suffix(".zip")
@@ -515,14 +713,20 @@ def write_confluence_html(dest: Path, key: str, name: str, pages: list[CPage]) -
         kids = [p for p in pages if p.parent == parent]
         if not kids:
             return ""
-        return "<ul>" + "".join(f'<li><a href="{fname(p)}">{h.escape(p.title)}</a>{tree(p.id)}</li>' for p in kids) + "</ul>"
+        return (
+            "<ul>"
+            + "".join(f'<li><a href="{fname(p)}">{h.escape(p.title)}</a>{tree(p.id)}</li>' for p in kids)
+            + "</ul>"
+        )
 
     (dest / "index.html").write_text(
-        f"<html><head><title>{h.escape(name)}</title></head><body><div id=\"main-content\" class=\"pageSection\">"
+        f'<html><head><title>{h.escape(name)}</title></head><body><div id="main-content" class="pageSection">'
         f'<table class="confluenceTable"><tr><th class="confluenceTh">Key</th><td class="confluenceTd">{h.escape(key)}</td></tr>'
         f'<tr><th class="confluenceTh">Name</th><td class="confluenceTd">{h.escape(name)}</td></tr></table></div>'
         f'<div class="pageSection"><h2 class="pageSectionTitle">Available Pages:</h2>{tree(None)}</div>'
-        "<p>Document generated by Confluence on 01.10.2026 12:00</p></body></html>", encoding="utf-8")
+        "<p>Document generated by Confluence on 01.10.2026 12:00</p></body></html>",
+        encoding="utf-8",
+    )
     from ingest.sources.confluence.render import storage_to_html
 
     for p in pages:
@@ -530,8 +734,12 @@ def write_confluence_html(dest: Path, key: str, name: str, pages: list[CPage]) -
         while cur:
             chain.append(by_id[cur])
             cur = by_id[cur].parent
-        crumbs = '<li class="first"><span><a href="index.html">' + h.escape(name) + "</a></span></li>" + "".join(
-            f'<li><span><a href="{fname(c)}">{h.escape(c.title)}</a></span></li>' for c in reversed(chain))
+        crumbs = (
+            '<li class="first"><span><a href="index.html">'
+            + h.escape(name)
+            + "</a></span></li>"
+            + "".join(f'<li><span><a href="{fname(c)}">{h.escape(c.title)}</a></span></li>' for c in reversed(chain))
+        )
         (dest / fname(p)).write_text(
             f"<html><head><title>{h.escape(name)} : {h.escape(p.title)}</title></head><body>"
             f'<div id="breadcrumb-section"><ol id="breadcrumbs">{crumbs}</ol></div>'
@@ -539,15 +747,20 @@ def write_confluence_html(dest: Path, key: str, name: str, pages: list[CPage]) -
             "<div class=\"page-metadata\">Created by <span class='author'>Alice</span>, last modified by "
             "<span class='editor'>Bob</span> on 01.10.2026</div>"
             f'<div id="main-content" class="wiki-content group">{storage_to_html(p.body)}</div>'
-            "<div id=\"footer\"><p>Document generated by Confluence on 01.10.2026 12:00</p></div></body></html>",
-            encoding="utf-8")
+            '<div id="footer"><p>Document generated by Confluence on 01.10.2026 12:00</p></div></body></html>',
+            encoding="utf-8",
+        )
         if p.pdf:
             _write_pdf_attachment(dest / "attachments" / p.id / p.pdf[0], p.pdf[0], p.pdf[1])
     return dest
 
 
-CONFLUENCE_USERS = [CUser("alice", "alice", "alice@corp.example"), CUser("bob", "bob", "bob@corp.example"),
-                    CUser("carol", "carol", "carol@partner.example"), CUser("victor", "victor", None)]
+CONFLUENCE_USERS = [
+    CUser("alice", "alice", "alice@corp.example"),
+    CUser("bob", "bob", "bob@corp.example"),
+    CUser("carol", "carol", "carol@partner.example"),
+    CUser("victor", "victor", None),
+]
 GROUPS = {"alice": ("eng", "leads"), "bob": ("eng", "ops"), "carol": (), "victor": ("ops",)}
 
 
@@ -555,8 +768,9 @@ CONFLUENCE_SITE = "acme.atlassian.net"  # the site the generated XML / REST expo
 HTML_SITE = "docs.example"  # HTML exports state no site: ACCESS_POLICY's `sources` rules name this one
 
 
-def confluence_world(dest: Path, phrases: list[str], *, html_site: str = HTML_SITE
-                     ) -> tuple[list[Path], dict[str, tuple[str, frozenset[str]]], set[str]]:
+def confluence_world(
+    dest: Path, phrases: list[str], *, html_site: str = HTML_SITE
+) -> tuple[list[Path], dict[str, tuple[str, frozenset[str]]], set[str]]:
     """XML space ENG (nested restrictions, groups, PDF attachment, history, draft), XML space
     OPEN (anonymous → workspace), REST space OPS, HTML space DOCS (policy) and NORULE.
 
@@ -577,7 +791,9 @@ def confluence_world(dest: Path, phrases: list[str], *, html_site: str = HTML_SI
     eng = CSpace("ENG", "Engineering", view_users=["carol"], view_groups=["eng"])
     eng.pages = [
         page("ENG", "101", "Home", eng_readers),
-        page("ENG", "102", "Leads corner", {"alice", "carol"}, parent="101", read_groups=["leads"], read_users=["carol"]),
+        page(
+            "ENG", "102", "Leads corner", {"alice", "carol"}, parent="101", read_groups=["leads"], read_users=["carol"]
+        ),
         # bob is listed here, but fails the parent's restriction: the nearest-parent shortcut would leak to bob
         page("ENG", "103", "Salary bands", {"alice"}, parent="102", read_users=["bob", "alice"]),
         page("ENG", "104", "Salary appendix", {"alice"}, parent="103"),
@@ -587,28 +803,38 @@ def confluence_world(dest: Path, phrases: list[str], *, html_site: str = HTML_SI
     eng.pages[2].pdf = ("bands.pdf", f"Attachment text: {pdf_phrase}.")
     truth[pdf_phrase] = (f"confluence:{CONFLUENCE_SITE}:103:attachment:bands.pdf", frozenset({"alice"}))
     old = next(ph)
-    truth[old] = (f"confluence:{CONFLUENCE_SITE}:199", frozenset())      # a historical version: never ingested
+    truth[old] = (f"confluence:{CONFLUENCE_SITE}:199", frozenset())  # a historical version: never ingested
     draft = next(ph)
-    truth[draft] = (f"confluence:{CONFLUENCE_SITE}:198", frozenset())    # a draft: never ingested
+    truth[draft] = (f"confluence:{CONFLUENCE_SITE}:198", frozenset())  # a draft: never ingested
     opened = CSpace("OPEN", "Company wiki", anonymous=True)
     opened.pages = [page("OPEN", "201", "Welcome", {"alice", "bob", "carol", "victor"})]
-    xml = write_confluence_xml(dest / "eng-xml", [eng, opened], CONFLUENCE_USERS, as_zip=True,
-                               history=[("199", "101", storage_body(old))], drafts=[("198", "101", storage_body(draft))])
+    xml = write_confluence_xml(
+        dest / "eng-xml",
+        [eng, opened],
+        CONFLUENCE_USERS,
+        as_zip=True,
+        history=[("199", "101", storage_body(old))],
+        drafts=[("198", "101", storage_body(draft))],
+    )
 
     ops = CSpace("OPS", "Operations", view_groups=["ops"])
     ops.pages = [
         page("OPS", "301", "Runbooks", {"bob", "victor"}),
         page("OPS", "302", "Pager secrets", {"victor"}, parent="301", read_users=["victor"]),
-        CPage("303", "Orphan", storage_body(next(ph)), parent="399"),           # ancestor missing
-        CPage("304", "No restrictions saved", storage_body(next(ph))),         # restrictions unknown
+        CPage("303", "Orphan", storage_body(next(ph)), parent="399"),  # ancestor missing
+        CPage("304", "No restrictions saved", storage_body(next(ph))),  # restrictions unknown
     ]
     quarantined |= {f"confluence:{CONFLUENCE_SITE}:303", f"confluence:{CONFLUENCE_SITE}:304"}
     rest = write_confluence_rest(dest / "ops-rest", ops, CONFLUENCE_USERS, without_restrictions=["304"])
 
-    docs = [page("DOCS", "401", "Guide", {"alice", "bob"}),
-            page("DOCS", "402", "Guide details", {"alice", "bob"}, parent="401")]
+    docs = [
+        page("DOCS", "401", "Guide", {"alice", "bob"}),
+        page("DOCS", "402", "Guide details", {"alice", "bob"}, parent="401"),
+    ]
     html = write_confluence_html(dest / "docs-html", "DOCS", "Documentation", docs)
-    norule = write_confluence_html(dest / "norule-html", "NORULE", "Unruled", [CPage("501", "Loose", storage_body(next(ph)))])
+    norule = write_confluence_html(
+        dest / "norule-html", "NORULE", "Unruled", [CPage("501", "Loose", storage_body(next(ph)))]
+    )
     quarantined.add(f"confluence:{html_site}:501")
     return [xml, rest, html, norule], truth, quarantined
 

@@ -17,14 +17,21 @@ from ingest.pipeline.snapshot import load_manifest, save_manifest, take_snapshot
 from ingest.pipeline.summary import IngestSummary
 from ingest.sources import open_source
 
+
 class ExportConfig(dg.Config):
     """Run config of the ingest assets (all optional; the policy's `sources` rules give the
     same per export path, for runs the sensor starts)."""
 
-    prune: bool = Field(default=False, description="This export is a full export: tombstone documents of its "
-                        "workspace / space that it no longer holds (like govrag ingest --prune).")
-    site: Optional[str] = Field(default=None, description="Confluence site (host) or Slack team id, for exports "
-                                "that do not state it (Confluence HTML exports never do).")
+    prune: bool = Field(
+        default=False,
+        description="This export is a full export: tombstone documents of its "
+        "workspace / space that it no longer holds (like govrag ingest --prune).",
+    )
+    site: Optional[str] = Field(
+        default=None,
+        description="Confluence site (host) or Slack team id, for exports "
+        "that do not state it (Confluence HTML exports never do).",
+    )
 
 
 INGEST = "ingest"
@@ -45,15 +52,23 @@ def ingest_metadata(summary: IngestSummary) -> dict[str, Any]:
     meta: dict[str, Any] = {}
     for name, value in summary.model_dump(exclude={"quarantine", "run_id"}).items():
         meta[name] = dg.MetadataValue.json(value) if isinstance(value, dict) else value
-    meta.update(govrag_run_id=summary.run_id or 0, chunks_per_second=round(summary.chunks_per_second, 2),
-                embed_seconds=round(summary.embed_seconds, 3), parse_seconds=round(summary.parse_seconds, 3),
-                quarantine=_quarantine_table(summary))
+    meta.update(
+        govrag_run_id=summary.run_id or 0,
+        chunks_per_second=round(summary.chunks_per_second, 2),
+        embed_seconds=round(summary.embed_seconds, 3),
+        parse_seconds=round(summary.parse_seconds, 3),
+        quarantine=_quarantine_table(summary),
+    )
     return meta
 
 
 @dg.asset(partitions_def=sources, group_name=INGEST, kinds={"python"})
-def source_snapshot(context: dg.AssetExecutionContext, config: ExportConfig, stores: GovragStoresResource,
-                    drop_folder: DropFolderResource) -> dg.MaterializeResult:
+def source_snapshot(
+    context: dg.AssetExecutionContext,
+    config: ExportConfig,
+    stores: GovragStoresResource,
+    drop_folder: DropFolderResource,
+) -> dg.MaterializeResult:
     """What is new, changed, deleted or unchanged in this export since its last ingest
     (fingerprints against the catalog; nothing is parsed)."""
     key = context.partition_key
@@ -63,15 +78,29 @@ def source_snapshot(context: dg.AssetExecutionContext, config: ExportConfig, sto
         snap = take_snapshot(s.catalog, export.items, load_manifest(s.settings.resolved_home, key))
     if snap.deleted:
         context.log.warning(f"{len(snap.deleted)} documents disappeared from {path} since its last ingest")
-    return dg.MaterializeResult(metadata={"path": str(path), **snap.counts(),
-                                          "preview": dg.MetadataValue.json(snap.preview())})
+    return dg.MaterializeResult(
+        metadata={"path": str(path), **snap.counts(), "preview": dg.MetadataValue.json(snap.preview())}
+    )
 
 
-@dg.asset(partitions_def=sources, group_name=INGEST, deps=[source_snapshot], kinds={"milvus"},
-          check_specs=[dg.AssetCheckSpec(QUARANTINE_CHECK, asset="indexed_chunks",
-                                         description="WARN when the ingest quarantined documents")])
-def indexed_chunks(context: dg.AssetExecutionContext, config: ExportConfig, stores: GovragStoresResource,
-                   embedder: EmbedderResource, drop_folder: DropFolderResource) -> dg.MaterializeResult:
+@dg.asset(
+    partitions_def=sources,
+    group_name=INGEST,
+    deps=[source_snapshot],
+    kinds={"milvus"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            QUARANTINE_CHECK, asset="indexed_chunks", description="WARN when the ingest quarantined documents"
+        )
+    ],
+)
+def indexed_chunks(
+    context: dg.AssetExecutionContext,
+    config: ExportConfig,
+    stores: GovragStoresResource,
+    embedder: EmbedderResource,
+    drop_folder: DropFolderResource,
+) -> dg.MaterializeResult:
     """Parsed, cleaned, chunked, embedded and indexed documents of this export (catalog +
     Milvus), after its permission state; unchanged documents are skipped, bad ones
     quarantined; with `prune` (or `full_export` in the policy) documents the export no
@@ -83,19 +112,30 @@ def indexed_chunks(context: dg.AssetExecutionContext, config: ExportConfig, stor
     with ingestor.open(path) as export:
         summary = ingestor.ingest_exports([export], prune=config.prune)
     save_manifest(s.settings.resolved_home, key, [i.document_id for i in export.items])
-    context.log.info(f"{key}: {summary.new} new, {summary.changed} changed, {summary.unchanged} unchanged, "
-                     f"{summary.quarantined} quarantined, {summary.chunks_written} chunks")
+    context.log.info(
+        f"{key}: {summary.new} new, {summary.changed} changed, {summary.unchanged} unchanged, "
+        f"{summary.quarantined} quarantined, {summary.chunks_written} chunks"
+    )
     check = dg.AssetCheckResult(
-        check_name=QUARANTINE_CHECK, passed=summary.quarantined == 0, severity=dg.AssetCheckSeverity.WARN,
-        metadata={"quarantined": summary.quarantined, "reasons": dg.MetadataValue.json(
-            sorted({q.reason for q in summary.quarantine}))},
+        check_name=QUARANTINE_CHECK,
+        passed=summary.quarantined == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "quarantined": summary.quarantined,
+            "reasons": dg.MetadataValue.json(sorted({q.reason for q in summary.quarantine})),
+        },
     )
     return dg.MaterializeResult(metadata={"path": str(path), **ingest_metadata(summary)}, check_results=[check])
 
 
 @dg.asset(partitions_def=sources, group_name=INGEST, deps=[indexed_chunks], kinds={"python"})
-def permission_sync(context: dg.AssetExecutionContext, config: ExportConfig, stores: GovragStoresResource,
-                    embedder: EmbedderResource, drop_folder: DropFolderResource) -> dg.MaterializeResult:
+def permission_sync(
+    context: dg.AssetExecutionContext,
+    config: ExportConfig,
+    stores: GovragStoresResource,
+    embedder: EmbedderResource,
+    drop_folder: DropFolderResource,
+) -> dg.MaterializeResult:
     """Access scopes of this export re-resolved: changed scopes take effect at the next
     search; unchanged documents get their scope/expiry updated without re-embedding. An
     export older than one already applied changes nothing (the schedule re-syncs every
@@ -106,16 +146,22 @@ def permission_sync(context: dg.AssetExecutionContext, config: ExportConfig, sto
     with ingestor.open(path) as export:
         summary = sync_permissions(ingestor, [export], actor=f"dagster:{context.run_id}")
     if summary.scopes_stale or summary.stale_documents:
-        context.log.info(f"{key} is older than an export applied before: {summary.scopes_stale} scope statements and "
-                         f"{summary.stale_documents} documents left as the newer export stated them")
+        context.log.info(
+            f"{key} is older than an export applied before: {summary.scopes_stale} scope statements and "
+            f"{summary.stale_documents} documents left as the newer export stated them"
+        )
     if summary.uncovered_active:
-        context.log.warning(f"{len(summary.uncovered_active)} documents lost their access rule and were "
-                            f"taken out of search ({summary.tombstoned} tombstoned)")
-    return dg.MaterializeResult(metadata={
-        **summary.model_dump(exclude={"changed_scope_keys", "uncovered_active"}),
-        "changed_scope_keys": dg.MetadataValue.json(summary.changed_scope_keys[:50]),
-        "uncovered_active": dg.MetadataValue.json(summary.uncovered_active[:50]),
-    })
+        context.log.warning(
+            f"{len(summary.uncovered_active)} documents lost their access rule and were "
+            f"taken out of search ({summary.tombstoned} tombstoned)"
+        )
+    return dg.MaterializeResult(
+        metadata={
+            **summary.model_dump(exclude={"changed_scope_keys", "uncovered_active"}),
+            "changed_scope_keys": dg.MetadataValue.json(summary.changed_scope_keys[:50]),
+            "uncovered_active": dg.MetadataValue.json(summary.uncovered_active[:50]),
+        }
+    )
 
 
 @dg.asset(group_name=RETENTION, kinds={"milvus"})
@@ -124,17 +170,28 @@ def expired_purge(context: dg.AssetExecutionContext, stores: GovragStoresResourc
     vectors, chunks and text and keep a tombstone; documents under legal hold are kept."""
     s = stores.open()
     now = datetime.now(timezone.utc)
-    report = purge.purge_documents(s.catalog, s.index, purge.select(s.catalog, expired=True, now=now), reason="expired",
-                             selector={"expired": now.isoformat()}, actor=f"dagster:{context.run_id}")
+    report = purge.purge_documents(
+        s.catalog,
+        s.index,
+        purge.select(s.catalog, expired=True, now=now),
+        reason="expired",
+        selector={"expired": now.isoformat()},
+        actor=f"dagster:{context.run_id}",
+    )
     purge.expire_quarantine(s.catalog, report, keep_days=s.settings.quarantine_keep_days, now=now)
-    return dg.MaterializeResult(metadata={
-        "quarantine_records_deleted": report.quarantine_records_deleted,
-        "swept_at": int(now.timestamp()), "documents_purged": len(report.documents),
-        "vectors_deleted": report.vectors_deleted, "held": len(report.held), "verified": report.verified,
-        "compaction_requested": report.compaction_requested,
-        "document_ids": dg.MetadataValue.json(report.documents[:50]),
-        "held_by": dg.MetadataValue.json(dict(list(report.held.items())[:50])),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "quarantine_records_deleted": report.quarantine_records_deleted,
+            "swept_at": int(now.timestamp()),
+            "documents_purged": len(report.documents),
+            "vectors_deleted": report.vectors_deleted,
+            "held": len(report.held),
+            "verified": report.verified,
+            "compaction_requested": report.compaction_requested,
+            "document_ids": dg.MetadataValue.json(report.documents[:50]),
+            "held_by": dg.MetadataValue.json(dict(list(report.held.items())[:50])),
+        }
+    )
 
 
 ingest_assets = [source_snapshot, indexed_chunks, permission_sync]

@@ -46,8 +46,15 @@ class GovragStoresResource(dg.ConfigurableResource):
     _stores: Optional[Stores] = PrivateAttr(default=None)
 
     def settings(self) -> Settings:
-        return Settings(**_overrides(home=self.home, database_url=self.database_url, milvus_uri=self.milvus_uri,
-                                     policy=self.policy, collection=self.collection))
+        return Settings(
+            **_overrides(
+                home=self.home,
+                database_url=self.database_url,
+                milvus_uri=self.milvus_uri,
+                policy=self.policy,
+                collection=self.collection,
+            )
+        )
 
     def open(self) -> Stores:
         if self._stores is None:

@@ -7,18 +7,28 @@ from dagster_project.defs.jobs import doctor_job, permission_sync_job, purge_exp
 from dagster_project.defs.partitions import sources
 
 purge_expired_daily = dg.ScheduleDefinition(
-    name="purge_expired_daily", job=purge_expired_job, cron_schedule="0 3 * * *", execution_timezone="UTC",
+    name="purge_expired_daily",
+    job=purge_expired_job,
+    cron_schedule="0 3 * * *",
+    execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.STOPPED,
 )
 
 doctor_daily = dg.ScheduleDefinition(
-    name="doctor_daily", job=doctor_job, cron_schedule="30 3 * * *", execution_timezone="UTC",
+    name="doctor_daily",
+    job=doctor_job,
+    cron_schedule="30 3 * * *",
+    execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.STOPPED,
 )
 
 
-@dg.schedule(job=permission_sync_job, cron_schedule="15 * * * *", execution_timezone="UTC",
-             default_status=dg.DefaultScheduleStatus.STOPPED)
+@dg.schedule(
+    job=permission_sync_job,
+    cron_schedule="15 * * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+)
 def permission_sync_hourly(context: dg.ScheduleEvaluationContext):
     """One permission-sync run per registered source."""
     keys = context.instance.get_dynamic_partitions(sources.name)

@@ -41,10 +41,16 @@ class ChunkRepository:
         """Chunks of superseded versions whose vectors are not known to be deleted yet (a run
         stopped between publishing a version and deleting the old one's vectors)."""
         with self._db.session() as s:
-            return [int(x) for x in s.scalars(
-                select(ChunkRow.id).join(Version, (Version.document_id == ChunkRow.document_id)
-                                         & (Version.version == ChunkRow.version))
-                .where(Version.state == VersionState.SUPERSEDED))]
+            return [
+                int(x)
+                for x in s.scalars(
+                    select(ChunkRow.id)
+                    .join(
+                        Version, (Version.document_id == ChunkRow.document_id) & (Version.version == ChunkRow.version)
+                    )
+                    .where(Version.state == VersionState.SUPERSEDED)
+                )
+            ]
 
     def forget_chunks(self, chunk_ids: Sequence[int]) -> None:
         """Drop the rows of superseded chunks once their vectors are deleted (rows of a
@@ -52,10 +58,13 @@ class ChunkRepository:
         ids = list(chunk_ids)
         with self._db.session() as s:
             for i in range(0, len(ids), PARAM_BATCH):
-                superseded = (select(ChunkRow.id)
-                              .join(Version, (Version.document_id == ChunkRow.document_id)
-                                    & (Version.version == ChunkRow.version))
-                              .where(ChunkRow.id.in_(ids[i : i + PARAM_BATCH]), Version.state == VersionState.SUPERSEDED))
+                superseded = (
+                    select(ChunkRow.id)
+                    .join(
+                        Version, (Version.document_id == ChunkRow.document_id) & (Version.version == ChunkRow.version)
+                    )
+                    .where(ChunkRow.id.in_(ids[i : i + PARAM_BATCH]), Version.state == VersionState.SUPERSEDED)
+                )
                 s.execute(delete(ChunkRow).where(ChunkRow.id.in_(superseded)))
 
     @retry_read
@@ -70,8 +79,18 @@ class ChunkRepository:
         out: dict[int, VisibleChunk] = {}
         with self._db.session() as s:
             rows = s.execute(
-                select(ChunkRow.id, ChunkRow.version, Document.id, Document.current_version, Document.status,
-                       Document.scope_id, Document.expires_at, Document.source, Document.title, Document.uri)
+                select(
+                    ChunkRow.id,
+                    ChunkRow.version,
+                    Document.id,
+                    Document.current_version,
+                    Document.status,
+                    Document.scope_id,
+                    Document.expires_at,
+                    Document.source,
+                    Document.title,
+                    Document.uri,
+                )
                 .join(Document, Document.id == ChunkRow.document_id)
                 .where(ChunkRow.id.in_(list(chunk_ids)))
             ).all()
@@ -87,10 +106,14 @@ class ChunkRepository:
     def live_chunks_by_scope(self, now: datetime) -> dict[int, int]:
         """Searchable chunks per scope id: current version of an active, unexpired document.
         What a search's filter excludes is the total minus the caller's scopes' share."""
-        q = (select(Document.scope_id, func.count(ChunkRow.id))
-             .join(ChunkRow, (ChunkRow.document_id == Document.id) & (ChunkRow.version == Document.current_version))
-             .where(Document.status == DocumentStatus.ACTIVE, or_(Document.expires_at.is_(None), Document.expires_at > now))
-             .group_by(Document.scope_id))
+        q = (
+            select(Document.scope_id, func.count(ChunkRow.id))
+            .join(ChunkRow, (ChunkRow.document_id == Document.id) & (ChunkRow.version == Document.current_version))
+            .where(
+                Document.status == DocumentStatus.ACTIVE, or_(Document.expires_at.is_(None), Document.expires_at > now)
+            )
+            .group_by(Document.scope_id)
+        )
         with self._db.session() as s:
             return {int(scope): int(n) for scope, n in s.execute(q).all() if scope is not None}
 
@@ -101,7 +124,10 @@ class ChunkRepository:
         ids = list(document_ids)
         with self._db.session() as s:
             for i in range(0, len(ids), PARAM_BATCH):
-                out += [int(x) for x in s.scalars(select(ChunkRow.id).where(ChunkRow.document_id.in_(ids[i : i + PARAM_BATCH])))]
+                out += [
+                    int(x)
+                    for x in s.scalars(select(ChunkRow.id).where(ChunkRow.document_id.in_(ids[i : i + PARAM_BATCH])))
+                ]
         return out
 
     @retry_read
@@ -112,14 +138,38 @@ class ChunkRepository:
         with self._db.session() as s:
             for i in range(0, len(ids), PARAM_BATCH):
                 rows = s.execute(
-                    select(ChunkRow.id, ChunkRow.text, ChunkRow.version, Document.id, Document.source, Document.scope_id,
-                           Document.classification, Document.expires_at, Document.title, Document.uri)
+                    select(
+                        ChunkRow.id,
+                        ChunkRow.text,
+                        ChunkRow.version,
+                        Document.id,
+                        Document.source,
+                        Document.scope_id,
+                        Document.classification,
+                        Document.expires_at,
+                        Document.title,
+                        Document.uri,
+                    )
                     .join(Document, Document.id == ChunkRow.document_id)
-                    .where(ChunkRow.id.in_(ids[i : i + PARAM_BATCH]), Document.status == DocumentStatus.ACTIVE,
-                           ChunkRow.version == Document.current_version)
+                    .where(
+                        ChunkRow.id.in_(ids[i : i + PARAM_BATCH]),
+                        Document.status == DocumentStatus.ACTIVE,
+                        ChunkRow.version == Document.current_version,
+                    )
                 ).all()
-                out += [{"id": r[0], "text": r[1] or "", "source_version": r[2], "document_id": r[3], "source": r[4],
-                         "scope_id": r[5], "classification": r[6], "expires_at": r[7], "title": r[8], "uri": r[9]}
-                        for r in rows]
+                out += [
+                    {
+                        "id": r[0],
+                        "text": r[1] or "",
+                        "source_version": r[2],
+                        "document_id": r[3],
+                        "source": r[4],
+                        "scope_id": r[5],
+                        "classification": r[6],
+                        "expires_at": r[7],
+                        "title": r[8],
+                        "uri": r[9],
+                    }
+                    for r in rows
+                ]
         return out
-

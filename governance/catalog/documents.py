@@ -55,10 +55,18 @@ def documents_info_in(s: Session, ids: list[str]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for i in range(0, len(ids), PARAM_BATCH):
         for d in s.scalars(select(Document).where(Document.id.in_(ids[i : i + PARAM_BATCH]))):
-            out[d.id] = {"source": d.source, "origin": d.origin, "author": d.author, "status": d.status,
-                         "current_version": d.current_version}
-        contrib = s.execute(select(DocumentContributor.document_id, DocumentContributor.principal)
-                            .where(DocumentContributor.document_id.in_(ids[i : i + PARAM_BATCH]))).all()
+            out[d.id] = {
+                "source": d.source,
+                "origin": d.origin,
+                "author": d.author,
+                "status": d.status,
+                "current_version": d.current_version,
+            }
+        contrib = s.execute(
+            select(DocumentContributor.document_id, DocumentContributor.principal).where(
+                DocumentContributor.document_id.in_(ids[i : i + PARAM_BATCH])
+            )
+        ).all()
         for doc_id, principal_ in contrib:
             out.setdefault(doc_id, {}).setdefault("contributors", []).append(principal_)
     return out
@@ -79,26 +87,37 @@ class DocumentRepository:
             return []
         conds = [Scope.key.in_(list(keys)), *[Scope.key.startswith(k + derived_sep, autoescape=True) for k in keys]]
         with self._db.session() as s:
-            return [(d, k) for d, k in s.execute(select(Document.id, Scope.key).join(Scope, Scope.id == Document.scope_id)
-                                                 .where(Document.status == DocumentStatus.ACTIVE, or_(*conds)))]
+            return [
+                (d, k)
+                for d, k in s.execute(
+                    select(Document.id, Scope.key)
+                    .join(Scope, Scope.id == Document.scope_id)
+                    .where(Document.status == DocumentStatus.ACTIVE, or_(*conds))
+                )
+            ]
 
     @retry_read
-    def readable_documents(self, scope_ids: Sequence[int], *, now: datetime, limit: int,
-                           document_id: str | None = None) -> list[dict[str, Any]]:
+    def readable_documents(
+        self, scope_ids: Sequence[int], *, now: datetime, limit: int, document_id: str | None = None
+    ) -> list[dict[str, Any]]:
         """Documents search can show in these scopes: active, with a current version, not
         expired (the post-check's conditions), by id, at most ``limit``."""
         ids = sorted({int(x) for x in scope_ids})
         out: list[dict[str, Any]] = []
         with self._db.session() as s:
             for i in range(0, len(ids), PARAM_BATCH):
-                q = (select(Document.id, Document.title, Document.source, Document.scope_id, Document.expires_at)
-                     .where(Document.scope_id.in_(ids[i : i + PARAM_BATCH]), Document.status == DocumentStatus.ACTIVE,
-                            Document.current_version.is_not(None),
-                            or_(Document.expires_at.is_(None), Document.expires_at > now)))
+                q = select(Document.id, Document.title, Document.source, Document.scope_id, Document.expires_at).where(
+                    Document.scope_id.in_(ids[i : i + PARAM_BATCH]),
+                    Document.status == DocumentStatus.ACTIVE,
+                    Document.current_version.is_not(None),
+                    or_(Document.expires_at.is_(None), Document.expires_at > now),
+                )
                 if document_id is not None:
                     q = q.where(Document.id == document_id)
-                out += [{"document_id": d, "title": t, "source": src, "scope_id": sid, "expires_at": exp}
-                        for d, t, src, sid, exp in s.execute(q.order_by(Document.id).limit(limit + 1))]
+                out += [
+                    {"document_id": d, "title": t, "source": src, "scope_id": sid, "expires_at": exp}
+                    for d, t, src, sid, exp in s.execute(q.order_by(Document.id).limit(limit + 1))
+                ]
         return sorted(out, key=lambda r: r["document_id"])[: limit + 1]
 
     @retry_read
@@ -108,9 +127,16 @@ class DocumentRepository:
             d = s.get(Document, document_id)
             if d is None:
                 return None
-            return {"document_id": d.id, "title": d.title, "source": d.source, "status": d.status,
-                    "status_reason": d.status_reason, "scope_id": d.scope_id, "expires_at": d.expires_at,
-                    "current_version": d.current_version}
+            return {
+                "document_id": d.id,
+                "title": d.title,
+                "source": d.source,
+                "status": d.status,
+                "status_reason": d.status_reason,
+                "scope_id": d.scope_id,
+                "expires_at": d.expires_at,
+                "current_version": d.current_version,
+            }
 
     @retry_read
     def document_state(self, document_id: str) -> DocumentState | None:
@@ -120,18 +146,25 @@ class DocumentRepository:
             if doc is None:
                 return None
             versions = s.execute(
-                select(Version.version, Version.content_hash, Version.state, Version.source_hash, Version.created_at)
-                .where(Version.document_id == document_id)
+                select(
+                    Version.version, Version.content_hash, Version.state, Version.source_hash, Version.created_at
+                ).where(Version.document_id == document_id)
             ).all()
         current = next((row for row in versions if row[0] == doc.current_version), None)
         pending = {h: v for v, h, st, _, _ in versions if st == VersionState.PENDING}
         return DocumentState(
-            document_id=doc.id, status=DocumentStatus(doc.status), current_version=doc.current_version,
+            document_id=doc.id,
+            status=DocumentStatus(doc.status),
+            current_version=doc.current_version,
             current_hash=current[1] if current else None,
             current_source_hash=current[3] if current else None,
             current_created_at=current[4] if current else None,
-            scope_id=doc.scope_id, expires_at=doc.expires_at,
-            classification=doc.classification, pending=pending, source_as_of=doc.source_as_of, origin=doc.origin,
+            scope_id=doc.scope_id,
+            expires_at=doc.expires_at,
+            classification=doc.classification,
+            pending=pending,
+            source_as_of=doc.source_as_of,
+            origin=doc.origin,
             ancestry=doc.ancestry,
         )
 
@@ -155,27 +188,50 @@ class DocumentRepository:
         with self._db.session() as s:
             row = s.get(Document, doc.document_id)
             if row is None:
-                row = Document(id=doc.document_id, source=doc.source, uri=doc.uri, title=doc.title,
-                               path=doc.path, scope_id=scope_id, classification=doc.classification,
-                               author=doc.author, modified_at=doc.modified_at, expires_at=expires_at,
-                               current_version=None, status=DocumentStatus.ACTIVE)
+                row = Document(
+                    id=doc.document_id,
+                    source=doc.source,
+                    uri=doc.uri,
+                    title=doc.title,
+                    path=doc.path,
+                    scope_id=scope_id,
+                    classification=doc.classification,
+                    author=doc.author,
+                    modified_at=doc.modified_at,
+                    expires_at=expires_at,
+                    current_version=None,
+                    status=DocumentStatus.ACTIVE,
+                )
                 s.add(row)
                 s.flush()
             if version is None:
                 latest = s.scalar(select(func.max(Version.version)).where(Version.document_id == doc.document_id))
                 version = (latest or 0) + 1
-                s.add(Version(document_id=doc.document_id, version=version, content_hash=content_hash,
-                              source_hash=source_hash, cleaned_text=cleaned_text, chunk_count=len(texts),
-                              state=VersionState.PENDING,
-                              created_at=ingested_at))
+                s.add(
+                    Version(
+                        document_id=doc.document_id,
+                        version=version,
+                        content_hash=content_hash,
+                        source_hash=source_hash,
+                        cleaned_text=cleaned_text,
+                        chunk_count=len(texts),
+                        state=VersionState.PENDING,
+                        created_at=ingested_at,
+                    )
+                )
             else:
                 # Resuming a crashed run: the version counts as ingested now, like its expiry.
-                s.execute(update(Version).where(Version.document_id == doc.document_id, Version.version == version)
-                          .values(created_at=ingested_at, source_hash=source_hash))
+                s.execute(
+                    update(Version)
+                    .where(Version.document_id == doc.document_id, Version.version == version)
+                    .values(created_at=ingested_at, source_hash=source_hash)
+                )
             chunks = [(make_id(doc.document_id, version, i), text) for i, text in enumerate(texts)]
             s.query(ChunkRow).filter(ChunkRow.document_id == doc.document_id, ChunkRow.version == version).delete()
-            s.add_all(ChunkRow(id=cid, document_id=doc.document_id, version=version, ordinal=i, text=text)
-                      for i, (cid, text) in enumerate(chunks))
+            s.add_all(
+                ChunkRow(id=cid, document_id=doc.document_id, version=version, ordinal=i, text=text)
+                for i, (cid, text) in enumerate(chunks)
+            )
             return version, chunks
 
     def publish_version(
@@ -189,10 +245,16 @@ class DocumentRepository:
             row = s.get(Document, doc.document_id, with_for_update=True)
             if row is None:
                 raise CatalogError(f"document {doc.document_id!r} vanished while publishing version {version}")
-            s.execute(update(Version).where(Version.document_id == doc.document_id, Version.state == VersionState.CURRENT)
-                      .values(state=VersionState.SUPERSEDED))
-            s.execute(update(Version).where(Version.document_id == doc.document_id, Version.version == version)
-                      .values(state=VersionState.CURRENT))
+            s.execute(
+                update(Version)
+                .where(Version.document_id == doc.document_id, Version.state == VersionState.CURRENT)
+                .values(state=VersionState.SUPERSEDED)
+            )
+            s.execute(
+                update(Version)
+                .where(Version.document_id == doc.document_id, Version.version == version)
+                .values(state=VersionState.CURRENT)
+            )
             row.current_version, row.status = version, DocumentStatus.ACTIVE
             row.scope_id, row.expires_at = scope_id, expires_at
             row.uri, row.title, row.path = doc.uri, doc.title, doc.path
@@ -201,10 +263,20 @@ class DocumentRepository:
             # Everything but the new version is superseded: the previous current one and any
             # version a crashed run staged but never published. Their text stays in
             # versions.cleaned_text (version history); their vectors must go next.
-            s.execute(update(Version).where(Version.document_id == doc.document_id, Version.state == VersionState.PENDING,
-                                            Version.version != version).values(state=VersionState.SUPERSEDED))
-            return list(s.scalars(select(ChunkRow.id).where(ChunkRow.document_id == doc.document_id,
-                                                            ChunkRow.version != version)))
+            s.execute(
+                update(Version)
+                .where(
+                    Version.document_id == doc.document_id,
+                    Version.state == VersionState.PENDING,
+                    Version.version != version,
+                )
+                .values(state=VersionState.SUPERSEDED)
+            )
+            return list(
+                s.scalars(
+                    select(ChunkRow.id).where(ChunkRow.document_id == doc.document_id, ChunkRow.version != version)
+                )
+            )
 
     def update_document_access(
         self, document_id: str, *, scope_id: int, expires_at: datetime | None, classification: str
@@ -214,12 +286,31 @@ class DocumentRepository:
             row = s.get(Document, document_id)
             if row is None:
                 return []
-            row.scope_id, row.expires_at, row.classification, row.updated_at = scope_id, expires_at, classification, utcnow()
-            return list(s.scalars(select(ChunkRow.id).where(ChunkRow.document_id == document_id, ChunkRow.version == row.current_version)))
+            row.scope_id, row.expires_at, row.classification, row.updated_at = (
+                scope_id,
+                expires_at,
+                classification,
+                utcnow(),
+            )
+            return list(
+                s.scalars(
+                    select(ChunkRow.id).where(
+                        ChunkRow.document_id == document_id, ChunkRow.version == row.current_version
+                    )
+                )
+            )
 
-    def set_document_extras(self, document_id: str, *, origin: str | None, contributors: Iterable[str],
-                            version: int, blocks: list[dict[str, Any]] | None, source_as_of: str | None = None,
-                            ancestry: Sequence[str] | None = None) -> None:
+    def set_document_extras(
+        self,
+        document_id: str,
+        *,
+        origin: str | None,
+        contributors: Iterable[str],
+        version: int,
+        blocks: list[dict[str, Any]] | None,
+        source_as_of: str | None = None,
+        ancestry: Sequence[str] | None = None,
+    ) -> None:
         """Record where a document came from, who contributed to it, and its authored blocks."""
         with self._db.session() as s:
             doc = s.get(Document, document_id)
@@ -232,11 +323,15 @@ class DocumentRepository:
                 doc.ancestry = "/".join(ancestry)
             s.execute(delete(DocumentContributor).where(DocumentContributor.document_id == document_id))
             s.add_all(DocumentContributor(document_id=document_id, principal=p) for p in sorted(set(contributors)))
-            s.execute(update(Version).where(Version.document_id == document_id, Version.version == version)
-                      .values(blocks=blocks))
+            s.execute(
+                update(Version)
+                .where(Version.document_id == document_id, Version.version == version)
+                .values(blocks=blocks)
+            )
 
-    def note_source(self, document_id: str, *, origin: str | None, source_as_of: str | None,
-                    ancestry: Sequence[str] | None = None) -> None:
+    def note_source(
+        self, document_id: str, *, origin: str | None, source_as_of: str | None, ancestry: Sequence[str] | None = None
+    ) -> None:
         """An unchanged document seen again: remember the export that stated it last (its
         source identity for ``--prune``, how new that export was, the pages above it)."""
         with self._db.session() as s:
@@ -256,9 +351,15 @@ class DocumentRepository:
         recorded ancestry holds one of ``page_ids``."""
         wanted = set(page_ids)
         with self._db.session() as s:
-            rows = s.execute(select(Document.id, Document.ancestry, Scope.key).join(Scope, Scope.id == Document.scope_id)
-                             .where(Document.status == DocumentStatus.ACTIVE, Document.ancestry.is_not(None),
-                                    Document.id.startswith(id_prefix, autoescape=True))).all()
+            rows = s.execute(
+                select(Document.id, Document.ancestry, Scope.key)
+                .join(Scope, Scope.id == Document.scope_id)
+                .where(
+                    Document.status == DocumentStatus.ACTIVE,
+                    Document.ancestry.is_not(None),
+                    Document.id.startswith(id_prefix, autoescape=True),
+                )
+            ).all()
         out = []
         for doc_id, ancestry, key in rows:
             chain = [a for a in ancestry.split("/") if a]
@@ -271,12 +372,16 @@ class DocumentRepository:
         """Active documents of one source identity. ``not_newer_than``: leave out documents a
         newer export stated (an older full export must not prune what came later)."""
         with self._db.session() as s:
-            rows = s.execute(select(Document.id, Document.source_as_of)
-                             .where(Document.origin == origin, Document.status == DocumentStatus.ACTIVE)).all()
+            rows = s.execute(
+                select(Document.id, Document.source_as_of).where(
+                    Document.origin == origin, Document.status == DocumentStatus.ACTIVE
+                )
+            ).all()
         return [doc_id for doc_id, as_of in rows if not is_older(not_newer_than, as_of)]
 
-    def retire_documents(self, document_ids: Sequence[str], *, status: DocumentStatus, reason: str,
-                         drop_content: bool) -> list[str]:
+    def retire_documents(
+        self, document_ids: Sequence[str], *, status: DocumentStatus, reason: str, drop_content: bool
+    ) -> list[str]:
         """Mark documents ``tombstoned`` or ``purged``. Purge also drops every version's text
         and blocks and all chunk rows, keeping a tombstone: id, content hashes, when, why.
         Returns the ids changed (already retired ones are skipped: idempotent)."""
@@ -287,34 +392,57 @@ class DocumentRepository:
             for i in range(0, len(ids), PARAM_BATCH):
                 part = ids[i : i + PARAM_BATCH]
                 # A purge in progress wins over a tombstone.
-                skip = ((DocumentStatus.PURGED, DocumentStatus.PURGING) if status == DocumentStatus.TOMBSTONED
-                        else (DocumentStatus.PURGED,))
-                todo = list(s.scalars(select(Document.id).where(Document.id.in_(part), Document.status != status,
-                                                                Document.status.not_in(skip))))
+                skip = (
+                    (DocumentStatus.PURGED, DocumentStatus.PURGING)
+                    if status == DocumentStatus.TOMBSTONED
+                    else (DocumentStatus.PURGED,)
+                )
+                todo = list(
+                    s.scalars(
+                        select(Document.id).where(
+                            Document.id.in_(part), Document.status != status, Document.status.not_in(skip)
+                        )
+                    )
+                )
                 if not todo:
                     continue
                 s.execute(delete(ChunkRow).where(ChunkRow.document_id.in_(todo)))
                 if drop_content:
-                    s.execute(update(Version).where(Version.document_id.in_(todo)).values(cleaned_text=None, blocks=None))
+                    s.execute(
+                        update(Version).where(Version.document_id.in_(todo)).values(cleaned_text=None, blocks=None)
+                    )
                     # The tombstone keeps the id, the content hashes, when and why: no title (a
                     # Slack thread's title quotes its root message), link, path, author or
                     # contributor is left to name a person or repeat the text.
                     s.execute(delete(DocumentContributor).where(DocumentContributor.document_id.in_(todo)))
                     # Quarantine records of the document name its file and repeat parser messages.
                     s.execute(delete(Quarantine).where(Quarantine.document_id.in_(todo)))
-                    s.execute(update(Document).where(Document.id.in_(todo))
-                              .values(title="", uri="", path=None, author=None, ancestry=None))
-                s.execute(update(Document).where(Document.id.in_(todo))
-                          .values(status=status, status_reason=reason, current_version=None, updated_at=utcnow()))
+                    s.execute(
+                        update(Document)
+                        .where(Document.id.in_(todo))
+                        .values(title="", uri="", path=None, author=None, ancestry=None)
+                    )
+                s.execute(
+                    update(Document)
+                    .where(Document.id.in_(todo))
+                    .values(status=status, status_reason=reason, current_version=None, updated_at=utcnow())
+                )
                 changed += todo
         if drop_content and changed:
             self._db.checkpoint()
         return changed
 
     @retry_read
-    def select_documents(self, *, expired_at: datetime | None = None, document_id: str | None = None,
-                         source: str | None = None, author: str | None = None,
-                         contributor: str | None = None, include_tombstoned: bool = True) -> list[str]:
+    def select_documents(
+        self,
+        *,
+        expired_at: datetime | None = None,
+        document_id: str | None = None,
+        source: str | None = None,
+        author: str | None = None,
+        contributor: str | None = None,
+        include_tombstoned: bool = True,
+    ) -> list[str]:
         """Document ids for a purge selector (not yet purged)."""
         # "purging": claimed by a purge that did not finish (a crash): the next purge takes it.
         statuses = [DocumentStatus.ACTIVE, DocumentStatus.PURGING]
@@ -330,8 +458,11 @@ class DocumentRepository:
         if author is not None:
             q = q.where(Document.author == author)
         if contributor is not None:
-            q = q.where(Document.id.in_(select(DocumentContributor.document_id)
-                                        .where(DocumentContributor.principal == contributor)))
+            q = q.where(
+                Document.id.in_(
+                    select(DocumentContributor.document_id).where(DocumentContributor.principal == contributor)
+                )
+            )
         with self._db.session() as s:
             return list(s.scalars(q.order_by(Document.id)))
 
@@ -347,14 +478,19 @@ class DocumentRepository:
             doc = s.get(Document, document_id)
             if doc is None or doc.current_version is None:
                 return None, None
-            v = s.scalar(select(Version).where(Version.document_id == document_id, Version.version == doc.current_version))
+            v = s.scalar(
+                select(Version).where(Version.document_id == document_id, Version.version == doc.current_version)
+            )
             return doc.current_version, (v.blocks if v else None)
 
     def scrub_old_versions(self, document_id: str, keep_version: int) -> None:
         """Drop text and blocks of every version but ``keep_version`` (they held erased content)."""
         with self._db.session() as s:
-            s.execute(update(Version).where(Version.document_id == document_id, Version.version != keep_version)
-                      .values(cleaned_text=None, blocks=None))
+            s.execute(
+                update(Version)
+                .where(Version.document_id == document_id, Version.version != keep_version)
+                .values(cleaned_text=None, blocks=None)
+            )
         self._db.checkpoint()
 
     def source_document(self, document_id: str) -> SourceDocument | None:
@@ -364,16 +500,29 @@ class DocumentRepository:
             if d is None or d.scope_id is None:
                 return None
             scope = s.get(Scope, d.scope_id)
-            rows = s.execute(select(ScopePrincipal.layer, ScopePrincipal.principal)
-                             .where(ScopePrincipal.scope_id == d.scope_id)).all()
+            rows = s.execute(
+                select(ScopePrincipal.layer, ScopePrincipal.principal).where(ScopePrincipal.scope_id == d.scope_id)
+            ).all()
             n_layers = scope.n_layers
-            source_hash = s.scalar(select(Version.source_hash).where(Version.document_id == document_id,
-                                                                     Version.version == d.current_version))
+            source_hash = s.scalar(
+                select(Version.source_hash).where(
+                    Version.document_id == document_id, Version.version == d.current_version
+                )
+            )
         return SourceDocument(
-            document_id=d.id, source=d.source, uri=d.uri, title=d.title, path=d.path,
+            document_id=d.id,
+            source=d.source,
+            uri=d.uri,
+            title=d.title,
+            path=d.path,
             scope=scope_from_rows(scope.key, rows, n_layers=n_layers),
-            classification=d.classification, modified_at=d.modified_at, author=d.author,
-            metadata={"scope_id": d.scope_id, "expires_at": d.expires_at, "origin": d.origin,
-                      "source_hash": source_hash},
+            classification=d.classification,
+            modified_at=d.modified_at,
+            author=d.author,
+            metadata={
+                "scope_id": d.scope_id,
+                "expires_at": d.expires_at,
+                "origin": d.origin,
+                "source_hash": source_hash,
+            },
         )
-

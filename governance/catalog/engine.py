@@ -118,11 +118,14 @@ def catalog_exists(url: str) -> bool:
     engine = create_engine(without_schema(url), poolclass=NullPool)
     try:
         with engine.connect() as conn:
-            found = conn.execute(text("SELECT 1 FROM information_schema.schemata WHERE schema_name = :s"),
-                                 {"s": schema}).first()
+            found = conn.execute(
+                text("SELECT 1 FROM information_schema.schemata WHERE schema_name = :s"), {"s": schema}
+            ).first()
     except SQLAlchemyError as exc:
-        raise CatalogError(f"cannot reach the catalog at {parsed.render_as_string(hide_password=True)}: "
-                           f"{describe_db_error(exc)}", hint="check GOVRAG_DATABASE_URL") from exc
+        raise CatalogError(
+            f"cannot reach the catalog at {parsed.render_as_string(hide_password=True)}: {describe_db_error(exc)}",
+            hint="check GOVRAG_DATABASE_URL",
+        ) from exc
     finally:
         engine.dispose()
     return found is not None
@@ -141,8 +144,10 @@ class Database:
             if migrate:
                 upgrade_to_head(self.engine)
         except SQLAlchemyError as exc:
-            raise CatalogError(f"cannot open the catalog at {self.safe_url}: {describe_db_error(exc)}",
-                               hint="check GOVRAG_DATABASE_URL and that the database is running") from exc
+            raise CatalogError(
+                f"cannot open the catalog at {self.safe_url}: {describe_db_error(exc)}",
+                hint="check GOVRAG_DATABASE_URL and that the database is running",
+            ) from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @property
@@ -167,9 +172,11 @@ class Database:
                 session.rollback()
             except SQLAlchemyError:  # the connection is gone: nothing to roll back on it
                 log.debug("rollback after a catalog error failed", exc_info=True)
-            raise CatalogError(f"catalog operation failed at {self.safe_url}: {describe_db_error(exc)}",
-                               hint="check that the database is running and reachable (GOVRAG_DATABASE_URL); the "
-                                    "transaction was rolled back, so running the command again is safe") from exc
+            raise CatalogError(
+                f"catalog operation failed at {self.safe_url}: {describe_db_error(exc)}",
+                hint="check that the database is running and reachable (GOVRAG_DATABASE_URL); the "
+                "transaction was rolled back, so running the command again is safe",
+            ) from exc
         except BaseException:
             session.rollback()
             raise

@@ -24,9 +24,11 @@ def _match_holds(holds: Sequence[Hold], info: dict[str, dict[str, Any]], ids: Se
         d = info.get(doc_id, {})
         for h in holds:
             k, v = h.kind, h.value
-            if ((k == HoldKind.DOCUMENT and v == doc_id)
-                    or (k == HoldKind.SOURCE and v in (d.get("source"), d.get("origin")))
-                    or (k == HoldKind.SUBJECT and (v == d.get("author") or v in d.get("contributors", [])))):
+            if (
+                (k == HoldKind.DOCUMENT and v == doc_id)
+                or (k == HoldKind.SOURCE and v in (d.get("source"), d.get("origin")))
+                or (k == HoldKind.SUBJECT and (v == d.get("author") or v in d.get("contributors", [])))
+            ):
                 out[doc_id] = f"{k}:{v}"
                 break
     return out
@@ -60,8 +62,10 @@ class HoldRepository:
             if kind == HoldKind.DOCUMENT:
                 status = s.scalar(select(Document.status).where(Document.id == value))
                 if status in (DocumentStatus.PURGING, DocumentStatus.PURGED):
-                    raise HoldRefused(f"document {value!r} is {status} already: a hold cannot keep it",
-                                      hint="holds keep documents that still exist; see govrag audit export --kind purge")
+                    raise HoldRefused(
+                        f"document {value!r} is {status} already: a hold cannot keep it",
+                        hint="holds keep documents that still exist; see govrag audit export --kind purge",
+                    )
             s.add(Hold(kind=kind, value=value, reason=reason, actor=actor))
             return True
 
@@ -75,10 +79,14 @@ class HoldRepository:
             held = _match_holds(list(s.scalars(select(Hold).order_by(Hold.id))), documents_info_in(s, ids), ids)
             claimed = [d for d in ids if d not in held]
             for i in range(0, len(claimed), PARAM_BATCH):
-                s.execute(update(Document).where(Document.id.in_(claimed[i : i + PARAM_BATCH]),
-                                                 Document.status.in_((DocumentStatus.ACTIVE, DocumentStatus.TOMBSTONED,
-                                                                      DocumentStatus.PURGING)))
-                          .values(status=DocumentStatus.PURGING, updated_at=utcnow()))
+                s.execute(
+                    update(Document)
+                    .where(
+                        Document.id.in_(claimed[i : i + PARAM_BATCH]),
+                        Document.status.in_((DocumentStatus.ACTIVE, DocumentStatus.TOMBSTONED, DocumentStatus.PURGING)),
+                    )
+                    .values(status=DocumentStatus.PURGING, updated_at=utcnow())
+                )
         return claimed, held
 
     def remove_hold(self, kind: HoldKind | str, value: str) -> bool:
@@ -90,8 +98,16 @@ class HoldRepository:
     def holds(self) -> list[dict[str, Any]]:
         """Every legal hold, oldest first."""
         with self._db.session() as s:
-            return [{"kind": h.kind, "value": h.value, "reason": h.reason, "actor": h.actor,
-                     "created_at": h.created_at.isoformat()} for h in s.scalars(select(Hold).order_by(Hold.id))]
+            return [
+                {
+                    "kind": h.kind,
+                    "value": h.value,
+                    "reason": h.reason,
+                    "actor": h.actor,
+                    "created_at": h.created_at.isoformat(),
+                }
+                for h in s.scalars(select(Hold).order_by(Hold.id))
+            ]
 
     def held(self, document_ids: Sequence[str]) -> dict[str, str]:
         """Which of these documents are under legal hold, and by which hold."""
@@ -113,4 +129,3 @@ class HoldRepository:
         """Every person erased under the right to be forgotten."""
         with self._db.session() as s:
             return frozenset(s.scalars(select(ForgottenSubject.principal)))
-

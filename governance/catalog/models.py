@@ -59,7 +59,9 @@ class Scope(Base):
     n_layers: Mapped[int] = mapped_column(Integer, comment="A reader must match every layer")
     description: Mapped[str] = mapped_column(Text, default="")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
-    source_as_of: Mapped[str | None] = mapped_column(String(64), comment="how new the export was that last stated this scope")
+    source_as_of: Mapped[str | None] = mapped_column(
+        String(64), comment="how new the export was that last stated this scope"
+    )
 
 
 class ScopePrincipal(Base):
@@ -88,9 +90,15 @@ class Document(Base):
     current_version: Mapped[int | None] = mapped_column(Integer, comment="Version visible in search")
     status: Mapped[str] = mapped_column(String(16), default=DocumentStatus.ACTIVE, comment="active|tombstoned|purged")
     status_reason: Mapped[str | None] = mapped_column(Text, comment="why tombstoned or purged")
-    origin: Mapped[str | None] = mapped_column(String(1024), index=True, comment="the export / drop folder it came from")
-    source_as_of: Mapped[str | None] = mapped_column(String(64), comment="how new the export was that last stated this document")
-    ancestry: Mapped[str | None] = mapped_column(Text, comment="ids of the pages above it at the source, root first (Confluence)")
+    origin: Mapped[str | None] = mapped_column(
+        String(1024), index=True, comment="the export / drop folder it came from"
+    )
+    source_as_of: Mapped[str | None] = mapped_column(
+        String(64), comment="how new the export was that last stated this document"
+    )
+    ancestry: Mapped[str | None] = mapped_column(
+        Text, comment="ids of the pages above it at the source, root first (Confluence)"
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -106,7 +114,8 @@ class Version(Base):
     source_hash: Mapped[str | None] = mapped_column(String(64), comment="sha256 of the raw input and parser version")
     cleaned_text: Mapped[str | None] = mapped_column(Text, comment="None once purged")
     blocks: Mapped[list[dict[str, Any]] | None] = mapped_column(
-        JSON, comment='[{"author": principal|null, "text": ...}]: lets a subject be removed and the rest re-indexed')
+        JSON, comment='[{"author": principal|null, "text": ...}]: lets a subject be removed and the rest re-indexed'
+    )
     chunk_count: Mapped[int] = mapped_column(Integer, default=0)
     state: Mapped[str] = mapped_column(String(16), default=VersionState.PENDING, comment="pending|current|superseded")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

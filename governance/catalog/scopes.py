@@ -26,15 +26,17 @@ PRINCIPALS_PER_QUERY = 20_000
 DENY_LAYER = -1  # scope_principals.layer of a scope's deny list
 
 
-def scope_from_rows(key: str, rows: Iterable[tuple[int, str]], description: str = "",
-                    n_layers: int | None = None) -> AccessScope:
+def scope_from_rows(
+    key: str, rows: Iterable[tuple[int, str]], description: str = "", n_layers: int | None = None
+) -> AccessScope:
     """An AccessScope from its scope_principals rows (layer, principal)."""
     layers: dict[int, set[str]] = {i: set() for i in range(n_layers or 0)}
     deny: set[str] = set()
     for layer, p in rows:
         (deny if layer == DENY_LAYER else layers.setdefault(layer, set())).add(p)
-    return AccessScope(key=key, layers=[layers[k] for k in sorted(layers)] or [[]], deny=deny,
-                       description=description or "")
+    return AccessScope(
+        key=key, layers=[layers[k] for k in sorted(layers)] or [[]], deny=deny, description=description or ""
+    )
 
 
 class ScopeRepository:
@@ -43,8 +45,9 @@ class ScopeRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def upsert_scope(self, scope: AccessScope, *, actor: str | None = None,
-                     as_of: str | None = None) -> tuple[int, bool]:
+    def upsert_scope(
+        self, scope: AccessScope, *, actor: str | None = None, as_of: str | None = None
+    ) -> tuple[int, bool]:
         """Store a scope by key; returns (scope id, whether it is new or its layers changed).
         A change to an existing scope is an ACL change and lands in the audit log.
 
@@ -56,9 +59,19 @@ class ScopeRepository:
         if changed and existed:
             from governance import audit  # audit builds on this module
 
-            audit.record(self._db, "acl_change", actor, {"scope_id": scope_id, "scope": scope.key, "fingerprint": fp,
-                                                         "layers": [len(layer) for layer in scope.layers],
-                                                         "deny": len(scope.deny), "as_of": as_of})
+            audit.record(
+                self._db,
+                "acl_change",
+                actor,
+                {
+                    "scope_id": scope_id,
+                    "scope": scope.key,
+                    "fingerprint": fp,
+                    "layers": [len(layer) for layer in scope.layers],
+                    "deny": len(scope.deny),
+                    "as_of": as_of,
+                },
+            )
         return scope_id, changed
 
     def _upsert_scope(self, scope: AccessScope, fp: str, as_of: str | None) -> tuple[int, bool, bool]:
@@ -74,8 +87,13 @@ class ScopeRepository:
                         return row.id, False, True
                     existed = row is not None
                     if row is None:
-                        row = Scope(key=scope.key, fingerprint=fp, n_layers=len(scope.layers), description=scope.description,
-                                    source_as_of=as_of)
+                        row = Scope(
+                            key=scope.key,
+                            fingerprint=fp,
+                            n_layers=len(scope.layers),
+                            description=scope.description,
+                            source_as_of=as_of,
+                        )
                         s.add(row)
                         s.flush()
                     else:
@@ -86,13 +104,19 @@ class ScopeRepository:
                             row.source_as_of = as_of
                     # Core executemany, not ORM objects: a workspace-wide layer can hold tens of
                     # thousands of principals (~10x faster on SQLite).
-                    members = [{"scope_id": row.id, "layer": i, "principal": p}
-                               for i, layer in enumerate(scope.layers) for p in sorted(layer)]
+                    members = [
+                        {"scope_id": row.id, "layer": i, "principal": p}
+                        for i, layer in enumerate(scope.layers)
+                        for p in sorted(layer)
+                    ]
                     members += [{"scope_id": row.id, "layer": DENY_LAYER, "principal": p} for p in sorted(scope.deny)]
                     if members:
                         s.execute(insert(ScopePrincipal), members)
-                    s.execute(update(AclGeneration).where(AclGeneration.id == 1)
-                              .values(generation=AclGeneration.generation + 1))
+                    s.execute(
+                        update(AclGeneration)
+                        .where(AclGeneration.id == 1)
+                        .values(generation=AclGeneration.generation + 1)
+                    )
                     return row.id, True, existed
             except CatalogError as exc:
                 # Two processes inserting the same new scope: the loser reads the winner's row.
@@ -116,11 +140,15 @@ class ScopeRepository:
         with self._db.session() as s:
             for i in range(0, len(keys), PARAM_BATCH):
                 part = keys[i : i + PARAM_BATCH]
-                rows = s.execute(select(Scope.id, Scope.key, Scope.description, Scope.n_layers)
-                                 .where(Scope.key.in_(part))).all()
+                rows = s.execute(
+                    select(Scope.id, Scope.key, Scope.description, Scope.n_layers).where(Scope.key.in_(part))
+                ).all()
                 members: dict[int, list[tuple[int, str]]] = {}
-                for sid, layer, p in s.execute(select(ScopePrincipal.scope_id, ScopePrincipal.layer, ScopePrincipal.principal)
-                                               .where(ScopePrincipal.scope_id.in_([r[0] for r in rows]))):
+                for sid, layer, p in s.execute(
+                    select(ScopePrincipal.scope_id, ScopePrincipal.layer, ScopePrincipal.principal).where(
+                        ScopePrincipal.scope_id.in_([r[0] for r in rows])
+                    )
+                ):
                     members.setdefault(sid, []).append((layer, p))
                 out += [scope_from_rows(key, members.get(sid, []), desc, n) for sid, key, desc, n in rows]
         return out
@@ -132,8 +160,9 @@ class ScopeRepository:
             row = s.get(Scope, scope_id)
             if row is None:
                 return None
-            members = s.execute(select(ScopePrincipal.layer, ScopePrincipal.principal)
-                                .where(ScopePrincipal.scope_id == scope_id)).all()
+            members = s.execute(
+                select(ScopePrincipal.layer, ScopePrincipal.principal).where(ScopePrincipal.scope_id == scope_id)
+            ).all()
             return scope_from_rows(row.key, members, row.description, row.n_layers)
 
     @retry_read
@@ -147,8 +176,14 @@ class ScopeRepository:
         """``{key: (fingerprint, source_as_of)}`` of the stored scopes under ``prefix``: enough
         to tell which stated scopes changed without reading their members."""
         with self._db.session() as s:
-            return {k: (fp, as_of) for k, fp, as_of in s.execute(
-                select(Scope.key, Scope.fingerprint, Scope.source_as_of).where(Scope.key.startswith(prefix, autoescape=True)))}
+            return {
+                k: (fp, as_of)
+                for k, fp, as_of in s.execute(
+                    select(Scope.key, Scope.fingerprint, Scope.source_as_of).where(
+                        Scope.key.startswith(prefix, autoescape=True)
+                    )
+                )
+            }
 
     def stamp_scopes(self, keys: Sequence[str], as_of: str | None) -> None:
         """Record that an export stamped ``as_of`` stated these scopes unchanged (so an older
@@ -158,9 +193,14 @@ class ScopeRepository:
         keys = list(keys)
         with self._db.session() as s:
             for i in range(0, len(keys), PARAM_BATCH):
-                s.execute(update(Scope).where(Scope.key.in_(keys[i : i + PARAM_BATCH]),
-                                              or_(Scope.source_as_of.is_(None), Scope.source_as_of < as_of))
-                          .values(source_as_of=as_of))
+                s.execute(
+                    update(Scope)
+                    .where(
+                        Scope.key.in_(keys[i : i + PARAM_BATCH]),
+                        or_(Scope.source_as_of.is_(None), Scope.source_as_of < as_of),
+                    )
+                    .values(source_as_of=as_of)
+                )
 
     @retry_read
     def acl_generation(self) -> int:
@@ -186,11 +226,13 @@ class ScopeRepository:
         # principal of the caller may sit in the deny list.
         hit_layers = func.count(case((ScopePrincipal.layer >= 0, ScopePrincipal.layer)).distinct())
         denied = func.sum(case((ScopePrincipal.layer == DENY_LAYER, 1), else_=0))
-        q = (select(ScopePrincipal.scope_id)
-             .join(Scope, Scope.id == ScopePrincipal.scope_id)
-             .where(ScopePrincipal.principal.in_(principals), Scope.n_layers > 0)  # no layers = nobody's
-             .group_by(ScopePrincipal.scope_id, Scope.n_layers)
-             .having(hit_layers == Scope.n_layers, denied == 0))
+        q = (
+            select(ScopePrincipal.scope_id)
+            .join(Scope, Scope.id == ScopePrincipal.scope_id)
+            .where(ScopePrincipal.principal.in_(principals), Scope.n_layers > 0)  # no layers = nobody's
+            .group_by(ScopePrincipal.scope_id, Scope.n_layers)
+            .having(hit_layers == Scope.n_layers, denied == 0)
+        )
         if only is not None:  # the post-check: just these scopes, straight from the tables
             q = q.where(ScopePrincipal.scope_id.in_(only))
         with self._db.session() as s:
@@ -203,19 +245,25 @@ class ScopeRepository:
         with self._db.session() as s:
             for i in range(0, len(principals), PARAM_BATCH):
                 for scope_id, layer in s.execute(
-                        select(ScopePrincipal.scope_id, ScopePrincipal.layer)
-                        .where(ScopePrincipal.principal.in_(principals[i : i + PARAM_BATCH])).distinct()):
+                    select(ScopePrincipal.scope_id, ScopePrincipal.layer)
+                    .where(ScopePrincipal.principal.in_(principals[i : i + PARAM_BATCH]))
+                    .distinct()
+                ):
                     matched.setdefault(scope_id, set()).add(layer)
             n_layers: dict[int, int] = {}
             ids = sorted(matched)
             for i in range(0, len(ids), PARAM_BATCH):
-                n_layers.update(s.execute(select(Scope.id, Scope.n_layers).where(Scope.id.in_(ids[i : i + PARAM_BATCH]))).all())
-        return sorted(sid for sid, layers in matched.items()
-                      if DENY_LAYER not in layers and n_layers.get(sid, 0) > 0 and len(layers) == n_layers[sid])
+                n_layers.update(
+                    s.execute(select(Scope.id, Scope.n_layers).where(Scope.id.in_(ids[i : i + PARAM_BATCH]))).all()
+                )
+        return sorted(
+            sid
+            for sid, layers in matched.items()
+            if DENY_LAYER not in layers and n_layers.get(sid, 0) > 0 and len(layers) == n_layers[sid]
+        )
 
     @retry_read
     def scope_count(self) -> int:
         """How many scopes are stored (the search service's readiness probe)."""
         with self._db.session() as s:
             return int(s.scalar(select(func.count()).select_from(Scope)) or 0)
-

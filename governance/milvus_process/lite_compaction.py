@@ -92,10 +92,12 @@ def _manual_compaction(self: Any, request: Any, context: Any) -> Any:
         with _lock:
             _jobs[0] += 1
             job = _jobs[0]
-        log.info("compaction %d of %r: %d data files rewritten without deleted rows", job,
-                 request.collection_name, files)
-        return milvus_pb2.ManualCompactionResponse(status=common_pb2.Status(**success_status_kwargs()),
-                                                   compactionID=job, compactionPlanCount=files)
+        log.info(
+            "compaction %d of %r: %d data files rewritten without deleted rows", job, request.collection_name, files
+        )
+        return milvus_pb2.ManualCompactionResponse(
+            status=common_pb2.Status(**success_status_kwargs()), compactionID=job, compactionPlanCount=files
+        )
     except MilvusLiteError as exc:
         return milvus_pb2.ManualCompactionResponse(status=common_pb2.Status(**to_status_kwargs(exc)))
     except Exception as exc:  # noqa: BLE001 - the client gets the error, the server stays up

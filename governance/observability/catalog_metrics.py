@@ -43,12 +43,17 @@ class CatalogCollector(Collector):
         for reason, n in sorted(gauges["quarantine_by_reason"].items()):
             quarantine.add_metric([reason], n)
         yield quarantine
-        started = GaugeMetricFamily("govrag_last_run_started_seconds", "Start of the last run of each kind (epoch).",
-                                    labels=["kind"])
-        finished = GaugeMetricFamily("govrag_last_run_finished_seconds",
-                                     "End of the last run of each kind (epoch; absent while running).", labels=["kind"])
-        ok = GaugeMetricFamily("govrag_last_run_succeeded", "1 when the last run of each kind succeeded.",
-                               labels=["kind"])
+        started = GaugeMetricFamily(
+            "govrag_last_run_started_seconds", "Start of the last run of each kind (epoch).", labels=["kind"]
+        )
+        finished = GaugeMetricFamily(
+            "govrag_last_run_finished_seconds",
+            "End of the last run of each kind (epoch; absent while running).",
+            labels=["kind"],
+        )
+        ok = GaugeMetricFamily(
+            "govrag_last_run_succeeded", "1 when the last run of each kind succeeded.", labels=["kind"]
+        )
         for kind, run in sorted(gauges["last_runs"].items()):
             started.add_metric([kind], run["started_at"].timestamp())
             if run["finished_at"] is not None:

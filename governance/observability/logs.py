@@ -71,10 +71,19 @@ class JsonFormatter(ProcessorFormatter):
 
     def __init__(self) -> None:
         super().__init__(
-            foreign_pre_chain=[_timestamp, add_log_level, add_logger_name, EventRenamer("msg"),
-                               _extra_fields, _exception_fields],
-            processors=[ProcessorFormatter.remove_processors_meta, _redacted,
-                        JSONRenderer(serializer=json.dumps, ensure_ascii=False, default=str)],
+            foreign_pre_chain=[
+                _timestamp,
+                add_log_level,
+                add_logger_name,
+                EventRenamer("msg"),
+                _extra_fields,
+                _exception_fields,
+            ],
+            processors=[
+                ProcessorFormatter.remove_processors_meta,
+                _redacted,
+                JSONRenderer(serializer=json.dumps, ensure_ascii=False, default=str),
+            ],
         )
 
 
@@ -93,8 +102,9 @@ def configure_logging(fmt: str = "text", level: str = "WARNING", stream: Any = N
             root.removeHandler(h)
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.set_name(_HANDLER_NAME)
-    handler.setFormatter(JsonFormatter() if fmt == "json"
-                         else RedactingTextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(
+        JsonFormatter() if fmt == "json" else RedactingTextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
     root.addHandler(handler)
     root.setLevel(level)
     return handler

@@ -79,8 +79,18 @@ class SearchCascade:
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
 
-    def search(self, vector: np.ndarray, *, k: int, scope_ids: Sequence[int], now_epoch: int, tenant: str | None,
-               fields: Sequence[str], consistency: str, ef: int | None = None) -> list[RawHit]:
+    def search(
+        self,
+        vector: np.ndarray,
+        *,
+        k: int,
+        scope_ids: Sequence[int],
+        now_epoch: int,
+        tenant: str | None,
+        fields: Sequence[str],
+        consistency: str,
+        ef: int | None = None,
+    ) -> list[RawHit]:
         """The ``k`` nearest rows among those of ``scope_ids`` not expired at ``now_epoch``
         (and of ``tenant``, unless None): every share of the scope list must answer (a failed
         share fails the search, never a partial answer); the answers are merged by score."""
@@ -103,8 +113,17 @@ class SearchCascade:
                 self._pool = ThreadPoolExecutor(self.fanout, thread_name_prefix="govrag-search")
             return self._pool
 
-    def search_one(self, vector: np.ndarray, *, k: int, expr: str, fields: Sequence[str], ef: int | None,
-                   consistency: str, key: Hashable | None = None) -> list[RawHit]:
+    def search_one(
+        self,
+        vector: np.ndarray,
+        *,
+        k: int,
+        expr: str,
+        fields: Sequence[str],
+        ef: int | None,
+        consistency: str,
+        key: Hashable | None = None,
+    ) -> list[RawHit]:
         """The cascade for one filter: the index search; for IVF, the same over every cluster;
         then the exact scan of the matching rows. Each step runs only when the one before
         returned fewer than k hits, and is at least as complete. Where the last search of the
@@ -142,8 +161,9 @@ class SearchCascade:
         self.memo.remember(key, step)
         return hits
 
-    def ann_search(self, vector: np.ndarray, *, k: int, expr: str, fields: Sequence[str], params: dict[str, int],
-                   consistency: str) -> list[RawHit]:
+    def ann_search(
+        self, vector: np.ndarray, *, k: int, expr: str, fields: Sequence[str], params: dict[str, int], consistency: str
+    ) -> list[RawHit]:
         """One filtered search of the vector index with these search parameters."""
         res = self.milvus.search(
             [np.asarray(vector, dtype=np.float32).tolist()],
@@ -153,11 +173,20 @@ class SearchCascade:
             search_params={"metric_type": "COSINE", "params": params},
             consistency_level=consistency,
         )
-        return [RawHit(id=int(h["id"]), score=float(h["distance"]), fields=dict(h.get("entity", {})))
-                for h in (res[0] if res else [])]
+        return [
+            RawHit(id=int(h["id"]), score=float(h["distance"]), fields=dict(h.get("entity", {})))
+            for h in (res[0] if res else [])
+        ]
 
-    def exact_search(self, vector: np.ndarray, *, k: int, expr: str, fields: Sequence[str] = tuple(OUTPUT_FIELDS),
-                     consistency: str = "Strong") -> list[RawHit] | None:
+    def exact_search(
+        self,
+        vector: np.ndarray,
+        *,
+        k: int,
+        expr: str,
+        fields: Sequence[str] = tuple(OUTPUT_FIELDS),
+        consistency: str = "Strong",
+    ) -> list[RawHit] | None:
         """The ``k`` best of the rows ``expr`` matches, scored here; None when more than
         ``EXACT_SCAN_LIMIT`` match (not selective: the index answer stands)."""
         # The search's own consistency level: a Strong query costs a server's 200 ms time
@@ -172,8 +201,12 @@ class SearchCascade:
         mat = np.asarray([r["vector"] for r in rows], dtype=np.float32)
         scores = mat @ q / (np.linalg.norm(mat, axis=1) * (np.linalg.norm(q) or 1.0) + 1e-12)
         order = np.argsort(-scores)[:k]
-        return [RawHit(id=int(rows[i]["id"]), score=float(scores[i]),
-                       fields={f: rows[i][f] for f in fields if f in rows[i]}) for i in order]
+        return [
+            RawHit(
+                id=int(rows[i]["id"]), score=float(scores[i]), fields={f: rows[i][f] for f in fields if f in rows[i]}
+            )
+            for i in order
+        ]
 
     def close(self) -> None:
         """Stop the fan-out threads (waiting for searches in flight)."""

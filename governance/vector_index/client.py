@@ -30,12 +30,24 @@ _T = TypeVar("_T")
 # after these pauses when Milvus is unreachable or has the collection released (a restarted
 # server does not reload it: it is loaded again here). Anything else fails at once.
 RETRY_DELAYS_S = (0.25, 1.0)
-_UNREACHABLE_MARKERS = ("fail connecting", "server unavailable", "unavailable", "connection refused",
-                        "failed to connect", "deadline exceeded", "socket closed", "connection reset",
-                        "broken pipe", "connection closed", "ping failed")
+_UNREACHABLE_MARKERS = (
+    "fail connecting",
+    "server unavailable",
+    "unavailable",
+    "connection refused",
+    "failed to connect",
+    "deadline exceeded",
+    "socket closed",
+    "connection reset",
+    "broken pipe",
+    "connection closed",
+    "ping failed",
+)
 _NOT_LOADED_MARKERS = ("not loaded", "released", "call load")
-UNREACHABLE_HINT = ("is Milvus running? Check GOVRAG_MILVUS_URI; with the embedded default run "
-                    "`govrag server status` (the next govrag command starts a stopped local server)")
+UNREACHABLE_HINT = (
+    "is Milvus running? Check GOVRAG_MILVUS_URI; with the embedded default run "
+    "`govrag server status` (the next govrag command starts a stopped local server)"
+)
 
 
 def failure_kind(exc: BaseException) -> Literal["unreachable", "not_loaded"] | None:
@@ -108,8 +120,9 @@ class MilvusCollection:
             self._client = MilvusClient(uri=uri, token=token or "")
             self.server_version = str(self._client.get_server_version())
         except Exception as exc:
-            raise IndexUnavailable(f"cannot connect to Milvus at {uri}: {describe(exc)}",
-                                   hint=UNREACHABLE_HINT) from exc
+            raise IndexUnavailable(
+                f"cannot connect to Milvus at {uri}: {describe(exc)}", hint=UNREACHABLE_HINT
+            ) from exc
         self.backend, self.version = parse_version(self.server_version)
         # milvus-io/milvus#30607 (fixed in 2.4 and late 2.3 patches): upsert computes the
         # partition from the wrong field, so rows vanish from partition-key searches.
@@ -122,24 +135,37 @@ class MilvusCollection:
         from governance.vector_index.collection import prepare_collection
 
         try:
-            return prepare_collection(self._client, self.collection, spec, dim=dim, multi_tenant=multi_tenant,
-                                      consistency=consistency, backend=self.backend, version=self.version,
-                                      uri=self.uri)
+            return prepare_collection(
+                self._client,
+                self.collection,
+                spec,
+                dim=dim,
+                multi_tenant=multi_tenant,
+                consistency=consistency,
+                backend=self.backend,
+                version=self.version,
+                uri=self.uri,
+            )
         except IndexUnavailable:
             raise
         except Exception as exc:
-            raise IndexUnavailable(f"cannot prepare collection {self.collection!r} at {self.uri}: {describe(exc)}",
-                                   hint=UNREACHABLE_HINT if failure_kind(exc) == "unreachable" else None) from exc
+            raise IndexUnavailable(
+                f"cannot prepare collection {self.collection!r} at {self.uri}: {describe(exc)}",
+                hint=UNREACHABLE_HINT if failure_kind(exc) == "unreachable" else None,
+            ) from exc
 
     def describe_collection(self) -> dict[str, Any]:
         """pymilvus's description of the collection (fields, consistency level, ...)."""
-        return dict(self._call(f"describing {self.collection!r}",
-                               lambda: self._client.describe_collection(self.collection)))
+        return dict(
+            self._call(f"describing {self.collection!r}", lambda: self._client.describe_collection(self.collection))
+        )
 
     def describe_index(self, field: str = "vector") -> dict[str, Any]:
         """pymilvus's description of the index on ``field`` (type, parameters, row counts)."""
-        return dict(self._call(f"describing the index on {field}",
-                               lambda: self._client.describe_index(self.collection, field)) or {})
+        return dict(
+            self._call(f"describing the index on {field}", lambda: self._client.describe_index(self.collection, field))
+            or {}
+        )
 
     def index_types(self) -> dict[str, str]:
         """Field name -> index type of every index on the collection."""
@@ -158,8 +184,9 @@ class MilvusCollection:
         ``pending_index_rows``, ``state``) — the caller decides what a timeout means."""
         deadline = time.monotonic() + timeout_s
         while True:
-            info: dict[str, Any] = self._call("describing the vector index",
-                                              lambda: self._client.describe_index(self.collection, "vector"))
+            info: dict[str, Any] = self._call(
+                "describing the vector index", lambda: self._client.describe_index(self.collection, "vector")
+            )
             done = int(info.get("indexed_rows", 0)) >= rows and int(info.get("pending_index_rows", 0)) == 0
             if done or time.monotonic() >= deadline:
                 return info
@@ -177,11 +204,14 @@ class MilvusCollection:
                 return fn()
             except Exception as exc:
                 kind = failure_kind(exc)
-                if (not retry or kind is None or (kind == "not_loaded" and reloaded)
-                        or (kind == "unreachable" and waits == len(RETRY_DELAYS_S))):
+                if (
+                    not retry
+                    or kind is None
+                    or (kind == "not_loaded" and reloaded)
+                    or (kind == "unreachable" and waits == len(RETRY_DELAYS_S))
+                ):
                     hint = UNREACHABLE_HINT if kind == "unreachable" else None
-                    raise IndexUnavailable(f"Milvus at {self.uri}: {what} failed: {describe(exc)}",
-                                           hint=hint) from exc
+                    raise IndexUnavailable(f"Milvus at {self.uri}: {what} failed: {describe(exc)}", hint=hint) from exc
                 log.info("Milvus at %s: %s failed (%s); trying again", self.uri, what, kind)
                 if kind == "not_loaded":
                     reloaded = True
@@ -213,38 +243,84 @@ class MilvusCollection:
     def insert(self, entities: Sequence[dict[str, Any]]) -> None:
         """Insert rows whose ids are new (benchmarks loading millions of rows): not retried,
         since a repeated insert would double them."""
-        self._call(f"inserting {len(entities)} vectors into {self.collection!r}",
-                   lambda: self._client.insert(self.collection, data=list(entities)), retry=False)
+        self._call(
+            f"inserting {len(entities)} vectors into {self.collection!r}",
+            lambda: self._client.insert(self.collection, data=list(entities)),
+            retry=False,
+        )
 
     def delete(self, expr: str, *, rows: int) -> None:
         """Delete the rows ``expr`` matches (``rows``: how many, for the error message)."""
-        self._call(f"deleting {rows} vectors from {self.collection!r}",
-                   lambda: self._client.delete(self.collection, filter=expr))
+        self._call(
+            f"deleting {rows} vectors from {self.collection!r}",
+            lambda: self._client.delete(self.collection, filter=expr),
+        )
 
-    def search(self, data: list[list[float]], *, filter: str, limit: int, output_fields: Sequence[str],
-               search_params: dict[str, Any], consistency_level: str) -> list[list[dict[str, Any]]]:
+    def search(
+        self,
+        data: list[list[float]],
+        *,
+        filter: str,
+        limit: int,
+        output_fields: Sequence[str],
+        search_params: dict[str, Any],
+        consistency_level: str,
+    ) -> list[list[dict[str, Any]]]:
         """pymilvus's ``search``: per query vector, its hits (``id``, ``distance``, ``entity``)."""
-        return self._call(f"search in {self.collection!r}", lambda: self._client.search(
-            self.collection, data=data, filter=filter, limit=limit, output_fields=list(output_fields),
-            search_params=search_params, consistency_level=consistency_level))
+        return self._call(
+            f"search in {self.collection!r}",
+            lambda: self._client.search(
+                self.collection,
+                data=data,
+                filter=filter,
+                limit=limit,
+                output_fields=list(output_fields),
+                search_params=search_params,
+                consistency_level=consistency_level,
+            ),
+        )
 
-    def query(self, filter: str, output_fields: Sequence[str], limit: int, *,
-              consistency_level: str = "Strong") -> list[dict[str, Any]]:
+    def query(
+        self, filter: str, output_fields: Sequence[str], limit: int, *, consistency_level: str = "Strong"
+    ) -> list[dict[str, Any]]:
         """The rows ``filter`` matches, at most ``limit``."""
-        return list(self._call(f"query on {self.collection!r}", lambda: self._client.query(
-            self.collection, filter=filter, output_fields=list(output_fields), limit=limit,
-            consistency_level=consistency_level)))
+        return list(
+            self._call(
+                f"query on {self.collection!r}",
+                lambda: self._client.query(
+                    self.collection,
+                    filter=filter,
+                    output_fields=list(output_fields),
+                    limit=limit,
+                    consistency_level=consistency_level,
+                ),
+            )
+        )
 
-    def get(self, ids: Sequence[int], output_fields: Sequence[str], *,
-            consistency_level: str = "Strong") -> list[dict[str, Any]]:
+    def get(
+        self, ids: Sequence[int], output_fields: Sequence[str], *, consistency_level: str = "Strong"
+    ) -> list[dict[str, Any]]:
         """The rows with these primary keys."""
-        return list(self._call(f"get on {self.collection!r}", lambda: self._client.get(
-            self.collection, ids=list(ids), output_fields=list(output_fields), consistency_level=consistency_level)))
+        return list(
+            self._call(
+                f"get on {self.collection!r}",
+                lambda: self._client.get(
+                    self.collection,
+                    ids=list(ids),
+                    output_fields=list(output_fields),
+                    consistency_level=consistency_level,
+                ),
+            )
+        )
 
     def count(self, filter: str = "") -> int:
         """Rows ``filter`` matches (all rows: ``""``), Strong."""
-        res = self._call(f"count on {self.collection!r}", lambda: self._client.query(
-            self.collection, filter=filter, output_fields=["count(*)"], consistency_level="Strong"))
+        res = self._call(
+            f"count on {self.collection!r}",
+            lambda: self._client.query(
+                self.collection, filter=filter, output_fields=["count(*)"], consistency_level="Strong"
+            ),
+        )
         return int(res[0]["count(*)"])
 
     def flush(self) -> None:
@@ -256,8 +332,9 @@ class MilvusCollection:
         """The rows ``filter`` matches with ``fields``, in batches, with pymilvus's query
         iterator (no 16k offset window)."""
         try:
-            it = self._client.query_iterator(self.collection, batch_size=batch_size, filter=filter,
-                                             output_fields=list(fields))
+            it = self._client.query_iterator(
+                self.collection, batch_size=batch_size, filter=filter, output_fields=list(fields)
+            )
         except Exception as exc:
             raise IndexUnavailable(f"cannot iterate {self.collection!r}: {exc}") from exc
         try:

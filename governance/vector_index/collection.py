@@ -23,8 +23,18 @@ from governance.vector_index.schema import (
 log = logging.getLogger(__name__)
 
 
-def prepare_collection(client: Any, collection: str, spec: VectorIndexSpec, *, dim: int, multi_tenant: bool,
-                       consistency: str, backend: str, version: tuple[int, int, int], uri: str) -> VectorIndexSpec:
+def prepare_collection(
+    client: Any,
+    collection: str,
+    spec: VectorIndexSpec,
+    *,
+    dim: int,
+    multi_tenant: bool,
+    consistency: str,
+    backend: str,
+    version: tuple[int, int, int],
+    uri: str,
+) -> VectorIndexSpec:
     """Open ``collection`` on a pymilvus ``client``, checking it was made with these settings,
     or create it with its vector index and the scalar indexes this backend supports; then
     load it. Returns the vector index to search it by: an existing collection keeps the one
@@ -35,18 +45,37 @@ def prepare_collection(client: Any, collection: str, spec: VectorIndexSpec, *, d
             raise IndexSchemaMismatch(
                 f"collection {collection!r} at {uri} was made with other settings: " + "; ".join(problems),
                 hint="set GOVRAG_MULTI_TENANT (and the embedder) back to what the collection was made with, "
-                     "or set GOVRAG_COLLECTION to a new collection and re-ingest into it",
+                "or set GOVRAG_COLLECTION to a new collection and re-ingest into it",
             )
         spec = _adopt_vector_index(client, collection, spec)
     else:
-        _create(client, collection, spec, dim=dim, multi_tenant=multi_tenant, consistency=consistency,
-                backend=backend, version=version, uri=uri)
+        _create(
+            client,
+            collection,
+            spec,
+            dim=dim,
+            multi_tenant=multi_tenant,
+            consistency=consistency,
+            backend=backend,
+            version=version,
+            uri=uri,
+        )
     client.load_collection(collection)
     return spec
 
 
-def _create(client: Any, collection: str, spec: VectorIndexSpec, *, dim: int, multi_tenant: bool,
-            consistency: str, backend: str, version: tuple[int, int, int], uri: str) -> None:
+def _create(
+    client: Any,
+    collection: str,
+    spec: VectorIndexSpec,
+    *,
+    dim: int,
+    multi_tenant: bool,
+    consistency: str,
+    backend: str,
+    version: tuple[int, int, int],
+    uri: str,
+) -> None:
     from pymilvus import DataType, MilvusClient
 
     schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
@@ -61,8 +90,9 @@ def _create(client: Any, collection: str, spec: VectorIndexSpec, *, dim: int, mu
         schema.add_field(TENANT_FIELD, DataType.VARCHAR, max_length=MAX_TENANT_BYTES, is_partition_key=True)
     client.create_collection(collection, schema=schema, consistency_level=consistency)
     vector_index = client.prepare_index_params()
-    vector_index.add_index(field_name="vector", index_type=spec.index_type, metric_type="COSINE",
-                           params=spec.index_params())
+    vector_index.add_index(
+        field_name="vector", index_type=spec.index_type, metric_type="COSINE", params=spec.index_params()
+    )
     client.create_index(collection, vector_index)
     # Scalar indexes keep the ACL, expiry, document and tenant filters cheap.
     for field in INDEXED_SCALAR_FIELDS + ((TENANT_FIELD,) if multi_tenant else ()):
@@ -77,8 +107,14 @@ def _adopt_vector_index(client: Any, collection: str, spec: VectorIndexSpec) -> 
     found = str(info.get("index_type", ""))
     index_type, nlist = spec.index_type, spec.nlist
     if found in VECTOR_INDEX_TYPES and found != index_type:
-        log.warning("collection %r has a %s vector index, not %s; searching it as %s (the index type is "
-                    "fixed when a collection is made)", collection, found, index_type, found)
+        log.warning(
+            "collection %r has a %s vector index, not %s; searching it as %s (the index type is "
+            "fixed when a collection is made)",
+            collection,
+            found,
+            index_type,
+            found,
+        )
         index_type = found
     if "nlist" in info:
         nlist = int(info["nlist"])
@@ -106,6 +142,7 @@ def _create_scalar_index(client: Any, collection: str, field: str, kinds: Sequen
             return kind
         except Exception as exc:  # this backend lacks the type: try the next one
             errors.append(f"{kind}: {exc}")
-    log.warning("no scalar index on %s.%s at %s (%s); filters on it scan rows", collection, field, uri,
-                "; ".join(errors))
+    log.warning(
+        "no scalar index on %s.%s at %s (%s); filters on it scan rows", collection, field, uri, "; ".join(errors)
+    )
     return None

@@ -58,10 +58,22 @@ class VectorIndex:
     callers use this class's methods.
     """
 
-    def __init__(self, uri: str, collection: str, dim: int = DEFAULT_DIM, token: str | None = None, *,
-                 multi_tenant: bool = False, tenant: str = "", consistency: str = "Strong",
-                 search_consistency: str = "Session", index_type: VectorIndexType = "HNSW",
-                 nlist: int = IVF_NLIST, nprobe: int = IVF_NPROBE, search_fanout: int = SEARCH_FANOUT) -> None:
+    def __init__(
+        self,
+        uri: str,
+        collection: str,
+        dim: int = DEFAULT_DIM,
+        token: str | None = None,
+        *,
+        multi_tenant: bool = False,
+        tenant: str = "",
+        consistency: str = "Strong",
+        search_consistency: str = "Session",
+        index_type: VectorIndexType = "HNSW",
+        nlist: int = IVF_NLIST,
+        nprobe: int = IVF_NPROBE,
+        search_fanout: int = SEARCH_FANOUT,
+    ) -> None:
         if index_type not in VECTOR_INDEX_TYPES:
             raise ConfigError(f"unknown vector index type {index_type!r}; one of {', '.join(VECTOR_INDEX_TYPES)}")
         for level in (consistency, search_consistency):
@@ -85,9 +97,11 @@ class VectorIndex:
         self.cascade = SearchCascade(self.milvus, VectorIndexSpec(index_type, nlist, nprobe), search_fanout)
         if self.backend == "lite" and index_type != "HNSW":
             self.close()
-            raise ConfigError(f"vector index {index_type} needs a Milvus server; Milvus Lite ({self.server_version}) "
-                              "is used with HNSW", hint="unset GOVRAG_MILVUS_INDEX, or point GOVRAG_MILVUS_URI "
-                              "at a Milvus server")
+            raise ConfigError(
+                f"vector index {index_type} needs a Milvus server; Milvus Lite ({self.server_version}) "
+                "is used with HNSW",
+                hint="unset GOVRAG_MILVUS_INDEX, or point GOVRAG_MILVUS_URI at a Milvus server",
+            )
         try:
             self.ensure_collection()
         except BaseException:
@@ -128,8 +142,9 @@ class VectorIndex:
     def ensure_collection(self) -> None:
         """Open the collection, checking it was made with these settings, or create it with
         its vector index and the scalar indexes this backend supports; then load it."""
-        self.cascade.spec = self.milvus.prepare(self.cascade.spec, dim=self.dim, multi_tenant=self.multi_tenant,
-                                                consistency=self.consistency)
+        self.cascade.spec = self.milvus.prepare(
+            self.cascade.spec, dim=self.dim, multi_tenant=self.multi_tenant, consistency=self.consistency
+        )
 
     def wait_until_indexed(self, rows: int, timeout_s: float, poll_s: float = 1.0) -> dict[str, Any]:
         """See :meth:`MilvusCollection.wait_until_indexed`."""
@@ -163,8 +178,10 @@ class VectorIndex:
         if not self.multi_tenant:
             return expr
         if not self.tenant:
-            raise ConfigError("multi-tenancy is on, but GOVRAG_TENANT is empty: maintenance works on one tenant",
-                              hint="set GOVRAG_TENANT to the tenant to work on")
+            raise ConfigError(
+                "multi-tenancy is on, but GOVRAG_TENANT is empty: maintenance works on one tenant",
+                hint="set GOVRAG_TENANT to the tenant to work on",
+            )
         return within_tenant(expr, self.tenant)
 
     # -- writes ---------------------------------------------------------------------------
@@ -181,8 +198,10 @@ class VectorIndex:
             return row.to_entity()
         tenant = row.tenant or self.tenant
         if not tenant:
-            raise ConfigError("multi-tenancy is on, but a row carries no tenant and GOVRAG_TENANT is empty",
-                              hint="set GOVRAG_TENANT to the tenant this ingest writes")
+            raise ConfigError(
+                "multi-tenancy is on, but a row carries no tenant and GOVRAG_TENANT is empty",
+                hint="set GOVRAG_TENANT to the tenant this ingest writes",
+            )
         try:
             return row.with_tenant(check_tenant(tenant)).to_entity(with_tenant=True)
         except ValueError as exc:
@@ -197,8 +216,15 @@ class VectorIndex:
 
     # -- reads ----------------------------------------------------------------------------
     def search(
-        self, vector: np.ndarray, *, k: int, scope_ids: Sequence[int], now_epoch: int, ef: int | None = None,
-        tenant: str | None = None, consistency: str | None = None,
+        self,
+        vector: np.ndarray,
+        *,
+        k: int,
+        scope_ids: Sequence[int],
+        now_epoch: int,
+        ef: int | None = None,
+        tenant: str | None = None,
+        consistency: str | None = None,
     ) -> list[RawHit]:
         """Nearest chunks among those whose scope is allowed and which have not expired
         (and, on a multi-tenant index, of ``tenant``: a caller without one is refused)."""
@@ -206,23 +232,31 @@ class VectorIndex:
             return []
         if self.multi_tenant:
             if not tenant:
-                raise AccessDenied("this index is multi-tenant and the caller carries no tenant",
-                                   hint="give the user a tenant (the `tenant` or `tid` claim)")
+                raise AccessDenied(
+                    "this index is multi-tenant and the caller carries no tenant",
+                    hint="give the user a tenant (the `tenant` or `tid` claim)",
+                )
             try:
                 check_tenant(tenant)
             except ValueError as exc:
                 raise AccessDenied(f"unusable tenant: {exc}") from exc
         hits = self.cascade.search(
-            vector, k=k, scope_ids=scope_ids, now_epoch=now_epoch, ef=ef,
+            vector,
+            k=k,
+            scope_ids=scope_ids,
+            now_epoch=now_epoch,
+            ef=ef,
             tenant=tenant if self.multi_tenant else None,
             fields=[*OUTPUT_FIELDS, TENANT_FIELD] if self.multi_tenant else OUTPUT_FIELDS,
-            consistency=consistency or self.search_consistency)
+            consistency=consistency or self.search_consistency,
+        )
         if self.multi_tenant:  # defence in depth: the filter already holds the tenant
             hits = [h for h in hits if h.fields.get(TENANT_FIELD) == tenant]
         return hits
 
-    def query(self, expr: str, fields: Sequence[str] = ("id",), limit: int = 16384, *,
-              consistency: str = "Strong") -> list[dict[str, Any]]:
+    def query(
+        self, expr: str, fields: Sequence[str] = ("id",), limit: int = 16384, *, consistency: str = "Strong"
+    ) -> list[dict[str, Any]]:
         """Rows of this index's tenant (:meth:`own_rows`) matching an expression built by
         :mod:`governance.vector_index.filters` (Strong by default: a query right after a
         delete must not see the deleted rows)."""
@@ -231,11 +265,13 @@ class VectorIndex:
     def iter_rows(self, fields: Sequence[str], batch_size: int = 2000) -> Iterator[dict[str, Any]]:
         """Every row of this index's tenant (all rows without multi-tenancy) with ``fields``
         (``id`` always), in batches, with pymilvus's query iterator (no 16k offset window)."""
-        yield from self.milvus.iter_rows(self.own_rows(all_rows_filter()), list(dict.fromkeys(["id", *fields])),
-                                         batch_size)
+        yield from self.milvus.iter_rows(
+            self.own_rows(all_rows_filter()), list(dict.fromkeys(["id", *fields])), batch_size
+        )
 
-    def get(self, ids: Sequence[int], fields: Sequence[str] = ("id",), *,
-            consistency: str = "Strong") -> list[dict[str, Any]]:
+    def get(
+        self, ids: Sequence[int], fields: Sequence[str] = ("id",), *, consistency: str = "Strong"
+    ) -> list[dict[str, Any]]:
         """The rows of this index's tenant with these ids."""
         if not ids:
             return []
@@ -248,8 +284,9 @@ class VectorIndex:
         """Rows in the collection; with multi-tenancy and a tenant set, that tenant's rows."""
         return self.milvus.count(tenant_filter(self.tenant) if self.multi_tenant and self.tenant else "")
 
-    def expired_rows(self, now_epoch: int, *, exclude_documents: Sequence[str] = (),
-                     limit: int = 16384) -> list[dict[str, Any]] | None:
+    def expired_rows(
+        self, now_epoch: int, *, exclude_documents: Sequence[str] = (), limit: int = 16384
+    ) -> list[dict[str, Any]] | None:
         """``id`` and ``document_id`` of expired rows (an integer filter the scalar index
         answers), or None when there are more than ``limit`` (the caller must then query by
         document instead)."""
@@ -264,14 +301,16 @@ class VectorIndex:
         """Ids of every vector of these documents, by query, a few queries in all."""
         return [int(r["id"]) for r in self.rows_of_documents(document_ids, ("id",), batch)]
 
-    def rows_of_documents(self, document_ids: Sequence[str], fields: Sequence[str],
-                          batch: int = 200) -> list[dict[str, Any]]:
+    def rows_of_documents(
+        self, document_ids: Sequence[str], fields: Sequence[str], batch: int = 200
+    ) -> list[dict[str, Any]]:
         """``id`` and ``fields`` of every vector of these documents, ``batch`` documents a query."""
         out: list[dict[str, Any]] = []
         ids = list(document_ids)
         for i in range(0, len(ids), batch):
-            out += self.query(documents_filter(ids[i : i + batch]), fields=tuple(dict.fromkeys(["id", *fields])),
-                              limit=16384)
+            out += self.query(
+                documents_filter(ids[i : i + batch]), fields=tuple(dict.fromkeys(["id", *fields])), limit=16384
+            )
         return out
 
     # -- maintenance ----------------------------------------------------------------------

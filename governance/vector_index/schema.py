@@ -44,8 +44,10 @@ IVF_NLIST = 1024  # clusters per segment; ~sqrt(rows per segment) x a few
 IVF_NPROBE = 32  # clusters searched per query (3% of nlist)
 # Scalar indexes on the filtered fields, best first per kind: Milvus Lite 3.x and Milvus
 # >= 2.4 build INVERTED; Milvus 2.3 has STL_SORT (numbers) and Trie (strings) only.
-SCALAR_INDEX_PREFERENCE: dict[str, tuple[str, ...]] = {"int64": ("INVERTED", "STL_SORT"),
-                                                       "varchar": ("INVERTED", "Trie")}
+SCALAR_INDEX_PREFERENCE: dict[str, tuple[str, ...]] = {
+    "int64": ("INVERTED", "STL_SORT"),
+    "varchar": ("INVERTED", "Trie"),
+}
 INDEXED_SCALAR_FIELDS = ("scope_id", "expires_at", "document_id")
 
 
@@ -83,8 +85,10 @@ def schema_problems(description: dict[str, Any], *, dim: int, multi_tenant: bool
     if multi_tenant and tenant is None:
         problems.append("it has no `tenant` field, but multi-tenancy is on (GOVRAG_MULTI_TENANT=true)")
     if tenant is not None and not multi_tenant:
-        problems.append("it has a `tenant` field, but multi-tenancy is off (GOVRAG_MULTI_TENANT=false), "
-                        "so searches would not be limited to the caller's tenant")
+        problems.append(
+            "it has a `tenant` field, but multi-tenancy is off (GOVRAG_MULTI_TENANT=false), "
+            "so searches would not be limited to the caller's tenant"
+        )
     vector = fields.get("vector")
     found_dim = int((vector or {}).get("params", {}).get("dim", 0) or 0)
     if found_dim != dim:

@@ -9,8 +9,7 @@ import typer
 
 from govrag.cli.output import print_json, stdout
 
-app = typer.Typer(help="Explain access: what a caller can read and why; who can read a document.",
-                  no_args_is_help=True)
+app = typer.Typer(help="Explain access: what a caller can read and why; who can read a document.", no_args_is_help=True)
 
 
 @app.command("explain")
@@ -18,7 +17,9 @@ def explain(
     user: str = typer.Option(..., "--user", help="Caller's email (or id)."),
     group: list[str] = typer.Option([], "--group", help="Group claim; repeat for several."),
     role: list[str] = typer.Option([], "--role", help="Role claim; repeat for several."),
-    document: Optional[str] = typer.Option(None, "--document", help="Only this document: can the caller read it, and why (not)."),
+    document: Optional[str] = typer.Option(
+        None, "--document", help="Only this document: can the caller read it, and why (not)."
+    ),
     limit: int = typer.Option(100, "--limit", min=1, max=100_000, help="At most this many documents."),
     as_json: bool = typer.Option(False, "--json", help="Print the explanation as JSON."),
 ) -> None:
@@ -30,8 +31,9 @@ def explain(
     caller = User(id=user, email=user if "@" in user else None, groups=group, roles=role)
     catalog, policy = _catalog()
     try:
-        result = run_explain(catalog, caller.principals(policy.roles), now=datetime.now(timezone.utc),
-                             document_id=document, limit=limit)
+        result = run_explain(
+            catalog, caller.principals(policy.roles), now=datetime.now(timezone.utc), document_id=document, limit=limit
+        )
     finally:
         catalog.dispose()
     if as_json:
@@ -46,8 +48,10 @@ def explain(
         if d.scope:
             stdout.print(f"   scope {d.scope}")
         for m in d.layers:
-            stdout.print(f"   layer {m.layer} ({m.principals} principals): "
-                         + (", ".join(m.matched) if m.matched else "[red]no match[/]"))
+            stdout.print(
+                f"   layer {m.layer} ({m.principals} principals): "
+                + (", ".join(m.matched) if m.matched else "[red]no match[/]")
+            )
         if d.denied_by:
             stdout.print(f"   [red]denied[/]: {', '.join(d.denied_by)}")
     if result.truncated:

@@ -12,10 +12,12 @@ app = typer.Typer(help="The retrieval HTTP service: POST /v1/search with a beare
 @app.command()
 def serve(
     host: Optional[str] = typer.Option(None, "--host", help="Bind address (default: GOVRAG_API_HOST, else 127.0.0.1)."),
-    port: Optional[int] = typer.Option(None, "--port", min=1, max=65535,
-                                       help="Port (default: GOVRAG_API_PORT, else 8080)."),
-    log_level: str = typer.Option("info", "--log-level",
-                                  help="Level of uvicorn's and the service's own logs (search lines are INFO)."),
+    port: Optional[int] = typer.Option(
+        None, "--port", min=1, max=65535, help="Port (default: GOVRAG_API_PORT, else 8080)."
+    ),
+    log_level: str = typer.Option(
+        "info", "--log-level", help="Level of uvicorn's and the service's own logs (search lines are INFO)."
+    ),
 ) -> None:
     """Serve search over HTTP until interrupted (Ctrl-C / SIGTERM stop it cleanly)."""
     import logging
@@ -33,5 +35,12 @@ def serve(
         logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     service = create_app(settings, warmup=True)  # ConfigError (no JWKS / secret) ends here with a hint
     # The service logs one line per search itself; uvicorn's access log would repeat it.
-    uvicorn.run(service, host=host or settings.api_host, port=port or settings.api_port,
-                log_level=log_level.lower(), access_log=False, server_header=False, proxy_headers=False)
+    uvicorn.run(
+        service,
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        log_level=log_level.lower(),
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+    )

@@ -58,8 +58,12 @@ def export(
         import difflib
 
         close = difflib.get_close_matches(kind, KINDS, n=1)
-        raise typer.BadParameter(f"unknown kind {kind!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
-                                 + f"; one of: {', '.join(KINDS)}", param_hint="--kind")
+        raise typer.BadParameter(
+            f"unknown kind {kind!r}"
+            + (f" (did you mean {close[0]!r}?)" if close else "")
+            + f"; one of: {', '.join(KINDS)}",
+            param_hint="--kind",
+        )
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=timezone.utc)
     catalog = _catalog()

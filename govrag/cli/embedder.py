@@ -19,7 +19,11 @@ DEFAULT_MODEL_DIR = Path(".govrag") / "models" / "minilm-nvfp4"
 
 def quantize(
     out: Path = typer.Option(DEFAULT_MODEL_DIR, "--out", help="directory to write the NVFP4 model to"),
-    method: str = typer.Option("gptq", "--method", help="gptq (default: calibrated on generic text, 7 sensitive layers kept in BF16), mse or rtn"),
+    method: str = typer.Option(
+        "gptq",
+        "--method",
+        help="gptq (default: calibrated on generic text, 7 sensitive layers kept in BF16), mse or rtn",
+    ),
 ) -> None:
     """Quantize all-MiniLM-L6-v2's Linear weights to NVFP4 (compressed-tensors layout)."""
     from embedding.quantize import quantize_model

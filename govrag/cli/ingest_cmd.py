@@ -17,10 +17,18 @@ def ingest(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     strict: bool = typer.Option(False, "--strict", help="Exit with code 4 when anything was quarantined."),
     policy: Optional[Path] = typer.Option(None, "--policy", help="Policy YAML (default: GOVRAG_POLICY)."),
-    prune: bool = typer.Option(False, "--prune", help="The paths are fresh full exports: tombstone documents of the same "
-                               "workspace / space that are gone from them."),
-    site: Optional[str] = typer.Option(None, "--site", help="Confluence site (host) or Slack team id of exports that do "
-                                       "not state it (Confluence HTML exports never do)."),
+    prune: bool = typer.Option(
+        False,
+        "--prune",
+        help="The paths are fresh full exports: tombstone documents of the same "
+        "workspace / space that are gone from them.",
+    ),
+    site: Optional[str] = typer.Option(
+        None,
+        "--site",
+        help="Confluence site (host) or Slack team id of exports that do "
+        "not state it (Confluence HTML exports never do).",
+    ),
 ) -> None:
     """Ingest documents: parse, clean, version, embed and index them with their access scope."""
     from governance.settings import get_settings
@@ -38,9 +46,14 @@ def ingest(
     try:
         ingestor = Ingestor(stores, lambda: make_embedder(settings), site=site)
         with Progress(
-            SpinnerColumn(), TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[chunks]} chunks · {task.fields[current]}"), TimeElapsedColumn(),
-            console=stderr, transient=as_json,
+            SpinnerColumn(),
+            TextColumn("[bold]ingest"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[chunks]} chunks · {task.fields[current]}"),
+            TimeElapsedColumn(),
+            console=stderr,
+            transient=as_json,
         ) as bar:
             task = bar.add_task("ingest", total=None, chunks=0, current="")
 
@@ -59,14 +72,28 @@ def ingest(
         print_json(summary.model_dump() | {"chunks_per_second": round(summary.chunks_per_second, 2)})
     else:
         table = Table(title=f"ingest run {summary.run_id}", show_header=False)
-        for key in ("documents_seen", "new", "changed", "unchanged", "access_updated", "scopes_changed", "quarantined",
-                    "tombstoned", "expired_skipped", "stale_skipped", "chunks_written", "vectors_deleted"):
+        for key in (
+            "documents_seen",
+            "new",
+            "changed",
+            "unchanged",
+            "access_updated",
+            "scopes_changed",
+            "quarantined",
+            "tombstoned",
+            "expired_skipped",
+            "stale_skipped",
+            "chunks_written",
+            "vectors_deleted",
+        ):
             table.add_row(key.replace("_", " "), str(getattr(summary, key)))
         if summary.redactions:
             table.add_row("redacted", ", ".join(f"{k} {n}" for k, n in sorted(summary.redactions.items())))
         if summary.tagged:
             table.add_row("tagged sensitive", str(summary.tagged))
-        table.add_row("seconds", f"{summary.seconds:.2f} (parse {summary.parse_seconds:.2f}, embed {summary.embed_seconds:.2f})")
+        table.add_row(
+            "seconds", f"{summary.seconds:.2f} (parse {summary.parse_seconds:.2f}, embed {summary.embed_seconds:.2f})"
+        )
         stdout.print(table)
         for q in summary.quarantine:
             stdout.print(f"[yellow]quarantined[/] {q.path}: [bold]{q.reason}[/] — {q.message}")

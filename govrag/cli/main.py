@@ -22,8 +22,12 @@ from govrag.cli import (
     status_cmd,
 )
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                  help="govrag: governed RAG ingestion with ACL-aware retrieval.")
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="govrag: governed RAG ingestion with ACL-aware retrieval.",
+)
 app.command("ingest")(ingest_cmd.ingest)
 app.command("search")(search_cmd.search)
 app.command("status")(status_cmd.status)

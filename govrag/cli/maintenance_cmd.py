@@ -36,30 +36,44 @@ def doctor(
         stores.close()
     final = after or before
     if as_json:
-        print_json({"before": before.counts(), "samples": before.samples(),
-                    "repair": result.model_dump() if result else None,
-                    "after": after.counts() if after else None, "ok": final.agrees and final.no_expired,
-                    "documents_without_expiry": no_expiry})
+        print_json(
+            {
+                "before": before.counts(),
+                "samples": before.samples(),
+                "repair": result.model_dump() if result else None,
+                "after": after.counts() if after else None,
+                "ok": final.agrees and final.no_expired,
+                "documents_without_expiry": no_expiry,
+            }
+        )
     else:
         for key, value in before.counts().items():
             stdout.print(f"{key}: {value}")
         stdout.print(f"documents_without_expiry: {no_expiry}")
         if no_expiry:
-            stdout.print(f"[yellow]warning:[/] {no_expiry} active documents have no expiry: no retention rule "
-                         "matched them (a misspelt `retention:` key is refused; check the rules' `match`)")
+            stdout.print(
+                f"[yellow]warning:[/] {no_expiry} active documents have no expiry: no retention rule "
+                "matched them (a misspelt `retention:` key is refused; check the rules' `match`)"
+            )
         if result:
             stdout.print(f"[bold]repaired[/]: {result.model_dump()}")
-        stdout.print("[green]catalog and index agree[/]" if final.agrees and final.no_expired
-                     else "[red]problems remain[/] (run with --repair)")
+        stdout.print(
+            "[green]catalog and index agree[/]"
+            if final.agrees and final.no_expired
+            else "[red]problems remain[/] (run with --repair)"
+        )
     if not (final.agrees and final.no_expired):
         raise typer.Exit(code=6)
 
 
 @acl_app.command("sync")
-def acl_sync(paths: list[Path] = typer.Argument(..., help="Exports or folders whose permissions to re-read."),
-             as_json: bool = typer.Option(False, "--json"),
-             site: Optional[str] = typer.Option(None, "--site", help="Confluence site (host) or Slack team id of "
-                                                "exports that do not state it.")) -> None:
+def acl_sync(
+    paths: list[Path] = typer.Argument(..., help="Exports or folders whose permissions to re-read."),
+    as_json: bool = typer.Option(False, "--json"),
+    site: Optional[str] = typer.Option(
+        None, "--site", help="Confluence site (host) or Slack team id of exports that do not state it."
+    ),
+) -> None:
     """Re-read permissions: every conversation, space and restriction the exports state
     (with messages in them or not) updates the catalog only (no re-embedding, no vector
     rewrite); an export older than one already applied changes nothing; documents no rule
@@ -78,8 +92,12 @@ def acl_sync(paths: list[Path] = typer.Argument(..., help="Exports or folders wh
     if as_json:
         print_json(summary.model_dump())
     else:
-        stdout.print(f"scopes changed: {summary.scopes_changed} of {summary.scopes_resolved}; "
-                     f"documents seen {summary.documents_seen}, access updated {summary.access_updated}")
+        stdout.print(
+            f"scopes changed: {summary.scopes_changed} of {summary.scopes_resolved}; "
+            f"documents seen {summary.documents_seen}, access updated {summary.access_updated}"
+        )
         if summary.scopes_stale or summary.stale_documents:
-            stdout.print(f"[yellow]older than what was applied before[/]: {summary.scopes_stale} scope statements and "
-                         f"{summary.stale_documents} documents left as a newer export stated them")
+            stdout.print(
+                f"[yellow]older than what was applied before[/]: {summary.scopes_stale} scope statements and "
+                f"{summary.stale_documents} documents left as a newer export stated them"
+            )

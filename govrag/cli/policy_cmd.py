@@ -19,7 +19,9 @@ app = typer.Typer(no_args_is_help=True, help="Check a policy file before using i
 def check(
     policy_file: Path = typer.Argument(..., help="The policy YAML to check."),
     paths: Optional[list[Path]] = typer.Argument(None, help="Exports or folders to try it on (nothing is written)."),
-    site: Optional[str] = typer.Option(None, "--site", help="Confluence site / Slack team id of exports that state none."),
+    site: Optional[str] = typer.Option(
+        None, "--site", help="Confluence site / Slack team id of exports that state none."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the verdicts as JSON."),
 ) -> None:
     """Validate FILE (unknown keys, bad durations, bad principals are errors) and, given
@@ -32,9 +34,11 @@ def check(
     if as_json:
         print_json({"policy": str(policy_file), "valid": True, "documents": rows})
         return
-    stdout.print(f"[green]{policy_file}: valid[/] ({len(policy.access)} access, {len(policy.retention)} retention, "
-                 f"{len(policy.redaction)} redaction rules; {len(policy.roles)} roles; {len(policy.workspaces)} "
-                 f"workspaces; {len(policy.sources)} sources)")
+    stdout.print(
+        f"[green]{policy_file}: valid[/] ({len(policy.access)} access, {len(policy.retention)} retention, "
+        f"{len(policy.redaction)} redaction rules; {len(policy.roles)} roles; {len(policy.workspaces)} "
+        f"workspaces; {len(policy.sources)} sources)"
+    )
     if not rows:
         return
     table = Table(title="what ingest would do")
@@ -44,10 +48,15 @@ def check(
         layers = " AND ".join("(" + " | ".join(layer) + ")" for layer in r.get("layers", []))
         if r.get("deny"):
             layers += " NOT " + " | ".join(r["deny"])
-        table.add_row(r["document_id"] or r["path"], r["outcome"] if r["outcome"] != "quarantined" else
-                      f"quarantined: {r['reason']}", _rule(r.get("access_rule")), layers or r.get("message", ""),
-                      r.get("classification", ""), _rule(r.get("retention_rule")),
-                      (r.get("expires_at") or "never")[:16].replace("T", " "))
+        table.add_row(
+            r["document_id"] or r["path"],
+            r["outcome"] if r["outcome"] != "quarantined" else f"quarantined: {r['reason']}",
+            _rule(r.get("access_rule")),
+            layers or r.get("message", ""),
+            r.get("classification", ""),
+            _rule(r.get("retention_rule")),
+            (r.get("expires_at") or "never")[:16].replace("T", " "),
+        )
     stdout.print(table)
 
 
@@ -66,8 +75,15 @@ def verdicts(policy: Any, path: Path, site: str | None) -> list[dict[str, Any]]:
     try:
         export = open_source(path, policy=policy, site=site)
     except SourceError as exc:
-        return [{"document_id": None, "path": str(path), "outcome": "quarantined",
-                 "reason": getattr(exc, "reason", "unreadable"), "message": str(exc)}]
+        return [
+            {
+                "document_id": None,
+                "path": str(path),
+                "outcome": "quarantined",
+                "reason": getattr(exc, "reason", "unreadable"),
+                "message": str(exc),
+            }
+        ]
     rows = []
     with export:
         for item in export.items:
@@ -87,12 +103,16 @@ def verdicts(policy: Any, path: Path, site: str | None) -> list[dict[str, Any]]:
             expires = policy.expires_at(facts, modified=modified, ingested=now)
             access = policy.access_rule(item.facts)
             retention = policy.retention_rule(facts)  # the rules ingest applies, found the same way
-            rows.append(row | {
-                "outcome": "past retention (skipped)" if expires is not None and expires <= now else "indexed",
-                "access_rule": access[0] if access else None,
-                "layers": [sorted(layer) for layer in scope.layers], "deny": sorted(scope.deny),
-                "classification": classification,
-                "retention_rule": policy.retention.index(retention) if retention else None,
-                "expires_at": expires.isoformat() if expires else None,
-            })
+            rows.append(
+                row
+                | {
+                    "outcome": "past retention (skipped)" if expires is not None and expires <= now else "indexed",
+                    "access_rule": access[0] if access else None,
+                    "layers": [sorted(layer) for layer in scope.layers],
+                    "deny": sorted(scope.deny),
+                    "classification": classification,
+                    "retention_rule": policy.retention.index(retention) if retention else None,
+                    "expires_at": expires.isoformat() if expires else None,
+                }
+            )
     return rows

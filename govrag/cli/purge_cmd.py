@@ -25,13 +25,19 @@ def purge(
     expired: bool = typer.Option(False, "--expired", help="Every document whose expiry has passed."),
     document: Optional[str] = typer.Option(None, "--document", help="One document id."),
     source: Optional[str] = typer.Option(None, "--source", help="A source kind (pdf, slack, confluence) or origin."),
-    subject: Optional[str] = typer.Option(None, "--subject", help="Right to be forgotten: a principal, e.g. user:jane@example.com."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Report what would be purged (documents, vectors, holds); change nothing."),
+    subject: Optional[str] = typer.Option(
+        None, "--subject", help="Right to be forgotten: a principal, e.g. user:jane@example.com."
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Report what would be purged (documents, vectors, holds); change nothing."
+    ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation on a terminal."),
     actor: Optional[str] = typer.Option(None, "--actor", help=ACTOR_HELP),
     allow_unknown_subject: bool = typer.Option(
-        False, "--allow-unknown-subject",
-        help="Record the erasure of a --subject the catalog does not know (future ingests drop their content)."),
+        False,
+        "--allow-unknown-subject",
+        help="Record the erasure of a --subject the catalog does not know (future ingests drop their content).",
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Delete vectors and text (a tombstone stays: id, hash, when, why). Held documents are kept.
@@ -54,46 +60,63 @@ def purge(
             _check_subject(stores.catalog, subject, allow_unknown_subject)
             if not dry_run and not yes:
                 preview = forget_subject(ingestor, subject, dry_run=True, actor=actor)
-                _confirm(f"erase {subject}: purge {len(preview.documents)} documents, re-index "
-                         f"{len(preview.reindexed)} without their words ({len(preview.held)} held)")
+                _confirm(
+                    f"erase {subject}: purge {len(preview.documents)} documents, re-index "
+                    f"{len(preview.reindexed)} without their words ({len(preview.held)} held)"
+                )
             report = forget_subject(ingestor, subject, dry_run=dry_run, actor=actor)
         else:
             ids = purging.select(stores.catalog, expired=expired, document=document, source=source)
             if not ids:
                 _check_known(stores.catalog, document=document, source=source)
-            reason = "expired" if expired else f"purge --document {document}" if document else f"purge --source {source}"
+            reason = (
+                "expired" if expired else f"purge --document {document}" if document else f"purge --source {source}"
+            )
             selector = {k: v for k, v in {"expired": expired, "document": document, "source": source}.items() if v}
             if ids and not dry_run and not yes:
-                preview = purging.purge_documents(stores.catalog, stores.index, ids, reason=reason, selector=selector,
-                                                  dry_run=True)
-                _confirm(f"purge {len(preview.documents)} documents ({preview.vectors_deleted} vectors; "
-                         f"{len(preview.held)} held and kept)")
-            report = purging.purge_documents(stores.catalog, stores.index, ids, reason=reason,
-                                             selector=selector, dry_run=dry_run, actor=actor)
+                preview = purging.purge_documents(
+                    stores.catalog, stores.index, ids, reason=reason, selector=selector, dry_run=True
+                )
+                _confirm(
+                    f"purge {len(preview.documents)} documents ({preview.vectors_deleted} vectors; "
+                    f"{len(preview.held)} held and kept)"
+                )
+            report = purging.purge_documents(
+                stores.catalog, stores.index, ids, reason=reason, selector=selector, dry_run=dry_run, actor=actor
+            )
             if expired:
                 from datetime import datetime, timezone
 
-                purging.expire_quarantine(stores.catalog, report, keep_days=stores.settings.quarantine_keep_days,
-                                          now=datetime.now(timezone.utc))
+                purging.expire_quarantine(
+                    stores.catalog,
+                    report,
+                    keep_days=stores.settings.quarantine_keep_days,
+                    now=datetime.now(timezone.utc),
+                )
     finally:
         stores.close()
     if as_json:
         print_json(report.model_dump())
         return
     verb = "would purge" if dry_run else "purged"
-    stdout.print(f"{verb} {len(report.documents)} documents, {report.vectors_deleted} vectors "
-                 f"{'would be ' if dry_run else ''}deleted"
-                 + ("" if report.verified else " [red](verification found vectors left: run again)[/]"))
+    stdout.print(
+        f"{verb} {len(report.documents)} documents, {report.vectors_deleted} vectors "
+        f"{'would be ' if dry_run else ''}deleted"
+        + ("" if report.verified else " [red](verification found vectors left: run again)[/]")
+    )
     if dry_run:
         for doc_id in report.documents[:50]:
             stdout.print(f"  {doc_id}")
         if len(report.documents) > 50:
             stdout.print(f"  … and {len(report.documents) - 50} more (--json lists them all)")
     if report.quarantine_records_deleted:
-        stdout.print(f"deleted {report.quarantine_records_deleted} quarantine records older than "
-                     "GOVRAG_QUARANTINE_KEEP_DAYS")
+        stdout.print(
+            f"deleted {report.quarantine_records_deleted} quarantine records older than GOVRAG_QUARANTINE_KEEP_DAYS"
+        )
     if report.reindexed:
-        stdout.print(f"{'would re-index' if dry_run else 're-indexed'} without the subject: {len(report.reindexed)} documents")
+        stdout.print(
+            f"{'would re-index' if dry_run else 're-indexed'} without the subject: {len(report.reindexed)} documents"
+        )
     for doc_id, hold in report.held.items():
         stdout.print(f"[yellow]held[/] {doc_id} ({hold}){' would block it' if dry_run else ''}")
 
@@ -116,15 +139,19 @@ def _check_known(catalog, *, document: str | None, source: str | None) -> None: 
     if document is not None:
         row = catalog.documents.document_row(document)
         if row is None:
-            raise UnknownTarget(f"no document {document!r} in the catalog",
-                                hint="ids look like pdf:finance/report.pdf or slack:T0123:channel:C0123:…; "
-                                     "`govrag access explain --user …` or `govrag audit export` list them")
+            raise UnknownTarget(
+                f"no document {document!r} in the catalog",
+                hint="ids look like pdf:finance/report.pdf or slack:T0123:channel:C0123:…; "
+                "`govrag access explain --user …` or `govrag audit export` list them",
+            )
         stdout.print(f"{document} is already {row['status']}")
     elif source is not None:
         known = sorted(catalog.runs.status_counts()["documents_by_source"])
-        raise UnknownTarget(f"no document has the source or origin {source!r}",
-                            hint=f"sources with documents: {', '.join(known) or 'none'}; an origin is the export "
-                                 "path a document came from")
+        raise UnknownTarget(
+            f"no document has the source or origin {source!r}",
+            hint=f"sources with documents: {', '.join(known) or 'none'}; an origin is the export "
+            "path a document came from",
+        )
 
 
 def _check_subject(catalog, subject: str, allow_unknown: bool) -> None:  # type: ignore[no-untyped-def]
@@ -132,21 +159,30 @@ def _check_subject(catalog, subject: str, allow_unknown: bool) -> None:  # type:
     from governance.identity import parse_principal
 
     principal = parse_principal(subject)
-    if allow_unknown or catalog.documents.select_documents(author=principal) or \
-            catalog.documents.select_documents(contributor=principal) or catalog.scopes.allowed_scope_ids([principal]):
+    if (
+        allow_unknown
+        or catalog.documents.select_documents(author=principal)
+        or catalog.documents.select_documents(contributor=principal)
+        or catalog.scopes.allowed_scope_ids([principal])
+    ):
         return
-    raise UnknownTarget(f"the catalog knows no {principal!r}: no document by them, no access for them",
-                        hint="check the spelling (principals look like user:jane@example.com); to record the "
-                             "erasure anyway, so future ingests drop their content, add --allow-unknown-subject")
+    raise UnknownTarget(
+        f"the catalog knows no {principal!r}: no document by them, no access for them",
+        hint="check the spelling (principals look like user:jane@example.com); to record the "
+        "erasure anyway, so future ingests drop their content, add --allow-unknown-subject",
+    )
 
 
 hold_app = typer.Typer(help="Legal holds: a held document is never purged (it still obeys access rules).")
 
 
 @hold_app.command("add")
-def hold_add(kind: str = typer.Argument(..., help="document | source | subject"), value: str = typer.Argument(...),
-             reason: str = typer.Option("", "--reason"),
-             actor: Optional[str] = typer.Option(None, "--actor", help=ACTOR_HELP)) -> None:
+def hold_add(
+    kind: str = typer.Argument(..., help="document | source | subject"),
+    value: str = typer.Argument(...),
+    reason: str = typer.Option("", "--reason"),
+    actor: Optional[str] = typer.Option(None, "--actor", help=ACTOR_HELP),
+) -> None:
     """Put a document, a source or a subject under legal hold."""
     from governance import audit
     from governance.catalog import Catalog
@@ -164,8 +200,11 @@ def hold_add(kind: str = typer.Argument(..., help="document | source | subject")
 
 
 @hold_app.command("remove")
-def hold_remove(kind: str = typer.Argument(...), value: str = typer.Argument(...),
-                actor: Optional[str] = typer.Option(None, "--actor", help=ACTOR_HELP)) -> None:
+def hold_remove(
+    kind: str = typer.Argument(...),
+    value: str = typer.Argument(...),
+    actor: Optional[str] = typer.Option(None, "--actor", help=ACTOR_HELP),
+) -> None:
     """Release a legal hold."""
     from governance import audit
     from governance.catalog import Catalog

@@ -14,7 +14,9 @@ def search(
     user: str = typer.Option(..., "--user", help="Caller's email (or id)."),
     group: list[str] = typer.Option([], "--group", help="Group claim; repeat for several."),
     role: list[str] = typer.Option([], "--role", help="Role claim; repeat for several."),
-    tenant: Optional[str] = typer.Option(None, "--tenant", help="Caller's tenant (multi-tenancy; default GOVRAG_TENANT)."),
+    tenant: Optional[str] = typer.Option(
+        None, "--tenant", help="Caller's tenant (multi-tenancy; default GOVRAG_TENANT)."
+    ),
     k: int = typer.Option(10, "-k", "--k", min=1, max=100, help="How many hits."),
     as_json: bool = typer.Option(False, "--json", help="Print hits as JSON."),
 ) -> None:
@@ -41,4 +43,6 @@ def search(
         stdout.print(f"[dim]no results for {user}[/]")
     for i, h in enumerate(hits, 1):
         snippet = " ".join(h.text.split())[:200]
-        stdout.print(f"[bold]{i}. {h.title}[/] [dim]({h.document_id} v{h.source_version}, score {h.score:.3f})[/]\n   {snippet}")
+        stdout.print(
+            f"[bold]{i}. {h.title}[/] [dim]({h.document_id} v{h.source_version}, score {h.score:.3f})[/]\n   {snippet}"
+        )

@@ -30,8 +30,10 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print as JSON."))
     for key, value in data.items():
         stdout.print(f"[bold]{key.replace('_', ' ')}[/]: {value}")
     if data["documents_without_expiry"]:
-        stdout.print(f"[yellow]warning:[/] {data['documents_without_expiry']} active documents have no expiry: no "
-                     "retention rule matched them (docs/policy.md, `retention`)")
+        stdout.print(
+            f"[yellow]warning:[/] {data['documents_without_expiry']} active documents have no expiry: no "
+            "retention rule matched them (docs/policy.md, `retention`)"
+        )
     if files:
         table = Table(title=f"quarantined files (latest {len(files)} of {data['quarantined_files']})")
         for column in ("file", "reason", "times", "last", "what to do"):

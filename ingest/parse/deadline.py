@@ -27,8 +27,9 @@ class ParseTimeout(BaseException):
 
 
 def _set_async_exc(tid: int, exc: type[BaseException] | None) -> int:
-    return ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid),
-                                                      ctypes.py_object(exc) if exc is not None else None)
+    return ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(tid), ctypes.py_object(exc) if exc is not None else None
+    )
 
 
 @contextmanager

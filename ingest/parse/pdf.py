@@ -27,19 +27,21 @@ log = logging.getLogger(__name__)
 
 MAX_PDF_BYTES = 200 * 1024 * 1024
 MAX_PAGES = 5000
-MAX_PAGE_CONTENT_BYTES = 8 * 1024 * 1024   # decoded content streams of one page, forms per use
-MAX_PAGE_GLYPHS = 200_000                  # characters in the string operands one page draws
+MAX_PAGE_CONTENT_BYTES = 8 * 1024 * 1024  # decoded content streams of one page, forms per use
+MAX_PAGE_GLYPHS = 200_000  # characters in the string operands one page draws
 MAX_DOCUMENT_GLYPHS = 20_000_000
-MAX_FORM_DEPTH = 12                        # Form XObjects drawing Form XObjects
-INSPECT_SECONDS = 120.0                    # pypdf inspection of one file
-PARSE_SECONDS_BASE = 60.0                  # unstructured/pdfminer: base + per page
+MAX_FORM_DEPTH = 12  # Form XObjects drawing Form XObjects
+INSPECT_SECONDS = 120.0  # pypdf inspection of one file
+PARSE_SECONDS_BASE = 60.0  # unstructured/pdfminer: base + per page
 PARSE_SECONDS_PER_PAGE = 2.0
 
 _ESCAPED = re.compile(rb"\\.", re.S)
 _HEX_STRING = re.compile(rb"<[0-9A-Fa-f\s]*+>")
 _DO = re.compile(rb"/([^\s/\[\]()<>{}%]+)\s*Do(?![A-Za-z])")
-LIMIT_HINT = ("a page this heavy is not a document to search; if it is genuine, raise the limit named in the "
-              "message (ingest.parse.pdf) or export the PDF again (print to PDF flattens it)")
+LIMIT_HINT = (
+    "a page this heavy is not a document to search; if it is genuine, raise the limit named in the "
+    "message (ingest.parse.pdf) or export the PDF again (print to PDF flattens it)"
+)
 
 
 class _TooHeavy(Exception):
@@ -128,8 +130,12 @@ class _PageWeigher:
                 if depth >= MAX_FORM_DEPTH:
                     raise _TooHeavy(f"Form XObjects nested more than {MAX_FORM_DEPTH} deep (MAX_FORM_DEPTH)")
                 if key not in self._forms:
-                    self._forms[key] = self.weigh(_stream_bytes(form, MAX_PAGE_CONTENT_BYTES),
-                                                  form.get("/Resources") or resources, depth + 1, (*stack, key))
+                    self._forms[key] = self.weigh(
+                        _stream_bytes(form, MAX_PAGE_CONTENT_BYTES),
+                        form.get("/Resources") or resources,
+                        depth + 1,
+                        (*stack, key),
+                    )
                 fs, fg = self._forms[key]
                 size, glyphs = size + n * fs, glyphs + n * fg
                 if size > MAX_PAGE_CONTENT_BYTES or glyphs > MAX_PAGE_GLYPHS:
@@ -141,17 +147,20 @@ def _check_weight(reader: Any) -> None:
     """Refuse pages (and documents) that would make pdfminer build unbounded layouts."""
     weigher, total = _PageWeigher(), 0
     for number, page in enumerate(reader.pages, start=1):
-        size, glyphs = weigher.weigh(_stream_bytes(page.get("/Contents"), MAX_PAGE_CONTENT_BYTES),
-                                     page.get("/Resources"))
+        size, glyphs = weigher.weigh(
+            _stream_bytes(page.get("/Contents"), MAX_PAGE_CONTENT_BYTES), page.get("/Resources")
+        )
         if size > MAX_PAGE_CONTENT_BYTES:
-            raise _TooHeavy(f"page {number} draws {size} bytes of content (limit MAX_PAGE_CONTENT_BYTES = "
-                            f"{MAX_PAGE_CONTENT_BYTES})")
+            raise _TooHeavy(
+                f"page {number} draws {size} bytes of content (limit MAX_PAGE_CONTENT_BYTES = {MAX_PAGE_CONTENT_BYTES})"
+            )
         if glyphs > MAX_PAGE_GLYPHS:
             raise _TooHeavy(f"page {number} draws ~{glyphs} characters (limit MAX_PAGE_GLYPHS = {MAX_PAGE_GLYPHS})")
         total += glyphs
         if total > MAX_DOCUMENT_GLYPHS:
-            raise _TooHeavy(f"pages 1-{number} draw ~{total} characters (limit MAX_DOCUMENT_GLYPHS = "
-                            f"{MAX_DOCUMENT_GLYPHS})")
+            raise _TooHeavy(
+                f"pages 1-{number} draw ~{total} characters (limit MAX_DOCUMENT_GLYPHS = {MAX_DOCUMENT_GLYPHS})"
+            )
 
 
 @dataclass(frozen=True)
@@ -169,8 +178,12 @@ def inspect_pdf(path: Path) -> PdfFacts:
         with deadline(INSPECT_SECONDS):
             return _inspect_pdf(path)
     except ParseTimeout:
-        raise QuarantinedDocument(f"{path}: inspecting the PDF took longer than {INSPECT_SECONDS:.0f} s "
-                                  "(limit INSPECT_SECONDS)", reason="timeout", path=str(path), hint=LIMIT_HINT) from None
+        raise QuarantinedDocument(
+            f"{path}: inspecting the PDF took longer than {INSPECT_SECONDS:.0f} s (limit INSPECT_SECONDS)",
+            reason="timeout",
+            path=str(path),
+            hint=LIMIT_HINT,
+        ) from None
 
 
 def _inspect_pdf(path: Path) -> PdfFacts:
@@ -181,8 +194,9 @@ def _inspect_pdf(path: Path) -> PdfFacts:
     if size == 0:
         raise QuarantinedDocument(f"{path}: empty file", reason="empty", path=str(path))
     if size > MAX_PDF_BYTES:
-        raise QuarantinedDocument(f"{path}: {size} bytes is over the {MAX_PDF_BYTES} byte limit",
-                                  reason="too_large", path=str(path))
+        raise QuarantinedDocument(
+            f"{path}: {size} bytes is over the {MAX_PDF_BYTES} byte limit", reason="too_large", path=str(path)
+        )
     try:
         reader = PdfReader(str(path), strict=False)
         if reader.is_encrypted:
@@ -197,21 +211,31 @@ def _inspect_pdf(path: Path) -> PdfFacts:
             if ok != PasswordType.USER_PASSWORD:
                 raise QuarantinedDocument(
                     f"{path}: PDF is encrypted and needs a password",
-                    reason="encrypted", path=str(path),
+                    reason="encrypted",
+                    path=str(path),
                     hint="export an unencrypted copy; govrag does not store PDF passwords",
                 )
         pages = len(reader.pages)
         if pages > MAX_PAGES:
-            raise QuarantinedDocument(f"{path}: {pages} pages (limit MAX_PAGES = {MAX_PAGES})", reason="too_large",
-                                      path=str(path), hint=LIMIT_HINT)
+            raise QuarantinedDocument(
+                f"{path}: {pages} pages (limit MAX_PAGES = {MAX_PAGES})",
+                reason="too_large",
+                path=str(path),
+                hint=LIMIT_HINT,
+            )
         try:
             _check_weight(reader)
         except _TooHeavy as exc:
-            raise QuarantinedDocument(f"{path}: {exc}; refused before parsing", reason=exc.reason, path=str(path),
-                                      hint=LIMIT_HINT) from None
+            raise QuarantinedDocument(
+                f"{path}: {exc}; refused before parsing", reason=exc.reason, path=str(path), hint=LIMIT_HINT
+            ) from None
         except LimitReachedError as exc:  # pypdf's own caps (75 MB per stream, declared lengths)
-            raise QuarantinedDocument(f"{path}: a content stream is over pypdf's limits ({exc})", reason="too_large",
-                                      path=str(path), hint=LIMIT_HINT) from exc
+            raise QuarantinedDocument(
+                f"{path}: a content stream is over pypdf's limits ({exc})",
+                reason="too_large",
+                path=str(path),
+                hint=LIMIT_HINT,
+            ) from exc
         has_text = has_images = False
         for page in reader.pages[:50]:
             if not has_text and (page.extract_text() or "").strip():
@@ -233,11 +257,13 @@ def _inspect_pdf(path: Path) -> PdfFacts:
     except QuarantinedDocument:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, OSError, RecursionError) as exc:
-        raise QuarantinedDocument(f"{path}: corrupt PDF ({exc.__class__.__name__}: {exc})",
-                                  reason="corrupt", path=str(path)) from exc
+        raise QuarantinedDocument(
+            f"{path}: corrupt PDF ({exc.__class__.__name__}: {exc})", reason="corrupt", path=str(path)
+        ) from exc
     except Exception as exc:  # pypdf raises a zoo of errors on hostile files
-        raise QuarantinedDocument(f"{path}: unreadable PDF ({exc.__class__.__name__}: {exc})",
-                                  reason="corrupt", path=str(path)) from exc
+        raise QuarantinedDocument(
+            f"{path}: unreadable PDF ({exc.__class__.__name__}: {exc})", reason="corrupt", path=str(path)
+        ) from exc
 
 
 def _encodable(text: str) -> bool:
@@ -255,7 +281,8 @@ def partition(path: Path) -> tuple[list[Any], PdfFacts]:
         if facts.has_images:
             raise QuarantinedDocument(
                 f"{path}: image-only PDF ({facts.pages} pages, no text layer)",
-                reason="no_text_layer", path=str(path),
+                reason="no_text_layer",
+                path=str(path),
                 hint="OCR is not enabled; export the PDF with a text layer",
             )
         raise QuarantinedDocument(f"{path}: no extractable text", reason="no_text", path=str(path))
@@ -273,18 +300,27 @@ def partition(path: Path) -> tuple[list[Any], PdfFacts]:
     except ParseTimeout:
         raise QuarantinedDocument(
             f"{path}: parsing took longer than {seconds:.0f} s for {facts.pages} pages (limit PARSE_SECONDS_BASE + "
-            "PARSE_SECONDS_PER_PAGE x pages)", reason="timeout", path=str(path), hint=LIMIT_HINT) from None
+            "PARSE_SECONDS_PER_PAGE x pages)",
+            reason="timeout",
+            path=str(path),
+            hint=LIMIT_HINT,
+        ) from None
     except MemoryError as exc:
-        raise QuarantinedDocument(f"{path}: parsing ran out of memory", reason="too_large", path=str(path),
-                                  hint=LIMIT_HINT) from exc
+        raise QuarantinedDocument(
+            f"{path}: parsing ran out of memory", reason="too_large", path=str(path), hint=LIMIT_HINT
+        ) from exc
     except Exception as exc:
-        raise QuarantinedDocument(f"{path}: unstructured could not parse it ({exc.__class__.__name__}: {exc})",
-                                  reason="parse_error", path=str(path)) from exc
+        raise QuarantinedDocument(
+            f"{path}: unstructured could not parse it ({exc.__class__.__name__}: {exc})",
+            reason="parse_error",
+            path=str(path),
+        ) from exc
     if not any((getattr(e, "text", "") or "").strip() for e in elements):
         # A text layer that parses to nothing is a parser failure, not an empty document.
         raise QuarantinedDocument(
             f"{path}: the PDF has a text layer but the parser returned no text",
-            reason="parser_returned_nothing", path=str(path),
+            reason="parser_returned_nothing",
+            path=str(path),
             hint="check the spaCy model install (make setup) and unstructured's version",
         )
     return elements, facts

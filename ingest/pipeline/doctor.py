@@ -15,8 +15,19 @@ from governance.consistency import ConsistencyReport, check_consistency
 from governance.vector_index import VectorRow, expiry_epoch
 from ingest.pipeline.run import Ingestor
 
-VECTOR_FIELDS = ["id", "vector", "document_id", "source", "source_version", "scope_id", "classification",
-                 "expires_at", "title", "uri", "text"]
+VECTOR_FIELDS = [
+    "id",
+    "vector",
+    "document_id",
+    "source",
+    "source_version",
+    "scope_id",
+    "classification",
+    "expires_at",
+    "title",
+    "uri",
+    "text",
+]
 
 
 class RepairResult(BaseModel):
@@ -58,8 +69,9 @@ def repair(ingestor: Ingestor, report: ConsistencyReport, *, actor: str | None =
     return result
 
 
-def doctor(ingestor: Ingestor, *, fix: bool = False, scan_secrets: bool = True,
-           actor: str | None = None) -> tuple[ConsistencyReport, RepairResult | None, ConsistencyReport | None]:
+def doctor(
+    ingestor: Ingestor, *, fix: bool = False, scan_secrets: bool = True, actor: str | None = None
+) -> tuple[ConsistencyReport, RepairResult | None, ConsistencyReport | None]:
     """Check; with ``fix``, repair and check again. Returns (before, repair, after)."""
     from ingest.sources.archive import clean_work
 

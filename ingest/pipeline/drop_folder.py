@@ -103,12 +103,15 @@ def resolve_source_key(root: Path, key: str) -> Path:
         for p in root.iterdir():
             if _is_candidate(p) and source_key(p.name) == key:
                 return p
-    raise SourceError(f"no export with source key {key!r} in the drop folder {root}",
-                      hint="check GOVRAG_DROP_DIR; the export may have been moved or removed")
+    raise SourceError(
+        f"no export with source key {key!r} in the drop folder {root}",
+        hint="check GOVRAG_DROP_DIR; the export may have been moved or removed",
+    )
 
 
-def due_exports(entries: list[DropEntry], seen: dict[str, str], settle_seconds: float,
-                now: float | None = None) -> tuple[list[DropEntry], dict[str, str]]:
+def due_exports(
+    entries: list[DropEntry], seen: dict[str, str], settle_seconds: float, now: float | None = None
+) -> tuple[list[DropEntry], dict[str, str]]:
     """Settled entries that are new or changed since ``seen`` (key -> signature), and the
     updated ``seen``. Unsettled entries keep their old signature so they come back later;
     entries gone from the folder are forgotten."""

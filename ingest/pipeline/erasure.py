@@ -50,13 +50,18 @@ def forget_subject(ingestor: Ingestor, subject: str, *, dry_run: bool = False, a
         if _reindex_without(ingestor, doc_id, subject):
             report.reindexed.append(doc_id)
         else:  # no authored blocks to separate: remove the whole document rather than keep their words
-            report.documents += purge_documents(catalog, index, [doc_id], reason=reason,
-                                                selector=selector, actor=actor).documents
+            report.documents += purge_documents(
+                catalog, index, [doc_id], reason=reason, selector=selector, actor=actor
+            ).documents
     if report.reindexed:  # their old versions' vectors were deleted: make it physical, too
         index.flush()
         report.compaction_requested = index.compact()
-    audit.record(catalog, "forget_subject", actor, {"subject": subject, "purged": report.documents,
-                                                    "reindexed": report.reindexed, "held": report.held})
+    audit.record(
+        catalog,
+        "forget_subject",
+        actor,
+        {"subject": subject, "purged": report.documents, "reindexed": report.reindexed, "held": report.held},
+    )
     return report
 
 
@@ -76,19 +81,38 @@ def _reindex_without(ingestor: Ingestor, document_id: str, subject: str) -> bool
     texts = chunk_elements(elements, ingestor.max_chars)
     meta = doc.metadata
     new_version, chunks = catalog.documents.stage_version(
-        doc, scope_id=meta["scope_id"], expires_at=meta["expires_at"],
+        doc,
+        scope_id=meta["scope_id"],
+        expires_at=meta["expires_at"],
         content_hash=hashlib.sha256(cleaned.encode()).hexdigest(),
         # Keep the raw fingerprint: the unchanged export must keep being skipped, not re-read.
-        source_hash=meta["source_hash"], cleaned_text=cleaned, texts=texts, make_id=ingestor.chunk_id,
+        source_hash=meta["source_hash"],
+        cleaned_text=cleaned,
+        texts=texts,
+        make_id=ingestor.chunk_id,
         ingested_at=datetime.now(timezone.utc),
     )
-    item = SourceItem(source=doc.source, path=Path(doc.path or doc.document_id),
-                      rel_path=doc.path or doc.document_id, document_id=document_id,
-                      fingerprint=lambda: meta["source_hash"] or "", parse=lambda: None,  # type: ignore[arg-type,return-value]
-                      origin=meta["origin"])
+    item = SourceItem(
+        source=doc.source,
+        path=Path(doc.path or doc.document_id),
+        rel_path=doc.path or doc.document_id,
+        document_id=document_id,
+        fingerprint=lambda: meta["source_hash"] or "",
+        parse=lambda: None,  # type: ignore[arg-type,return-value]
+        origin=meta["origin"],
+    )
     contributors = sorted({b["author"] for b in kept if b.get("author")})
-    prepared = _Prepared(item, doc, meta["scope_id"], meta["expires_at"], new_version, chunks, "changed",
-                         blocks=kept, contributors=contributors)
+    prepared = _Prepared(
+        item,
+        doc,
+        meta["scope_id"],
+        meta["expires_at"],
+        new_version,
+        chunks,
+        "changed",
+        blocks=kept,
+        contributors=contributors,
+    )
     ingestor._write([prepared], IngestSummary(), lambda *_: None)
     catalog.documents.scrub_old_versions(document_id, keep_version=new_version)
     return True

@@ -57,8 +57,9 @@ def apply_permission_state(catalog: Catalog, state: PermissionState, *, actor: s
     unchanged: list[str] = []
 
     def state_one(scope: AccessScope) -> None:
-        narrowed = ([sc for sc, _ in catalog.scopes.scopes_with_prefix(scope.key + POLICY_SEP)]
-                    if scope.key in derived else [])
+        narrowed = (
+            [sc for sc, _ in catalog.scopes.scopes_with_prefix(scope.key + POLICY_SEP)] if scope.key in derived else []
+        )
         for s in (scope, *_narrowed(scope, narrowed)):
             result.scopes_stated += 1
             old = stamps.get(s.key)
@@ -88,5 +89,8 @@ def _narrowed(base: AccessScope, stored: list[AccessScope]) -> list[AccessScope]
     """``base``'s policy-narrowed variants with base's layers and deny, and their own rule
     layers after them (a source key's layer count is fixed by the key)."""
     n = len(base.layers)
-    return [AccessScope(key=d.key, layers=(*base.layers, *d.layers[n:]), deny=base.deny, description=d.description)
-            for d in stored if len(d.layers) > n]
+    return [
+        AccessScope(key=d.key, layers=(*base.layers, *d.layers[n:]), deny=base.deny, description=d.description)
+        for d in stored
+        if len(d.layers) > n
+    ]

@@ -45,8 +45,9 @@ class PermissionSyncSummary(BaseModel):
     tombstoned: int = 0
 
 
-def sync_permissions(ingestor: Ingestor, exports: Sequence[SourceExport] | Sequence[SourceItem], *,
-                     actor: str | None = None) -> PermissionSyncSummary:
+def sync_permissions(
+    ingestor: Ingestor, exports: Sequence[SourceExport] | Sequence[SourceItem], *, actor: str | None = None
+) -> PermissionSyncSummary:
     """Apply each export's permission state, then re-resolve every item's scope and update
     the access of unchanged documents. (Bare items are accepted too: no export-wide state.)"""
     catalog, policy = ingestor.stores.catalog, ingestor.stores.policy

@@ -111,8 +111,9 @@ class Ingestor:
         """The items of :meth:`open` (documents only)."""
         return self.open(path).items
 
-    def ingest_paths(self, paths: Sequence[Path], progress: ProgressFn | None = None, *,
-                     prune: bool = False) -> IngestSummary:
+    def ingest_paths(
+        self, paths: Sequence[Path], progress: ProgressFn | None = None, *, prune: bool = False
+    ) -> IngestSummary:
         """Ingest files, folders and exports. ``prune``: the paths are fresh *full* exports,
         so documents of the same source identity that are no longer in them are tombstoned
         (a policy ``sources`` rule with ``full_export: true`` says so per export, too)."""
@@ -134,8 +135,14 @@ class Ingestor:
             for export in exports:  # extracted archives hold the source's text in clear
                 export.close()
 
-    def ingest_exports(self, exports: Sequence[SourceExport], progress: ProgressFn | None = None, *,
-                       prune: bool = False, refused: Sequence[tuple[Path, SourceError]] = ()) -> IngestSummary:
+    def ingest_exports(
+        self,
+        exports: Sequence[SourceExport],
+        progress: ProgressFn | None = None,
+        *,
+        prune: bool = False,
+        refused: Sequence[tuple[Path, SourceError]] = (),
+    ) -> IngestSummary:
         """Apply each export's permission state, then ingest its documents; with ``prune``
         (or ``full_export`` in the policy) tombstone what a full export no longer has."""
         applied = [self.apply_state(e) for e in exports]
@@ -158,8 +165,12 @@ class Ingestor:
             info = self.stores.catalog.documents.documents_info(aliases)
             live = [a for a in aliases if info.get(a, {}).get("status") == DocumentStatus.ACTIVE]
             if live:
-                tombstone_documents(self.stores.catalog, self.stores.index, live,
-                                    reason="renamed: the document is now known by its source identity")
+                tombstone_documents(
+                    self.stores.catalog,
+                    self.stores.index,
+                    live,
+                    reason="renamed: the document is now known by its source identity",
+                )
         if export.state is None:
             return AppliedState(identity=str(export.path))
         applied = apply_permission_state(self.stores.catalog, export.state, actor=actor)
@@ -201,8 +212,12 @@ class Ingestor:
             old_base, sep, rule = old_key.partition(POLICY_SEP)
             if sep and (narrowed := lookup(old_key)) is not None:  # keep the policy rule's layers after the source's
                 n = len(base.layers) if (base := lookup(old_base)) is not None else 1
-                target = AccessScope(key=target.key + POLICY_SEP + rule, deny=target.deny, description=narrowed.description,
-                                     layers=(*target.layers, *narrowed.layers[n:]))
+                target = AccessScope(
+                    key=target.key + POLICY_SEP + rule,
+                    deny=target.deny,
+                    description=narrowed.description,
+                    layers=(*target.layers, *narrowed.layers[n:]),
+                )
             scope_id, _ = catalog.scopes.upsert_scope(target, as_of=state.as_of)
             doc = catalog.documents.document_state(doc_id)
             if doc is not None and doc.scope_id != scope_id:
@@ -224,14 +239,20 @@ class Ingestor:
             origins |= set(export.state.origins)
         documents = self.stores.catalog.documents
         gone = sorted({d for o in origins for d in documents.active_ids_by_origin(o, not_newer_than=as_of)} - all_seen)
-        done = tombstone_documents(self.stores.catalog, self.stores.index, gone,
-                                   reason=f"gone from full export {export.path.name}")
+        done = tombstone_documents(
+            self.stores.catalog, self.stores.index, gone, reason=f"gone from full export {export.path.name}"
+        )
         for doc_id in gone:  # an older export must not bring them back
             documents.note_source(doc_id, origin=None, source_as_of=as_of)
         return done
 
-    def ingest_items(self, items: Sequence[SourceItem], progress: ProgressFn | None = None, *,
-                     refused: Sequence[tuple[Path, SourceError]] = ()) -> IngestSummary:
+    def ingest_items(
+        self,
+        items: Sequence[SourceItem],
+        progress: ProgressFn | None = None,
+        *,
+        refused: Sequence[tuple[Path, SourceError]] = (),
+    ) -> IngestSummary:
         progress = progress or (lambda *_: None)
         catalog = self.stores.catalog
         summary = IngestSummary(run_id=catalog.runs.start_run("ingest"))
@@ -271,7 +292,9 @@ class Ingestor:
                 # small documents, such as Slack threads, would otherwise run tiny batches),
                 # taking what is ready up to MAX_EMBED_CHUNKS.
                 while True:
-                    got = queue.get() if chunks < MIN_EMBED_CHUNKS else queue.get_nowait() if not queue.empty() else None
+                    got = (
+                        queue.get() if chunks < MIN_EMBED_CHUNKS else queue.get_nowait() if not queue.empty() else None
+                    )
                     if got is None:
                         break
                     if got is done:
@@ -300,13 +323,26 @@ class Ingestor:
             for outcome in ("new", "changed", "unchanged", "quarantined", "tombstoned"):
                 metrics.INGEST_DOCUMENTS.labels(outcome=outcome).inc(getattr(summary, outcome))
             metrics.INGEST_CHUNKS.inc(summary.chunks_written)
-            log.info("ingest run %s %s", summary.run_id, status,
-                     extra={"run_id": summary.run_id, "status": status, "documents": summary.documents_seen,
-                            "chunks": summary.chunks_written, "quarantined": summary.quarantined,
-                            "seconds": summary.seconds})
+            log.info(
+                "ingest run %s %s",
+                summary.run_id,
+                status,
+                extra={
+                    "run_id": summary.run_id,
+                    "status": status,
+                    "documents": summary.documents_seen,
+                    "chunks": summary.chunks_written,
+                    "quarantined": summary.quarantined,
+                    "seconds": summary.seconds,
+                },
+            )
             catalog.runs.finish_run(summary.run_id, status, summary.model_dump(exclude={"quarantine"}))
-            audit.record(catalog, "ingest", None, {"run_id": summary.run_id, "status": status,
-                                                  **summary.model_dump(exclude={"quarantine", "run_id"})})
+            audit.record(
+                catalog,
+                "ingest",
+                None,
+                {"run_id": summary.run_id, "status": status, **summary.model_dump(exclude={"quarantine", "run_id"})},
+            )
             progress("end", None, 0)
         return summary
 
@@ -317,29 +353,46 @@ class Ingestor:
         nothing is owed. (Without it an unchanged document would keep them: orphans.)"""
         owed = self.stores.catalog.chunks.superseded_chunk_ids()
         if owed:
-            log.info("deleting %d vectors of superseded versions left by an earlier run", len(owed),
-                     extra={"run_id": summary.run_id})
+            log.info(
+                "deleting %d vectors of superseded versions left by an earlier run",
+                len(owed),
+                extra={"run_id": summary.run_id},
+            )
             summary.vectors_deleted += self.stores.index.delete_ids(owed)
             self.stores.catalog.chunks.forget_chunks(owed)
 
     def _refuse_input(self, path: Path, exc: SourceError, summary: IngestSummary) -> None:
         """A whole input (an export, an archive) that could not be opened safely."""
         message = str(exc) + (f" ({exc.hint})" if exc.hint else "")
-        self._record_quarantine(summary, source="export", path=str(path), document_id=None,
-                                reason=getattr(exc, "reason", None) or "unreadable_source", message=message)
+        self._record_quarantine(
+            summary,
+            source="export",
+            path=str(path),
+            document_id=None,
+            reason=getattr(exc, "reason", None) or "unreadable_source",
+            message=message,
+        )
 
     # -- per document ---------------------------------------------------------------------
     def _quarantine(self, item: SourceItem, exc: QuarantinedDocument, summary: IngestSummary) -> None:
-        self._record_quarantine(summary, source=item.source, path=item.rel_path, document_id=item.document_id,
-                                reason=exc.reason, message=str(exc))
+        self._record_quarantine(
+            summary,
+            source=item.source,
+            path=item.rel_path,
+            document_id=item.document_id,
+            reason=exc.reason,
+            message=str(exc),
+        )
 
-    def _record_quarantine(self, summary: IngestSummary, *, source: str, path: str, document_id: str | None,
-                           reason: str, message: str) -> None:
+    def _record_quarantine(
+        self, summary: IngestSummary, *, source: str, path: str, document_id: str | None, reason: str, message: str
+    ) -> None:
         """One quarantined input: the run summary, the catalog, the metric and one log line."""
         summary.quarantined += 1
         summary.quarantine.append(QuarantineEntry(path=path, reason=reason, message=message))
-        self.stores.catalog.runs.quarantine(run_id=summary.run_id, source=source, path=path, document_id=document_id,
-                                            reason=reason, message=message)
+        self.stores.catalog.runs.quarantine(
+            run_id=summary.run_id, source=source, path=path, document_id=document_id, reason=reason, message=message
+        )
         metrics.QUARANTINED.labels(reason=reason).inc()
         log.info("quarantined %s: %s", path, reason, extra={"run_id": summary.run_id, "path": path, "reason": reason})
 
@@ -373,8 +426,9 @@ class Ingestor:
             # Content by people erased under the right to be forgotten never comes back.
             elements = clean_elements([e for e in parsed.elements if element_author(e) not in self._forgotten])
             if not elements:
-                raise QuarantinedDocument(f"{item.rel_path}: no text left after cleaning", reason="no_text",
-                                          path=str(item.path))
+                raise QuarantinedDocument(
+                    f"{item.rel_path}: no text left after cleaning", reason="no_text", path=str(item.path)
+                )
             classification = self._apply_redaction(item, elements, facts, classification, summary, parsed)
             facts["classification"] = classification
             cleaned = "\n\n".join(e.text for e in elements)
@@ -398,22 +452,37 @@ class Ingestor:
                     # version must not stay searchable under its old expiry (found by the
                     # leak fuzzer). Record the new expiry, so `purge --expired` takes the
                     # document, and take it out of search now.
-                    catalog.documents.update_document_access(item.document_id, scope_id=scope_id, expires_at=expires_at,
-                                                             classification=classification)
+                    catalog.documents.update_document_access(
+                        item.document_id, scope_id=scope_id, expires_at=expires_at, classification=classification
+                    )
                     self._retire_if_indexed(item, "its current text is past retention", summary)
                 progress("document", item, 0)
                 return None
             # A pending version with the same text is a crashed earlier run: finish it.
             version, chunks = catalog.documents.stage_version(
-                doc, scope_id=scope_id, expires_at=expires_at, content_hash=content_hash, source_hash=source_hash,
-                cleaned_text=cleaned, texts=texts, make_id=self.chunk_id, ingested_at=ingested_at,
+                doc,
+                scope_id=scope_id,
+                expires_at=expires_at,
+                content_hash=content_hash,
+                source_hash=source_hash,
+                cleaned_text=cleaned,
+                texts=texts,
+                make_id=self.chunk_id,
+                ingested_at=ingested_at,
                 version=state.pending.get(content_hash) if state else None,
             )
             blocks = [{"author": element_author(e), "text": e.text} for e in elements]
-            return _Prepared(item, doc, scope_id, expires_at, version, chunks,
-                             "changed" if state and state.current_version else "new",
-                             blocks=blocks if any(b["author"] for b in blocks) else None,
-                             contributors=sorted({b["author"] for b in blocks if b["author"]}))
+            return _Prepared(
+                item,
+                doc,
+                scope_id,
+                expires_at,
+                version,
+                chunks,
+                "changed" if state and state.current_version else "new",
+                blocks=blocks if any(b["author"] for b in blocks) else None,
+                contributors=sorted({b["author"] for b in blocks if b["author"]}),
+            )
         except QuarantinedDocument as exc:
             if item.scope is not None and is_older(item.as_of, catalog.scopes.scope_as_of(item.scope.key)):
                 # Refused for its access (no active member, permissions unknown...) by an
@@ -432,7 +501,9 @@ class Ingestor:
         except (IndexUnavailable, CatalogError, EmbedderUnavailable, ConfigError):
             raise  # infrastructure or setup broken: stop the run; the next run resumes
         except (GovragError, OSError) as exc:
-            self._quarantine(item, QuarantinedDocument(f"{item.rel_path}: {exc}", reason="error", path=str(item.path)), summary)
+            self._quarantine(
+                item, QuarantinedDocument(f"{item.rel_path}: {exc}", reason="error", path=str(item.path)), summary
+            )
             progress("document", item, 0)
             return None
 
@@ -443,11 +514,19 @@ class Ingestor:
         if state is not None and state.status == DocumentStatus.ACTIVE:
             from governance.purge import tombstone_documents
 
-            summary.tombstoned += tombstone_documents(self.stores.catalog, self.stores.index, [item.document_id],
-                                                      reason=f"refused on re-ingest: {reason}")
+            summary.tombstoned += tombstone_documents(
+                self.stores.catalog, self.stores.index, [item.document_id], reason=f"refused on re-ingest: {reason}"
+            )
 
-    def _apply_redaction(self, item: SourceItem, elements: list, facts: dict, classification: str,
-                         summary: IngestSummary, parsed: Parsed | None = None) -> str:
+    def _apply_redaction(
+        self,
+        item: SourceItem,
+        elements: list,
+        facts: dict,
+        classification: str,
+        summary: IngestSummary,
+        parsed: Parsed | None = None,
+    ) -> str:
         """Policy ``redaction``: redact values in place, block (quarantine) the document, or
         tag its classification. Returns the (possibly tagged) classification. The title is
         stored like the text (catalog, index), so it is redacted with it: a Slack thread's
@@ -461,9 +540,12 @@ class Ingestor:
         action = self.stores.policy.redaction_action(facts)
         kinds = ", ".join(f"{k} x{n}" for k, n in sorted(counts.items()))
         if action == "block":
-            raise QuarantinedDocument(f"{item.rel_path}: contains sensitive data ({kinds})",
-                                      reason="sensitive_content", path=str(item.path),
-                                      hint="the policy's redaction rule blocks it; redact the source or change the rule")
+            raise QuarantinedDocument(
+                f"{item.rel_path}: contains sensitive data ({kinds})",
+                reason="sensitive_content",
+                path=str(item.path),
+                hint="the policy's redaction rule blocks it; redact the source or change the rule",
+            )
         if action == "tag":
             summary.tagged += 1
             return "sensitive"
@@ -475,8 +557,16 @@ class Ingestor:
             summary.redactions[kind] = summary.redactions.get(kind, 0) + n
         return classification
 
-    def _unchanged(self, item: SourceItem, state: DocumentState, scope_id: int, classification: str,
-                   facts: dict, modified: datetime | None, summary: IngestSummary) -> None:
+    def _unchanged(
+        self,
+        item: SourceItem,
+        state: DocumentState,
+        scope_id: int,
+        classification: str,
+        facts: dict,
+        modified: datetime | None,
+        summary: IngestSummary,
+    ) -> None:
         """Content unchanged: only scope, expiry or classification may need updating."""
         if state.classification == "sensitive":  # tagged by redaction when its text was read
             classification, facts = "sensitive", {**facts, "classification": "sensitive"}
@@ -487,8 +577,9 @@ class Ingestor:
             summary.access_updated += 1
         ancestry = "/".join(item.ancestry) if item.ancestry is not None else state.ancestry
         if (item.origin, item.as_of, ancestry) != (state.origin, state.source_as_of, state.ancestry):
-            self.stores.catalog.documents.note_source(item.document_id, origin=item.origin, source_as_of=item.as_of,
-                                                      ancestry=item.ancestry)
+            self.stores.catalog.documents.note_source(
+                item.document_id, origin=item.origin, source_as_of=item.as_of, ancestry=item.ancestry
+            )
         summary.unchanged += 1
 
     def _write(self, prepared: list[_Prepared], summary: IngestSummary, progress: ProgressFn) -> None:
@@ -507,20 +598,35 @@ class Ingestor:
         n = 0
         for p in prepared:
             for cid, text in p.chunks:
-                rows.append(VectorRow(
-                    id=cid, vector=vectors[n].tolist(), document_id=p.doc.document_id,
-                    source=p.doc.source, source_version=p.version, scope_id=p.scope_id,
-                    classification=p.doc.classification, expires_at=expiry_epoch(p.expires_at),
-                    title=p.doc.title, uri=p.doc.uri, text=text,
-                ))
+                rows.append(
+                    VectorRow(
+                        id=cid,
+                        vector=vectors[n].tolist(),
+                        document_id=p.doc.document_id,
+                        source=p.doc.source,
+                        source_version=p.version,
+                        scope_id=p.scope_id,
+                        classification=p.doc.classification,
+                        expires_at=expiry_epoch(p.expires_at),
+                        title=p.doc.title,
+                        uri=p.doc.uri,
+                        text=text,
+                    )
+                )
                 n += 1
         self.stores.index.upsert(rows)
         documents = self.stores.catalog.documents
         for p in prepared:
             stale = documents.publish_version(p.doc, p.version, scope_id=p.scope_id, expires_at=p.expires_at)
-            documents.set_document_extras(p.doc.document_id, origin=p.item.origin, version=p.version,
-                                          contributors=p.contributors, blocks=p.blocks,
-                                          source_as_of=p.item.as_of, ancestry=p.item.ancestry)
+            documents.set_document_extras(
+                p.doc.document_id,
+                origin=p.item.origin,
+                version=p.version,
+                contributors=p.contributors,
+                blocks=p.blocks,
+                source_as_of=p.item.as_of,
+                ancestry=p.item.ancestry,
+            )
             if stale:
                 summary.vectors_deleted += self.stores.index.delete_ids(stale)
                 self.stores.catalog.chunks.forget_chunks(stale)
@@ -530,8 +636,11 @@ class Ingestor:
         # Vectors of other versions of these documents that the catalog no longer knows
         # (a run killed between publishing and deleting): remove them now, by query.
         published = {p.doc.document_id: p.version for p in prepared}
-        leftovers = [int(r["id"]) for r in self.stores.index.rows_of_documents(list(published), ["document_id", "source_version"])
-                     if r["source_version"] != published[r["document_id"]]]
+        leftovers = [
+            int(r["id"])
+            for r in self.stores.index.rows_of_documents(list(published), ["document_id", "source_version"])
+            if r["source_version"] != published[r["document_id"]]
+        ]
         if leftovers:
             summary.vectors_deleted += self.stores.index.delete_ids(leftovers)
         self._erase_late_forgotten(prepared)
@@ -553,28 +662,48 @@ class Ingestor:
             if any(subject in p.contributors or subject == p.doc.author for p in prepared):
                 forget_subject(self, subject, actor="ingest:late-erasure")
 
-    def _rewrite_access(self, document_id: str, scope_id: int, expires_at: datetime | None, classification: str) -> None:
+    def _rewrite_access(
+        self, document_id: str, scope_id: int, expires_at: datetime | None, classification: str
+    ) -> None:
         """An unchanged document moved to another scope or expiry: rewrite vector metadata
         (same vectors, no embedding)."""
-        ids = self.stores.catalog.documents.update_document_access(document_id, scope_id=scope_id,
-                                                                   expires_at=expires_at, classification=classification)
+        ids = self.stores.catalog.documents.update_document_access(
+            document_id, scope_id=scope_id, expires_at=expires_at, classification=classification
+        )
         if not ids:
             return
         fields = ["id", "vector", *[f for f in ("document_id", "source", "source_version", "title", "uri", "text")]]
         rows = self.stores.index.get(ids, fields)
-        self.stores.index.upsert([VectorRow(**{**r, "scope_id": scope_id, "expires_at": expiry_epoch(expires_at),
-                                               "classification": classification}) for r in rows])
+        self.stores.index.upsert(
+            [
+                VectorRow(
+                    **{
+                        **r,
+                        "scope_id": scope_id,
+                        "expires_at": expiry_epoch(expires_at),
+                        "classification": classification,
+                    }
+                )
+                for r in rows
+            ]
+        )
 
 
-def ingest(paths: Iterable[Path | str], stores: Stores | None = None, embedder: Embedder | None = None,
-           progress: ProgressFn | None = None) -> IngestSummary:
+def ingest(
+    paths: Iterable[Path | str],
+    stores: Stores | None = None,
+    embedder: Embedder | None = None,
+    progress: ProgressFn | None = None,
+) -> IngestSummary:
     """Ingest PDF files or folders with the settings' stores and embedder."""
     from embedding import make_embedder
 
     own = stores is None
     stores = stores or Stores.open()
     try:
-        ingestor = Ingestor(stores, (lambda: embedder) if embedder is not None else (lambda: make_embedder(stores.settings)))
+        ingestor = Ingestor(
+            stores, (lambda: embedder) if embedder is not None else (lambda: make_embedder(stores.settings))
+        )
         return ingestor.ingest_paths([Path(p) for p in paths], progress)
     finally:
         if own:

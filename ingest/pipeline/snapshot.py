@@ -41,8 +41,13 @@ class Snapshot:
         return len(self.new) + len(self.changed) + len(self.unchanged)
 
     def counts(self) -> dict[str, int]:
-        return {"items": self.items, "new": len(self.new), "changed": len(self.changed),
-                "unchanged": len(self.unchanged), "deleted": len(self.deleted)}
+        return {
+            "items": self.items,
+            "new": len(self.new),
+            "changed": len(self.changed),
+            "unchanged": len(self.unchanged),
+            "deleted": len(self.deleted),
+        }
 
     def preview(self, limit: int = PREVIEW) -> dict[str, list[str]]:
         return {k: v[:limit] for k, v in (("new", self.new), ("changed", self.changed), ("deleted", self.deleted)) if v}

@@ -40,14 +40,17 @@ class IngestSummary(BaseModel):
         if not policy_set:
             self.warnings.append(
                 "no policy file (GOVRAG_POLICY or --policy): documents without permissions of their own are "
-                "quarantined and nothing gets an expiry (docs/policy.md)")
+                "quarantined and nothing gets an expiry (docs/policy.md)"
+            )
         if self.expired_skipped:
             landed = self.new + self.changed + self.unchanged
-            what = (f"all {self.expired_skipped} documents were" if not landed
-                    else f"{self.expired_skipped} documents were")
+            what = (
+                f"all {self.expired_skipped} documents were" if not landed else f"{self.expired_skipped} documents were"
+            )
             self.warnings.append(
                 f"{what} past their retention and not indexed; to count retention from the ingest instead of "
-                "the document's own time, set `from: ingested` on the matching retention rule (docs/policy.md)")
+                "the document's own time, set `from: ingested` on the matching retention rule (docs/policy.md)"
+            )
 
     @property
     def chunks_per_second(self) -> float:

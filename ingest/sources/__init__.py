@@ -24,8 +24,9 @@ SOURCES: tuple[Source, ...] = (SLACK, CONFLUENCE, PDF)
 __all__ = ["SOURCES", "Source", "SourceContext", "discover", "open_source", "process_policy"]
 
 
-def open_source(path: Path, source: str | None = None, policy: Policy | None = None, *,
-                site: str | None = None) -> SourceExport:
+def open_source(
+    path: Path, source: str | None = None, policy: Policy | None = None, *, site: str | None = None
+) -> SourceExport:
     """Open one input: ``source`` forces a source kind instead of detecting it; ``policy``
     (the run's policy, default the process policy) maps workspace scopes and names sites;
     ``site`` names the Confluence site / Slack team of an export that does not state it."""
@@ -36,11 +37,14 @@ def open_source(path: Path, source: str | None = None, policy: Policy | None = N
     for src in SOURCES:
         if (source is None and src.detect(path)) or source == src.kind:
             return src.open(path, SourceContext.create(policy, site=site or policy.source_site(path)))
-    raise SourceError(f"{path}: not a PDF, a Slack export or a Confluence export",
-                      hint="pass a PDF file, a folder, a Slack export zip/folder or a Confluence export")
+    raise SourceError(
+        f"{path}: not a PDF, a Slack export or a Confluence export",
+        hint="pass a PDF file, a folder, a Slack export zip/folder or a Confluence export",
+    )
 
 
-def discover(path: Path, source: str | None = None, policy: Policy | None = None, *,
-             site: str | None = None) -> Iterator[SourceItem]:
+def discover(
+    path: Path, source: str | None = None, policy: Policy | None = None, *, site: str | None = None
+) -> Iterator[SourceItem]:
     """The items of :func:`open_source` (documents only, no permission state)."""
     yield from open_source(path, source, policy, site=site).items

@@ -39,8 +39,10 @@ from typing import Iterator
 
 from governance.errors import SourceError
 
-HINT = ("the archive was refused as a whole and nothing from it was ingested; re-export it from the "
-        "source system, or unpack it yourself after checking its contents and ingest the folder")
+HINT = (
+    "the archive was refused as a whole and nothing from it was ingested; re-export it from the "
+    "source system, or unpack it yourself after checking its contents and ingest the folder"
+)
 DONE_MARKER = ".govrag-extracted"
 
 
@@ -93,8 +95,9 @@ def _entry_name(archive: Path, info: zipfile.ZipInfo) -> str:
         try:
             name = raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise HostileArchive(archive, info.orig_filename, "entry name is not valid UTF-8",
-                                 reason="non_utf8_name") from None
+            raise HostileArchive(
+                archive, info.orig_filename, "entry name is not valid UTF-8", reason="non_utf8_name"
+            ) from None
     return name
 
 
@@ -112,13 +115,15 @@ def _check_name(archive: Path, name: str) -> PurePosixPath:
     return PurePosixPath(*parts)
 
 
-def check_archive(archive: Path, zf: zipfile.ZipFile, limits: ArchiveLimits = DEFAULT_LIMITS
-                  ) -> list[tuple[zipfile.ZipInfo, PurePosixPath]]:
+def check_archive(
+    archive: Path, zf: zipfile.ZipFile, limits: ArchiveLimits = DEFAULT_LIMITS
+) -> list[tuple[zipfile.ZipInfo, PurePosixPath]]:
     """Validate every entry (names, types, declared sizes); returns the entries to extract."""
     infos = zf.infolist()
     if len(infos) > limits.max_entries:
-        raise HostileArchive(archive, None, f"{len(infos)} entries (limit {limits.max_entries})",
-                             reason="too_many_entries")
+        raise HostileArchive(
+            archive, None, f"{len(infos)} entries (limit {limits.max_entries})", reason="too_many_entries"
+        )
     seen: dict[str, str] = {}
     files: set[str] = set()
     dirs: set[str] = set()
@@ -131,14 +136,19 @@ def check_archive(archive: Path, zf: zipfile.ZipFile, limits: ArchiveLimits = DE
         ftype = mode & _S_IFMT
         if info.create_system == 3 and ftype and ftype not in (stat.S_IFREG, stat.S_IFDIR):
             kind = "symlink" if ftype == stat.S_IFLNK else "special file"
-            raise HostileArchive(archive, name, f"{kind} in the archive (links could point outside it)",
-                                 reason="symlink" if ftype == stat.S_IFLNK else "special_file")
+            raise HostileArchive(
+                archive,
+                name,
+                f"{kind} in the archive (links could point outside it)",
+                reason="symlink" if ftype == stat.S_IFLNK else "special_file",
+            )
         if info.flag_bits & 0x1:
             raise HostileArchive(archive, name, "encrypted entry", reason="encrypted")
         key = unicodedata.normalize("NFC", rel.as_posix()).casefold()
         if key in seen:
-            raise HostileArchive(archive, name, f"duplicate entry name (same as {seen[key]!r})",
-                                 reason="duplicate_name")
+            raise HostileArchive(
+                archive, name, f"duplicate entry name (same as {seen[key]!r})", reason="duplicate_name"
+            )
         seen[key] = name
         is_dir = name.endswith("/") or name.endswith("\\") or ftype == stat.S_IFDIR
         (dirs if is_dir else files).add(key)
@@ -147,20 +157,35 @@ def check_archive(archive: Path, zf: zipfile.ZipFile, limits: ArchiveLimits = DE
         if is_dir:
             continue
         if info.file_size > limits.max_entry_bytes:
-            raise HostileArchive(archive, name, f"entry expands to {info.file_size} bytes "
-                                 f"(limit {limits.max_entry_bytes})", reason="too_large")
+            raise HostileArchive(
+                archive,
+                name,
+                f"entry expands to {info.file_size} bytes (limit {limits.max_entry_bytes})",
+                reason="too_large",
+            )
         if info.file_size > limits.ratio_floor_bytes and info.file_size > limits.max_ratio * max(info.compress_size, 1):
-            raise HostileArchive(archive, name, f"compression ratio {info.file_size / max(info.compress_size, 1):.0f}:1 "
-                                 f"(limit {limits.max_ratio:.0f}:1) looks like a zip bomb", reason="zip_bomb")
+            raise HostileArchive(
+                archive,
+                name,
+                f"compression ratio {info.file_size / max(info.compress_size, 1):.0f}:1 "
+                f"(limit {limits.max_ratio:.0f}:1) looks like a zip bomb",
+                reason="zip_bomb",
+            )
         total += info.file_size
         compressed += info.compress_size
         if total > limits.max_total_bytes:
-            raise HostileArchive(archive, None, f"archive expands to more than {limits.max_total_bytes} bytes",
-                                 reason="too_large")
+            raise HostileArchive(
+                archive, None, f"archive expands to more than {limits.max_total_bytes} bytes", reason="too_large"
+            )
         out.append((info, rel))
     if total > limits.ratio_floor_bytes and total > limits.max_ratio * max(compressed, 1):
-        raise HostileArchive(archive, None, f"overall compression ratio {total / max(compressed, 1):.0f}:1 "
-                             f"(limit {limits.max_ratio:.0f}:1) looks like a zip bomb", reason="zip_bomb")
+        raise HostileArchive(
+            archive,
+            None,
+            f"overall compression ratio {total / max(compressed, 1):.0f}:1 "
+            f"(limit {limits.max_ratio:.0f}:1) looks like a zip bomb",
+            reason="zip_bomb",
+        )
     clash = files & dirs
     if clash:
         name = sorted(clash)[0]
@@ -168,8 +193,9 @@ def check_archive(archive: Path, zf: zipfile.ZipFile, limits: ArchiveLimits = DE
     return out
 
 
-def _copy(archive: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, limits: ArchiveLimits,
-          budget: list[int]) -> None:
+def _copy(
+    archive: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, limits: ArchiveLimits, budget: list[int]
+) -> None:
     """Copy one entry, counting real bytes against its declared size and the total budget."""
     written = 0
     with zf.open(info) as src, open(dest, "xb") as out:
@@ -180,8 +206,12 @@ def _copy(archive: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path,
             written += len(block)
             budget[0] -= len(block)
             if written > info.file_size or written > limits.max_entry_bytes or budget[0] < 0:
-                raise HostileArchive(archive, info.filename, "entry expands beyond its declared size or the "
-                                     "archive size limit", reason="zip_bomb")
+                raise HostileArchive(
+                    archive,
+                    info.filename,
+                    "entry expands beyond its declared size or the archive size limit",
+                    reason="zip_bomb",
+                )
             out.write(block)
 
 
@@ -201,8 +231,10 @@ def extract_zip(archive: Path, limits: ArchiveLimits = DEFAULT_LIMITS, *, dest_r
     try:
         zf = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise SourceError(f"{archive}: not a readable zip file: {exc}",
-                          hint="re-export the archive; a truncated download is the usual cause") from exc
+        raise SourceError(
+            f"{archive}: not a readable zip file: {exc}",
+            hint="re-export the archive; a truncated download is the usual cause",
+        ) from exc
     with zf:
         entries = check_archive(archive, zf, limits)
         final.mkdir(parents=True)
@@ -212,8 +244,12 @@ def extract_zip(archive: Path, limits: ArchiveLimits = DEFAULT_LIMITS, *, dest_r
                 dest = final.joinpath(*rel.parts)
                 # Belt and braces: the checked name can only land inside the folder.
                 if not dest.resolve().is_relative_to(final.resolve()):
-                    raise HostileArchive(archive, info.filename, "entry would be written outside the work folder",
-                                         reason="path_traversal")
+                    raise HostileArchive(
+                        archive,
+                        info.filename,
+                        "entry would be written outside the work folder",
+                        reason="path_traversal",
+                    )
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 _copy(archive, zf, info, dest, limits, budget)
             (final / DONE_MARKER).write_text(str(archive))
@@ -222,8 +258,10 @@ def extract_zip(archive: Path, limits: ArchiveLimits = DEFAULT_LIMITS, *, dest_r
             raise
         except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
             shutil.rmtree(final, ignore_errors=True)
-            raise SourceError(f"{archive}: extraction failed: {exc}",
-                              hint="re-export the archive; it is corrupt or uses an unsupported compression") from exc
+            raise SourceError(
+                f"{archive}: extraction failed: {exc}",
+                hint="re-export the archive; it is corrupt or uses an unsupported compression",
+            ) from exc
         except BaseException:
             shutil.rmtree(final, ignore_errors=True)
             raise

@@ -50,7 +50,9 @@ def bounded_id(value: str, limit: int = MAX_ID_BYTES) -> str:
     if not _ID_UNSAFE.search(value) and len(value.encode("utf-8")) <= limit:
         return value
     digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-    escaped = _ID_UNSAFE.sub(lambda m: "%%%02X" % ord(m.group()) if ord(m.group()) < 0x80 else "%%u%04X" % ord(m.group()), value)
+    escaped = _ID_UNSAFE.sub(
+        lambda m: "%%%02X" % ord(m.group()) if ord(m.group()) < 0x80 else "%%u%04X" % ord(m.group()), value
+    )
     room = limit - len(digest) - 1
     cut = escaped.encode("utf-8")[:room].decode("utf-8", "ignore")
     return f"{cut}#{digest}"
@@ -189,8 +191,8 @@ class SourceItem:
     modified_at: datetime | None = None
     owner: str | None = None  # principal, when known before parsing
     origin: str | None = None  # source identity (``slack:<team>``, ``confluence:<site>:<space>``;
-                               # the input path for PDFs): what ``--prune`` compares by
-    as_of: str | None = None   # how new the export is (:func:`as_of_stamp`); older never overrides newer
+    # the input path for PDFs): what ``--prune`` compares by
+    as_of: str | None = None  # how new the export is (:func:`as_of_stamp`); older never overrides newer
     aliases: tuple[str, ...] = ()  # ids this document had under earlier versions of govrag
     ancestry: tuple[str, ...] | None = None  # ids of the pages above it at the source, root first
 
@@ -320,8 +322,11 @@ def _size_checked(parse: Callable[[], Parsed], item: SourceItem) -> Callable[[],
         if total > MAX_DOCUMENT_CHARS:
             raise QuarantinedDocument(
                 f"{item.rel_path}: {total} characters of text (limit ingest.sources.base.MAX_DOCUMENT_CHARS = "
-                f"{MAX_DOCUMENT_CHARS})", reason="too_large", path=str(item.path),
-                hint="split the document; if it is genuine, raise MAX_DOCUMENT_CHARS (embedding it takes long)")
+                f"{MAX_DOCUMENT_CHARS})",
+                reason="too_large",
+                path=str(item.path),
+                hint="split the document; if it is genuine, raise MAX_DOCUMENT_CHARS (embedding it takes long)",
+            )
         return parsed
 
     checked._size_checked = True  # type: ignore[attr-defined]
@@ -335,8 +340,13 @@ def element_author(element: Any) -> str | None:
 
 def make_document(item: SourceItem, parsed: Parsed, *, scope: AccessScope, classification: str) -> SourceDocument:
     return SourceDocument(
-        document_id=item.document_id, source=item.source, uri=cut_bytes(scrub(item.uri or item.path.resolve().as_uri()), 2000),
-        title=cut_bytes(scrub(parsed.title or item.title or item.path.stem), 1000), path=scrub(item.rel_path), scope=scope,
-        classification=classification, modified_at=parsed.modified_at or item.modified_at,
+        document_id=item.document_id,
+        source=item.source,
+        uri=cut_bytes(scrub(item.uri or item.path.resolve().as_uri()), 2000),
+        title=cut_bytes(scrub(parsed.title or item.title or item.path.stem), 1000),
+        path=scrub(item.rel_path),
+        scope=scope,
+        classification=classification,
+        modified_at=parsed.modified_at or item.modified_at,
         author=scrub(parsed.owner or item.owner),
     )

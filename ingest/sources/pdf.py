@@ -63,14 +63,21 @@ class PdfSource(ExportSource):
             root, files = path.parent, [path]
         else:
             root = path
-            files = sorted(p for p in path.rglob("*") if p.suffix.lower() == ".pdf" and p.is_file() and not p.is_symlink())
+            files = sorted(
+                p for p in path.rglob("*") if p.suffix.lower() == ".pdf" and p.is_file() and not p.is_symlink()
+            )
         for f in files:
             rel = f.relative_to(root).as_posix()
             parser = PdfFile(f)
             yield SourceItem(
-                source="pdf", path=f, rel_path=rel, document_id=f"pdf:{rel}",
-                fingerprint=parser.fingerprint, parse=parser.parse,
-                facts={"source": "pdf", "path": rel}, title=f.stem,
+                source="pdf",
+                path=f,
+                rel_path=rel,
+                document_id=f"pdf:{rel}",
+                fingerprint=parser.fingerprint,
+                parse=parser.parse,
+                facts={"source": "pdf", "path": rel},
+                title=f.stem,
                 modified_at=datetime.fromtimestamp(f.stat().st_mtime, tz=timezone.utc),
             )
 

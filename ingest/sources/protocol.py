@@ -45,13 +45,17 @@ class SourceContext:
     site: str | None = None
 
     @classmethod
-    def create(cls, policy: Policy | None = None, *, site: str | None = None,
-               work_dir: Path | None = None) -> "SourceContext":
+    def create(
+        cls, policy: Policy | None = None, *, site: str | None = None, work_dir: Path | None = None
+    ) -> "SourceContext":
         """A context with defaults: the process policy, the settings' work folder."""
         from ingest.sources.archive import work_root
 
-        return cls(policy=policy if policy is not None else process_policy(),
-                   work_dir=work_dir if work_dir is not None else work_root(), site=site)
+        return cls(
+            policy=policy if policy is not None else process_policy(),
+            work_dir=work_dir if work_dir is not None else work_root(),
+            site=site,
+        )
 
 
 class Source(Protocol):
@@ -90,7 +94,8 @@ class ExportSource:
         """:meth:`open` with ``policy`` (default: the process policy) and ``site``."""
         return self.open(Path(path), SourceContext.create(policy, site=site))
 
-    def discover_items(self, path: Path, policy: Policy | None = None, *,
-                       site: str | None = None) -> Iterator[SourceItem]:
+    def discover_items(
+        self, path: Path, policy: Policy | None = None, *, site: str | None = None
+    ) -> Iterator[SourceItem]:
         """:meth:`discover` with ``policy`` (default: the process policy) and ``site``."""
         yield from self.discover(Path(path), SourceContext.create(policy, site=site))

@@ -46,8 +46,10 @@ def workspace_principals(policy: Policy, names: Iterable[str | None], source_mem
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list):
-        raise ConfigError(f"policy workspaces value {value!r} is neither 'source-members' nor a list of principals",
-                          hint='write e.g. T0123: ["group:all-staff"] or default: source-members')
+        raise ConfigError(
+            f"policy workspaces value {value!r} is neither 'source-members' nor a list of principals",
+            hint='write e.g. T0123: ["group:all-staff"] or default: source-members',
+        )
     try:
         return frozenset(parse_principal(p) for p in value)
     except Exception as exc:

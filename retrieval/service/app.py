@@ -117,8 +117,9 @@ def _rid(request: Request) -> str:
     return str(request.scope.get("state", {}).get("request_id") or uuid.uuid4().hex)
 
 
-def _error(status: int, message: str, request_id: str, headers: dict[str, str] | None = None,
-           **extra: Any) -> JSONResponse:
+def _error(
+    status: int, message: str, request_id: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
     return JSONResponse({"error": message, "request_id": request_id, **extra}, status_code=status, headers=headers)
 
 
@@ -298,9 +299,16 @@ class ServiceMiddleware:
         if route == SEARCH_PATH:
             # Facts only (never the query, the token or hit text): as ``extra`` fields for a
             # JSON log formatter, and as key=value text for a plain one.
-            fields = {"event": "search", "request_id": rid, "status": status,
-                      "duration_ms": round(seconds * 1000, 1), "subject": state.get("subject_tag"),
-                      "k": state.get("k"), "hits": state.get("hits"), "error": state.get("error")}
+            fields = {
+                "event": "search",
+                "request_id": rid,
+                "status": status,
+                "duration_ms": round(seconds * 1000, 1),
+                "subject": state.get("subject_tag"),
+                "k": state.get("k"),
+                "hits": state.get("hits"),
+                "error": state.get("error"),
+            }
             log.info(" ".join(f"{key}={value}" for key, value in fields.items() if value is not None), extra=fields)
 
 
@@ -318,9 +326,14 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 
 # -- the application ----------------------------------------------------------------------
-def create_app(settings: Settings | None = None, retriever: Retriever | None = None, *,
-               verifier: TokenVerifier | None = None, rate_limiter: Limiter | None = None,
-               warmup: bool = False) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    retriever: Retriever | None = None,
+    *,
+    verifier: TokenVerifier | None = None,
+    rate_limiter: Limiter | None = None,
+    warmup: bool = False,
+) -> FastAPI:
     """Build the service. ``retriever``: search with it (tests); default: open the stores
     named by ``settings`` on first use. Raises :class:`ConfigError` when no token can be
     verified (no JWKS and no development secret)."""
@@ -342,17 +355,23 @@ def create_app(settings: Settings | None = None, retriever: Retriever | None = N
         title="govrag retrieval service",
         version="1",
         description="ACL-aware semantic search: every hit is one the token's subject may read.",
-        docs_url=None, redoc_url=None,  # the UIs load assets from a CDN; /openapi.json is served
+        docs_url=None,
+        redoc_url=None,  # the UIs load assets from a CDN; /openapi.json is served
         lifespan=lifespan,
     )
     app.state.backend = backend
     app.state.verifier = verifier
     app.state.rate_limiter = limiter
-    bearer = HTTPBearer(auto_error=False, bearerFormat="JWT", scheme_name="bearerAuth",
-                        description="A JWT from the identity provider (RS256/ES256 via JWKS; HS256 in development).")
+    bearer = HTTPBearer(
+        auto_error=False,
+        bearerFormat="JWT",
+        scheme_name="bearerAuth",
+        description="A JWT from the identity provider (RS256/ES256 via JWKS; HS256 in development).",
+    )
 
-    def authenticated(request: Request,
-                      credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Identity:
+    def authenticated(
+        request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+    ) -> Identity:
         if credentials is None:
             raise AuthError("missing bearer token", reason="missing")
         identity = verifier.verify(credentials.credentials)
@@ -372,10 +391,16 @@ def create_app(settings: Settings | None = None, retriever: Retriever | None = N
         503: {"model": ErrorResponse, "description": "Milvus, the catalog, the embedder or the JWKS is unavailable."},
     }
 
-    @app.post(SEARCH_PATH, response_model=SearchResponse, responses=errors, tags=["search"],
-              summary="Search as the token's subject")
-    def search(body: SearchRequest, request: Request,
-               identity: Annotated[Identity, Depends(authenticated)]) -> SearchResponse:
+    @app.post(
+        SEARCH_PATH,
+        response_model=SearchResponse,
+        responses=errors,
+        tags=["search"],
+        summary="Search as the token's subject",
+    )
+    def search(
+        body: SearchRequest, request: Request, identity: Annotated[Identity, Depends(authenticated)]
+    ) -> SearchResponse:
         request.state.k = body.k
         hits = backend.retriever().search(identity.user, body.query, body.k)
         request.state.hits = len(hits)
@@ -388,13 +413,19 @@ def create_app(settings: Settings | None = None, retriever: Retriever | None = N
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["ops"], summary="The catalog and Milvus answer",
-             responses={503: {"description": "Some dependency failed; `checks` says which."}})
+    @app.get(
+        "/readyz",
+        tags=["ops"],
+        summary="The catalog and Milvus answer",
+        responses={503: {"description": "Some dependency failed; `checks` says which."}},
+    )
     def readyz(request: Request) -> JSONResponse:
         checks = backend.readiness()
         ready = all(v == "ok" for v in checks.values())
-        return JSONResponse({"status": "ready" if ready else "unavailable", "checks": checks,
-                             "request_id": _rid(request)}, status_code=200 if ready else 503)
+        return JSONResponse(
+            {"status": "ready" if ready else "unavailable", "checks": checks, "request_id": _rid(request)},
+            status_code=200 if ready else 503,
+        )
 
     @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", response_class=Response)
     async def prometheus_metrics() -> Response:
@@ -435,8 +466,11 @@ def create_app(settings: Settings | None = None, retriever: Retriever | None = N
         log.info("claims refused (request_id=%s): %s", _rid(request), exc)
         return _error(403, "token claims cannot be used", _rid(request))
 
-    unavailable = {IndexUnavailable: "vector index unavailable", CatalogError: "catalog unavailable",
-                   EmbedderUnavailable: "embedder unavailable"}
+    unavailable = {
+        IndexUnavailable: "vector index unavailable",
+        CatalogError: "catalog unavailable",
+        EmbedderUnavailable: "embedder unavailable",
+    }
 
     async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
         request.state.error = f"unavailable:{exc.__class__.__name__}"
@@ -458,8 +492,10 @@ def create_app(settings: Settings | None = None, retriever: Retriever | None = N
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         request.state.error = "invalid_request"
-        detail = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
-                  for e in exc.errors()]
+        detail = [
+            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+            for e in exc.errors()
+        ]
         return _error(422, "invalid request", _rid(request), detail=detail)
 
     @app.exception_handler(StarletteHTTPException)

@@ -40,9 +40,15 @@ from governance.settings import Settings
 log = logging.getLogger("govrag.api.auth")
 
 ASYMMETRIC = {
-    "RS256": ("RSA", None), "RS384": ("RSA", None), "RS512": ("RSA", None),
-    "PS256": ("RSA", None), "PS384": ("RSA", None), "PS512": ("RSA", None),
-    "ES256": ("EC", "P-256"), "ES384": ("EC", "P-384"), "ES512": ("EC", "P-521"),
+    "RS256": ("RSA", None),
+    "RS384": ("RSA", None),
+    "RS512": ("RSA", None),
+    "PS256": ("RSA", None),
+    "PS384": ("RSA", None),
+    "PS512": ("RSA", None),
+    "ES256": ("EC", "P-256"),
+    "ES384": ("EC", "P-384"),
+    "ES512": ("EC", "P-521"),
 }
 MAX_TOKEN_BYTES = 16_384
 MAX_JWKS_BYTES = 1_048_576
@@ -110,9 +116,17 @@ class JwksKeys:
     deadline. Cached keys are served while a refresh is due or failing, for at most
     ``cache_seconds + max_stale_seconds``."""
 
-    def __init__(self, *, file: Path | None = None, url: str | None = None, cache_seconds: float = 300.0,
-                 timeout_seconds: float = 5.0, max_stale_seconds: float = 3600.0,
-                 deadline_seconds: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        file: Path | None = None,
+        url: str | None = None,
+        cache_seconds: float = 300.0,
+        timeout_seconds: float = 5.0,
+        max_stale_seconds: float = 3600.0,
+        deadline_seconds: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if (file is None) == (url is None):
             raise ConfigError("give exactly one of a JWKS file and a JWKS URL")
         if url is not None and not url.lower().startswith(("https://", "http://")):
@@ -156,8 +170,11 @@ class JwksKeys:
 
         assert self.url is not None
         try:
-            data = json.loads(download(self.url, timeout=self.timeout_seconds, deadline=self.deadline_seconds,
-                                       max_bytes=MAX_JWKS_BYTES))
+            data = json.loads(
+                download(
+                    self.url, timeout=self.timeout_seconds, deadline=self.deadline_seconds, max_bytes=MAX_JWKS_BYTES
+                )
+            )
         except ValueError as exc:
             raise KeysUnavailable(f"the JWKS from {self.url} is not JSON") from exc
         except Exception as exc:
@@ -190,8 +207,10 @@ class JwksKeys:
                 raise KeysUnavailable(f"no JWKS from {self.url} yet: {self._fetcher.last_error or 'fetch pending'}")
             age = self._clock() - self._loaded_at
             if age > self.cache_seconds + self.max_stale_seconds:
-                raise KeysUnavailable(f"the JWKS from {self.url} could not be refreshed for {age:.0f} s "
-                                      f"(last error: {self._fetcher.last_error})")
+                raise KeysUnavailable(
+                    f"the JWKS from {self.url} could not be refreshed for {age:.0f} s "
+                    f"(last error: {self._fetcher.last_error})"
+                )
             found = self._lookup(kid)
             force = found is None and self._clock() - max(self._loaded_at, self._forced_at) >= MIN_REFRESH_SECONDS
             if force:
@@ -229,7 +248,8 @@ class TokenVerifier:
         if unknown:
             raise ConfigError(
                 f"GOVRAG_JWT_ALGORITHMS lists unsupported algorithms {unknown}",
-                hint=f"use some of {', '.join([*ASYMMETRIC, 'HS256'])}; 'none' is never accepted")
+                hint=f"use some of {', '.join([*ASYMMETRIC, 'HS256'])}; 'none' is never accepted",
+            )
         secret = settings.jwt_hs256_secret.get_secret_value() if settings.jwt_hs256_secret else None
         if secret is not None and len(secret) < MIN_HS256_SECRET:
             raise ConfigError(f"GOVRAG_JWT_HS256_SECRET must be at least {MIN_HS256_SECRET} characters")
@@ -242,15 +262,20 @@ class TokenVerifier:
         if keys is None and (settings.jwks_file or settings.jwks_url):
             if settings.jwks_file and settings.jwks_url:
                 raise ConfigError("set only one of GOVRAG_JWKS_FILE and GOVRAG_JWKS_URL")
-            keys = JwksKeys(file=settings.jwks_file, url=settings.jwks_url,
-                            cache_seconds=settings.jwks_cache_seconds, timeout_seconds=settings.jwks_timeout_seconds,
-                            max_stale_seconds=settings.jwks_max_stale_seconds,
-                            deadline_seconds=settings.jwks_deadline_seconds)
+            keys = JwksKeys(
+                file=settings.jwks_file,
+                url=settings.jwks_url,
+                cache_seconds=settings.jwks_cache_seconds,
+                timeout_seconds=settings.jwks_timeout_seconds,
+                max_stale_seconds=settings.jwks_max_stale_seconds,
+                deadline_seconds=settings.jwks_deadline_seconds,
+            )
         self.keys = keys
         if self.keys is None and self._secret is None:
             raise ConfigError(
                 "the retrieval service has no way to verify tokens",
-                hint="set GOVRAG_JWKS_FILE or GOVRAG_JWKS_URL (or, for development, GOVRAG_JWT_HS256_SECRET)")
+                hint="set GOVRAG_JWKS_FILE or GOVRAG_JWKS_URL (or, for development, GOVRAG_JWT_HS256_SECRET)",
+            )
         if self.keys is None:
             self.asymmetric = []
             self.algorithms = frozenset({"HS256"})
@@ -258,8 +283,10 @@ class TokenVerifier:
         self.audience = settings.jwt_audience
         self.leeway = settings.jwt_leeway_seconds
         if self.issuer is None or self.audience is None:
-            log.warning("GOVRAG_JWT_ISSUER/GOVRAG_JWT_AUDIENCE not set: tokens of any issuer/audience "
-                        "signed by a trusted key are accepted")
+            log.warning(
+                "GOVRAG_JWT_ISSUER/GOVRAG_JWT_AUDIENCE not set: tokens of any issuer/audience "
+                "signed by a trusted key are accepted"
+            )
 
     def _key_for(self, header: dict[str, Any]) -> tuple[Any, str]:
         alg = header.get("alg")
@@ -286,10 +313,21 @@ class TokenVerifier:
         required = ["exp"] + (["iss"] if self.issuer else []) + (["aud"] if self.audience else [])
         try:
             return jwt.decode(
-                token, key=key, algorithms=[alg], audience=self.audience, issuer=self.issuer,
+                token,
+                key=key,
+                algorithms=[alg],
+                audience=self.audience,
+                issuer=self.issuer,
                 leeway=self.leeway,
-                options={"require": required, "verify_signature": True, "verify_exp": True,
-                         "verify_nbf": True, "verify_iat": True, "verify_aud": True, "verify_iss": True},
+                options={
+                    "require": required,
+                    "verify_signature": True,
+                    "verify_exp": True,
+                    "verify_nbf": True,
+                    "verify_iat": True,
+                    "verify_aud": True,
+                    "verify_iss": True,
+                },
             )
         except jwt.ExpiredSignatureError as exc:
             raise AuthError("token expired", reason="expired") from exc

@@ -90,8 +90,9 @@ class JwksFetcher:
     """Runs ``load()`` (download + parse) on a background thread, one at a time, with
     back-off; ``on_keys`` receives each successful result."""
 
-    def __init__(self, load: Callable[[], Any], on_keys: Callable[[Any], None], *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, load: Callable[[], Any], on_keys: Callable[[Any], None], *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._load, self._on_keys, self._clock = load, on_keys, clock
         self._lock = threading.Lock()
         self._running: threading.Event | None = None
@@ -117,7 +118,9 @@ class JwksFetcher:
         except Exception as exc:
             with self._lock:
                 self._failures += 1
-                self._next_try = self._clock() + min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (self._failures - 1))
+                self._next_try = self._clock() + min(
+                    BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (self._failures - 1)
+                )
                 self.last_error = str(exc)
             log.warning("JWKS fetch failed (%s); next try in at most %.0f s", exc, BACKOFF_MAX_SECONDS)
         else:

@@ -51,8 +51,9 @@ class Limiter(Protocol):
 class RateLimiter:
     """Thread-safe token buckets keyed by subject, bounded in number (one process)."""
 
-    def __init__(self, per_minute: int, *, max_subjects: int = 10_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, per_minute: int, *, max_subjects: int = 10_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         if per_minute < 0 or max_subjects < 1:
             raise ValueError("per_minute must be >= 0 and max_subjects >= 1")
         self.capacity = float(per_minute)
@@ -103,9 +104,11 @@ class SharedRateLimiter:
         try:
             self._storage = storage_from_string(storage_uri, wrap_exceptions=True)
         except ConfigurationError as exc:
-            raise ConfigError(f"GOVRAG_RATE_LIMIT_STORAGE {_redacted(storage_uri)!r} cannot be used: {exc}",
-                              hint="a limits storage URI such as redis://host:6379 (pip install 'limits[redis]'),"
-                                   " or memory:// for a limit per process") from exc
+            raise ConfigError(
+                f"GOVRAG_RATE_LIMIT_STORAGE {_redacted(storage_uri)!r} cannot be used: {exc}",
+                hint="a limits storage URI such as redis://host:6379 (pip install 'limits[redis]'),"
+                " or memory:// for a limit per process",
+            ) from exc
         self._item = RateLimitItemPerMinute(per_minute)
         self._window = MovingWindowRateLimiter(self._storage)
         self.storage_uri = storage_uri
@@ -124,8 +127,11 @@ class SharedRateLimiter:
         except StorageError as exc:
             if time.monotonic() - self._warned_at >= WARN_EVERY_SECONDS:
                 self._warned_at = time.monotonic()
-                log.warning("rate-limit storage %s did not answer (%s); requests are let through",
-                            _redacted(self.storage_uri), exc.__class__.__name__)
+                log.warning(
+                    "rate-limit storage %s did not answer (%s); requests are let through",
+                    _redacted(self.storage_uri),
+                    exc.__class__.__name__,
+                )
             return 0.0
         return max(reset_at - time.time(), 0.001)
 

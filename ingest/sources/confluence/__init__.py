@@ -52,8 +52,10 @@ class ConfluenceSource(ExportSource):
         path = Path(path)
         opener = _opener(path)
         if opener is None:
-            raise SourceError(f"{path}: not a Confluence HTML, XML or REST export",
-                              hint="pass the unpacked export folder, the XML export zip, or a REST dump folder")
+            raise SourceError(
+                f"{path}: not a Confluence HTML, XML or REST export",
+                hint="pass the unpacked export folder, the XML export zip, or a REST dump folder",
+            )
         return opener(path, ctx)
 
 

@@ -72,8 +72,10 @@ def parse_page_file(f: Path, space_key: str, space_name: str | None) -> PageInfo
     with open(f, "rb") as fh:
         raw = fh.read(MAX_HTML_BYTES + 1)
     if len(raw) > MAX_HTML_BYTES:
-        raise PageTooLarge(f"{f.name}: page file is over the {MAX_HTML_BYTES} byte limit "
-                           "(ingest.sources.confluence.html_export.MAX_HTML_BYTES)")
+        raise PageTooLarge(
+            f"{f.name}: page file is over the {MAX_HTML_BYTES} byte limit "
+            "(ingest.sources.confluence.html_export.MAX_HTML_BYTES)"
+        )
     text = raw.decode("utf-8", errors="replace")
     del raw
     soup = _soup(text)
@@ -82,7 +84,7 @@ def parse_page_file(f: Path, space_key: str, space_name: str | None) -> PageInfo
     title_el = soup.find(id="title-text") or soup.find("title")
     title = title_el.get_text(" ", strip=True) if title_el is not None else f.stem
     if space_name and title.startswith(f"{space_name} : "):
-        title = title[len(space_name) + 3:]
+        title = title[len(space_name) + 3 :]
     elif " : " in title:
         title = title.split(" : ", 1)[1]
     crumbs: list[tuple[str, str]] = []
@@ -106,9 +108,19 @@ def parse_page_file(f: Path, space_key: str, space_name: str | None) -> PageInfo
                 modified = datetime(int(dm.group(3)), int(dm.group(2)), int(dm.group(1)), tzinfo=timezone.utc)
             except ValueError:
                 modified = None
-    page = PageInfo(id=pid, title=title, space=space_key, body=main.decode_contents() if main is not None else "",
-                    body_format="view", ancestors=[c[0] for c in crumbs], breadcrumb=[c[1] for c in crumbs],
-                    author=author, modified_at=modified, path=f, uri=f.resolve().as_uri())
+    page = PageInfo(
+        id=pid,
+        title=title,
+        space=space_key,
+        body=main.decode_contents() if main is not None else "",
+        body_format="view",
+        ancestors=[c[0] for c in crumbs],
+        breadcrumb=[c[1] for c in crumbs],
+        author=author,
+        modified_at=modified,
+        path=f,
+        uri=f.resolve().as_uri(),
+    )
     page.parent = page.ancestors[-1] if page.ancestors else None
     if main is None:
         page.error = "no #main-content in the page file"
@@ -131,8 +143,15 @@ def open_export(path: Path, ctx: SourceContext) -> SourceExport:
         try:
             page = parse_page_file(f, space_key, name)
         except (OSError, ValueError) as exc:
-            page = PageInfo(id=f.stem, title=f.stem, space=space_key, body="", path=f, error=str(exc),
-                            error_reason="too_large" if isinstance(exc, PageTooLarge) else "unreadable_page")
+            page = PageInfo(
+                id=f.stem,
+                title=f.stem,
+                space=space_key,
+                body="",
+                path=f,
+                error=str(exc),
+                error_reason="too_large" if isinstance(exc, PageTooLarge) else "unreadable_page",
+            )
         page.rel_path = f.name
         att = path / "attachments" / page.id
         if att.is_dir():

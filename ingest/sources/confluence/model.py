@@ -16,8 +16,8 @@ from governance.identity import principal
 class SpaceInfo:
     key: str
     name: str | None = None
-    view: set[str] | None = None   # principals with VIEWSPACE; None: unknown (fail closed)
-    open: bool = False             # anonymous / all users may view
+    view: set[str] | None = None  # principals with VIEWSPACE; None: unknown (fail closed)
+    open: bool = False  # anonymous / all users may view
 
 
 @dataclass
@@ -26,17 +26,17 @@ class PageInfo:
     title: str
     space: str
     body: str
-    body_format: str = "storage"   # storage | view (rendered HTML)
+    body_format: str = "storage"  # storage | view (rendered HTML)
     kind: str = "page"
     parent: str | None = None
     ancestors: list[str] = field(default_factory=list)  # root first, parent last
-    read: frozenset[str] | None = None                  # own view restriction (None: none)
+    read: frozenset[str] | None = None  # own view restriction (None: none)
     restrictions_known: bool = True
     incomplete: str | None = None  # why its permission data is incomplete (unexpanded, truncated)
     version: str = ""
     modified_at: datetime | None = None
-    author: str | None = None      # display name
-    owner: str | None = None       # principal of the last modifier / creator
+    author: str | None = None  # display name
+    owner: str | None = None  # principal of the last modifier / creator
     uri: str | None = None
     path: Path | None = None
     rel_path: str = ""
@@ -74,6 +74,8 @@ def require_site(site: str | None, display: str) -> str:
         cleaned = re.sub(r"[^A-Za-z0-9_.:-]", "_", site.strip().lower())[:200]
         if cleaned.strip("_"):
             return cleaned
-    raise SourceError(f"{display}: the Confluence export does not say which site it comes from (no base URL)",
-                      hint="name the site: govrag ingest --site acme.atlassian.net, or a policy `sources` rule "
-                           "with site: (see docs/sources.md)")
+    raise SourceError(
+        f"{display}: the Confluence export does not say which site it comes from (no base URL)",
+        hint="name the site: govrag ingest --site acme.atlassian.net, or a policy `sources` rule "
+        "with site: (see docs/sources.md)",
+    )

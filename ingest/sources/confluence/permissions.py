@@ -23,10 +23,12 @@ from ingest.sources.base import PermissionState, bounded_id, nobody_scope
 from ingest.sources.confluence.model import PageInfo, SpaceInfo
 from ingest.sources.workspaces import workspace_principals
 
-INCOMPLETE_HINT = ("save each page with ?expand=ancestors,restrictions.read.restrictions.user,"
-                   "restrictions.read.restrictions.group (every page of the results, not the first page of "
-                   "them) and space.json with ?expand=permissions; a page with incomplete permission data "
-                   "is never ingested")
+INCOMPLETE_HINT = (
+    "save each page with ?expand=ancestors,restrictions.read.restrictions.user,"
+    "restrictions.read.restrictions.group (every page of the results, not the first page of "
+    "them) and space.json with ?expand=permissions; a page with incomplete permission data "
+    "is never ingested"
+)
 
 
 def space_key(site: str, space: str) -> str:
@@ -49,8 +51,14 @@ class PageScopes:
     """The effective view scope of each page of one export: space layer AND every restricted
     page of its chain."""
 
-    def __init__(self, site: str, spaces: dict[str, SpaceInfo], pages: dict[str, PageInfo], policy: Policy,
-                 source_members: set[str]) -> None:
+    def __init__(
+        self,
+        site: str,
+        spaces: dict[str, SpaceInfo],
+        pages: dict[str, PageInfo],
+        policy: Policy,
+        source_members: set[str],
+    ) -> None:
         self.site, self.spaces, self.pages = site, spaces, pages
         self._policy, self._members = policy, source_members
         self._workspace: dict[str, frozenset[str]] = {}
@@ -84,8 +92,15 @@ class PageScopes:
             return nobody_scope(space_key(self.site, key), why or "permissions unknown"), reason, why
         open_ = " (open to all users)" if self.spaces[key].open else ""
         try:
-            return AccessScope(key=space_key(self.site, key), layers=[layer],
-                               description=f"Confluence {self.site} space {key}{open_}"), None, None
+            return (
+                AccessScope(
+                    key=space_key(self.site, key),
+                    layers=[layer],
+                    description=f"Confluence {self.site} space {key}{open_}",
+                ),
+                None,
+                None,
+            )
         except AccessDenied as exc:  # a view list over MAX_PRINCIPALS_PER_LAYER: its pages are refused
             why = f"space {key}: {exc} (grant a group instead of listing members)"
             return nobody_scope(space_key(self.site, key), why), "acl_too_large", why
@@ -101,10 +116,17 @@ class PageScopes:
         for pid in [*page.ancestors, page.id]:
             p = self.pages.get(pid)
             if p is None:
-                return nobody, "permissions_unknown", f"ancestor page {pid} is not in the export; its restrictions are unknown"
+                return (
+                    nobody,
+                    "permissions_unknown",
+                    f"ancestor page {pid} is not in the export; its restrictions are unknown",
+                )
             if p.incomplete:
-                return nobody, "permissions_incomplete", (p.incomplete if pid == page.id
-                                                          else f"ancestor page {pid}: {p.incomplete}")
+                return (
+                    nobody,
+                    "permissions_incomplete",
+                    (p.incomplete if pid == page.id else f"ancestor page {pid}: {p.incomplete}"),
+                )
             if not p.restrictions_known:
                 return nobody, "permissions_unknown", f"page {pid} was exported without its read restrictions"
             if p.read:
@@ -114,9 +136,11 @@ class PageScopes:
             if not restricted:
                 scope, reason, why = self._space_scope(key)
                 return (nobody, reason, why) if reason else (scope, None, None)
-            scope = AccessScope(key=bounded_id(restricted_prefix(site, key) + "/".join(restricted)),
-                                layers=layers,
-                                description=f"Confluence {site} space {key}, restricted by pages {', '.join(restricted)}")
+            scope = AccessScope(
+                key=bounded_id(restricted_prefix(site, key) + "/".join(restricted)),
+                layers=layers,
+                description=f"Confluence {site} space {key}, restricted by pages {', '.join(restricted)}",
+            )
         except AccessDenied as exc:  # a layer over MAX_PRINCIPALS_PER_LAYER, too many layers
             return nobody, "acl_too_large", f"{exc} (grant a group instead of listing members)"
         return scope, None, None
@@ -138,7 +162,7 @@ class RestrictedChainRebase:
         return True
 
     def rebuild(self, stored: AccessScope) -> AccessScope | None:
-        ids = stored.key[len(self.prefix):].split("#", 1)[0].split("/")
+        ids = stored.key[len(self.prefix) :].split("#", 1)[0].split("/")
         if len(stored.layers) != len(ids) + 1 or "#" in stored.key:
             return None  # not a chain this module wrote (or a cut key): leave it
         layers = [self.space_layer]
@@ -186,7 +210,7 @@ class ChainRescope:
 
     site: str
     restrictions: dict[str, frozenset[str] | None]  # page id -> read restriction (None: none)
-    space_layers: dict[str, frozenset[str] | None]   # stated spaces -> view layer (None: unknown)
+    space_layers: dict[str, frozenset[str] | None]  # stated spaces -> view layer (None: unknown)
     id_prefix: str = ""
     page_ids: set[str] = field(default_factory=set)
 
@@ -195,15 +219,15 @@ class ChainRescope:
         self.page_ids = set(self.restrictions)
 
     def rescope(self, document_id: str, ancestry: list[str], current: AccessScope) -> AccessScope | None:
-        self_id = document_id[len(self.id_prefix):].split(":", 1)[0]
+        self_id = document_id[len(self.id_prefix) :].split(":", 1)[0]
         head = f"confluence:{self.site}:"
         if not current.key.startswith(head) or "#" in current.key:
             return None
-        space, _, kind = current.key[len(head):].partition(":")
+        space, _, kind = current.key[len(head) :].partition(":")
         if kind == "space":
             old: dict[str, frozenset[str]] = {}
         elif kind.startswith("restricted:"):
-            ids = kind[len("restricted:"):].split("/")
+            ids = kind[len("restricted:") :].split("/")
             if len(current.layers) != len(ids) + 1:
                 return None
             old = dict(zip(ids, current.layers[1:]))
@@ -221,8 +245,11 @@ class ChainRescope:
             if read:
                 layers.append(read)
                 restricted.append(pid)
-        key = space_key(self.site, space) if not restricted else bounded_id(restricted_prefix(self.site, space)
-                                                                             + "/".join(restricted))
+        key = (
+            space_key(self.site, space)
+            if not restricted
+            else bounded_id(restricted_prefix(self.site, space) + "/".join(restricted))
+        )
         try:
             return AccessScope(key=key, layers=layers, description=current.description)
         except AccessDenied:
@@ -236,17 +263,33 @@ def permission_state(scopes: PageScopes, pages: dict[str, PageInfo], *, as_of: s
     for key in sorted(scopes.spaces):
         space_scopes.append(scopes.space_scope(key))
         layer, _, _ = scopes.space_layer(key)
-        restrictions = {p.id: (p.read if p.restrictions_known and not p.incomplete else frozenset())
-                        for p in pages.values() if p.space == key}
+        restrictions = {
+            p.id: (p.read if p.restrictions_known and not p.incomplete else frozenset())
+            for p in pages.values()
+            if p.space == key
+        }
         # Unknown restrictions keep the stored layer (``frozenset()`` falls back to it); an
         # unknown or empty space makes every page of it readable by nobody.
-        rebases.append(RestrictedChainRebase(prefix=restricted_prefix(scopes.site, key),
-                                             space_layer=layer if layer is not None else frozenset(),
-                                             restrictions=restrictions))
-    return PermissionState(identity=f"confluence:{scopes.site}", as_of=as_of, scopes=space_scopes, rebases=rebases,
-                           origins=[f"confluence:{scopes.site}:{key}" for key in sorted(scopes.spaces)],
-                           legacy=SharedOpenSpaceKey(scopes.site, set(scopes.spaces)),
-                           descendants=ChainRescope(scopes.site, {
-                               p.id: (p.read if p.restrictions_known and not p.incomplete and not p.error else _UNKNOWN)
-                               for p in pages.values()},
-                               {key: scopes.space_layer(key)[0] for key in scopes.spaces}))
+        rebases.append(
+            RestrictedChainRebase(
+                prefix=restricted_prefix(scopes.site, key),
+                space_layer=layer if layer is not None else frozenset(),
+                restrictions=restrictions,
+            )
+        )
+    return PermissionState(
+        identity=f"confluence:{scopes.site}",
+        as_of=as_of,
+        scopes=space_scopes,
+        rebases=rebases,
+        origins=[f"confluence:{scopes.site}:{key}" for key in sorted(scopes.spaces)],
+        legacy=SharedOpenSpaceKey(scopes.site, set(scopes.spaces)),
+        descendants=ChainRescope(
+            scopes.site,
+            {
+                p.id: (p.read if p.restrictions_known and not p.incomplete and not p.error else _UNKNOWN)
+                for p in pages.values()
+            },
+            {key: scopes.space_layer(key)[0] for key in scopes.spaces},
+        ),
+    )

@@ -27,8 +27,20 @@ PARTITION_SECONDS = 300.0  # unstructured's partition_html on one page
 # -- storage format → HTML → elements -----------------------------------------------------------
 _CDATA = re.compile(r"<!\[CDATA\[(.*?)\]\]>", re.DOTALL)
 _PANELS = {"info", "note", "warning", "tip", "panel", "expand", "excerpt", "section", "column", "details"}
-_DROP_MACROS = {"toc", "children", "anchor", "attachments", "pagetree", "recently-updated", "contentbylabel",
-                "livesearch", "create-from-template", "jira", "profile", "space-details"}
+_DROP_MACROS = {
+    "toc",
+    "children",
+    "anchor",
+    "attachments",
+    "pagetree",
+    "recently-updated",
+    "contentbylabel",
+    "livesearch",
+    "create-from-template",
+    "jira",
+    "profile",
+    "space-details",
+}
 
 
 def html_depth(node: Any, limit: int) -> int:
@@ -52,8 +64,10 @@ def too_deep(node: Any) -> int | None:
 
 
 def too_deep_message(depth: int) -> str:
-    return (f"HTML nested more than {MAX_HTML_DEPTH} elements deep ({depth}+ levels; limit "
-            "ingest.sources.confluence.render.MAX_HTML_DEPTH): refused before it reaches the HTML partitioner")
+    return (
+        f"HTML nested more than {MAX_HTML_DEPTH} elements deep ({depth}+ levels; limit "
+        "ingest.sources.confluence.render.MAX_HTML_DEPTH): refused before it reaches the HTML partitioner"
+    )
 
 
 TOO_DEEP_HINT = "no real page nests this deep; fix the page in Confluence (or raise MAX_HTML_DEPTH) and export again"
@@ -69,8 +83,9 @@ def storage_to_html(body: str) -> str:
     body = _CDATA.sub(lambda m: htmllib.escape(m.group(1), quote=False), body or "")
     soup = BeautifulSoup(body, "html.parser")
     if (depth := too_deep(soup)) is not None:
-        raise QuarantinedDocument(f"storage-format body: {too_deep_message(depth)}", reason="too_deep",
-                                  hint=TOO_DEEP_HINT)
+        raise QuarantinedDocument(
+            f"storage-format body: {too_deep_message(depth)}", reason="too_deep", hint=TOO_DEEP_HINT
+        )
 
     def new(tag: str, text: str | None = None):  # type: ignore[no-untyped-def]
         el = soup.new_tag(tag)
@@ -89,7 +104,8 @@ def storage_to_html(body: str) -> str:
         elif rich is not None:
             div = new("div")
             label = (title.get_text(strip=True) if title is not None else "") or (
-                name.capitalize() if name in _PANELS else "")
+                name.capitalize() if name in _PANELS else ""
+            )
             if label:
                 div.append(new("p", f"{label}:"))
             for child in list(rich.contents):
@@ -105,8 +121,12 @@ def storage_to_html(body: str) -> str:
         if not label:
             ref = link.find(["ri:page", "ri:blog-post", "ri:attachment", "ri:user", "ri:space"])
             if ref is not None:
-                label = (ref.get("ri:content-title") or ref.get("ri:filename") or ref.get("ri:space-key")
-                         or ("@" + (ref.get("ri:username") or ref.get("ri:account-id") or ref.get("ri:userkey") or "user")))
+                label = (
+                    ref.get("ri:content-title")
+                    or ref.get("ri:filename")
+                    or ref.get("ri:space-key")
+                    or ("@" + (ref.get("ri:username") or ref.get("ri:account-id") or ref.get("ri:userkey") or "user"))
+                )
         link.replace_with(label)
     for img in soup.find_all("ac:image"):
         ref = img.find(["ri:attachment", "ri:url"])
@@ -117,7 +137,8 @@ def storage_to_html(body: str) -> str:
         status = task.find("ac:task-status")
         li = new("li")
         li.string = ("[x] " if status is not None and status.get_text(strip=True) == "complete" else "[ ] ") + (
-            body_el.get_text(" ", strip=True) if body_el is not None else "")
+            body_el.get_text(" ", strip=True) if body_el is not None else ""
+        )
         task.replace_with(li)
     for tl in soup.find_all("ac:task-list"):
         tl.name = "ul"
@@ -151,14 +172,18 @@ def html_elements(html: str, title: str | None = None) -> list[Any]:
             with deadline(PARTITION_SECONDS):
                 elements = list(partition_html(text=html, languages=[""]))
         except ParseTimeout:
-            raise QuarantinedDocument(f"page {title!r}: HTML partitioning took longer than {PARTITION_SECONDS:.0f} s "
-                                      "(limit ingest.sources.confluence.render.PARTITION_SECONDS)", reason="timeout",
-                                      hint="split the page; if it is genuine, raise PARTITION_SECONDS") from None
+            raise QuarantinedDocument(
+                f"page {title!r}: HTML partitioning took longer than {PARTITION_SECONDS:.0f} s "
+                "(limit ingest.sources.confluence.render.PARTITION_SECONDS)",
+                reason="timeout",
+                hint="split the page; if it is genuine, raise PARTITION_SECONDS",
+            ) from None
         except GovragError:
             raise
         except Exception as exc:  # unstructured/lxml failures: this page only
-            raise QuarantinedDocument(f"page {title!r}: HTML could not be partitioned: {exc}",
-                                      reason="unparseable") from exc
+            raise QuarantinedDocument(
+                f"page {title!r}: HTML could not be partitioned: {exc}", reason="unparseable"
+            ) from exc
     return ([Title(title)] if title else []) + elements
 
 
@@ -184,7 +209,12 @@ class PageParser:
             elements = html_elements(html, page.title)
         except QuarantinedDocument as exc:  # name the file and the page
             where = f"{page.path}: " if page.path else ""
-            raise QuarantinedDocument(f"{where}page {page.id} ({page.title!r}): {exc}", reason=exc.reason,
-                                      path=str(page.path) if page.path else exc.path, hint=exc.hint) from exc
-        return Parsed(elements=elements, title=page.title, author=page.author,
-                      owner=page.owner, modified_at=page.modified_at)
+            raise QuarantinedDocument(
+                f"{where}page {page.id} ({page.title!r}): {exc}",
+                reason=exc.reason,
+                path=str(page.path) if page.path else exc.path,
+                hint=exc.hint,
+            ) from exc
+        return Parsed(
+            elements=elements, title=page.title, author=page.author, owner=page.owner, modified_at=page.modified_at
+        )

@@ -142,12 +142,14 @@ def parse_page(raw: Any, space_key: str, base: str | None) -> PageInfo:
     version = raw.get("version") or {}
     by = version.get("by") or {}
     page = PageInfo(
-        id=str(raw["id"]), title=str(raw.get("title") or raw["id"]),
+        id=str(raw["id"]),
+        title=str(raw.get("title") or raw["id"]),
         space=str((raw.get("space") or {}).get("key") or space_key),
         body=str((((raw.get("body") or {}).get("storage") or {}).get("value")) or ""),
         kind=str(raw.get("type") or "page"),
         ancestors=[str(a["id"]) for a in raw.get("ancestors") or [] if isinstance(a, dict) and a.get("id")],
-        version=str(version.get("number", "")), modified_at=_when(version.get("when")) if version.get("when") else None,
+        version=str(version.get("number", "")),
+        modified_at=_when(version.get("when")) if version.get("when") else None,
         author=by.get("displayName") or by.get("publicName") or by.get("username"),
     )
     page.parent = page.ancestors[-1] if page.ancestors else None
@@ -180,8 +182,10 @@ def _read_space(path: Path) -> tuple[SpaceInfo, str | None]:
         raw_space = _load(path / "space.json")
         space = parse_space(raw_space)
     except (ValueError, OSError, UnicodeDecodeError) as exc:
-        raise SourceError(f"{path / 'space.json'}: unreadable Confluence space: {exc}",
-                          hint="save GET /rest/api/space/{key}?expand=permissions as space.json") from exc
+        raise SourceError(
+            f"{path / 'space.json'}: unreadable Confluence space: {exc}",
+            hint="save GET /rest/api/space/{key}?expand=permissions as space.json",
+        ) from exc
     base = ((raw_space.get("_links") or {}).get("base")) if isinstance(raw_space, dict) else None
     return space, base
 
@@ -212,8 +216,14 @@ def _read_pages(path: Path, space: SpaceInfo, base: str | None) -> tuple[dict[st
             if isinstance(link_base, str):
                 page_bases.add(link_base)
         except (ValueError, OSError, UnicodeDecodeError, TypeError, AttributeError) as exc:
-            page = PageInfo(id=f.stem, title=f.stem, space=space.key, body="", error=f"unreadable JSON: {exc}",
-                            error_reason="too_large" if isinstance(exc, JsonTooLarge) else "unreadable_page")
+            page = PageInfo(
+                id=f.stem,
+                title=f.stem,
+                space=space.key,
+                body="",
+                error=f"unreadable JSON: {exc}",
+                error_reason="too_large" if isinstance(exc, JsonTooLarge) else "unreadable_page",
+            )
         page.path, page.rel_path = f, rel
         att = path / "attachments" / page.id
         if att.is_dir():
@@ -237,7 +247,12 @@ def open_dump(path: Path, ctx: SourceContext) -> SourceExport:
     scopes = PageScopes(site, {space.key: space}, pages, ctx.policy, members)
     # When the dump was saved, by its files' times: page versions say when pages were edited,
     # not when the dump was made (a later dump of a few old pages must not count as older).
-    as_of = as_of_stamp(None, newest(datetime.fromtimestamp(f.stat().st_mtime, tz=timezone.utc)
-                                     for f in (path / "space.json", *(p.path for p in pages.values() if p.path))))
+    as_of = as_of_stamp(
+        None,
+        newest(
+            datetime.fromtimestamp(f.stat().st_mtime, tz=timezone.utc)
+            for f in (path / "space.json", *(p.path for p in pages.values() if p.path))
+        ),
+    )
     items = list(page_items(pages, scopes, site=site, display=str(path), as_of=as_of))
     return SourceExport(path=path, items=items, state=permission_state(scopes, pages, as_of=as_of))

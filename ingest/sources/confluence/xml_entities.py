@@ -15,8 +15,17 @@ from typing import Any
 from governance.errors import SourceError
 from ingest.sources.confluence.model import group_principal, user_principal
 
-KEEP = {"Space", "Page", "BlogPost", "BodyContent", "SpacePermission", "ContentPermissionSet", "ContentPermission",
-        "ConfluenceUserImpl", "Attachment"}
+KEEP = {
+    "Space",
+    "Page",
+    "BlogPost",
+    "BodyContent",
+    "SpacePermission",
+    "ContentPermissionSet",
+    "ContentPermission",
+    "ConfluenceUserImpl",
+    "Attachment",
+}
 
 
 def read_objects(xml_path: Path) -> dict[str, list[dict[str, Any]]]:
@@ -27,16 +36,26 @@ def read_objects(xml_path: Path) -> dict[str, list[dict[str, Any]]]:
     try:
         # Confluence never writes a DOCTYPE: one here can only declare entities (XXE, billion
         # laughs). Refused before the body is read (entities are never resolved anyway).
-        for _, el in etree.iterparse(str(xml_path), events=("start",), resolve_entities=False, no_network=True,
-                                     load_dtd=False):
+        for _, el in etree.iterparse(
+            str(xml_path), events=("start",), resolve_entities=False, no_network=True, load_dtd=False
+        ):
             doctype = el.getroottree().docinfo.doctype
             if doctype:
-                raise SourceError(f"{xml_path}: entities.xml declares a DOCTYPE ({doctype[:80]!r}); Confluence exports "
-                                  "never do, and its entities could read local files or expand without bound",
-                                  hint="export the space again from Confluence; nothing from this export was ingested")
+                raise SourceError(
+                    f"{xml_path}: entities.xml declares a DOCTYPE ({doctype[:80]!r}); Confluence exports "
+                    "never do, and its entities could read local files or expand without bound",
+                    hint="export the space again from Confluence; nothing from this export was ingested",
+                )
             break
-        for _, el in etree.iterparse(str(xml_path), events=("end",), tag="object", resolve_entities=False,
-                                     no_network=True, huge_tree=True, load_dtd=False):
+        for _, el in etree.iterparse(
+            str(xml_path),
+            events=("end",),
+            tag="object",
+            resolve_entities=False,
+            no_network=True,
+            huge_tree=True,
+            load_dtd=False,
+        ):
             cls = el.get("class")
             if cls in KEEP:
                 obj: dict[str, Any] = {"id": None, "props": {}, "collections": {}}
@@ -51,14 +70,17 @@ def read_objects(xml_path: Path) -> dict[str, list[dict[str, Any]]]:
                             obj["props"][child.get("name")] = child.text
                     elif child.tag == "collection":
                         obj["collections"][child.get("name")] = [
-                            (e.findtext("id") or "").strip() for e in child.findall("element")]
+                            (e.findtext("id") or "").strip() for e in child.findall("element")
+                        ]
                 out[cls].append(obj)
             el.clear()
             while el.getprevious() is not None:
                 del el.getparent()[0]
     except etree.XMLSyntaxError as exc:
-        raise SourceError(f"{xml_path}: entities.xml is not well-formed XML: {exc}",
-                          hint="export the space again; nothing from this export was ingested") from exc
+        raise SourceError(
+            f"{xml_path}: entities.xml is not well-formed XML: {exc}",
+            hint="export the space again; nothing from this export was ingested",
+        ) from exc
     return out
 
 
@@ -87,8 +109,15 @@ def xml_time(text: str | None) -> datetime | None:
 ANONYMOUS = "anonymous"
 # Properties a SpacePermission carries besides its subject; anything else (or a subject
 # property that is present but empty) makes the grant unreadable.
-_PERMISSION_PROPS = {"type", "space", "creator", "creationDate", "lastModifier", "lastModificationDate",
-                     "hibernateVersion"}
+_PERMISSION_PROPS = {
+    "type",
+    "space",
+    "creator",
+    "creationDate",
+    "lastModifier",
+    "lastModificationDate",
+    "hibernateVersion",
+}
 _SUBJECT_PROPS = {"group", "userSubject", "userName", "allUsersSubject"}
 
 
@@ -104,7 +133,7 @@ def view_grant(sp: dict, users: dict[str, str], by_username: dict[str, str]) -> 
         return None if unknown else ANONYMOUS
     if len(subjects) != 1 or unknown:
         return None
-    (name, value), = subjects.items()
+    ((name, value),) = subjects.items()
     if name == "group":
         return group_principal(value) if isinstance(value, str) else None
     if name == "userSubject":

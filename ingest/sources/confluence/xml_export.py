@@ -44,7 +44,7 @@ from ingest.sources.protocol import SourceContext
 
 MAX_ENTITIES_BYTES = 512 * 1024 * 1024  # entities.xml (read objects are held in memory together)
 MAX_BODY_CHARS = 32 * 1024 * 1024  # one page's storage-format body
-MAX_ANCESTORS = 1000               # depth of the page tree
+MAX_ANCESTORS = 1000  # depth of the page tree
 
 Objects = dict[str, list[dict[str, Any]]]
 
@@ -86,8 +86,10 @@ def _open(path: Path, root: Path, ctx: SourceContext, *, scratch: list[Path]) ->
     _attach_pdfs(objs, pages, root / "attachments")
     scopes = PageScopes(site, spaces, pages, ctx.policy, set(users.values()))
     files = Path(display) if Path(display).is_file() else xml
-    as_of = as_of_stamp(export_datetime(xml) or newest(p.modified_at for p in pages.values()),
-                        datetime.fromtimestamp(files.stat().st_mtime, tz=timezone.utc))
+    as_of = as_of_stamp(
+        export_datetime(xml) or newest(p.modified_at for p in pages.values()),
+        datetime.fromtimestamp(files.stat().st_mtime, tz=timezone.utc),
+    )
     items = list(page_items(pages, scopes, site=site, display=display, as_of=as_of))
     return SourceExport(path=path, items=items, state=permission_state(scopes, pages, as_of=as_of), scratch=scratch)
 
@@ -99,10 +101,12 @@ def _entities_file(root: Path, display: str) -> Path:
         raise SourceError(f"{display}: no entities.xml", hint="pass the XML space export (zip or folder)")
     if (size := xml.stat().st_size) > MAX_ENTITIES_BYTES:
         # every kept object (bodies included) is held at once: bound the input, not the damage
-        raise SourceError(f"{display}: entities.xml is {size} bytes, over the {MAX_ENTITIES_BYTES} byte limit "
-                          "(ingest.sources.confluence.xml_export.MAX_ENTITIES_BYTES)",
-                          hint="export the space in parts (or use the REST dump), or raise MAX_ENTITIES_BYTES "
-                               "where the memory allows; nothing from this export was ingested")
+        raise SourceError(
+            f"{display}: entities.xml is {size} bytes, over the {MAX_ENTITIES_BYTES} byte limit "
+            "(ingest.sources.confluence.xml_export.MAX_ENTITIES_BYTES)",
+            hint="export the space in parts (or use the REST dump), or raise MAX_ENTITIES_BYTES "
+            "where the memory allows; nothing from this export was ingested",
+        )
     return xml
 
 
@@ -178,8 +182,9 @@ def _bodies(objs: Objects) -> tuple[dict[str, str], set[str]]:
     return bodies, too_large
 
 
-def _pages(objs: Objects, xml: Path, space_by_id: dict[str, str], users: dict[str, str],
-           restrictions: dict[str, set[str]]) -> tuple[dict[str, PageInfo], dict[str, str | None]]:
+def _pages(
+    objs: Objects, xml: Path, space_by_id: dict[str, str], users: dict[str, str], restrictions: dict[str, set[str]]
+) -> tuple[dict[str, PageInfo], dict[str, str | None]]:
     """(current pages and blog posts by id, page id → its parent's id)."""
     bodies, too_large = _bodies(objs)
     pages: dict[str, PageInfo] = {}
@@ -191,16 +196,28 @@ def _pages(objs: Objects, xml: Path, space_by_id: dict[str, str], users: dict[st
                 continue
             pid = o["id"]
             creator = users.get(prop_ref(o, "lastModifier") or prop_ref(o, "creator") or "")
-            page = PageInfo(id=pid, title=(prop_text(o, "title") or pid).strip(),
-                            space=space_by_id.get(prop_ref(o, "space") or "", "unknown"), body=bodies.get(pid, ""),
-                            kind=kind, version=(prop_text(o, "version") or "").strip(),
-                            modified_at=xml_time(prop_text(o, "lastModificationDate")),
-                            author=creator.split(":", 1)[1] if creator else None, owner=creator,
-                            rel_path=f"entities.xml#{cls}:{pid}", path=xml)
+            page = PageInfo(
+                id=pid,
+                title=(prop_text(o, "title") or pid).strip(),
+                space=space_by_id.get(prop_ref(o, "space") or "", "unknown"),
+                body=bodies.get(pid, ""),
+                kind=kind,
+                version=(prop_text(o, "version") or "").strip(),
+                modified_at=xml_time(prop_text(o, "lastModificationDate")),
+                author=creator.split(":", 1)[1] if creator else None,
+                owner=creator,
+                rel_path=f"entities.xml#{cls}:{pid}",
+                path=xml,
+            )
             page.read = frozenset(restrictions[pid]) if restrictions.get(pid) else None
             if pid in too_large:
-                page.error, page.error_reason = (f"page body is over {MAX_BODY_CHARS} characters "
-                                                 "(limit ingest.sources.confluence.xml_export.MAX_BODY_CHARS)"), "too_large"
+                page.error, page.error_reason = (
+                    (
+                        f"page body is over {MAX_BODY_CHARS} characters "
+                        "(limit ingest.sources.confluence.xml_export.MAX_BODY_CHARS)"
+                    ),
+                    "too_large",
+                )
             pages[pid] = page
             parents[pid] = prop_ref(o, "parent") if kind == "page" else None
     return pages, parents
@@ -214,8 +231,13 @@ def _link_ancestors(pages: dict[str, PageInfo], parents: dict[str, str | None]) 
         chain, cur, seen = [], parents.get(pid), {pid}
         while cur and cur not in seen:
             if len(chain) >= MAX_ANCESTORS:
-                page.error, page.error_reason = (f"page is nested more than {MAX_ANCESTORS} pages deep (limit "
-                                                 "ingest.sources.confluence.xml_export.MAX_ANCESTORS)"), "too_deep"
+                page.error, page.error_reason = (
+                    (
+                        f"page is nested more than {MAX_ANCESTORS} pages deep (limit "
+                        "ingest.sources.confluence.xml_export.MAX_ANCESTORS)"
+                    ),
+                    "too_deep",
+                )
                 break
             chain.append(cur)
             seen.add(cur)
@@ -231,7 +253,12 @@ def _attach_pdfs(objs: Objects, pages: dict[str, PageInfo], att_root: Path) -> N
         status = (prop_text(a, "contentStatus") or "current").strip()
         title = (prop_text(a, "title") or "").strip()
         owner = prop_ref(a, "containerContent") or prop_ref(a, "content")
-        if status != "current" or prop_ref(a, "originalVersion") or owner not in pages or not title.lower().endswith(".pdf"):
+        if (
+            status != "current"
+            or prop_ref(a, "originalVersion")
+            or owner not in pages
+            or not title.lower().endswith(".pdf")
+        ):
             continue
         folder = att_root / owner / a["id"]
         files = safe_files(folder) if folder.is_dir() else []

@@ -40,8 +40,12 @@ class SlackSource(ExportSource):
         with removed_on_error(scratch):
             export = load.load_export(root, display=str(path), site=ctx.site)
             builder = ScopeBuilder(export, ctx.policy)
-            return SourceExport(path=path, items=list(iter_items(export, builder)),
-                                state=permission_state(export, builder), scratch=scratch)
+            return SourceExport(
+                path=path,
+                items=list(iter_items(export, builder)),
+                state=permission_state(export, builder),
+                scratch=scratch,
+            )
 
 
 SOURCE = SlackSource()

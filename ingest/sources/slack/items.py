@@ -52,28 +52,50 @@ def _unknown_folder_items(export: SlackExport, folder: Path, files: list[Path]) 
     claimed = export.ambiguous.get(folder.name)
     if claimed:
         why = f"claimed by conversations {', '.join(claimed)}: which one's access applies is unknown"
-        reason, hint = "ambiguous_conversation", ("export again after renaming one of the conversations; "
-                                                  "messages that could belong to either are never ingested")
+        reason, hint = (
+            "ambiguous_conversation",
+            (
+                "export again after renaming one of the conversations; "
+                "messages that could belong to either are never ingested"
+            ),
+        )
     else:
-        why = (f"{', '.join(export.problems)} unreadable" if export.problems
-               else "not listed in channels.json, groups.json, dms.json or mpims.json")
-        reason, hint = "unknown_conversation", ("export the workspace with its conversation lists; "
-                                                "unknown conversations are never ingested")
+        why = (
+            f"{', '.join(export.problems)} unreadable"
+            if export.problems
+            else "not listed in channels.json, groups.json, dms.json or mpims.json"
+        )
+        reason, hint = (
+            "unknown_conversation",
+            ("export the workspace with its conversation lists; unknown conversations are never ingested"),
+        )
     for f in files:
         rel = f"{folder.name}/{f.name}"
-        refusal = Refusal(QuarantinedDocument(
-            f"{export.display}: conversation folder {folder.name!r} has unknown permissions ({why})",
-            reason=reason, path=str(f), hint=hint))
-        yield SourceItem(source="slack", path=f, rel_path=rel,
-                         document_id=f"slack:{team}:folder:{folder.name}:day:{f.stem}",
-                         fingerprint=refusal.fingerprint, parse=refusal.parse,
-                         facts={"source": "slack", "workspace": team, "channel": folder.name, "path": rel},
-                         scope=nobody_scope(f"slack:{team}:unknown:{folder.name}", "unknown conversation"),
-                         origin=f"slack:{team}", as_of=export.as_of)
+        refusal = Refusal(
+            QuarantinedDocument(
+                f"{export.display}: conversation folder {folder.name!r} has unknown permissions ({why})",
+                reason=reason,
+                path=str(f),
+                hint=hint,
+            )
+        )
+        yield SourceItem(
+            source="slack",
+            path=f,
+            rel_path=rel,
+            document_id=f"slack:{team}:folder:{folder.name}:day:{f.stem}",
+            fingerprint=refusal.fingerprint,
+            parse=refusal.parse,
+            facts={"source": "slack", "workspace": team, "channel": folder.name, "path": rel},
+            scope=nobody_scope(f"slack:{team}:unknown:{folder.name}", "unknown conversation"),
+            origin=f"slack:{team}",
+            as_of=export.as_of,
+        )
 
 
-def _conversation_items(export: SlackExport, builder: ScopeBuilder, conv: Conversation, folder: Path,
-                        files: list[Path]) -> Iterator[SourceItem]:
+def _conversation_items(
+    export: SlackExport, builder: ScopeBuilder, conv: Conversation, folder: Path, files: list[Path]
+) -> Iterator[SourceItem]:
     """A known conversation's unreadable day files, then its documents."""
     team = export.team
     scope, refuse = builder.scope(conv)
@@ -97,36 +119,73 @@ def _conversation_items(export: SlackExport, builder: ScopeBuilder, conv: Conver
             rel = f"{place}/{doc.date}.json"
             uri = message_uri(export, conv, str(doc.messages[0]["ts"]))
         parser = _refusal(export, conv, folder, refuse) if refuse else RenderedDocument(doc, export)
-        yield SourceItem(source="slack", path=folder, rel_path=rel, document_id=f"slack:{team}:{conv.id}:{doc.key}",
-                         fingerprint=parser.fingerprint, parse=parser.parse, facts={**facts, "path": rel},
-                         scope=scope, uri=uri, title=None, modified_at=message_time(doc.messages[-1]["ts"]),
-                         origin=f"slack:{team}", as_of=export.as_of)
+        yield SourceItem(
+            source="slack",
+            path=folder,
+            rel_path=rel,
+            document_id=f"slack:{team}:{conv.id}:{doc.key}",
+            fingerprint=parser.fingerprint,
+            parse=parser.parse,
+            facts={**facts, "path": rel},
+            scope=scope,
+            uri=uri,
+            title=None,
+            modified_at=message_time(doc.messages[-1]["ts"]),
+            origin=f"slack:{team}",
+            as_of=export.as_of,
+        )
 
 
 def _refusal(export: SlackExport, conv: Conversation, folder: Path, reason: str) -> Refusal:
     """Why a document of a conversation its scope refuses (``empty_acl``, ``acl_too_large``)
     is quarantined."""
-    why = ("has no active member who could read it" if reason == "empty_acl"
-           else "has more members than one scope layer may hold; map the workspace to a group "
-                "in the policy's workspaces key")
-    return Refusal(QuarantinedDocument(f"{export.display}: {channel_label(conv)} {why}",
-                                       reason=reason, path=str(folder)))
+    why = (
+        "has no active member who could read it"
+        if reason == "empty_acl"
+        else "has more members than one scope layer may hold; map the workspace to a group "
+        "in the policy's workspaces key"
+    )
+    return Refusal(
+        QuarantinedDocument(f"{export.display}: {channel_label(conv)} {why}", reason=reason, path=str(folder))
+    )
 
 
-def _bad_day_item(export: SlackExport, conv: Conversation, f: Path, rel: str, date: str, exc: Exception,
-                  scope: AccessScope, facts: dict[str, str]) -> SourceItem:
+def _bad_day_item(
+    export: SlackExport,
+    conv: Conversation,
+    f: Path,
+    rel: str,
+    date: str,
+    exc: Exception,
+    scope: AccessScope,
+    facts: dict[str, str],
+) -> SourceItem:
     """A day file that cannot be read, quarantined with its conversation's scope."""
     if isinstance(exc, JsonTooLarge):
         q = QuarantinedDocument(
             f"{export.display}: {rel} is too large to ingest: {exc}",
-            reason="too_large", path=str(f),
+            reason="too_large",
+            path=str(f),
             hint="split the day file, or raise ingest.sources.slack.load.MAX_DAY_JSON_BYTES if it is genuine; "
-                 "this day's messages were skipped")
+            "this day's messages were skipped",
+        )
     else:
-        q = QuarantinedDocument(f"{export.display}: {rel} is not valid Slack JSON: {exc}",
-                                reason="malformed_json", path=str(f),
-                                hint="re-export the workspace; this day's messages were skipped")
+        q = QuarantinedDocument(
+            f"{export.display}: {rel} is not valid Slack JSON: {exc}",
+            reason="malformed_json",
+            path=str(f),
+            hint="re-export the workspace; this day's messages were skipped",
+        )
     refusal = Refusal(q)
-    return SourceItem(source="slack", path=f, rel_path=rel, document_id=f"slack:{export.team}:{conv.id}:file:{date}",
-                      fingerprint=refusal.fingerprint, parse=refusal.parse, facts={**facts, "path": rel}, scope=scope,
-                      origin=f"slack:{export.team}", as_of=export.as_of)
+    return SourceItem(
+        source="slack",
+        path=f,
+        rel_path=rel,
+        document_id=f"slack:{export.team}:{conv.id}:file:{date}",
+        fingerprint=refusal.fingerprint,
+        parse=refusal.parse,
+        facts={**facts, "path": rel},
+        scope=scope,
+        origin=f"slack:{export.team}",
+        as_of=export.as_of,
+    )

@@ -25,16 +25,33 @@ log = logging.getLogger(__name__)
 USER_FILES = ("users.json", "org_users.json")
 META_FILES = {"channels.json": "public", "groups.json": "private", "mpims.json": "mpim", "dms.json": "im"}
 DAY_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.json$")
-NOISE_SUBTYPES = frozenset({
-    "channel_join", "channel_leave", "group_join", "group_leave", "message_deleted", "tombstone",
-    "bot_add", "bot_remove", "channel_archive", "channel_unarchive", "group_archive", "group_unarchive",
-    "pinned_item", "unpinned_item", "message_replied", "reminder_add", "joiner_notification",
-    "sh_room_created", "huddle_thread",
-})
+NOISE_SUBTYPES = frozenset(
+    {
+        "channel_join",
+        "channel_leave",
+        "group_join",
+        "group_leave",
+        "message_deleted",
+        "tombstone",
+        "bot_add",
+        "bot_remove",
+        "channel_archive",
+        "channel_unarchive",
+        "group_archive",
+        "group_unarchive",
+        "pinned_item",
+        "unpinned_item",
+        "message_replied",
+        "reminder_add",
+        "joiner_notification",
+        "sh_room_created",
+        "huddle_thread",
+    }
+)
 # Size limits, checked before a file is read (parsed JSON takes ~4x its size in memory, and a
 # day's messages become one document to chunk and embed): docs/hostile_inputs.md.
-MAX_JSON_BYTES = 128 * 1024 * 1024      # users.json, channels.json, groups.json... (~0.9 GB parsed)
-MAX_DAY_JSON_BYTES = 16 * 1024 * 1024   # one channel-day file (~90k messages)
+MAX_JSON_BYTES = 128 * 1024 * 1024  # users.json, channels.json, groups.json... (~0.9 GB parsed)
+MAX_DAY_JSON_BYTES = 16 * 1024 * 1024  # one channel-day file (~90k messages)
 
 
 # -- detection ---------------------------------------------------------------------------------
@@ -168,15 +185,21 @@ def _export_times(root: Path, display: str, raw_users: list[dict]) -> tuple[date
 def _read_users(root: Path, display: str) -> list[dict]:
     users_file = next((root / n for n in USER_FILES if (root / n).is_file()), None)
     if users_file is None:
-        raise SourceError(f"{display}: Slack export without users.json or org_users.json",
-                          hint="export again with the users list; without it no permission can be resolved")
+        raise SourceError(
+            f"{display}: Slack export without users.json or org_users.json",
+            hint="export again with the users list; without it no permission can be resolved",
+        )
     try:
         raw_users = read_json(users_file)
-        if not isinstance(raw_users, list) or not all(isinstance(u, dict) and isinstance(u.get("id"), str) for u in raw_users):
+        if not isinstance(raw_users, list) or not all(
+            isinstance(u, dict) and isinstance(u.get("id"), str) for u in raw_users
+        ):
             raise ValueError("expected a list of user objects with an id")
     except (ValueError, OSError, UnicodeDecodeError) as exc:
-        raise SourceError(f"{display}: {users_file.name} is unreadable: {exc}",
-                          hint="re-export the workspace; nothing from it was ingested") from exc
+        raise SourceError(
+            f"{display}: {users_file.name} is unreadable: {exc}",
+            hint="re-export the workspace; nothing from it was ingested",
+        ) from exc
     return raw_users
 
 
@@ -238,8 +261,9 @@ def _add_conversation(export: SlackExport, row: dict, row_kind: str) -> None:
             known.kind = row_kind
         known.members = [m for m in known.members if m in set(members)]
         return
-    export.by_id[cid] = Conversation(id=cid, name=name, kind=row_kind, members=members,
-                                     folder=name if row_kind != "im" else cid)
+    export.by_id[cid] = Conversation(
+        id=cid, name=name, kind=row_kind, members=members, folder=name if row_kind != "im" else cid
+    )
 
 
 def _claim_folders(export: SlackExport) -> None:
@@ -270,12 +294,23 @@ def load_export(root: Path, display: str | None = None, site: str | None = None)
     identity = home_team or site  # what the export states wins; ``site`` only names exports that do not
     if not identity:
         # Two exports that state no team would share every scope key and document id.
-        raise SourceError(f"{display}: the Slack export states no team id (no team_info.json, no team_id on its users)",
-                          hint="name the workspace: govrag ingest --site TEAM_ID, or a policy `sources` rule with site:")
+        raise SourceError(
+            f"{display}: the Slack export states no team id (no team_info.json, no team_id on its users)",
+            hint="name the workspace: govrag ingest --site TEAM_ID, or a policy `sources` rule with site:",
+        )
     team = re.sub(r"[^A-Za-z0-9_.-]", "_", str(identity))[:64] or "_"
 
-    export = SlackExport(root=root, display=display, team=team, team_names=team_names, domain=domain,
-                         users={u["id"]: u for u in raw_users}, conversations={}, by_id={}, home_team=home_team)
+    export = SlackExport(
+        root=root,
+        display=display,
+        team=team,
+        team_names=team_names,
+        domain=domain,
+        users={u["id"]: u for u in raw_users},
+        conversations={},
+        by_id={},
+        home_team=home_team,
+    )
     _read_conversations(export)
     _claim_folders(export)
     export.as_of = as_of_stamp(*_export_times(root, display, raw_users))

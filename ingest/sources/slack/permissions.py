@@ -49,8 +49,7 @@ def user_principal(export: SlackExport, uid: str) -> str | None:
 def is_reader(export: SlackExport, uid: str) -> bool:
     """An active human account (not deleted, not a bot or app)."""
     u = export.users.get(uid)
-    return bool(u) and not u.get("deleted") and not u.get("is_bot") and not u.get("is_app_user") \
-        and uid != "USLACKBOT"
+    return bool(u) and not u.get("deleted") and not u.get("is_bot") and not u.get("is_app_user") and uid != "USLACKBOT"
 
 
 def is_guest(export: SlackExport, uid: str) -> bool:
@@ -124,18 +123,22 @@ class ScopeBuilder:
         readers = [m for m in dict.fromkeys(conv.members) if is_reader(ex, m)]
         if conv.kind == "public":
             # Guests and accounts of other teams read the public channels they are in.
-            outsiders = {p for m in readers
-                         if (is_guest(ex, m) or is_external(ex, m)) and (p := user_principal(ex, m))}
+            outsiders = {p for m in readers if (is_guest(ex, m) or is_external(ex, m)) and (p := user_principal(ex, m))}
             layer = self.workspace | outsiders
             if not layer:
                 return nobody_scope(key, "nobody holds the workspace"), None
-            return AccessScope(key=key, layers=[layer], deny=self._deny_for(layer),
-                               description=f"Slack {team} public #{conv.name}"), None
+            return AccessScope(
+                key=key, layers=[layer], deny=self._deny_for(layer), description=f"Slack {team} public #{conv.name}"
+            ), None
         members = {p for m in readers if (p := user_principal(ex, m))}
         if not members:
             return nobody_scope(key, "no active member"), "empty_acl"
-        return AccessScope(key=key, layers=[members], deny=self._deny_for(members),
-                           description=f"Slack {team} {conv.kind} {conv.id if conv.kind == 'mpim' else conv.name}"), None
+        return AccessScope(
+            key=key,
+            layers=[members],
+            deny=self._deny_for(members),
+            description=f"Slack {team} {conv.kind} {conv.id if conv.kind == 'mpim' else conv.name}",
+        ), None
 
     def _deny_for(self, layer: frozenset[str]) -> frozenset[str]:
         """The deny list a scope needs: only a layer holding a shared principal (the IdP
@@ -159,7 +162,7 @@ class SharedPublicKey:
 
     def key_for(self, document_id: str) -> str | None:
         head = f"slack:{self.team}:"
-        cid = document_id[len(head):].split(":", 1)[0] if document_id.startswith(head) else None
+        cid = document_id[len(head) :].split(":", 1)[0] if document_id.startswith(head) else None
         return conversation_key(self.team, cid) if cid in self.conversations else None
 
 
@@ -187,7 +190,11 @@ def permission_state(export: SlackExport, builder: ScopeBuilder) -> PermissionSt
     """The scope of every conversation the metadata files list, with messages in this export
     or not: applied to all of its documents, including those of earlier exports."""
     scopes = [builder.scope(conv)[0] for conv in export.by_id.values()]
-    return PermissionState(identity=f"slack:{export.team}", as_of=export.as_of, scopes=scopes,
-                           rebases=[WorkspaceDeny(f"slack:{export.team}:", {s.key for s in scopes}, builder.deny)],
-                           origins=[f"slack:{export.team}"],
-                           legacy=SharedPublicKey(export.team, set(export.by_id)))
+    return PermissionState(
+        identity=f"slack:{export.team}",
+        as_of=export.as_of,
+        scopes=scopes,
+        rebases=[WorkspaceDeny(f"slack:{export.team}:", {s.key for s in scopes}, builder.deny)],
+        origins=[f"slack:{export.team}"],
+        legacy=SharedPublicKey(export.team, set(export.by_id)),
+    )

@@ -79,8 +79,12 @@ def _author(m: dict, export: SlackExport) -> str:
     if isinstance(uid, str) and uid in export.users and not m.get("bot_id"):
         return export.display_name(uid)
     prof = m.get("user_profile") or {}
-    for name in (prof.get("display_name"), prof.get("real_name"), m.get("username"),
-                 (m.get("bot_profile") or {}).get("name")):
+    for name in (
+        prof.get("display_name"),
+        prof.get("real_name"),
+        m.get("username"),
+        (m.get("bot_profile") or {}).get("name"),
+    ):
         if name:
             return str(name) + (" (bot)" if m.get("bot_id") or m.get("subtype") == "bot_message" else "")
     if isinstance(uid, str):
@@ -257,13 +261,20 @@ class RenderedDocument:
     def parse(self) -> Parsed:
         d = self.doc
         first = d.messages[0] if d.messages else {}
-        times = [t for m in d.messages
-                 for t in (message_time(m.get("ts")), message_time((m.get("edited") or {}).get("ts"))) if t]
+        times = [
+            t
+            for m in d.messages
+            for t in (message_time(m.get("ts")), message_time((m.get("edited") or {}).get("ts")))
+            if t
+        ]
         lines = self.lines
-        return Parsed(elements=_elements(self.title, lines, self._authors), title=self.title,
-                      author=_author(first, self.export) if first else None,
-                      owner=_author_principal(first, self.export) if first else None,
-                      modified_at=max(times) if times else None)
+        return Parsed(
+            elements=_elements(self.title, lines, self._authors),
+            title=self.title,
+            author=_author(first, self.export) if first else None,
+            owner=_author_principal(first, self.export) if first else None,
+            modified_at=max(times) if times else None,
+        )
 
 
 def message_uri(export: SlackExport, conv: Conversation, ts: str, thread_ts: str | None = None) -> str:

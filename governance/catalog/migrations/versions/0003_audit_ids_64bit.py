@@ -5,25 +5,28 @@ Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-27 13:30:00
 """
+
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0003'
-down_revision = '0002'
+revision = "0003"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        op.alter_column("audit_events", "id", type_=sa.BigInteger(), existing_type=sa.Integer(),
-                        existing_nullable=False)
+        op.alter_column(
+            "audit_events", "id", type_=sa.BigInteger(), existing_type=sa.Integer(), existing_nullable=False
+        )
         op.execute("ALTER SEQUENCE IF EXISTS audit_events_id_seq AS BIGINT")
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("ALTER SEQUENCE IF EXISTS audit_events_id_seq AS INTEGER")
-        op.alter_column("audit_events", "id", type_=sa.Integer(), existing_type=sa.BigInteger(),
-                        existing_nullable=False)
+        op.alter_column(
+            "audit_events", "id", type_=sa.Integer(), existing_type=sa.BigInteger(), existing_nullable=False
+        )

@@ -8,30 +8,49 @@ Revision ID: 0005
 Revises: 0004
 Create Date: 2026-12-04 21:10:00
 """
+
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0005'
-down_revision = '0004'
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('scopes') as batch:
-        batch.add_column(sa.Column('source_as_of', sa.String(length=64), nullable=True,
-                                   comment='how new the export was that last stated this scope'))
-    with op.batch_alter_table('documents') as batch:
-        batch.add_column(sa.Column('source_as_of', sa.String(length=64), nullable=True,
-                                   comment='how new the export was that last stated this document'))
-        batch.add_column(sa.Column('ancestry', sa.Text(), nullable=True,
-                                   comment='ids of the pages above it at the source, root first (Confluence)'))
+    with op.batch_alter_table("scopes") as batch:
+        batch.add_column(
+            sa.Column(
+                "source_as_of",
+                sa.String(length=64),
+                nullable=True,
+                comment="how new the export was that last stated this scope",
+            )
+        )
+    with op.batch_alter_table("documents") as batch:
+        batch.add_column(
+            sa.Column(
+                "source_as_of",
+                sa.String(length=64),
+                nullable=True,
+                comment="how new the export was that last stated this document",
+            )
+        )
+        batch.add_column(
+            sa.Column(
+                "ancestry",
+                sa.Text(),
+                nullable=True,
+                comment="ids of the pages above it at the source, root first (Confluence)",
+            )
+        )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('documents') as batch:
-        batch.drop_column('ancestry')
-        batch.drop_column('source_as_of')
-    with op.batch_alter_table('scopes') as batch:
-        batch.drop_column('source_as_of')
+    with op.batch_alter_table("documents") as batch:
+        batch.drop_column("ancestry")
+        batch.drop_column("source_as_of")
+    with op.batch_alter_table("scopes") as batch:
+        batch.drop_column("source_as_of")

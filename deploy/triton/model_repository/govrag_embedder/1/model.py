@@ -86,9 +86,7 @@ class Encoder:
         self.tokenizer = AutoTokenizer.from_pretrained(str(root))
 
     def tokenize(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        tok = self.tokenizer(
-            texts, padding=True, truncation=True, max_length=self.max_seq_length, return_tensors="np"
-        )
+        tok = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_seq_length, return_tensors="np")
         return tok["input_ids"].astype(np.int64), tok["attention_mask"].astype(np.int64)
 
     def encode(self, input_ids: Any, attention_mask: Any) -> Any:
@@ -161,8 +159,10 @@ class TritonPythonModel:
             try:
                 text = pb_utils.get_input_tensor_by_name(request, "TEXT")
                 if text is not None:
-                    texts = [t.decode("utf-8", "replace") if isinstance(t, bytes) else str(t)
-                             for t in text.as_numpy().reshape(-1)]
+                    texts = [
+                        t.decode("utf-8", "replace") if isinstance(t, bytes) else str(t)
+                        for t in text.as_numpy().reshape(-1)
+                    ]
                     ids_np, mask_np = self.encoder.tokenize(texts)
                     ids, mask = self.encoder.torch.from_numpy(ids_np), self.encoder.torch.from_numpy(mask_np)
                 else:
