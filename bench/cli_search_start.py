@@ -42,7 +42,9 @@ r = default_retriever(); lap("open catalog and index")
 import torch; lap("import torch")
 import sentence_transformers; lap("import sentence_transformers")
 r.embedder; lap("load the model")
-r.search(User(id="alice@example.com", email="alice@example.com", groups=["finance"]), "revenue", 10); lap("embed + search")
+r.search(
+    User(id="alice@example.com", email="alice@example.com", groups=["finance"]), "revenue", 10
+); lap("embed + search")
 from embedding.numpy_minilm import NumpyMiniLM
 m = NumpyMiniLM(); lap("quick start: load the NumPy model")
 m.embed(["revenue"]); lap("quick start: embed one query")

@@ -36,9 +36,9 @@ markdown table goes to stdout and to ``--out``.
 from __future__ import annotations
 
 import argparse
+import functools
 import glob
 import importlib
-import json
 import os
 import platform
 import shutil
@@ -50,9 +50,10 @@ import threading
 import time
 import traceback
 import types
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -87,7 +88,7 @@ def part(name: str, fn: Callable[[], Any]) -> Any:
     """Run one part; print the traceback and go on if it fails."""
     try:
         return fn()
-    except Exception:  # noqa: BLE001 - a failed part must not stop the others
+    except Exception:  # a failed part must not stop the others
         log(f"{name} FAILED:\n{traceback.format_exc()}")
         NOTES.append(f"{name} failed (see log)")
         return None
@@ -116,7 +117,7 @@ def numpy_major() -> int:
 def sh(cmd: list[str], timeout: float = 10) -> str:
     try:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout).stdout.strip()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return f"<{type(exc).__name__}: {exc}>"
 
 
@@ -174,7 +175,7 @@ def env_report(args: argparse.Namespace) -> str:
         try:
             m = importlib.import_module(mod)
             log(f"  {mod} {getattr(m, '__version__', '?')} ({Path(m.__file__ or '?').parent})")
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log(f"  {mod}: NOT importable ({exc})")
     gpu = f"CPU ({os.cpu_count()} cores, {platform.processor() or platform.machine()})"
     if args.device.startswith("cuda") and torch.cuda.is_available():
@@ -209,7 +210,7 @@ def env_report(args: argparse.Namespace) -> str:
         missing = [ln.strip() for ln in out.splitlines() if "not found" in ln]  # libs or GLIBC(XX) versions
         log(f"glibc {platform.libc_ver()[1]} (the Triton binaries need >= 2.34 and GLIBCXX_3.4.30)")
         log(f"stub {lay['stub'].parent.name}: {pylib or 'no libpython line'}; missing: {missing or 'none'}")
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         log(f"triton layout: {exc}")
     return gpu
 
@@ -312,7 +313,10 @@ def bench_inprocess(args: argparse.Namespace, dense: Path, texts: list[str], ids
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         rate = timed(
-            lambda: model.encode(texts[:na], batch_size=bs, convert_to_numpy=True, normalize_embeddings=True),
+            # `model` is deleted below, after the last call: that frees the GPU memory
+            lambda bs=bs: model.encode(  # noqa: F821
+                texts[:na], batch_size=bs, convert_to_numpy=True, normalize_embeddings=True
+            ),
             na,
             args.repeats,
             args.budget_s,
@@ -328,7 +332,7 @@ def bench_inprocess(args: argparse.Namespace, dense: Path, texts: list[str], ids
             for i in range(0, len(tids), bs):
                 a = tids[i : i + bs].to(args.device, non_blocking=True)
                 m = tmask[i : i + bs].to(args.device, non_blocking=True)
-                h = enc(input_ids=a, attention_mask=m).last_hidden_state
+                h = enc(input_ids=a, attention_mask=m).last_hidden_state  # noqa: F821 (deleted after the last call)
                 mm = m.unsqueeze(-1).to(h.dtype)
                 v = torch.nn.functional.normalize((h * mm).sum(1).float() / mm.sum(1).float(), dim=1)
                 v.cpu()
@@ -338,7 +342,7 @@ def bench_inprocess(args: argparse.Namespace, dense: Path, texts: list[str], ids
             break
         if cuda:
             torch.cuda.reset_peak_memory_stats()
-        rate = timed(lambda: run_ids(bs), len(tids), args.repeats, args.budget_s)
+        rate = timed(functools.partial(run_ids, bs), len(tids), args.repeats, args.budget_s)
         record(f"(a') in-process encoder {dname}", "pretok", bs, rate, mem())
     del model, enc
     if cuda:
@@ -367,7 +371,7 @@ class GpuMemPoll:
             if u is not None:
                 self.peak = max(self.peak, u)
 
-    def __enter__(self) -> "GpuMemPoll":
+    def __enter__(self) -> GpuMemPoll:
         self._t.start()
         return self
 
@@ -442,7 +446,7 @@ def start_server(args: argparse.Namespace, lay: dict[str, Path], model_dir: Path
     while time.monotonic() < deadline:
         if not server.alive():
             raise RuntimeError(f"tritonserver exited {proc.returncode}:\n{server.log_tail(4000)}")
-        if ts._ready(http):  # noqa: SLF001 - same module's readiness probe
+        if ts._ready(http):  # same module's readiness probe
             return server
         tail = server.log_tail(20000)
         if "failed to load" in tail or "error while loading shared libraries" in tail:
@@ -458,7 +462,7 @@ def _tok_init(tok_dir: str) -> None:
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     from transformers import AutoTokenizer
 
-    global _TOK  # noqa: PLW0603 - one tokenizer per worker process
+    global _TOK  # one tokenizer per worker process
     _TOK = AutoTokenizer.from_pretrained(tok_dir)
 
 
@@ -566,7 +570,10 @@ def bench_triton(
                     break
                 batches = [(ids[i : i + bs], mask[i : i + bs]) for i in range(0, n, bs)]
                 rate = timed(
-                    lambda: list(client.pool.map(lambda b: client.send(*b), batches)), n, args.repeats, args.budget_s
+                    lambda batches=batches: list(client.pool.map(lambda b: client.send(*b), batches)),
+                    n,
+                    args.repeats,
+                    args.budget_s,
                 )
                 record(label, "pretok", bs, rate, mem())
             if tok_pool is not None:
@@ -576,7 +583,7 @@ def bench_triton(
                         break
                     tb = [texts[i : i + bs] for i in range(0, len(texts), bs)]
 
-                    def run() -> None:
+                    def run(tb: list[list[str]] = tb) -> None:
                         futs = [client.pool.submit(client.send, a, m) for a, m in tok_pool.imap(_tok_batch, tb)]
                         for f in futs:
                             f.result()

@@ -17,6 +17,7 @@ Writes bench/results/hostile_rss.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -51,10 +52,8 @@ def _tree_rss(pid: int) -> int:
         return 0
     total = 0
     for p in procs:
-        try:
+        with contextlib.suppress(psutil.Error):
             total += p.memory_info().rss
-        except psutil.Error:
-            pass
     return total
 
 
@@ -76,10 +75,8 @@ def run_one(args: list[str], env: dict[str, str], *, timeout: float, as_limit: i
             peak_tree = max(peak_tree, _tree_rss(p.pid))
             if time.perf_counter() - t0 > timeout:
                 timed_out = True
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(p.pid, 9)
-                except ProcessLookupError:
-                    pass
                 _, status, rusage = os.wait4(p.pid, 0)
                 break
             time.sleep(0.05)
@@ -108,10 +105,8 @@ def outcome_of(case: Hostile, res: dict, status: dict | None) -> tuple[str, str]
         line = next((ln for ln in res["stderr"].splitlines() if ln.startswith("error:")), res["stderr"].strip()[-300:])
         return ("refused" if line.startswith("error:") else f"crash(rc={res['rc']})"), line
     summary = None
-    try:
+    with contextlib.suppress(ValueError):
         summary = json.loads(res["stdout"])
-    except ValueError:
-        pass
     quarantine = (summary or {}).get("quarantine") or (status or {}).get("recent_quarantine") or []
     hostile = [q for q in quarantine if "good.pdf" not in q.get("path", "")]
     if hostile:
@@ -186,10 +181,8 @@ def main() -> int:
                 text=True,
                 timeout=300,
             )
-            try:
+            with contextlib.suppress(ValueError):
                 status = json.loads(st.stdout)
-            except ValueError:
-                pass
             observed, reason = outcome_of(case, res, status)
             ok = (
                 (observed == case.outcome or (case.outcome == "refused" and observed == "refused"))

@@ -23,12 +23,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.machine import machine_details  # noqa: E402
-from governance.settings import Settings  # noqa: E402
-from governance.stores import Stores  # noqa: E402
-from embedding.local import LocalEmbedder  # noqa: E402
-from ingest.pipeline.run import Ingestor  # noqa: E402
-from testsupport.sources_fixtures import (  # noqa: E402
+from bench.machine import machine_details
+from embedding.local import LocalEmbedder
+from governance.settings import Settings
+from governance.stores import Stores
+from ingest.pipeline.run import Ingestor
+from testsupport.sources_fixtures import (
     CPage,
     CSpace,
     CUser,

@@ -20,12 +20,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.machine import machine_details  # noqa: E402
-from governance.settings import Settings  # noqa: E402
-from governance.stores import Stores  # noqa: E402
-from govrag.sample_corpus import SAMPLE_POLICY, write_sample_corpus  # noqa: E402
-from embedding.local import LocalEmbedder  # noqa: E402
-from ingest.pipeline.run import Ingestor  # noqa: E402
+from bench.machine import machine_details
+from embedding.local import LocalEmbedder
+from governance.settings import Settings
+from governance.stores import Stores
+from govrag.sample_corpus import SAMPLE_POLICY, write_sample_corpus
+from ingest.pipeline.run import Ingestor
 
 
 def main() -> None:

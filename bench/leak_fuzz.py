@@ -14,6 +14,7 @@ stack that raised) was found.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
@@ -29,14 +30,13 @@ os.environ.setdefault("SCARF_NO_ANALYTICS", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hypothesis import HealthCheck, seed, settings  # noqa: E402
-from hypothesis.errors import Unsatisfiable  # noqa: E402
-from hypothesis.stateful import run_state_machine_as_test  # noqa: E402
+from hypothesis import HealthCheck, seed, settings
+from hypothesis.errors import Unsatisfiable
+from hypothesis.stateful import run_state_machine_as_test
 
-from bench.machine import machine_details  # noqa: E402
-from testsupport.leak_fuzz_machine import FakeClock, machine_class, open_stores  # noqa: E402
-from testsupport.leak_model import FuzzStats  # noqa: E402
-
+from bench.machine import machine_details
+from testsupport.leak_fuzz_machine import FakeClock, machine_class, open_stores
+from testsupport.leak_model import FuzzStats
 
 BATCH = 10  # examples per hypothesis run
 
@@ -85,7 +85,7 @@ def main() -> int:
                 n = min(BATCH, args.examples - done)
                 seed(args.seed * 1_000_003 + batch)(cls)
                 before = stats.examples
-                try:
+                with contextlib.suppress(Unsatisfiable):
                     run_state_machine_as_test(
                         cls,
                         settings=settings(
@@ -97,8 +97,6 @@ def main() -> int:
                             derandomize=False,
                         ),
                     )
-                except Unsatisfiable:
-                    pass
                 done += max(1, stats.examples - before)
                 batch += 1
         fuzz_s = time.perf_counter() - started

@@ -17,25 +17,25 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.machine import machine_details, percentile  # noqa: E402
-from governance.catalog.models import ChunkRow, Document, Version  # noqa: E402
-from governance.contracts import AccessScope  # noqa: E402
-from governance.identity import User  # noqa: E402
-from governance.purge import purge_documents, select  # noqa: E402
-from governance.settings import Settings  # noqa: E402
-from governance.stores import Stores  # noqa: E402
-from governance.vector_index import NEVER_EXPIRES, VectorRow  # noqa: E402
-from govrag.sample_corpus import SAMPLE_POLICY, write_sample_corpus  # noqa: E402
-from embedding.local import LocalEmbedder  # noqa: E402
-from ingest.pipeline.run import Ingestor  # noqa: E402
-from retrieval.search import Retriever  # noqa: E402
+from bench.machine import machine_details, percentile
+from embedding.local import LocalEmbedder
+from governance.catalog.models import ChunkRow, Document, Version
+from governance.contracts import AccessScope
+from governance.identity import User
+from governance.purge import purge_documents, select
+from governance.settings import Settings
+from governance.stores import Stores
+from governance.vector_index import NEVER_EXPIRES, VectorRow
+from govrag.sample_corpus import SAMPLE_POLICY, write_sample_corpus
+from ingest.pipeline.run import Ingestor
+from retrieval.search import Retriever
 
 
 def _stores(tmp: Path, name: str, mode: str) -> Stores:
@@ -92,7 +92,7 @@ def purge_bench(tmp: Path, n_chunks: int, mode: str) -> dict:
     stores = _stores(tmp, "purge", mode)
     catalog, index = stores.catalog, stores.index
     scope_id, _ = catalog.scopes.upsert_scope(AccessScope(key="bench", layers=[["group:bench"]]))
-    per_doc, now = 10, datetime.now(timezone.utc)
+    per_doc, now = 10, datetime.now(UTC)
     n_docs = n_chunks // per_doc
     rng = np.random.default_rng(0)
     t = time.perf_counter()

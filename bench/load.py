@@ -44,6 +44,8 @@ what the ``process`` channel's latency shows without it.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import os
 import shutil
@@ -54,9 +56,10 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -328,7 +331,7 @@ def _loop(
     i = 0
     while time.time() < end:
         user, query = plan(worker, i)
-        sink(_record(channel, worker, user, QUERIES.index(query), lambda: one(user, query)))
+        sink(_record(channel, worker, user, QUERIES.index(query), functools.partial(one, user, query)))
         i += 1
         if think_s:
             time.sleep(think_s)
@@ -619,56 +622,54 @@ def run_load(
         logs = tmp / "logs"
         logs.mkdir(exist_ok=True)
         port = free_port()
-        api_log = open(logs / "api.log", "ab")
-        api = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "govrag.cli.main",
-                "api",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            env=env,
-            cwd=str(REPO),
-            stdin=subprocess.DEVNULL,
-            stdout=api_log,
-            stderr=subprocess.STDOUT,
-        )
-        api_log.close()
+        with open(logs / "api.log", "ab") as api_log:
+            api = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "govrag.cli.main",
+                    "api",
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--log-level",
+                    "warning",
+                ],
+                env=env,
+                cwd=str(REPO),
+                stdin=subprocess.DEVNULL,
+                stdout=api_log,
+                stderr=subprocess.STDOUT,
+            )
         started_pids.append(api.pid)
         cleanup.append(lambda: _stop_process(api))
         workers: list[tuple[subprocess.Popen, Path]] = []
         for w in range(processes):
             out = tmp / f"process-{w}.jsonl"
-            err = open(logs / f"process-{w}.log", "ab")
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    str(Path(__file__).resolve()),
-                    "_searcher",
-                    "--worker",
-                    str(w),
-                    "--out",
-                    str(out),
-                    "--k",
-                    str(k),
-                    "--think-ms",
-                    str(think_ms),
-                ],
-                env=env,
-                cwd=str(REPO),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=err,
-                text=True,
-            )
-            err.close()
+            with open(logs / f"process-{w}.log", "ab") as err:
+                proc = subprocess.Popen(
+                    [
+                        sys.executable,
+                        str(Path(__file__).resolve()),
+                        "_searcher",
+                        "--worker",
+                        str(w),
+                        "--out",
+                        str(out),
+                        "--k",
+                        str(k),
+                        "--think-ms",
+                        str(think_ms),
+                    ],
+                    env=env,
+                    cwd=str(REPO),
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=err,
+                    text=True,
+                )
             started_pids.append(proc.pid)
             cleanup.append(lambda proc=proc: _stop_process(proc))
             workers.append((proc, out))
@@ -931,10 +932,8 @@ def run_load(
         }
     except BaseException:
         for fn in reversed(cleanup):
-            try:
+            with contextlib.suppress(Exception):
                 fn()
-            except Exception:
-                pass
         cleanup.clear()
         raise
     finally:

@@ -24,12 +24,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from governance.policy import Policy  # noqa: E402
-from governance.settings import Settings  # noqa: E402
-from governance.stores import Stores  # noqa: E402
-from ingest.pipeline.permission_state import apply_permission_state  # noqa: E402
-from ingest.sources import slack  # noqa: E402
-from testsupport.sources_fixtures import SConv, SUser, add_messages, msg, write_slack_export  # noqa: E402
+from governance.policy import Policy
+from governance.settings import Settings
+from governance.stores import Stores
+from ingest.pipeline.permission_state import apply_permission_state
+from ingest.sources import slack
+from testsupport.sources_fixtures import SConv, SUser, add_messages, msg, write_slack_export
 
 
 def _export(dest: Path, users: int, channels: int, updated: int) -> Path:

@@ -46,9 +46,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.machine import machine_details, percentile  # noqa: E402
-from testsupport.milvus_server import MilvusServer  # noqa: E402
-from governance.vector_index import (  # noqa: E402
+from bench.machine import machine_details, percentile
+from governance.vector_index import (
     NEVER_EXPIRES,
     SEARCH_FANOUT,
     VectorIndex,
@@ -56,6 +55,7 @@ from governance.vector_index import (  # noqa: E402
     ids_filter,
     search_filter,
 )
+from testsupport.milvus_server import MilvusServer
 
 DIM = 384
 K = 10

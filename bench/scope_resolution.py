@@ -24,13 +24,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import create_engine, insert, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import create_engine, insert, text
+from sqlalchemy.engine import make_url
 
-from bench.machine import machine_details, percentile  # noqa: E402
-from governance.catalog import Catalog  # noqa: E402
-from governance.catalog.models import Document, Scope, ScopePrincipal  # noqa: E402
-from governance.scope_resolver import ScopeResolver  # noqa: E402
+from bench.machine import machine_details, percentile
+from governance.catalog import Catalog
+from governance.catalog.models import Document, Scope, ScopePrincipal
+from governance.scope_resolver import ScopeResolver
 
 USERS, GROUPS = 20_000, 20_000
 READER_GROUPS = {10: "group:reads-10", 1_000: "group:reads-1k", 10_000: "group:reads-10k"}

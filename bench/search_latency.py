@@ -24,10 +24,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.machine import machine_details, percentile  # noqa: E402
-from governance.milvus_process.local import ensure_server, stop_server  # noqa: E402
-from testsupport.milvus_server import MilvusServer  # noqa: E402
-from governance.vector_index import NEVER_EXPIRES, VectorIndex, VectorRow, search_filter  # noqa: E402
+from bench.machine import machine_details, percentile
+from governance.milvus_process.local import ensure_server, stop_server
+from governance.vector_index import NEVER_EXPIRES, VectorIndex, VectorRow, search_filter
+from testsupport.milvus_server import MilvusServer
 
 DIM = 384
 N_SCOPES = 10_000

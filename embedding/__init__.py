@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from embedding.base import Embedder
 from governance.errors import ConfigError
 from governance.settings import Settings, get_settings
-from embedding.base import Embedder
 
 __all__ = ["Embedder", "make_embedder"]
 

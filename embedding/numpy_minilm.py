@@ -13,13 +13,13 @@ batches and uses every core); this is for a handful of texts.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
-from governance.errors import EmbedderUnavailable
 from embedding.local import DIM, MODEL_NAME, model_path
+from governance.errors import EmbedderUnavailable
 
 LAYER_NORM_EPS = 1e-12
 
@@ -94,7 +94,7 @@ class NumpyMiniLM:
         for layer in range(self._layers):
             p = f"encoder.layer.{layer}."
 
-            def dense(v: np.ndarray, name: str) -> np.ndarray:
+            def dense(v: np.ndarray, name: str, p: str = p) -> np.ndarray:
                 return v @ w[p + name + ".weight"].T + w[p + name + ".bias"]
 
             q, k, v = (

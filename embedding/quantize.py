@@ -20,22 +20,22 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 
-from governance.errors import EmbedderUnavailable
-from embedding.local import DIM, MODEL_NAME, model_path
 from embedding.calibration import generic_texts
+from embedding.local import DIM, MODEL_NAME, model_path
 from embedding.nvfp4 import (
     GROUP_SIZE,
     load_nvfp4_state_dict,
     quantize_nvfp4,
     quantize_nvfp4_gptq,
 )
+from governance.errors import EmbedderUnavailable
 
 QUANT_FORMAT = "nvfp4-pack-quantized"
 #: ``gptq``: GPTQ error feedback + searched block scales, calibrated on generic text
@@ -145,7 +145,7 @@ def _input_hessians(base_dir: Path, texts: Sequence[str], batch_size: int = 32) 
     hessians: dict[str, torch.Tensor] = {}
     mask_holder: list[torch.Tensor] = []
 
-    def hook(name: str):  # noqa: ANN202 - torch hook signature
+    def hook(name: str) -> Callable[[torch.nn.Module, tuple[torch.Tensor, ...], torch.Tensor], None]:
         def fn(_mod: torch.nn.Module, inputs: tuple[torch.Tensor, ...], _out: torch.Tensor) -> None:
             x = inputs[0].detach().float()
             if x.ndim == 3:  # [B, T, K]: keep real tokens only, as padding is masked downstream

@@ -13,10 +13,12 @@ in the same process that runs the model, and the client needs no tokenizer files
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from tenacity import RetryError, Retrying, stop_after_attempt, wait_exponential
@@ -100,10 +102,8 @@ class TritonEmbedder:
         client = getattr(self._local, "client", None)
         self._local.client = None
         if client is not None:
-            try:
+            with contextlib.suppress(Exception):  # a broken channel may fail to close
                 client.close()
-            except Exception:  # noqa: BLE001 - a broken channel may fail to close
-                pass
 
     def check_ready(self) -> None:
         """Raise EmbedderUnavailable unless the server and the model are ready."""
@@ -111,7 +111,7 @@ class TritonEmbedder:
             client = self._client()
             kwargs = {"client_timeout": min(self.timeout_s, 5.0)} if self.protocol == "grpc" else {}
             ok = client.is_server_ready(**kwargs) and client.is_model_ready(self.model, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - any transport error means "down"
+        except Exception as exc:  # any transport error means "down"
             self._reset_client()
             raise EmbedderUnavailable(
                 f"Triton server at {self.url} ({self.protocol}) is not reachable: {exc}", hint=_HINT

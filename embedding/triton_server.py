@@ -16,6 +16,7 @@ embedded interpreter finds the venv (and its torch, transformers, numpy<2).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -29,7 +30,7 @@ from urllib.error import URLError
 from urllib.request import urlopen
 
 from governance.errors import EmbedderUnavailable
-from governance.milvus_process.local import free_port  # noqa: F401  (re-exported: bench/gpu_embed.py)
+from governance.milvus_process.local import free_port  # re-exported: bench/gpu_embed.py
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Not a top-level "triton" folder: it would shadow the OpenAI triton package for torch.
@@ -57,7 +58,7 @@ class TritonLayout:
     wheel_libs: Path  # nvidia_pytriton.libs: the stub's bundled libs (its RPATH is relative)
 
     @classmethod
-    def find(cls, env: Path | None = None) -> "TritonLayout":
+    def find(cls, env: Path | None = None) -> TritonLayout:
         """Locate the binary, backend and stub in ``env``; EmbedderUnavailable if absent."""
         env = Path(env or triton_env())
         python = env / "bin" / "python"
@@ -162,22 +163,18 @@ class TritonProcess:
     def stop(self, timeout_s: float = 20.0) -> None:
         """Terminate the server (its own process group), wait, then kill if it hangs."""
         if self.alive():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
             try:
                 self.process.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
                 self.process.wait(timeout=10)
         if self._owns_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def __enter__(self) -> "TritonProcess":
+    def __enter__(self) -> TritonProcess:
         return self
 
     def __exit__(self, *exc: object) -> None:

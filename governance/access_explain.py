@@ -10,8 +10,8 @@ same scope rows.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Iterable
 
 from pydantic import BaseModel, Field
 

@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import select, update
 
 from governance.audit_kinds import KINDS
-from governance.catalog.models import AuditEvent, AuditHead, utcnow
 from governance.catalog.engine import Database
+from governance.catalog.models import AuditEvent, AuditHead, utcnow
 
 GENESIS = "0" * 64
 

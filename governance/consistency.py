@@ -24,9 +24,10 @@ small functions, until they move.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select
 
@@ -188,7 +189,7 @@ def check_consistency(
     catalog: Catalog, index: VectorIndex, *, now: datetime | None = None, scan_secrets: bool = True
 ) -> ConsistencyReport:
     """Compare every vector with the catalog (one pass over each; O(chunks) memory)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     now_epoch = int(now.timestamp())
     report = ConsistencyReport(checked_at=now, secrets_scanned=scan_secrets)
     chunks = _catalog_chunks(catalog)

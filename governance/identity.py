@@ -10,7 +10,8 @@ claim fails loudly instead of matching something by accident.
 from __future__ import annotations
 
 import unicodedata
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
@@ -102,7 +103,7 @@ class User(BaseModel):
         return tuple(dict.fromkeys(_check_value("group/role", x) for x in values))
 
     @classmethod
-    def from_claims(cls, claims: Mapping[str, Any], *, require_email_verified: bool = False) -> "User":
+    def from_claims(cls, claims: Mapping[str, Any], *, require_email_verified: bool = False) -> User:
         """Build a user from OIDC-style claims (``sub``, ``email``, ``groups``, ``roles``,
         optional ``tenant``/``tid``).
 
@@ -159,7 +160,7 @@ class User(BaseModel):
         return frozenset(out)
 
 
-def as_user(user: "User | Mapping[str, Any]") -> User:
+def as_user(user: User | Mapping[str, Any]) -> User:
     """Accept a ``User`` or an OIDC claims mapping."""
     if isinstance(user, User):
         return user

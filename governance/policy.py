@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
@@ -24,7 +24,7 @@ _DURATION = re.compile(r"^\s*(\d+)\s*([dhm])\s*$")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
 
 
-LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc)  # the latest expiry a document can have
+LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)  # the latest expiry a document can have
 
 
 def parse_duration(text: str) -> timedelta:
@@ -224,7 +224,7 @@ class Policy(BaseModel):
         if rule is None:
             return None
         if modified is not None and modified.tzinfo is None:
-            modified = modified.replace(tzinfo=timezone.utc)
+            modified = modified.replace(tzinfo=UTC)
         anchor = ingested if rule.from_ == "ingested" or modified is None else modified
         try:
             return anchor + rule.keep_for

@@ -20,8 +20,9 @@ what ``govrag doctor`` reports and repairs. Purging twice changes nothing (idemp
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -71,7 +72,7 @@ def select(
     if not any((expired, document, source, author)):
         raise ValueError("choose what to purge: expired, document, source or subject")
     return catalog.documents.select_documents(
-        expired_at=(now or datetime.now(timezone.utc)) if expired else None,
+        expired_at=(now or datetime.now(UTC)) if expired else None,
         document_id=document,
         source=source,
         author=author,

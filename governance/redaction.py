@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Iterable
+from typing import Any
 
 _PATTERNS: dict[str, re.Pattern[str]] = {
     "PRIVATE_KEY": re.compile(

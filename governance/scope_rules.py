@@ -12,8 +12,9 @@ Search-time resolution (principals → the scope ids they may read) is
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, Protocol
+from typing import Any, Protocol
 
 from governance.contracts import AccessScope
 from governance.errors import QuarantinedDocument
@@ -58,7 +59,10 @@ def resolve_scope(policy: Policy, doc: ScopedDocument) -> tuple[AccessScope, str
                 f"{doc.rel_path}: no access rule in the policy covers this {doc.source} document",
                 reason="no_access_rule",
                 path=str(doc.path),
-                hint="add an access rule matching it to the policy file (GOVRAG_POLICY); uncovered documents are never public",
+                hint=(
+                    "add an access rule matching it to the policy file (GOVRAG_POLICY); "
+                    "uncovered documents are never public"
+                ),
             )
         _, rule = found
         scope = AccessScope(

@@ -10,8 +10,8 @@ sits and a masked preview; the secret itself is never returned, logged or put in
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Iterable, Iterator
 
 from governance.redaction import PLACEHOLDER, SECRET_KINDS, find_sensitive
 

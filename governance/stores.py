@@ -53,7 +53,7 @@ class Stores:
     index: VectorIndex
     policy: Policy
     tenant: str | None = None
-    _tenants: dict[str, "Stores"] = field(default_factory=dict, repr=False)
+    _tenants: dict[str, Stores] = field(default_factory=dict, repr=False)
     _tenants_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _owns_index: bool = field(default=True, repr=False)
     _missing_tenants: dict[str, float] = field(default_factory=dict, repr=False)
@@ -61,7 +61,7 @@ class Stores:
     @classmethod
     def open(
         cls, settings: Settings | None = None, *, dim: int = 384, tenant: str | None = None, serve_tenants: bool = False
-    ) -> "Stores":
+    ) -> Stores:
         settings = settings or get_settings()
         home = settings.resolved_home
         home.mkdir(parents=True, exist_ok=True)
@@ -116,7 +116,7 @@ class Stores:
                 "collection (GOVRAG_COLLECTION) to start over",
             )
 
-    def for_tenant(self, tenant: str | None, *, create: bool = False) -> "Stores | None":
+    def for_tenant(self, tenant: str | None, *, create: bool = False) -> Stores | None:
         """The stores of ``tenant``: these stores without multi-tenancy; with it, the tenant's
         own catalog and policy over the shared index, opened once and kept. ``None`` when the
         tenant has no catalog yet and ``create`` is false (nothing was ever ingested for it;

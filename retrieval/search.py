@@ -13,9 +13,11 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from datetime import datetime, timezone
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
+from embedding.base import Embedder
 from governance import audit
 from governance.contracts import Hit
 from governance.errors import AccessDenied, ConfigError
@@ -24,7 +26,6 @@ from governance.observability import metrics
 from governance.scope_resolver import ScopeResolver
 from governance.settings import get_settings
 from governance.stores import Stores
-from embedding.base import Embedder
 
 MAX_K = 100
 MAX_QUERY_CHARS = 4096
@@ -117,7 +118,7 @@ class Retriever:
         catalog, policy = tenant.stores.catalog, tenant.stores.policy
         principals = caller.principals(policy.roles)
         allowed = tenant.scopes.allowed(principals)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         raw = []
         if allowed:
             vector = self.embedder.embed([query])[0]
@@ -180,7 +181,7 @@ class Retriever:
         with tenant.counts_lock:
             at, counts = tenant.counts
             if time.monotonic() - at > SCOPE_COUNTS_MAX_AGE_S:
-                counts = tenant.stores.catalog.chunks.live_chunks_by_scope(datetime.now(timezone.utc))
+                counts = tenant.stores.catalog.chunks.live_chunks_by_scope(datetime.now(UTC))
                 tenant.counts = (time.monotonic(), counts)
         return max(0, sum(counts.values()) - sum(counts.get(s, 0) for s in set(allowed_scope_ids)))
 
@@ -209,4 +210,4 @@ def search(user: User | Mapping[str, Any], query: str, k: int = 10) -> list[Hit]
     return default_retriever().search(user, query, k)
 
 
-__all__ = ["AccessDenied", "Retriever", "search", "default_retriever"]
+__all__ = ["AccessDenied", "Retriever", "default_retriever", "search"]

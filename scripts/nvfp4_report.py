@@ -64,7 +64,7 @@ def pdf_chunks(root: Path, words: int = 120, limit: int = 300) -> list[str]:
             if reader.is_encrypted:
                 continue
             text = " ".join((page.extract_text() or "") for page in reader.pages)
-        except Exception:  # noqa: BLE001 - corrupt samples are expected in the corpus
+        except Exception:  # corrupt samples are expected in the corpus
             continue
         toks = text.split()
         chunks += [" ".join(toks[i : i + words]) for i in range(0, len(toks), words) if len(toks[i : i + words]) > 10]
@@ -119,7 +119,7 @@ def topk_overlap(a: np.ndarray, b: np.ndarray, k: int = 10) -> float:
     np.fill_diagonal(sb, -np.inf)
     ta = np.argsort(-sa, axis=1)[:, :k]
     tb = np.argsort(-sb, axis=1)[:, :k]
-    return float(np.mean([len(set(x) & set(y)) / k for x, y in zip(ta, tb)]))
+    return float(np.mean([len(set(x) & set(y)) / k for x, y in zip(ta, tb, strict=True)]))
 
 
 def sensitivity(gptq_dir: Path, dev: list[str]) -> list[tuple[str, float, int]]:
@@ -288,7 +288,8 @@ def main() -> int:
     ]
     for label, (rep, qt) in sizes.items():
         lines.append(
-            f"| {label} | {rep.linear_bytes_after / 1e6:.2f} MB | {rep.linear_bytes_before / rep.linear_bytes_after:.2f}× "
+            f"| {label} | {rep.linear_bytes_after / 1e6:.2f} MB "
+            f"| {rep.linear_bytes_before / rep.linear_bytes_after:.2f}× "
             f"| {rep.file_bytes_after / 1e6:.2f} MB | {qt:.0f} s |"
         )
     lines += [

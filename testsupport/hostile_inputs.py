@@ -22,15 +22,17 @@ is not the point.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
 import struct
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO
 
 MARKER = "hostilemarker"
 BASE_TS = 1_790_000_000  # 2026-09-21: recent, so retention never expires the fixtures
@@ -298,7 +300,8 @@ def _text_pdf_objects(text: str) -> dict[int, bytes]:
     return {
         1: b"<< /Type /Catalog /Pages 2 0 R >>",
         2: b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        3: b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
+        3: b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
         4: _stream(_content(text)),
         5: FONT,
     }
@@ -544,8 +547,9 @@ def gen_slack_utf16(d: Path, s: Sizes) -> Hostile:
 def gen_slack_lone_surrogates(d: Path, s: Sizes) -> Hostile:
     # JSON escapes that decode to lone surrogates: in text, in a user name, in a file name
     text = (
-        '[{"type": "message", "user": "U1", "ts": "%d.000100", "text": "lone \\ud800 surrogate \\udfff here", '
-        '"files": [{"id": "F1", "name": "bad\\udc80name.pdf", "title": "t\\ud83d"}]}]' % BASE_TS
+        f'[{{"type": "message", "user": "U1", "ts": "{BASE_TS}.000100", '
+        '"text": "lone \\ud800 surrogate \\udfff here", '
+        '"files": [{"id": "F1", "name": "bad\\udc80name.pdf", "title": "t\\ud83d"}]}]'
     )
     # A workspace of its own: the tests share one catalog, and an earlier case of team T0HOST
     # with a later day states #general as newer than this export (older never overrides newer).
@@ -965,7 +969,10 @@ def gen_confluence_xml_page_chain(d: Path, s: Sizes) -> Hostile:
     parts = []
     for i in range(1, s.page_chain):
         pid = 1000 + i
-        parent = f'<property name="parent" class="Page" package="{pkg}.pages"><id name="id">{pid - 1 if i > 1 else 10}</id></property>'
+        parent = (
+            f'<property name="parent" class="Page" package="{pkg}.pages">'
+            f'<id name="id">{pid - 1 if i > 1 else 10}</id></property>'
+        )
         parts.append(
             f'<object class="Page" package="{pkg}.pages"><id name="id">{pid}</id><property name="title">P{i}</property>'
             f'<property name="space" class="Space" package="{pkg}.spaces"><id name="id">1</id></property>'
@@ -1113,7 +1120,8 @@ def gen_confluence_xml_huge_acl(d: Path, s: Sizes) -> Hostile:
         parts.append(
             f'<object class="ContentPermission" package="{pkg}.security"><id name="id">{100 + i}</id>'
             f'<property name="type">View</property><property name="groupName">grp{i}</property>'
-            f'<property name="owningSet" class="ContentPermissionSet" package="{pkg}.security"><id name="id">20</id></property></object>'
+            f'<property name="owningSet" class="ContentPermissionSet" package="{pkg}.security">'
+            '<id name="id">20</id></property></object>'
         )
     root = _xml_export(
         d, "conf-xml-huge-acl", f'<property name="body"><![CDATA[<p>{MARKER}</p>]]></property>', objects="".join(parts)
@@ -1159,7 +1167,8 @@ def gen_confluence_rest_surrogates(d: Path, s: Sizes) -> Hostile:
     body = (
         '{"id": "505", "type": "page", "title": "Surr\\ud800ogate", "space": {"key": "REST"}, "ancestors": [], '
         '"body": {"storage": {"value": "<p>surrogate page about \\udfff pickled herring</p>"}}, '
-        '"restrictions": {"read": {"restrictions": {"user": {"results": []}, "group": {"results": [{"name": "staff\\ud800"}]}}}}}'
+        '"restrictions": {"read": {"restrictions": {"user": {"results": []}, '
+        '"group": {"results": [{"name": "staff\\ud800"}]}}}}}'
     )
     root = _rest_dump(d, "conf-rest-surrogates", "REST", {"500": GOOD_REST_PAGE}, raw_pages={"505": body.encode()})
     # the restriction's group keeps its (replaced) odd character: never widened to plain "staff"
@@ -1305,7 +1314,9 @@ def gen_pdf_prev_loop(d: Path, s: Sizes) -> Hostile:
     # an incremental update whose trailer /Prev points at itself, and the first one back at it
     upd = bytearray(body)
     off = len(upd)
-    upd += f"xref\n0 1\n0000000000 65535 f \ntrailer\n<< /Size 6 /Root 1 0 R /Prev {off} >>\nstartxref\n{off}\n%%EOF\n".encode()
+    upd += (
+        f"xref\n0 1\n0000000000 65535 f \ntrailer\n<< /Size 6 /Root 1 0 R /Prev {off} >>\nstartxref\n{off}\n%%EOF\n"
+    ).encode()
     data = bytes(upd).replace(b"/Root 1 0 R >>", f"/Root 1 0 R /Prev {off} >>".encode(), 1)
     return Hostile(
         "pdf_prev_loop",
@@ -1612,10 +1623,8 @@ def gen_pdf_metachar_names(d: Path, s: Sizes) -> Hostile:
         (root / n).write_bytes(text_pdf(f"{phrase} number {i}"))
     deep.mkdir(parents=True, exist_ok=True)
     (deep / ("y" * 200 + ".pdf")).write_bytes(text_pdf(f"{phrase} in a deep folder"))
-    try:
+    with contextlib.suppress(OSError, UnicodeError):
         (root / os.fsdecode(b"bad-\xff\xfe-bytes.pdf")).write_bytes(text_pdf(f"{phrase} with undecodable name"))
-    except (OSError, UnicodeError):
-        pass
     return Hostile(
         "pdf_metachar_names",
         "pdf",

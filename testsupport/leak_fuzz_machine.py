@@ -68,7 +68,7 @@ import json
 import tempfile
 import time
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -77,15 +77,15 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 
 from testsupport.leak_model import (
     ANCIENT,
-    CatalogDoc,
     CLOCK_STEPS,
     DAY,
     HOSTILE,
-    FuzzStats,
-    LeakModel,
     SLACK_CREATED,
     SLACK_DAY0,
     SLACK_EXPORT,
+    CatalogDoc,
+    FuzzStats,
+    LeakModel,
     ModelUser,
     SlackConv,
     SlackExportSpec,
@@ -108,10 +108,10 @@ class FakeClock:
 
     epoch: float = time.time()
 
-    class datetime(datetime):  # noqa: N801 - stands in for datetime.datetime
+    class datetime(datetime):  # stands in for datetime.datetime
         @classmethod
         def now(cls, tz: Any = None) -> datetime:  # type: ignore[override]
-            return datetime.fromtimestamp(FakeClock.epoch, tz or timezone.utc)
+            return datetime.fromtimestamp(FakeClock.epoch, tz or UTC)
 
 
 class MemoEmbedder:
@@ -129,7 +129,7 @@ class MemoEmbedder:
 
         todo = [t for t in dict.fromkeys(texts) if t not in self._memo]
         if todo:
-            self._memo.update(zip(todo, self._inner.embed(todo)))
+            self._memo.update(zip(todo, self._inner.embed(todo), strict=True))
         return np.stack([self._memo[t] for t in texts]) if texts else self._inner.embed([])
 
 
@@ -193,7 +193,7 @@ def source_item(model: LeakModel, doc_id: str):
     modified = None
     if expiry is not None:  # retention: keep_for 1d from modified
         facts["workspace"] = f"{nonce}-ttl"
-        modified = datetime.fromtimestamp(expiry - DAY, timezone.utc)
+        modified = datetime.fromtimestamp(expiry - DAY, UTC)
     phrase, title, fp = doc.phrase, doc.title, doc.fingerprint
     return SourceItem(
         source=doc.kind,
@@ -588,7 +588,7 @@ def machine_class(
             stats.count("purge_expired")
             before = self._pairs()
             m = self.model
-            ids = purge.select(catalog, expired=True, now=datetime.fromtimestamp(m.now, timezone.utc))
+            ids = purge.select(catalog, expired=True, now=datetime.fromtimestamp(m.now, UTC))
             expected = set(m.expired_purgeable()) - m.holds
             mine = set(ids) & set(m.docs) - m.purge_undecided()
             # Selection is checked too: expired content left behind is kept past its retention

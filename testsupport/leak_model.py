@@ -51,8 +51,8 @@ and SQL fragments, principal-looking names, unicode, padded and decomposed spell
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Iterable
 
 from hypothesis import strategies as st
 

@@ -14,6 +14,7 @@ process that started the server dies.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import fcntl
 import os
@@ -54,10 +55,8 @@ def _pump(src: socket.socket, dst: socket.socket) -> None:
     except OSError:
         pass
     finally:
-        try:
+        with contextlib.suppress(OSError):
             dst.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
 
 
 def _bridge(client: socket.socket, port: int) -> None:
@@ -107,21 +106,21 @@ def main(argv: list[str]) -> int:
         LD_LIBRARY_PATH=os.pathsep.join(p for p in (str(args.bin_dir), env.get("LD_LIBRARY_PATH")) if p),
     )
     env.pop("PYTHONPATH", None)
-    out = open(args.data_dir / "logs" / "milvus-stdout.log", "ab")
-    milvus = subprocess.Popen(
-        [str(args.bin_dir / "milvus"), "run", "standalone"],
-        cwd=str(args.data_dir),
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        preexec_fn=_die_with_parent,
-    )
+    with open(args.data_dir / "logs" / "milvus-stdout.log", "ab") as out:
+        milvus = subprocess.Popen(
+            [str(args.bin_dir / "milvus"), "run", "standalone"],
+            cwd=str(args.data_dir),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+        )
     print(f"milvus pid {milvus.pid} in {os.readlink('/proc/self/ns/net')}", flush=True)
     while not stop.is_set() and milvus.poll() is None:
         try:
             conn, _ = listener.accept()
-        except (socket.timeout, InterruptedError):
+        except (TimeoutError, InterruptedError):
             continue
         except OSError:
             break

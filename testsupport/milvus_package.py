@@ -63,7 +63,7 @@ def unavailable_reason() -> str | None:
     return _namespace_problem()
 
 
-_ns_checked: str | None | bool = False
+_ns_checked: str | bool | None = False
 
 
 def unshare_cmd() -> list[str]:

@@ -30,6 +30,7 @@ For tests and benchmarks only (see :mod:`testsupport`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -154,7 +155,7 @@ class MilvusServer:
         return [] if self.pid is None else processes_of(self.pid, self.netns)
 
     # -- start ----------------------------------------------------------------------------
-    def start(self) -> "MilvusServer":
+    def start(self) -> MilvusServer:
         """Start the server and wait until a client can list collections."""
         if self.running:
             return self
@@ -191,23 +192,22 @@ class MilvusServer:
             "--parent-pid",
             str(os.getpid() if self.tie_to_parent else 0),
         ]
-        launcher_log = open(self.launcher_log, "ab")
-        try:
-            self._proc = subprocess.Popen(
-                cmd,
-                pass_fds=(listener.fileno(),),
-                stdin=subprocess.DEVNULL,
-                stdout=launcher_log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                env=env,
-                cwd=str(self.data_dir),
-            )
-        except OSError as exc:
-            raise MilvusServerError(f"cannot run {cmd[0]}: {exc}") from exc
-        finally:
-            listener.close()  # the child holds it now
-            launcher_log.close()
+        with open(self.launcher_log, "ab") as launcher_log:
+            try:
+                self._proc = subprocess.Popen(
+                    cmd,
+                    pass_fds=(listener.fileno(),),
+                    stdin=subprocess.DEVNULL,
+                    stdout=launcher_log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    env=env,
+                    cwd=str(self.data_dir),
+                )
+            except OSError as exc:
+                raise MilvusServerError(f"cannot run {cmd[0]}: {exc}") from exc
+            finally:
+                listener.close()  # the child holds it now
         self.pid = self._proc.pid
         try:
             self._wait_ready()
@@ -269,10 +269,8 @@ class MilvusServer:
             log.warning("milvus-server %s: SIGKILL to %s after %.0fs", pgid, left, timeout_s)
             self._signal_group(pgid, signal.SIGKILL)
             for pid in left:
-                try:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline and self.processes():
                 self._reap()
@@ -284,19 +282,15 @@ class MilvusServer:
         self._proc = None
 
     def _signal_group(self, pgid: int, sig: int) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, sig)
-        except ProcessLookupError:
-            pass
 
     def _reap(self, block: bool = False) -> None:
         if self._proc is not None:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self._proc.wait(timeout=5 if block else 0.01)
-            except subprocess.TimeoutExpired:
-                pass
 
-    def __enter__(self) -> "MilvusServer":
+    def __enter__(self) -> MilvusServer:
         return self.start()
 
     def __exit__(

@@ -2,8 +2,8 @@
 returns metadata. Documents, chunks and vectors live in the catalog and the index; nothing
 large goes through an IO manager."""
 
-from datetime import datetime, timezone
-from typing import Any, Optional
+from datetime import UTC, datetime
+from typing import Any
 
 import dagster as dg
 from pydantic import Field
@@ -27,7 +27,7 @@ class ExportConfig(dg.Config):
         description="This export is a full export: tombstone documents of its "
         "workspace / space that it no longer holds (like govrag ingest --prune).",
     )
-    site: Optional[str] = Field(
+    site: str | None = Field(
         default=None,
         description="Confluence site (host) or Slack team id, for exports "
         "that do not state it (Confluence HTML exports never do).",
@@ -169,7 +169,7 @@ def expired_purge(context: dg.AssetExecutionContext, stores: GovragStoresResourc
     """The retention sweep (`governance.purge`): documents whose expiry passed lose their
     vectors, chunks and text and keep a tombstone; documents under legal hold are kept."""
     s = stores.open()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     report = purge.purge_documents(
         s.catalog,
         s.index,

@@ -4,14 +4,14 @@ on `indexed_chunks` stops `permission_sync` in the same run and marks the partit
 These checks look at the whole index (orphans and secrets are global), one pass over it.
 """
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 
 from dagster_project.defs.assets import expired_purge, indexed_chunks
 from dagster_project.defs.resources import GovragStoresResource
-from governance.consistency import ConsistencyReport, check_consistency
 from governance import purge
+from governance.consistency import ConsistencyReport, check_consistency
 from governance.vector_index import expired_filter
 
 SCOPED = "chunks_have_scope_and_expiry"
@@ -98,8 +98,8 @@ def _swept_at(context: dg.AssetCheckExecutionContext) -> datetime:
     mat = event.asset_materialization if event else None
     value = mat.metadata.get("swept_at") if mat else None
     if value is not None:
-        return datetime.fromtimestamp(int(value.value), tz=timezone.utc)
-    return datetime.now(timezone.utc)
+        return datetime.fromtimestamp(int(value.value), tz=UTC)
+    return datetime.now(UTC)
 
 
 @dg.asset_check(

@@ -12,16 +12,17 @@ for one run, e.g.::
 """
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import dagster as dg
 from filelock import FileLock
 from pydantic import PrivateAttr
 
+from embedding.base import Embedder
 from governance.settings import Settings
 from governance.stores import Stores
-from embedding.base import Embedder
 
 DROP_DIR_ENV = "GOVRAG_DROP_DIR"
 
@@ -37,13 +38,13 @@ class GovragStoresResource(dg.ConfigurableResource):
     touch the stores opens nothing.
     """
 
-    home: Optional[str] = None
-    database_url: Optional[str] = None
-    milvus_uri: Optional[str] = None
-    policy: Optional[str] = None
-    collection: Optional[str] = None
+    home: str | None = None
+    database_url: str | None = None
+    milvus_uri: str | None = None
+    policy: str | None = None
+    collection: str | None = None
 
-    _stores: Optional[Stores] = PrivateAttr(default=None)
+    _stores: Stores | None = PrivateAttr(default=None)
 
     def settings(self) -> Settings:
         return Settings(
@@ -79,11 +80,11 @@ class GovragStoresResource(dg.ConfigurableResource):
 class EmbedderResource(dg.ConfigurableResource):
     """The embedder: the in-process CPU model (`local`) or a Triton server (`triton`)."""
 
-    kind: Optional[str] = None  # "local" | "triton" (validated by Settings)
-    triton_url: Optional[str] = None
-    batch_size: Optional[int] = None
+    kind: str | None = None  # "local" | "triton" (validated by Settings)
+    triton_url: str | None = None
+    batch_size: int | None = None
 
-    _embedder: Optional[Embedder] = PrivateAttr(default=None)
+    _embedder: Embedder | None = PrivateAttr(default=None)
 
     def settings(self) -> Settings:
         return Settings(**_overrides(embedder=self.kind, triton_url=self.triton_url, embed_batch_size=self.batch_size))
@@ -108,7 +109,7 @@ class DropFolderResource(dg.ConfigurableResource):
     is not ingested half-way).
     """
 
-    drop_dir: Optional[str] = None
+    drop_dir: str | None = None
     settle_seconds: float = 30.0
 
     def root(self) -> Path:

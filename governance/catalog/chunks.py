@@ -3,9 +3,10 @@ vectors are owed a delete, and what the doctor needs to rebuild a missing vector
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any
 
 from sqlalchemy import delete, func, or_, select
 

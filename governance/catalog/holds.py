@@ -3,7 +3,8 @@ keep, claiming the others for a purge, and the subjects erased for good."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session

@@ -6,7 +6,7 @@ Principals are only ever bound as parameters; nothing from a user reaches SQL te
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import case, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError

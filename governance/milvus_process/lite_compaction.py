@@ -81,10 +81,9 @@ def compact_collection(col: Any) -> int:
 
 def _manual_compaction(self: Any, request: Any, context: Any) -> Any:
     """``ManualCompaction`` of govrag's Lite servers: synchronous, physical (module docstring)."""
-    from pymilvus.grpc_gen import common_pb2, milvus_pb2
-
     from milvus_lite.adapter.grpc.errors import UNEXPECTED_ERROR, success_status_kwargs, to_status_kwargs
     from milvus_lite.exceptions import MilvusLiteError
+    from pymilvus.grpc_gen import common_pb2, milvus_pb2
 
     try:
         col = self._get_collection(request, context)
@@ -100,7 +99,7 @@ def _manual_compaction(self: Any, request: Any, context: Any) -> Any:
         )
     except MilvusLiteError as exc:
         return milvus_pb2.ManualCompactionResponse(status=common_pb2.Status(**to_status_kwargs(exc)))
-    except Exception as exc:  # noqa: BLE001 - the client gets the error, the server stays up
+    except Exception as exc:  # the client gets the error, the server stays up
         log.exception("compaction of %r failed", getattr(request, "collection_name", "?"))
         return milvus_pb2.ManualCompactionResponse(status=common_pb2.Status(code=UNEXPECTED_ERROR, reason=str(exc)))
 

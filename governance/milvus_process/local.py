@@ -122,16 +122,16 @@ def ensure_server(home: Path) -> LocalServer:
             return live
         data_dir = state_dir / "data"
         port = _reusable_port(_read_state(home))
-        log = open(state_dir / "server.log", "ab")
-        # start_new_session: the server outlives the CLI command that started it and
-        # does not get the terminal's Ctrl-C.
-        proc = subprocess.Popen(
-            [*_binary(), "server", "--data-dir", str(data_dir), "--host", "127.0.0.1", "--port", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        with open(state_dir / "server.log", "ab") as log:
+            # start_new_session: the server outlives the CLI command that started it and
+            # does not get the terminal's Ctrl-C.
+            proc = subprocess.Popen(
+                [*_binary(), "server", "--data-dir", str(data_dir), "--host", "127.0.0.1", "--port", str(port)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if proc.poll() is not None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from structlog.processors import EventRenamer, JSONRenderer
@@ -40,7 +40,7 @@ def _clean(value: Any) -> Any:
 def _timestamp(_: Any, __: str, event: EventDict) -> EventDict:
     """``ts``: when the record was made (not when it is formatted), UTC, milliseconds."""
     created = event["_record"].created
-    event["ts"] = datetime.fromtimestamp(created, timezone.utc).isoformat(timespec="milliseconds")
+    event["ts"] = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
     return event
 
 

@@ -13,10 +13,12 @@ and re-inserted there instead).
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
-from typing import Any, Callable, Iterator, Literal, Sequence, TypeVar
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Literal, TypeVar
 
 from governance.errors import IndexUnavailable
 from governance.vector_index.filters import ids_filter
@@ -238,7 +240,7 @@ class MilvusCollection:
 
         for i in range(0, len(entities), batch):
             chunk = list(entities[i : i + batch])
-            self._call(f"writing {len(chunk)} vectors to {self.collection!r}", lambda: write(chunk))
+            self._call(f"writing {len(chunk)} vectors to {self.collection!r}", functools.partial(write, chunk))
 
     def insert(self, entities: Sequence[dict[str, Any]]) -> None:
         """Insert rows whose ids are new (benchmarks loading millions of rows): not retried,

@@ -6,7 +6,8 @@ with a log line)."""
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from governance.errors import IndexSchemaMismatch
 from governance.tenancy import MAX_TENANT_BYTES

@@ -6,7 +6,8 @@ when multi-tenancy is on."""
 from __future__ import annotations
 
 import copy
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 

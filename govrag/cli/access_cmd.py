@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Optional
+from datetime import UTC, datetime
 
 import typer
 
@@ -17,7 +16,7 @@ def explain(
     user: str = typer.Option(..., "--user", help="Caller's email (or id)."),
     group: list[str] = typer.Option([], "--group", help="Group claim; repeat for several."),
     role: list[str] = typer.Option([], "--role", help="Role claim; repeat for several."),
-    document: Optional[str] = typer.Option(
+    document: str | None = typer.Option(
         None, "--document", help="Only this document: can the caller read it, and why (not)."
     ),
     limit: int = typer.Option(100, "--limit", min=1, max=100_000, help="At most this many documents."),
@@ -32,7 +31,7 @@ def explain(
     catalog, policy = _catalog()
     try:
         result = run_explain(
-            catalog, caller.principals(policy.roles), now=datetime.now(timezone.utc), document_id=document, limit=limit
+            catalog, caller.principals(policy.roles), now=datetime.now(UTC), document_id=document, limit=limit
         )
     finally:
         catalog.dispose()
@@ -68,7 +67,7 @@ def who(
 
     catalog, _ = _catalog()
     try:
-        result = run_who(catalog, document, now=datetime.now(timezone.utc))
+        result = run_who(catalog, document, now=datetime.now(UTC))
     finally:
         catalog.dispose()
     if as_json:

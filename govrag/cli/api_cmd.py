@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 app = typer.Typer(help="The retrieval HTTP service: POST /v1/search with a bearer JWT.")
@@ -11,8 +9,8 @@ app = typer.Typer(help="The retrieval HTTP service: POST /v1/search with a beare
 
 @app.command()
 def serve(
-    host: Optional[str] = typer.Option(None, "--host", help="Bind address (default: GOVRAG_API_HOST, else 127.0.0.1)."),
-    port: Optional[int] = typer.Option(
+    host: str | None = typer.Option(None, "--host", help="Bind address (default: GOVRAG_API_HOST, else 127.0.0.1)."),
+    port: int | None = typer.Option(
         None, "--port", min=1, max=65535, help="Port (default: GOVRAG_API_PORT, else 8080)."
     ),
     log_level: str = typer.Option(

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Optional
+from datetime import UTC, datetime
 
 import typer
 
@@ -44,8 +43,8 @@ def verify(as_json: bool = typer.Option(False, "--json")) -> None:
 
 @app.command()
 def export(
-    since: Optional[datetime] = typer.Option(None, "--since", help="ISO time, e.g. 2026-11-01 or 2026-11-01T12:00:00"),
-    kind: Optional[str] = typer.Option(None, "--kind", help="Only events of this kind: " + ", ".join(KINDS) + "."),
+    since: datetime | None = typer.Option(None, "--since", help="ISO time, e.g. 2026-11-01 or 2026-11-01T12:00:00"),
+    kind: str | None = typer.Option(None, "--kind", help="Only events of this kind: " + ", ".join(KINDS) + "."),
     limit: int = typer.Option(100_000, "--limit", min=1),
     as_json: bool = typer.Option(True, "--json/--lines", help="One JSON array (default) or JSON lines."),
 ) -> None:
@@ -65,7 +64,7 @@ def export(
             param_hint="--kind",
         )
     if since is not None and since.tzinfo is None:
-        since = since.replace(tzinfo=timezone.utc)
+        since = since.replace(tzinfo=UTC)
     catalog = _catalog()
     try:
         rows = audit.events(catalog, kind=kind, since=since, limit=limit, newest_first=False)

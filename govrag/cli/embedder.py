@@ -8,7 +8,6 @@ from __future__ import annotations
 import signal
 import threading
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -38,7 +37,7 @@ def quantize(
 
 def serve_embedder(
     model_dir: Path = typer.Option(DEFAULT_MODEL_DIR, "--model-dir", help="NVFP4 model dir (govrag quantize)"),
-    repo: Optional[Path] = typer.Option(None, "--repo", help="Triton model repository to render"),
+    repo: Path | None = typer.Option(None, "--repo", help="Triton model repository to render"),
     http_port: int = typer.Option(8000, "--http-port"),
     grpc_port: int = typer.Option(8001, "--grpc-port"),
     kind: str = typer.Option("cpu", "--kind", help="cpu or gpu (Triton instance kind)"),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -16,14 +15,14 @@ def ingest(
     paths: list[Path] = typer.Argument(..., help="PDF files or folders (drop folders)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     strict: bool = typer.Option(False, "--strict", help="Exit with code 4 when anything was quarantined."),
-    policy: Optional[Path] = typer.Option(None, "--policy", help="Policy YAML (default: GOVRAG_POLICY)."),
+    policy: Path | None = typer.Option(None, "--policy", help="Policy YAML (default: GOVRAG_POLICY)."),
     prune: bool = typer.Option(
         False,
         "--prune",
         help="The paths are fresh full exports: tombstone documents of the same "
         "workspace / space that are gone from them.",
     ),
-    site: Optional[str] = typer.Option(
+    site: str | None = typer.Option(
         None,
         "--site",
         help="Confluence site (host) or Slack team id of exports that do "
@@ -31,9 +30,9 @@ def ingest(
     ),
 ) -> None:
     """Ingest documents: parse, clean, version, embed and index them with their access scope."""
+    from embedding import make_embedder
     from governance.settings import get_settings
     from governance.stores import Stores
-    from embedding import make_embedder
     from ingest.pipeline.run import Ingestor
 
     settings = get_settings()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -13,8 +12,8 @@ acl_app = typer.Typer(help="Access control: sync permissions from a source witho
 
 
 def _ingestor(site: str | None = None):
-    from governance.stores import Stores
     from embedding import make_embedder
+    from governance.stores import Stores
     from ingest.pipeline.run import Ingestor
 
     stores = Stores.open()
@@ -70,7 +69,7 @@ def doctor(
 def acl_sync(
     paths: list[Path] = typer.Argument(..., help="Exports or folders whose permissions to re-read."),
     as_json: bool = typer.Option(False, "--json"),
-    site: Optional[str] = typer.Option(
+    site: str | None = typer.Option(
         None, "--site", help="Confluence site (host) or Slack team id of exports that do not state it."
     ),
 ) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import threading
-from typing import Optional
 
 import typer
 
@@ -14,7 +13,7 @@ app = typer.Typer(help="Prometheus metrics for ingest/purge jobs (the HTTP servi
 @app.command("serve")
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
-    port: Optional[int] = typer.Option(None, "--port", help="Port (default GOVRAG_METRICS_PORT, 9464)."),
+    port: int | None = typer.Option(None, "--port", help="Port (default GOVRAG_METRICS_PORT, 9464)."),
     once: bool = typer.Option(False, "--once", help="Print one scrape to stdout and exit (textfile collectors)."),
 ) -> None:
     """Serve catalog gauges (documents, chunks, scopes, quarantine by reason, last runs) and
@@ -35,7 +34,7 @@ def serve(
         catalog.dispose()
         return
     bind_port = port or settings.metrics_port
-    server, thread = start_http_server(bind_port, addr=host, registry=registry)
+    server, _thread = start_http_server(bind_port, addr=host, registry=registry)
     typer.echo(f"metrics on http://{host}:{bind_port}/metrics (Ctrl-C to stop)")
     stop = threading.Event()
     # SIGTERM (a supervisor, `docker stop`) ends it as cleanly as Ctrl-C does, whatever

@@ -3,9 +3,9 @@ it would do to each document of the given exports or folders, writing nothing.""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -18,10 +18,8 @@ app = typer.Typer(no_args_is_help=True, help="Check a policy file before using i
 @app.command("check")
 def check(
     policy_file: Path = typer.Argument(..., help="The policy YAML to check."),
-    paths: Optional[list[Path]] = typer.Argument(None, help="Exports or folders to try it on (nothing is written)."),
-    site: Optional[str] = typer.Option(
-        None, "--site", help="Confluence site / Slack team id of exports that state none."
-    ),
+    paths: list[Path] | None = typer.Argument(None, help="Exports or folders to try it on (nothing is written)."),
+    site: str | None = typer.Option(None, "--site", help="Confluence site / Slack team id of exports that state none."),
     as_json: bool = typer.Option(False, "--json", help="Print the verdicts as JSON."),
 ) -> None:
     """Validate FILE (unknown keys, bad durations, bad principals are errors) and, given
@@ -71,7 +69,7 @@ def verdicts(policy: Any, path: Path, site: str | None) -> list[dict[str, Any]]:
     from governance.scope_rules import resolve_scope
     from ingest.sources import open_source
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     try:
         export = open_source(path, policy=policy, site=site)
     except SourceError as exc:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from datetime import UTC
 
 import typer
 
@@ -23,16 +23,16 @@ ACTOR_HELP = "Who does this, for the audit log (default: the OS user)."
 
 def purge(
     expired: bool = typer.Option(False, "--expired", help="Every document whose expiry has passed."),
-    document: Optional[str] = typer.Option(None, "--document", help="One document id."),
-    source: Optional[str] = typer.Option(None, "--source", help="A source kind (pdf, slack, confluence) or origin."),
-    subject: Optional[str] = typer.Option(
+    document: str | None = typer.Option(None, "--document", help="One document id."),
+    source: str | None = typer.Option(None, "--source", help="A source kind (pdf, slack, confluence) or origin."),
+    subject: str | None = typer.Option(
         None, "--subject", help="Right to be forgotten: a principal, e.g. user:jane@example.com."
     ),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Report what would be purged (documents, vectors, holds); change nothing."
     ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation on a terminal."),
-    actor: Optional[str] = typer.Option(None, "--actor", help=ACTOR_HELP),
+    actor: str | None = typer.Option(None, "--actor", help=ACTOR_HELP),
     allow_unknown_subject: bool = typer.Option(
         False,
         "--allow-unknown-subject",
@@ -85,13 +85,13 @@ def purge(
                 stores.catalog, stores.index, ids, reason=reason, selector=selector, dry_run=dry_run, actor=actor
             )
             if expired:
-                from datetime import datetime, timezone
+                from datetime import datetime
 
                 purging.expire_quarantine(
                     stores.catalog,
                     report,
                     keep_days=stores.settings.quarantine_keep_days,
-                    now=datetime.now(timezone.utc),
+                    now=datetime.now(UTC),
                 )
     finally:
         stores.close()
@@ -181,7 +181,7 @@ def hold_add(
     kind: str = typer.Argument(..., help="document | source | subject"),
     value: str = typer.Argument(...),
     reason: str = typer.Option("", "--reason"),
-    actor: Optional[str] = typer.Option(None, "--actor", help=ACTOR_HELP),
+    actor: str | None = typer.Option(None, "--actor", help=ACTOR_HELP),
 ) -> None:
     """Put a document, a source or a subject under legal hold."""
     from governance import audit
@@ -203,7 +203,7 @@ def hold_add(
 def hold_remove(
     kind: str = typer.Argument(...),
     value: str = typer.Argument(...),
-    actor: Optional[str] = typer.Option(None, "--actor", help=ACTOR_HELP),
+    actor: str | None = typer.Option(None, "--actor", help=ACTOR_HELP),
 ) -> None:
     """Release a legal hold."""
     from governance import audit

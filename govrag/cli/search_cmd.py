@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from govrag.cli.output import print_json, stdout
@@ -14,17 +12,15 @@ def search(
     user: str = typer.Option(..., "--user", help="Caller's email (or id)."),
     group: list[str] = typer.Option([], "--group", help="Group claim; repeat for several."),
     role: list[str] = typer.Option([], "--role", help="Role claim; repeat for several."),
-    tenant: Optional[str] = typer.Option(
-        None, "--tenant", help="Caller's tenant (multi-tenancy; default GOVRAG_TENANT)."
-    ),
+    tenant: str | None = typer.Option(None, "--tenant", help="Caller's tenant (multi-tenancy; default GOVRAG_TENANT)."),
     k: int = typer.Option(10, "-k", "--k", min=1, max=100, help="How many hits."),
     as_json: bool = typer.Option(False, "--json", help="Print hits as JSON."),
 ) -> None:
     """Search as a user: only chunks that user may read, best first."""
+    from embedding import make_embedder
     from governance.identity import User
     from governance.settings import get_settings
     from governance.stores import Stores
-    from embedding import make_embedder
     from retrieval.search import Retriever
 
     settings = get_settings()

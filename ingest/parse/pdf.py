@@ -12,6 +12,7 @@ Limits (module constants, named in every refusal): docs/hostile_inputs.md.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections import Counter
@@ -241,10 +242,8 @@ def _inspect_pdf(path: Path) -> PdfFacts:
             if not has_text and (page.extract_text() or "").strip():
                 has_text = True
             if not has_images:
-                try:
+                with contextlib.suppress(Exception):
                     has_images = bool(page.images)
-                except Exception:
-                    pass
             if has_text and has_images:
                 break
         title = None

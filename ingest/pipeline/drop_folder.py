@@ -22,7 +22,7 @@ from pathlib import Path
 
 from governance.errors import SourceError
 
-__all__ = ["DropEntry", "source_key", "scan_drop_folder", "resolve_source_key", "due_exports"]
+__all__ = ["DropEntry", "due_exports", "resolve_source_key", "scan_drop_folder", "source_key"]
 
 MAX_KEY = 64
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

@@ -10,7 +10,7 @@ held documents are reported and left alone.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from governance import audit
@@ -90,7 +90,7 @@ def _reindex_without(ingestor: Ingestor, document_id: str, subject: str) -> bool
         cleaned_text=cleaned,
         texts=texts,
         make_id=ingestor.chunk_id,
-        ingested_at=datetime.now(timezone.utc),
+        ingested_at=datetime.now(UTC),
     )
     item = SourceItem(
         source=doc.source,

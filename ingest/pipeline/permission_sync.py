@@ -15,7 +15,7 @@ them and tombstones the ones that were searchable (fail closed): ``tombstoned`` 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from pydantic import BaseModel, Field
 

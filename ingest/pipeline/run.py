@@ -11,22 +11,21 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 import threading
+import time
 from collections import Counter
-from queue import Empty, Queue
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from queue import Empty, Queue
 
+from embedding.base import Embedder
 from governance import audit
 from governance.catalog.documents import DocumentState
 from governance.catalog.freshness import is_older
 from governance.catalog.statuses import DocumentStatus, RunStatus
-from governance.redaction import redact, redact_many
 from governance.contracts import AccessScope, SourceDocument
-from governance.observability import metrics
 from governance.errors import (
     CatalogError,
     ConfigError,
@@ -36,18 +35,18 @@ from governance.errors import (
     QuarantinedDocument,
     SourceError,
 )
+from governance.observability import metrics
+from governance.redaction import redact, redact_many
 from governance.scope_rules import POLICY_SEP, resolve_scope
 from governance.stores import Stores
 from governance.vector_index import VectorRow, expiry_epoch
 from ingest.chunking import chunk_elements, chunk_id, clean_elements
-from embedding.base import Embedder
-from ingest.pipeline.summary import IngestSummary, QuarantineEntry
 from ingest.pipeline.permission_state import AppliedState, apply_permission_state
+from ingest.pipeline.summary import IngestSummary, QuarantineEntry
 from ingest.sources import open_source
 from ingest.sources.archive import clean_work
 from ingest.sources.base import (
     Parsed,
-    PermissionState,
     SourceExport,
     SourceItem,
     element_author,
@@ -443,7 +442,7 @@ class Ingestor:
                 progress("document", item, 0)
                 return None
 
-            ingested_at = datetime.now(timezone.utc)
+            ingested_at = datetime.now(UTC)
             expires_at = policy.expires_at(facts, modified=doc.modified_at, ingested=ingested_at)
             if expires_at is not None and expires_at <= ingested_at:
                 summary.expired_skipped += 1  # would be invisible and purged at once
@@ -549,7 +548,7 @@ class Ingestor:
         if action == "tag":
             summary.tagged += 1
             return "sensitive"
-        for el, text in zip(elements, redacted):
+        for el, text in zip(elements, redacted, strict=True):
             el.text = text
         if title_counts and parsed is not None:
             parsed.title = safe_title
@@ -570,7 +569,7 @@ class Ingestor:
         """Content unchanged: only scope, expiry or classification may need updating."""
         if state.classification == "sensitive":  # tagged by redaction when its text was read
             classification, facts = "sensitive", {**facts, "classification": "sensitive"}
-        ingested = state.current_created_at or datetime.now(timezone.utc)
+        ingested = state.current_created_at or datetime.now(UTC)
         expires_at = self.stores.policy.expires_at(facts, modified=modified, ingested=ingested)
         if (state.scope_id, state.expires_at, state.classification) != (scope_id, expires_at, classification):
             self._rewrite_access(item.document_id, scope_id, expires_at, classification)

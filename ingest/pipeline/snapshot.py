@@ -13,15 +13,15 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from governance.catalog import Catalog
 from governance.catalog.statuses import DocumentStatus
 from ingest.sources.base import SourceItem
 
-__all__ = ["Snapshot", "take_snapshot", "load_manifest", "save_manifest", "manifest_path"]
+__all__ = ["Snapshot", "load_manifest", "manifest_path", "save_manifest", "take_snapshot"]
 
 PREVIEW = 20
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")

@@ -7,8 +7,8 @@ Every source keeps the :class:`~ingest.sources.protocol.Source` protocol (``kind
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from governance.errors import SourceError
 from governance.policy import Policy

@@ -26,16 +26,16 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
 import re
+import secrets
 import shutil
 import stat
 import unicodedata
 import zipfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Iterator
 
 from governance.errors import SourceError
 

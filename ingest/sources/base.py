@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Protocol
 
 from governance.contracts import AccessScope, SourceDocument
 from governance.errors import QuarantinedDocument
-
 
 MAX_ID_BYTES = 1024  # document ids (Milvus VARCHAR(1024) counts bytes) and scope keys
 MAX_DOCUMENT_CHARS = 8_000_000  # text of one parsed document (~2,500 book pages; hours of CPU embedding)
@@ -51,7 +51,7 @@ def bounded_id(value: str, limit: int = MAX_ID_BYTES) -> str:
         return value
     digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:16]
     escaped = _ID_UNSAFE.sub(
-        lambda m: "%%%02X" % ord(m.group()) if ord(m.group()) < 0x80 else "%%u%04X" % ord(m.group()), value
+        lambda m: f"%{ord(m.group()):02X}" if ord(m.group()) < 0x80 else f"%u{ord(m.group()):04X}", value
     )
     room = limit - len(digest) - 1
     cut = escaped.encode("utf-8")[:room].decode("utf-8", "ignore")
@@ -219,15 +219,15 @@ def as_of_stamp(content: datetime | None, files: datetime | None = None) -> str 
         if t is None:
             return "0000-00-00T00:00:00.000000Z"
         if t.tzinfo is None:
-            t = t.replace(tzinfo=timezone.utc)
-        return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            t = t.replace(tzinfo=UTC)
+        return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
     return f"{iso(content)}/{iso(files)}"
 
 
 def newest(times: Iterable[datetime | None]) -> datetime | None:
     """The latest of the known times (naive ones are UTC), or None."""
-    known = [t if t.tzinfo else t.replace(tzinfo=timezone.utc) for t in times if t is not None]
+    known = [t if t.tzinfo else t.replace(tzinfo=UTC) for t in times if t is not None]
     return max(known) if known else None
 
 
@@ -304,7 +304,7 @@ class SourceExport:
             remove_extraction(folder)
         self.scratch.clear()
 
-    def __enter__(self) -> "SourceExport":
+    def __enter__(self) -> SourceExport:
         return self
 
     def __exit__(self, *_: object) -> None:

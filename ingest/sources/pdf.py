@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterator
 
 from governance.errors import SourceError
 from ingest.sources.base import Parsed, SourceExport, SourceItem
@@ -46,7 +46,7 @@ class PdfSource(ExportSource):
     kind = "pdf"
 
     def detect(self, path: Path) -> bool:
-        return path.is_file() and path.suffix.lower() == ".pdf" or path.is_dir()
+        return (path.is_file() and path.suffix.lower() == ".pdf") or path.is_dir()
 
     def open(self, path: Path, ctx: SourceContext) -> SourceExport:
         return SourceExport(path=Path(path), items=list(self.discover(path, ctx)))
@@ -78,7 +78,7 @@ class PdfSource(ExportSource):
                 parse=parser.parse,
                 facts={"source": "pdf", "path": rel},
                 title=f.stem,
-                modified_at=datetime.fromtimestamp(f.stat().st_mtime, tz=timezone.utc),
+                modified_at=datetime.fromtimestamp(f.stat().st_mtime, tz=UTC),
             )
 
 

@@ -14,9 +14,10 @@ sources, in the order they are tried, is ``ingest/sources/__init__.py``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Protocol
 
 from governance.policy import Policy
 from ingest.sources.base import SourceExport, SourceItem
@@ -47,7 +48,7 @@ class SourceContext:
     @classmethod
     def create(
         cls, policy: Policy | None = None, *, site: str | None = None, work_dir: Path | None = None
-    ) -> "SourceContext":
+    ) -> SourceContext:
         """A context with defaults: the process policy, the settings' work folder."""
         from ingest.sources.archive import work_root
 

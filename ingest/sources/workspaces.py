@@ -17,7 +17,8 @@ A value is ``source-members``, one principal (``"group:staff"``) or a list of pr
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from governance.errors import ConfigError
 from governance.identity import parse_principal

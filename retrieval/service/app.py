@@ -17,8 +17,9 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, AsyncIterator, Awaitable, Callable, MutableMapping
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -148,8 +149,8 @@ class _Backend:
     def retriever(self) -> Retriever:
         with self._lock:
             if self._retriever is None:
-                from governance.stores import Stores
                 from embedding import make_embedder
+                from governance.stores import Stores
 
                 if self._failure and time.monotonic() - self._failure[0] < self.REOPEN_AFTER_S:
                     raise self._failure[1].with_traceback(None)  # don't let its traceback grow

@@ -19,12 +19,14 @@ the deadline.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import logging
 import socket
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 log = logging.getLogger("govrag.api.auth")
@@ -49,10 +51,8 @@ def download(url: str, *, timeout: float, deadline: float, max_bytes: int) -> by
         expired.set()
         sock = conn.sock
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     watchdog = threading.Timer(deadline, cut)
     watchdog.daemon = True

@@ -28,7 +28,8 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from governance.errors import ConfigError
 from governance.settings import Settings

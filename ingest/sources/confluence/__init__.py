@@ -17,8 +17,8 @@ permission state; :mod:`.render` turns page bodies into text; :mod:`.items` make
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from governance.errors import SourceError
 from ingest.sources.base import SourceExport

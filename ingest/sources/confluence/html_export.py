@@ -11,7 +11,7 @@ follow their page.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ingest.sources.archive import safe_files
@@ -105,7 +105,7 @@ def parse_page_file(f: Path, space_key: str, space_name: str | None) -> PageInfo
         dm = _DATE.search(meta.get_text(" ", strip=True))
         if dm and dm.group(3):
             try:
-                modified = datetime(int(dm.group(3)), int(dm.group(2)), int(dm.group(1)), tzinfo=timezone.utc)
+                modified = datetime(int(dm.group(3)), int(dm.group(2)), int(dm.group(1)), tzinfo=UTC)
             except ValueError:
                 modified = None
     page = PageInfo(

@@ -9,8 +9,8 @@ page's scope, facts and refusal.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from governance.contracts import AccessScope
 from governance.errors import QuarantinedDocument

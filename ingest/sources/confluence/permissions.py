@@ -166,7 +166,7 @@ class RestrictedChainRebase:
         if len(stored.layers) != len(ids) + 1 or "#" in stored.key:
             return None  # not a chain this module wrote (or a cut key): leave it
         layers = [self.space_layer]
-        for pid, old in zip(ids, stored.layers[1:]):
+        for pid, old in zip(ids, stored.layers[1:], strict=True):
             if pid in self.restrictions:
                 new = self.restrictions[pid]
                 # A restriction lifted since: the chain's key no longer exists for pages this
@@ -230,7 +230,7 @@ class ChainRescope:
             ids = kind[len("restricted:") :].split("/")
             if len(current.layers) != len(ids) + 1:
                 return None
-            old = dict(zip(ids, current.layers[1:]))
+            old = dict(zip(ids, current.layers[1:], strict=True))
         else:
             return None  # a nobody scope: stays nobody
         space_layer = self.space_layers.get(space, current.layers[0])

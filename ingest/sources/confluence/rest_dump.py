@@ -16,7 +16,7 @@ page whose ancestor is missing from the dump, and every page of a space saved wi
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -250,7 +250,7 @@ def open_dump(path: Path, ctx: SourceContext) -> SourceExport:
     as_of = as_of_stamp(
         None,
         newest(
-            datetime.fromtimestamp(f.stat().st_mtime, tz=timezone.utc)
+            datetime.fromtimestamp(f.stat().st_mtime, tz=UTC)
             for f in (path / "space.json", *(p.path for p in pages.values() if p.path))
         ),
     )

@@ -8,7 +8,7 @@ The XML is read with lxml's iterparse, entity resolution and network access off 
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +101,7 @@ def xml_time(text: str | None) -> datetime | None:
     if not text:
         return None
     try:
-        return datetime.fromisoformat(text.strip()).replace(tzinfo=timezone.utc)
+        return datetime.fromisoformat(text.strip()).replace(tzinfo=UTC)
     except ValueError:
         return None
 

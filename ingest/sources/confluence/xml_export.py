@@ -14,7 +14,7 @@ goes through the same safe extraction as Slack exports.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +88,7 @@ def _open(path: Path, root: Path, ctx: SourceContext, *, scratch: list[Path]) ->
     files = Path(display) if Path(display).is_file() else xml
     as_of = as_of_stamp(
         export_datetime(xml) or newest(p.modified_at for p in pages.values()),
-        datetime.fromtimestamp(files.stat().st_mtime, tz=timezone.utc),
+        datetime.fromtimestamp(files.stat().st_mtime, tz=UTC),
     )
     items = list(page_items(pages, scopes, site=site, display=display, as_of=as_of))
     return SourceExport(path=path, items=items, state=permission_state(scopes, pages, as_of=as_of), scratch=scratch)

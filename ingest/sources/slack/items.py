@@ -9,8 +9,8 @@ quarantined too, with its conversation's scope.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from governance.contracts import AccessScope
 from governance.errors import QuarantinedDocument

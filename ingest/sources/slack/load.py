@@ -8,11 +8,12 @@ what: that is :mod:`ingest.sources.slack.permissions`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -141,13 +142,13 @@ def _epoch(value: Any) -> datetime | None:
         return None
     if not 0 < t < 253402300799:  # year 9999: nonsense times are ignored, never trusted as "newest"
         return None
-    return datetime.fromtimestamp(t, tz=timezone.utc)
+    return datetime.fromtimestamp(t, tz=UTC)
 
 
 def message_time(value: Any) -> datetime | None:
     """A message ``ts`` as a time, or None when it is not one."""
     try:
-        return datetime.fromtimestamp(float(value), tz=timezone.utc)
+        return datetime.fromtimestamp(float(value), tz=UTC)
     except (TypeError, ValueError, OverflowError, OSError):
         return None
 
@@ -170,15 +171,13 @@ def _export_times(root: Path, display: str, raw_users: list[dict]) -> tuple[date
         with zipfile.ZipFile(zip_path) as zf:
             for info in zf.infolist():
                 if "/" not in info.filename.strip("/"):
-                    try:
-                        files.append(datetime(*info.date_time, tzinfo=timezone.utc))
-                    except ValueError:
-                        pass
+                    with contextlib.suppress(ValueError):
+                        files.append(datetime(*info.date_time, tzinfo=UTC))
     else:
         for name in (*USER_FILES, *META_FILES):
             f = root / name
             if f.is_file():
-                files.append(datetime.fromtimestamp(f.stat().st_mtime, tz=timezone.utc))
+                files.append(datetime.fromtimestamp(f.stat().st_mtime, tz=UTC))
     return newest(_epoch(u.get("updated")) for u in raw_users), newest(files)
 
 

@@ -209,7 +209,7 @@ def _elements(title: str, lines: list[str], authors: list[str | None]) -> list[A
     from unstructured.documents.elements import NarrativeText, Title
 
     out: list[Any] = [Title(title)]
-    for line, author in zip(lines, authors):
+    for line, author in zip(lines, authors, strict=True):
         el = NarrativeText(line)
         el.govrag_author = author  # type: ignore[attr-defined]
         out.append(el)

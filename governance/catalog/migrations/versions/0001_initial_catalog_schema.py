@@ -6,9 +6,8 @@ Revises:
 Create Date: 2026-11-27 09:27:56.560101
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = "0001"
 down_revision = None

@@ -6,9 +6,8 @@ Revises: 0001
 Create Date: 2026-11-27 10:01:40.841728
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = "0002"
 down_revision = "0001"

@@ -1,5 +1,5 @@
-"""Source time of permission state, and the page ancestry of documents: scopes and documents remember how new the export was
-that last set them, so an older export never overrides a newer one (invariant 7).
+"""Source time of permission state, and the page ancestry of documents: scopes and documents
+remember how new the export was that last set them, so an older export never overrides a newer one (invariant 7).
 
 ``source_as_of`` is a sortable stamp (``ingest.sources.base.as_of_stamp``): the newest
 timestamp the export states, then the export's file time as a tie-breaker.
@@ -9,9 +9,8 @@ Revises: 0004
 Create Date: 2026-12-04 21:10:00
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = "0005"
 down_revision = "0004"

@@ -117,7 +117,7 @@ def _int64(t: Any) -> Any:
 
     try:
         return torch.from_dlpack(t.to_dlpack()).to(torch.int64)
-    except Exception:  # noqa: BLE001 - older backends without DLPack
+    except Exception:  # older backends without DLPack
         return torch.from_numpy(np.ascontiguousarray(t.as_numpy())).to(torch.int64)
 
 
@@ -127,7 +127,7 @@ def _output(name: str, tensor: Any) -> Any:
 
     try:
         return pb_utils.Tensor.from_dlpack(name, torch.utils.dlpack.to_dlpack(tensor.contiguous()))
-    except Exception:  # noqa: BLE001 - older backends without DLPack
+    except Exception:  # older backends without DLPack
         return pb_utils.Tensor(name, tensor.numpy())
 
 
