@@ -11,7 +11,7 @@ import sys
 
 import dagster as dg
 
-from dagster_project.defs.partitions import sources
+from dagster_project.defs.partitions import SOURCES
 from dagster_project.defs.resources import DropFolderResource
 from ingest.pipeline.drop_folder import scan_drop_folder
 
@@ -26,10 +26,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no exports in {root}", file=sys.stderr)
         return 1
     with dg.DagsterInstance.get() as instance:
-        known = set(instance.get_dynamic_partitions(sources.name))
+        known = set(instance.get_dynamic_partitions(SOURCES))
         new = [e.key for e in entries if e.key not in known]
         if new:
-            instance.add_dynamic_partitions(sources.name, new)
+            instance.add_dynamic_partitions(SOURCES, new)
     for e in entries:
         print(f"{e.key}\t{e.path}")
     return 0

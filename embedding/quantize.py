@@ -295,7 +295,8 @@ def load_nvfp4_encoder(model_dir: Path, device: str = "cpu", dtype: torch.dtype 
             f"{model_dir}: weights do not match BertModel "
             f"(missing {result.missing_keys[:3]}, unexpected {unexpected[:3]})"
         )
-    return model.to(device=device, dtype=dtype).eval()
+    # transformers wraps PreTrainedModel.to in a decorator whose type hides the method's `self`
+    return model.to(device=device, dtype=dtype).eval()  # type: ignore[call-arg]
 
 
 def mean_pool_normalize(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

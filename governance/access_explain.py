@@ -10,7 +10,7 @@ same scope rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from pydantic import BaseModel, Field
@@ -109,8 +109,13 @@ def explain(
 
 
 def _why_not(
-    catalog: Catalog, document_id: str, held: frozenset[str], allowed: set[int], now: datetime, scope
-) -> DocumentAccess:  # type: ignore[no-untyped-def]
+    catalog: Catalog,
+    document_id: str,
+    held: frozenset[str],
+    allowed: set[int],
+    now: datetime,
+    scope: Callable[[int | None], AccessScope | None],
+) -> DocumentAccess:
     row = catalog.documents.document_row(document_id)
     if row is None:
         return DocumentAccess(document_id=document_id, readable=False, why="no such document in the catalog")

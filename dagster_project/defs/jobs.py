@@ -1,6 +1,8 @@
 """Jobs: `ingest` (per source), `sync_permissions` (per source), `purge_expired`,
 `right_to_be_forgotten` (subject in run config), `doctor`."""
 
+from typing import Any
+
 import dagster as dg
 
 from dagster_project.defs.assets import expired_purge, ingest_assets, permission_sync
@@ -38,7 +40,7 @@ def run_doctor(context: dg.OpExecutionContext, stores: GovragStoresResource) -> 
     s = stores.open()
     report = check_consistency(s.catalog, s.index, scan_secrets=True)
     chain = audit.verify(s.catalog)
-    metadata = {
+    metadata: dict[str, Any] = {  # dagster's own name for a raw metadata value is private
         **report.counts(),
         "samples": dg.MetadataValue.json(report.samples()),
         "secret_kinds": dg.MetadataValue.json(sorted({f.kind for f in report.secrets})),
@@ -90,7 +92,7 @@ def run_forget_subject(
         dry_run=config.dry_run,
         actor=f"dagster:{context.run_id}",
     )
-    metadata = {
+    metadata: dict[str, Any] = {
         "dry_run": report.dry_run,
         "documents_purged": len(report.documents),
         "reindexed": len(report.reindexed),

@@ -4,4 +4,5 @@ Confluence space export, a PDF drop folder). Keys come from
 
 import dagster as dg
 
-sources = dg.DynamicPartitionsDefinition(name="sources")
+SOURCES = "sources"  # the partitions' name, for the instance's partition calls
+sources = dg.DynamicPartitionsDefinition(name=SOURCES)

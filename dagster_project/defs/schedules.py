@@ -4,7 +4,7 @@ retention sweep, an hourly permission sync of every source, a daily doctor."""
 import dagster as dg
 
 from dagster_project.defs.jobs import doctor_job, permission_sync_job, purge_expired_job
-from dagster_project.defs.partitions import sources
+from dagster_project.defs.partitions import SOURCES
 
 purge_expired_daily = dg.ScheduleDefinition(
     name="purge_expired_daily",
@@ -31,7 +31,7 @@ doctor_daily = dg.ScheduleDefinition(
 )
 def permission_sync_hourly(context: dg.ScheduleEvaluationContext):
     """One permission-sync run per registered source."""
-    keys = context.instance.get_dynamic_partitions(sources.name)
+    keys = context.instance.get_dynamic_partitions(SOURCES)
     if not keys:
         return dg.SkipReason("no sources registered yet")
     tick = context.scheduled_execution_time.isoformat()

@@ -7,7 +7,7 @@ import json
 import dagster as dg
 
 from dagster_project.defs.jobs import ingest_job
-from dagster_project.defs.partitions import sources
+from dagster_project.defs.partitions import SOURCES, sources
 from dagster_project.defs.resources import DropFolderResource
 from ingest.pipeline.drop_folder import due_exports, scan_drop_folder
 
@@ -20,7 +20,7 @@ def drop_folder_sensor(context: dg.SensorEvaluationContext, drop_folder: DropFol
         return dg.SensorResult(skip_reason=f"drop folder {root} does not exist (set GOVRAG_DROP_DIR)")
     seen = json.loads(context.cursor) if context.cursor else {}
     due, updated = due_exports(scan_drop_folder(root), seen, drop_folder.settle_seconds)
-    known = set(context.instance.get_dynamic_partitions(sources.name))
+    known = set(context.instance.get_dynamic_partitions(SOURCES))
     new_keys = [e.key for e in due if e.key not in known]
     return dg.SensorResult(
         run_requests=[dg.RunRequest(run_key=f"{e.key}@{e.signature}", partition_key=e.key) for e in due],

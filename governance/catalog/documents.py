@@ -363,7 +363,7 @@ class DocumentRepository:
             ).all()
         out = []
         for doc_id, ancestry, key in rows:
-            chain = [a for a in ancestry.split("/") if a]
+            chain = [a for a in (ancestry or "").split("/") if a]  # never None: the query asks for one
             if wanted.intersection(chain):
                 out.append((doc_id, chain, key))
         return out
@@ -501,6 +501,8 @@ class DocumentRepository:
             if d is None or d.scope_id is None:
                 return None
             scope = s.get(Scope, d.scope_id)
+            if scope is None:  # the foreign key keeps it; checked for the type checker
+                return None
             rows = s.execute(
                 select(ScopePrincipal.layer, ScopePrincipal.principal).where(ScopePrincipal.scope_id == d.scope_id)
             ).all()

@@ -12,9 +12,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -107,12 +107,21 @@ def _ensure_schema(url: str, schema: str) -> None:
         engine.dispose()
 
 
+def rows_matched(result: Result[Any]) -> int:
+    """How many rows a DELETE or UPDATE matched. ``Session.execute`` is typed as returning a
+    plain ``Result``; for these statements it is a ``CursorResult``, which counts them."""
+    return cast("CursorResult[Any]", result).rowcount
+
+
 def catalog_exists(url: str) -> bool:
     """Whether a catalog was ever made at ``url`` (a file, or a tenant's schema), without
     making one: a search by a tenant nobody ingested for must not create its catalog."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return bool(parsed.database) and (parsed.database == ":memory:" or Path(parsed.database).is_file())
+        database = parsed.database
+        if not database:
+            return False
+        return database == ":memory:" or Path(database).is_file()
     schema = tenant_schema(url)
     if schema is None:
         return True

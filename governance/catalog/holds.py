@@ -10,7 +10,7 @@ from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
 from governance.catalog.documents import documents_info_in
-from governance.catalog.engine import PARAM_BATCH, Database, retry_read
+from governance.catalog.engine import PARAM_BATCH, Database, retry_read, rows_matched
 from governance.catalog.models import Document, ForgottenSubject, Hold, utcnow
 from governance.catalog.statuses import DocumentStatus, HoldKind
 from governance.errors import HoldRefused
@@ -93,7 +93,7 @@ class HoldRepository:
     def remove_hold(self, kind: HoldKind | str, value: str) -> bool:
         """Lift a legal hold; False when there was none."""
         with self._db.session() as s:
-            return bool(s.execute(delete(Hold).where(Hold.kind == kind, Hold.value == value)).rowcount)
+            return bool(rows_matched(s.execute(delete(Hold).where(Hold.kind == kind, Hold.value == value))))
 
     @retry_read
     def holds(self) -> list[dict[str, Any]]:

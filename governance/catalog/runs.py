@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select
 
-from governance.catalog.engine import Database, retry_read
+from governance.catalog.engine import Database, retry_read, rows_matched
 from governance.catalog.models import ChunkRow, Document, Quarantine, Run, Scope, utcnow
 from governance.catalog.statuses import DocumentStatus, RunStatus
 
@@ -120,7 +120,7 @@ class RunRepository:
     def drop_quarantine_before(self, cutoff: datetime) -> int:
         """Delete quarantine records made before ``cutoff``; returns how many."""
         with self._db.session() as s:
-            return int(s.execute(delete(Quarantine).where(Quarantine.created_at < cutoff)).rowcount or 0)
+            return int(rows_matched(s.execute(delete(Quarantine).where(Quarantine.created_at < cutoff))) or 0)
 
     def quarantined_files(self, limit: int = 100) -> list[dict[str, Any]]:
         """Each quarantined file once, with its latest reason and how often it was refused,

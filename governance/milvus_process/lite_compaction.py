@@ -112,7 +112,7 @@ def install() -> None:
         return
     from milvus_lite.adapter.grpc.servicer import MilvusServicer
 
-    MilvusServicer.ManualCompaction = _manual_compaction  # type: ignore[method-assign]
+    MilvusServicer.ManualCompaction = _manual_compaction
     _installed = True
 
 
@@ -122,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     install()
     from milvus_lite.cmdline import main as milvus_lite_main
 
-    return milvus_lite_main(argv)
+    exit_code: int = milvus_lite_main(argv)  # annotated `-> int`; milvus-lite ships no type information
+    return exit_code
 
 
 if __name__ == "__main__":

@@ -29,9 +29,13 @@ _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskN
 _HANDLER_NAME = "govrag"
 
 
+def _clean_text(text: str) -> str:
+    return redact(text, secret_values=())[0]
+
+
 def _clean(value: Any) -> Any:
     if isinstance(value, str):
-        return redact(value, secret_values=())[0]
+        return _clean_text(value)
     if isinstance(value, (int, float, bool)) or value is None:
         return value
     return _clean(str(value))
@@ -91,7 +95,7 @@ class RedactingTextFormatter(logging.Formatter):
     """The standard text format, every line through the redactor."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return _clean(super().format(record))
+        return _clean_text(super().format(record))
 
 
 def configure_logging(fmt: str = "text", level: str = "WARNING", stream: Any = None) -> logging.Handler:

@@ -28,10 +28,10 @@ def check_int(value: Any, what: str) -> int:
     """``value`` as an int64; bools, floats, strings and out-of-range numbers are refused."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{what} must be an int, got {type(value).__name__}: {value!r}")
-    value = int(value)
-    if not INT64_MIN <= value <= INT64_MAX:
-        raise ValueError(f"{what} {value} is outside int64")
-    return value
+    number = int(value)
+    if not INT64_MIN <= number <= INT64_MAX:
+        raise ValueError(f"{what} {number} is outside int64")
+    return number
 
 
 def checked_ints(values: Iterable[Any], what: str) -> list[int]:
@@ -63,9 +63,9 @@ def quote_string(value: str) -> str:
 
 def check_tenant(tenant: Any) -> str:
     """A usable tenant name: a non-empty string of at most 256 bytes, no control characters."""
-    _check_tenant_name(tenant)
-    quote_string(tenant)
-    return tenant
+    name = _check_tenant_name(tenant)
+    quote_string(name)
+    return name
 
 
 def tenant_filter(tenant: str) -> str:

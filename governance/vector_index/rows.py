@@ -84,15 +84,16 @@ class VectorRow:
 def _fit(name: str, value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+    text: str = value
     max_bytes = SCALAR_FIELDS[name][1] or 0
     if name in KEPT_CHARS:
-        value = value[: KEPT_CHARS[name]]
-        encoded = value.encode("utf-8", "surrogatepass")
+        text = text[: KEPT_CHARS[name]]
+        encoded = text.encode("utf-8", "surrogatepass")
         if len(encoded) > max_bytes:  # cut at a character boundary
-            value = encoded[:max_bytes].decode("utf-8", "ignore")
-    elif len(value.encode("utf-8", "surrogatepass")) > max_bytes:
-        raise ValueError(f"{name} is longer than the {max_bytes} bytes the collection holds: {value[:40]!r}...")
-    return value
+            text = encoded[:max_bytes].decode("utf-8", "ignore")
+    elif len(text.encode("utf-8", "surrogatepass")) > max_bytes:
+        raise ValueError(f"{name} is longer than the {max_bytes} bytes the collection holds: {text[:40]!r}...")
+    return text
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import typer
 
 from govrag.cli.output import print_json, stdout
+
+if TYPE_CHECKING:  # imported when used: the CLI starts fast
+    from governance.catalog import Catalog
+    from governance.policy import Policy
 
 app = typer.Typer(help="Explain access: what a caller can read and why; who can read a document.", no_args_is_help=True)
 
@@ -84,7 +89,7 @@ def who(
         raise typer.Exit(code=2)
 
 
-def _catalog():  # type: ignore[no-untyped-def]
+def _catalog() -> tuple[Catalog, Policy]:
     """The catalog and policy only: explaining access never touches the vector index."""
     from governance.catalog import Catalog
     from governance.policy import load_policy

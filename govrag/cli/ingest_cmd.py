@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from govrag.cli.output import print_json, stderr, stdout
+
+if TYPE_CHECKING:  # imported when used: the CLI starts fast
+    from ingest.sources.base import SourceItem
 
 
 def ingest(
@@ -56,7 +60,7 @@ def ingest(
         ) as bar:
             task = bar.add_task("ingest", total=None, chunks=0, current="")
 
-            def progress(event: str, item, n: int) -> None:  # type: ignore[no-untyped-def]
+            def progress(event: str, item: SourceItem | None, n: int) -> None:
                 if event == "start":
                     bar.update(task, total=n)
                 elif event == "document":

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC
+from typing import TYPE_CHECKING
 
 import typer
 
 from govrag.cli.output import print_json, stdout
+
+if TYPE_CHECKING:  # imported when used: the CLI starts fast
+    from governance.catalog import Catalog
 
 
 def _os_user() -> str:
@@ -132,7 +136,7 @@ def _confirm(what: str) -> None:
         raise typer.Exit(code=1)
 
 
-def _check_known(catalog, *, document: str | None, source: str | None) -> None:  # type: ignore[no-untyped-def]
+def _check_known(catalog: Catalog, *, document: str | None, source: str | None) -> None:
     """A selector that matched nothing: an error when it names nothing the catalog knows."""
     from governance.errors import UnknownTarget
 
@@ -154,7 +158,7 @@ def _check_known(catalog, *, document: str | None, source: str | None) -> None: 
         )
 
 
-def _check_subject(catalog, subject: str, allow_unknown: bool) -> None:  # type: ignore[no-untyped-def]
+def _check_subject(catalog: Catalog, subject: str, allow_unknown: bool) -> None:
     from governance.errors import UnknownTarget
     from governance.identity import parse_principal
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import Any
 
 from governance.errors import ConfigError
 
@@ -49,7 +50,7 @@ def prepare_unstructured() -> None:
 
         exclude = getattr(tokenize, "_SPACY_EXCLUDE", [])
 
-        def _load():  # type: ignore[no-untyped-def]
+        def _load() -> Any:  # a spaCy Language
             return model_pkg.load(exclude=exclude)
 
         tokenize._load_spacy_model = _load

@@ -204,7 +204,7 @@ def _inspect_pdf(path: Path) -> PdfFacts:
             try:
                 ok = reader.decrypt("")
             except Exception as exc:  # missing AES support is still "cannot open"
-                ok = 0
+                ok = PasswordType.NOT_DECRYPTED
                 log.debug("decrypt failed: %s", exc)
             # Only an empty *user* password counts as open. An empty owner password also
             # decrypts (pypdf returns OWNER_PASSWORD), but the author asked readers for a

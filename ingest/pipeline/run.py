@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from queue import Empty, Queue
+from typing import TYPE_CHECKING
 
 from embedding.base import Embedder
 from governance import audit
@@ -52,6 +53,9 @@ from ingest.sources.base import (
     element_author,
     make_document,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +214,7 @@ class Ingestor:
         for doc_id, old_key, target in moves:
             old_base, sep, rule = old_key.partition(POLICY_SEP)
             if sep and (narrowed := lookup(old_key)) is not None:  # keep the policy rule's layers after the source's
-                n = len(base.layers) if (base := lookup(old_base)) is not None else 1
+                n = len(base_scope.layers) if (base_scope := lookup(old_base)) is not None else 1
                 target = AccessScope(
                     key=target.key + POLICY_SEP + rule,
                     deny=target.deny,
@@ -254,7 +258,8 @@ class Ingestor:
     ) -> IngestSummary:
         progress = progress or (lambda *_: None)
         catalog = self.stores.catalog
-        summary = IngestSummary(run_id=catalog.runs.start_run("ingest"))
+        run_id = catalog.runs.start_run("ingest")
+        summary = IngestSummary(run_id=run_id)
         self._forgotten = catalog.holds.forgotten_subjects()
         started = time.perf_counter()
         for path, exc in refused:
@@ -335,7 +340,7 @@ class Ingestor:
                     "seconds": summary.seconds,
                 },
             )
-            catalog.runs.finish_run(summary.run_id, status, summary.model_dump(exclude={"quarantine"}))
+            catalog.runs.finish_run(run_id, status, summary.model_dump(exclude={"quarantine"}))
             audit.record(
                 catalog,
                 "ingest",
@@ -586,7 +591,7 @@ class Ingestor:
             return
         texts = [text for p in prepared for _, text in p.chunks]
         t = time.perf_counter()
-        vectors = self.embedder.embed(texts) if texts else []
+        vectors: np.ndarray | list[np.ndarray] = self.embedder.embed(texts) if texts else []
         took = time.perf_counter() - t
         summary.embed_seconds += took
         if texts:

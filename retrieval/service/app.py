@@ -17,7 +17,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -119,7 +119,7 @@ def _rid(request: Request) -> str:
 
 
 def _error(
-    status: int, message: str, request_id: str, headers: dict[str, str] | None = None, **extra: Any
+    status: int, message: str, request_id: str, headers: Mapping[str, str] | None = None, **extra: Any
 ) -> JSONResponse:
     return JSONResponse({"error": message, "request_id": request_id, **extra}, status_code=status, headers=headers)
 

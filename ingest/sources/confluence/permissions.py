@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from governance.contracts import AccessScope
 from governance.errors import AccessDenied
 from governance.policy import Policy
-from ingest.sources.base import PermissionState, bounded_id, nobody_scope
+from ingest.sources.base import PermissionState, ScopeRebase, bounded_id, nobody_scope
 from ingest.sources.confluence.model import PageInfo, SpaceInfo
 from ingest.sources.workspaces import workspace_principals
 
@@ -259,7 +259,8 @@ class ChainRescope:
 def permission_state(scopes: PageScopes, pages: dict[str, PageInfo], *, as_of: str | None) -> PermissionState:
     """What the export states for each of its spaces: the space's scope, and the space layer
     re-based into every stored restricted-page scope of the space."""
-    space_scopes, rebases = [], []
+    space_scopes: list[AccessScope] = []
+    rebases: list[ScopeRebase] = []
     for key in sorted(scopes.spaces):
         space_scopes.append(scopes.space_scope(key))
         layer, _, _ = scopes.space_layer(key)

@@ -12,12 +12,15 @@ import hashlib
 import html as htmllib
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from governance.errors import GovragError, QuarantinedDocument
 from ingest.parse.deadline import ParseTimeout, deadline
 from ingest.sources.base import Parsed
 from ingest.sources.confluence.model import PageInfo
+
+if TYPE_CHECKING:  # bs4 is imported when a body is rendered
+    from bs4 import Tag
 
 PARSER_VERSION = "confluence-1"
 MAX_HTML_DEPTH = 512  # elements nested deeper than this: the page is quarantined (too_deep)
@@ -57,6 +60,15 @@ def html_depth(node: Any, limit: int) -> int:
     return deepest
 
 
+def attr_text(tag: Tag, name: str) -> str:
+    """An attribute's value, "" when the tag has none. bs4 gives multi-valued attributes
+    (``class``, ``rel``) as lists: those are joined with spaces."""
+    value = tag.get(name)
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else " ".join(value)
+
+
 def too_deep(node: Any) -> int | None:
     """The nesting depth under ``node`` when it is over ``MAX_HTML_DEPTH``, else None."""
     depth = html_depth(node, MAX_HTML_DEPTH)
@@ -87,14 +99,14 @@ def storage_to_html(body: str) -> str:
             f"storage-format body: {too_deep_message(depth)}", reason="too_deep", hint=TOO_DEEP_HINT
         )
 
-    def new(tag: str, text: str | None = None):  # type: ignore[no-untyped-def]
+    def new(tag: str, text: str | None = None) -> Tag:
         el = soup.new_tag(tag)
         if text is not None:
             el.string = text
         return el
 
     for macro in reversed(soup.find_all(["ac:structured-macro", "ac:macro"])):
-        name = (macro.get("ac:name") or "").lower()
+        name = attr_text(macro, "ac:name").lower()
         plain = macro.find("ac:plain-text-body")
         rich = macro.find("ac:rich-text-body")
         title = macro.find("ac:parameter", attrs={"ac:name": "title"})
@@ -122,16 +134,24 @@ def storage_to_html(body: str) -> str:
             ref = link.find(["ri:page", "ri:blog-post", "ri:attachment", "ri:user", "ri:space"])
             if ref is not None:
                 label = (
-                    ref.get("ri:content-title")
-                    or ref.get("ri:filename")
-                    or ref.get("ri:space-key")
-                    or ("@" + (ref.get("ri:username") or ref.get("ri:account-id") or ref.get("ri:userkey") or "user"))
+                    attr_text(ref, "ri:content-title")
+                    or attr_text(ref, "ri:filename")
+                    or attr_text(ref, "ri:space-key")
+                    or (
+                        "@"
+                        + (
+                            attr_text(ref, "ri:username")
+                            or attr_text(ref, "ri:account-id")
+                            or attr_text(ref, "ri:userkey")
+                            or "user"
+                        )
+                    )
                 )
         link.replace_with(label)
     for img in soup.find_all("ac:image"):
         ref = img.find(["ri:attachment", "ri:url"])
-        name = ref.get("ri:filename") or ref.get("ri:value") if ref is not None else None
-        img.replace_with(f"[image: {name}]" if name else "")
+        image = attr_text(ref, "ri:filename") or attr_text(ref, "ri:value") if ref is not None else None
+        img.replace_with(f"[image: {image}]" if image else "")
     for task in soup.find_all("ac:task"):
         body_el = task.find("ac:task-body")
         status = task.find("ac:task-status")
@@ -149,7 +169,7 @@ def storage_to_html(body: str) -> str:
             el.decompose()
     for t in soup.find_all("time"):
         if t.get("datetime") and not t.get_text(strip=True):
-            t.string = t["datetime"]
+            t.string = attr_text(t, "datetime")
     for el in soup.find_all(lambda tag: ":" in tag.name):
         el.unwrap()
     return str(soup)

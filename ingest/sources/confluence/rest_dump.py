@@ -89,7 +89,8 @@ def _unexpanded(block: Any, parts: tuple[str, ...], *, required: bool) -> str | 
     results are cut (``size`` above the results saved, or a ``next`` link)."""
     if not isinstance(block, dict):
         return "the restriction block is missing"
-    expandable = block.get("_expandable") if isinstance(block.get("_expandable"), dict) else {}
+    listed = block.get("_expandable")
+    expandable = listed if isinstance(listed, dict) else {}
     for part in parts:
         sub = block.get(part)
         if sub is None:

@@ -228,7 +228,8 @@ def _link_ancestors(pages: dict[str, PageInfo], parents: dict[str, str | None]) 
     the walk; a missing ancestor is left for the scopes to refuse; a chain deeper than
     ``MAX_ANCESTORS`` is an error (bounded: a hostile 100k-page chain would be quadratic)."""
     for pid, page in pages.items():
-        chain, cur, seen = [], parents.get(pid), {pid}
+        chain: list[str] = []
+        cur, seen = parents.get(pid), {pid}
         while cur and cur not in seen:
             if len(chain) >= MAX_ANCESTORS:
                 page.error, page.error_reason = (
@@ -265,4 +266,4 @@ def _attach_pdfs(objs: Objects, pages: dict[str, PageInfo], att_root: Path) -> N
         version = (prop_text(a, "version") or "").strip()
         chosen = next((f for f in files if f.name == version), files[-1] if files else None)
         if chosen is not None:
-            pages[owner].attachments.append((title, chosen))  # type: ignore[index]
+            pages[owner].attachments.append((title, chosen))

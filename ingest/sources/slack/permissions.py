@@ -17,6 +17,7 @@ membership change or a visibility flip updates one catalog row and no vector.
 from __future__ import annotations
 
 import logging
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from governance.contracts import AccessScope
@@ -49,7 +50,9 @@ def user_principal(export: SlackExport, uid: str) -> str | None:
 def is_reader(export: SlackExport, uid: str) -> bool:
     """An active human account (not deleted, not a bot or app)."""
     u = export.users.get(uid)
-    return bool(u) and not u.get("deleted") and not u.get("is_bot") and not u.get("is_app_user") and uid != "USLACKBOT"
+    if not u:
+        return False
+    return not u.get("deleted") and not u.get("is_bot") and not u.get("is_app_user") and uid != "USLACKBOT"
 
 
 def is_guest(export: SlackExport, uid: str) -> bool:
@@ -140,7 +143,7 @@ class ScopeBuilder:
             description=f"Slack {team} {conv.kind} {conv.id if conv.kind == 'mpim' else conv.name}",
         ), None
 
-    def _deny_for(self, layer: frozenset[str]) -> frozenset[str]:
+    def _deny_for(self, layer: AbstractSet[str]) -> frozenset[str]:
         """The deny list a scope needs: only a layer holding a shared principal (the IdP
         group a workspace is mapped to) can admit a deactivated account; a layer of active
         members' own principals never holds one, so it stores no deny rows."""
