@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export UNSTRUCTURED_DISABLE_NOTICE := 1
 
-.PHONY: setup triton-env demo test test-fast bench nvfp4-report clean
+.PHONY: setup triton-env demo lint test test-fast bench nvfp4-report clean
 
 setup: $(VENV)/.installed
 
@@ -35,7 +35,14 @@ triton-env: .venv-triton/.installed
 demo: setup
 	$(VENV)/bin/govrag demo
 
-test: setup triton-env
+# Code checks (configured in pyproject.toml): ruff's lint rules and formatting, and mypy
+# (strict on governance and retrieval). `make test` runs them first.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: setup triton-env lint
 	$(PY) -m pytest -q -ra
 
 test-fast: setup
