@@ -42,8 +42,12 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
+# Three workers on two cores: most of the slow tests wait on processes they start (servers,
+# CLI runs, kill-and-recover faults), so a third worker fills the waits. Each worker gets its
+# own temp dirs, its own milvus-server and fresh PostgreSQL databases.
+TEST_WORKERS ?= 3
 test: setup triton-env lint
-	$(PY) -m pytest -q -ra
+	$(PY) -m pytest -q -ra -n $(TEST_WORKERS)
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
