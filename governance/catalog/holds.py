@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
-from governance.catalog.documents import documents_info_in
+from governance.catalog.document_queries import documents_info_in
 from governance.catalog.engine import PARAM_BATCH, Database, retry_read, rows_matched
 from governance.catalog.models import Document, ForgottenSubject, Hold, utcnow
 from governance.catalog.statuses import DocumentStatus, HoldKind
