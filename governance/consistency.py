@@ -17,9 +17,8 @@ catalog's chunk rows classify each chunk:
 - **stale access**: vector metadata (scope, expiry) that differs from its document's;
 - **secrets**: secret-shaped strings in indexed texts (:mod:`governance.secrets_scan`).
 
-The catalog queries below are read-only and belong in the catalog's repositories
-(``governance.catalog.chunks``, where every other chunk query lives); they are kept here, in
-small functions, until they move.
+The catalog side is read through its repositories (``catalog.chunks.chunk_states``,
+``catalog.scopes.live_scope_ids``), the Milvus side through ``VectorIndex.iter_rows``.
 """
 
 from __future__ import annotations
@@ -29,11 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
-
 from governance.catalog import Catalog
-from governance.catalog.models import ChunkRow, Document, Scope, Version
-from governance.catalog.statuses import DocumentStatus, VersionState
 from governance.secrets_scan import SecretFinding, scan_text
 from governance.vector_index import NEVER_EXPIRES, VectorIndex, expiry_epoch
 
@@ -46,53 +41,6 @@ ITER_BATCH = 2000
 def iter_vectors(index: VectorIndex, fields: Sequence[str], batch_size: int = ITER_BATCH) -> Iterator[dict[str, Any]]:
     """Every row of the index's tenant with ``fields`` (``VectorIndex.iter_rows``)."""
     return index.iter_rows(fields, batch_size)
-
-
-@dataclass(frozen=True)
-class _CatalogChunk:
-    document_id: str
-    active: bool
-    current: bool
-    pending: bool
-    scope_id: int | None
-    expires_at: datetime | None
-
-
-def _catalog_chunks(catalog: Catalog) -> dict[int, _CatalogChunk]:
-    """Every chunk row with its document's state (to move into Catalog)."""
-    out: dict[int, _CatalogChunk] = {}
-    with catalog.session() as s:
-        rows = s.execute(
-            select(
-                ChunkRow.id,
-                ChunkRow.document_id,
-                ChunkRow.version,
-                Version.state,
-                Document.status,
-                Document.current_version,
-                Document.scope_id,
-                Document.expires_at,
-            )
-            .join(Document, Document.id == ChunkRow.document_id)
-            .join(Version, (Version.document_id == ChunkRow.document_id) & (Version.version == ChunkRow.version))
-            .execution_options(yield_per=5000)
-        )
-        for cid, doc_id, ver, state, status, cur, scope_id, expires_at in rows:
-            out[int(cid)] = _CatalogChunk(
-                doc_id,
-                status == DocumentStatus.ACTIVE,
-                ver == cur and state == VersionState.CURRENT,
-                state == VersionState.PENDING,
-                scope_id,
-                expires_at,
-            )
-    return out
-
-
-def _known_scopes(catalog: Catalog) -> set[int]:
-    """Scope ids that exist and have at least one layer (to move into Catalog)."""
-    with catalog.session() as s:
-        return set(s.scalars(select(Scope.id).where(Scope.n_layers > 0)))
 
 
 @dataclass
@@ -192,8 +140,8 @@ def check_consistency(
     now = now or datetime.now(UTC)
     now_epoch = int(now.timestamp())
     report = ConsistencyReport(checked_at=now, secrets_scanned=scan_secrets)
-    chunks = _catalog_chunks(catalog)
-    scopes = _known_scopes(catalog)
+    chunks = catalog.chunks.chunk_states()
+    scopes = catalog.scopes.live_scope_ids()
     seen: set[int] = set()
     fields = ["scope_id", "expires_at", *(["text"] if scan_secrets else [])]
     for row in iter_vectors(index, fields):

@@ -14,7 +14,7 @@ from governance.catalog.engine import PARAM_BATCH, Database, retry_read
 from governance.catalog.models import ChunkRow, Document, Version
 from governance.catalog.statuses import DocumentStatus, VersionState
 
-__all__ = ["ChunkRepository", "VisibleChunk"]
+__all__ = ["ChunkRepository", "ChunkState", "VisibleChunk"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,19 @@ class VisibleChunk:
     uri: str
     expires_at: datetime | None
     scope_id: int
+
+
+@dataclass(frozen=True)
+class ChunkState:
+    """A chunk row with its document's and version's state (what the consistency check
+    compares each vector with)."""
+
+    document_id: str
+    active: bool
+    current: bool
+    pending: bool
+    scope_id: int | None
+    expires_at: datetime | None
 
 
 class ChunkRepository:
@@ -173,4 +186,34 @@ class ChunkRepository:
                     }
                     for r in rows
                 ]
+        return out
+
+    def chunk_states(self) -> dict[int, ChunkState]:
+        """Every chunk row by id, with its document's state (streamed; one pass)."""
+        out: dict[int, ChunkState] = {}
+        with self._db.session() as s:
+            rows = s.execute(
+                select(
+                    ChunkRow.id,
+                    ChunkRow.document_id,
+                    ChunkRow.version,
+                    Version.state,
+                    Document.status,
+                    Document.current_version,
+                    Document.scope_id,
+                    Document.expires_at,
+                )
+                .join(Document, Document.id == ChunkRow.document_id)
+                .join(Version, (Version.document_id == ChunkRow.document_id) & (Version.version == ChunkRow.version))
+                .execution_options(yield_per=5000)
+            )
+            for cid, doc_id, ver, state, status, cur, scope_id, expires_at in rows:
+                out[int(cid)] = ChunkState(
+                    doc_id,
+                    status == DocumentStatus.ACTIVE,
+                    ver == cur and state == VersionState.CURRENT,
+                    state == VersionState.PENDING,
+                    scope_id,
+                    expires_at,
+                )
         return out

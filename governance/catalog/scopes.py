@@ -263,6 +263,12 @@ class ScopeRepository:
         )
 
     @retry_read
+    def live_scope_ids(self) -> set[int]:
+        """Ids of the scopes that exist and have at least one layer (a vector on any other
+        scope id is unscoped)."""
+        with self._db.session() as s:
+            return set(s.scalars(select(Scope.id).where(Scope.n_layers > 0)))
+
     def scope_count(self) -> int:
         """How many scopes are stored (the search service's readiness probe)."""
         with self._db.session() as s:
