@@ -479,16 +479,15 @@ def test_slack_documents_on_the_old_shared_public_key_follow_their_conversation(
     ``slack:<team>:workspace`` scope: a later export that makes the channel private moves
     those documents to the channel's scope, even with no messages for it."""
     from governance.contracts import AccessScope
-    from ingest.pipeline.run import Ingestor
+    from ingest.pipeline.write import rewrite_access
 
     world.ingest(slack_export(world.tmp / "v1", [conv("C1", "general", "public", ["U1", "U2", "U3"], GENERAL)], at=0))
     # Put the document where an earlier govrag would have: the shared workspace scope.
     legacy_id, _ = world.stores.catalog.scopes.upsert_scope(AccessScope(
         key="slack:T0ACME:workspace", layers=[{"user:alice@corp.example", "user:bob@corp.example", "user:carol@corp.example"}]))
-    ingestor = Ingestor(world.stores, lambda: world.embedder)
     for doc_id in world.stores.catalog.documents.select_documents():
         state = world.stores.catalog.documents.document_state(doc_id)
-        ingestor._rewrite_access(doc_id, legacy_id, state.expires_at, state.classification)
+        rewrite_access(world.stores, doc_id, legacy_id, state.expires_at, state.classification)
     assert world.can_read(CAROL, GENERAL, "slack:T0ACME:C1:")
     world.ingest(slack_export(world.tmp / "v2", [conv("C1", "general", "private", ["U1"]),
                                                  conv("C2", "random", "public", ["U1"], SHARED, at=DAY)], at=DAY))

@@ -17,7 +17,8 @@ from governance import audit
 from governance.identity import parse_principal
 from governance.purge import PurgeReport, purge_documents
 from ingest.chunking import chunk_elements
-from ingest.pipeline.run import Ingestor, _Prepared
+from ingest.pipeline.prepare import Prepared
+from ingest.pipeline.run import Ingestor
 from ingest.pipeline.summary import IngestSummary
 from ingest.sources.base import SourceItem, TextBlock
 
@@ -102,7 +103,7 @@ def _reindex_without(ingestor: Ingestor, document_id: str, subject: str) -> bool
         origin=meta["origin"],
     )
     contributors = sorted({b["author"] for b in kept if b.get("author")})
-    prepared = _Prepared(
+    prepared = Prepared(
         item,
         doc,
         meta["scope_id"],

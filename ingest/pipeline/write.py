@@ -1,0 +1,173 @@
+"""The write stage: staged versions → embedded → vectors upserted → published → the versions
+they replace deleted.
+
+Crash safety (invariant 3) rests on this order. Vectors are upserted under deterministic
+ids before the catalog makes their version current, so a run killed before publishing
+leaves a pending version the next run finishes over the same ids; search shows only the
+current version's chunks (the post-check), so vectors written early are never visible
+twice. The replaced versions' chunk rows stay in the catalog until their vectors are
+deleted, so a run killed after publishing leaves the next run a list of vectors it owes a
+delete (:func:`delete_owed_vectors`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from embedding.base import Embedder
+from governance.observability import metrics
+from governance.stores import Stores
+from governance.vector_index import VectorRow, expiry_epoch
+from ingest.pipeline.prepare import ForgottenSubjects, Prepared, ProgressFn
+from ingest.pipeline.summary import IngestSummary
+
+if TYPE_CHECKING:
+    import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+class VersionWriter:
+    """Writes batches of prepared documents to the index and the catalog, in the
+    crash-safe order, then erases what a subject forgotten during the run wrote."""
+
+    def __init__(
+        self,
+        stores: Stores,
+        embedder: Callable[[], Embedder],
+        forgotten: ForgottenSubjects,
+        forget_subject: Callable[[str], object],
+    ) -> None:
+        """``embedder`` is called only when there is text to embed (an unchanged re-ingest
+        never loads the model); ``forget_subject`` erases one subject's words everywhere."""
+        self.stores = stores
+        self._embedder = embedder
+        self._forgotten = forgotten
+        self._forget_subject = forget_subject
+
+    def write(self, prepared: list[Prepared], summary: IngestSummary, progress: ProgressFn) -> None:
+        """Embed, upsert, publish and delete the replaced versions of one batch."""
+        if not prepared:
+            return
+        texts = [text for p in prepared for _, text in p.chunks]
+        t = time.perf_counter()
+        vectors: np.ndarray | list[np.ndarray] = self._embedder().embed(texts) if texts else []
+        took = time.perf_counter() - t
+        summary.embed_seconds += took
+        if texts:
+            kind = type(self._embedder()).__name__
+            metrics.EMBED_SECONDS.labels(embedder=kind).observe(took)
+            metrics.EMBED_BATCH_SIZE.labels(embedder=kind).observe(len(texts))
+        rows: list[VectorRow] = []
+        n = 0
+        for p in prepared:
+            for cid, text in p.chunks:
+                rows.append(
+                    VectorRow(
+                        id=cid,
+                        vector=vectors[n].tolist(),
+                        document_id=p.doc.document_id,
+                        source=p.doc.source,
+                        source_version=p.version,
+                        scope_id=p.scope_id,
+                        classification=p.doc.classification,
+                        expires_at=expiry_epoch(p.expires_at),
+                        title=p.doc.title,
+                        uri=p.doc.uri,
+                        text=text,
+                    )
+                )
+                n += 1
+        self.stores.index.upsert(rows)
+        documents = self.stores.catalog.documents
+        for p in prepared:
+            stale = documents.publish_version(p.doc, p.version, scope_id=p.scope_id, expires_at=p.expires_at)
+            documents.set_document_extras(
+                p.doc.document_id,
+                origin=p.item.origin,
+                version=p.version,
+                contributors=p.contributors,
+                blocks=p.blocks,
+                source_as_of=p.item.as_of,
+                ancestry=p.item.ancestry,
+            )
+            if stale:
+                summary.vectors_deleted += self.stores.index.delete_ids(stale)
+                self.stores.catalog.chunks.forget_chunks(stale)
+            summary.chunks_written += len(p.chunks)
+            setattr(summary, p.status, getattr(summary, p.status) + 1)
+            progress("document", p.item, len(p.chunks))
+        # Vectors of other versions of these documents that the catalog no longer knows
+        # (a run killed between publishing and deleting): remove them now, by query.
+        published = {p.doc.document_id: p.version for p in prepared}
+        leftovers = [
+            int(r["id"])
+            for r in self.stores.index.rows_of_documents(list(published), ["document_id", "source_version"])
+            if r["source_version"] != published[r["document_id"]]
+        ]
+        if leftovers:
+            summary.vectors_deleted += self.stores.index.delete_ids(leftovers)
+        self._erase_late_forgotten(prepared)
+
+    def _erase_late_forgotten(self, prepared: list[Prepared]) -> None:
+        """An erasure that ran while this ingest did: this run read the forgotten subjects
+        when it started, so what it just published may carry words of a subject forgotten
+        since. The erasure records the subject *before* it selects documents, so checking
+        again after publishing closes the race: whatever it could not see, this finds."""
+        if not any(p.contributors or p.doc.author for p in prepared):
+            return
+        late = self.stores.catalog.holds.forgotten_subjects() - self._forgotten.subjects
+        if not late:
+            return
+        # First: the erasure's own re-index publishes through this writer too.
+        self._forgotten.subjects |= late
+        for subject in sorted(late):
+            if any(subject in p.contributors or subject == p.doc.author for p in prepared):
+                self._forget_subject(subject)
+
+
+def delete_owed_vectors(stores: Stores, summary: IngestSummary) -> None:
+    """Vectors of superseded versions that an earlier run published past but did not
+    delete (Milvus went down, or the run was killed, in between): delete them first. The
+    catalog keeps those chunk rows until the delete is done, so this costs one query when
+    nothing is owed. (Without it an unchanged document would keep them: orphans.)"""
+    owed = stores.catalog.chunks.superseded_chunk_ids()
+    if owed:
+        log.info(
+            "deleting %d vectors of superseded versions left by an earlier run",
+            len(owed),
+            extra={"run_id": summary.run_id},
+        )
+        summary.vectors_deleted += stores.index.delete_ids(owed)
+        stores.catalog.chunks.forget_chunks(owed)
+
+
+def rewrite_access(
+    stores: Stores, document_id: str, scope_id: int, expires_at: datetime | None, classification: str
+) -> None:
+    """An unchanged document moved to another scope or expiry: rewrite vector metadata
+    (same vectors, no embedding)."""
+    ids = stores.catalog.documents.update_document_access(
+        document_id, scope_id=scope_id, expires_at=expires_at, classification=classification
+    )
+    if not ids:
+        return
+    fields = ["id", "vector", *[f for f in ("document_id", "source", "source_version", "title", "uri", "text")]]
+    rows = stores.index.get(ids, fields)
+    stores.index.upsert(
+        [
+            VectorRow(
+                **{
+                    **r,
+                    "scope_id": scope_id,
+                    "expires_at": expiry_epoch(expires_at),
+                    "classification": classification,
+                }
+            )
+            for r in rows
+        ]
+    )
