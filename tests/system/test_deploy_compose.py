@@ -271,7 +271,7 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def test_milvus_runs_with_the_strict_erasure_settings_the_server_test_measures(services: dict[str, Any]) -> None:
     """deploy/milvus/strict-erasure.yaml is Milvus's user.yaml by default and holds exactly
-    STRICT_ERASURE_CONFIG, which tests/test_server_erasure_disk.py measures on a server."""
+    STRICT_ERASURE_CONFIG, which tests/system/test_server_erasure_disk.py measures on a server."""
     from governance.milvus_process.erasure_config import STRICT_ERASURE_CONFIG
 
     mounts = {t: (s, ro) for s, t, ro in _volumes(services["milvus"])}
