@@ -1,11 +1,18 @@
-"""Shared fixtures: temporary stores on embedded backends, PostgreSQL when configured."""
+"""Fixtures every layer shares: settings isolated from the developer's environment, the real
+embedder, catalogs on SQLite and on PostgreSQL, stores, the sample corpus, the ingest and
+search factories and service signing keys. The Milvus fixtures (``backend``, ``make_index``,
+``milvus_server``) are the plugin tests/milvus_server_fixtures.py.
+
+Test modules take these as fixtures and never import a test module or this file; plain
+builders (exports, tokens, settings, paths) live in ``testsupport``.
+"""
 
 from __future__ import annotations
 
 import os
-import uuid
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -15,12 +22,11 @@ os.environ.setdefault("SCARF_NO_ANALYTICS", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
 from governance.settings import Settings, get_settings  # noqa: E402
-from tests.milvus_server_fixtures import make_index, milvus_server  # noqa: E402,F401  (real Milvus server)
+from testsupport import postgres  # noqa: E402
+from testsupport.paths import CORPUS  # noqa: E402
+from testsupport.store_settings import embedded_settings  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-CORPUS = REPO.parent / "shared" / "corpus"
-SAMPLE_POLICY = REPO / "govrag" / "sample" / "policy.yaml"
-PG_URL = os.environ.get("GOVRAG_TEST_DATABASE_URL")
+pytest_plugins = ["tests.milvus_server_fixtures"]
 
 
 @pytest.fixture(autouse=True)
@@ -43,50 +49,42 @@ def embedder():
     return LocalEmbedder()
 
 
-def _pg_database() -> Iterator[str]:
-    """A fresh PostgreSQL database for one test, dropped afterwards."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
+# -- catalogs ------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def pg_database() -> Callable[..., AbstractContextManager[str]]:
+    """``with pg_database() as url:`` a fresh PostgreSQL database, dropped afterwards (keyword
+    arguments: ``testsupport.postgres.fresh_database``); skips the test where
+    GOVRAG_TEST_DATABASE_URL is not set."""
 
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    name = f"govrag_t_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n AND pid <> pg_backend_pid()"
-            ), {"n": name})
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+    def fresh(**kwargs: Any) -> AbstractContextManager[str]:
+        if postgres.admin_url() is None:
+            pytest.skip("GOVRAG_TEST_DATABASE_URL not set")
+        return postgres.fresh_database(**kwargs)
+
+    return fresh
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path,
+                 pg_database: Callable[..., AbstractContextManager[str]]) -> Iterator[str]:
     """Catalog URL: SQLite always; PostgreSQL when GOVRAG_TEST_DATABASE_URL is set."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'catalog.sqlite3'}"
         return
-    if not PG_URL:
-        pytest.skip("GOVRAG_TEST_DATABASE_URL not set")
-    yield from _pg_database()
+    with pg_database() as url:
+        yield url
 
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
     """Embedded stores in a temp dir: in-process Milvus Lite file and the given catalog."""
-    return Settings(home=tmp_path / "home", database_url=database_url,
-                    milvus_uri=str(tmp_path / "milvus.db"), policy=SAMPLE_POLICY,
-                    collection="test_chunks")
+    return embedded_settings(tmp_path, database_url=database_url)
 
 
 @pytest.fixture
 def sqlite_settings(tmp_path: Path) -> Settings:
     """Like ``settings`` but SQLite only (tests about Milvus or parsing, not the catalog)."""
-    return Settings(home=tmp_path / "home", database_url=f"sqlite:///{tmp_path / 'catalog.sqlite3'}",
-                    milvus_uri=str(tmp_path / "milvus.db"), policy=SAMPLE_POLICY, collection="test_chunks")
+    return embedded_settings(tmp_path)
 
 
 @pytest.fixture
@@ -107,6 +105,7 @@ def sqlite_stores(sqlite_settings: Settings):
     s.close()
 
 
+# -- inputs --------------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def sample_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sample corpus (good PDFs plus encrypted, corrupt, image-only, uncovered)."""
@@ -124,13 +123,33 @@ def corpus() -> Path:
     return CORPUS
 
 
-def make_ingestor(stores, embedder):
+# -- ingest and search ---------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def make_ingestor() -> Callable[[Any, Any], Any]:
+    """``make_ingestor(stores, embedder)``: an Ingestor writing to ``stores`` with ``embedder``."""
     from ingest.pipeline.run import Ingestor
 
-    return Ingestor(stores, lambda: embedder)
+    def make(stores: Any, embedder: Any) -> Ingestor:
+        return Ingestor(stores, lambda: embedder)
+
+    return make
 
 
-def make_retriever(stores, embedder):
+@pytest.fixture(scope="session")
+def make_retriever() -> Callable[[Any, Any], Any]:
+    """``make_retriever(stores, embedder)``: a Retriever searching ``stores`` with ``embedder``."""
     from retrieval.search import Retriever
 
-    return Retriever(stores, lambda: embedder)
+    def make(stores: Any, embedder: Any) -> Retriever:
+        return Retriever(stores, lambda: embedder)
+
+    return make
+
+
+# -- the retrieval service -----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory):
+    """An RSA and an EC key pair and the JWKS file of their public halves, fresh per module."""
+    from testsupport.service_tokens import make_keys
+
+    return make_keys(tmp_path_factory.mktemp("keys"))

@@ -1,5 +1,7 @@
-"""A real Milvus server for the test session: milvus-server 2.3.5 (PyPI ``milvus``), reachable
-on 127.0.0.1 only, data in a temp dir, stopped by PID at the end (see testsupport/milvus_server.py).
+"""The Milvus fixtures, a pytest plugin registered by tests/conftest.py: ``backend`` (Milvus
+Lite or a real milvus-server 2.3.5), ``make_index`` (a VectorIndex on either) and
+``milvus_server`` (the session's server: PyPI ``milvus``, reachable on 127.0.0.1 only, data in
+a temp dir, stopped by PID at the end; see testsupport/milvus_server.py).
 
 One server serves the whole session (it takes ~7 s to start and ~1 GB of disk); each test
 uses its own collection and drops it. Tests that need it are skipped, with the reason, where
@@ -9,7 +11,6 @@ the package or a network namespace is not available.
 from __future__ import annotations
 
 import shutil
-import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -18,8 +19,11 @@ import pytest
 BACKENDS = ["lite", pytest.param("server", marks=[pytest.mark.milvus_server, pytest.mark.slow])]
 
 
-def unique_collection(prefix: str = "t") -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The Milvus backend a test runs on: ``lite`` (in-process) and ``server`` (the session's
+    milvus-server, marked ``milvus_server`` and ``slow``)."""
+    return request.param
 
 
 @pytest.fixture(scope="session")
@@ -46,6 +50,7 @@ def make_index(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Calla
     """``make_index(backend, **VectorIndex kwargs)``: a VectorIndex on Milvus Lite (a file in
     tmp_path) or on the session server (a fresh collection, dropped after the test)."""
     from governance.vector_index import VectorIndex
+    from testsupport.milvus_server import unique_collection
 
     made: list[tuple[Any, bool]] = []
 

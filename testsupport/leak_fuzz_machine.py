@@ -54,7 +54,7 @@ Examples share one set of stores (a Milvus Lite collection costs seconds to crea
 name an example uses starts with a fresh nonce, so no principal of one example appears in
 another's scopes, and a hit from an earlier example is a leak.
 
-``tests/test_leak_fuzz.py`` runs it in CI (few examples, leaks and misses raised) and
+``tests/integration/test_leak_fuzz.py`` runs it in CI (few examples, leaks and misses raised) and
 ``bench/leak_fuzz.py`` for long (many examples, leaks and misses counted).
 """
 

@@ -38,6 +38,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -307,4 +308,9 @@ def milvus_server(data_dir: Path | str, **kwargs: Any) -> MilvusServer:
     return MilvusServer(data_dir, **kwargs)
 
 
-__all__ = ["MilvusServer", "milvus_server", "processes_of", "unavailable_reason"]
+def unique_collection(prefix: str = "t") -> str:
+    """A collection name no other test uses: tests share one server and each drops its own."""
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+__all__ = ["MilvusServer", "milvus_server", "processes_of", "unavailable_reason", "unique_collection"]

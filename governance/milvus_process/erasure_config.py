@@ -1,9 +1,9 @@
 """Strict erasure on a Milvus server: settings that bound how long purged rows stay in its files.
 
 docs/governance.md ("What is kept on disk, and for how long — Milvus server") explains them;
-they were measured on milvus-server 2.3.5 by tests/test_server_erasure_disk.py.
+they were measured on milvus-server 2.3.5 by tests/system/test_server_erasure_disk.py.
 deploy/milvus/strict-erasure.yaml holds the same for the compose stack
-(tests/test_deploy_compose.py compares the two).
+(tests/system/test_deploy_compose.py compares the two).
 """
 
 from __future__ import annotations

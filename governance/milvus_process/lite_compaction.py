@@ -19,7 +19,7 @@ Lite server started some other way answers job 0, and ``VectorIndex.compact`` re
 nothing was compacted.
 
 This reaches into milvus-lite 3.2's engine (``Collection._compaction_mgr`` and friends);
-pyproject pins ``milvus-lite<3.3`` and tests/test_disk_forgetting.py reads the data files
+pyproject pins ``milvus-lite<3.3`` and tests/system/test_disk_forgetting.py reads the data files
 after a purge, so a change there fails a test rather than a promise.
 """
 

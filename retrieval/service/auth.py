@@ -17,7 +17,7 @@ Not PyJWT's ``PyJWKClient`` for the JWKS: it fetches on the request's thread wit
 timeout only (an endpoint that drips bytes holds the search), serves no key past its cache
 lifespan while the provider is down, refetches for every unknown ``kid`` with no rate limit
 or back-off, and takes no clock; :class:`JwksKeys` with ``retrieval.service.jwks_fetch``
-does all four (tests/test_service_jwks.py).
+does all four (tests/integration/test_service_jwks.py).
 """
 
 from __future__ import annotations
