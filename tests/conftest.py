@@ -10,9 +10,10 @@ builders (exports, tokens, settings, paths) live in ``testsupport``.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -21,10 +22,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("SCARF_NO_ANALYTICS", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
-from governance.settings import Settings, get_settings  # noqa: E402
-from testsupport import postgres  # noqa: E402
-from testsupport.paths import CORPUS  # noqa: E402
-from testsupport.store_settings import embedded_settings  # noqa: E402
+from governance.settings import Settings, get_settings
+from testsupport import postgres
+from testsupport.paths import CORPUS
+from testsupport.store_settings import embedded_settings
 
 pytest_plugins = ["tests.milvus_server_fixtures"]
 
@@ -65,8 +66,9 @@ def pg_database() -> Callable[..., AbstractContextManager[str]]:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path,
-                 pg_database: Callable[..., AbstractContextManager[str]]) -> Iterator[str]:
+def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, pg_database: Callable[..., AbstractContextManager[str]]
+) -> Iterator[str]:
     """Catalog URL: SQLite always; PostgreSQL when GOVRAG_TEST_DATABASE_URL is set."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'catalog.sqlite3'}"

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 import shutil
 import zipfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 from testsupport.sources_fixtures import BASE_TS, SConv, SUser, add_messages, msg, write_slack_export
 
@@ -29,14 +29,25 @@ SHARED = "vendor onboarding checklist for the partner"
 
 def people() -> list[SUser]:
     """alice, bob and carol of the team; gus, a guest; xena, of another team (T0OTHER)."""
-    return [SUser("U1", "alice", "alice@corp.example"), SUser("U2", "bob", "bob@corp.example"),
-            SUser("U3", "carol", "carol@corp.example"), SUser("U4", "gus", "gus@guest.example", guest=True),
-            SUser("U5", "xena", "xena@partner.example", team="T0OTHER")]
+    return [
+        SUser("U1", "alice", "alice@corp.example"),
+        SUser("U2", "bob", "bob@corp.example"),
+        SUser("U3", "carol", "carol@corp.example"),
+        SUser("U4", "gus", "gus@guest.example", guest=True),
+        SUser("U5", "xena", "xena@partner.example", team="T0OTHER"),
+    ]
 
 
-def slack_export(dest: Path, convs: list[SConv], *, at: int, users: list[SUser] | None = None,
-                 as_zip: bool = False, zip_name: str | None = None,
-                 rows: Callable[[str, list[dict]], None] | None = None) -> Path:
+def slack_export(
+    dest: Path,
+    convs: list[SConv],
+    *,
+    at: int,
+    users: list[SUser] | None = None,
+    as_zip: bool = False,
+    zip_name: str | None = None,
+    rows: Callable[[str, list[dict]], None] | None = None,
+) -> Path:
     """An export of team T0ACME made at ``BASE_TS + at`` seconds (users' ``updated``), so
     later exports are newer by the export's own timestamps. ``rows(file, rows)`` may edit the
     metadata rows before they are written."""
@@ -66,5 +77,5 @@ def conv(cid: str, name: str, kind: str, members: Iterable[str], phrase: str | N
     """A conversation; with ``phrase``, one message of its first member at ``at`` seconds."""
     c = SConv(cid, name, kind, list(members))
     if phrase:
-        add_messages(c, [msg(members and list(members)[0] or "U1", phrase, at)])
+        add_messages(c, [msg(next(iter(c.members), "U1"), phrase, at)])
     return c

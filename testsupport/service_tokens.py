@@ -37,8 +37,9 @@ class Keys:
 
     @property
     def rsa_public_pem(self) -> bytes:
-        return self.rsa.public_key().public_bytes(serialization.Encoding.PEM,
-                                                  serialization.PublicFormat.SubjectPublicKeyInfo)
+        return self.rsa.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
 
 
 def public_jwk(key: Any, kid: str, alg: str | None) -> dict[str, Any]:
@@ -53,8 +54,11 @@ def public_jwk(key: Any, kid: str, alg: str | None) -> dict[str, Any]:
 def make_keys(directory: Path) -> Keys:
     """A fresh RSA-2048 and P-256 key pair and a JWKS file holding their public halves."""
     directory.mkdir(parents=True, exist_ok=True)
-    keys = Keys(rsa=rsa.generate_private_key(public_exponent=65537, key_size=2048),
-                ec=ec.generate_private_key(ec.SECP256R1()), jwks_file=directory / "jwks.json")
+    keys = Keys(
+        rsa=rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        ec=ec.generate_private_key(ec.SECP256R1()),
+        jwks_file=directory / "jwks.json",
+    )
     write_jwks(keys.jwks_file, [public_jwk(keys.rsa, "rsa-1", "RS256"), public_jwk(keys.ec, "ec-1", "ES256")])
     return keys
 
@@ -74,8 +78,9 @@ def claims(base: dict[str, Any] | None = None, **overrides: Any) -> dict[str, An
     return out
 
 
-def sign(keys: Keys, alg: str = "RS256", payload: dict[str, Any] | None = None, kid: str | None = "default",
-         **overrides: Any) -> str:
+def sign(
+    keys: Keys, alg: str = "RS256", payload: dict[str, Any] | None = None, kid: str | None = "default", **overrides: Any
+) -> str:
     """A real token: RS256 with the RSA key, ES256 with the EC key, HS256 with the dev secret."""
     body = payload if payload is not None else claims(**overrides)
     if alg == "HS256":
@@ -102,8 +107,9 @@ def service_settings(tmp: Path, keys: Keys, **overrides: Any):
     """Settings of an indexed store in ``tmp`` plus the JWKS file, issuer, audience and dev secret."""
     from testsupport.store_settings import embedded_settings
 
-    values: dict[str, Any] = dict(jwks_file=keys.jwks_file, jwt_issuer=ISSUER, jwt_audience=AUDIENCE,
-                                  jwt_hs256_secret=HS256_SECRET)
+    values: dict[str, Any] = dict(
+        jwks_file=keys.jwks_file, jwt_issuer=ISSUER, jwt_audience=AUDIENCE, jwt_hs256_secret=HS256_SECRET
+    )
     values.update(overrides)
     return embedded_settings(tmp, **values)
 

@@ -17,7 +17,12 @@ def sqlite_url(root: Path) -> str:
 def embedded_settings(root: Path, **overrides: Any) -> Settings:
     """Settings whose home, catalog and index all lie under ``root``; ``overrides`` replace
     any field (another catalog URL, a policy, a collection, a Milvus server's URI)."""
-    values: dict[str, Any] = dict(home=root / "home", database_url=sqlite_url(root),
-                                  milvus_uri=str(root / "milvus.db"), policy=SAMPLE_POLICY, collection="test_chunks")
+    values: dict[str, Any] = dict(
+        home=root / "home",
+        database_url=sqlite_url(root),
+        milvus_uri=str(root / "milvus.db"),
+        policy=SAMPLE_POLICY,
+        collection="test_chunks",
+    )
     values.update(overrides)
     return Settings(**values)

@@ -5,17 +5,17 @@ calls unreadable says why."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from governance.access_explain import explain, who
 from governance.identity import User
+from testsupport.permission_exports import POLICY, conv, people, slack_export
 from testsupport.sources_fixtures import CPage, CSpace, CUser, storage_body, write_confluence_xml
 from testsupport.store_settings import embedded_settings
-from testsupport.permission_exports import POLICY, conv, people, slack_export
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 CALLERS = {
     "alice": User(id="alice", email="alice@corp.example", groups=("all-staff",)),
     "bob": User(id="bob", email="bob@corp.example", groups=("all-staff",)),  # deactivated: denied
@@ -31,17 +31,30 @@ def world(tmp_path_factory: pytest.TempPathFactory, embedder, make_ingestor):
 
     tmp = tmp_path_factory.mktemp("explain")
     policy = tmp / "policy.yaml"
-    policy.write_text(POLICY.replace("default: source-members", 'T0ACME: ["group:all-staff"]\n  default: source-members'))
+    policy.write_text(
+        POLICY.replace("default: source-members", 'T0ACME: ["group:all-staff"]\n  default: source-members')
+    )
     users = people()
     users[1].deleted = True
-    slack = slack_export(tmp / "slack", [conv("C1", "general", "public", ["U1", "U2", "U4"], "general talk about lunch"),
-                                         conv("G1", "secret", "private", ["U1", "U3"], "the private plan")],
-                         at=0, users=users)
+    slack = slack_export(
+        tmp / "slack",
+        [
+            conv("C1", "general", "public", ["U1", "U2", "U4"], "general talk about lunch"),
+            conv("G1", "secret", "private", ["U1", "U3"], "the private plan"),
+        ],
+        at=0,
+        users=users,
+    )
     space = CSpace("ENG", "Eng", view_groups=["all-staff"])
-    space.pages = [CPage("1", "Leads", storage_body("leads corner"), read_users=["alice"]),
-                   CPage("2", "Open page", storage_body("open engineering notes"))]
-    xml = write_confluence_xml(tmp / "xml", [space], [CUser("alice", "alice", "alice@corp.example"),
-                                                       CUser("carol", "carol", "carol@corp.example")])
+    space.pages = [
+        CPage("1", "Leads", storage_body("leads corner"), read_users=["alice"]),
+        CPage("2", "Open page", storage_body("open engineering notes")),
+    ]
+    xml = write_confluence_xml(
+        tmp / "xml",
+        [space],
+        [CUser("alice", "alice", "alice@corp.example"), CUser("carol", "carol", "carol@corp.example")],
+    )
     stores = Stores.open(embedded_settings(tmp, policy=policy, collection="explain"))
     make_ingestor(stores, embedder).ingest_paths([slack, xml])
     yield stores
@@ -63,8 +76,9 @@ def test_explain_says_why_a_document_is_not_readable(world) -> None:
     doc = next(d for d in world.catalog.documents.select_documents() if d.startswith("slack:T0ACME:C1:"))
     (access,) = explain(world.catalog, bob.principals(), now=NOW, document_id=doc).documents
     assert not access.readable and access.denied_by == ["user:bob@corp.example"] and "deny" in access.why
-    (access,) = explain(world.catalog, CALLERS["carol"].principals(), now=NOW,
-                        document_id="confluence:acme.atlassian.net:1").documents
+    (access,) = explain(
+        world.catalog, CALLERS["carol"].principals(), now=NOW, document_id="confluence:acme.atlassian.net:1"
+    ).documents
     assert not access.readable and "layer 1" in access.why
     assert [m.matched for m in access.layers] == [["group:all-staff"], []]
 

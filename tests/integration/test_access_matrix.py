@@ -11,7 +11,6 @@ the real MiniLM embedder and searched through the real retriever.
 
 from __future__ import annotations
 
-
 import pytest
 
 from governance.identity import User
@@ -80,7 +79,15 @@ def test_access_matrix_zero_leaks_zero_misses(world, embedder, make_retriever) -
     assert not leaks, f"leaks: {sorted(set(leaks))[:20]}"
     assert not misses, f"misses: {misses[:20]}"
     # sanity: the matrix is not trivial
-    assert {k for k, u in people.items() if any(k in r for _, r in truth.values())} >= {"alice", "bob", "carol", "dave", "frank", "gina", "victor"}
+    assert {k for k, u in people.items() if any(k in r for _, r in truth.values())} >= {
+        "alice",
+        "bob",
+        "carol",
+        "dave",
+        "frank",
+        "gina",
+        "victor",
+    }
     assert not any("erin" in r or "mallory" in r for _, r in truth.values())
 
 

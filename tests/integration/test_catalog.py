@@ -38,16 +38,21 @@ def test_audit_event_ids_are_64_bit(catalog):
             conn.execute(text(f"SELECT setval('audit_events_id_seq', {big})"))
     else:  # SQLite's INTEGER rowid alias: the next id follows the largest one
         with catalog.engine.begin() as conn:
-            conn.execute(text(f"INSERT INTO audit_events (id, seq, ts, kind, payload, prev_hash, hash) "
-                              f"VALUES ({big}, -1, CURRENT_TIMESTAMP, 'x', '{{}}', '', '')"))
+            conn.execute(
+                text(
+                    f"INSERT INTO audit_events (id, seq, ts, kind, payload, prev_hash, hash) "
+                    f"VALUES ({big}, -1, CURRENT_TIMESTAMP, 'x', '{{}}', '', '')"
+                )
+            )
     audit.record(catalog, "search", "a@x.io", {"n": 1})
     with catalog.engine.connect() as conn:
         assert conn.execute(text("SELECT max(id) FROM audit_events")).scalar() > 2**31
 
 
 def test_user_must_match_every_layer_of_a_scope(catalog):
-    sid, _ = catalog.scopes.upsert_scope(AccessScope(key="conf:ENG:42",
-                                                     layers=[["group:eng"], ["user:a@x.io", "group:leads"]]))
+    sid, _ = catalog.scopes.upsert_scope(
+        AccessScope(key="conf:ENG:42", layers=[["group:eng"], ["user:a@x.io", "group:leads"]])
+    )
     assert catalog.scopes.allowed_scope_ids({"group:eng"}) == []
     assert catalog.scopes.allowed_scope_ids({"group:leads"}) == []
     assert catalog.scopes.allowed_scope_ids({"group:eng", "group:leads"}) == [sid]

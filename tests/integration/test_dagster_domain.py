@@ -4,7 +4,7 @@ drop-folder keys: tests/unit/test_dagster_domain.py)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,7 @@ from ingest.chunking import chunk_id
 from ingest.pipeline.snapshot import load_manifest, manifest_path, save_manifest, take_snapshot
 from ingest.sources.base import Parsed, SourceItem
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 
 
 def _vector(seed: int, dim: int = 384) -> list[float]:
@@ -26,27 +26,63 @@ def _vector(seed: int, dim: int = 384) -> list[float]:
     return (v / np.linalg.norm(v)).tolist()
 
 
-def plant_document(stores, doc_id: str, *, expires_at: datetime | None, texts=("alpha text", "beta text"),
-                   layers=(frozenset({"group:eng"}),), scope_key: str = "test:eng") -> list[int]:
+def plant_document(
+    stores,
+    doc_id: str,
+    *,
+    expires_at: datetime | None,
+    texts=("alpha text", "beta text"),
+    layers=(frozenset({"group:eng"}),),
+    scope_key: str = "test:eng",
+) -> list[int]:
     """A published document with vectors, written without parsing or embedding."""
     scope_id, _ = stores.catalog.scopes.upsert_scope(AccessScope(key=scope_key, layers=layers))
-    doc = SourceDocument(document_id=doc_id, source="pdf", uri=f"file:///{doc_id}", title=doc_id, path=doc_id,
-                         scope=AccessScope(key=scope_key, layers=layers))
+    doc = SourceDocument(
+        document_id=doc_id,
+        source="pdf",
+        uri=f"file:///{doc_id}",
+        title=doc_id,
+        path=doc_id,
+        scope=AccessScope(key=scope_key, layers=layers),
+    )
     version, chunks = stores.catalog.documents.stage_version(
-        doc, scope_id=scope_id, expires_at=expires_at, content_hash=doc_id.ljust(64, "0")[:64], source_hash="s" * 64,
-        cleaned_text="\n\n".join(texts), texts=list(texts), make_id=chunk_id, ingested_at=NOW)
+        doc,
+        scope_id=scope_id,
+        expires_at=expires_at,
+        content_hash=doc_id.ljust(64, "0")[:64],
+        source_hash="s" * 64,
+        cleaned_text="\n\n".join(texts),
+        texts=list(texts),
+        make_id=chunk_id,
+        ingested_at=NOW,
+    )
     epoch = expiry_epoch(expires_at)
-    stores.index.upsert([VectorRow(id=cid, vector=_vector(i), document_id=doc_id, source="pdf",
-                                   source_version=version, scope_id=scope_id, classification="internal",
-                                   expires_at=epoch, title=doc_id, uri=doc.uri, text=text)
-                         for i, (cid, text) in enumerate(chunks)])
+    stores.index.upsert(
+        [
+            VectorRow(
+                id=cid,
+                vector=_vector(i),
+                document_id=doc_id,
+                source="pdf",
+                source_version=version,
+                scope_id=scope_id,
+                classification="internal",
+                expires_at=epoch,
+                title=doc_id,
+                uri=doc.uri,
+                text=text,
+            )
+            for i, (cid, text) in enumerate(chunks)
+        ]
+    )
     stores.catalog.documents.publish_version(doc, version, scope_id=scope_id, expires_at=expires_at)
     return [cid for cid, _ in chunks]
 
 
 # -- purge + consistency ------------------------------------------------------------------------
 def test_purged_and_tombstoned_documents_leave_the_index_consistent(stores):
-    from governance.purge import purge_documents, select as select_documents, tombstone_documents
+    from governance.purge import purge_documents, tombstone_documents
+    from governance.purge import select as select_documents
 
     plant_document(stores, "pdf:old.pdf", expires_at=NOW - timedelta(days=1))
     kept = plant_document(stores, "pdf:new.pdf", expires_at=NOW + timedelta(days=30))
@@ -71,8 +107,22 @@ def test_consistency_clean_then_each_planted_fault(sqlite_stores):
     assert report.ok, report.counts()
     assert (report.vectors, report.catalog_current_chunks) == (2, 2)
 
-    row = stores.index.get([ids[0]], ["id", "vector", "document_id", "source", "source_version", "scope_id",
-                                      "classification", "expires_at", "title", "uri", "text"])[0]
+    row = stores.index.get(
+        [ids[0]],
+        [
+            "id",
+            "vector",
+            "document_id",
+            "source",
+            "source_version",
+            "scope_id",
+            "classification",
+            "expires_at",
+            "title",
+            "uri",
+            "text",
+        ],
+    )[0]
     orphan = {**row, "id": 12345}
     secret = {**row, "id": 777, "text": "key AKIAABCDEFGHIJKLMNOP leaked"}
     unscoped = {**row, "id": 778, "scope_id": 99999, "expires_at": NEVER_EXPIRES}
@@ -93,30 +143,77 @@ def test_consistency_clean_then_each_planted_fault(sqlite_stores):
 def test_consistency_pending_vectors_are_not_orphans(sqlite_stores):
     stores = sqlite_stores
     scope_id, _ = stores.catalog.scopes.upsert_scope(AccessScope(key="k", layers=(frozenset({"group:x"}),)))
-    doc = SourceDocument(document_id="pdf:p.pdf", source="pdf", uri="file:///p", title="p",
-                         scope=AccessScope(key="k", layers=(frozenset({"group:x"}),)))
-    _, chunks = stores.catalog.documents.stage_version(doc, scope_id=scope_id, expires_at=NOW + timedelta(days=1),
-                                                       content_hash="c" * 64, source_hash=None, cleaned_text="t", texts=["t"],
-                                                       make_id=chunk_id, ingested_at=NOW)
-    stores.index.upsert([VectorRow(id=chunks[0][0], vector=_vector(1), document_id="pdf:p.pdf", source="pdf",
-                                   source_version=1, scope_id=scope_id, classification="internal",
-                                   expires_at=int((NOW + timedelta(days=1)).timestamp()), title="p", uri="u", text="t")])
+    doc = SourceDocument(
+        document_id="pdf:p.pdf",
+        source="pdf",
+        uri="file:///p",
+        title="p",
+        scope=AccessScope(key="k", layers=(frozenset({"group:x"}),)),
+    )
+    _, chunks = stores.catalog.documents.stage_version(
+        doc,
+        scope_id=scope_id,
+        expires_at=NOW + timedelta(days=1),
+        content_hash="c" * 64,
+        source_hash=None,
+        cleaned_text="t",
+        texts=["t"],
+        make_id=chunk_id,
+        ingested_at=NOW,
+    )
+    stores.index.upsert(
+        [
+            VectorRow(
+                id=chunks[0][0],
+                vector=_vector(1),
+                document_id="pdf:p.pdf",
+                source="pdf",
+                source_version=1,
+                scope_id=scope_id,
+                classification="internal",
+                expires_at=int((NOW + timedelta(days=1)).timestamp()),
+                title="p",
+                uri="u",
+                text="t",
+            )
+        ]
+    )
     report = check_consistency(stores.catalog, stores.index, now=NOW)
     assert report.pending_vectors.count == 1 and report.orphan_vectors.count == 0 and report.agrees
 
 
 def test_iter_vectors_pages_past_one_batch(sqlite_stores):
-    rows = [{"id": i - 3, "vector": _vector(i), "document_id": "d", "source": "pdf", "source_version": 1,
-             "scope_id": 1, "classification": "x", "expires_at": 1, "title": "t", "uri": "u", "text": "x"}
-            for i in range(25)]
+    rows = [
+        {
+            "id": i - 3,
+            "vector": _vector(i),
+            "document_id": "d",
+            "source": "pdf",
+            "source_version": 1,
+            "scope_id": 1,
+            "classification": "x",
+            "expires_at": 1,
+            "title": "t",
+            "uri": "u",
+            "text": "x",
+        }
+        for i in range(25)
+    ]
     sqlite_stores.index.upsert([VectorRow(**r) for r in rows])
     assert sorted(r["id"] for r in iter_vectors(sqlite_stores.index, ["scope_id"], batch_size=7)) == list(range(-3, 22))
 
 
 # -- snapshot ---------------------------------------------------------------------------------
 def _item(doc_id: str, fp: str) -> SourceItem:
-    return SourceItem(source="pdf", path=Path(doc_id), rel_path=doc_id, document_id=doc_id,
-                      fingerprint=lambda: fp, parse=lambda: Parsed(elements=[]), facts={"source": "pdf"})
+    return SourceItem(
+        source="pdf",
+        path=Path(doc_id),
+        rel_path=doc_id,
+        document_id=doc_id,
+        fingerprint=lambda: fp,
+        parse=lambda: Parsed(elements=[]),
+        facts={"source": "pdf"},
+    )
 
 
 def test_snapshot_classifies_without_parsing(sqlite_stores, tmp_path):
@@ -129,7 +226,11 @@ def test_snapshot_classifies_without_parsing(sqlite_stores, tmp_path):
     snap = take_snapshot(sqlite_stores.catalog, items, load_manifest(tmp_path, "src"))
     assert snap.counts() == {"items": 3, "new": 1, "changed": 1, "unchanged": 1, "deleted": 1}
     assert (snap.new, snap.changed, snap.unchanged, snap.deleted) == (
-        ["pdf:brand-new.pdf"], ["pdf:edit.pdf"], ["pdf:same.pdf"], ["pdf:removed.pdf"])
+        ["pdf:brand-new.pdf"],
+        ["pdf:edit.pdf"],
+        ["pdf:same.pdf"],
+        ["pdf:removed.pdf"],
+    )
     assert load_manifest(tmp_path, "never") == []
     with pytest.raises(ValueError):
         manifest_path(tmp_path, "../escape")
@@ -150,13 +251,20 @@ retention:
 def _text_item(rel: str, text: str) -> SourceItem:
     from ingest.sources.base import TextBlock
 
-    return SourceItem(source="pdf", path=Path(rel), rel_path=rel, document_id=f"pdf:{rel}",
-                      fingerprint=lambda: "fp-" + text, parse=lambda: Parsed(elements=[TextBlock(text)], title=rel),
-                      facts={"source": "pdf", "path": rel})
+    return SourceItem(
+        source="pdf",
+        path=Path(rel),
+        rel_path=rel,
+        document_id=f"pdf:{rel}",
+        fingerprint=lambda: "fp-" + text,
+        parse=lambda: Parsed(elements=[TextBlock(text)], title=rel),
+        facts={"source": "pdf", "path": rel},
+    )
 
 
-def test_permission_sync_rewrites_scopes_without_embedding(sqlite_stores, embedder, make_ingestor, make_retriever,
-                                                          tmp_path):
+def test_permission_sync_rewrites_scopes_without_embedding(
+    sqlite_stores, embedder, make_ingestor, make_retriever, tmp_path
+):
     from governance.policy import load_policy
     from ingest.pipeline.permission_sync import sync_permissions
 
@@ -164,8 +272,10 @@ def test_permission_sync_rewrites_scopes_without_embedding(sqlite_stores, embedd
     path = tmp_path / "policy.yaml"
     path.write_text(POLICY.format(group="group:staff", keep="30d"))
     stores.policy = load_policy(path)
-    items = [_text_item("handbook/leave.pdf", "Every employee receives 27 days of paid annual leave."),
-             _text_item("unfiled/draft.pdf", "A draft no rule covers.")]
+    items = [
+        _text_item("handbook/leave.pdf", "Every employee receives 27 days of paid annual leave."),
+        _text_item("unfiled/draft.pdf", "A draft no rule covers."),
+    ]
     ingestor = make_ingestor(stores, embedder)
     assert ingestor.ingest_items(items).new == 1
     retriever = make_retriever(stores, embedder)

@@ -28,9 +28,13 @@ def drop(tmp_path: Path):
     policy.write_text(POLICY)
     settings = embedded_settings(tmp_path, policy=policy, collection="dagster_perm")
     resources = {
-        "stores": GovragStoresResource(home=str(settings.home), database_url=settings.database_url,
-                                       milvus_uri=settings.milvus_uri, policy=str(policy),
-                                       collection=settings.collection),
+        "stores": GovragStoresResource(
+            home=str(settings.home),
+            database_url=settings.database_url,
+            milvus_uri=settings.milvus_uri,
+            policy=str(policy),
+            collection=settings.collection,
+        ),
         "embedder": EmbedderResource(kind="local", batch_size=64),
         "drop_folder": DropFolderResource(drop_dir=str(tmp_path / "drop"), settle_seconds=0),
     }
@@ -42,23 +46,28 @@ def _materialize(drop, key: str, selection: list, config: dict | None = None) ->
     _, _, resources, instance = drop
     instance.add_dynamic_partitions("sources", [key])
     run_config = {"ops": {a.key.to_user_string(): {"config": config} for a in selection}} if config else None
-    return dg.materialize(ASSETS, resources=resources, partition_key=key, instance=instance,
-                          selection=selection, run_config=run_config)
+    return dg.materialize(
+        ASSETS, resources=resources, partition_key=key, instance=instance, selection=selection, run_config=run_config
+    )
 
 
 def _reads(settings: Settings, embedder, user: User, phrase: str) -> set[str]:
     stores = Stores.open(settings)
     try:
-        return {h.document_id for h in Retriever(stores, lambda: embedder).search(user, phrase, k=10)
-                if phrase in h.text}
+        return {
+            h.document_id for h in Retriever(stores, lambda: embedder).search(user, phrase, k=10) if phrase in h.text
+        }
     finally:
         stores.close()
 
 
 def test_dagster_prunes_a_full_export_when_its_run_config_says_so(drop, embedder) -> None:
     root, settings, _, _ = drop
-    slack_export(root / "drop" / "acme-nov", [conv("C1", "general", "public", ["U1", "U3"], GENERAL),
-                                             conv("C2", "random", "public", ["U1", "U3"], SECRET)], at=0)
+    slack_export(
+        root / "drop" / "acme-nov",
+        [conv("C1", "general", "public", ["U1", "U3"], GENERAL), conv("C2", "random", "public", ["U1", "U3"], SECRET)],
+        at=0,
+    )
     _materialize(drop, "acme-nov", [indexed_chunks])
     assert _reads(settings, embedder, CAROL, SECRET)
     slack_export(root / "drop" / "acme-dec", [conv("C1", "general", "public", ["U1", "U3"], GENERAL)], at=DAY)
@@ -86,8 +95,11 @@ def test_dagster_permission_sync_of_an_older_partition_changes_nothing(drop, emb
 def test_policy_sources_rule_marks_exports_full_for_the_sensor_runs(drop, embedder) -> None:
     root, settings, _, _ = drop
     Path(settings.policy).write_text(POLICY + 'sources:\n  - match: {path: "**/acme-*"}\n    full_export: true\n')
-    slack_export(root / "drop" / "acme-nov", [conv("C1", "general", "public", ["U1", "U3"], GENERAL),
-                                             conv("C2", "random", "public", ["U1", "U3"], SECRET)], at=0)
+    slack_export(
+        root / "drop" / "acme-nov",
+        [conv("C1", "general", "public", ["U1", "U3"], GENERAL), conv("C2", "random", "public", ["U1", "U3"], SECRET)],
+        at=0,
+    )
     _materialize(drop, "acme-nov", [indexed_chunks])
     slack_export(root / "drop" / "acme-dec", [conv("C1", "general", "public", ["U1", "U3"], GENERAL)], at=DAY)
     _materialize(drop, "acme-dec", [indexed_chunks])  # no run config: the policy says it is full

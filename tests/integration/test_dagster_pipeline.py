@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,10 +14,9 @@ from dagster_project.defs.assets import all_assets, expired_purge, indexed_chunk
 from dagster_project.defs.checks import AGREE, NO_EXPIRED, SCOPED, SECRETS, all_checks
 from dagster_project.defs.resources import DropFolderResource, EmbedderResource, GovragStoresResource
 from governance.catalog.models import Document
-from governance.vector_index import all_rows_filter
 from governance.settings import Settings
 from governance.stores import Stores
-from governance.vector_index import VectorRow, document_filter
+from governance.vector_index import VectorRow, all_rows_filter, document_filter
 from testsupport.store_settings import embedded_settings
 
 GRAPH = [*all_assets, *all_checks]
@@ -30,9 +29,13 @@ def _settings(root: Path) -> Settings:
 
 def _resources(root: Path, settings: Settings) -> dict:
     return {
-        "stores": GovragStoresResource(home=str(settings.home), database_url=settings.database_url,
-                                       milvus_uri=settings.milvus_uri, policy=str(settings.policy),
-                                       collection=settings.collection),
+        "stores": GovragStoresResource(
+            home=str(settings.home),
+            database_url=settings.database_url,
+            milvus_uri=settings.milvus_uri,
+            policy=str(settings.policy),
+            collection=settings.collection,
+        ),
         "embedder": EmbedderResource(kind="local", batch_size=64),
         "drop_folder": DropFolderResource(drop_dir=str(root / "drop"), settle_seconds=0),
     }
@@ -63,14 +66,25 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory):
 
 
 def _run(p, selection=None, raise_on_error=False, partition_key: str | None = KEY) -> dg.ExecuteInProcessResult:
-    return dg.materialize(GRAPH, resources=p.resources, partition_key=partition_key, instance=p.instance,
-                          selection=selection, raise_on_error=raise_on_error)
+    return dg.materialize(
+        GRAPH,
+        resources=p.resources,
+        partition_key=partition_key,
+        instance=p.instance,
+        selection=selection,
+        raise_on_error=raise_on_error,
+    )
 
 
 def test_definitions_load_with_every_job_schedule_and_sensor():
     repo = defs.get_repository_def()
-    assert {j.name for j in repo.get_all_jobs()} >= {"ingest", "sync_permissions", "purge_expired",
-                                                     "right_to_be_forgotten", "doctor"}
+    assert {j.name for j in repo.get_all_jobs()} >= {
+        "ingest",
+        "sync_permissions",
+        "purge_expired",
+        "right_to_be_forgotten",
+        "doctor",
+    }
     assert {s.name for s in repo.schedule_defs} == {"purge_expired_daily", "doctor_daily", "permission_sync_hourly"}
     assert {s.name for s in repo.sensor_defs} == {"drop_folder_sensor"}
     keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}
@@ -94,7 +108,9 @@ def test_materialize_whole_graph_then_search(pipeline, embedder, make_retriever)
     stores = Stores.open(pipeline.settings)
     try:
         retriever = make_retriever(stores, embedder)
-        finance = retriever.search({"sub": "f", "email": "f@x.com", "groups": ["finance"]}, "third quarter revenue", k=3)
+        finance = retriever.search(
+            {"sub": "f", "email": "f@x.com", "groups": ["finance"]}, "third quarter revenue", k=3
+        )
         assert finance and finance[0].document_id == "pdf:finance/q3-revenue-report.pdf"
         eng = retriever.search({"sub": "e", "email": "e@x.com", "groups": ["eng"]}, "third quarter revenue", k=10)
         assert eng and all(not h.document_id.startswith("pdf:finance/") for h in eng)
@@ -112,8 +128,19 @@ def test_rematerialize_embeds_nothing(pipeline):
 
 def _plant_row(stores: Stores, **changes) -> int:
     [cid] = [r["id"] for r in stores.index.query(all_rows_filter(), ["id"], limit=1)]
-    fields = ["id", "vector", "document_id", "source", "source_version", "scope_id", "classification",
-              "expires_at", "title", "uri", "text"]
+    fields = [
+        "id",
+        "vector",
+        "document_id",
+        "source",
+        "source_version",
+        "scope_id",
+        "classification",
+        "expires_at",
+        "title",
+        "uri",
+        "text",
+    ]
     row = {**stores.index.get([cid], fields)[0], **changes}
     stores.index.upsert([VectorRow(**row)])
     return int(row["id"])
@@ -160,7 +187,7 @@ def test_blocking_check_stops_downstream_permission_sync(pipeline):
 
 
 def test_sweep_check_fails_on_a_planted_expired_chunk_and_purge_removes_expired(pipeline):
-    past = datetime.now(timezone.utc) - timedelta(days=1)
+    past = datetime.now(UTC) - timedelta(days=1)
     stores = Stores.open(pipeline.settings)
     try:
         # An expired vector the catalog does not know: the sweep cannot see it, the check must.
@@ -182,8 +209,7 @@ def test_sweep_check_fails_on_a_planted_expired_chunk_and_purge_removes_expired(
         stores.catalog.holds.add_hold("document", held_id, "litigation", "test")
     finally:
         stores.close()
-    result = _run(pipeline, selection=dg.AssetSelection.assets(expired_purge), raise_on_error=True,
-                  partition_key=None)
+    result = _run(pipeline, selection=dg.AssetSelection.assets(expired_purge), raise_on_error=True, partition_key=None)
     meta = _metadata(result, "expired_purge")
     assert meta["documents_purged"] == 1 and meta["vectors_deleted"] >= 1 and meta["document_ids"] == [doc_id]
     assert meta["held"] == 1 and list(meta["held_by"]) == [held_id]
@@ -211,8 +237,9 @@ def test_doctor_job_reports_consistency(pipeline):
     finally:
         stores.close()
     try:
-        bad = job.execute_in_process(resources={"stores": pipeline.resources["stores"]}, instance=pipeline.instance,
-                                     raise_on_error=False)
+        bad = job.execute_in_process(
+            resources={"stores": pipeline.resources["stores"]}, instance=pipeline.instance, raise_on_error=False
+        )
         assert not bad.success
         failure = [e for e in bad.all_events if e.event_type_value == "STEP_FAILURE"][0]
         assert "orphan_vectors" in failure.event_specific_data.error.message

@@ -97,7 +97,9 @@ def test_duplicate_names(tmp_path: Path) -> None:
     # also names that collide on a case-insensitive disk
     _refused(_zip(tmp_path / "c.zip", [("Users.json", "[]")]), "duplicate_name", tmp_path)
     # and a name that is both a file and a folder
-    _refused(_zip(tmp_path / "f.zip", [("general", "x"), ("general/2026-01-01.json", "[]")]), "duplicate_name", tmp_path)
+    _refused(
+        _zip(tmp_path / "f.zip", [("general", "x"), ("general/2026-01-01.json", "[]")]), "duplicate_name", tmp_path
+    )
 
 
 def test_non_utf8_name(tmp_path: Path) -> None:
@@ -144,8 +146,8 @@ def test_leftover_extractions_of_dead_processes_and_old_versions_are_cleaned(tmp
 
     work = tmp_path / "work"
     mine = extract_zip(small_slack_export(tmp_path / "exp", as_zip=True), dest_root=work)
-    dead = work / f"{'a' * 64}.999999999.0123abcd"   # a pid that cannot run
-    legacy = work / ("b" * 64)                          # an earlier version's shared extraction
+    dead = work / f"{'a' * 64}.999999999.0123abcd"  # a pid that cannot run
+    legacy = work / ("b" * 64)  # an earlier version's shared extraction
     for folder in (dead, legacy):
         folder.mkdir(parents=True)
         (folder / "channels.json").write_text("secret")
@@ -181,8 +183,9 @@ def test_hostile_confluence_xml_zip(tmp_path: Path) -> None:
         list(confluence.discover(z, policy=Policy()))
 
 
-def test_hostile_archive_in_a_pipeline_run_is_quarantined_and_the_run_goes_on(tmp_path: Path, sqlite_stores, embedder,
-                                                                               sample_corpus, make_ingestor) -> None:
+def test_hostile_archive_in_a_pipeline_run_is_quarantined_and_the_run_goes_on(
+    tmp_path: Path, sqlite_stores, embedder, sample_corpus, make_ingestor
+) -> None:
 
     z = _zip(tmp_path / "t.zip", [("../evil.txt", "x")])
     summary = make_ingestor(sqlite_stores, embedder).ingest_paths([z, sample_corpus])
@@ -192,8 +195,9 @@ def test_hostile_archive_in_a_pipeline_run_is_quarantined_and_the_run_goes_on(tm
     assert any(q["path"] == str(z) for q in sqlite_stores.catalog.runs.quarantined())
 
 
-def test_a_missing_path_stops_the_run_before_anything_happens(tmp_path: Path, sqlite_stores, embedder,
-                                                              make_ingestor) -> None:
+def test_a_missing_path_stops_the_run_before_anything_happens(
+    tmp_path: Path, sqlite_stores, embedder, make_ingestor
+) -> None:
 
     with pytest.raises(SourceError) as exc:
         make_ingestor(sqlite_stores, embedder).ingest_paths([tmp_path / "nope.zip"])

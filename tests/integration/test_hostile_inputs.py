@@ -24,8 +24,8 @@ from retrieval.search import Retriever
 from testsupport.hostile_inputs import (
     GENERATORS,
     MARKER,
-    SLOW_CASES,
     POLICY_YAML,
+    SLOW_CASES,
     TEST,
     Hostile,
     good_pdf,
@@ -102,12 +102,15 @@ def _check_scope(stores, embedder, case: Hostile) -> None:
         return h.document_id in ids and sum(w in h.text.lower() for w in words) >= len(words) - 1
 
     if case.member is None:  # indexed, readable by nobody
-        assert any((st := stores.catalog.documents.document_state(i)) is not None and st.status == "active"
-                   for i in ids - {GOOD_ID})
+        assert any(
+            (st := stores.catalog.documents.document_state(i)) is not None and st.status == "active"
+            for i in ids - {GOOD_ID}
+        )
     else:
         hits = retriever.search(_user(case.member), case.phrase, k=10)
-        assert any(about_phrase(h) for h in hits), \
+        assert any(about_phrase(h) for h in hits), (
             f"member {case.member} does not find {case.phrase!r}: {[(h.document_id, h.text[:80]) for h in hits]}"
+        )
     for outsider in case.outsiders:
         leaked = [h.document_id for h in retriever.search(_user(outsider), case.phrase, k=10) if about_phrase(h)]
         assert not leaked, f"{outsider} without membership finds {leaked}"
@@ -135,7 +138,7 @@ def test_hostile_input(name: str, tmp_path: Path, hostile_stores, embedder, make
             assert matching, [(q.reason, q.message[:200]) for q in summary.quarantine]
             for q in matching:
                 assert case.path.name in q.message, q.message  # names the file...
-                assert q.reason and q.reason != "error", q    # ...and the problem
+                assert q.reason and q.reason != "error", q  # ...and the problem
         else:
             assert case.outcome == "ingested-safely"
             assert summary.quarantined == 0, [(q.reason, q.message[:200]) for q in summary.quarantine]
@@ -144,14 +147,16 @@ def test_hostile_input(name: str, tmp_path: Path, hostile_stores, embedder, make
     _assert_nothing_hostile_searchable(hostile_stores)
 
 
-def test_metachar_slack_scope_is_exactly_the_members(tmp_path: Path, hostile_stores, embedder, make_ingestor,
-                                                      make_retriever) -> None:
+def test_metachar_slack_scope_is_exactly_the_members(
+    tmp_path: Path, hostile_stores, embedder, make_ingestor, make_retriever
+) -> None:
     """The private channel full of metacharacters has one layer: its two active members."""
     case = write_case("slack_metachar_names", tmp_path / "corpus", TEST)
     make_ingestor(hostile_stores, embedder).ingest_paths([case.path])
     items = [i for i in make_ingestor(hostile_stores, embedder).discover(case.path) if ":G1:" in i.document_id]
-    assert items and all(i.scope.layers == (frozenset({"user:alice@corp.example", 'user:x" or true@evil.example'}),)
-                         for i in items), [i.scope for i in items]
+    assert items and all(
+        i.scope.layers == (frozenset({"user:alice@corp.example", 'user:x" or true@evil.example'}),) for i in items
+    ), [i.scope for i in items]
     retriever = make_retriever(hostile_stores, embedder)
     weird_member = User(id="x", email='x" or true@evil.example')
     assert any(h.document_id == items[0].document_id for h in retriever.search(weird_member, case.phrase, k=10))

@@ -6,8 +6,8 @@ from __future__ import annotations
 def test_torch_threads_setting_reaches_the_local_embedder(monkeypatch):
     import torch
 
-    from governance.settings import Settings
     from embedding import make_embedder
+    from governance.settings import Settings
 
     before = torch.get_num_threads()
     try:

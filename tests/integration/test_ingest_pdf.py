@@ -33,8 +33,9 @@ def _count(stores, model):
         return s.scalar(select(func.count()).select_from(model))
 
 
-def test_sample_corpus_lands_and_bad_inputs_are_quarantined_with_reasons(stores, embedder, sample_corpus,
-                                                                         make_ingestor):
+def test_sample_corpus_lands_and_bad_inputs_are_quarantined_with_reasons(
+    stores, embedder, sample_corpus, make_ingestor
+):
     summary = make_ingestor(stores, embedder).ingest_paths([sample_corpus])
     assert (summary.new, summary.quarantined, summary.documents_seen) == (5, 4, 9)
     reasons = {q.path: q.reason for q in summary.quarantine}
@@ -58,8 +59,9 @@ def test_reingest_of_the_same_files_embeds_nothing_and_changes_nothing(stores, e
     assert (stores.index.count(), _count(stores, Version), _count(stores, ChunkRow), _count(stores, Document)) == before
 
 
-def test_changed_pdf_gets_a_new_version_and_old_vectors_are_deleted(stores, embedder, sample_corpus, tmp_path,
-                                                                    make_ingestor):
+def test_changed_pdf_gets_a_new_version_and_old_vectors_are_deleted(
+    stores, embedder, sample_corpus, tmp_path, make_ingestor
+):
     from govrag.sample_corpus import DOCS, SampleDoc, _write_pdf
 
     corpus = tmp_path / "c"
@@ -68,12 +70,23 @@ def test_changed_pdf_gets_a_new_version_and_old_vectors_are_deleted(stores, embe
     ing.ingest_paths([corpus])
     old_ids = {r["id"] for r in stores.index.query('document_id == "pdf:handbook/holidays-and-leave.pdf"')}
     doc = next(d for d in DOCS if d.path.startswith("handbook/"))
-    _write_pdf(corpus / doc.path, SampleDoc(doc.path, doc.title, doc.sections + (("Sick leave", "Sick leave needs a note after three days."),)))
+    _write_pdf(
+        corpus / doc.path,
+        SampleDoc(doc.path, doc.title, doc.sections + (("Sick leave", "Sick leave needs a note after three days."),)),
+    )
     summary = ing.ingest_paths([corpus])
     assert (summary.changed, summary.unchanged) == (1, 4)
-    new_ids = {r["id"] for r in stores.index.query('document_id == "pdf:handbook/holidays-and-leave.pdf"', fields=["id", "source_version"])}
+    new_ids = {
+        r["id"]
+        for r in stores.index.query(
+            'document_id == "pdf:handbook/holidays-and-leave.pdf"', fields=["id", "source_version"]
+        )
+    }
     assert new_ids and not (new_ids & old_ids)
-    assert {r["source_version"] for r in stores.index.query('document_id == "pdf:handbook/holidays-and-leave.pdf"', fields=["source_version"])} == {2}
+    assert {
+        r["source_version"]
+        for r in stores.index.query('document_id == "pdf:handbook/holidays-and-leave.pdf"', fields=["source_version"])
+    } == {2}
     with stores.catalog.session() as s:
         assert s.get(Document, "pdf:handbook/holidays-and-leave.pdf").current_version == 2
 
@@ -82,8 +95,15 @@ def test_changed_pdf_gets_a_new_version_and_old_vectors_are_deleted(stores, embe
 def test_real_corpus_pdfs_good_ones_land_bad_ones_quarantined(sqlite_stores, embedder, corpus, tmp_path, make_ingestor):
     drop = tmp_path / "drop" / "finance"
     drop.mkdir(parents=True)
-    for name in ("layout-parser-paper-fast.pdf", "copy-protected.pdf", "r6-user-password.pdf",
-                 "libreoffice-writer-password.pdf", "loremipsum-flat.pdf", "poppler-395-0-fuzzed.pdf", "single_table.pdf"):
+    for name in (
+        "layout-parser-paper-fast.pdf",
+        "copy-protected.pdf",
+        "r6-user-password.pdf",
+        "libreoffice-writer-password.pdf",
+        "loremipsum-flat.pdf",
+        "poppler-395-0-fuzzed.pdf",
+        "single_table.pdf",
+    ):
         shutil.copy(corpus / "pdf" / name, drop / name)
     summary = make_ingestor(sqlite_stores, embedder).ingest_paths([drop.parent])
     reasons = {q.path: q.reason for q in summary.quarantine}
@@ -96,9 +116,9 @@ def test_real_corpus_pdfs_good_ones_land_bad_ones_quarantined(sqlite_stores, emb
     assert sqlite_stores.index.count() == summary.chunks_written > 5
 
 
-def test_pdf_with_a_text_layer_that_parses_to_nothing_is_an_error_not_an_empty_document(sqlite_stores, embedder,
-                                                                                        sample_corpus, monkeypatch,
-                                                                                        tmp_path, make_ingestor):
+def test_pdf_with_a_text_layer_that_parses_to_nothing_is_an_error_not_an_empty_document(
+    sqlite_stores, embedder, sample_corpus, monkeypatch, tmp_path, make_ingestor
+):
     import unstructured.partition.pdf as updf
 
     monkeypatch.setattr(updf, "partition_pdf", lambda **kw: [])  # the offline spaCy failure mode
@@ -107,8 +127,9 @@ def test_pdf_with_a_text_layer_that_parses_to_nothing_is_an_error_not_an_empty_d
     assert {q.reason for q in summary.quarantine} == {"parser_returned_nothing"}
 
 
-def test_index_failure_stops_the_run_and_the_next_run_repairs(sqlite_stores, embedder, sample_corpus, monkeypatch,
-                                                              make_ingestor):
+def test_index_failure_stops_the_run_and_the_next_run_repairs(
+    sqlite_stores, embedder, sample_corpus, monkeypatch, make_ingestor
+):
     ing = make_ingestor(sqlite_stores, embedder)
     real_upsert = sqlite_stores.index.upsert
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -20,10 +20,14 @@ from hypothesis.stateful import run_state_machine_as_test
 from testsupport.leak_fuzz_machine import FakeClock, machine_class, open_stores
 from testsupport.leak_model import DAY, SLACK_CREATED, FuzzStats
 
-
 CI_SETTINGS = settings(
-    max_examples=16, stateful_step_count=24, deadline=None, derandomize=True, database=None,
-    suppress_health_check=list(HealthCheck), print_blob=True,
+    max_examples=16,
+    stateful_step_count=24,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+    print_blob=True,
 )
 
 
@@ -41,8 +45,9 @@ def test_leak_fuzz_zero_leaks_zero_misses(tmp_path: Path, embedder, fake_clock) 
     stats = FuzzStats()
     started = time.perf_counter()
     try:
-        run_state_machine_as_test(machine_class(stores, embedder, stats, strict=True, workdir=tmp_path / "exports"),
-                                  settings=CI_SETTINGS)
+        run_state_machine_as_test(
+            machine_class(stores, embedder, stats, strict=True, workdir=tmp_path / "exports"), settings=CI_SETTINGS
+        )
     finally:
         print(f"\n{stats.line()} in {time.perf_counter() - started:.1f} s; ops {dict(sorted(stats.ops.items()))}")
         stores.close()
@@ -62,17 +67,32 @@ def _one_channel(tmp_path: Path, embedder):
 
     stores = open_stores(tmp_path)
     stores.policy = Policy.model_validate(
-        {"retention": [{"match": {"channel": "general"}, "keep_for": "90d", "from": "modified"}]})
+        {"retention": [{"match": {"channel": "general"}, "keep_for": "90d", "from": "modified"}]}
+    )
     scope = AccessScope(key="slack:T1:channel:C1", layers=[["user:alice@example.org"]])
 
     def item(doc_id: str, text: str, modified: datetime) -> SourceItem:
-        return SourceItem(source="slack", path=Path(doc_id), rel_path=doc_id, document_id=doc_id,
-                          fingerprint=lambda: f"fp:{text}", parse=lambda: Parsed(elements=[TextBlock(text)], modified_at=modified),
-                          facts={"source": "slack", "channel": "general"}, scope=scope, uri=f"x://{doc_id}",
-                          title=doc_id, modified_at=modified)
+        return SourceItem(
+            source="slack",
+            path=Path(doc_id),
+            rel_path=doc_id,
+            document_id=doc_id,
+            fingerprint=lambda: f"fp:{text}",
+            parse=lambda: Parsed(elements=[TextBlock(text)], modified_at=modified),
+            facts={"source": "slack", "channel": "general"},
+            scope=scope,
+            uri=f"x://{doc_id}",
+            title=doc_id,
+            modified_at=modified,
+        )
 
-    return stores, Ingestor(stores, lambda: embedder), Retriever(stores, lambda: embedder), item, \
-        User(id="alice", email="alice@example.org")
+    return (
+        stores,
+        Ingestor(stores, lambda: embedder),
+        Retriever(stores, lambda: embedder),
+        item,
+        User(id="alice", email="alice@example.org"),
+    )
 
 
 def test_changed_text_past_retention_does_not_keep_old_version_searchable(tmp_path: Path, embedder) -> None:
@@ -87,8 +107,10 @@ def test_changed_text_past_retention_does_not_keep_old_version_searchable(tmp_pa
 
     stores, ingestor, retriever, item, alice = _one_channel(tmp_path, embedder)
     try:
-        now = datetime.now(timezone.utc)
-        first = ingestor.ingest_items([item("slack:T1:C1:t1", "deleted reply with the salary figures", now - timedelta(days=89))])
+        now = datetime.now(UTC)
+        first = ingestor.ingest_items(
+            [item("slack:T1:C1:t1", "deleted reply with the salary figures", now - timedelta(days=89))]
+        )
         assert first.new == 1
         assert [h.document_id for h in retriever.search(alice, "salary figures", k=5)] == ["slack:T1:C1:t1"]
         second = ingestor.ingest_items([item("slack:T1:C1:t1", "thread opener only", now - timedelta(days=91))])
@@ -110,8 +132,15 @@ def test_document_is_found_until_its_expiry_not_a_second_before(tmp_path: Path, 
     stores, ingestor, retriever, item, alice = _one_channel(tmp_path, embedder)
     try:
         expiry = int(time.time()) + 3 * DAY + 0.5
-        ingestor.ingest_items([item("slack:T1:C1:t2", "quarterly roadmap draft",
-                                    datetime.fromtimestamp(expiry, timezone.utc) - timedelta(days=90))])
+        ingestor.ingest_items(
+            [
+                item(
+                    "slack:T1:C1:t2",
+                    "quarterly roadmap draft",
+                    datetime.fromtimestamp(expiry, UTC) - timedelta(days=90),
+                )
+            ]
+        )
         found = {}
         for before in (1.5, 0.75, 0.25):
             fake_clock.epoch = expiry - before  # type: ignore[assignment]
@@ -128,16 +157,29 @@ def _private_channel_export(root: Path, serial: int, *, ann_active: bool, days: 
     ``serial`` is newer than every smaller one (users' ``updated``)."""
     path = root / f"export-{serial}"
     (path / "secret").mkdir(parents=True)
-    (path / "users.json").write_text(json.dumps([{
-        "id": "U1", "team_id": "TX", "name": "ann", "deleted": not ann_active, "updated": 1_750_000_000 + 1000 * serial,
-        "profile": {"display_name": "ann", "email": "ann@example.org"}}]))
+    (path / "users.json").write_text(
+        json.dumps(
+            [
+                {
+                    "id": "U1",
+                    "team_id": "TX",
+                    "name": "ann",
+                    "deleted": not ann_active,
+                    "updated": 1_750_000_000 + 1000 * serial,
+                    "profile": {"display_name": "ann", "email": "ann@example.org"},
+                }
+            ]
+        )
+    )
     (path / "team_info.json").write_text(json.dumps({"team": {"id": "TX", "name": "x"}}))
     (path / "channels.json").write_text("[]")
-    (path / "groups.json").write_text(json.dumps([{"id": "G1", "name": "secret", "created": SLACK_CREATED,
-                                                   "is_private": True, "members": ["U1"]}]))
+    (path / "groups.json").write_text(
+        json.dumps([{"id": "G1", "name": "secret", "created": SLACK_CREATED, "is_private": True, "members": ["U1"]}])
+    )
     if days:
-        (path / "secret" / "2024-01-02.json").write_text(json.dumps([
-            {"type": "message", "user": "U1", "text": "amber apple zqka", "ts": "1704160800.000100"}]))
+        (path / "secret" / "2024-01-02.json").write_text(
+            json.dumps([{"type": "message", "user": "U1", "text": "amber apple zqka", "ts": "1704160800.000100"}])
+        )
     return path
 
 

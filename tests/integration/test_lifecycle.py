@@ -4,7 +4,7 @@ right to be forgotten."""
 from __future__ import annotations
 
 import shutil
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,8 @@ from governance import audit
 from governance.catalog.models import ChunkRow, Document, Version
 from governance.contracts import AccessScope
 from governance.identity import User
-from governance.purge import purge_documents, select as select_docs
+from governance.purge import purge_documents
+from governance.purge import select as select_docs
 from governance.vector_index import VectorRow
 from ingest.pipeline.erasure import forget_subject
 from ingest.sources.base import Parsed, SourceItem, TextBlock
@@ -25,13 +26,26 @@ ENG = AccessScope(key="t:eng", layers=[["group:eng"]])
 
 def _thread(doc_id: str, messages: list[tuple[str, str]], owner: str | None = None) -> SourceItem:
     """A Slack-like document: one block per (author principal, text)."""
+
     def parse() -> Parsed:
-        return Parsed(elements=[TextBlock(f"thread {doc_id}", category="Title")]
-                      + [TextBlock(text, govrag_author=author) for author, text in messages],
-                      title=doc_id, owner=owner)
-    return SourceItem(source="slack", path=Path("/export") / doc_id, rel_path=doc_id, document_id=doc_id,
-                      fingerprint=lambda: str(hash((doc_id, tuple(messages)))), parse=parse,
-                      facts={"source": "slack"}, scope=ENG, origin="slack:T1")
+        return Parsed(
+            elements=[TextBlock(f"thread {doc_id}", category="Title")]
+            + [TextBlock(text, govrag_author=author) for author, text in messages],
+            title=doc_id,
+            owner=owner,
+        )
+
+    return SourceItem(
+        source="slack",
+        path=Path("/export") / doc_id,
+        rel_path=doc_id,
+        document_id=doc_id,
+        fingerprint=lambda: str(hash((doc_id, tuple(messages)))),
+        parse=parse,
+        facts={"source": "slack"},
+        scope=ENG,
+        origin="slack:T1",
+    )
 
 
 def _texts(stores) -> list[str]:
@@ -44,7 +58,7 @@ def _texts(stores) -> list[str]:
 
 def _expire(stores, doc_id: str) -> None:
     with stores.catalog.session() as s:
-        s.get(Document, doc_id).expires_at = datetime.now(timezone.utc) - timedelta(days=1)
+        s.get(Document, doc_id).expires_at = datetime.now(UTC) - timedelta(days=1)
 
 
 @pytest.fixture
@@ -56,8 +70,13 @@ def indexed(stores, embedder, sample_corpus, make_ingestor):
 def test_purge_expired_removes_vectors_and_text_and_keeps_a_tombstone(indexed):
     doc = "pdf:engineering/deploy-runbook.pdf"
     _expire(indexed, doc)
-    report = purge_documents(indexed.catalog, indexed.index, select_docs(indexed.catalog, expired=True),
-                             reason="expired", selector={"expired": True})
+    report = purge_documents(
+        indexed.catalog,
+        indexed.index,
+        select_docs(indexed.catalog, expired=True),
+        reason="expired",
+        selector={"expired": True},
+    )
     assert report.documents == [doc] and report.vectors_deleted > 0 and report.verified
     assert indexed.index.ids_of_document(doc) == []  # verified by query, not by search
     with indexed.catalog.session() as s:
@@ -65,16 +84,27 @@ def test_purge_expired_removes_vectors_and_text_and_keeps_a_tombstone(indexed):
         assert (row.status, row.status_reason) == ("purged", "expired")
         versions = list(s.scalars(select(Version).where(Version.document_id == doc)))
         assert versions and all(v.cleaned_text is None and len(v.content_hash) == 64 for v in versions)
-    again = purge_documents(indexed.catalog, indexed.index, select_docs(indexed.catalog, expired=True),
-                            reason="expired", selector={"expired": True})
+    again = purge_documents(
+        indexed.catalog,
+        indexed.index,
+        select_docs(indexed.catalog, expired=True),
+        reason="expired",
+        selector={"expired": True},
+    )
     assert again.documents == [] and again.vectors_deleted == 0
     assert audit.events(indexed.catalog, kind="purge", limit=1)[0]["payload"]["documents"] == [doc]
 
 
 def test_dry_run_changes_nothing(indexed):
     before = indexed.index.count()
-    report = purge_documents(indexed.catalog, indexed.index, select_docs(indexed.catalog, source="pdf"),
-                             reason="x", selector={"source": "pdf"}, dry_run=True)
+    report = purge_documents(
+        indexed.catalog,
+        indexed.index,
+        select_docs(indexed.catalog, source="pdf"),
+        reason="x",
+        selector={"source": "pdf"},
+        dry_run=True,
+    )
     assert len(report.documents) == 5 and indexed.index.count() == before
 
 
@@ -83,25 +113,39 @@ def test_held_documents_are_never_purged_but_reported(indexed, embedder, kind, v
     doc = "pdf:engineering/deploy-runbook.pdf"
     indexed.catalog.holds.add_hold(kind, value, "litigation 2026-17", actor="test")
     _expire(indexed, doc)
-    report = purge_documents(indexed.catalog, indexed.index, select_docs(indexed.catalog, expired=True),
-                             reason="expired", selector={"expired": True})
+    report = purge_documents(
+        indexed.catalog,
+        indexed.index,
+        select_docs(indexed.catalog, expired=True),
+        reason="expired",
+        selector={"expired": True},
+    )
     assert report.documents == [] and report.held == {doc: f"{kind}:{value}"}
     assert indexed.index.ids_of_document(doc)
     # Held, but still obeys the rules: expired chunks never show up in search.
-    assert doc not in {h.document_id for h in make_retriever(indexed, embedder).search(BOB, "granite-otter rollback", k=10)}
+    assert doc not in {
+        h.document_id for h in make_retriever(indexed, embedder).search(BOB, "granite-otter rollback", k=10)
+    }
     indexed.catalog.holds.remove_hold(kind, value)
-    assert purge_documents(indexed.catalog, indexed.index, select_docs(indexed.catalog, expired=True),
-                           reason="expired", selector={}).documents == [doc]
+    assert purge_documents(
+        indexed.catalog, indexed.index, select_docs(indexed.catalog, expired=True), reason="expired", selector={}
+    ).documents == [doc]
 
 
 def test_purge_by_source_takes_every_document_of_it(indexed):
-    report = purge_documents(indexed.catalog, indexed.index, select_docs(indexed.catalog, source="pdf"),
-                             reason="source", selector={"source": "pdf"})
+    report = purge_documents(
+        indexed.catalog,
+        indexed.index,
+        select_docs(indexed.catalog, source="pdf"),
+        reason="source",
+        selector={"source": "pdf"},
+    )
     assert len(report.documents) == 5 and indexed.index.count() == 0
 
 
-def test_prune_tombstones_documents_gone_from_a_full_export(stores, embedder, sample_corpus, tmp_path, make_ingestor,
-                                                            make_retriever):
+def test_prune_tombstones_documents_gone_from_a_full_export(
+    stores, embedder, sample_corpus, tmp_path, make_ingestor, make_retriever
+):
     corpus = tmp_path / "c"
     shutil.copytree(sample_corpus, corpus)
     ing = make_ingestor(stores, embedder)
@@ -115,26 +159,38 @@ def test_prune_tombstones_documents_gone_from_a_full_export(stores, embedder, sa
     assert "pdf:engineering/deploy-runbook.pdf" not in {h.document_id for h in hits}
 
 
-def test_document_no_rule_covers_any_more_is_taken_out_of_search(stores, embedder, sample_corpus, tmp_path,
-                                                                 make_ingestor, make_retriever):
+def test_document_no_rule_covers_any_more_is_taken_out_of_search(
+    stores, embedder, sample_corpus, tmp_path, make_ingestor, make_retriever
+):
     from governance.policy import load_policy
 
     make_ingestor(stores, embedder).ingest_paths([sample_corpus])
     narrowed = tmp_path / "p.yaml"
-    narrowed.write_text(Path(stores.settings.policy).read_text().replace('path: "engineering/**"', 'path: "eng-archive/**"'))
+    narrowed.write_text(
+        Path(stores.settings.policy).read_text().replace('path: "engineering/**"', 'path: "eng-archive/**"')
+    )
     stores.policy = load_policy(narrowed)
     summary = make_ingestor(stores, embedder).ingest_paths([sample_corpus])
     assert summary.tombstoned == 2
-    assert make_retriever(stores, embedder).search(BOB, "granite-otter rollback",
-    k=10)[0].document_id.startswith("pdf:handbook/")
+    assert (
+        make_retriever(stores, embedder)
+        .search(BOB, "granite-otter rollback", k=10)[0]
+        .document_id.startswith("pdf:handbook/")
+    )
 
 
-def test_right_to_be_forgotten_removes_their_words_everywhere_and_keeps_the_rest(sqlite_stores, embedder,
-                                                                                 make_ingestor, make_retriever):
+def test_right_to_be_forgotten_removes_their_words_everywhere_and_keeps_the_rest(
+    sqlite_stores, embedder, make_ingestor, make_retriever
+):
     jane, joe = "user:jane@example.com", "user:joe@example.com"
     items = [
-        _thread("slack:T1:C1:1", [(joe, "Joe asks about the cerulean-mongoose rollout."),
-                                  (jane, "Jane says the vermilion-pelican password is in the vault.")]),
+        _thread(
+            "slack:T1:C1:1",
+            [
+                (joe, "Joe asks about the cerulean-mongoose rollout."),
+                (jane, "Jane says the vermilion-pelican password is in the vault."),
+            ],
+        ),
         _thread("slack:T1:C1:2", [(jane, "Jane's own thread about the saffron-iguana offsite.")], owner=jane),
         _thread("slack:T1:C1:3", [(joe, "Joe alone on the teal-armadillo migration.")]),
     ]
@@ -150,8 +206,15 @@ def test_right_to_be_forgotten_removes_their_words_everywhere_and_keeps_the_rest
     # The unchanged export comes round again: her words do not come back.
     again = ing.ingest_items(items)
     assert again.new == 0 and not any("vermilion-pelican" in t for t in _texts(sqlite_stores))
-    changed = [_thread("slack:T1:C1:1", [(joe, "Joe asks about the cerulean-mongoose rollout, take two."),
-                                         (jane, "Jane again: vermilion-pelican.")])]
+    changed = [
+        _thread(
+            "slack:T1:C1:1",
+            [
+                (joe, "Joe asks about the cerulean-mongoose rollout, take two."),
+                (jane, "Jane again: vermilion-pelican."),
+            ],
+        )
+    ]
     ing.ingest_items(changed)
     assert not any("vermilion-pelican" in t for t in _texts(sqlite_stores))
 
@@ -170,8 +233,22 @@ def test_doctor_finds_and_repairs_orphan_missing_and_stale_vectors(indexed, embe
     from ingest.pipeline.doctor import doctor
 
     ing = make_ingestor(indexed, embedder)
-    rows = indexed.index.query("id >= 0", fields=["id", "vector", "document_id", "source", "source_version",
-                                                  "scope_id", "classification", "expires_at", "title", "uri", "text"])
+    rows = indexed.index.query(
+        "id >= 0",
+        fields=[
+            "id",
+            "vector",
+            "document_id",
+            "source",
+            "source_version",
+            "scope_id",
+            "classification",
+            "expires_at",
+            "title",
+            "uri",
+            "text",
+        ],
+    )
     orphan = {**rows[0], "id": 424242, "document_id": "pdf:ghost.pdf"}
     stale = {**rows[1], "scope_id": 999}
     indexed.index.upsert([VectorRow(**orphan), VectorRow(**stale)])
@@ -185,9 +262,11 @@ def test_doctor_finds_and_repairs_orphan_missing_and_stale_vectors(indexed, embe
 
 def _expire_vectors(stores, doc_id: str) -> list[dict]:
     """Give the document's vectors a past ``expires_at`` too (as a retention sweep would see them)."""
-    rows = stores.index.rows_of_documents([doc_id], ("vector", "document_id", "source", "source_version", "scope_id",
-                                                     "classification", "title", "uri", "text"))
-    past = int((datetime.now(timezone.utc) - timedelta(days=1)).timestamp())
+    rows = stores.index.rows_of_documents(
+        [doc_id],
+        ("vector", "document_id", "source", "source_version", "scope_id", "classification", "title", "uri", "text"),
+    )
+    past = int((datetime.now(UTC) - timedelta(days=1)).timestamp())
     rows = [{**r, "expires_at": past} for r in rows]
     stores.index.upsert([VectorRow(**r) for r in rows])
     return rows
@@ -213,24 +292,35 @@ def test_the_expired_sweep_leaves_held_documents_vectors_alone(indexed):
         _expire(indexed, doc)
         _expire_vectors(indexed, doc)
     indexed.catalog.holds.add_hold("document", held, "litigation", actor="test")
-    report = purge_documents(indexed.catalog, indexed.index, select_docs(indexed.catalog, expired=True),
-                             reason="expired", selector={"expired": True})
+    report = purge_documents(
+        indexed.catalog,
+        indexed.index,
+        select_docs(indexed.catalog, expired=True),
+        reason="expired",
+        selector={"expired": True},
+    )
     assert report.documents == [gone] and report.verified and held in report.held
     assert indexed.index.ids_of_document(held) and not indexed.index.ids_of_document(gone)
 
 
-def test_erasure_leaves_no_identifier_of_the_subject_in_the_catalog_but_the_kept_records(sqlite_stores, embedder,
-                                                                                         make_ingestor):
+def test_erasure_leaves_no_identifier_of_the_subject_in_the_catalog_but_the_kept_records(
+    sqlite_stores, embedder, make_ingestor
+):
     """After ``purge --subject``, her email is only in the forgotten-subjects record and the
     audit log (both documented as kept), not in documents, contributors, versions or chunks."""
     from sqlalchemy import inspect, text
 
     jane, joe = "user:jane@example.com", "user:joe@example.com"
     ing = make_ingestor(sqlite_stores, embedder)
-    ing.ingest_items([
-        _thread("slack:T1:C1:1", [(joe, "Joe asks about the cobalt-heron rollout."), (jane, "Jane answers for jane@example.com.")]),
-        _thread("slack:T1:C1:2", [(jane, "Jane's own thread, signed jane@example.com.")], owner=jane),
-    ])
+    ing.ingest_items(
+        [
+            _thread(
+                "slack:T1:C1:1",
+                [(joe, "Joe asks about the cobalt-heron rollout."), (jane, "Jane answers for jane@example.com.")],
+            ),
+            _thread("slack:T1:C1:2", [(jane, "Jane's own thread, signed jane@example.com.")], owner=jane),
+        ]
+    )
     forget_subject(ing, jane)
     kept = {"forgotten_subjects", "audit_events", "audit_head", "alembic_version"}
     found = []
@@ -258,8 +348,14 @@ def test_a_hold_committed_while_a_purge_runs_wins(sqlite_stores, embedder, monke
         if done == 1:
             sqlite_stores.catalog.holds.add_hold("document", targets[-1], "court order", actor="test")
 
-    report = purge.purge_documents(sqlite_stores.catalog, sqlite_stores.index, targets, reason="test",
-                                   selector={"document": "all"}, progress=hold_the_last)
+    report = purge.purge_documents(
+        sqlite_stores.catalog,
+        sqlite_stores.index,
+        targets,
+        reason="test",
+        selector={"document": "all"},
+        progress=hold_the_last,
+    )
     assert report.documents == targets[:-1] and report.held == {targets[-1]: f"document:{targets[-1]}"}
     assert sqlite_stores.catalog.documents.document_state(targets[-1]).status == "active"
     assert sqlite_stores.index.ids_of_document(targets[-1]) != []
@@ -271,15 +367,21 @@ def test_a_hold_on_a_purged_document_is_refused(sqlite_stores, embedder, make_in
 
     ing = make_ingestor(sqlite_stores, embedder)
     ing.ingest_items([_thread("slack:T1:C3:1", [("user:joe@example.com", "Joe on the amber topic.")])])
-    purge.purge_documents(sqlite_stores.catalog, sqlite_stores.index, ["slack:T1:C3:1"], reason="test",
-                          selector={"document": "slack:T1:C3:1"})
+    purge.purge_documents(
+        sqlite_stores.catalog,
+        sqlite_stores.index,
+        ["slack:T1:C3:1"],
+        reason="test",
+        selector={"document": "slack:T1:C3:1"},
+    )
     with pytest.raises(HoldRefused, match="purged"):
         sqlite_stores.catalog.holds.add_hold("document", "slack:T1:C3:1", "too late", actor="test")
     assert sqlite_stores.catalog.holds.holds() == []
 
 
-def test_an_ingest_running_during_an_erasure_does_not_bring_the_words_back(sqlite_stores, embedder, monkeypatch,
-                                                                           make_ingestor):
+def test_an_ingest_running_during_an_erasure_does_not_bring_the_words_back(
+    sqlite_stores, embedder, monkeypatch, make_ingestor
+):
     """The ingest read the forgotten subjects before the erasure; the erasure finishes while
     the ingest is between embedding and publishing. What the ingest publishes is erased too."""
     jane, joe = "user:jane@example.com", "user:joe@example.com"
@@ -292,8 +394,13 @@ def test_an_ingest_running_during_an_erasure_does_not_bring_the_words_back(sqlit
         return publish(*args, **kwargs)
 
     monkeypatch.setattr(catalog.documents, "publish_version", publish_after_an_erasure)
-    make_ingestor(sqlite_stores, embedder).ingest_items([
-        _thread("slack:T1:C4:1", [(joe, "Joe on the indigo-walrus plan."), (jane, "Jane adds the ochre-lynx detail.")])])
+    make_ingestor(sqlite_stores, embedder).ingest_items(
+        [
+            _thread(
+                "slack:T1:C4:1", [(joe, "Joe on the indigo-walrus plan."), (jane, "Jane adds the ochre-lynx detail.")]
+            )
+        ]
+    )
     assert erased
     texts = _texts(sqlite_stores)
     assert any("indigo-walrus" in t for t in texts) and not any("ochre-lynx" in t for t in texts)

@@ -11,9 +11,10 @@ search for the phrase returns it.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -115,8 +116,11 @@ def test_slack_membership_from_metadata_without_messages(world: World, how: str)
     v1 = slack_export(world.tmp / "v1", [conv("G1", "secret", "private", ["U1", "U2", "U3"], SECRET)], at=0)
     world.ingest(v1)
     assert world.can_read(CAROL, SECRET, "slack:T0ACME:G1:")
-    v2 = slack_export(world.tmp / "v2", [conv("G1", "secret", "private", ["U1", "U2"]),
-                                         conv("C1", "general", "public", ["U1"], GENERAL, at=DAY)], at=DAY)
+    v2 = slack_export(
+        world.tmp / "v2",
+        [conv("G1", "secret", "private", ["U1", "U2"]), conv("C1", "general", "public", ["U1"], GENERAL, at=DAY)],
+        at=DAY,
+    )
     world.apply(how, v2)
     assert not world.can_read(CAROL, SECRET, "slack:T0ACME:G1:")
     assert world.can_read(ALICE, SECRET, "slack:T0ACME:G1:") and world.can_read(BOB, SECRET, "slack:T0ACME:G1:")
@@ -131,7 +135,9 @@ def test_slack_public_channel_becoming_private_rewrites_no_vector(world: World) 
     before = world.vector_scope_ids()
     v2 = slack_export(world.tmp / "v2", [conv("C1", "general", "private", ["U1"])], at=DAY)
     summary = world.ingest(v2)
-    assert not world.can_read(CAROL, GENERAL, "slack:T0ACME:C1:") and not world.can_read(BOB, GENERAL, "slack:T0ACME:C1:")
+    assert not world.can_read(CAROL, GENERAL, "slack:T0ACME:C1:") and not world.can_read(
+        BOB, GENERAL, "slack:T0ACME:C1:"
+    )
     assert world.can_read(ALICE, GENERAL, "slack:T0ACME:C1:")
     assert world.vector_scope_ids() == before and summary.chunks_written == 0 and summary.access_updated == 0
     assert summary.scopes_changed >= 1
@@ -158,14 +164,25 @@ def test_slack_guest_leaving_a_public_channel_loses_it(world: World) -> None:
 def test_slack_deactivated_user_loses_everything_even_with_the_mapped_group(world: World) -> None:
     """The workspace is mapped to an IdP group; bob is deactivated in a later export but still
     holds the group: he reads nothing of the workspace, public or private."""
-    set_policy(world, POLICY.replace("default: source-members", "T0ACME: [\"group:all-staff\"]\n  default: source-members"))
-    convs = [conv("C1", "general", "public", ["U1", "U2"], GENERAL), conv("G1", "secret", "private", ["U1", "U2"], SECRET)]
+    set_policy(
+        world, POLICY.replace("default: source-members", 'T0ACME: ["group:all-staff"]\n  default: source-members')
+    )
+    convs = [
+        conv("C1", "general", "public", ["U1", "U2"], GENERAL),
+        conv("G1", "secret", "private", ["U1", "U2"], SECRET),
+    ]
     world.ingest(slack_export(world.tmp / "v1", convs, at=0))
     assert world.can_read(BOB, GENERAL, "slack:T0ACME:C1:") and world.can_read(BOB, SECRET, "slack:T0ACME:G1:")
     users = people()
     users[1].deleted = True
-    world.ingest(slack_export(world.tmp / "v2", [conv("C1", "general", "public", ["U1", "U2"]),
-                                                 conv("G1", "secret", "private", ["U1", "U2"])], at=DAY, users=users))
+    world.ingest(
+        slack_export(
+            world.tmp / "v2",
+            [conv("C1", "general", "public", ["U1", "U2"]), conv("G1", "secret", "private", ["U1", "U2"])],
+            at=DAY,
+            users=users,
+        )
+    )
     assert not world.can_read(BOB, GENERAL, "slack:T0ACME:C1:") and not world.can_read(BOB, SECRET, "slack:T0ACME:G1:")
     assert world.can_read(CAROL, GENERAL, "slack:T0ACME:C1:") and world.can_read(ALICE, SECRET, "slack:T0ACME:G1:")
 
@@ -190,10 +207,18 @@ def test_slack_public_and_private_channel_sharing_a_folder_fail_closed(world: Wo
 
 
 def test_slack_accounts_of_another_team_are_not_everyone(world: World) -> None:
-    world.ingest(slack_export(world.tmp / "v1", [conv("C1", "general", "public", ["U1", "U2"], GENERAL),
-                                                 conv("C2", "shared-partner", "public", ["U1", "U5"], SHARED)], at=0))
+    world.ingest(
+        slack_export(
+            world.tmp / "v1",
+            [
+                conv("C1", "general", "public", ["U1", "U2"], GENERAL),
+                conv("C2", "shared-partner", "public", ["U1", "U5"], SHARED),
+            ],
+            at=0,
+        )
+    )
     assert not world.can_read(XENA, GENERAL, "slack:T0ACME:C1:")  # Slack Connect account: not this workspace
-    assert world.can_read(XENA, SHARED, "slack:T0ACME:C2:")       # but a member of the shared channel
+    assert world.can_read(XENA, SHARED, "slack:T0ACME:C2:")  # but a member of the shared channel
     assert world.can_read(CAROL, GENERAL, "slack:T0ACME:C1:")
 
 
@@ -202,11 +227,18 @@ def test_slack_prune_by_workspace_identity_with_a_renamed_zip(world: World) -> N
     the workspace no longer has."""
     c1 = conv("C1", "general", "public", ["U1", "U2"], GENERAL)
     c2 = conv("C2", "random", "public", ["U1", "U2"], SHARED)
-    v1 = slack_export(world.tmp / "a", [c1, c2], at=0, as_zip=True, zip_name="Acme Slack export Jan 1 2026 - Nov 1 2026.zip")
+    v1 = slack_export(
+        world.tmp / "a", [c1, c2], at=0, as_zip=True, zip_name="Acme Slack export Jan 1 2026 - Nov 1 2026.zip"
+    )
     world.ingest(v1, prune=True)
     assert world.can_read(BOB, SHARED, "slack:T0ACME:C2:")
-    v2 = slack_export(world.tmp / "b", [conv("C1", "general", "public", ["U1", "U2"], GENERAL)], at=DAY, as_zip=True,
-                      zip_name="Acme Slack export Jan 1 2026 - Dec 4 2026.zip")
+    v2 = slack_export(
+        world.tmp / "b",
+        [conv("C1", "general", "public", ["U1", "U2"], GENERAL)],
+        at=DAY,
+        as_zip=True,
+        zip_name="Acme Slack export Jan 1 2026 - Dec 4 2026.zip",
+    )
     summary = world.ingest(v2, prune=True)
     assert summary.tombstoned == 1
     assert not world.can_read(BOB, SHARED, "slack:T0ACME:C2:") and world.can_read(BOB, GENERAL, "slack:T0ACME:C1:")
@@ -239,12 +271,17 @@ def test_slack_export_without_a_team_is_refused_unless_named(world: World) -> No
     with pytest.raises(SourceError, match="states no team id") as refused:
         list(slack.discover(path, policy=world.stores.policy))
     assert "--site" in (refused.value.hint or "")
-    assert {i.document_id.split(":")[1] for i in slack.discover(path, policy=world.stores.policy, site="T0NAMED")} == {"T0NAMED"}
+    assert {i.document_id.split(":")[1] for i in slack.discover(path, policy=world.stores.policy, site="T0NAMED")} == {
+        "T0NAMED"
+    }
 
 
 # -- Confluence exports --------------------------------------------------------------------------
-CUSERS = [CUser("alice", "alice", "alice@corp.example"), CUser("bob", "bob", "bob@corp.example"),
-          CUser("carol", "carol", "carol@corp.example")]
+CUSERS = [
+    CUser("alice", "alice", "alice@corp.example"),
+    CUser("bob", "bob", "bob@corp.example"),
+    CUser("carol", "carol", "carol@corp.example"),
+]
 SITE = "acme.atlassian.net"
 PLAN = "the orchard expansion blueprint and its costs"
 BANDS = "salary bands for the platform team"
@@ -271,8 +308,10 @@ def _rest(dest: Path, space: CSpace, *, when: str, edit: Callable[[dict], None] 
 
 def test_confluence_rest_page_without_ancestors_is_quarantined(world: World) -> None:
     space = CSpace("ENG", "Eng", view_groups=["eng", "all-staff"])
-    space.pages = [CPage("1", "Leads", storage_body("leads only"), read_users=["alice"]),
-                   CPage("2", "Bands", storage_body(BANDS), parent="1")]
+    space.pages = [
+        CPage("1", "Leads", storage_body("leads only"), read_users=["alice"]),
+        CPage("2", "Bands", storage_body(BANDS), parent="1"),
+    ]
     v1 = _rest(world.tmp / "v1", space, when="2026-10-01T12:00:00.000Z")
     world.ingest(v1)
     assert world.can_read(ALICE, BANDS, f"confluence:{SITE}:2") and not world.can_read(CAROL, BANDS, "confluence:")
@@ -316,10 +355,12 @@ def test_confluence_xml_pre_5_3_username_grant_is_read(world: World) -> None:
     root = write_confluence_xml(world.tmp / "x", [space], CUSERS)
     xml = root / "entities.xml"
     # The old form: <property name="userName">bob</property> instead of a userSubject reference.
-    grant = ('<object class="SpacePermission" package="com.atlassian.confluence.security"><id name="id">777</id>'
-             '<property name="space" class="Space" package="com.atlassian.confluence.spaces"><id name="id">900001</id>'
-             '</property><property name="type"><![CDATA[VIEWSPACE]]></property>'
-             '<property name="userName"><![CDATA[bob]]></property></object>\n</hibernate-generic>')
+    grant = (
+        '<object class="SpacePermission" package="com.atlassian.confluence.security"><id name="id">777</id>'
+        '<property name="space" class="Space" package="com.atlassian.confluence.spaces"><id name="id">900001</id>'
+        '</property><property name="type"><![CDATA[VIEWSPACE]]></property>'
+        '<property name="userName"><![CDATA[bob]]></property></object>\n</hibernate-generic>'
+    )
     xml.write_text(xml.read_text().replace("</hibernate-generic>", grant))
     world.ingest(root)
     assert world.can_read(BOB, PLAN, f"confluence:{SITE}:1")
@@ -327,15 +368,19 @@ def test_confluence_xml_pre_5_3_username_grant_is_read(world: World) -> None:
 
 
 def test_confluence_workspaces_mapping_applies_per_space(world: World) -> None:
-    set_policy(world, POLICY.replace("default: source-members",
-                                     'ENG: ["group:eng"]\n  HR: ["group:hr"]\n  default: source-members'))
+    set_policy(
+        world,
+        POLICY.replace("default: source-members", 'ENG: ["group:eng"]\n  HR: ["group:hr"]\n  default: source-members'),
+    )
     eng, hr = CSpace("ENG", "Eng", anonymous=True), CSpace("HR", "HR", anonymous=True)
     eng.pages = [CPage("1", "Plan", storage_body(PLAN))]
     hr.pages = [CPage("2", "Bands", storage_body(BANDS))]
     world.ingest(write_confluence_xml(world.tmp / "x", [eng, hr], CUSERS))
     assert world.can_read(BOB, PLAN, f"confluence:{SITE}:1") and not world.can_read(BOB, BANDS, "confluence:")
     hr_reader = User(id="hank", email="hank@corp.example", groups=("hr",))
-    assert world.can_read(hr_reader, BANDS, f"confluence:{SITE}:2") and not world.can_read(hr_reader, PLAN, "confluence:")
+    assert world.can_read(hr_reader, BANDS, f"confluence:{SITE}:2") and not world.can_read(
+        hr_reader, PLAN, "confluence:"
+    )
 
 
 def test_confluence_exports_without_a_site_are_refused_or_kept_apart(world: World) -> None:
@@ -361,7 +406,10 @@ def test_confluence_page_moving_to_another_space_leaves_no_old_copy(world: World
     assert world.can_read(CAROL, PLAN, f"confluence:{SITE}:1")
     eng2, ops2 = CSpace("ENG", "Eng", view_groups=["all-staff"]), CSpace("OPS", "Ops", view_users=["alice"])
     eng2.pages = [CPage("5", "Eng home", storage_body("eng home page"))]
-    ops2.pages = [CPage("9", "Ops home", storage_body("ops home page")), CPage("1", "Plan", storage_body(PLAN), parent="9")]
+    ops2.pages = [
+        CPage("9", "Ops home", storage_body("ops home page")),
+        CPage("1", "Plan", storage_body(PLAN), parent="9"),
+    ]
     world.ingest(_xml(world.tmp / "v2", [eng2, ops2], at="2026-11-01 12:00:00"))
     assert not world.can_read(CAROL, PLAN, "confluence:")
     assert world.reads(ALICE, PLAN) == {f"confluence:{SITE}:1"}  # one copy, under its new parent
@@ -369,8 +417,10 @@ def test_confluence_page_moving_to_another_space_leaves_no_old_copy(world: World
 
 def test_confluence_page_moving_under_a_restricted_parent_takes_its_restriction(world: World) -> None:
     space = CSpace("ENG", "Eng", view_groups=["all-staff"])
-    space.pages = [CPage("1", "Leads", storage_body("leads corner"), read_users=["alice"]),
-                   CPage("2", "Bands", storage_body(BANDS))]
+    space.pages = [
+        CPage("1", "Leads", storage_body("leads corner"), read_users=["alice"]),
+        CPage("2", "Bands", storage_body(BANDS)),
+    ]
     world.ingest(_xml(world.tmp / "v1", [space], at="2026-10-01 12:00:00"))
     assert world.can_read(CAROL, BANDS, f"confluence:{SITE}:2")
     space.pages[1].parent = "1"
@@ -382,8 +432,11 @@ def test_confluence_narrowed_space_permission_reaches_pages_not_in_the_later_dum
     """A REST dump of only some pages: the space permission it states still narrows the
     restricted-page scopes of pages ingested from the earlier, fuller dump."""
     space = CSpace("ENG", "Eng", view_groups=["all-staff"])
-    space.pages = [CPage("1", "Leads", storage_body("leads corner"), read_users=["alice", "carol"]),
-                   CPage("2", "Bands", storage_body(BANDS), parent="1"), CPage("3", "Plan", storage_body(PLAN))]
+    space.pages = [
+        CPage("1", "Leads", storage_body("leads corner"), read_users=["alice", "carol"]),
+        CPage("2", "Bands", storage_body(BANDS), parent="1"),
+        CPage("3", "Plan", storage_body(PLAN)),
+    ]
     world.ingest(_rest(world.tmp / "v1", space, when="2026-10-01T12:00:00.000Z"))
     assert world.can_read(CAROL, BANDS, f"confluence:{SITE}:2")
     narrowed = CSpace("ENG", "Eng", view_users=["alice"])
@@ -425,14 +478,23 @@ def test_slack_documents_on_the_old_shared_public_key_follow_their_conversation(
 
     world.ingest(slack_export(world.tmp / "v1", [conv("C1", "general", "public", ["U1", "U2", "U3"], GENERAL)], at=0))
     # Put the document where an earlier govrag would have: the shared workspace scope.
-    legacy_id, _ = world.stores.catalog.scopes.upsert_scope(AccessScope(
-        key="slack:T0ACME:workspace", layers=[{"user:alice@corp.example", "user:bob@corp.example", "user:carol@corp.example"}]))
+    legacy_id, _ = world.stores.catalog.scopes.upsert_scope(
+        AccessScope(
+            key="slack:T0ACME:workspace",
+            layers=[{"user:alice@corp.example", "user:bob@corp.example", "user:carol@corp.example"}],
+        )
+    )
     for doc_id in world.stores.catalog.documents.select_documents():
         state = world.stores.catalog.documents.document_state(doc_id)
         rewrite_access(world.stores, doc_id, legacy_id, state.expires_at, state.classification)
     assert world.can_read(CAROL, GENERAL, "slack:T0ACME:C1:")
-    world.ingest(slack_export(world.tmp / "v2", [conv("C1", "general", "private", ["U1"]),
-                                                 conv("C2", "random", "public", ["U1"], SHARED, at=DAY)], at=DAY))
+    world.ingest(
+        slack_export(
+            world.tmp / "v2",
+            [conv("C1", "general", "private", ["U1"]), conv("C2", "random", "public", ["U1"], SHARED, at=DAY)],
+            at=DAY,
+        )
+    )
     assert not world.can_read(CAROL, GENERAL, "slack:T0ACME:C1:") and world.can_read(ALICE, GENERAL, "slack:T0ACME:C1:")
     assert set(world.vector_scope_ids().values()).isdisjoint({legacy_id})
 
@@ -441,7 +503,10 @@ def test_confluence_restriction_added_to_a_parent_reaches_children_not_in_the_la
     """A REST dump of only the parent page, now restricted: its child, ingested from an
     earlier dump, takes the restriction too (its ancestry is recorded)."""
     space = CSpace("ENG", "Eng", view_groups=["all-staff"])
-    space.pages = [CPage("1", "Plans", storage_body("plans overview")), CPage("2", "Bands", storage_body(BANDS), parent="1")]
+    space.pages = [
+        CPage("1", "Plans", storage_body("plans overview")),
+        CPage("2", "Bands", storage_body(BANDS), parent="1"),
+    ]
     world.ingest(_rest(world.tmp / "v1", space, when="2026-10-01T12:00:00.000Z"))
     assert world.can_read(CAROL, BANDS, f"confluence:{SITE}:2")
     later = CSpace("ENG", "Eng", view_groups=["all-staff"])
@@ -451,24 +516,39 @@ def test_confluence_restriction_added_to_a_parent_reaches_children_not_in_the_la
 
 
 def test_slack_deactivated_user_is_denied_in_conversations_the_later_export_omits(world: World) -> None:
-    set_policy(world, POLICY.replace("default: source-members", "T0ACME: [\"group:all-staff\"]\n  default: source-members"))
+    set_policy(
+        world, POLICY.replace("default: source-members", 'T0ACME: ["group:all-staff"]\n  default: source-members')
+    )
     world.ingest(slack_export(world.tmp / "v1", [conv("C5", "old-projects", "public", ["U1", "U2"], SHARED)], at=0))
     assert world.can_read(BOB, SHARED, "slack:T0ACME:C5:")
     users = people()
     users[1].deleted = True
-    world.ingest(slack_export(world.tmp / "v2", [conv("C1", "general", "public", ["U1"], GENERAL, at=DAY)], at=DAY,
-                              users=users))
+    world.ingest(
+        slack_export(world.tmp / "v2", [conv("C1", "general", "public", ["U1"], GENERAL, at=DAY)], at=DAY, users=users)
+    )
     assert not world.can_read(BOB, SHARED, "slack:T0ACME:C5:") and world.can_read(CAROL, SHARED, "slack:T0ACME:C5:")
 
 
 def test_slack_later_export_of_an_earlier_period_still_applies(world: World) -> None:
     """A date-ranged export made later holds only older messages (and nobody's profile
     changed): its member lists are still the newer state."""
-    world.ingest(slack_export(world.tmp / "v1", [conv("G1", "secret", "private", ["U1", "U2"], SECRET, at=3 * DAY),
-                                                 conv("C1", "general", "public", ["U1"], GENERAL, at=3 * DAY)], at=0))
+    world.ingest(
+        slack_export(
+            world.tmp / "v1",
+            [
+                conv("G1", "secret", "private", ["U1", "U2"], SECRET, at=3 * DAY),
+                conv("C1", "general", "public", ["U1"], GENERAL, at=3 * DAY),
+            ],
+            at=0,
+        )
+    )
     assert world.can_read(BOB, SECRET, "slack:T0ACME:G1:")
-    summary = world.ingest(slack_export(world.tmp / "v2", [conv("G1", "secret", "private", ["U1"]),
-                                                           conv("C1", "general", "public", ["U1"], "older talk", at=0)],
-                                        at=0))
+    summary = world.ingest(
+        slack_export(
+            world.tmp / "v2",
+            [conv("G1", "secret", "private", ["U1"]), conv("C1", "general", "public", ["U1"], "older talk", at=0)],
+            at=0,
+        )
+    )
     assert summary.scopes_stale == 0
     assert not world.can_read(BOB, SECRET, "slack:T0ACME:G1:") and world.can_read(ALICE, SECRET, "slack:T0ACME:G1:")

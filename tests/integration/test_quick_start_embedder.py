@@ -14,7 +14,7 @@ TEXTS = [
     "word " * 700,  # longer than the model's 256 tokens: truncated the same way
     "",
     "   \t\n ",
-    "a]b\" or true or \"x\\ 'quote' \U0001F600",
+    "a]b\" or true or \"x\\ 'quote' \U0001f600",
     "12345 67890 3.14159 ---- ////",
 ]
 

@@ -19,7 +19,9 @@ SECRETS = {
     "IBAN": "DE89 3704 0044 0532 0130 00",
     "AWS_KEY": "AKIAIOSFODNN7EXAMPLE",
     "SLACK_TOKEN": "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOp",
-    "JWT": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+    "JWT": (
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
+    ),
     "GITHUB_TOKEN": "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
     "PRIVATE_KEY": "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAx\n-----END RSA PRIVATE KEY-----",
     "PHONE": "+44 20 7946 0958",
@@ -46,9 +48,16 @@ def test_ordinary_prose_and_numbers_are_left_alone():
 
 
 def _item(text: str, source: str = "slack") -> SourceItem:
-    return SourceItem(source=source, path=Path("/x/doc"), rel_path="doc", document_id=f"{source}:doc",
-                      fingerprint=lambda: "f", parse=lambda: Parsed(elements=[TextBlock(text)], title="doc"),
-                      facts={"source": source}, scope=AccessScope(key="t", layers=[["group:eng"]]))
+    return SourceItem(
+        source=source,
+        path=Path("/x/doc"),
+        rel_path="doc",
+        document_id=f"{source}:doc",
+        fingerprint=lambda: "f",
+        parse=lambda: Parsed(elements=[TextBlock(text)], title="doc"),
+        facts={"source": source},
+        scope=AccessScope(key="t", layers=[["group:eng"]]),
+    )
 
 
 def _policy(stores, tmp_path, action: str):
@@ -83,7 +92,9 @@ def test_tag_action_marks_the_classification_and_rerun_keeps_it(sqlite_stores, e
     _policy(sqlite_stores, tmp_path, "tag")
     ing = make_ingestor(sqlite_stores, embedder)
     assert ing.ingest_items([_item(f"mail {SECRETS['EMAIL']}")]).tagged == 1
-    assert {r["classification"] for r in sqlite_stores.index.query("id >= 0", fields=["classification"])} == {"sensitive"}
+    assert {r["classification"] for r in sqlite_stores.index.query("id >= 0", fields=["classification"])} == {
+        "sensitive"
+    }
     again = ing.ingest_items([_item(f"mail {SECRETS['EMAIL']}")])
     assert (again.unchanged, again.access_updated) == (1, 0)
 
@@ -96,8 +107,9 @@ def test_no_extracted_copy_of_an_export_stays_on_disk_after_ingest(sqlite_stores
     secret = "AKIAIOSFODNN7EXAMPLE"
     c = SConv("C1", "general", "public", ["U1"])
     add_messages(c, [msg("U1", f"the key is {secret} keep it safe", 0)])
-    z = write_slack_export(tmp_path / "exp", [SUser("U1", "alice", "alice@corp.example")], [c], as_zip=True,
-                           team_info={"id": "T0ACME"})
+    z = write_slack_export(
+        tmp_path / "exp", [SUser("U1", "alice", "alice@corp.example")], [c], as_zip=True, team_info={"id": "T0ACME"}
+    )
     make_ingestor(sqlite_stores, embedder).ingest_paths([z])
     work = sqlite_stores.settings.resolved_home / "work"
     leftovers = [p for p in work.rglob("*") if p.is_file()] if work.exists() else []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import ExitStack
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -72,18 +72,23 @@ def test_a_user_with_no_matching_principal_gets_nothing(shared, embedder, make_r
 
 def test_role_claim_expanded_by_policy_grants_access(shared, embedder, make_retriever):
     cfo = User(id="carol@example.com", roles=["cfo"])
-    assert "pdf:finance/budget-2027.pdf" in _docs(make_retriever(shared, embedder).search(cfo, "amber-falcon reserve", k=5))
+    assert "pdf:finance/budget-2027.pdf" in _docs(
+        make_retriever(shared, embedder).search(cfo, "amber-falcon reserve", k=5)
+    )
 
 
 def test_claims_dict_is_accepted(shared, embedder, make_retriever):
-    hits = make_retriever(shared, embedder).search({"sub": "bob", "groups": ["eng"]}, "database ran out of disk space, write-ahead log archiving stopped", k=3)
+    hits = make_retriever(shared, embedder).search(
+        {"sub": "bob", "groups": ["eng"]}, "database ran out of disk space, write-ahead log archiving stopped", k=3
+    )
     assert hits[0].document_id == "pdf:engineering/incidents/2026-10-database-outage.pdf"
 
 
 def test_quarantined_uncovered_pdf_is_never_returned(shared, embedder, make_retriever):
     for user in (ALICE, BOB):
         assert "pdf:unfiled/board-minutes-draft.pdf" not in _docs(
-            make_retriever(shared, embedder).search(user, "quartz-badger draft board minutes", k=50))
+            make_retriever(shared, embedder).search(user, "quartz-badger draft board minutes", k=50)
+        )
 
 
 def test_an_expired_chunk_is_never_returned_even_before_a_sweep(indexed, embedder, make_retriever):
@@ -91,7 +96,7 @@ def test_an_expired_chunk_is_never_returned_even_before_a_sweep(indexed, embedde
     doc_id = "pdf:engineering/deploy-runbook.pdf"
     assert doc_id in _docs(r.search(BOB, "granite-otter rollback", k=5))
     with indexed.catalog.session() as s:  # the catalog says it expired a second ago
-        s.get(Document, doc_id).expires_at = datetime.now(timezone.utc) - timedelta(seconds=1)
+        s.get(Document, doc_id).expires_at = datetime.now(UTC) - timedelta(seconds=1)
     assert doc_id not in _docs(r.search(BOB, "granite-otter rollback", k=50))
 
 
@@ -102,8 +107,21 @@ def test_expiry_in_the_index_alone_also_hides_the_chunk(stores, embedder, make_i
     item.scope = scope
     ing.ingest_items([item])
     ids = [r["id"] for r in stores.index.query("id >= 0", fields=["id"])]
-    rows = stores.index.get(ids, ["id", "vector", "document_id", "source", "source_version", "scope_id",
-                                  "classification", "title", "uri", "text"])
+    rows = stores.index.get(
+        ids,
+        [
+            "id",
+            "vector",
+            "document_id",
+            "source",
+            "source_version",
+            "scope_id",
+            "classification",
+            "title",
+            "uri",
+            "text",
+        ],
+    )
     for row in rows:
         row["expires_at"] = 1  # 1970: expired
     stores.index.upsert([VectorRow(**r) for r in rows])
@@ -113,13 +131,32 @@ def test_expiry_in_the_index_alone_also_hides_the_chunk(stores, embedder, make_i
 def _item(doc_id: str, text: str) -> SourceItem:
     from pathlib import Path
 
-    return SourceItem(source="pdf", path=Path("/nonexistent") / doc_id, rel_path=doc_id, document_id=doc_id,
-                      fingerprint=lambda: str(hash(text)), parse=lambda: Parsed(elements=[TextBlock(text)], title=doc_id),
-                      facts={"source": "test"})
+    return SourceItem(
+        source="pdf",
+        path=Path("/nonexistent") / doc_id,
+        rel_path=doc_id,
+        document_id=doc_id,
+        fingerprint=lambda: str(hash(text)),
+        parse=lambda: Parsed(elements=[TextBlock(text)], title=doc_id),
+        facts={"source": "test"},
+    )
 
 
-HOSTILE = ['"', "'", "]", "\\", ") or (1==1", '" or true or "', "x or true", "a\\\" or 1==1", "[1,2,3]",
-           "日本語のグループ", "x" * 500, "scope_id >= 0", "*"]
+HOSTILE = [
+    '"',
+    "'",
+    "]",
+    "\\",
+    ") or (1==1",
+    '" or true or "',
+    "x or true",
+    'a\\" or 1==1',
+    "[1,2,3]",
+    "日本語のグループ",
+    "x" * 500,
+    "scope_id >= 0",
+    "*",
+]
 
 
 @pytest.mark.parametrize("name", HOSTILE)
@@ -141,7 +178,9 @@ def test_hostile_group_names_match_literally(sqlite_stores, embedder, name, make
     assert r.search(User(id="n", groups=[name + "x"]), "obsidian-walrus note", k=3) == []
 
 
-@pytest.mark.parametrize("claims", [{"sub": "a", "groups": ["x\ny"]}, {"sub": "a\x00"}, {"sub": "a", "groups": "x" * 1000}])
+@pytest.mark.parametrize(
+    "claims", [{"sub": "a", "groups": ["x\ny"]}, {"sub": "a\x00"}, {"sub": "a", "groups": "x" * 1000}]
+)
 def test_malformed_claims_are_rejected_with_access_denied(shared, embedder, claims, make_retriever):
     with pytest.raises(AccessDenied):
         make_retriever(shared, embedder).search(claims, "revenue")
@@ -163,9 +202,9 @@ def test_every_search_lands_in_the_audit_log_without_query_text(shared, embedder
 
 
 def test_the_search_audit_counts_the_chunks_the_filter_excluded(shared, embedder, make_retriever):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    counts = shared.catalog.chunks.live_chunks_by_scope(datetime.now(timezone.utc))
+    counts = shared.catalog.chunks.live_chunks_by_scope(datetime.now(UTC))
     r = make_retriever(shared, embedder)
     for user in (ALICE, BOB, NOBODY):
         r.search(user, "revenue budget rollback", k=3)
@@ -180,7 +219,8 @@ def test_access_change_in_catalog_takes_effect_on_next_search_without_reindexing
     r = make_retriever(indexed, embedder)
     assert r.search(NOBODY, "deployment runbook canary", k=5) == []
     before = indexed.index.count()
-    indexed.catalog.scopes.upsert_scope(AccessScope(key="policy:path=engineering/**,source=pdf",
-                                             layers=[["group:eng", "group:marketing"]]))
+    indexed.catalog.scopes.upsert_scope(
+        AccessScope(key="policy:path=engineering/**,source=pdf", layers=[["group:eng", "group:marketing"]])
+    )
     assert "pdf:engineering/deploy-runbook.pdf" in _docs(r.search(NOBODY, "deployment runbook canary", k=5))
     assert indexed.index.count() == before

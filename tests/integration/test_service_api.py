@@ -44,8 +44,9 @@ def client(indexed, embedder, make_retriever):
 
 
 def _search(client, keys, who=BOB, query=MIXED, k=20, **claim_overrides):
-    return client.post("/v1/search", json={"query": query, "k": k},
-                       headers=bearer(sign(keys, payload=claims(who, **claim_overrides))))
+    return client.post(
+        "/v1/search", json={"query": query, "k": k}, headers=bearer(sign(keys, payload=claims(who, **claim_overrides)))
+    )
 
 
 def _docs(response) -> set[str]:
@@ -69,15 +70,37 @@ def test_a_role_claim_expanded_by_the_policy_grants_access(client, keys):
     assert "pdf:finance/budget-2027.pdf" in _docs(_search(client, keys, cfo, "amber-falcon reserve", k=5))
 
 
-HOSTILE = ['"', "'", "]", "[", "\\", "\\\\\"", ") or (1==1", '" or true or "', "x or true", "or true",
-           'finance" or "1"=="1', "finance]", "[finance", "finance\\", "group:finance", "scope_id >= 0", "*", "%",
-           "日本語のグループ", "x" * 600]
+HOSTILE = [
+    '"',
+    "'",
+    "]",
+    "[",
+    "\\",
+    '\\\\"',
+    ") or (1==1",
+    '" or true or "',
+    "x or true",
+    "or true",
+    'finance" or "1"=="1',
+    "finance]",
+    "[finance",
+    "finance\\",
+    "group:finance",
+    "scope_id >= 0",
+    "*",
+    "%",
+    "日本語のグループ",
+    "x" * 600,
+]
 
 
 @pytest.mark.parametrize("name", HOSTILE)
 def test_hostile_group_and_role_names_in_a_signed_token_never_widen_access(client, keys, name):
-    who = {"sub": f"mallory{name}", "groups": [name, f"{name} or group:finance", f'{name}" or "finance'],
-           "roles": [name, f"cfo{name}"]}
+    who = {
+        "sub": f"mallory{name}",
+        "groups": [name, f"{name} or group:finance", f'{name}" or "finance'],
+        "roles": [name, f"cfo{name}"],
+    }
     r = _search(client, keys, who, "revenue budget amber-falcon reserve", k=50)
     if r.status_code == 403:  # refused outright (e.g. too long): fine, nothing leaked
         assert r.json()["error"] == "token claims cannot be used"
@@ -86,29 +109,55 @@ def test_hostile_group_and_role_names_in_a_signed_token_never_widen_access(clien
 
 
 def test_hostile_claim_shapes_are_refused_or_harmless(client, keys):
-    for who in ({"sub": "m", "groups": "finance\" or \"1\"==\"1"}, {"sub": "m", "groups": [["finance"]]},
-                {"sub": "m", "groups": [{"name": "finance"}]}, {"sub": "m", "groups": [None]},
-                {"sub": "m", "groups": ["eng\u0000"]}, {"sub": ["alice@example.com"]}, {"sub": {"$ne": ""}}):
+    for who in (
+        {"sub": "m", "groups": 'finance" or "1"=="1'},
+        {"sub": "m", "groups": [["finance"]]},
+        {"sub": "m", "groups": [{"name": "finance"}]},
+        {"sub": "m", "groups": [None]},
+        {"sub": "m", "groups": ["eng\u0000"]},
+        {"sub": ["alice@example.com"]},
+        {"sub": {"$ne": ""}},
+    ):
         r = _search(client, keys, who, "revenue budget", k=50)
         assert r.status_code in (401, 403) or _docs(r) == set(), (who, r.text)  # pyjwt refuses a non-string sub
 
 
-@pytest.mark.parametrize("who", [
-    {"sub": "m", "groups": ["finance\n"]}, {"sub": "m", "groups": ["\tfinance"]}, {"sub": "m\r", "groups": ["finance"]},
-    {"sub": "m", "groups": {"finance": True}}, {"sub": "m", "groups": "finance"}, {"sub": "m", "roles": [["cfo"]]},
-])
+@pytest.mark.parametrize(
+    "who",
+    [
+        {"sub": "m", "groups": ["finance\n"]},
+        {"sub": "m", "groups": ["\tfinance"]},
+        {"sub": "m\r", "groups": ["finance"]},
+        {"sub": "m", "groups": {"finance": True}},
+        {"sub": "m", "groups": "finance"},
+        {"sub": "m", "roles": [["cfo"]]},
+    ],
+)
 def test_claims_with_control_characters_or_wrong_shapes_get_403(client, keys, who):
     r = _search(client, keys, who, "revenue budget", k=50)
     assert r.status_code == 403 and r.json()["error"] == "token claims cannot be used", (who, r.text)
 
 
 # -- request validation and limits --------------------------------------------------------
-@pytest.mark.parametrize("body", [
-    {"query": "revenue", "k": 0}, {"query": "revenue", "k": 101}, {"query": "revenue", "k": -1},
-    {"query": "revenue", "k": True}, {"query": "revenue", "k": 2.5}, {"query": "revenue", "k": "5"},
-    {"query": "revenue", "k": None}, {"query": ""}, {"query": "   "}, {"query": "x" * 4097}, {"k": 5},
-    {"query": 42}, {"query": "revenue", "user": {"groups": ["finance"]}}, ["revenue"],
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"query": "revenue", "k": 0},
+        {"query": "revenue", "k": 101},
+        {"query": "revenue", "k": -1},
+        {"query": "revenue", "k": True},
+        {"query": "revenue", "k": 2.5},
+        {"query": "revenue", "k": "5"},
+        {"query": "revenue", "k": None},
+        {"query": ""},
+        {"query": "   "},
+        {"query": "x" * 4097},
+        {"k": 5},
+        {"query": 42},
+        {"query": "revenue", "user": {"groups": ["finance"]}},
+        ["revenue"],
+    ],
+)
 def test_invalid_requests_get_422_with_a_json_error(client, keys, body):
     r = client.post("/v1/search", json=body, headers=bearer(sign(keys)))
     assert r.status_code == 422, r.text
@@ -121,8 +170,9 @@ def test_k_at_the_bounds_is_accepted(client, keys):
 
 
 def test_malformed_json_is_422(client, keys):
-    r = client.post("/v1/search", content=b'{"query": "x", "k":', headers=bearer(sign(keys)) | {
-        "Content-Type": "application/json"})
+    r = client.post(
+        "/v1/search", content=b'{"query": "x", "k":', headers=bearer(sign(keys)) | {"Content-Type": "application/json"}
+    )
     assert r.status_code == 422 and "Traceback" not in r.text
 
 
@@ -132,8 +182,11 @@ def test_an_oversized_body_is_413_before_parsing(indexed, keys, embedder, make_r
         big = json.dumps({"query": "x" * 3000, "k": 3}).encode()
         r = c.post("/v1/search", content=big, headers=bearer(sign(keys)) | {"Content-Type": "application/json"})
         assert r.status_code == 413 and r.json()["request_id"]
-        r = c.post("/v1/search", content=iter([big[:1000], big[1000:]]),  # chunked: no Content-Length
-                   headers=bearer(sign(keys)) | {"Content-Type": "application/json"})
+        r = c.post(
+            "/v1/search",
+            content=iter([big[:1000], big[1000:]]),  # chunked: no Content-Length
+            headers=bearer(sign(keys)) | {"Content-Type": "application/json"},
+        )
         assert r.status_code == 413
         assert c.post("/v1/search", json={"query": "x" * 1500}, headers=bearer(sign(keys))).status_code == 200
 
@@ -166,8 +219,9 @@ def test_the_body_limit_stops_reading_a_stream_without_content_length():
 def test_rate_limit_gives_429_with_retry_after_then_recovers(indexed, keys, embedder, make_retriever):
     now = [0.0]
     limiter = RateLimiter(3, clock=lambda: now[0])
-    with TestClient(create_app(indexed.settings, retriever=make_retriever(indexed, embedder),
-                               rate_limiter=limiter)) as c:
+    with TestClient(
+        create_app(indexed.settings, retriever=make_retriever(indexed, embedder), rate_limiter=limiter)
+    ) as c:
         codes = [_search(c, keys, BOB, "leave", k=1).status_code for _ in range(4)]
         assert codes == [200, 200, 200, 429]
         r = _search(c, keys, BOB, "leave", k=1)
@@ -245,12 +299,18 @@ def test_an_internal_error_is_a_500_json_without_traceback_or_exception_text(ind
     assert logged and r.json()["request_id"] in logged[0].getMessage()  # the operator can find it
 
 
-@pytest.mark.parametrize("exc, message", [
-    (IndexUnavailable("cannot connect to Milvus at http://10.0.0.5:19530: secret"), "vector index unavailable"),
-    (EmbedderUnavailable("triton at 10.0.0.6 refused"), "embedder unavailable"),
-    (CatalogError("psycopg.OperationalError: 10.0.0.7:5432 refused"), "catalog unavailable"),
-    (type("SchemaMismatch", (IndexUnavailable,), {})("collection at 10.0.0.5 has dim 768"), "vector index unavailable"),
-])
+@pytest.mark.parametrize(
+    "exc, message",
+    [
+        (IndexUnavailable("cannot connect to Milvus at http://10.0.0.5:19530: secret"), "vector index unavailable"),
+        (EmbedderUnavailable("triton at 10.0.0.6 refused"), "embedder unavailable"),
+        (CatalogError("psycopg.OperationalError: 10.0.0.7:5432 refused"), "catalog unavailable"),
+        (
+            type("SchemaMismatch", (IndexUnavailable,), {})("collection at 10.0.0.5 has dim 768"),
+            "vector index unavailable",
+        ),
+    ],
+)
 def test_backend_outages_are_503_without_internal_detail(indexed, keys, exc, message):
     with TestClient(create_app(indexed.settings, retriever=_Broken(exc))) as c:
         r = c.post("/v1/search", json={"query": "x"}, headers=bearer(sign(keys)))
@@ -304,8 +364,11 @@ def test_openapi_lists_search_with_the_bearer_scheme(client):
     op = spec["paths"]["/v1/search"]["post"]
     assert op["security"] == [{"bearerAuth": []}]
     assert spec["components"]["securitySchemes"]["bearerAuth"] == {
-        "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-        "description": spec["components"]["securitySchemes"]["bearerAuth"]["description"]}
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": spec["components"]["securitySchemes"]["bearerAuth"]["description"],
+    }
     assert {"401", "413", "422", "429", "503"} <= set(op["responses"])
     k = spec["components"]["schemas"]["SearchRequest"]["properties"]["k"]
     assert (k["minimum"], k["maximum"]) == (1, 100)
@@ -318,8 +381,9 @@ def test_metrics_are_prometheus_text_with_http_and_search_series(client, keys):
     r = client.get("/metrics")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     text = r.text
-    assert re.search(r'govrag_http_requests_total\{method="POST",route="/v1/search",status="200"\} [1-9]', text) or \
-        re.search(r'govrag_http_requests_total\{route="/v1/search",method="POST",status="200"\} [1-9]', text)
+    assert re.search(
+        r'govrag_http_requests_total\{method="POST",route="/v1/search",status="200"\} [1-9]', text
+    ) or re.search(r'govrag_http_requests_total\{route="/v1/search",method="POST",status="200"\} [1-9]', text)
     assert 'govrag_http_auth_failures_total{reason="missing"}' in text
     assert "# TYPE govrag_search_seconds histogram" in text
     assert "bob@example.com" not in text and "leave" not in text
@@ -328,8 +392,7 @@ def test_metrics_are_prometheus_text_with_http_and_search_series(client, keys):
 def test_each_search_logs_one_structured_line_without_query_or_token(client, keys, caplog):
     token = sign(keys)
     with caplog.at_level(logging.INFO, logger="govrag.api"):
-        r = client.post("/v1/search", json={"query": "granite-otter secret question", "k": 2},
-                        headers=bearer(token))
+        r = client.post("/v1/search", json={"query": "granite-otter secret question", "k": 2}, headers=bearer(token))
         client.post("/v1/search", json={"query": "granite-otter refused"})
     records = [rec for rec in caplog.records if rec.name == "govrag.api" and getattr(rec, "event", None) == "search"]
     assert len(records) == 2

@@ -53,8 +53,17 @@ def test_a_valid_token_gets_the_subjects_hits(client, keys, alg):
     body = r.json()
     assert body["hits"][0]["document_id"] == RUNBOOK
     assert body["request_id"] == r.headers["x-request-id"]
-    assert set(body["hits"][0]) == {"chunk_id", "document_id", "source", "title", "uri", "text", "score",
-                                    "source_version", "expires_at"}
+    assert set(body["hits"][0]) == {
+        "chunk_id",
+        "document_id",
+        "source",
+        "title",
+        "uri",
+        "text",
+        "score",
+        "source_version",
+        "expires_at",
+    }
 
 
 def test_a_token_just_past_exp_is_still_accepted_within_the_leeway(client, keys):
@@ -71,7 +80,7 @@ def _refused(keys):
     other = make_keys(keys.jwks_file.parent / "other")  # right kid, wrong key
     good = sign(keys, "RS256")
     head, payload, sig = good.split(".")
-    flipped = ("A" if sig[10] != "A" else "B")
+    flipped = "A" if sig[10] != "A" else "B"
     return [
         ("wrong issuer", "Bearer " + sign(keys, iss="https://evil.example")),
         ("wrong audience", "Bearer " + sign(keys, aud="someone-else")),
@@ -84,7 +93,10 @@ def _refused(keys):
         ("alg none", "Bearer " + forge({"alg": "none", "typ": "JWT"}, claims(), None)),
         ("alg none with kid", "Bearer " + forge({"alg": "none", "kid": "rsa-1"}, claims(), None)),
         ("alg None spelled oddly", "Bearer " + forge({"alg": "NONE", "kid": "rsa-1"}, claims(), None)),
-        ("HS256 signed with the RSA public key PEM", "Bearer " + forge({"alg": "HS256", "kid": "rsa-1"}, claims(), pem)),
+        (
+            "HS256 signed with the RSA public key PEM",
+            "Bearer " + forge({"alg": "HS256", "kid": "rsa-1"}, claims(), pem),
+        ),
         ("HS256 signed with the public JWK", "Bearer " + forge({"alg": "HS256", "kid": "rsa-1"}, claims(), jwk_json)),
         ("HS256 with another secret", "Bearer " + jwt.encode(claims(), "x" * 40, algorithm="HS256")),
         ("unknown kid", "Bearer " + sign(keys, kid="rsa-2")),
@@ -93,8 +105,11 @@ def _refused(keys):
         ("ES256 header naming the RSA key", "Bearer " + sign(keys, "ES256", kid="rsa-1")),
         ("algorithm not allowed (PS256)", "Bearer " + sign(keys, "PS256")),
         ("tampered signature", f"Bearer {head}.{payload}.{sig[:10]}{flipped}{sig[11:]}"),
-        ("tampered payload", "Bearer " + ".".join([head, sign(keys, payload=claims(BOB | {"groups": ["finance"]}),
-                                                               kid=None).split(".")[1], sig])),
+        (
+            "tampered payload",
+            "Bearer "
+            + ".".join([head, sign(keys, payload=claims(BOB | {"groups": ["finance"]}), kid=None).split(".")[1], sig]),
+        ),
         ("garbage", "Bearer not-a-token"),
         ("empty bearer", "Bearer "),
         ("missing bearer", None),
@@ -150,12 +165,15 @@ def test_a_key_added_to_the_jwks_file_is_picked_up_without_a_restart(tmp_path, i
         assert c.post("/v1/search", json=QUERY, headers=bearer(new_token)).status_code == 200
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"jwt_algorithms": "RS256,none"}, "unsupported"),
-    ({"jwt_algorithms": "HS256", "jwt_hs256_secret": None}, "HS256"),
-    ({"jwt_hs256_secret": "short"}, "at least"),
-    ({"jwks_file": None, "jwt_hs256_secret": None}, "no way to verify"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"jwt_algorithms": "RS256,none"}, "unsupported"),
+        ({"jwt_algorithms": "HS256", "jwt_hs256_secret": None}, "HS256"),
+        ({"jwt_hs256_secret": "short"}, "at least"),
+        ({"jwks_file": None, "jwt_hs256_secret": None}, "no way to verify"),
+    ],
+)
 def test_unsafe_or_empty_auth_settings_are_refused_at_startup(tmp_path, keys, change, message):
     with pytest.raises(ConfigError, match=message):
         create_app(service_settings(tmp_path, keys, **change))
@@ -176,7 +194,7 @@ class _JwksServer:
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 outer.fetches += 1
                 body = json.dumps(outer.jwks).encode()
                 self.send_response(200)
@@ -228,8 +246,14 @@ def test_an_unreachable_jwks_url_is_503_not_401_nor_a_hang(tmp_path, indexed, ke
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = s.getsockname()[1]
-    settings = service_settings(tmp_path, keys, jwks_file=None, jwks_url=f"http://127.0.0.1:{dead}/jwks",
-                                jwks_timeout_seconds=1, jwt_hs256_secret=None)
+    settings = service_settings(
+        tmp_path,
+        keys,
+        jwks_file=None,
+        jwks_url=f"http://127.0.0.1:{dead}/jwks",
+        jwks_timeout_seconds=1,
+        jwt_hs256_secret=None,
+    )
     with TestClient(create_app(settings, retriever=make_retriever(indexed, embedder))) as c:
         started = time.monotonic()
         r = c.post("/v1/search", json=QUERY, headers=bearer(sign(keys)))
@@ -241,10 +265,16 @@ def test_an_unreachable_jwks_url_is_503_not_401_nor_a_hang(tmp_path, indexed, ke
 
 def test_a_jwks_never_supplies_an_hmac_secret(tmp_path, keys):
     jwks = tmp_path / "jwks.json"
-    write_jwks(jwks, [{"kty": "oct", "kid": "rsa-1", "k": "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0", "alg": "HS256"},
-                      public_jwk(keys.rsa, "rsa-1", "RS256")])
-    verifier = TokenVerifier(service_settings(tmp_path, keys, jwks_file=jwks, jwt_hs256_secret=None,
-                                              jwt_algorithms="RS256,ES256"))
+    write_jwks(
+        jwks,
+        [
+            {"kty": "oct", "kid": "rsa-1", "k": "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0", "alg": "HS256"},
+            public_jwk(keys.rsa, "rsa-1", "RS256"),
+        ],
+    )
+    verifier = TokenVerifier(
+        service_settings(tmp_path, keys, jwks_file=jwks, jwt_hs256_secret=None, jwt_algorithms="RS256,ES256")
+    )
     assert verifier.algorithms == {"RS256", "ES256"}
     forged = jwt.encode(claims(), "secret" * 6, algorithm="HS256", headers={"kid": "rsa-1"})
     with pytest.raises(Exception, match="not accepted"):

@@ -43,7 +43,9 @@ class _Endpoint:
                 conn.recv(65536)
                 body = json.dumps(self.jwks).encode()
                 reply = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
-                    len(body), body)
+                    len(body),
+                    body,
+                )
                 if self.mode == "hang":
                     self._stop.wait(30)
                 elif self.mode == "drip":
@@ -108,8 +110,14 @@ def test_cached_keys_are_served_while_the_provider_hangs_for_a_bounded_time(keys
     endpoint = _Endpoint(_jwks(keys))
     now = [1000.0]
     try:
-        jwks = JwksKeys(url=endpoint.url, cache_seconds=300, timeout_seconds=0.5, deadline_seconds=1.0,
-                        max_stale_seconds=600, clock=lambda: now[0])
+        jwks = JwksKeys(
+            url=endpoint.url,
+            cache_seconds=300,
+            timeout_seconds=0.5,
+            deadline_seconds=1.0,
+            max_stale_seconds=600,
+            clock=lambda: now[0],
+        )
         assert jwks.get("rsa-1") is not None
         endpoint.mode = "hang"
         now[0] += 301  # due for a refresh, and the provider hangs

@@ -8,8 +8,9 @@ from pathlib import Path
 from testsupport.sources_fixtures import small_slack_export
 
 
-def test_ingest_generated_export_end_to_end(tmp_path: Path, sqlite_stores, embedder, make_ingestor,
-                                            make_retriever) -> None:
+def test_ingest_generated_export_end_to_end(
+    tmp_path: Path, sqlite_stores, embedder, make_ingestor, make_retriever
+) -> None:
     from governance.identity import User
 
     z = small_slack_export(tmp_path / "exp", as_zip=True)

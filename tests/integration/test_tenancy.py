@@ -24,8 +24,10 @@ from retrieval.search import Retriever
 from testsupport.permission_exports import POLICY, conv, slack_export
 
 # acme's own policy opens its public channels to all-staff and grants the auditor role.
-ACME_POLICY = POLICY.replace("  default: source-members", "  T0ACME: [\"group:all-staff\"]") + \
-    "roles:\n  auditor: [\"group:all-staff\"]\n"
+ACME_POLICY = (
+    POLICY.replace("  default: source-members", '  T0ACME: ["group:all-staff"]')
+    + 'roles:\n  auditor: ["group:all-staff"]\n'
+)
 TEXT_A = "acme heron migration plan for the lantern project"
 TEXT_B = "globex quarterly falcon budget for the harbour"
 ALICE, BOB = "alice@corp.example", "bob@corp.example"
@@ -65,8 +67,15 @@ def tenants(request: pytest.FixtureRequest, tmp_path: Path, database_url: str) -
     else:
         (tmp_path / "one.yaml").write_text(POLICY)
         policy = tmp_path / "one.yaml"
-    settings = Settings(home=tmp_path / "home", database_url=database_url, milvus_uri=str(tmp_path / "milvus.db"),
-                        collection="tenancy", multi_tenant=True, tenant=names[0], policy=policy)
+    settings = Settings(
+        home=tmp_path / "home",
+        database_url=database_url,
+        milvus_uri=str(tmp_path / "milvus.db"),
+        collection="tenancy",
+        multi_tenant=True,
+        tenant=names[0],
+        policy=policy,
+    )
     a = Stores.open(settings)
     yield Tenants(a, a.for_tenant(names[1], create=True), settings)
     a.close()
@@ -114,10 +123,14 @@ def test_the_same_document_id_in_two_tenants_supersedes_nothing(tmp_path, tenant
     two_tenants_same_channel(tmp_path, tenants, embedder)
     a_docs, b_docs = tenants.a.catalog.documents.select_documents(), tenants.b.catalog.documents.select_documents()
     assert a_docs and set(a_docs) == set(b_docs)  # the same ids, in two catalogs
-    a_ids, b_ids = set(tenants.a.catalog.chunks.chunk_ids_of(a_docs)), set(tenants.b.catalog.chunks.chunk_ids_of(b_docs))
+    a_ids, b_ids = (
+        set(tenants.a.catalog.chunks.chunk_ids_of(a_docs)),
+        set(tenants.b.catalog.chunks.chunk_ids_of(b_docs)),
+    )
     assert a_ids and b_ids and not a_ids & b_ids
-    assert {r["text"] for r in tenants.a.index.get(sorted(a_ids), ("text",))} and \
-        all(TEXT_A in r["text"] for r in tenants.a.index.get(sorted(a_ids), ("text",)))
+    assert {r["text"] for r in tenants.a.index.get(sorted(a_ids), ("text",))} and all(
+        TEXT_A in r["text"] for r in tenants.a.index.get(sorted(a_ids), ("text",))
+    )
     assert all(TEXT_B in r["text"] for r in tenants.b.index.get(sorted(b_ids), ("text",)))
 
 
@@ -149,8 +162,9 @@ def test_a_tenants_purge_and_erasure_leave_the_other_tenant_alone(tmp_path, tena
     two_tenants_same_channel(tmp_path, tenants, embedder)
     a, b = tenants.names
     b_docs = tenants.b.catalog.documents.select_documents()
-    report = purge.purge_documents(tenants.b.catalog, tenants.b.index, b_docs, reason="test", actor="t",
-                                   selector={"source": "slack"})
+    report = purge.purge_documents(
+        tenants.b.catalog, tenants.b.index, b_docs, reason="test", actor="t", selector={"source": "slack"}
+    )
     assert report.documents == b_docs and report.verified
     forget_subject(make_ingestor(tenants.b, embedder), f"user:{BOB}", actor="t")
     assert tenants.b.index.count() == 0
@@ -175,8 +189,9 @@ def test_a_tenants_policy_changes_nothing_in_another_tenant(tmp_path, tenants, e
     assert reads(tenants.b, embedder, caller(ALICE, "globex"), TEXT_B)
 
 
-def test_a_tenant_nobody_ingested_for_finds_nothing_and_gets_no_catalog(tmp_path, tenants, embedder,
-                                                                        make_retriever) -> None:
+def test_a_tenant_nobody_ingested_for_finds_nothing_and_gets_no_catalog(
+    tmp_path, tenants, embedder, make_retriever
+) -> None:
     from governance.catalog import catalog_exists
 
     two_tenants_same_channel(tmp_path, tenants, embedder)
@@ -193,8 +208,14 @@ def test_a_tenant_whose_name_cannot_name_its_policy_is_refused(tmp_path, embedde
     from governance.stores import Stores
 
     (tmp_path / "acme.yaml").write_text(POLICY)
-    settings = Settings(home=tmp_path / "home", milvus_uri=str(tmp_path / "milvus.db"), collection="tenancy",
-                        multi_tenant=True, tenant="acme", policy=tmp_path / "{tenant}.yaml")
+    settings = Settings(
+        home=tmp_path / "home",
+        milvus_uri=str(tmp_path / "milvus.db"),
+        collection="tenancy",
+        multi_tenant=True,
+        tenant="acme",
+        policy=tmp_path / "{tenant}.yaml",
+    )
     stores = Stores.open(settings)
     try:
         Catalog(settings.catalog_url_for("../acme")).dispose()  # a catalog exists for it

@@ -24,9 +24,22 @@ from testsupport.vector_rows import vector_row
 
 def _rows(n, scope_of, expires_of):
     rng = np.random.default_rng(0)
-    return [VectorRow(id=i, vector=rng.random(384, dtype=np.float32).tolist(), document_id=f'doc"{i}\\',
-                      source="pdf", source_version=1, scope_id=scope_of(i), classification="internal",
-                      expires_at=expires_of(i), title="t", uri="u", text=f"text {i}") for i in range(n)]
+    return [
+        VectorRow(
+            id=i,
+            vector=rng.random(384, dtype=np.float32).tolist(),
+            document_id=f'doc"{i}\\',
+            source="pdf",
+            source_version=1,
+            scope_id=scope_of(i),
+            classification="internal",
+            expires_at=expires_of(i),
+            title="t",
+            uri="u",
+            text=f"text {i}",
+        )
+        for i in range(n)
+    ]
 
 
 @pytest.fixture

@@ -30,13 +30,16 @@ def test_the_code_keeps_its_layers() -> None:
     assert "0 broken" in done.stdout
 
 
-@pytest.mark.parametrize("module, planted", [
-    ("governance/policy.py", "import retrieval.search"),          # the bottom layer reaching up
-    ("embedding/base.py", "import ingest.pipeline.run"),           # embedding above ingest
-    ("retrieval/search.py", "from ingest.sources import open_source"),  # retrieval and ingest are siblings
-    ("ingest/pipeline/run.py", "import govrag.cli.main"),          # the CLI is on top
-    ("dagster_project/definitions.py", "import testsupport.milvus_server"),  # test support in production
-])
+@pytest.mark.parametrize(
+    "module, planted",
+    [
+        ("governance/policy.py", "import retrieval.search"),  # the bottom layer reaching up
+        ("embedding/base.py", "import ingest.pipeline.run"),  # embedding above ingest
+        ("retrieval/search.py", "from ingest.sources import open_source"),  # retrieval and ingest are siblings
+        ("ingest/pipeline/run.py", "import govrag.cli.main"),  # the CLI is on top
+        ("dagster_project/definitions.py", "import testsupport.milvus_server"),  # test support in production
+    ],
+)
 def test_a_planted_import_against_the_layers_fails_the_check(tmp_path: Path, module: str, planted: str) -> None:
     for package in PACKAGES:
         shutil.copytree(REPO / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))

@@ -37,8 +37,9 @@ def env(tmp_path):
 
 
 def _govrag(env, *args, check=True):
-    proc = subprocess.run([sys.executable, "-m", "govrag.cli.main", *args], env=env, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "govrag.cli.main", *args], env=env, capture_output=True, text=True, timeout=300
+    )
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
@@ -50,9 +51,16 @@ def test_ingest_and_search_run_in_separate_processes_at_the_same_time(env, sampl
     shutil.copytree(sample_corpus / "handbook", tmp_path / "first" / "handbook")
     first = json.loads(_govrag(env, "ingest", str(tmp_path / "first"), "--json").stdout)
     assert first["new"] == 1
-    ingest = subprocess.Popen([sys.executable, "-m", "govrag.cli.main", "ingest", str(sample_corpus), "--json"],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    searcher = subprocess.run([sys.executable, "-c", SEARCHER, "15"], env=env, capture_output=True, text=True, timeout=300)
+    ingest = subprocess.Popen(
+        [sys.executable, "-m", "govrag.cli.main", "ingest", str(sample_corpus), "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    searcher = subprocess.run(
+        [sys.executable, "-c", SEARCHER, "15"], env=env, capture_output=True, text=True, timeout=300
+    )
     out, err = ingest.communicate(timeout=300)
     assert searcher.returncode == 0, searcher.stderr
     assert ingest.returncode == 0, err
@@ -60,11 +68,23 @@ def test_ingest_and_search_run_in_separate_processes_at_the_same_time(env, sampl
     assert (summary["new"], summary["unchanged"], summary["quarantined"]) == (4, 1, 4)
     assert "pdf:handbook/holidays-and-leave.pdf" in json.loads(searcher.stdout)
 
-    hits = json.loads(_govrag(env, "search", "granite-otter rollback script", "--user", "bob@example.com",
-                              "--group", "eng", "--json").stdout)
+    hits = json.loads(
+        _govrag(
+            env, "search", "granite-otter rollback script", "--user", "bob@example.com", "--group", "eng", "--json"
+        ).stdout
+    )
     assert hits[0]["document_id"] == "pdf:engineering/deploy-runbook.pdf"
-    assert set(hits[0]) >= {"chunk_id", "document_id", "source", "title", "uri", "text", "score",
-                            "source_version", "expires_at"}
+    assert set(hits[0]) >= {
+        "chunk_id",
+        "document_id",
+        "source",
+        "title",
+        "uri",
+        "text",
+        "score",
+        "source_version",
+        "expires_at",
+    }
     assert json.loads(_govrag(env, "search", "revenue", "--user", "eve@example.com", "--json").stdout) == []
 
     status = json.loads(_govrag(env, "status", "--json").stdout)

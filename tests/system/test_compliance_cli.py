@@ -28,9 +28,9 @@ BUDGET = "pdf:finance/budget-2027.pdf"
 @pytest.fixture(scope="module")
 def ingested(tmp_path_factory: pytest.TempPathFactory, embedder) -> Path:
     """A home with the sample corpus ingested (made once; each test works on a copy)."""
-    from govrag.sample_corpus import write_sample_corpus
     from governance.settings import Settings
     from governance.stores import Stores
+    from govrag.sample_corpus import write_sample_corpus
     from ingest.pipeline.run import Ingestor
 
     root = tmp_path_factory.mktemp("compliance")
@@ -52,20 +52,38 @@ def home(ingested: Path, tmp_path: Path) -> Path:
 
 def env_for(home: Path) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("GOVRAG_")}
-    return base | {"GOVRAG_HOME": str(home), "GOVRAG_MILVUS_URI": str(home / "milvus.db"),
-                   "GOVRAG_POLICY": str(SAMPLE_POLICY), "HF_HUB_OFFLINE": "1"}
+    return base | {
+        "GOVRAG_HOME": str(home),
+        "GOVRAG_MILVUS_URI": str(home / "milvus.db"),
+        "GOVRAG_POLICY": str(SAMPLE_POLICY),
+        "HF_HUB_OFFLINE": "1",
+    }
 
 
 def govrag(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(GOVRAG), *args], capture_output=True, text=True, timeout=300, env=env_for(home),
-                          stdin=subprocess.DEVNULL, cwd=home.parent)
+    return subprocess.run(
+        [str(GOVRAG), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env_for(home),
+        stdin=subprocess.DEVNULL,
+        cwd=home.parent,
+    )
 
 
 def on_terminal(home: Path, args: list[str], answer: str) -> tuple[int, str]:
     """Run with stdin and stdout on a pseudo-terminal; answer the first question."""
     master, slave = pty.openpty()
-    proc = subprocess.Popen([str(GOVRAG), *args], stdin=slave, stdout=slave, stderr=slave, env=env_for(home),
-                            cwd=home.parent, close_fds=True)
+    proc = subprocess.Popen(
+        [str(GOVRAG), *args],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env_for(home),
+        cwd=home.parent,
+        close_fds=True,
+    )
     os.close(slave)
     out, answered, deadline = b"", False, time.monotonic() + 240
     while time.monotonic() < deadline:
@@ -99,11 +117,14 @@ def audit(home: Path, kind: str) -> list[dict]:
 
 
 # -- purge refuses what it does not know --------------------------------------------------------
-@pytest.mark.parametrize("args, what", [
-    (["--document", "pdf:finance/budget-2072.pdf"], "no document 'pdf:finance/budget-2072.pdf'"),
-    (["--source", "sharepoint"], "no document has the source or origin 'sharepoint'"),
-    (["--subject", "user:nobody@example.com"], "knows no 'user:nobody@example.com'"),
-])
+@pytest.mark.parametrize(
+    "args, what",
+    [
+        (["--document", "pdf:finance/budget-2072.pdf"], "no document 'pdf:finance/budget-2072.pdf'"),
+        (["--source", "sharepoint"], "no document has the source or origin 'sharepoint'"),
+        (["--subject", "user:nobody@example.com"], "knows no 'user:nobody@example.com'"),
+    ],
+)
 def test_purging_an_unknown_target_is_an_error_not_a_purge_of_nothing(home: Path, args: list[str], what: str) -> None:
     done = govrag(home, "purge", *args, "--yes")
     assert done.returncode == 2, done.stdout + done.stderr

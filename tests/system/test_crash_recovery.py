@@ -12,7 +12,7 @@ import sys
 import textwrap
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -42,8 +42,9 @@ WORKER = textwrap.dedent("""
 
 
 def _run(env, *args, kill_after: float | None):
-    proc = subprocess.Popen([sys.executable, "-c", WORKER, *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WORKER, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     line = proc.stdout.readline()
     assert line.strip() == "ready", proc.stderr.read()
     if kill_after is None:
@@ -63,7 +64,9 @@ def _add_documents(corpus: Path, sample: Path, n: int) -> None:
     for doc in DOCS[:4]:
         _write_pdf(corpus / doc.path.replace("/", f"/batch{n}/", 1), doc)
     hb = next(d for d in DOCS if d.path.startswith("handbook/"))
-    _write_pdf(corpus / hb.path, SampleDoc(hb.path, hb.title, hb.sections + ((f"Update {n}", f"Revision number {n}."),)))
+    _write_pdf(
+        corpus / hb.path, SampleDoc(hb.path, hb.title, hb.sections + ((f"Update {n}", f"Revision number {n}."),))
+    )
 
 
 def _check(stores, catalog_docs_expected: int | None = None):
@@ -79,10 +82,14 @@ def _check(stores, catalog_docs_expected: int | None = None):
     assert len(rows) == len({r["id"] for r in rows})
     per_doc = Counter(r["document_id"] for r in rows)
     with stores.catalog.session() as s:
-        active = dict(s.execute(
-            select(Document.id, func.count(ChunkRow.id)).join(ChunkRow, (ChunkRow.document_id == Document.id)
-                                                              & (ChunkRow.version == Document.current_version))
-            .where(Document.status == "active").group_by(Document.id)).all())
+        active = dict(
+            s.execute(
+                select(Document.id, func.count(ChunkRow.id))
+                .join(ChunkRow, (ChunkRow.document_id == Document.id) & (ChunkRow.version == Document.current_version))
+                .where(Document.status == "active")
+                .group_by(Document.id)
+            ).all()
+        )
     assert per_doc == Counter(active)  # every active document exactly once, nothing else
     if catalog_docs_expected is not None:
         assert len(active) == catalog_docs_expected
@@ -115,7 +122,7 @@ def test_kill_minus_nine_during_ingest_and_purge_is_repaired_by_the_next_run(tmp
             expire = sorted(active)[::2]
             with stores.catalog.session() as s:
                 for doc_id in expire:
-                    s.get(Document, doc_id).expires_at = datetime.now(timezone.utc) - timedelta(days=1)
+                    s.get(Document, doc_id).expires_at = datetime.now(UTC) - timedelta(days=1)
         finally:
             stores.close()
         for _ in range(6):  # 6 purge kill points

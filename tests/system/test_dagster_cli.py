@@ -36,10 +36,17 @@ def _mini_drop(root: Path, name: str = "mini") -> Path:
 def _env(root: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GOVRAG_", "DAGSTER_"))}
     env.update(
-        DAGSTER_HOME=str(root / "dagster_home"), GOVRAG_HOME=str(root / "home"),
-        GOVRAG_DATABASE_URL=sqlite_url(root), GOVRAG_POLICY=str(SAMPLE_POLICY),
-        GOVRAG_DROP_DIR=str(root / "drop"), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
-        SCARF_NO_ANALYTICS="true", DO_NOT_TRACK="true", PYTHONPATH=str(REPO), **extra,
+        DAGSTER_HOME=str(root / "dagster_home"),
+        GOVRAG_HOME=str(root / "home"),
+        GOVRAG_DATABASE_URL=sqlite_url(root),
+        GOVRAG_POLICY=str(SAMPLE_POLICY),
+        GOVRAG_DROP_DIR=str(root / "drop"),
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        SCARF_NO_ANALYTICS="true",
+        DO_NOT_TRACK="true",
+        PYTHONPATH=str(REPO),
+        **extra,
     )
     (root / "dagster_home").mkdir(parents=True, exist_ok=True)
     (root / "dagster_home" / "dagster.yaml").touch()  # SQLite instance storage under DAGSTER_HOME
@@ -60,14 +67,35 @@ def test_cli_asset_materialize_all_on_a_partition(tmp_path):
     # One process for all steps: the heavy PDF parser import is paid once (≈9 s on 2 cores).
     run_config.write_text("execution:\n  config:\n    in_process: {}\n")
     try:
-        reg = subprocess.run([sys.executable, "-m", "dagster_project.register"], env=env, cwd=REPO,
-                             capture_output=True, text=True, timeout=120)
+        reg = subprocess.run(
+            [sys.executable, "-m", "dagster_project.register"],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert reg.returncode == 0, reg.stderr
         assert reg.stdout.split("\t")[0] == "mini"
         run = subprocess.run(
-            [str(BIN / "dagster"), "asset", "materialize", "-m", "dagster_project", "--select", "*",
-             "--partition", "mini", "-c", str(run_config)],
-            env=env, cwd=REPO, capture_output=True, text=True, timeout=300,
+            [
+                str(BIN / "dagster"),
+                "asset",
+                "materialize",
+                "-m",
+                "dagster_project",
+                "--select",
+                "*",
+                "--partition",
+                "mini",
+                "-c",
+                str(run_config),
+            ],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         log = run.stdout + run.stderr
         assert run.returncode == 0, log[-4000:]
@@ -93,8 +121,11 @@ def _free_port() -> int:
 
 
 def _graphql(port: int, query: str) -> dict:
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=json.dumps({"query": query}).encode(),
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=json.dumps({"query": query}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(req, timeout=10) as resp:
         return json.loads(resp.read())
 
@@ -106,7 +137,11 @@ def test_webserver_graphql_lists_the_assets(tmp_path):
     log = open(tmp_path / "webserver.log", "wb")
     proc = subprocess.Popen(
         [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-m", "dagster_project"],
-        env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env=env,
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         deadline, keys, last = time.monotonic() + 120, set(), None
@@ -120,8 +155,10 @@ def test_webserver_graphql_lists_the_assets(tmp_path):
             except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError) as exc:
                 last = exc
             time.sleep(1)
-        assert keys == ASSETS, f"no asset list from the webserver: {last!r}\n{(tmp_path / 'webserver.log').read_text()[-3000:]}"
-        jobs = _graphql(port, '{ repositoriesOrError { ... on RepositoryConnection { nodes { jobs { name } } } } }')
+        assert keys == ASSETS, (
+            f"no asset list from the webserver: {last!r}\n{(tmp_path / 'webserver.log').read_text()[-3000:]}"
+        )
+        jobs = _graphql(port, "{ repositoriesOrError { ... on RepositoryConnection { nodes { jobs { name } } } } }")
         names = {j["name"] for r in jobs["data"]["repositoriesOrError"]["nodes"] for j in r["jobs"]}
         assert {"ingest", "sync_permissions", "purge_expired", "doctor"} <= names
     finally:
@@ -161,8 +198,12 @@ def test_postgres_instance_storage_runs_a_materialization(tmp_path, dagster_pg_u
     (home / "dagster.yaml").write_text(yaml.safe_dump({"storage": {"postgres": {"postgres_url": dagster_pg_url}}}))
     drop = _mini_drop(tmp_path)
     resources = {
-        "stores": GovragStoresResource(home=str(tmp_path / "home"), database_url=f"sqlite:///{tmp_path / 'c.sqlite3'}",
-                                       milvus_uri=str(tmp_path / "milvus.db"), policy=str(SAMPLE_POLICY)),
+        "stores": GovragStoresResource(
+            home=str(tmp_path / "home"),
+            database_url=f"sqlite:///{tmp_path / 'c.sqlite3'}",
+            milvus_uri=str(tmp_path / "milvus.db"),
+            policy=str(SAMPLE_POLICY),
+        ),
         "embedder": EmbedderResource(kind="local"),
         "drop_folder": DropFolderResource(drop_dir=str(drop)),
     }
@@ -172,8 +213,13 @@ def test_postgres_instance_storage_runs_a_materialization(tmp_path, dagster_pg_u
         instance.add_dynamic_partitions("sources", ["mini"])
         # The snapshot is the cheap partitioned asset (no parser, no model): enough to put a run,
         # its events, a partitioned materialization and the dynamic partitions in PostgreSQL.
-        result = dg.materialize([*all_assets, *all_checks], resources=resources, partition_key="mini",
-                                instance=instance, selection=[source_snapshot])
+        result = dg.materialize(
+            [*all_assets, *all_checks],
+            resources=resources,
+            partition_key="mini",
+            instance=instance,
+            selection=[source_snapshot],
+        )
         assert result.success
         [run] = instance.get_runs()
         assert run.run_id == result.run_id and run.is_success

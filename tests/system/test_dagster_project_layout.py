@@ -18,7 +18,8 @@ def test_dg_finds_and_loads_the_project() -> None:
     if not dg.exists():
         pytest.skip("dagster-dg-cli is not installed")
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOVRAG_")} | {
-        "VIRTUAL_ENV": str(Path(sys.executable).parent.parent)}
+        "VIRTUAL_ENV": str(Path(sys.executable).parent.parent)
+    }
     done = subprocess.run([str(dg), "check", "defs"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "All definitions loaded successfully" in done.stdout + done.stderr

@@ -29,25 +29,27 @@ import subprocess
 import sys
 import textwrap
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from testsupport.paths import REPO
 from testsupport.sources_fixtures import SConv, SUser, add_messages, date_of, msg, ts_of, write_slack_export
 
-SECRETS = ("AKIAQ3EXAMPLEPLANT7Z",                      # AWS access key id
-           "ghp_PlantedGithubToken0123456789abcdefXY",  # GitHub token
-           "Hunter2-Planted-Secret")                     # the value of a password assignment
+SECRETS = (
+    "AKIAQ3EXAMPLEPLANT7Z",  # AWS access key id
+    "ghp_PlantedGithubToken0123456789abcdefXY",  # GitHub token
+    "Hunter2-Planted-Secret",
+)  # the value of a password assignment
 # What the grep looks for: the start of each secret, so that a secret cut in half (a title
 # snippet) is found too.
 SECRET_NEEDLES = tuple(s[:16] for s in SECRETS)
 SUBJECT_EMAIL = "zelda.q@acme-disk.example"
 SUBJECT = f"user:{SUBJECT_EMAIL}"
-SUBJECT_NAME = "zquartermain"                 # her Slack display name
+SUBJECT_NAME = "zquartermain"  # her Slack display name
 SUBJECT_PHRASE = "periwinkle-narwhal-sonata"  # only she wrote it
-KEEP_PHRASE = "cobalt-heron-ledger"           # bob's words: must survive the erasure
+KEEP_PHRASE = "cobalt-heron-ledger"  # bob's words: must survive the erasure
 PII = (SUBJECT_NAME, SUBJECT_PHRASE, SUBJECT_EMAIL)
 # docs/governance.md, "What the catalog keeps after a purge": the erased principal stays in
 # the forgotten-subjects record, the audit log and the scope memberships; nowhere else.
@@ -62,39 +64,88 @@ def _export(dest: Path) -> Path:
     """The export zip: #ops holds bob's thread with the secrets (its root, which the thread's
     title quotes, included); #general her own thread and bob's thread she replied in; a DM
     and a group DM where both write."""
-    users = [SUser("U1", SUBJECT_NAME, SUBJECT_EMAIL, team="T0DISK"),
-             SUser("U2", "bobbyops", "bob@acme-disk.example", team="T0DISK")]
+    users = [
+        SUser("U1", SUBJECT_NAME, SUBJECT_EMAIL, team="T0DISK"),
+        SUser("U2", "bobbyops", "bob@acme-disk.example", team="T0DISK"),
+    ]
     ops = SConv("C2", "ops", "public", ["U1", "U2"])
-    add_messages(ops, [
-        msg("U2", f"Rotating the deploy credentials: {SECRETS[0]} and {SECRETS[1]}", SECRET_THREAD,
-            thread_ts=ts_of(SECRET_THREAD), reply_count=1),
-        msg("U2", f"db config says password={SECRETS[2]} until Friday", SECRET_THREAD + 5,
-            thread_ts=ts_of(SECRET_THREAD), parent_user_id="U2"),
-    ])
+    add_messages(
+        ops,
+        [
+            msg(
+                "U2",
+                f"Rotating the deploy credentials: {SECRETS[0]} and {SECRETS[1]}",
+                SECRET_THREAD,
+                thread_ts=ts_of(SECRET_THREAD),
+                reply_count=1,
+            ),
+            msg(
+                "U2",
+                f"db config says password={SECRETS[2]} until Friday",
+                SECRET_THREAD + 5,
+                thread_ts=ts_of(SECRET_THREAD),
+                parent_user_id="U2",
+            ),
+        ],
+    )
     general = SConv("C1", "general", "public", ["U1", "U2"])
-    add_messages(general, [
-        msg("U1", f"My offsite plan is the {SUBJECT_PHRASE} retreat", HER_THREAD,
-            thread_ts=ts_of(HER_THREAD), reply_count=1),
-        msg("U1", "and I bring the snacks", HER_THREAD + 5, thread_ts=ts_of(HER_THREAD), parent_user_id="U1"),
-        msg("U2", f"Which venue for the {KEEP_PHRASE} offsite?", SHARED_THREAD,
-            thread_ts=ts_of(SHARED_THREAD), reply_count=1),
-        msg("U1", f"I vote for the {SUBJECT_PHRASE} hall", SHARED_THREAD + 5,
-            thread_ts=ts_of(SHARED_THREAD), parent_user_id="U2"),
-    ])
+    add_messages(
+        general,
+        [
+            msg(
+                "U1",
+                f"My offsite plan is the {SUBJECT_PHRASE} retreat",
+                HER_THREAD,
+                thread_ts=ts_of(HER_THREAD),
+                reply_count=1,
+            ),
+            msg("U1", "and I bring the snacks", HER_THREAD + 5, thread_ts=ts_of(HER_THREAD), parent_user_id="U1"),
+            msg(
+                "U2",
+                f"Which venue for the {KEEP_PHRASE} offsite?",
+                SHARED_THREAD,
+                thread_ts=ts_of(SHARED_THREAD),
+                reply_count=1,
+            ),
+            msg(
+                "U1",
+                f"I vote for the {SUBJECT_PHRASE} hall",
+                SHARED_THREAD + 5,
+                thread_ts=ts_of(SHARED_THREAD),
+                parent_user_id="U2",
+            ),
+        ],
+    )
     dm = SConv("D1", "D1", "im", ["U1", "U2"])
-    add_messages(dm, [msg("U2", f"lunch after the {KEEP_PHRASE} review?", DM_DAY),
-                      msg("U1", f"sure, {SUBJECT_PHRASE} cafe", DM_DAY + 5)])
+    add_messages(
+        dm,
+        [
+            msg("U2", f"lunch after the {KEEP_PHRASE} review?", DM_DAY),
+            msg("U1", f"sure, {SUBJECT_PHRASE} cafe", DM_DAY + 5),
+        ],
+    )
     # Slack names a group DM (and its folder) after its members' handles.
     group = SConv("G9", f"mpdm-{SUBJECT_NAME}--bobbyops-1", "mpim", ["U1", "U2"])
-    add_messages(group, [msg("U2", f"agenda for the {KEEP_PHRASE} sync", DM_DAY),
-                         msg("U1", f"adding {SUBJECT_PHRASE} to it", DM_DAY + 5)])
-    return write_slack_export(dest / "acme-disk-slack", users, [ops, general, dm, group], as_zip=True,
-                              team_info={"id": "T0DISK", "name": "Acme Disk", "domain": "acme-disk"})
+    add_messages(
+        group,
+        [
+            msg("U2", f"agenda for the {KEEP_PHRASE} sync", DM_DAY),
+            msg("U1", f"adding {SUBJECT_PHRASE} to it", DM_DAY + 5),
+        ],
+    )
+    return write_slack_export(
+        dest / "acme-disk-slack",
+        users,
+        [ops, general, dm, group],
+        as_zip=True,
+        team_info={"id": "T0DISK", "name": "Acme Disk", "domain": "acme-disk"},
+    )
 
 
 def _policy(dest: Path, action: str) -> Path:
     path = dest / f"policy-{action}.yaml"
-    path.write_text(textwrap.dedent(f"""\
+    path.write_text(
+        textwrap.dedent(f"""\
         version: 1
         retention:
           - match: {{}}
@@ -104,7 +155,8 @@ def _policy(dest: Path, action: str) -> Path:
         redaction:
           - match: {{}}
             action: {action}
-        """))
+        """)
+    )
     return path
 
 
@@ -120,8 +172,9 @@ def _decoded(path: Path, data: bytes) -> Iterator[tuple[str, bytes]]:
         elif data[:6] == b"ARROW1" or data[:4] == b"\xff\xff\xff\xff":
             import pyarrow as pa
 
-            reader = (pa.ipc.open_file(io.BytesIO(data)) if data[:6] == b"ARROW1"
-                      else pa.ipc.open_stream(io.BytesIO(data)))
+            reader = (
+                pa.ipc.open_file(io.BytesIO(data)) if data[:6] == b"ARROW1" else pa.ipc.open_stream(io.BytesIO(data))
+            )
             yield "arrow", _table_text(reader.read_all())
         elif data[:2] == b"\x1f\x8b":
             yield "gzip", gzip.decompress(data)
@@ -129,7 +182,7 @@ def _decoded(path: Path, data: bytes) -> Iterator[tuple[str, bytes]]:
             with zipfile.ZipFile(io.BytesIO(data)) as zf:
                 for name in zf.namelist():
                     yield f"zip:{name}", zf.read(name)
-    except Exception as exc:  # noqa: BLE001 - a half-written file still gets its raw bytes read
+    except Exception as exc:
         yield f"undecodable ({type(exc).__name__})", b""
 
 
@@ -304,8 +357,9 @@ def test_purge_and_erasure_leave_no_secret_or_personal_data_on_disk(home, tmp_pa
         service.close()
     assert erased["documents"] == [_doc_id("C1", HER_THREAD)]
     day = date_of(ts_of(DM_DAY))
-    assert sorted(erased["reindexed"]) == sorted([_doc_id("C1", SHARED_THREAD), f"slack:T0DISK:D1:day:{day}",
-                                                  f"slack:T0DISK:G9:day:{day}"])
+    assert sorted(erased["reindexed"]) == sorted(
+        [_doc_id("C1", SHARED_THREAD), f"slack:T0DISK:D1:day:{day}", f"slack:T0DISK:G9:day:{day}"]
+    )
 
     left = grep(_roots(tmp_path), (*SECRET_NEEDLES, *PII), catalog=catalog)
     assert not left, "left on disk after purge and erasure:\n" + "\n".join(left)
@@ -333,8 +387,14 @@ def test_a_killed_ingest_leaves_its_extraction_and_doctor_repair_removes_it(home
     export = _export(tmp_path / "src")
     monkeypatch.setenv("GOVRAG_POLICY", str(_policy(tmp_path, "redact")))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-c", CRASHING_INGEST, str(export)], env=env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=180)
+    proc = subprocess.run(
+        [sys.executable, "-c", CRASHING_INGEST, str(export)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert proc.returncode == -9, proc.stderr[-3000:]
     left = grep(_roots(tmp_path), SECRET_NEEDLES)
     assert left and all("/work/" in hit for hit in left), left  # the export in clear, and only that
@@ -365,9 +425,16 @@ def test_dagster_ingest_then_purge_and_erasure_leave_nothing_in_either_home(home
     # test left behind in the context (its instance gone: "undefined DagsterInstance weakref").
     with dg.DagsterInstance.get() as instance:
         instance.add_dynamic_partitions("sources", [export.name])
-        result = dg.materialize(ingest_assets, partition_key=export.name, instance=instance, resources={
-            "stores": GovragStoresResource(), "embedder": EmbedderResource(),
-            "drop_folder": DropFolderResource(drop_dir=str(drop), settle_seconds=0)})
+        result = dg.materialize(
+            ingest_assets,
+            partition_key=export.name,
+            instance=instance,
+            resources={
+                "stores": GovragStoresResource(),
+                "embedder": EmbedderResource(),
+                "drop_folder": DropFolderResource(drop_dir=str(drop), settle_seconds=0),
+            },
+        )
         assert result.success
     roots = _roots(tmp_path, dagster_home)
     assert any("milvus" in hit for hit in grep(roots, SECRET_NEEDLES)), "the tagged secrets should be indexed"

@@ -23,9 +23,10 @@ import sys
 import textwrap
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -44,8 +45,12 @@ BROAD = "revenue budget deployment rollback leave outage"
 
 CHANGED_DOC = "pdf:engineering/deploy-runbook.pdf"  # sorts first in an ingest batch
 # New documents sort after CHANGED_DOC, so a fault right after it is published leaves them pending.
-NEW_DOCS = ("pdf:engineering/new/deploy-runbook.pdf", "pdf:engineering/new/incidents/2026-10-database-outage.pdf",
-            "pdf:finance/new/budget-2027.pdf", "pdf:finance/new/q3-revenue-report.pdf")
+NEW_DOCS = (
+    "pdf:engineering/new/deploy-runbook.pdf",
+    "pdf:engineering/new/incidents/2026-10-database-outage.pdf",
+    "pdf:finance/new/budget-2027.pdf",
+    "pdf:finance/new/q3-revenue-report.pdf",
+)
 
 
 def may_read(user: User, document_id: str) -> bool:
@@ -82,8 +87,10 @@ def current_chunks(catalog: Any) -> dict[str, set[int]]:
     out: dict[str, set[int]] = {}
     with catalog.session() as s:
         for cid, doc_id in s.execute(
-                select(ChunkRow.id, Document.id).join(Document, Document.id == ChunkRow.document_id)
-                .where(Document.status == "active", ChunkRow.version == Document.current_version)):
+            select(ChunkRow.id, Document.id)
+            .join(Document, Document.id == ChunkRow.document_id)
+            .where(Document.status == "active", ChunkRow.version == Document.current_version)
+        ):
             out.setdefault(doc_id, set()).add(int(cid))
     return out
 
@@ -183,24 +190,40 @@ FAULT_BOOT = textwrap.dedent("""
 
 def cli_env(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOVRAG_")}
-    env.update(GOVRAG_HOME=str(home), GOVRAG_POLICY=str(SAMPLE_POLICY), HF_HUB_OFFLINE="1",
-               TRANSFORMERS_OFFLINE="1", **extra)
+    env.update(
+        GOVRAG_HOME=str(home), GOVRAG_POLICY=str(SAMPLE_POLICY), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", **extra
+    )
     return env
 
 
 def govrag(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", FAULT_BOOT, *args], env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-c", FAULT_BOOT, *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
-def govrag_with_fault(env: dict[str, str], args: list[str], *, at: str, when: str, workdir: Path,
-                      fault: Callable[[], None], nth: int = 1, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def govrag_with_fault(
+    env: dict[str, str],
+    args: list[str],
+    *,
+    at: str,
+    when: str,
+    workdir: Path,
+    fault: Callable[[], None],
+    nth: int = 1,
+    timeout: float = 600,
+) -> subprocess.CompletedProcess[str]:
     """Run ``govrag ARGS``; when it reaches call ``nth`` of ``at`` (``module:Class.method``,
     ``before`` or ``after`` the call), run ``fault()`` (kill a server), then let it go on."""
     marker, go = workdir / f"paused-{time.monotonic_ns()}", workdir / f"go-{time.monotonic_ns()}"
     spec = {"at": at, "when": when, "nth": nth, "marker": str(marker), "go": str(go)}
-    proc = subprocess.Popen([sys.executable, "-c", FAULT_BOOT, *args], env={**env, "FAULT_PAUSE": json.dumps(spec)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", FAULT_BOOT, *args],
+        env={**env, "FAULT_PAUSE": json.dumps(spec)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     out_parts: dict[str, str] = {}
     reader = threading.Thread(target=lambda: out_parts.update(zip(("out", "err"), proc.communicate(timeout=timeout))))
     reader.start()
@@ -208,8 +231,10 @@ def govrag_with_fault(env: dict[str, str], args: list[str], *, at: str, when: st
     while not marker.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
             reader.join(timeout=30)
-            pytest.fail(f"govrag {' '.join(args)} ended before reaching {at}: rc={proc.returncode}\n"
-                        f"{out_parts.get('err', '')[-3000:]}")
+            pytest.fail(
+                f"govrag {' '.join(args)} ended before reaching {at}: rc={proc.returncode}\n"
+                f"{out_parts.get('err', '')[-3000:]}"
+            )
         time.sleep(0.05)
     try:
         fault()
@@ -241,9 +266,13 @@ def restart_local_server_on(home: Path, old: Any) -> Any:
 
     state_dir = _state_dir(home)
     with open(state_dir / "server.log", "ab") as log:
-        proc = subprocess.Popen([*_binary(), "server", "--data-dir", old.data_dir, "--host", "127.0.0.1",
-                                 "--port", str(old.port)], stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            [*_binary(), "server", "--data-dir", old.data_dir, "--host", "127.0.0.1", "--port", str(old.port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     deadline = time.monotonic() + 90
     while not _port_open(old.port):
         assert proc.poll() is None and time.monotonic() < deadline, "milvus-lite server did not come back"
@@ -271,8 +300,9 @@ def change_and_add(corpus: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def lite_baseline(tmp_path_factory: pytest.TempPathFactory, embedder: Any,
-                  make_ingestor: Any) -> Iterator[tuple[Path, Path]]:
+def lite_baseline(
+    tmp_path_factory: pytest.TempPathFactory, embedder: Any, make_ingestor: Any
+) -> Iterator[tuple[Path, Path]]:
     """(home, corpus): the sample corpus ingested into a home with its local milvus-lite
     server and SQLite catalog, the server stopped. Tests copy it."""
     from governance.milvus_process.local import stop_server
@@ -282,8 +312,15 @@ def lite_baseline(tmp_path_factory: pytest.TempPathFactory, embedder: Any,
     root = tmp_path_factory.mktemp("faults-baseline")
     corpus = write_corpus(root / "corpus")
     home = root / "home"
-    stores = Stores.open(Settings(home=home, policy=SAMPLE_POLICY, milvus_uri=None, collection="govrag_chunks",
-                                  database_url=f"sqlite:///{home / 'catalog.sqlite3'}"))
+    stores = Stores.open(
+        Settings(
+            home=home,
+            policy=SAMPLE_POLICY,
+            milvus_uri=None,
+            collection="govrag_chunks",
+            database_url=f"sqlite:///{home / 'catalog.sqlite3'}",
+        )
+    )
     try:
         assert make_ingestor(stores, embedder).ingest_paths([corpus]).new == 5
     finally:
@@ -334,12 +371,12 @@ class SearchLoop:
             i += 1
             try:
                 result: Any = self.retriever.search(user, query, k=10)
-            except Exception as exc:  # noqa: BLE001 - every outcome is kept and judged
+            except Exception as exc:
                 result = exc
             self.outcomes.append((time.monotonic(), user, result))
             time.sleep(0.02)
 
-    def __enter__(self) -> "SearchLoop":
+    def __enter__(self) -> SearchLoop:
         self._thread.start()
         return self
 
@@ -437,9 +474,14 @@ def test_local_milvus_killed_mid_ingest_cli_then_rerun_repairs(lite_baseline, tm
     try:
         # Paused after CHANGED_DOC's new version is written and published, just before the
         # old version's vectors are deleted; the NEW_DOCS' vectors are written, not published.
-        proc = govrag_with_fault(env, ["ingest", str(corpus), "--json"], workdir=tmp_path,
-                                 at="governance.vector_index:VectorIndex.delete_ids", when="before",
-                                 fault=lambda: kill_local_server(home))
+        proc = govrag_with_fault(
+            env,
+            ["ingest", str(corpus), "--json"],
+            workdir=tmp_path,
+            at="governance.vector_index:VectorIndex.delete_ids",
+            when="before",
+            fault=lambda: kill_local_server(home),
+        )
         line = assert_one_line_cli_error(proc, "Milvus at http://127.0.0.1:", "failed")
         assert "hint: " in proc.stderr and "govrag server status" in proc.stderr, line
 
@@ -473,8 +515,9 @@ EXPIRE = ("pdf:finance/budget-2027.pdf", "pdf:engineering/incidents/2026-10-data
 
 @pytest.mark.slow
 @pytest.mark.parametrize("point", ["before vectors are deleted", "after documents are retired"])
-def test_local_milvus_killed_mid_purge_cli_then_rerun_finishes(lite_baseline, tmp_path, embedder, point,
-                                                               make_retriever):
+def test_local_milvus_killed_mid_purge_cli_then_rerun_finishes(
+    lite_baseline, tmp_path, embedder, point, make_retriever
+):
     from governance.catalog.models import Document
     from governance.milvus_process.local import ensure_server, stop_server
 
@@ -485,11 +528,20 @@ def test_local_milvus_killed_mid_purge_cli_then_rerun_finishes(lite_baseline, tm
     try:
         with stores.catalog.session() as s:
             for doc_id in EXPIRE:
-                s.get(Document, doc_id).expires_at = datetime.now(timezone.utc) - timedelta(days=1)
-        at, when = (("governance.vector_index:VectorIndex.delete_ids", "before") if point.startswith("before")
-                    else ("governance.catalog.documents:DocumentRepository.retire_documents", "after"))
-        proc = govrag_with_fault(env, ["purge", "--expired", "--json"], workdir=tmp_path, at=at, when=when,
-                                 fault=lambda: kill_local_server(home))
+                s.get(Document, doc_id).expires_at = datetime.now(UTC) - timedelta(days=1)
+        at, when = (
+            ("governance.vector_index:VectorIndex.delete_ids", "before")
+            if point.startswith("before")
+            else ("governance.catalog.documents:DocumentRepository.retire_documents", "after")
+        )
+        proc = govrag_with_fault(
+            env,
+            ["purge", "--expired", "--json"],
+            workdir=tmp_path,
+            at=at,
+            when=when,
+            fault=lambda: kill_local_server(home),
+        )
         assert_one_line_cli_error(proc, "Milvus at http://127.0.0.1:")
         stores.close()
 
@@ -521,11 +573,12 @@ def test_local_milvus_killed_mid_purge_cli_then_rerun_finishes(lite_baseline, tm
 # -- Milvus: the real milvus-server ------------------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.milvus_server
-def test_milvus_server_killed_mid_search_fails_clearly_and_recovers_at_the_same_address(tmp_path, embedder,
-                                                                                        make_ingestor, make_retriever):
-    from testsupport.milvus_server import MilvusServer, unavailable_reason
+def test_milvus_server_killed_mid_search_fails_clearly_and_recovers_at_the_same_address(
+    tmp_path, embedder, make_ingestor, make_retriever
+):
     from governance.settings import Settings
     from governance.stores import Stores
+    from testsupport.milvus_server import MilvusServer, unavailable_reason
 
     reason = unavailable_reason()
     if reason:
@@ -536,8 +589,14 @@ def test_milvus_server_killed_mid_search_fails_clearly_and_recovers_at_the_same_
     restarted = None
     stores = None
     try:
-        stores = Stores.open(Settings(home=tmp_path / "home", milvus_uri=server.uri, policy=SAMPLE_POLICY,
-                                      database_url=f"sqlite:///{tmp_path / 'catalog.sqlite3'}"))
+        stores = Stores.open(
+            Settings(
+                home=tmp_path / "home",
+                milvus_uri=server.uri,
+                policy=SAMPLE_POLICY,
+                database_url=f"sqlite:///{tmp_path / 'catalog.sqlite3'}",
+            )
+        )
         assert make_ingestor(stores, embedder).ingest_paths([corpus]).new == 5
         retriever = make_retriever(stores, embedder)
         with SearchLoop(retriever) as loop:
@@ -584,14 +643,23 @@ class PgKiller:
         from sqlalchemy import text
 
         with self.admin.connect() as c:
-            pids = [r[0] for r in c.execute(text(
-                f"SELECT pid FROM pg_stat_activity WHERE datname = :db AND pid <> pg_backend_pid() {where}"),
-                {"db": self.database, **params})]
+            pids = [
+                r[0]
+                for r in c.execute(
+                    text(f"SELECT pid FROM pg_stat_activity WHERE datname = :db AND pid <> pg_backend_pid() {where}"),
+                    {"db": self.database, **params},
+                )
+            ]
             for pid in pids:
                 c.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
             deadline = time.monotonic() + 10
-            while pids and time.monotonic() < deadline and c.execute(text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(:pids)"), {"pids": pids}).scalar():
+            while (
+                pids
+                and time.monotonic() < deadline
+                and c.execute(
+                    text("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(:pids)"), {"pids": pids}
+                ).scalar()
+            ):
                 time.sleep(0.02)
 
     def all_backends(self) -> None:
@@ -623,8 +691,9 @@ def catalog_stores(tmp_path: Path, url: str) -> Any:
     return Stores.open(embedded_settings(tmp_path, database_url=url))
 
 
-def ingest_with_fault_at_third_publish(stores: Any, embedder: Any, corpus: Path, fault: Callable[[], None],
-                                       monkeypatch: pytest.MonkeyPatch) -> BaseException:
+def ingest_with_fault_at_third_publish(
+    stores: Any, embedder: Any, corpus: Path, fault: Callable[[], None], monkeypatch: pytest.MonkeyPatch
+) -> BaseException:
     """Ingest the corpus; the third document's publish runs right after ``fault()``. The
     first two documents are published, the other three staged with their vectors written."""
     from governance.catalog.documents import DocumentRepository
@@ -649,7 +718,11 @@ def ingest_with_fault_at_third_publish(stores: Any, embedder: Any, corpus: Path,
 
 def assert_half_done_ingest_is_invisible(stores: Any, retriever: Any) -> None:
     published = {"pdf:engineering/deploy-runbook.pdf", "pdf:engineering/incidents/2026-10-database-outage.pdf"}
-    pending = {"pdf:finance/budget-2027.pdf", "pdf:finance/q3-revenue-report.pdf", "pdf:handbook/holidays-and-leave.pdf"}
+    pending = {
+        "pdf:finance/budget-2027.pdf",
+        "pdf:finance/q3-revenue-report.pdf",
+        "pdf:handbook/holidays-and-leave.pdf",
+    }
     assert {d for d in published | pending if stores.catalog.documents.document_state(d).current_version} == published
     assert stores.index.ids_of_documents(sorted(pending)), "the staged versions' vectors were written"
     for user in USERS:
@@ -660,8 +733,9 @@ def assert_half_done_ingest_is_invisible(stores: Any, retriever: Any) -> None:
 
 
 @pytest.mark.postgres
-def test_postgres_connections_terminated_during_ingest_and_search(pg_url, tmp_path, embedder, monkeypatch,
-                                                                  make_ingestor, make_retriever):
+def test_postgres_connections_terminated_during_ingest_and_search(
+    pg_url, tmp_path, embedder, monkeypatch, make_ingestor, make_retriever
+):
     from sqlalchemy.engine import make_url
 
     corpus = write_corpus(tmp_path / "corpus")
@@ -669,8 +743,9 @@ def test_postgres_connections_terminated_during_ingest_and_search(pg_url, tmp_pa
     killer = PgKiller(stores.catalog.engine, make_url(pg_url).database)
     try:
         # Ingest: the third publish's backend dies inside its transaction.
-        err = ingest_with_fault_at_third_publish(stores, embedder, corpus,
-                                                 lambda: killer.arm(r"FROM documents"), monkeypatch)
+        err = ingest_with_fault_at_third_publish(
+            stores, embedder, corpus, lambda: killer.arm(r"FROM documents"), monkeypatch
+        )
         assert killer.fired == 1
         assert_clear(err, "catalog operation failed at postgresql", "OperationalError")
         assert "GOVRAG_DATABASE_URL" in err.hint
@@ -738,7 +813,7 @@ class SwappedFile:
         self.path = path
         self.aside = path.parent / "aside"
 
-    def __enter__(self) -> "SwappedFile":
+    def __enter__(self) -> SwappedFile:
         self.aside.mkdir(exist_ok=True)
         for suffix in ("", "-wal", "-shm"):
             p = Path(f"{self.path}{suffix}")
@@ -754,8 +829,9 @@ class SwappedFile:
             p.rename(self.path.parent / p.name)
 
 
-def test_sqlite_catalog_file_replaced_during_ingest_and_search(tmp_path, embedder, monkeypatch, make_ingestor,
-                                                               make_retriever):
+def test_sqlite_catalog_file_replaced_during_ingest_and_search(
+    tmp_path, embedder, monkeypatch, make_ingestor, make_retriever
+):
     corpus = write_corpus(tmp_path / "corpus")
     db = tmp_path / "catalog.sqlite3"
     stores = catalog_stores(tmp_path, f"sqlite:///{db}")
@@ -796,15 +872,16 @@ def _triton_available() -> str | None:
 
 
 @pytest.mark.slow
-def test_triton_killed_mid_ingest_cli_retries_then_fails_clearly_and_rerun_repairs(lite_baseline, tmp_path, embedder,
-                                                                                   make_retriever):
+def test_triton_killed_mid_ingest_cli_retries_then_fails_clearly_and_rerun_repairs(
+    lite_baseline, tmp_path, embedder, make_retriever
+):
     reason = _triton_available()
     if reason:
         pytest.skip(reason)
-    from governance.milvus_process.local import ensure_server, stop_server
     from embedding.quantize import quantize_model
     from embedding.triton_client import TritonEmbedder
     from embedding.triton_server import start_triton
+    from governance.milvus_process.local import ensure_server, stop_server
 
     model_dir = tmp_path / "nvfp4"
     quantize_model(model_dir, method="rtn")  # the format matters here, not the quality
@@ -826,9 +903,14 @@ def test_triton_killed_mid_ingest_cli_retries_then_fails_clearly_and_rerun_repai
             triton.process.wait(timeout=30)
 
         # Paused once the embedder has connected and the first batch is about to be sent.
-        proc = govrag_with_fault(env, ["ingest", str(corpus), "--json"], workdir=tmp_path,
-                                 at="embedding.triton_client:TritonEmbedder.embed", when="before",
-                                 fault=kill_triton)
+        proc = govrag_with_fault(
+            env,
+            ["ingest", str(corpus), "--json"],
+            workdir=tmp_path,
+            at="embedding.triton_client:TritonEmbedder.embed",
+            when="before",
+            fault=kill_triton,
+        )
         assert_one_line_cli_error(proc, f"Triton embedding failed at {triton.grpc_url} after 4 attempts")
         assert "hint: start it with: govrag serve-embedder" in proc.stderr
 

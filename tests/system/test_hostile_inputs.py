@@ -28,15 +28,27 @@ def test_worst_case_through_the_cli_under_rlimit(tmp_path: Path) -> None:
     (tmp_path / "policy.yaml").write_text(POLICY_YAML)
     home = tmp_path / "cli-home"
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOVRAG_")}
-    env.update(GOVRAG_HOME=str(home), GOVRAG_MILVUS_URI=str(home / "milvus.db"),
-               GOVRAG_POLICY=str(tmp_path / "policy.yaml"), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    env.update(
+        GOVRAG_HOME=str(home),
+        GOVRAG_MILVUS_URI=str(home / "milvus.db"),
+        GOVRAG_POLICY=str(tmp_path / "policy.yaml"),
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+    )
     limit = 2 * 1024**3
 
     def cap() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
-    proc = subprocess.run([sys.executable, "-m", "govrag.cli.main", "ingest", str(case.path), "--json"],
-                          env=env, cwd=REPO, capture_output=True, text=True, timeout=600, preexec_fn=cap)
+    proc = subprocess.run(
+        [sys.executable, "-m", "govrag.cli.main", "ingest", str(case.path), "--json"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        preexec_fn=cap,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout)
     assert summary["quarantined"] == 1 and summary["new"] == 0, summary

@@ -19,19 +19,38 @@ T = 1000.0  # a fake epoch for the oracle tests
 
 def _truth() -> load.Truth:
     truth = load.Truth(["pdf:finance/a.pdf", "pdf:handbook/h.pdf", "pdf:engineering/e.pdf", "pdf:unfiled/u.pdf"])
-    truth.add(load.Change(kind="ingest", name="ingest", begin=T + 10, commit=T + 12,
-                          docs={"pdf:engineering/new.pdf": "engineering"}))
-    truth.add(load.Change(kind="acl", name="revoke", begin=T + 20, commit=T + 21, folder="handbook",
-                          readers=load.REVOKED_READERS))
-    truth.add(load.Change(kind="purge", name="purge", begin=T + 30, commit=T + 31,
-                          docs={"pdf:engineering/e.pdf": "engineering"}))
+    truth.add(
+        load.Change(
+            kind="ingest", name="ingest", begin=T + 10, commit=T + 12, docs={"pdf:engineering/new.pdf": "engineering"}
+        )
+    )
+    truth.add(
+        load.Change(
+            kind="acl", name="revoke", begin=T + 20, commit=T + 21, folder="handbook", readers=load.REVOKED_READERS
+        )
+    )
+    truth.add(
+        load.Change(
+            kind="purge", name="purge", begin=T + 30, commit=T + 31, docs={"pdf:engineering/e.pdf": "engineering"}
+        )
+    )
     return truth
 
 
-def _rec(user: str, t0: float, t1: float, docs: list[str], ch: str = "thread", err: str | None = None,
-         w: int = 0) -> dict:
-    return {"ch": ch, "w": w, "user": user, "q": 0, "t0": t0, "t1": t1, "ms": (t1 - t0) * 1000, "docs": docs,
-            "err": err}
+def _rec(
+    user: str, t0: float, t1: float, docs: list[str], ch: str = "thread", err: str | None = None, w: int = 0
+) -> dict:
+    return {
+        "ch": ch,
+        "w": w,
+        "user": user,
+        "q": 0,
+        "t0": t0,
+        "t1": t1,
+        "ms": (t1 - t0) * 1000,
+        "docs": docs,
+        "err": err,
+    }
 
 
 def test_the_oracle_holds_searches_that_start_after_a_commit_to_the_new_truth():
@@ -52,8 +71,9 @@ def test_the_oracle_holds_searches_that_start_after_a_commit_to_the_new_truth():
         ("bob", T + 31.5, T + 32, ["pdf:engineering/e.pdf"], True),  # purged before it started
     ]
     records = [_rec(u, t0, t1, docs, w=i) for i, (u, t0, t1, docs, _) in enumerate(cases)]
-    result = load.summarize(records + [_rec("bob", T, T + 1, [], ch="http", err="RuntimeError: HTTP 503")],
-                            truth, T, T + 40)
+    result = load.summarize(
+        records + [_rec("bob", T, T + 1, [], ch="http", err="RuntimeError: HTTP 503")], truth, T, T + 40
+    )
     leaked = {s["w"] for s in result["leak_samples"]}
     assert [i in leaked for i in range(len(cases))] == [c[-1] for c in cases]
     assert result["channels"]["thread"]["leaks"] == sum(c[-1] for c in cases)
@@ -65,9 +85,18 @@ def test_the_oracle_holds_searches_that_start_after_a_commit_to_the_new_truth():
 
 
 def test_searchers_on_three_channels_see_no_leak_and_no_error_while_data_and_acls_change(tmp_path):
-    result = load.run_load(backend="lite-server", duration_s=20, threads=3, processes=2, http_clients=1, copies=2,
-                           k=10, home=tmp_path / "load", json_out=tmp_path / "load.json",
-                           change_at=(0.15, 0.35, 0.55, 0.7))
+    result = load.run_load(
+        backend="lite-server",
+        duration_s=20,
+        threads=3,
+        processes=2,
+        http_clients=1,
+        copies=2,
+        k=10,
+        home=tmp_path / "load",
+        json_out=tmp_path / "load.json",
+        change_at=(0.15, 0.35, 0.55, 0.7),
+    )
     report = load.format_result(result)
     assert result["total"]["errors"] == 0, (report, result["error_samples"][:3])
     assert result["total"]["leaks"] == 0, (report, result["leak_samples"][:3])

@@ -40,9 +40,23 @@ HOSTILE_TENANTS = ["acme", 'acme" or tenant != "', "globex", "globex\\", 'x" || 
 
 def _rows(ids, scope=1, tenant=None, seed=0):
     rng = np.random.default_rng(seed)
-    return [VectorRow(id=i, vector=rng.random(384, dtype=np.float32).tolist(), document_id=f"doc{i // 10}",
-                      source="pdf", source_version=1, scope_id=scope, classification="internal",
-                      expires_at=NEVER_EXPIRES, title="t", uri="u", text=f"text {i}", tenant=tenant) for i in ids]
+    return [
+        VectorRow(
+            id=i,
+            vector=rng.random(384, dtype=np.float32).tolist(),
+            document_id=f"doc{i // 10}",
+            source="pdf",
+            source_version=1,
+            scope_id=scope,
+            classification="internal",
+            expires_at=NEVER_EXPIRES,
+            title="t",
+            uri="u",
+            text=f"text {i}",
+            tenant=tenant,
+        )
+        for i in ids
+    ]
 
 
 # -- the server process -------------------------------------------------------------------
@@ -63,7 +77,7 @@ def _listening_inodes() -> dict[int, str]:
                 host = socket.inet_ntop(socket.AF_INET, bytes.fromhex(addr)[::-1])
             else:
                 raw = bytes.fromhex(addr)
-                host = socket.inet_ntop(socket.AF_INET6, b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4)))
+                host = socket.inet_ntop(socket.AF_INET6, b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4)))
             out[int(parts[9])] = f"{host}:{int(port, 16)}"
     return out
 
@@ -150,11 +164,21 @@ def test_collection_has_hnsw_and_scalar_indexes(make_index, backend):
     ix = make_index(backend, multi_tenant=True, tenant="acme")
     types = ix.index_types()
     if backend == "server":  # Milvus 2.3: no INVERTED; STL_SORT for numbers, Trie for strings
-        assert types == {"vector": "HNSW", "scope_id": "STL_SORT", "expires_at": "STL_SORT",
-                         "document_id": "Trie", "tenant": "Trie"}
+        assert types == {
+            "vector": "HNSW",
+            "scope_id": "STL_SORT",
+            "expires_at": "STL_SORT",
+            "document_id": "Trie",
+            "tenant": "Trie",
+        }
     else:
-        assert types == {"vector": "HNSW", "scope_id": "INVERTED", "expires_at": "INVERTED",
-                         "document_id": "INVERTED", "tenant": "INVERTED"}
+        assert types == {
+            "vector": "HNSW",
+            "scope_id": "INVERTED",
+            "expires_at": "INVERTED",
+            "document_id": "INVERTED",
+            "tenant": "INVERTED",
+        }
     vector = ix.milvus.describe_index("vector")
     assert vector["metric_type"] == "COSINE" and int(vector["M"] if "M" in vector else 16) == 16
     desc = ix.milvus.describe_collection()
@@ -172,8 +196,9 @@ def test_an_existing_collection_made_with_other_settings_is_refused(make_index, 
     assert "GOVRAG_COLLECTION" in err.value.hint
     with pytest.raises(IndexSchemaMismatch, match="dimensions"):
         VectorIndex(uri, name, dim=768)
-    tenanted = make_index(backend, collection=unique_collection() if backend == "server" else "t2",
-                          multi_tenant=True, tenant="acme")
+    tenanted = make_index(
+        backend, collection=unique_collection() if backend == "server" else "t2", multi_tenant=True, tenant="acme"
+    )
     tenanted.close()
     with pytest.raises(IndexSchemaMismatch, match="multi-tenancy is off"):
         VectorIndex(uri, tenanted.collection)
@@ -267,15 +292,16 @@ BOB = User(id="bob@example.com", email="bob@example.com", groups=["eng"], tenant
 def _server_stores(tmp_path, milvus_server, **settings):
     from governance.stores import Stores
 
-    return Stores.open(embedded_settings(tmp_path, milvus_uri=milvus_server.uri, collection=unique_collection("e2e"),
-                                         **settings))
+    return Stores.open(
+        embedded_settings(tmp_path, milvus_uri=milvus_server.uri, collection=unique_collection("e2e"), **settings)
+    )
 
 
 @server
 @slow
-def test_ingest_then_search_on_the_server_two_users_see_different_documents(tmp_path, milvus_server, embedder,
-                                                                           sample_corpus, make_ingestor,
-                                                                           make_retriever):
+def test_ingest_then_search_on_the_server_two_users_see_different_documents(
+    tmp_path, milvus_server, embedder, sample_corpus, make_ingestor, make_retriever
+):
     stores = _server_stores(tmp_path, milvus_server)
     try:
         assert stores.index.backend == "server"
@@ -305,8 +331,9 @@ def test_ingest_then_search_on_the_server_two_users_see_different_documents(tmp_
 
 @server
 @slow
-def test_purge_on_the_server_deletes_verifies_and_requests_compaction(tmp_path, milvus_server, embedder,
-                                                                     sample_corpus, make_ingestor, make_retriever):
+def test_purge_on_the_server_deletes_verifies_and_requests_compaction(
+    tmp_path, milvus_server, embedder, sample_corpus, make_ingestor, make_retriever
+):
     from governance.purge import purge_documents
 
     stores = _server_stores(tmp_path, milvus_server)
@@ -328,8 +355,9 @@ def test_purge_on_the_server_deletes_verifies_and_requests_compaction(tmp_path, 
 
 @server
 @slow
-def test_multi_tenant_ingest_is_seen_by_its_tenant_only(tmp_path, milvus_server, embedder, sample_corpus,
-                                                        make_ingestor, make_retriever):
+def test_multi_tenant_ingest_is_seen_by_its_tenant_only(
+    tmp_path, milvus_server, embedder, sample_corpus, make_ingestor, make_retriever
+):
     stores = _server_stores(tmp_path, milvus_server, multi_tenant=True, tenant="acme")
     try:
         make_ingestor(stores, embedder).ingest_paths([sample_corpus])

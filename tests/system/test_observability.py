@@ -23,9 +23,14 @@ from governance.observability.logs import JsonFormatter, configure_logging
 from testsupport.paths import SAMPLE_POLICY
 
 BOB = User(id="bob@example.com", email="bob@example.com", groups=["eng"])
-WATCHED = [("govrag_search_seconds_count", {"outcome": "ok"}), ("govrag_quarantined_total", {"reason": "encrypted"}),
-           ("govrag_embed_batch_size_count", {"embedder": "LocalEmbedder"}), ("govrag_search_postcheck_dropped_total", {}),
-           ("govrag_purged_documents_total", {"reason": "source"}), ("govrag_ingest_documents_total", {"outcome": "new"})]
+WATCHED = [
+    ("govrag_search_seconds_count", {"outcome": "ok"}),
+    ("govrag_quarantined_total", {"reason": "encrypted"}),
+    ("govrag_embed_batch_size_count", {"embedder": "LocalEmbedder"}),
+    ("govrag_search_postcheck_dropped_total", {}),
+    ("govrag_purged_documents_total", {"reason": "source"}),
+    ("govrag_ingest_documents_total", {"outcome": "new"}),
+]
 
 
 def _sample(name: str, labels: dict[str, str]) -> float:
@@ -51,8 +56,12 @@ def observed(tmp_path_factory, embedder, sample_corpus, make_ingestor, make_retr
     from governance.stores import Stores
 
     tmp = tmp_path_factory.mktemp("observed")
-    settings = Settings(home=tmp / "home", database_url=f"sqlite:///{tmp / 'home' / 'catalog.sqlite3'}",
-                        milvus_uri=str(tmp / "milvus.db"), policy=SAMPLE_POLICY)
+    settings = Settings(
+        home=tmp / "home",
+        database_url=f"sqlite:///{tmp / 'home' / 'catalog.sqlite3'}",
+        milvus_uri=str(tmp / "milvus.db"),
+        policy=SAMPLE_POLICY,
+    )
     stream = io.StringIO()
     handler = configure_logging("json", "INFO", stream)
     before = {name: _sample(name, labels) for name, labels in WATCHED}
@@ -60,21 +69,31 @@ def observed(tmp_path_factory, embedder, sample_corpus, make_ingestor, make_retr
     try:
         summary = make_ingestor(stores, embedder).ingest_paths([sample_corpus])
         make_retriever(stores, embedder).search(BOB, "granite-otter rollback", k=3)
-        report = purge_documents(stores.catalog, stores.index, select(stores.catalog, source="pdf"),
-                                 reason="t", selector={"source": "pdf"})
+        report = purge_documents(
+            stores.catalog, stores.index, select(stores.catalog, source="pdf"), reason="t", selector={"source": "pdf"}
+        )
     finally:
         stores.close()
         logging.getLogger().removeHandler(handler)
     delta = {name: _sample(name, labels) - before[name] for name, labels in WATCHED}
     text = stream.getvalue()
-    return Observed(settings, summary.run_id, len(report.documents), delta,
-                    [json.loads(line) for line in text.splitlines()], text)
+    return Observed(
+        settings, summary.run_id, len(report.documents), delta, [json.loads(line) for line in text.splitlines()], text
+    )
 
 
 def test_a_json_log_line_is_one_object_with_the_extra_fields_and_no_secrets():
-    record = logging.makeLogRecord({"name": "govrag.x", "levelno": logging.INFO, "levelname": "INFO",
-                                    "msg": "failed for %s with key %s", "args": ("jane@example.com", "AKIAIOSFODNN7EXAMPLE"),
-                                    "run_id": 7, "path": "finance/a.pdf"})
+    record = logging.makeLogRecord(
+        {
+            "name": "govrag.x",
+            "levelno": logging.INFO,
+            "levelname": "INFO",
+            "msg": "failed for %s with key %s",
+            "args": ("jane@example.com", "AKIAIOSFODNN7EXAMPLE"),
+            "run_id": 7,
+            "path": "finance/a.pdf",
+        }
+    )
     line = json.loads(JsonFormatter().format(record))
     assert line["run_id"] == 7 and line["path"] == "finance/a.pdf" and line["level"] == "info"
     assert "jane@example.com" not in line["msg"] and "AKIA" not in line["msg"]
@@ -105,16 +124,27 @@ def test_logs_carry_run_ids_but_no_document_text(observed):
 
 def _env(settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOVRAG_")}
-    env.update(GOVRAG_HOME=str(settings.home), GOVRAG_POLICY=str(SAMPLE_POLICY), GOVRAG_DATABASE_URL=settings.database_url,
-               GOVRAG_MILVUS_URI=str(settings.milvus_uri), HF_HUB_OFFLINE="1")
+    env.update(
+        GOVRAG_HOME=str(settings.home),
+        GOVRAG_POLICY=str(SAMPLE_POLICY),
+        GOVRAG_DATABASE_URL=settings.database_url,
+        GOVRAG_MILVUS_URI=str(settings.milvus_uri),
+        HF_HUB_OFFLINE="1",
+    )
     return env
 
 
 @pytest.mark.slow
 def test_metrics_serve_exports_catalog_gauges_once_and_over_http(observed):
     env = _env(observed.settings)
-    once = subprocess.run([sys.executable, "-m", "govrag.cli.main", "metrics", "serve", "--once"], env=env,
-                          capture_output=True, text=True, timeout=120, check=True).stdout
+    once = subprocess.run(
+        [sys.executable, "-m", "govrag.cli.main", "metrics", "serve", "--once"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
     assert 'govrag_documents{status="purged"} 5.0' in once
     assert 'govrag_quarantine{reason="encrypted"} 1.0' in once
     assert 'govrag_last_run_succeeded{kind="ingest"} 1.0' in once
@@ -122,8 +152,12 @@ def test_metrics_serve_exports_catalog_gauges_once_and_over_http(observed):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     log = open(Path(observed.settings.home) / "metrics-serve.log", "wb")  # a file: a full pipe would block it
-    proc = subprocess.Popen([sys.executable, "-m", "govrag.cli.main", "metrics", "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=log)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "govrag.cli.main", "metrics", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
     try:
         deadline, body = time.monotonic() + 60, ""
         while time.monotonic() < deadline and not body:
@@ -146,10 +180,21 @@ def test_metrics_serve_exports_catalog_gauges_once_and_over_http(observed):
 
 def test_json_logs_from_the_cli_carry_the_run_id(tmp_path, sample_corpus):
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOVRAG_")}
-    env.update(GOVRAG_HOME=str(tmp_path / "home"), GOVRAG_POLICY=str(SAMPLE_POLICY), GOVRAG_MILVUS_URI=str(tmp_path / "m.db"),
-               HF_HUB_OFFLINE="1", GOVRAG_LOG_FORMAT="json", GOVRAG_LOG_LEVEL="INFO")
-    out = subprocess.run([sys.executable, "-m", "govrag.cli.main", "ingest", str(sample_corpus / "finance" / "bad"),
-                          "--json"], env=env, capture_output=True, text=True, timeout=600)
+    env.update(
+        GOVRAG_HOME=str(tmp_path / "home"),
+        GOVRAG_POLICY=str(SAMPLE_POLICY),
+        GOVRAG_MILVUS_URI=str(tmp_path / "m.db"),
+        HF_HUB_OFFLINE="1",
+        GOVRAG_LOG_FORMAT="json",
+        GOVRAG_LOG_LEVEL="INFO",
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "govrag.cli.main", "ingest", str(sample_corpus / "finance" / "bad"), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     lines = [json.loads(line) for line in out.stderr.splitlines() if line.startswith("{")]
     run_id = json.loads(out.stdout)["run_id"]
     # Ingested on their own, the bad PDFs fall outside the policy's folder rules.

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timedelta, timezone
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from governance.errors import ConfigError
-from governance.policy import load_policy, parse_policy, unknown_keys, Policy
+from governance.policy import Policy, load_policy, parse_policy, unknown_keys
 from testsupport.paths import REPO
 
 GOVRAG = Path(sys.executable).parent / "govrag"
@@ -31,21 +31,31 @@ retention:
 
 def govrag(*args: str, home: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("GOVRAG_")}
-    return subprocess.run([str(GOVRAG), *args], capture_output=True, text=True, timeout=300, cwd=home.parent,
-                          env=base | {"GOVRAG_HOME": str(home)} | (env or {}))
+    return subprocess.run(
+        [str(GOVRAG), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=home.parent,
+        env=base | {"GOVRAG_HOME": str(home)} | (env or {}),
+    )
 
 
-@pytest.mark.parametrize("text, key, close, where", [
-    (GOOD.replace("retention:", "retension:"), "retension", "retention", "at the top level"),
-    (GOOD.replace("access:", "acess:"), "acess", "access", "at the top level"),
-    (GOOD.replace("{source: pdf,", "{sorce: pdf,"), "sorce", "source", "in access[0].match"),
-    (GOOD.replace("keep_for:", "keepfor:"), "keepfor", "keep_for", "in retention[0]"),
-    (GOOD + "audit:\n  store_query: true\n", "store_query", "store_query_text", "in audit"),
-    (GOOD + "sources:\n  - match: {path: x}\n    ful_export: true\n", "ful_export", "full_export", "in sources[0]"),
-    (GOOD + "colour: blue\n", "colour", None, "at the top level"),
-])
+@pytest.mark.parametrize(
+    "text, key, close, where",
+    [
+        (GOOD.replace("retention:", "retension:"), "retension", "retention", "at the top level"),
+        (GOOD.replace("access:", "acess:"), "acess", "access", "at the top level"),
+        (GOOD.replace("{source: pdf,", "{sorce: pdf,"), "sorce", "source", "in access[0].match"),
+        (GOOD.replace("keep_for:", "keepfor:"), "keepfor", "keep_for", "in retention[0]"),
+        (GOOD + "audit:\n  store_query: true\n", "store_query", "store_query_text", "in audit"),
+        (GOOD + "sources:\n  - match: {path: x}\n    ful_export: true\n", "ful_export", "full_export", "in sources[0]"),
+        (GOOD + "colour: blue\n", "colour", None, "at the top level"),
+    ],
+)
 def test_an_unknown_key_at_any_level_names_the_key_and_the_closest_valid_one(
-        tmp_path: Path, text: str, key: str, close: str | None, where: str) -> None:
+    tmp_path: Path, text: str, key: str, close: str | None, where: str
+) -> None:
     path = tmp_path / "policy.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError) as err:
@@ -89,14 +99,18 @@ def test_a_misspelt_policy_stops_ingest_before_anything_is_written(tmp_path: Pat
 
 
 def test_a_catalog_url_into_a_missing_folder_is_refused(tmp_path: Path) -> None:
-    done = govrag("status", home=tmp_path / "home",
-                  env={"GOVRAG_DATABASE_URL": f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'x.db'}"})
+    done = govrag(
+        "status",
+        home=tmp_path / "home",
+        env={"GOVRAG_DATABASE_URL": f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'x.db'}"},
+    )
     assert done.returncode == 2 and "does not exist" in done.stderr
     assert not (tmp_path / "no").exists()
 
 
-def test_a_new_catalog_beside_an_index_with_vectors_is_refused(tmp_path: Path, sqlite_stores, embedder,
-                                                               sample_corpus: Path, make_ingestor) -> None:
+def test_a_new_catalog_beside_an_index_with_vectors_is_refused(
+    tmp_path: Path, sqlite_stores, embedder, sample_corpus: Path, make_ingestor
+) -> None:
     from governance.stores import Stores
 
     make_ingestor(sqlite_stores, embedder).ingest_paths([sample_corpus])
@@ -109,8 +123,9 @@ def test_a_new_catalog_beside_an_index_with_vectors_is_refused(tmp_path: Path, s
 
 
 # -- policy check ----------------------------------------------------------------------------------
-def test_policy_check_shows_what_ingest_then_does(tmp_path: Path, sqlite_stores, embedder,
-                                                  sample_corpus: Path, make_ingestor) -> None:
+def test_policy_check_shows_what_ingest_then_does(
+    tmp_path: Path, sqlite_stores, embedder, sample_corpus: Path, make_ingestor
+) -> None:
     """The verdicts of ``govrag policy check`` (subprocess, nothing written) are what the
     ingest of the same corpus then does: the same documents quarantined for the same
     reasons, the same expiries (to the minute), and no catalog before the ingest."""
@@ -131,19 +146,20 @@ def test_policy_check_shows_what_ingest_then_does(tmp_path: Path, sqlite_stores,
         # apart; a wrong anchor (the document's own date instead) would be months off.
         checked = datetime.fromisoformat(verdicts[doc]["expires_at"])
         stored = sqlite_stores.catalog.documents.document_row(doc)["expires_at"]
-        stored = stored if stored.tzinfo else stored.replace(tzinfo=timezone.utc)
+        stored = stored if stored.tzinfo else stored.replace(tzinfo=UTC)
         assert abs(stored - checked) < timedelta(minutes=10), doc
 
 
 def test_policy_check_of_a_bad_policy_exits_2(tmp_path: Path) -> None:
-    (tmp_path / "p.yaml").write_text(GOOD.replace("allow: [[\"group:finance\"]]", "allow: [[\"finance\"]]"))
+    (tmp_path / "p.yaml").write_text(GOOD.replace('allow: [["group:finance"]]', 'allow: [["finance"]]'))
     done = govrag("policy", "check", str(tmp_path / "p.yaml"), home=tmp_path / "home")
     assert done.returncode == 2 and "access" in done.stderr and "Traceback" not in done.stderr
 
 
 # -- warnings a run must not keep to itself -------------------------------------------------------
-def test_an_ingest_without_any_policy_warns(tmp_path: Path, sqlite_stores, embedder, sample_corpus: Path,
-                                            make_ingestor) -> None:
+def test_an_ingest_without_any_policy_warns(
+    tmp_path: Path, sqlite_stores, embedder, sample_corpus: Path, make_ingestor
+) -> None:
 
     sqlite_stores.settings = sqlite_stores.settings.model_copy(update={"policy": None})
     sqlite_stores.policy = Policy()
@@ -151,23 +167,30 @@ def test_an_ingest_without_any_policy_warns(tmp_path: Path, sqlite_stores, embed
     assert any("no policy file" in w for w in summary.warnings)
 
 
-def test_an_export_wholly_past_retention_says_so_with_the_hint(tmp_path: Path, sqlite_stores, embedder,
-                                                               make_ingestor) -> None:
+def test_an_export_wholly_past_retention_says_so_with_the_hint(
+    tmp_path: Path, sqlite_stores, embedder, make_ingestor
+) -> None:
     from testsupport.permission_exports import conv, slack_export
 
-    sqlite_stores.policy = parse_policy({"retention": [{"match": {}, "keep_for": "1d"}],
-                                         "workspaces": {"default": "source-members"}})
+    sqlite_stores.policy = parse_policy(
+        {"retention": [{"match": {}, "keep_for": "1d"}], "workspaces": {"default": "source-members"}}
+    )
     old = slack_export(tmp_path / "old", [conv("C1", "general", "public", ["U1"], "an old message")], at=0)
     summary = make_ingestor(sqlite_stores, embedder).ingest_paths([old])
     assert summary.expired_skipped and not summary.new
     assert any(w.startswith("all ") and "from: ingested" in w for w in summary.warnings)
 
 
-def test_status_and_doctor_count_documents_without_expiry(tmp_path: Path, sqlite_stores, embedder,
-                                                         sample_corpus: Path, make_ingestor) -> None:
+def test_status_and_doctor_count_documents_without_expiry(
+    tmp_path: Path, sqlite_stores, embedder, sample_corpus: Path, make_ingestor
+) -> None:
 
-    sqlite_stores.policy = parse_policy({"access": [{"match": {}, "allow": [["group:all"]]}],
-                                         "retention": [{"match": {"path": "finance/**"}, "keep_for": "365d"}]})
+    sqlite_stores.policy = parse_policy(
+        {
+            "access": [{"match": {}, "allow": [["group:all"]]}],
+            "retention": [{"match": {"path": "finance/**"}, "keep_for": "365d"}],
+        }
+    )
     make_ingestor(sqlite_stores, embedder).ingest_paths([sample_corpus])
     counts = sqlite_stores.catalog.runs.status_counts()
     assert counts["documents_without_expiry"] >= 1

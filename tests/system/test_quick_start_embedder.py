@@ -4,8 +4,9 @@ finds with the torch model (the vectors themselves: tests/integration/test_quick
 from __future__ import annotations
 
 
-def test_the_cli_search_finds_what_the_library_search_finds(tmp_path, sqlite_stores, embedder, sample_corpus,
-                                                            monkeypatch, make_ingestor, make_retriever) -> None:
+def test_the_cli_search_finds_what_the_library_search_finds(
+    tmp_path, sqlite_stores, embedder, sample_corpus, monkeypatch, make_ingestor, make_retriever
+) -> None:
     import json
     import os
     import shutil
@@ -24,11 +25,32 @@ def test_the_cli_search_finds_what_the_library_search_finds(tmp_path, sqlite_sto
     copy = tmp_path / "copy.db"
     (shutil.copytree if Path(s.milvus_uri).is_dir() else shutil.copy)(s.milvus_uri, copy)
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOVRAG_")} | {
-        "GOVRAG_HOME": str(s.home), "GOVRAG_DATABASE_URL": s.resolved_database_url, "GOVRAG_MILVUS_URI": str(copy),
-        "GOVRAG_COLLECTION": s.collection, "GOVRAG_POLICY": str(s.policy)}
-    done = subprocess.run([str(Path(sys.executable).parent / "govrag"), "search", "revenue budget", "--user",
-                           "alice@example.com", "--group", "finance", "--group", "eng", "-k", "5", "--json"],
-                          capture_output=True, text=True, env=env, timeout=300)
+        "GOVRAG_HOME": str(s.home),
+        "GOVRAG_DATABASE_URL": s.resolved_database_url,
+        "GOVRAG_MILVUS_URI": str(copy),
+        "GOVRAG_COLLECTION": s.collection,
+        "GOVRAG_POLICY": str(s.policy),
+    }
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "govrag"),
+            "search",
+            "revenue budget",
+            "--user",
+            "alice@example.com",
+            "--group",
+            "finance",
+            "--group",
+            "eng",
+            "-k",
+            "5",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert [h["chunk_id"] for h in json.loads(done.stdout)] == expected
     assert "torch" not in done.stderr

@@ -29,7 +29,7 @@ import os
 import shutil
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -144,8 +144,9 @@ def _parquet_columns(data: bytes):
                 if pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type):
                     yield np.asarray(arr.to_numpy(zero_copy_only=False)).tobytes()
                 else:
-                    yield b"\x00".join(x if isinstance(x, bytes) else str(x).encode()
-                                       for x in arr.to_pylist() if x is not None)
+                    yield b"\x00".join(
+                        x if isinstance(x, bytes) else str(x).encode() for x in arr.to_pylist() if x is not None
+                    )
             break
 
 
@@ -195,29 +196,54 @@ def scan(root: Path, needles: dict[str, bytes]) -> dict[str, dict[str, int]]:
 
 def _segments(found: dict[str, dict[str, int]]) -> set[str]:
     """Segment ids of the binlogs among ``found`` (data/insert_log/<collection>/<partition>/<segment>/...)."""
-    return {Path(f).parts[4] for files in found.values() for f in files
-            if Path(f).parts[:2] == ("data", "insert_log") and len(Path(f).parts) > 5}
+    return {
+        Path(f).parts[4]
+        for files in found.values()
+        for f in files
+        if Path(f).parts[:2] == ("data", "insert_log") and len(Path(f).parts) > 5
+    }
 
 
 # -- the scenario ---------------------------------------------------------------------------
-def _plant(catalog, index, documents: dict[str, list[tuple[str, np.ndarray]]], scope_id: int,
-           scope: AccessScope) -> dict[str, list[int]]:
+def _plant(
+    catalog, index, documents: dict[str, list[tuple[str, np.ndarray]]], scope_id: int, scope: AccessScope
+) -> dict[str, list[int]]:
     """Published documents with vectors, written without parsing or embedding; one upsert
     with every row, so the purged rows share a segment with the others."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     staged, rows = {}, []
     for doc_id, chunks in documents.items():
-        doc = SourceDocument(document_id=doc_id, source="pdf", uri=f"file:///{doc_id}", title=doc_id, path=doc_id,
-                             scope=scope)
+        doc = SourceDocument(
+            document_id=doc_id, source="pdf", uri=f"file:///{doc_id}", title=doc_id, path=doc_id, scope=scope
+        )
         version, ids = catalog.documents.stage_version(
-            doc, scope_id=scope_id, expires_at=None, content_hash=uuid.uuid4().hex * 2, source_hash=None,
-            cleaned_text="\n\n".join(text for text, _ in chunks), texts=[text for text, _ in chunks],
-            make_id=chunk_id, ingested_at=now)
+            doc,
+            scope_id=scope_id,
+            expires_at=None,
+            content_hash=uuid.uuid4().hex * 2,
+            source_hash=None,
+            cleaned_text="\n\n".join(text for text, _ in chunks),
+            texts=[text for text, _ in chunks],
+            make_id=chunk_id,
+            ingested_at=now,
+        )
         staged[doc_id] = (doc, version, [cid for cid, _ in ids])
-        rows += [VectorRow(id=cid, vector=vector.tolist(), document_id=doc_id, source="pdf",
-                           source_version=version, scope_id=scope_id, classification="internal",
-                           expires_at=NEVER_EXPIRES, title=doc_id, uri=doc.uri, text=text)
-                 for (cid, _), (text, vector) in zip(ids, chunks)]
+        rows += [
+            VectorRow(
+                id=cid,
+                vector=vector.tolist(),
+                document_id=doc_id,
+                source="pdf",
+                source_version=version,
+                scope_id=scope_id,
+                classification="internal",
+                expires_at=NEVER_EXPIRES,
+                title=doc_id,
+                uri=doc.uri,
+                text=text,
+            )
+            for (cid, _), (text, vector) in zip(ids, chunks)
+        ]
     rng = np.random.default_rng(0)
     index.upsert([rows[i] for i in rng.permutation(len(rows))], batch=len(rows))
     for doc, version, _ in staged.values():
@@ -233,8 +259,13 @@ def _slack_export(dest: Path, marker: str) -> Path:
 
     users = [SUser("U1", "alice", "alice@corp.example"), SUser("U2", "erin", "erin@corp.example")]
     general = SConv("C1", "general", "public", ["U1", "U2"])
-    add_messages(general, [msg("U1", "the rollback checklist is in the wiki", 0),
-                           msg("U2", f"{marker} my home address and my sick leave", 10)])
+    add_messages(
+        general,
+        [
+            msg("U1", "the rollback checklist is in the wiki", 0),
+            msg("U2", f"{marker} my home address and my sick leave", 10),
+        ],
+    )
     dm = SConv("D1", "", "im", ["U2", "U1"])
     add_messages(dm, [msg("U2", f"{marker} please keep this between us", 20)])
     return write_slack_export(dest, users, [general, dm], team_info={"id": "T0ACME", "name": "Acme", "domain": "acme"})
@@ -246,20 +277,27 @@ def erasure_run(work: Path, config: dict, wait_s: float, log=print, embedder=Non
     ``embedder``, a Slack export is also ingested and one of its people erased
     (``purge --subject``) in the same run."""
     from governance.catalog import Catalog
-    from testsupport.milvus_server import MilvusServer
     from governance.purge import purge_documents
     from governance.vector_index import VectorIndex
+    from testsupport.milvus_server import MilvusServer
 
     tag = uuid.uuid4().hex[:12]
     marker = f"ERASE-{tag}"
-    needles = {"text": marker.encode(), "vector": _signature(tag).tobytes(),
-               "document id": f"pdf:gone/{tag}/".encode()}
-    keep = {f"pdf:keep/{tag}/{d}.pdf": [(f"ordinary paragraph {d}.{c} about budgets, rollbacks and leave",
-                                         _plain_vector(d * 1000 + c)) for c in range(KEEP_CHUNKS)]
-            for d in range(KEEP_DOCUMENTS)}
-    gone = {f"pdf:gone/{tag}/{d}.pdf": [(f"{marker} {d}.{c} what a person asked to have erased",
-                                         _marked_vector(tag, d * 1000 + c)) for c in range(GONE_CHUNKS)]
-            for d in range(GONE_DOCUMENTS)}
+    needles = {"text": marker.encode(), "vector": _signature(tag).tobytes(), "document id": f"pdf:gone/{tag}/".encode()}
+    keep = {
+        f"pdf:keep/{tag}/{d}.pdf": [
+            (f"ordinary paragraph {d}.{c} about budgets, rollbacks and leave", _plain_vector(d * 1000 + c))
+            for c in range(KEEP_CHUNKS)
+        ]
+        for d in range(KEEP_DOCUMENTS)
+    }
+    gone = {
+        f"pdf:gone/{tag}/{d}.pdf": [
+            (f"{marker} {d}.{c} what a person asked to have erased", _marked_vector(tag, d * 1000 + c))
+            for c in range(GONE_CHUNKS)
+        ]
+        for d in range(GONE_DOCUMENTS)
+    }
     data_dir = work / "milvus"
     out: dict = {"tag": tag}
     started = time.monotonic()
@@ -281,8 +319,13 @@ def erasure_run(work: Path, config: dict, wait_s: float, log=print, embedder=Non
 
                 erased = f"ERASED-{tag}"
                 needles["erased subject's text"] = erased.encode()
-                stores = Stores(settings=Settings(home=work / "home"), catalog=catalog, index=index, policy=Policy(),
-                                _owns_index=False)
+                stores = Stores(
+                    settings=Settings(home=work / "home"),
+                    catalog=catalog,
+                    index=index,
+                    policy=Policy(),
+                    _owns_index=False,
+                )
                 ingestor = Ingestor(stores, lambda: embedder)
                 summary = ingestor.ingest_paths([_slack_export(work / "slack", erased)])
                 out["slack_documents"] = summary.new
@@ -292,18 +335,23 @@ def erasure_run(work: Path, config: dict, wait_s: float, log=print, embedder=Non
             # nothing to do, and automatic compaction has to catch it.
             index.flush()
             out["before"] = scan(data_dir, needles)
-            log(f"{time.monotonic() - started:5.1f}s planted; markers on disk: "
-                f"{ {k: sum(v.values()) for k, v in out['before'].items()} }")
-            report = purge_documents(catalog, index, sorted(gone), reason="erasure test",
-                                     selector={"document": "erasure test"})
+            log(
+                f"{time.monotonic() - started:5.1f}s planted; markers on disk: "
+                f"{ {k: sum(v.values()) for k, v in out['before'].items()} }"
+            )
+            report = purge_documents(
+                catalog, index, sorted(gone), reason="erasure test", selector={"document": "erasure test"}
+            )
             out["report"] = report
             if ingestor is not None:
                 from ingest.pipeline.erasure import forget_subject
 
                 out["erasure"] = forget_subject(ingestor, "user:erin@corp.example", actor="test")
             purged_at = time.monotonic()
-            log(f"{purged_at - started:5.1f}s purged {len(report.documents)} documents "
-                f"(verified={report.verified}, compaction requested={report.compaction_requested})")
+            log(
+                f"{purged_at - started:5.1f}s purged {len(report.documents)} documents "
+                f"(verified={report.verified}, compaction requested={report.compaction_requested})"
+            )
             while True:
                 left = scan(data_dir, needles)
                 waited = time.monotonic() - purged_at
@@ -317,18 +365,26 @@ def erasure_run(work: Path, config: dict, wait_s: float, log=print, embedder=Non
             segments = _segments(out["before"])
             out["segments"] = segments
             out["segment_files_left"] = sorted(
-                os.path.relpath(os.path.join(d, f), data_dir) for d, _, files in os.walk(data_dir) for f in files
-                if segments & set(Path(d).parts))
-            log(f"{time.monotonic() - started:5.1f}s {'no marker left' if not left else 'markers left'} "
-                f"{waited:.1f}s after the purge")
+                os.path.relpath(os.path.join(d, f), data_dir)
+                for d, _, files in os.walk(data_dir)
+                for f in files
+                if segments & set(Path(d).parts)
+            )
+            log(
+                f"{time.monotonic() - started:5.1f}s {'no marker left' if not left else 'markers left'} "
+                f"{waited:.1f}s after the purge"
+            )
             # The rest is still there and searchable.
             out["count"] = index.count() - (len(out["erasure"].reindexed) if "erasure" in out else 0)
             probe_doc = sorted(keep)[7]
             probe_id = ids[probe_doc][3]
-            hits = index.search(keep[probe_doc][3][1], k=5, scope_ids=[scope_id],
-                                now_epoch=int(time.time()))
-            out["probe"] = (probe_id, [h.id for h in hits], hits[0].fields.get("text") if hits else None,
-                            keep[probe_doc][3][0])
+            hits = index.search(keep[probe_doc][3][1], k=5, scope_ids=[scope_id], now_epoch=int(time.time()))
+            out["probe"] = (
+                probe_id,
+                [h.id for h in hits],
+                hits[0].fields.get("text") if hits else None,
+                keep[probe_doc][3][0],
+            )
             out["gone_rows"] = index.ids_of_documents(sorted(gone))
         finally:
             index.close()
@@ -358,8 +414,10 @@ def test_purged_and_erased_documents_leave_no_byte_on_the_servers_disk(tmp_path:
     report = out["report"]
     assert report.verified and len(report.documents) == GONE_DOCUMENTS
     assert report.vectors_deleted == GONE_DOCUMENTS * GONE_CHUNKS
-    assert out["left"] == {}, (f"purged text or vectors still on disk {out['waited_s']} s after the purge "
-                               f"(waited up to {ERASURE_WAIT_S} s): {out['left']}")
+    assert out["left"] == {}, (
+        f"purged text or vectors still on disk {out['waited_s']} s after the purge "
+        f"(waited up to {ERASURE_WAIT_S} s): {out['left']}"
+    )
     assert out["segment_files_left"] == []
     assert out["gone_rows"] == []
     assert out["count"] == KEEP_DOCUMENTS * KEEP_CHUNKS

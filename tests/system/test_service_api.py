@@ -50,14 +50,25 @@ def test_govrag_api_serve_answers_over_http(tmp_path, keys, embedder, sample_cor
     stores = indexed_stores(tmp_path, keys, embedder, sample_corpus, milvus_uri=None)
     stores.close()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOVRAG_")}
-    env.update(GOVRAG_HOME=str(tmp_path / "home"), GOVRAG_DATABASE_URL=f"sqlite:///{tmp_path / 'catalog.sqlite3'}",
-               GOVRAG_POLICY=str(SAMPLE_POLICY),
-               GOVRAG_COLLECTION="test_chunks", GOVRAG_JWKS_FILE=str(keys.jwks_file), GOVRAG_JWT_ISSUER=ISSUER,
-               GOVRAG_JWT_AUDIENCE=AUDIENCE, GOVRAG_API_MAX_BODY_BYTES="4096", HF_HUB_OFFLINE="1")
+    env.update(
+        GOVRAG_HOME=str(tmp_path / "home"),
+        GOVRAG_DATABASE_URL=f"sqlite:///{tmp_path / 'catalog.sqlite3'}",
+        GOVRAG_POLICY=str(SAMPLE_POLICY),
+        GOVRAG_COLLECTION="test_chunks",
+        GOVRAG_JWKS_FILE=str(keys.jwks_file),
+        GOVRAG_JWT_ISSUER=ISSUER,
+        GOVRAG_JWT_AUDIENCE=AUDIENCE,
+        GOVRAG_API_MAX_BODY_BYTES="4096",
+        HF_HUB_OFFLINE="1",
+    )
     port = free_port()
     log = open(tmp_path / "serve.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "govrag.cli.main", "api", "serve", "--port", str(port)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "govrag.cli.main", "api", "serve", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 90
         while True:
@@ -72,8 +83,9 @@ def test_govrag_api_serve_answers_over_http(tmp_path, keys, embedder, sample_cor
         status, _, body = _request(port, "GET", "/readyz")
         assert status == 200, body
         headers = bearer(sign(keys)) | {"Content-Type": "application/json"}
-        status, resp_headers, body = _request(port, "POST", "/v1/search", json.dumps(
-            {"query": "granite-otter rollback script", "k": 3}).encode(), headers)
+        status, resp_headers, body = _request(
+            port, "POST", "/v1/search", json.dumps({"query": "granite-otter rollback script", "k": 3}).encode(), headers
+        )
         assert status == 200, body
         hits = json.loads(body)["hits"]
         assert hits[0]["document_id"] == "pdf:engineering/deploy-runbook.pdf"

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest
 
-from governance.errors import EmbedderUnavailable
 from embedding.calibration import generated_texts
 from embedding.triton_server import TritonProcess, start_triton, triton_env
+from governance.errors import EmbedderUnavailable
 
 pytestmark = [
     pytest.mark.slow,

@@ -8,11 +8,22 @@ from pathlib import Path
 
 import pytest
 
-HEAVY_FIXTURES = frozenset({
-    "database_url", "pg_database", "settings", "sqlite_settings", "stores", "sqlite_stores",  # catalogs
-    "backend", "make_index", "milvus_server",  # Milvus
-    "embedder", "make_ingestor", "make_retriever",  # the embedding model and what runs it
-})
+HEAVY_FIXTURES = frozenset(
+    {
+        "database_url",
+        "pg_database",
+        "settings",
+        "sqlite_settings",
+        "stores",
+        "sqlite_stores",  # catalogs
+        "backend",
+        "make_index",
+        "milvus_server",  # Milvus
+        "embedder",
+        "make_ingestor",
+        "make_retriever",  # the embedding model and what runs it
+    }
+)
 UNIT = Path(__file__).parent
 
 
@@ -22,5 +33,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             continue
         heavy = sorted(HEAVY_FIXTURES.intersection(getattr(item, "fixturenames", ())))
         if heavy:
-            raise pytest.UsageError(f"{item.nodeid} is a unit test but uses {', '.join(heavy)}: "
-                                    "move it to tests/integration")
+            raise pytest.UsageError(
+                f"{item.nodeid} is a unit test but uses {', '.join(heavy)}: move it to tests/integration"
+            )

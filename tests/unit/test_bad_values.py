@@ -6,7 +6,7 @@ full of bad timestamps, ingested: tests/integration/test_bad_values.py.)"""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -14,12 +14,12 @@ from governance.errors import AccessDenied, ConfigError
 from governance.identity import User
 from governance.policy import LATEST, Policy, parse_duration
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 KEEP = Policy.model_validate({"retention": [{"match": {}, "keep_for": "1095d"}]})
 
 
 def test_document_time_in_year_9999_gets_the_latest_expiry_instead_of_a_crash() -> None:
-    far = datetime(9999, 12, 31, 23, 0, tzinfo=timezone.utc)
+    far = datetime(9999, 12, 31, 23, 0, tzinfo=UTC)
     assert KEEP.expires_at({}, modified=far, ingested=NOW) == LATEST
 
 
@@ -29,7 +29,9 @@ def test_expiry_past_the_last_representable_date_is_clamped() -> None:
 
 
 def test_naive_document_time_is_read_as_utc() -> None:
-    assert KEEP.expires_at({}, modified=datetime(2026, 1, 1), ingested=NOW) == datetime(2029, 1, 1, tzinfo=timezone.utc) - timedelta(days=1)
+    assert KEEP.expires_at({}, modified=datetime(2026, 1, 1), ingested=NOW) == datetime(
+        2029, 1, 1, tzinfo=UTC
+    ) - timedelta(days=1)
 
 
 def test_absurd_duration_is_a_config_error_not_a_crash() -> None:
@@ -56,8 +58,10 @@ def test_groups_that_are_not_a_list_of_strings_are_refused(groups: object) -> No
 def test_unverified_email_is_not_a_principal() -> None:
     user = User.from_claims({"sub": "u-1", "email": "ceo@corp.example", "email_verified": False})
     assert "user:ceo@corp.example" not in user.principals()
-    assert "user:ceo@corp.example" in User.from_claims({"sub": "u-1", "email": "ceo@corp.example",
-                                                        "email_verified": True}).principals()
+    assert (
+        "user:ceo@corp.example"
+        in User.from_claims({"sub": "u-1", "email": "ceo@corp.example", "email_verified": True}).principals()
+    )
 
 
 def test_missing_email_verified_counts_only_when_not_required() -> None:

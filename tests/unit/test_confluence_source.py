@@ -35,8 +35,14 @@ def _space() -> CSpace:
     s.pages = [
         CPage("1", "Home", storage_body("home phrase")),
         CPage("2", "Leads", storage_body("leads phrase"), parent="1", read_groups=["leads"], read_users=["carol"]),
-        CPage("3", "Bands", storage_body("bands phrase"), parent="2", read_users=["bob", "alice"],
-              pdf=("bands.pdf", "Attachment about salary bands.")),
+        CPage(
+            "3",
+            "Bands",
+            storage_body("bands phrase"),
+            parent="2",
+            read_users=["bob", "alice"],
+            pdf=("bands.pdf", "Attachment about salary bands."),
+        ),
         CPage("4", "Appendix", storage_body("appendix phrase"), parent="3"),
         CPage("5", "News", storage_body("news phrase"), kind="blogpost"),
     ]
@@ -102,14 +108,24 @@ def test_rest_fails_closed(tmp_path: Path) -> None:
     (path / "pages" / "8.json").write_text("{not json")
     items = _by_id(confluence.discover(path, policy=Policy()))
     reasons = {}
-    for doc_id in ("confluence:acme.atlassian.net:2", "confluence:acme.atlassian.net:3", "confluence:acme.atlassian.net:4", "confluence:acme.atlassian.net:9",
-                   "confluence:acme.atlassian.net:8", "confluence:acme.atlassian.net:3:attachment:bands.pdf"):
+    for doc_id in (
+        "confluence:acme.atlassian.net:2",
+        "confluence:acme.atlassian.net:3",
+        "confluence:acme.atlassian.net:4",
+        "confluence:acme.atlassian.net:9",
+        "confluence:acme.atlassian.net:8",
+        "confluence:acme.atlassian.net:3:attachment:bands.pdf",
+    ):
         with pytest.raises(QuarantinedDocument) as exc:
             items[doc_id].fingerprint()
         reasons[doc_id] = exc.value.reason
         assert not items[doc_id].scope.allows(frozenset({A, B, C, "group:eng", "group:leads"}))
     assert reasons["confluence:acme.atlassian.net:8"] == "unreadable_page"
-    assert reasons["confluence:acme.atlassian.net:2"] == reasons["confluence:acme.atlassian.net:4"] == "permissions_unknown"
+    assert (
+        reasons["confluence:acme.atlassian.net:2"]
+        == reasons["confluence:acme.atlassian.net:4"]
+        == "permissions_unknown"
+    )
     items["confluence:acme.atlassian.net:1"].fingerprint()  # the rest of the space goes on
     # a space saved without permissions: every page is refused
     raw = json.loads((path / "space.json").read_text())
@@ -123,12 +139,20 @@ def test_rest_fails_closed(tmp_path: Path) -> None:
 @pytest.mark.parametrize("as_zip", [False, True])
 def test_xml_export(tmp_path: Path, as_zip: bool) -> None:
     opened = CSpace("OPEN", "Company", anonymous=True, pages=[CPage("20", "Welcome", storage_body("welcome"))])
-    path = write_confluence_xml(tmp_path / "xml", [_space(), opened], CONFLUENCE_USERS, as_zip=as_zip,
-                                history=[("99", "1", storage_body("old text"))], drafts=[("98", "1", storage_body("draft"))])
+    path = write_confluence_xml(
+        tmp_path / "xml",
+        [_space(), opened],
+        CONFLUENCE_USERS,
+        as_zip=as_zip,
+        history=[("99", "1", storage_body("old text"))],
+        drafts=[("98", "1", storage_body("draft"))],
+    )
     assert confluence.detect(path) and xml_export.detect(path)
     items = _by_id(confluence.discover(path, policy=Policy()))
-    assert set(items) == {f"confluence:acme.atlassian.net:{i}" for i in "12345"} | {"confluence:acme.atlassian.net:20",
-                                                                      "confluence:acme.atlassian.net:3:attachment:bands.pdf"}
+    assert set(items) == {f"confluence:acme.atlassian.net:{i}" for i in "12345"} | {
+        "confluence:acme.atlassian.net:20",
+        "confluence:acme.atlassian.net:3:attachment:bands.pdf",
+    }
     _check_eng_scopes(items)
     _check_eng_text(items)
     assert items["confluence:acme.atlassian.net:2"].parse().owner == "user:alice@corp.example"
@@ -139,12 +163,22 @@ def test_xml_export(tmp_path: Path, as_zip: bool) -> None:
     mapped = _by_id(confluence.discover(path, policy=Policy(workspaces={"acme.atlassian.net": ["group:staff"]})))
     assert mapped["confluence:acme.atlassian.net:20"].scope.layers == (frozenset({"group:staff"}),)
     # the workspaces mapping is per space: "<site>:<space>" and "<space>" win over the site
-    per_space = _by_id(confluence.discover(path, policy=Policy(workspaces={"acme.atlassian.net": ["group:staff"],
-                                                                             "acme.atlassian.net:OPEN": ["group:open"]})))
+    per_space = _by_id(
+        confluence.discover(
+            path,
+            policy=Policy(
+                workspaces={"acme.atlassian.net": ["group:staff"], "acme.atlassian.net:OPEN": ["group:open"]}
+            ),
+        )
+    )
     assert per_space["confluence:acme.atlassian.net:20"].scope.layers == (frozenset({"group:open"}),)
-    by_key = _by_id(confluence.discover(path, policy=Policy(workspaces={"OPEN": ["group:open-key"], "default": "group:x"})))
+    by_key = _by_id(
+        confluence.discover(path, policy=Policy(workspaces={"OPEN": ["group:open-key"], "default": "group:x"}))
+    )
     assert by_key["confluence:acme.atlassian.net:20"].scope.layers == (frozenset({"group:open-key"}),)
-    assert mapped["confluence:acme.atlassian.net:1"].scope.layers == items["confluence:acme.atlassian.net:1"].scope.layers  # not open: unchanged
+    assert (
+        mapped["confluence:acme.atlassian.net:1"].scope.layers == items["confluence:acme.atlassian.net:1"].scope.layers
+    )  # not open: unchanged
     fp = items["confluence:acme.atlassian.net:1"].fingerprint()
     assert fp == _by_id(confluence.discover(path, policy=Policy()))["confluence:acme.atlassian.net:1"].fingerprint()
 
@@ -172,10 +206,12 @@ def test_html_export_scope_from_policy(tmp_path: Path) -> None:
     # ... or a policy `sources` rule names it by the export's path
     by_rule = Policy.model_validate({"sources": [{"match": {"path": f"{path.resolve()}"}, "site": "docs.example"}]})
     assert {i.document_id for i in discover_any(path, policy=by_rule)} == {
-        i.document_id for i in discover_any(path, policy=Policy(), site="docs.example")}
+        i.document_id for i in discover_any(path, policy=Policy(), site="docs.example")
+    }
     items = _by_id(confluence.discover(path, policy=Policy(), site="docs.example"))
     assert set(items) == {f"confluence:docs.example:{i}" for i in "12345"} | {
-        "confluence:docs.example:3:attachment:bands.pdf"}
+        "confluence:docs.example:3:attachment:bands.pdf"
+    }
     assert all(i.scope is None for i in items.values())
     assert {i.origin for i in items.values()} == {"confluence:docs.example:ENG"}
     appendix = items["confluence:docs.example:4"]
@@ -183,9 +219,17 @@ def test_html_export_scope_from_policy(tmp_path: Path) -> None:
     parsed = appendix.parse()
     assert parsed.title == "Appendix" and parsed.author == "Bob"
     assert "Note: appendix phrase." in "\n".join(e.text for e in parsed.elements)
-    policy = Policy.model_validate({"access": [{"match": {"source": "confluence", "space": "ENG", "path": "Home/Leads/**"},
-                                                "allow": [["group:leads"]]},
-                                               {"match": {"source": "confluence", "space": "ENG"}, "allow": [["group:eng"]]}]})
+    policy = Policy.model_validate(
+        {
+            "access": [
+                {
+                    "match": {"source": "confluence", "space": "ENG", "path": "Home/Leads/**"},
+                    "allow": [["group:leads"]],
+                },
+                {"match": {"source": "confluence", "space": "ENG"}, "allow": [["group:eng"]]},
+            ]
+        }
+    )
     assert resolve_scope(policy, appendix)[0].layers == (frozenset({"group:leads"}),)
     assert resolve_scope(policy, items["confluence:docs.example:1"])[0].layers == (frozenset({"group:eng"}),)
     with pytest.raises(QuarantinedDocument, match="no access rule"):
@@ -197,8 +241,12 @@ def test_real_html_space_export(corpus: Path) -> None:
     path = corpus / "confluence" / "html-space-export-meridius"
     assert confluence.detect(path)
     items = _by_id(confluence.discover(path, policy=Policy(), site="meridius.example"))
-    assert set(items) == {"confluence:meridius.example:9568346", "confluence:meridius.example:9568537",
-                          "confluence:meridius.example:9273401", "confluence:meridius.example:9273380"}
+    assert set(items) == {
+        "confluence:meridius.example:9568346",
+        "confluence:meridius.example:9568537",
+        "confluence:meridius.example:9273401",
+        "confluence:meridius.example:9273380",
+    }
     czech = items["confluence:meridius.example:9273380"]
     assert czech.title == "Zprovoznění" and czech.facts["path"] == "My article/Webclient/Zprovoznění"
     for item in items.values():
@@ -249,10 +297,19 @@ def test_real_cloud_pages_and_their_permissions(corpus: Path, tmp_path: Path) ->
         # Build the REST shape from the connector's permission data; the extracted read layer
         # must be exactly its users and groups.
         read = next(p["read"] for p in meta["metadata"]["permissions_data"] if "read" in p)
-        raw = {"id": f.stem, "title": meta["display_name"], "type": "page",
-               "restrictions": {"read": {"restrictions": {
-                   "user": {"results": [{"accountId": u} for u in read["users"]]},
-                   "group": {"results": [{"name": g} for g in read["groups"]]}}}}}
+        raw = {
+            "id": f.stem,
+            "title": meta["display_name"],
+            "type": "page",
+            "restrictions": {
+                "read": {
+                    "restrictions": {
+                        "user": {"results": [{"accountId": u} for u in read["users"]]},
+                        "group": {"results": [{"name": g} for g in read["groups"]]},
+                    }
+                }
+            },
+        }
         page = rest_dump.parse_page(raw, meta["additional_metadata"]["space_key"], None)
         assert page.read == frozenset({f"user:{u}" for u in read["users"]} | {f"group:{g}" for g in read["groups"]})
     text = "\n".join(e.text for e in html_elements((base / "downloads" / "196722.html").read_text()))

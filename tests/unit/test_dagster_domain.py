@@ -17,37 +17,53 @@ from ingest.pipeline.snapshot import manifest_path
 
 
 # -- secrets ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("text, kind", [
-    ("-----BEGIN RSA PRIVATE KEY-----\nMIIEow", "private_key"),
-    ("-----BEGIN OPENSSH PRIVATE KEY-----", "private_key"),
-    ("-----BEGIN PRIVATE KEY-----", "private_key"),
-    ("id AKIAIOSFODNN7EXAMPLE here", "aws_access_key_id"),
-    ("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "aws_secret_access_key"),
-    ("token xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx", "slack_token"),
-    ("https://hooks.slack.com/services/T0000000/B0000000/XXXXXXXXXXXXXXXXXXXXXXXX", "slack_webhook"),
-    ("Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U", "jwt"),
-    ("ghp_" + "a1B2" * 9, "github_token"),
-])
+@pytest.mark.parametrize(
+    "text, kind",
+    [
+        ("-----BEGIN RSA PRIVATE KEY-----\nMIIEow", "private_key"),
+        ("-----BEGIN OPENSSH PRIVATE KEY-----", "private_key"),
+        ("-----BEGIN PRIVATE KEY-----", "private_key"),
+        ("id AKIAIOSFODNN7EXAMPLE here", "aws_access_key_id"),
+        ("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "aws_secret_access_key"),
+        ("token xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx", "slack_token"),
+        ("https://hooks.slack.com/services/T0000000/B0000000/XXXXXXXXXXXXXXXXXXXXXXXX", "slack_webhook"),
+        ("Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U", "jwt"),
+        ("ghp_" + "a1B2" * 9, "github_token"),
+    ],
+)
 def test_secret_patterns_found_and_masked(text, kind):
     found = scan_text(text)
     assert [f.kind for f in found] == [kind]
-    secret = text[found[0].start:found[0].end]
+    secret = text[found[0].start : found[0].end]
     assert secret not in found[0].preview and found[0].preview.startswith(secret[:4])
 
 
-@pytest.mark.parametrize("text", [
-    "Revenue grew 12 percent; see [REDACTED:aws_access_key_id].", "AKIA is an acronym", "xoxb-short",
-    "the header eyJhbGciOi alone", "BEGIN PUBLIC KEY", "",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Revenue grew 12 percent; see [REDACTED:aws_access_key_id].",
+        "AKIA is an acronym",
+        "xoxb-short",
+        "the header eyJhbGciOi alone",
+        "BEGIN PUBLIC KEY",
+        "",
+    ],
+)
 def test_secret_scan_ignores_harmless_text(text):
     assert scan_text(text) == []
 
 
-@pytest.mark.parametrize("text", [
-    "id AKIAIOSFODNN7EXAMPLE here", "token: xoxp-123456789012-1234567890123-AbCdEfGhIjKlMnOp",
-    "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE\n-----END EC PRIVATE KEY-----", "key AIza" + "B" * 35,
-    "password = hunter2hunter2", "sk_live_" + "0a1B" * 5,
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "id AKIAIOSFODNN7EXAMPLE here",
+        "token: xoxp-123456789012-1234567890123-AbCdEfGhIjKlMnOp",
+        "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE\n-----END EC PRIVATE KEY-----",
+        "key AIza" + "B" * 35,
+        "password = hunter2hunter2",
+        "sk_live_" + "0a1B" * 5,
+    ],
+)
 def test_the_secret_check_finds_what_ingest_redacts_and_nothing_after_redaction(text):
     from governance.redaction import redact
 
@@ -57,10 +73,22 @@ def test_the_secret_check_finds_what_ingest_redacts_and_nothing_after_redaction(
 
 
 # -- drop folder ------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", [
-    "slack-acme-2026.zip", "ENG space", "finance/..", "...", "Ünïcödé export", "a" * 200, "-lead", "x|y,z",
-    "rapport 2026 (final).zip", "tab\there", "\udcff-bytes",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "slack-acme-2026.zip",
+        "ENG space",
+        "finance/..",
+        "...",
+        "Ünïcödé export",
+        "a" * 200,
+        "-lead",
+        "x|y,z",
+        "rapport 2026 (final).zip",
+        "tab\there",
+        "\udcff-bytes",
+    ],
+)
 def test_source_keys_are_safe_and_distinct(name):
     key = source_key(name)
     assert 0 < len(key) <= 64

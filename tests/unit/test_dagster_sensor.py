@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -18,7 +18,8 @@ from ingest.pipeline.drop_folder import source_key
 
 def _tick(instance: dg.DagsterInstance, drop: Path, cursor: str | None, settle: float = 0) -> dg.SensorResult:
     context = dg.build_sensor_context(
-        instance=instance, cursor=cursor,
+        instance=instance,
+        cursor=cursor,
         resources={"drop_folder": DropFolderResource(drop_dir=str(drop), settle_seconds=settle)},
     )
     return drop_folder_sensor(context)
@@ -82,7 +83,7 @@ def test_missing_drop_folder_skips(tmp_path):
 
 def test_permission_sync_schedule_requests_every_source():
     with dg.instance_for_test() as instance:  # schedules need an instance with a ref
-        tick = datetime(2026, 11, 27, 10, 15, tzinfo=timezone.utc)
+        tick = datetime(2026, 11, 27, 10, 15, tzinfo=UTC)
         context = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick)
         assert isinstance(permission_sync_hourly(context), dg.SkipReason)
         instance.add_dynamic_partitions("sources", ["a", "b"])

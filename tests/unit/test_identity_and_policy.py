@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,11 @@ from governance.policy import glob_match, load_policy, parse_duration
 def test_user_principals_include_email_groups_and_roles_expanded_by_policy():
     user = User(id="u-1", email="Alice@Example.COM", groups=["finance"], roles=["hr-admin"])
     assert user.principals({"hr-admin": ["group:hr"]}) == {
-        "user:u-1", "user:alice@example.com", "group:finance", "role:hr-admin", "group:hr",
+        "user:u-1",
+        "user:alice@example.com",
+        "group:finance",
+        "role:hr-admin",
+        "group:hr",
     }
 
 
@@ -24,8 +28,17 @@ def test_from_claims_reads_oidc_fields():
     assert (user.id, user.email, user.groups, user.roles, user.tenant) == ("abc", "b@x.io", ("eng",), ("dev",), "t1")
 
 
-@pytest.mark.parametrize("claims", [{}, {"groups": ["x"]}, "not a mapping", {"sub": "a", "groups": [1]},
-                                    {"sub": "a", "groups": ["ok\nother"]}, {"sub": "x" * 600}])
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {},
+        {"groups": ["x"]},
+        "not a mapping",
+        {"sub": "a", "groups": [1]},
+        {"sub": "a", "groups": ["ok\nother"]},
+        {"sub": "x" * 600},
+    ],
+)
 def test_malformed_claims_are_refused(claims):
     with pytest.raises(AccessDenied):
         User.from_claims(claims)  # type: ignore[arg-type]
@@ -67,21 +80,26 @@ def _policy(tmp_path: Path, text: str):
 
 
 def test_first_matching_access_rule_wins(tmp_path):
-    policy = _policy(tmp_path, """
+    policy = _policy(
+        tmp_path,
+        """
 version: 1
 access:
   - match: {source: pdf, path: "finance/secret/**"}
     allow: [["group:cfo-office"]]
   - match: {source: pdf, path: "finance/**"}
     allow: [["group:finance"]]
-""")
+""",
+    )
     _, rule = policy.access_rule({"source": "pdf", "path": "finance/secret/a.pdf"})
     assert rule.allow == [["group:cfo-office"]]
     assert policy.access_rule({"source": "pdf", "path": "eng/a.pdf"}) is None
 
 
 def test_retention_from_modified_or_ingested(tmp_path):
-    policy = _policy(tmp_path, """
+    policy = _policy(
+        tmp_path,
+        """
 version: 1
 retention:
   - match: {source: slack, channel: "incident-*"}
@@ -89,23 +107,29 @@ retention:
     from: ingested
   - match: {}
     keep_for: 10d
-""")
-    modified = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    ingested = datetime(2026, 6, 1, tzinfo=timezone.utc)
-    assert policy.expires_at({"source": "slack", "channel": "incident-7"}, modified=modified, ingested=ingested) == ingested + timedelta(days=90)
+""",
+    )
+    modified = datetime(2026, 1, 1, tzinfo=UTC)
+    ingested = datetime(2026, 6, 1, tzinfo=UTC)
+    assert policy.expires_at(
+        {"source": "slack", "channel": "incident-7"}, modified=modified, ingested=ingested
+    ) == ingested + timedelta(days=90)
     assert policy.expires_at({"source": "pdf"}, modified=modified, ingested=ingested) == modified + timedelta(days=10)
 
 
-@pytest.mark.parametrize("text", [
-    "version: 2\n",
-    "access: [{match: {source: pdf}, allow: []}]\n",
-    "access: [{match: {source: pdf}, allow: [[]]}]\n",
-    "access: [{match: {source: pdf}, allow: [['nogroup']]}]\n",
-    "access: [{match: {colour: red}, allow: [['group:a']]}]\n",
-    "retention: [{keep_for: forever}]\n",
-    "- just a list\n",
-    "access: [unclosed\n",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "version: 2\n",
+        "access: [{match: {source: pdf}, allow: []}]\n",
+        "access: [{match: {source: pdf}, allow: [[]]}]\n",
+        "access: [{match: {source: pdf}, allow: [['nogroup']]}]\n",
+        "access: [{match: {colour: red}, allow: [['group:a']]}]\n",
+        "retention: [{keep_for: forever}]\n",
+        "- just a list\n",
+        "access: [unclosed\n",
+    ],
+)
 def test_invalid_policy_files_are_refused_with_the_file_named(tmp_path, text):
     with pytest.raises(ConfigError, match="policy"):
         _policy(tmp_path, text)

@@ -9,8 +9,10 @@ from governance.vector_index import quote_string, search_filter, tenant_filter
 
 
 def test_tenant_filter_quotes_hostile_names():
-    assert search_filter([2, 1], 5, tenant='a" or tenant != "') == \
-        'tenant == "a\\" or tenant != \\"" and scope_id in [1,2] and expires_at > 5'
+    assert (
+        search_filter([2, 1], 5, tenant='a" or tenant != "')
+        == 'tenant == "a\\" or tenant != \\"" and scope_id in [1,2] and expires_at > 5'
+    )
     for bad in ("", "a\nb", "x" * 257, None, 3):
         with pytest.raises((ValueError, TypeError)):
             tenant_filter(bad)

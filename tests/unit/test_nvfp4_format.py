@@ -149,9 +149,7 @@ def test_shapes_dtypes_and_scale_formulas() -> None:
     amax = w.abs().max()
     # stored global scale = 448*6/amax (compressed-tensors); its reciprocal is amax/(6*448)
     assert q["weight_global_scale"].item() == pytest.approx(2688.0 / amax.item(), rel=1e-6)
-    expected_block = (q["weight_global_scale"] * w.reshape(8, 4, 16).abs().amax(-1) / 6).to(
-        torch.float8_e4m3fn
-    )
+    expected_block = (q["weight_global_scale"] * w.reshape(8, 4, 16).abs().amax(-1) / 6).to(torch.float8_e4m3fn)
     assert torch.equal(q["weight_scale"].float(), expected_block.float())
     # the largest block lands on FP8's maximum
     assert q["weight_scale"].float().max().item() == 448.0

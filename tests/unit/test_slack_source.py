@@ -14,7 +14,16 @@ from ingest.sources import discover as discover_any
 from ingest.sources import slack
 from ingest.sources.slack.load import Conversation, SlackExport, clean_messages
 from ingest.sources.slack.render import group_documents, render_message
-from testsupport.sources_fixtures import SConv, SUser, add_messages, date_of, msg, small_slack_export, ts_of, write_slack_export
+from testsupport.sources_fixtures import (
+    SConv,
+    SUser,
+    add_messages,
+    date_of,
+    msg,
+    small_slack_export,
+    ts_of,
+    write_slack_export,
+)
 
 
 def _items(path: Path, policy: Policy | None = None) -> dict[str, object]:
@@ -47,12 +56,12 @@ def test_documents_threads_days_and_text(tmp_path: Path) -> None:
     d = items[day0].parse()
     body = "\n".join(e.text for e in d.elements)
     assert "Kickoff for project falcon is @here on Monday, see the plan (https://wiki.example/falcon)" in body
-    assert "has joined" not in body                       # join noise skipped
-    assert "secret draft" not in body                     # deleted message skipped
-    assert "final wording (edited)" in body               # latest edited text kept
-    assert "Deploy 42" in body and "deploybot" in body    # bot message as text
+    assert "has joined" not in body  # join noise skipped
+    assert "secret draft" not in body  # deleted message skipped
+    assert "final wording (edited)" in body  # latest edited text kept
+    assert "Deploy 42" in body and "deploybot" in body  # bot message as text
     assert "[file: Falcon budget — falcon-budget.xlsx, Excel]" in body  # file as metadata only
-    assert "Postgres" not in body                         # thread replies are not day talk
+    assert "Postgres" not in body  # thread replies are not day talk
     assert d.author == "alice" and d.owner == "user:alice@corp.example" and d.modified_at is not None
     # each message element carries its author's principal (erasure drops them); bots carry none
     authors = [getattr(e, "govrag_author", None) for e in d.elements]
@@ -68,7 +77,9 @@ def test_scopes_public_private_dm_and_guests(tmp_path: Path) -> None:
     pub = items[f"slack:T0ACME:C1:day:{date_of(ts_of(0))}"].scope
     # carol is a guest member of #general: the channel gets its own scope = workspace ∪ carol
     assert pub.key == "slack:T0ACME:channel:C1"
-    assert pub.layers == (frozenset({"user:alice@corp.example", "user:bob@corp.example", "user:carol@partner.example"}),)
+    assert pub.layers == (
+        frozenset({"user:alice@corp.example", "user:bob@corp.example", "user:carol@partner.example"}),
+    )
     priv = next(i for i in items.values() if i.document_id.startswith("slack:T0ACME:G1:")).scope
     assert priv.key == "slack:T0ACME:channel:G1"
     assert priv.layers == (frozenset({"user:alice@corp.example", "user:carol@partner.example"}),)
@@ -78,8 +89,12 @@ def test_scopes_public_private_dm_and_guests(tmp_path: Path) -> None:
 
 
 def test_workspace_scope_and_policy_mapping(tmp_path: Path) -> None:
-    users = [SUser("U1", "alice", "alice@x.example"), SUser("U2", "bob"), SUser("U3", "gus", "g@x.example", ultra=True),
-             SUser("U4", "old", "old@x.example", deleted=True)]
+    users = [
+        SUser("U1", "alice", "alice@x.example"),
+        SUser("U2", "bob"),
+        SUser("U3", "gus", "g@x.example", ultra=True),
+        SUser("U4", "old", "old@x.example", deleted=True),
+    ]
     c = SConv("C9", "town-hall", "public", ["U1", "U2", "U4"])
     add_messages(c, [msg("U1", "hello all", 0)])
     path = write_slack_export(tmp_path / "w", users, [c])
@@ -122,11 +137,23 @@ def test_bad_input_is_quarantined_per_document(tmp_path: Path) -> None:
     add_messages(good, [msg("U1", "fine", 0)])
     dead = SConv("G1", "dead", "private", ["U9"])
     add_messages(dead, [msg("U9", "nobody can read me", 0)])
-    path = write_slack_export(tmp_path / "e", users, [good, dead], extra_files={
-        f"general/{date_of(ts_of(86400 * 6))}.json": b"{broken", f"unlisted/{date_of(ts_of(0))}.json": [msg("U1", "who may read?", 5)]})
+    path = write_slack_export(
+        tmp_path / "e",
+        users,
+        [good, dead],
+        extra_files={
+            f"general/{date_of(ts_of(86400 * 6))}.json": b"{broken",
+            f"unlisted/{date_of(ts_of(0))}.json": [msg("U1", "who may read?", 5)],
+        },
+    )
     items = _items(path)
-    ok = [i for i in items.values() if not i.document_id.endswith(date_of(ts_of(86400 * 6))) and "G1" not in i.document_id
-          and "unlisted" not in i.document_id]
+    ok = [
+        i
+        for i in items.values()
+        if not i.document_id.endswith(date_of(ts_of(86400 * 6)))
+        and "G1" not in i.document_id
+        and "unlisted" not in i.document_id
+    ]
     assert [i.parse().elements[1].text.endswith("fine") for i in ok] == [True]
     reasons = {}
     for doc_id, item in items.items():
@@ -174,24 +201,42 @@ def test_real_zulip_fixtures(corpus: Path, tmp_path: Path) -> None:
     fixtures = z / "exported_messages_fixtures"
     users = json.loads((fixtures / "users.json").read_text())
     channels = json.loads((z / "channels.json").read_text())
-    export = SlackExport(root=tmp_path, display="zulip", team="T", team_names=[], domain=None,
-                         users={u["id"]: u for u in users}, conversations={}, by_id={})
+    export = SlackExport(
+        root=tmp_path,
+        display="zulip",
+        team="T",
+        team_names=[],
+        domain=None,
+        users={u["id"]: u for u in users},
+        conversations={},
+        by_id={},
+    )
     for ch in channels:
         conv = Conversation(ch["id"], ch["name"], "public", ch.get("members", []), ch["name"])
         export.by_id[ch["id"]] = conv
     # threads: one reply older than its parent, broadcast with an embedded root
     thread = json.loads((fixtures / "thread_with_broadcast_reply.json").read_text())
-    docs = group_documents(export.by_id.get("C061A0WJG") or Conversation("C", "random", "public", [], "random"),
-                           [("2015-06-12", clean_messages(thread))])
+    docs = group_documents(
+        export.by_id.get("C061A0WJG") or Conversation("C", "random", "public", [], "random"),
+        [("2015-06-12", clean_messages(thread))],
+    )
     assert len(docs) == 1 and docs[0].is_thread and len(docs[0].messages) == 3
     normal = json.loads((fixtures / "normal_thread.json").read_text())
-    for doc in group_documents(Conversation("C", "random", "public", [], "random"),
-                               [("2015-06-12", clean_messages(normal))]):
+    for doc in group_documents(
+        Conversation("C", "random", "public", [], "random"), [("2015-06-12", clean_messages(normal))]
+    ):
         ts = [float(m["ts"]) for m in doc.messages]
         assert ts == sorted(ts)
-    for name in ("message_with_user_mentions", "message_with_channel_mentions", "message_with_workspace_mentions",
-                 "message_with_emojis", "message_with_bullet_list", "message_with_inline_code",
-                 "message_with_variety_files_and_rich_text", "normal_messages"):
+    for name in (
+        "message_with_user_mentions",
+        "message_with_channel_mentions",
+        "message_with_workspace_mentions",
+        "message_with_emojis",
+        "message_with_bullet_list",
+        "message_with_inline_code",
+        "message_with_variety_files_and_rich_text",
+        "normal_messages",
+    ):
         rows = json.loads((fixtures / f"{name}.json").read_text())
         rows = rows if isinstance(rows, list) else [rows]
         for m in clean_messages(rows):

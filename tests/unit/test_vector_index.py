@@ -64,9 +64,15 @@ def test_scope_shares_refuse_more_ids_than_one_search_may_list():
         scope_id_shares(range(MAX_FILTER_IDS + 1), fanout=4)
 
 
-@pytest.mark.parametrize("value, literal", [
-    ('a"b', '"a\\"b"'), ("a\\b", '"a\\\\b"'), ("x' or '1'='1", "\"x' or '1'='1\""), ("日本", '"日本"'),
-])
+@pytest.mark.parametrize(
+    "value, literal",
+    [
+        ('a"b', '"a\\"b"'),
+        ("a\\b", '"a\\\\b"'),
+        ("x' or '1'='1", "\"x' or '1'='1\""),
+        ("日本", '"日本"'),
+    ],
+)
 def test_quote_string_escapes_quotes_and_backslashes(value, literal):
     assert quote_string(value) == literal
 
@@ -92,8 +98,16 @@ def test_a_row_cuts_display_strings_to_what_the_collection_holds():
     assert vector_row(title="t" * 1500).title == "t" * KEPT_CHARS["title"]
 
 
-@pytest.mark.parametrize("field, value", [("document_id", "d" * 1025), ("source", "s" * 33),
-                                          ("classification", "c" * 65), ("tenant", "a\nb"), ("text", b"x")])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("document_id", "d" * 1025),
+        ("source", "s" * 33),
+        ("classification", "c" * 65),
+        ("tenant", "a\nb"),
+        ("text", b"x"),
+    ],
+)
 def test_a_row_refuses_identities_it_would_have_to_cut(field, value):
     with pytest.raises((TypeError, ValueError)):
         vector_row(**{field: value})
