@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -130,9 +130,8 @@ def _secret_plugins() -> tuple[BasePlugin, ...]:
         from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
     except ImportError:  # optional second opinion
         return ()
-    by_name: dict[str, type[BasePlugin]] = {
-        cls.__name__: cls for cls in get_mapping_from_secret_type_to_class().values()
-    }
+    by_type: Mapping[str, type[BasePlugin]] = get_mapping_from_secret_type_to_class()
+    by_name = {plugin.__name__: plugin for plugin in by_type.values()}
     return tuple(by_name[name]() for name in _DETECT_SECRETS_PLUGINS if name in by_name)
 
 
