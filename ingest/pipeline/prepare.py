@@ -55,6 +55,10 @@ class Prepared:
     status: str  # new | changed
     blocks: list[dict] | None = None
     contributors: list[str] = field(default_factory=list)
+    # The forgotten subjects its text was read with (None: the run's set when it is written,
+    # as for an erasure's own re-index). Items are prepared ahead of the write, so a subject
+    # forgotten in between is checked against this, not against what the run knows by then.
+    read_with: frozenset[str] | None = None
 
 
 @dataclass
@@ -76,6 +80,7 @@ class ReadText:
     texts: list[str]
     content_hash: str
     blocks: list[dict[str, Any]]  # each element's author (None: unknown) and text
+    read_with: frozenset[str] = frozenset()  # the forgotten subjects left out of it
 
 
 def read_text(
@@ -110,7 +115,7 @@ def read_text(
     content_hash = hashlib.sha256(cleaned.encode()).hexdigest()
     doc = make_document(item, parsed, scope=scope, classification=classification)
     blocks = [{"author": element_author(e), "text": e.text} for e in elements]
-    return ReadText(doc, classification, cleaned, texts, content_hash, blocks)
+    return ReadText(doc, classification, cleaned, texts, content_hash, blocks, read_with=gone)
 
 
 def apply_redaction(
@@ -259,6 +264,7 @@ class Preparer:
                 "changed" if state and state.current_version else "new",
                 blocks=blocks if any(b["author"] for b in blocks) else None,
                 contributors=sorted({b["author"] for b in blocks if b["author"]}),
+                read_with=read.read_with,
             )
         except QuarantinedDocument as exc:
             if item.scope is not None and is_older(item.as_of, catalog.scopes.scope_as_of(item.scope.key)):

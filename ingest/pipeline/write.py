@@ -114,20 +114,27 @@ class VersionWriter:
         self._erase_late_forgotten(prepared)
 
     def _erase_late_forgotten(self, prepared: list[Prepared]) -> None:
-        """An erasure that ran while this ingest did: this run read the forgotten subjects
-        when it started, so what it just published may carry words of a subject forgotten
-        since. The erasure records the subject *before* it selects documents, so checking
-        again after publishing closes the race: whatever it could not see, this finds."""
+        """An erasure that ran while this ingest did: each document's text was read with the
+        forgotten subjects known at that moment, so what was just published may carry words
+        of a subject forgotten since. The erasure records the subject *before* it selects
+        documents, so checking again after publishing closes the race: whatever it could not
+        see, this finds. Documents are prepared ahead of the write (up to a queue's worth), so
+        each is checked against the set *it* was read with, not the run's latest one: a
+        document read before an erasure and written after the run learned of it is caught."""
         if not any(p.contributors or p.doc.author for p in prepared):
             return
-        late = self.stores.catalog.holds.forgotten_subjects() - self._forgotten.subjects
-        if not late:
-            return
+        current = self.stores.catalog.holds.forgotten_subjects()
+        known = self._forgotten.subjects
+        late = {
+            subject
+            for p in prepared
+            for subject in current - (known if p.read_with is None else p.read_with)
+            if subject in p.contributors or subject == p.doc.author
+        }
         # First: the erasure's own re-index publishes through this writer too.
-        self._forgotten.subjects |= late
+        self._forgotten.subjects = known | current
         for subject in sorted(late):
-            if any(subject in p.contributors or subject == p.doc.author for p in prepared):
-                self._forget_subject(subject)
+            self._forget_subject(subject)
 
 
 def delete_owed_vectors(stores: Stores, summary: IngestSummary) -> None:

@@ -4,6 +4,7 @@ right to be forgotten."""
 from __future__ import annotations
 
 import shutil
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -404,3 +405,48 @@ def test_an_ingest_running_during_an_erasure_does_not_bring_the_words_back(
     assert erased
     texts = _texts(sqlite_stores)
     assert any("indigo-walrus" in t for t in texts) and not any("ochre-lynx" in t for t in texts)
+
+
+def test_documents_prepared_before_an_erasure_and_written_after_it_lose_the_words_too(
+    sqlite_stores, embedder, monkeypatch, make_ingestor
+):
+    """Documents are prepared ahead of the write. The erasure finishes at the first publish,
+    after every document was read without knowing it; each later batch must still be
+    checked against the set its text was read with, not the run's updated one."""
+    import ingest.pipeline.prepare as prepare_mod
+    import ingest.pipeline.run as run_mod
+
+    jane, joe = "user:jane@example.com", "user:joe@example.com"
+    monkeypatch.setattr(run_mod, "MIN_EMBED_CHUNKS", 1)  # one document per batch
+    monkeypatch.setattr(run_mod, "MAX_EMBED_CHUNKS", 1)
+    items = [
+        _thread(f"slack:T1:C5:{n}", [(joe, f"Joe on plan-{n}-indigo."), (jane, f"Jane adds ochre-{n}-lynx.")])
+        for n in range(4)
+    ]
+    read, real_read_text = [], prepare_mod.read_text
+
+    def counting_read_text(item, **kwargs):
+        out = real_read_text(item, **kwargs)
+        read.append(item.document_id)
+        return out
+
+    monkeypatch.setattr(prepare_mod, "read_text", counting_read_text)
+    catalog = sqlite_stores.catalog
+    publish, erased = catalog.documents.publish_version, []
+
+    def publish_after_an_erasure(*args, **kwargs):
+        if not erased:
+            deadline = time.monotonic() + 30
+            while len(read) < len(items) and time.monotonic() < deadline:  # all read before it
+                time.sleep(0.01)
+            assert len(read) == len(items)
+            erased.append(forget_subject(make_ingestor(sqlite_stores, embedder), jane))
+        return publish(*args, **kwargs)
+
+    monkeypatch.setattr(catalog.documents, "publish_version", publish_after_an_erasure)
+    make_ingestor(sqlite_stores, embedder).ingest_items(items)
+    assert erased
+    texts = _texts(sqlite_stores)
+    for n in range(4):
+        assert any(f"plan-{n}-indigo" in t for t in texts), n
+        assert not any(f"ochre-{n}-lynx" in t for t in texts), n
