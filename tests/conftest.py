@@ -10,6 +10,7 @@ builders (exports, tokens, settings, paths) live in ``testsupport``.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -40,6 +41,16 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _no_stale_dagster_state_storage() -> None:
+    """Dagster keeps the current defs-state storage in a context variable that an entered
+    instance sets; one an earlier test in this worker left set points at a collected instance,
+    and the next ``materialize`` with a plain instance would fail on it. Start each test clear."""
+    state = sys.modules.get("dagster._core.storage.defs_state.base")
+    if state is not None:
+        state._current_storage.set(None)
 
 
 @pytest.fixture(scope="session")

@@ -101,6 +101,38 @@ def parse_version(version: str) -> tuple[str, tuple[int, int, int]]:
     return ("lite" if version.startswith("milvus_lite") else "server"), numbers
 
 
+CONNECT_ATTEMPTS = 3
+
+
+def _told_to_calm_down(exc: BaseException) -> bool:
+    """Did the server close the connection with GOAWAY "too_many_pings"? (anywhere in the
+    exception chain: pymilvus wraps the gRPC error in its own)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if "too many pings" in str(seen).lower() or "too_many_pings" in str(seen).lower():
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _connect(client_class: Any, uri: str, token: str) -> tuple[Any, str]:
+    """A connected client and the server's version. gRPC shares one connection between the
+    channels a process opens to the same address; pymilvus pings every 10 s, more often than
+    an idle milvus-lite permits, so the server may have closed that connection with GOAWAY
+    "too_many_pings", and the next client's first call fails on it. A new attempt reconnects;
+    any other failure is reported at once (a dead server must fail fast)."""
+    for attempt in range(1, CONNECT_ATTEMPTS + 1):
+        try:
+            client = client_class(uri=uri, token=token)
+            return client, str(client.get_server_version())
+        except Exception as exc:
+            if attempt == CONNECT_ATTEMPTS or not _told_to_calm_down(exc):
+                raise
+            log.info("Milvus at %s closed an idle connection (too many pings); connecting again", uri)
+            time.sleep(0.2 * attempt)
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
 class MilvusCollection:
     """One collection through one pymilvus client: every call that is safe to repeat is
     retried (:meth:`_call`), and every failure becomes an :class:`IndexUnavailable` naming
@@ -119,8 +151,7 @@ class MilvusCollection:
                 from governance.milvus_process.lite_compaction import install
 
                 install()
-            self._client = MilvusClient(uri=uri, token=token or "")
-            self.server_version = str(self._client.get_server_version())
+            self._client, self.server_version = _connect(MilvusClient, uri, token or "")
         except Exception as exc:
             raise IndexUnavailable(
                 f"cannot connect to Milvus at {uri}: {describe(exc)}", hint=UNREACHABLE_HINT

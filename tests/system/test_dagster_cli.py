@@ -207,8 +207,9 @@ def test_postgres_instance_storage_runs_a_materialization(tmp_path, dagster_pg_u
         "embedder": EmbedderResource(kind="local"),
         "drop_folder": DropFolderResource(drop_dir=str(drop)),
     }
-    instance = dg.DagsterInstance.from_config(str(home))
-    try:
+    # Entered, the instance is the thread's current one while definitions load (dagster keeps
+    # the defs-state storage in a context variable; see the conftest's reset of it).
+    with dg.DagsterInstance.from_config(str(home)) as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         instance.add_dynamic_partitions("sources", ["mini"])
         # The snapshot is the cheap partitioned asset (no parser, no model): enough to put a run,
@@ -226,12 +227,7 @@ def test_postgres_instance_storage_runs_a_materialization(tmp_path, dagster_pg_u
         event = instance.get_latest_materialization_event(dg.AssetKey("source_snapshot"))
         assert event is not None and event.asset_materialization.partition == "mini"
         assert event.asset_materialization.metadata["new"].value == 1
-    finally:
-        instance.dispose()
     # Read back through a second instance: the state lives in PostgreSQL, not in DAGSTER_HOME.
-    again = dg.DagsterInstance.from_config(str(home))
-    try:
+    with dg.DagsterInstance.from_config(str(home)) as again:
         assert again.get_dynamic_partitions("sources") == ["mini"]
         assert len(again.get_runs()) == 1
-    finally:
-        again.dispose()

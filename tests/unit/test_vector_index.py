@@ -118,3 +118,45 @@ def test_a_row_becomes_an_entity_with_a_tenant_only_when_asked():
     assert row.vector == [1.0] * 384
     assert "tenant" not in row.to_entity() and row.to_entity(with_tenant=True)["tenant"] == "acme"
     assert vector_row(tenant="").tenant is None
+
+
+class _CalmDownThenServe:
+    """A stand-in MilvusClient whose first ``failures`` connections fail the way pymilvus
+    reports a connection the server closed with GOAWAY "too_many_pings"."""
+
+    failures = 1
+    made = 0
+
+    def __init__(self, uri: str, token: str) -> None:
+        type(self).made += 1
+        if type(self).made <= type(self).failures:
+            try:
+                raise RuntimeError("<_InactiveRpcError: status = StatusCode.UNAVAILABLE, details = 'Too many pings'>")
+            except RuntimeError as grpc_error:
+                raise RuntimeError("Fail connecting to server on 127.0.0.1:1, server unavailable") from grpc_error
+
+    def get_server_version(self) -> str:
+        return "v2.3.5"
+
+
+def test_a_connection_closed_for_too_many_pings_is_opened_again():
+    from governance.vector_index.client import _connect
+
+    _CalmDownThenServe.made, _CalmDownThenServe.failures = 0, 1
+    client, version = _connect(_CalmDownThenServe, "http://127.0.0.1:1", "")
+    assert version == "v2.3.5" and _CalmDownThenServe.made == 2
+
+
+def test_any_other_connection_failure_is_reported_at_once():
+    from governance.vector_index.client import _connect
+
+    class Refused:
+        made = 0
+
+        def __init__(self, uri: str, token: str) -> None:
+            type(self).made += 1
+            raise RuntimeError("Fail connecting to server on 127.0.0.1:1, connection refused")
+
+    with pytest.raises(RuntimeError, match="connection refused"):
+        _connect(Refused, "http://127.0.0.1:1", "")
+    assert Refused.made == 1
