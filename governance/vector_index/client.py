@@ -107,11 +107,15 @@ CONNECT_ATTEMPTS = 3
 def _told_to_calm_down(exc: BaseException) -> bool:
     """Did the server close the connection with GOAWAY "too_many_pings"? (anywhere in the
     exception chain: pymilvus wraps the gRPC error in its own)."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if "too many pings" in str(seen).lower() or "too_many_pings" in str(seen).lower():
+    visited: set[int] = set()
+    current: BaseException | None = exc
+    # A chain can loop (an exception whose context leads back to itself): stop at a repeat.
+    while current is not None and id(current) not in visited:
+        visited.add(id(current))
+        text = str(current).lower()
+        if "too many pings" in text or "too_many_pings" in text:
             return True
-        seen = seen.__cause__ or seen.__context__
+        current = current.__cause__ or current.__context__
     return False
 
 

@@ -160,3 +160,11 @@ def test_any_other_connection_failure_is_reported_at_once():
     with pytest.raises(RuntimeError, match="connection refused"):
         _connect(Refused, "http://127.0.0.1:1", "")
     assert Refused.made == 1
+
+
+def test_an_exception_chain_that_loops_is_read_to_its_end_not_forever():
+    from governance.vector_index.client import _told_to_calm_down
+
+    first, second = RuntimeError("fail connecting"), RuntimeError("server unavailable")
+    first.__context__, second.__context__ = second, first
+    assert _told_to_calm_down(first) is False
