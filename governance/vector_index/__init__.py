@@ -51,7 +51,7 @@ from governance.vector_index.filters import (
     within_tenant,
 )
 from governance.vector_index.index import VectorIndex
-from governance.vector_index.rows import RawHit, VectorRow, expiry_epoch
+from governance.vector_index.rows import ROW_FIELDS, RawHit, VectorRow, expiry_epoch
 from governance.vector_index.schema import (
     CONSISTENCY_LEVELS,
     HNSW_PARAMS,
@@ -89,6 +89,7 @@ __all__ = [
     "NEVER_EXPIRES",
     "OUTPUT_FIELDS",
     "RETRY_DELAYS_S",
+    "ROW_FIELDS",
     "SCALAR_FIELDS",
     "SCALAR_INDEX_PREFERENCE",
     "SEARCH_FANOUT",

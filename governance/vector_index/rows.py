@@ -81,6 +81,11 @@ class VectorRow:
         return entity
 
 
+# Every field a row is read back with (``VectorIndex.get`` / ``query``) to rebuild it as a
+# ``VectorRow(**fields)``; the tenant is the index's own and is not read back.
+ROW_FIELDS = tuple(f.name for f in dataclasses.fields(VectorRow) if f.name != TENANT_FIELD)
+
+
 def _fit(name: str, value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str, got {type(value).__name__}")

@@ -15,20 +15,6 @@ from governance.consistency import ConsistencyReport, check_consistency
 from governance.vector_index import VectorRow, expiry_epoch
 from ingest.pipeline.run import Ingestor
 
-VECTOR_FIELDS = [
-    "id",
-    "vector",
-    "document_id",
-    "source",
-    "source_version",
-    "scope_id",
-    "classification",
-    "expires_at",
-    "title",
-    "uri",
-    "text",
-]
-
 
 class RepairResult(BaseModel):
     orphans_deleted: int = 0

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from governance.consistency import check_consistency, iter_vectors
 from governance.contracts import AccessScope, SourceDocument
-from governance.vector_index import NEVER_EXPIRES, VectorRow, expiry_epoch
+from governance.vector_index import NEVER_EXPIRES, ROW_FIELDS, VectorRow, expiry_epoch
 from ingest.chunking import chunk_id
 from ingest.pipeline.snapshot import load_manifest, manifest_path, save_manifest, take_snapshot
 from ingest.sources.base import Parsed, SourceItem
@@ -107,22 +107,7 @@ def test_consistency_clean_then_each_planted_fault(sqlite_stores):
     assert report.ok, report.counts()
     assert (report.vectors, report.catalog_current_chunks) == (2, 2)
 
-    row = stores.index.get(
-        [ids[0]],
-        [
-            "id",
-            "vector",
-            "document_id",
-            "source",
-            "source_version",
-            "scope_id",
-            "classification",
-            "expires_at",
-            "title",
-            "uri",
-            "text",
-        ],
-    )[0]
+    row = stores.index.get([ids[0]], ROW_FIELDS)[0]
     orphan = {**row, "id": 12345}
     secret = {**row, "id": 777, "text": "key AKIAABCDEFGHIJKLMNOP leaked"}
     unscoped = {**row, "id": 778, "scope_id": 99999, "expires_at": NEVER_EXPIRES}

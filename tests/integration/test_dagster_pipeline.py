@@ -16,7 +16,7 @@ from dagster_project.defs.resources import DropFolderResource, EmbedderResource,
 from governance.catalog.models import Document
 from governance.settings import Settings
 from governance.stores import Stores
-from governance.vector_index import VectorRow, all_rows_filter, document_filter
+from governance.vector_index import ROW_FIELDS, VectorRow, all_rows_filter, document_filter
 from testsupport.store_settings import embedded_settings
 
 GRAPH = [*all_assets, *all_checks]
@@ -128,20 +128,7 @@ def test_rematerialize_embeds_nothing(pipeline):
 
 def _plant_row(stores: Stores, **changes) -> int:
     [cid] = [r["id"] for r in stores.index.query(all_rows_filter(), ["id"], limit=1)]
-    fields = [
-        "id",
-        "vector",
-        "document_id",
-        "source",
-        "source_version",
-        "scope_id",
-        "classification",
-        "expires_at",
-        "title",
-        "uri",
-        "text",
-    ]
-    row = {**stores.index.get([cid], fields)[0], **changes}
+    row = {**stores.index.get([cid], ROW_FIELDS)[0], **changes}
     stores.index.upsert([VectorRow(**row)])
     return int(row["id"])
 

@@ -17,7 +17,7 @@ from governance.contracts import AccessScope
 from governance.identity import User
 from governance.purge import purge_documents
 from governance.purge import select as select_docs
-from governance.vector_index import VectorRow
+from governance.vector_index import ROW_FIELDS, VectorRow
 from ingest.pipeline.erasure import forget_subject
 from ingest.sources.base import Parsed, SourceItem, TextBlock
 
@@ -236,19 +236,7 @@ def test_doctor_finds_and_repairs_orphan_missing_and_stale_vectors(indexed, embe
     ing = make_ingestor(indexed, embedder)
     rows = indexed.index.query(
         "id >= 0",
-        fields=[
-            "id",
-            "vector",
-            "document_id",
-            "source",
-            "source_version",
-            "scope_id",
-            "classification",
-            "expires_at",
-            "title",
-            "uri",
-            "text",
-        ],
+        fields=ROW_FIELDS,
     )
     orphan = {**rows[0], "id": 424242, "document_id": "pdf:ghost.pdf"}
     stale = {**rows[1], "scope_id": 999}

@@ -12,7 +12,7 @@ from governance.catalog.models import Document
 from governance.contracts import AccessScope
 from governance.errors import AccessDenied
 from governance.identity import User
-from governance.vector_index import VectorRow
+from governance.vector_index import ROW_FIELDS, VectorRow
 from ingest.sources.base import Parsed, SourceItem, TextBlock
 from testsupport.store_settings import embedded_settings, sqlite_url
 
@@ -107,21 +107,7 @@ def test_expiry_in_the_index_alone_also_hides_the_chunk(stores, embedder, make_i
     item.scope = scope
     ing.ingest_items([item])
     ids = [r["id"] for r in stores.index.query("id >= 0", fields=["id"])]
-    rows = stores.index.get(
-        ids,
-        [
-            "id",
-            "vector",
-            "document_id",
-            "source",
-            "source_version",
-            "scope_id",
-            "classification",
-            "title",
-            "uri",
-            "text",
-        ],
-    )
+    rows = stores.index.get(ids, ROW_FIELDS)
     for row in rows:
         row["expires_at"] = 1  # 1970: expired
     stores.index.upsert([VectorRow(**r) for r in rows])
