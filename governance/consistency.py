@@ -23,24 +23,17 @@ The catalog side is read through its repositories (``catalog.chunks.chunk_states
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from governance.catalog import Catalog
 from governance.secrets_scan import SecretFinding, scan_text
 from governance.vector_index import NEVER_EXPIRES, VectorIndex, expiry_epoch
 
-__all__ = ["ConsistencyReport", "check_consistency", "iter_vectors"]
+__all__ = ["ConsistencyReport", "check_consistency"]
 
 SAMPLE = 20  # ids kept per problem kind (counts are exact)
 ITER_BATCH = 2000
-
-
-def iter_vectors(index: VectorIndex, fields: Sequence[str], batch_size: int = ITER_BATCH) -> Iterator[dict[str, Any]]:
-    """Every row of the index's tenant with ``fields`` (``VectorIndex.iter_rows``)."""
-    return index.iter_rows(fields, batch_size)
 
 
 @dataclass
@@ -144,7 +137,7 @@ def check_consistency(
     scopes = catalog.scopes.live_scope_ids()
     seen: set[int] = set()
     fields = ["scope_id", "expires_at", *(["text"] if scan_secrets else [])]
-    for row in iter_vectors(index, fields):
+    for row in index.iter_rows(fields, ITER_BATCH):
         cid = int(row["id"])
         report.vectors += 1
         seen.add(cid)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from governance.consistency import check_consistency, iter_vectors
+from governance.consistency import check_consistency
 from governance.contracts import AccessScope, SourceDocument
 from governance.vector_index import NEVER_EXPIRES, ROW_FIELDS, VectorRow, expiry_epoch
 from ingest.chunking import chunk_id
@@ -185,7 +185,7 @@ def test_iter_vectors_pages_past_one_batch(sqlite_stores):
         for i in range(25)
     ]
     sqlite_stores.index.upsert([VectorRow(**r) for r in rows])
-    assert sorted(r["id"] for r in iter_vectors(sqlite_stores.index, ["scope_id"], batch_size=7)) == list(range(-3, 22))
+    assert sorted(r["id"] for r in sqlite_stores.index.iter_rows(["scope_id"], batch_size=7)) == list(range(-3, 22))
 
 
 # -- snapshot ---------------------------------------------------------------------------------
