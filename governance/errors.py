@@ -20,8 +20,16 @@ boundary with ``raise ... from exc`` so no raw engine message reaches a caller.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 _SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def _rebuild_error(cls: type[GovragError], args: tuple[Any, ...], state: dict[str, Any]) -> GovragError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
 
 
 class GovragError(Exception):
@@ -36,6 +44,11 @@ class GovragError(Exception):
             message = _SURROGATES.sub("\ufffd", message)
         super().__init__(message)
         self.hint = hint
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Subclasses take keyword-only arguments, which Exception's pickling does not pass: an
+        # error raised in an ingest worker process must reach the run's process whole.
+        return (_rebuild_error, (type(self), self.args, self.__dict__))
 
 
 class ConfigError(GovragError):

@@ -82,6 +82,24 @@ class Settings(BaseSettings):
     drop_dir: Path | None = Field(default=None, description="Drop folder the Dagster sensor watches.")
     embed_batch_size: int = Field(default=64, ge=1, le=4096)
     chunk_max_characters: int = Field(default=1000, ge=100)
+    ingest_workers: int | None = Field(
+        default=None,
+        ge=0,
+        le=256,
+        description=(
+            "Processes that parse documents during an ingest (`--workers`). Unset: one per core. "
+            "0: parse in the run's own process (one core; a debugger or a patched parser sees it)."
+        ),
+    )
+    parse_timeout_s: float = Field(
+        default=600.0,
+        gt=0,
+        description=(
+            "Most seconds an ingest worker may spend on one document whose parser sets no limit of "
+            "its own (PDFs and Confluence pages set theirs by size); past it the worker is stopped "
+            "and the document quarantined (reason `timeout`)."
+        ),
+    )
     torch_threads: int | None = Field(
         default=None,
         ge=1,
@@ -167,6 +185,15 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.resolved_home / 'catalog.sqlite3'}"
+
+    @property
+    def parse_workers(self) -> int:
+        """The ingest's parse processes: ``ingest_workers``, or one per core the process may use."""
+        if self.ingest_workers is not None:
+            return self.ingest_workers
+        import os
+
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
     def catalog_url_for(self, tenant: str | None) -> str:
         """The catalog of ``tenant`` (its own with multi-tenancy; the one catalog otherwise)."""

@@ -139,11 +139,12 @@ def corpus() -> Path:
 # -- ingest and search ---------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def make_ingestor() -> Callable[[Any, Any], Any]:
-    """``make_ingestor(stores, embedder)``: an Ingestor writing to ``stores`` with ``embedder``."""
+    """``make_ingestor(stores, embedder, workers=None)``: an Ingestor writing to ``stores`` with
+    ``embedder`` (``workers``: parse processes; None: the settings', one per core)."""
     from ingest.pipeline.run import Ingestor
 
-    def make(stores: Any, embedder: Any) -> Ingestor:
-        return Ingestor(stores, lambda: embedder)
+    def make(stores: Any, embedder: Any, *, workers: int | None = None) -> Ingestor:
+        return Ingestor(stores, lambda: embedder, workers=workers)
 
     return make
 

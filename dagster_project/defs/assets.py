@@ -32,6 +32,12 @@ class ExportConfig(dg.Config):
         description="Confluence site (host) or Slack team id, for exports "
         "that do not state it (Confluence HTML exports never do).",
     )
+    workers: int | None = Field(
+        default=None,
+        ge=0,
+        description="Processes that parse this export's documents (like govrag ingest --workers; "
+        "default GOVRAG_INGEST_WORKERS, else one per core; 0: in the step's own process).",
+    )
 
 
 INGEST = "ingest"
@@ -57,8 +63,13 @@ def ingest_metadata(summary: IngestSummary) -> dict[str, Any]:
         chunks_per_second=round(summary.chunks_per_second, 2),
         embed_seconds=round(summary.embed_seconds, 3),
         parse_seconds=round(summary.parse_seconds, 3),
+        write_seconds=round(summary.write_seconds, 3),
         quarantine=_quarantine_table(summary),
     )
+    rates = summary.stage_rates()
+    if rates:  # chunks/s of each stage while it works: the lowest is the run's wall
+        meta["stage_chunks_per_second"] = dg.MetadataValue.json(rates)
+        meta["slowest_stage"] = min(rates, key=lambda stage: rates[stage])
     return meta
 
 
@@ -108,7 +119,7 @@ def indexed_chunks(
     key = context.partition_key
     path = drop_folder.resolve(key)
     s = stores.open()
-    ingestor = Ingestor(s, embedder.factory(), site=config.site)
+    ingestor = Ingestor(s, embedder.factory(), site=config.site, workers=config.workers)
     with ingestor.open(path) as export:
         summary = ingestor.ingest_exports([export], prune=config.prune)
     save_manifest(s.settings.resolved_home, key, [i.document_id for i in export.items])

@@ -12,14 +12,23 @@ it; :func:`deadline` makes sure it can never escape past the ``with`` block that
             elements = partition_pdf(...)
     except ParseTimeout:
         raise QuarantinedDocument(..., reason="timeout")
+
+A call stuck in C code holding the GIL never reaches a bytecode boundary. In an ingest worker
+process the run's process enforces the same limit from outside: :data:`deadline_listener`
+tells it each limit as it is set, and it kills a worker that overruns it.
 """
 
 from __future__ import annotations
 
 import ctypes
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
+
+# Told each limit as a parse sets it (seconds) and when its block ends (None); a worker
+# process reports both to the run.
+deadline_listener: ContextVar[Callable[[float | None], None] | None] = ContextVar("deadline_listener", default=None)
 
 
 class ParseTimeout(BaseException):
@@ -40,6 +49,9 @@ def deadline(seconds: float | None) -> Iterator[None]:
     if not seconds or seconds <= 0:
         yield
         return
+    listener = deadline_listener.get()
+    if listener is not None:
+        listener(seconds)
     tid = threading.get_ident()
     lock = threading.Lock()
     state = {"active": True, "fired": False}
@@ -61,3 +73,5 @@ def deadline(seconds: float | None) -> Iterator[None]:
         timer.cancel()
         if state["fired"]:
             _set_async_exc(tid, None)  # not yet delivered: never let it escape this block
+        if listener is not None:
+            listener(None)

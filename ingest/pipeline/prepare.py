@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from governance.catalog import Catalog
 from governance.catalog.documents import DocumentState
@@ -37,6 +37,9 @@ from governance.scope_rules import resolve_scope
 from ingest.chunking import chunk_elements, clean_elements
 from ingest.pipeline.summary import IngestSummary
 from ingest.sources.base import Parsed, SourceItem, element_author, make_document
+
+if TYPE_CHECKING:
+    from ingest.pipeline.read_job import EarlyRead
 
 ProgressFn = Callable[[str, SourceItem | None, int], None]
 
@@ -112,6 +115,7 @@ def read_text(
     cleaned = "\n\n".join(e.text for e in elements)
     texts = chunk_elements(elements, max_chars)
     summary.parse_seconds += time.perf_counter() - t
+    summary.chunks_parsed += len(texts)
     content_hash = hashlib.sha256(cleaned.encode()).hexdigest()
     doc = make_document(item, parsed, scope=scope, classification=classification)
     blocks = [{"author": element_author(e), "text": e.text} for e in elements]
@@ -178,9 +182,13 @@ class Preparer:
     retire: Callable[[str, str], int]
     quarantine: Callable[[SourceItem, QuarantinedDocument, IngestSummary], None]
 
-    def prepare(self, item: SourceItem, summary: IngestSummary, progress: ProgressFn) -> Prepared | None:
+    def prepare(
+        self, item: SourceItem, early: EarlyRead | None = None, *, summary: IngestSummary, progress: ProgressFn
+    ) -> Prepared | None:
         """The item's new version, staged; None when there is nothing to write (unchanged,
-        stale, forgotten, expired, quarantined: counted in ``summary``)."""
+        stale, forgotten, expired, quarantined: counted in ``summary``). ``early``: the item
+        fingerprinted and read ahead (by a worker process); used where reading it now would
+        read the same, so the decisions are those of reading in order."""
         summary.documents_seen += 1
         catalog, policy = self.catalog, self.policy
         try:
@@ -193,7 +201,10 @@ class Preparer:
                 return None
             scope, classification = resolve_scope(policy, item)
             scope_id, _ = catalog.scopes.upsert_scope(scope, as_of=item.as_of)
-            source_hash = item.fingerprint()
+            outcome = early.wait() if early is not None else None
+            if outcome is not None and outcome.fingerprint_error is not None:
+                raise outcome.fingerprint_error
+            source_hash = outcome.source_hash if outcome is not None and outcome.source_hash else item.fingerprint()
             facts = {**item.facts, "classification": classification}
 
             if state and state.status == DocumentStatus.ACTIVE and state.current_source_hash == source_hash:
@@ -201,16 +212,32 @@ class Preparer:
                 progress("document", item, 0)
                 return None
 
-            read = read_text(
-                item,
-                scope=scope,
-                classification=classification,
-                facts=facts,
-                policy=policy,
-                max_chars=self.max_chars,
-                forgotten=self.forgotten,
-                summary=summary,
+            ahead = (
+                outcome
+                if outcome is not None
+                and early is not None
+                and (outcome.read_done or outcome.read_error is not None)
+                and early.job.asks(
+                    scope=scope, classification=classification, facts=facts, forgotten=self.forgotten.subjects
+                )
+                else None
             )
+            if ahead is not None:
+                ahead.add_counts(summary)
+                if ahead.read_error is not None:
+                    raise ahead.read_error
+                read = ahead.read
+            else:
+                read = read_text(
+                    item,
+                    scope=scope,
+                    classification=classification,
+                    facts=facts,
+                    policy=policy,
+                    max_chars=self.max_chars,
+                    forgotten=self.forgotten,
+                    summary=summary,
+                )
             if read is None:
                 summary.forgotten_skipped += 1
                 progress("document", item, 0)

@@ -12,20 +12,25 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from queue import Empty, Queue
 
 from embedding.base import Embedder
 from governance import audit
-from governance.catalog.statuses import RunStatus
-from governance.errors import QuarantinedDocument, SourceError
+from governance.catalog.freshness import is_older
+from governance.catalog.statuses import DocumentStatus, RunStatus
+from governance.errors import GovragError, QuarantinedDocument, SourceError
 from governance.observability import metrics
+from governance.scope_rules import resolve_scope
 from governance.stores import Stores
 from ingest.chunking import chunk_id
 from ingest.pipeline import reconcile
+from ingest.pipeline.parse_pool import ParsePool
 from ingest.pipeline.permission_state import AppliedState
 from ingest.pipeline.prepare import ForgottenSubjects, Prepared, Preparer, ProgressFn
+from ingest.pipeline.read_job import EarlyRead, ReadJob
 from ingest.pipeline.summary import IngestSummary, QuarantineEntry
 from ingest.pipeline.write import VersionWriter, delete_owed_vectors, rewrite_access
 from ingest.sources import open_source
@@ -37,6 +42,7 @@ log = logging.getLogger(__name__)
 MIN_EMBED_CHUNKS = 64
 MAX_EMBED_CHUNKS = 512
 MAX_AHEAD_DOCUMENTS = 256
+READ_AHEAD_PER_WORKER = 4  # jobs handed to each parse worker ahead of the run's order
 
 __all__ = ["MAX_AHEAD_DOCUMENTS", "MAX_EMBED_CHUNKS", "MIN_EMBED_CHUNKS", "Ingestor", "ProgressFn", "ingest"]
 
@@ -44,9 +50,20 @@ __all__ = ["MAX_AHEAD_DOCUMENTS", "MAX_EMBED_CHUNKS", "MIN_EMBED_CHUNKS", "Inges
 class Ingestor:
     """Runs ingest over source items with one catalog, one index and one embedder."""
 
-    def __init__(self, stores: Stores, embedder_factory: Callable[[], Embedder], *, site: str | None = None) -> None:
+    def __init__(
+        self,
+        stores: Stores,
+        embedder_factory: Callable[[], Embedder],
+        *,
+        site: str | None = None,
+        workers: int | None = None,
+    ) -> None:
+        """``workers``: parse processes (None: ``GOVRAG_INGEST_WORKERS``, one per core by
+        default; 0: parse in this process)."""
         self.stores = stores
         self.site = site  # Confluence site / Slack team for exports that do not state theirs
+        self.workers = stores.settings.parse_workers if workers is None else workers
+        self.running: IngestSummary | None = None  # the summary of the run under way, for progress displays
         self._embedder_factory = embedder_factory
         self._embedder: Embedder | None = None
         self._forgotten = ForgottenSubjects()
@@ -143,7 +160,8 @@ class Ingestor:
         progress = progress or (lambda *_: None)
         catalog = self.stores.catalog
         run_id = catalog.runs.start_run("ingest")
-        summary = IngestSummary(run_id=run_id)
+        summary = IngestSummary(run_id=run_id, parse_workers=self._pool_size(items))
+        self.running = summary
         self._forgotten.subjects = catalog.holds.forgotten_subjects()
         preparer = self._preparer()
         started = time.perf_counter()
@@ -156,15 +174,17 @@ class Ingestor:
         stop = threading.Event()
 
         def produce() -> None:
-            # Parsing runs on this thread while the main thread embeds: torch releases the
-            # GIL, so parsing (pdfminer, spaCy, JSON) overlaps embedding instead of adding to it.
+            # Parsing runs on this thread (and in worker processes, reading ahead) while the
+            # main thread embeds and writes: torch releases the GIL, so the run's own parsing
+            # overlaps embedding instead of adding to it.
             try:
-                for item in items:
-                    if stop.is_set():
-                        return
-                    prepared = preparer.prepare(item, summary, progress)
-                    if prepared is not None:
+                pool = self._pool(items)
+                try:
+                    for prepared in self._prepare_all(items, preparer, pool, summary, progress, stop):
                         queue.put(prepared)
+                finally:
+                    if pool is not None:
+                        pool.close()
                 queue.put(done)
             except BaseException as exc:  # handed to the main thread, which re-raises it
                 queue.put(exc)
@@ -282,6 +302,69 @@ class Ingestor:
             retire=lambda document_id, reason: reconcile.retire_if_indexed(self.stores, document_id, reason),
             quarantine=self._quarantine,
         )
+
+    def _pool_size(self, items: Sequence[SourceItem]) -> int:
+        """How many parse processes a run of ``items`` gets: 0 (parse in this process) with
+        ``workers`` 0 or a single item, where starting a process costs more than it saves."""
+        return 0 if self.workers < 1 or len(items) < 2 else min(self.workers, len(items))
+
+    def _pool(self, items: Sequence[SourceItem]) -> ParsePool | None:
+        """This run's parse processes (None: parse in this process)."""
+        size = self._pool_size(items)
+        return ParsePool(size, job_seconds=self.stores.settings.parse_timeout_s) if size else None
+
+    def _prepare_all(
+        self,
+        items: Sequence[SourceItem],
+        preparer: Preparer,
+        pool: ParsePool | None,
+        summary: IngestSummary,
+        progress: ProgressFn,
+        stop: threading.Event,
+    ) -> Iterator[Prepared]:
+        """Each item prepared, in the run's order. With a pool, up to ``READ_AHEAD_PER_WORKER``
+        jobs per worker are handed out ahead, so the workers read while this thread makes the
+        catalog decisions in order; which worker read what never changes a decision."""
+        window = READ_AHEAD_PER_WORKER * pool.size if pool is not None else 0
+        ahead: deque[tuple[SourceItem, EarlyRead | None]] = deque()
+        for item in items:
+            if stop.is_set():
+                return
+            ahead.append((item, self._read_ahead(pool, item) if pool is not None else None))
+            while len(ahead) > window:
+                prepared = preparer.prepare(*ahead.popleft(), summary=summary, progress=progress)
+                if prepared is not None:
+                    yield prepared
+        while ahead and not stop.is_set():
+            prepared = preparer.prepare(*ahead.popleft(), summary=summary, progress=progress)
+            if prepared is not None:
+                yield prepared
+
+    def _read_ahead(self, pool: ParsePool, item: SourceItem) -> EarlyRead | None:
+        """Hand ``item``'s reading to a worker with what the catalog says now (None: the
+        item is read in order, by this thread, if at all: a stale item, one whose scope the
+        policy refuses, one whose parser cannot travel to a process)."""
+        catalog, policy = self.stores.catalog, self.stores.policy
+        try:
+            state = catalog.documents.document_state(item.document_id)
+            if state is not None and state.status != DocumentStatus.PURGED and is_older(item.as_of, state.source_as_of):
+                return None
+            scope, classification = resolve_scope(policy, item)
+        except GovragError:
+            return None  # the preparation stage meets it again, in order, and says why
+        known = state.current_source_hash if state is not None and state.status == DocumentStatus.ACTIVE else None
+        job = ReadJob(
+            item,
+            known,
+            scope,
+            classification,
+            {**item.facts, "classification": classification},
+            policy,
+            self.max_chars,
+            self._forgotten.subjects,
+        )
+        ticket = pool.submit(job)
+        return EarlyRead(job, lambda: pool.outcome(ticket)) if ticket is not None else None
 
     def _write(self, prepared: list[Prepared], summary: IngestSummary, progress: ProgressFn) -> None:
         """One batch through the write stage (an erasure's re-index goes through it too)."""

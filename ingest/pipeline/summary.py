@@ -29,8 +29,11 @@ class IngestSummary(BaseModel):
     scopes_stale: int = Field(0, description="scope statements ignored: a newer export already spoke")
     chunks_written: int = 0
     vectors_deleted: int = 0
+    chunks_parsed: int = Field(0, description="chunks of the documents read (parsed), written or not")
+    parse_workers: int = Field(0, description="processes that parsed (0: the run's own process)")
+    parse_seconds: float = Field(0.0, description="time spent reading documents, summed over the parse processes")
     embed_seconds: float = 0.0
-    parse_seconds: float = 0.0
+    write_seconds: float = Field(0.0, description="time spent upserting vectors and publishing versions")
     seconds: float = 0.0
     quarantine: list[QuarantineEntry] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list, description="what the run did that its user should know")
@@ -55,3 +58,15 @@ class IngestSummary(BaseModel):
     @property
     def chunks_per_second(self) -> float:
         return self.chunks_written / self.seconds if self.seconds else 0.0
+
+    def stage_rates(self) -> dict[str, float]:
+        """Chunks per second each stage can do while it works (parse: over all its processes),
+        so the lowest names the run's wall. A stage that did nothing is left out."""
+        rates: dict[str, float] = {}
+        if self.parse_seconds and self.chunks_parsed:
+            rates["parse"] = self.chunks_parsed / self.parse_seconds * max(1, self.parse_workers)
+        if self.embed_seconds and self.chunks_written:
+            rates["embed"] = self.chunks_written / self.embed_seconds
+        if self.write_seconds and self.chunks_written:
+            rates["write"] = self.chunks_written / self.write_seconds
+        return {stage: round(rate, 1) for stage, rate in rates.items()}

@@ -53,6 +53,7 @@ class VersionWriter:
         """Embed, upsert, publish and delete the replaced versions of one batch."""
         if not prepared:
             return
+        started = time.perf_counter()
         texts = [text for p in prepared for _, text in p.chunks]
         t = time.perf_counter()
         vectors: np.ndarray | list[np.ndarray] = self._embedder().embed(texts) if texts else []
@@ -111,6 +112,7 @@ class VersionWriter:
         ]
         if leftovers:
             summary.vectors_deleted += self.stores.index.delete_ids(leftovers)
+        summary.write_seconds += time.perf_counter() - started - took
         self._erase_late_forgotten(prepared)
 
     def _erase_late_forgotten(self, prepared: list[Prepared]) -> None:

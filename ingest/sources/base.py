@@ -313,24 +313,37 @@ class SourceExport:
 
 def _size_checked(parse: Callable[[], Parsed], item: SourceItem) -> Callable[[], Parsed]:
     """``parse``, refusing documents with more than ``MAX_DOCUMENT_CHARS`` of text."""
-    if getattr(parse, "_size_checked", False):
+    if isinstance(parse, SizeChecked):
         return parse
+    return SizeChecked(parse, item.rel_path, str(item.path))
 
-    def checked() -> Parsed:
-        parsed = parse()
+
+@dataclass(frozen=True)
+class SizeChecked:
+    """A parse that refuses more than ``MAX_DOCUMENT_CHARS`` of text. A plain object, not a
+    closure, so an item whose parser pickles can be parsed in a worker process."""
+
+    parse: Callable[[], Parsed]
+    rel_path: str
+    path: str
+
+    def __call__(self) -> Parsed:
+        parsed = self.parse()
         total = sum(len(getattr(e, "text", "") or "") for e in parsed.elements)
         if total > MAX_DOCUMENT_CHARS:
             raise QuarantinedDocument(
-                f"{item.rel_path}: {total} characters of text (limit ingest.sources.base.MAX_DOCUMENT_CHARS = "
+                f"{self.rel_path}: {total} characters of text (limit ingest.sources.base.MAX_DOCUMENT_CHARS = "
                 f"{MAX_DOCUMENT_CHARS})",
                 reason="too_large",
-                path=str(item.path),
+                path=self.path,
                 hint="split the document; if it is genuine, raise MAX_DOCUMENT_CHARS (embedding it takes long)",
             )
         return parsed
 
-    checked._size_checked = True  # type: ignore[attr-defined]
-    return checked
+
+class SharedState:
+    """Marks state that many items' parsers share (a Slack export's users and channels): the
+    parse pool sends such an object to each worker process once, not with every document."""
 
 
 def element_author(element: Any) -> str | None:

@@ -61,7 +61,9 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory):
     resources = _resources(root, settings)
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("sources", [KEY])
-    first = dg.materialize(GRAPH, resources=resources, partition_key=KEY, instance=instance)
+    # Two parse processes asked for by run config, whatever the machine's cores.
+    config = {"ops": {"indexed_chunks": {"config": {"workers": 2}}}}
+    first = dg.materialize(GRAPH, resources=resources, partition_key=KEY, instance=instance, run_config=config)
     return SimpleNamespace(root=root, settings=settings, resources=resources, instance=instance, first=first)
 
 
@@ -99,6 +101,9 @@ def test_materialize_whole_graph_then_search(pipeline, embedder, make_retriever)
     ingest = _metadata(result, "indexed_chunks")
     assert (ingest["new"], ingest["quarantined"], ingest["chunks_written"]) == (5, 4, 10)
     assert ingest["chunks_per_second"] > 0 and ingest["embed_seconds"] > 0 and ingest["parse_seconds"] > 0
+    assert ingest["parse_workers"] == 2
+    assert set(ingest["stage_chunks_per_second"]) == {"parse", "embed", "write"}
+    assert ingest["slowest_stage"] in ingest["stage_chunks_per_second"]
     checks = _checks(result)
     assert all(checks[name].passed for name in (SCOPED, AGREE, SECRETS, NO_EXPIRED))
     assert not checks["no_quarantined_documents"].passed

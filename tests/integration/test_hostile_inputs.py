@@ -119,7 +119,9 @@ def _check_scope(stores, embedder, case: Hostile) -> None:
 @pytest.mark.parametrize("name", _params())
 def test_hostile_input(name: str, tmp_path: Path, hostile_stores, embedder, make_ingestor, good: Path) -> None:
     case = write_case(name, tmp_path / "corpus", TEST)
-    ingestor = make_ingestor(hostile_stores, embedder)
+    # In this process (workers=0): the shrunk limits above do not reach worker processes. A
+    # worker's own time limit and crash handling: tests/integration/test_parse_workers.py.
+    ingestor = make_ingestor(hostile_stores, embedder, workers=0)
     if case.outcome == "refused":
         # The whole archive is refused — quarantined as one input, nothing of it read — and
         # the good input of the same run still goes in (invariant 4).

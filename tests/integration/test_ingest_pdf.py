@@ -122,7 +122,10 @@ def test_pdf_with_a_text_layer_that_parses_to_nothing_is_an_error_not_an_empty_d
     import unstructured.partition.pdf as updf
 
     monkeypatch.setattr(updf, "partition_pdf", lambda **kw: [])  # the offline spaCy failure mode
-    summary = make_ingestor(sqlite_stores, embedder).ingest_paths([_subset(sample_corpus, tmp_path, "engineering")])
+    # Parsed in this process (workers=0): the patch above does not reach worker processes.
+    summary = make_ingestor(sqlite_stores, embedder, workers=0).ingest_paths(
+        [_subset(sample_corpus, tmp_path, "engineering")]
+    )
     assert summary.new == 0
     assert {q.reason for q in summary.quarantine} == {"parser_returned_nothing"}
 

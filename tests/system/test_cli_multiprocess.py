@@ -52,7 +52,7 @@ def test_ingest_and_search_run_in_separate_processes_at_the_same_time(env, sampl
     first = json.loads(_govrag(env, "ingest", str(tmp_path / "first"), "--json").stdout)
     assert first["new"] == 1
     ingest = subprocess.Popen(
-        [sys.executable, "-m", "govrag.cli.main", "ingest", str(sample_corpus), "--json"],
+        [sys.executable, "-m", "govrag.cli.main", "ingest", str(sample_corpus), "--json", "--workers", "2"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -66,6 +66,7 @@ def test_ingest_and_search_run_in_separate_processes_at_the_same_time(env, sampl
     assert ingest.returncode == 0, err
     summary = json.loads(out)
     assert (summary["new"], summary["unchanged"], summary["quarantined"]) == (4, 1, 4)
+    assert summary["parse_workers"] == 2 and set(summary["stage_chunks_per_second"]) == {"parse", "embed", "write"}
     assert "pdf:handbook/holidays-and-leave.pdf" in json.loads(searcher.stdout)
 
     hits = json.loads(

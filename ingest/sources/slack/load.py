@@ -19,7 +19,7 @@ from typing import Any
 
 from governance.errors import SourceError
 from ingest.sources.archive import zip_names
-from ingest.sources.base import as_of_stamp, newest, read_json_file
+from ingest.sources.base import SharedState, as_of_stamp, newest, read_json_file
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class Conversation:
 
 
 @dataclass
-class SlackExport:
+class SlackExport(SharedState):
     root: Path
     display: str
     team: str
