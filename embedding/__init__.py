@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from embedding.base import Embedder
+from embedding.base import Embedder, TokenEmbedder, Tokenizer
 from governance.errors import ConfigError
 from governance.settings import Settings, get_settings
 
-__all__ = ["Embedder", "make_embedder"]
+__all__ = ["Embedder", "TokenEmbedder", "Tokenizer", "make_embedder"]
 
 
 def make_embedder(settings: Settings | None = None, *, quick_start: bool = False) -> Embedder:
@@ -30,5 +30,7 @@ def make_embedder(settings: Settings | None = None, *, quick_start: bool = False
                 "GOVRAG_EMBEDDER=triton but the Triton client is not available",
                 hint="pip install 'tritonclient[grpc,http]'",
             ) from exc
-        return TritonEmbedder(url=settings.triton_url, batch_size=settings.embed_batch_size)
+        return TritonEmbedder(
+            url=settings.triton_url, batch_size=settings.embed_batch_size, tokenize=settings.triton_tokenize
+        )
     raise ConfigError(f"unknown GOVRAG_EMBEDDER={settings.embedder!r}", hint="use local or triton")

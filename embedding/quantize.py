@@ -3,8 +3,12 @@
 The output directory is self-contained: ``model.safetensors`` in the compressed-tensors
 ``nvfp4-pack-quantized`` layout, ``config.json`` with a ``quantization_config``, and the
 tokenizer / sentence-transformers files copied from the base model. Only ``nn.Linear``
-weights are quantized: embeddings, LayerNorms and biases keep their FP32 values, because
-they are small (except the word embeddings, a lookup table, not a GEMM) and sensitive. By
+weights are quantized: embeddings, LayerNorms and biases are not (the word embeddings are a
+lookup table, not a GEMM; the rest is small and sensitive) and are stored in BF16
+(:data:`DENSE_DTYPE`): the FP32 word-embedding table alone was 47 of the file's 57 MB, and
+BF16 halves it at no measurable cost in embedding cosine (docs/nvfp4.md). Loading converts
+them back to the compute dtype; checkpoints written before, with FP32 tensors, load as they
+are. By
 default a few of the most sensitive Linear layers stay BF16 too (:data:`DEFAULT_KEEP`, listed
 in the config's ``ignore``), and the rest are quantized with GPTQ calibrated on generic
 text: together that takes real-corpus embeddings from 0.967 to over 0.99 mean cosine vs
@@ -58,6 +62,9 @@ DEFAULT_KEEP: tuple[str, ...] = (
     "encoder.layer.0.intermediate.dense",
 )
 KEEP_DTYPE = torch.bfloat16
+#: Storage dtype of the floating tensors that are not quantized (embeddings, LayerNorms,
+#: biases). Recorded in the config as ``govrag_dense_dtype``.
+DENSE_DTYPE = torch.bfloat16
 GPTQ_DAMP = 0.1  # fraction of the mean Hessian diagonal added: 0.1 generalises better than 0.01
 MAX_SEQ_LENGTH = 256  # sentence_bert_config.json of all-MiniLM-L6-v2
 # Files copied verbatim so the quantized dir loads without the base package.
@@ -184,6 +191,7 @@ def quantize_model(
     method: str = DEFAULT_METHOD,
     calibration_texts: Sequence[str] | None = None,
     keep: Sequence[str] | None = None,
+    dense_dtype: torch.dtype = DENSE_DTYPE,
 ) -> QuantizeReport:
     """Quantize all-MiniLM-L6-v2's Linear weights to NVFP4 and write a self-contained dir.
 
@@ -194,6 +202,8 @@ def quantize_model(
     the plain amax recipe. ``keep`` names Linear modules to leave unquantized, stored BF16
     and listed in the config's ``ignore`` (default :data:`DEFAULT_KEEP`; ``()`` quantizes
     all). Every method writes the same compressed-tensors format; docs/nvfp4.md compares them.
+    ``dense_dtype``: how the floating tensors that are not quantized are stored (default
+    BF16; ``torch.float32`` writes the larger format of earlier versions, for comparison).
     """
     from safetensors.torch import load_file, save_file
 
@@ -235,7 +245,9 @@ def quantize_model(
                 result[f"{prefix}.{key}"] = value.contiguous()
             before += tensor.numel() * 4
             after += sum(v.numel() * v.element_size() for v in q.values())
-        else:
+        elif tensor.is_floating_point():
+            result[name] = tensor.to(dense_dtype).contiguous()
+        else:  # integer buffers (position_ids, if a checkpoint has it) stay exact
             result[name] = tensor.contiguous()
     # Write to a temp name first so a crash never leaves a half-written model that loads.
     tmp = out / "model.safetensors.tmp"
@@ -245,6 +257,7 @@ def quantize_model(
     config = json.loads((base / "config.json").read_text())
     qc = quantization_config(ignore=kept)
     qc["govrag_method"] = method
+    qc["govrag_dense_dtype"] = str(dense_dtype).removeprefix("torch.")
     if kept:
         qc["govrag_ignored_dtype"] = str(KEEP_DTYPE).removeprefix("torch.")
         qc["govrag_ignored_bytes"] = kept_bytes

@@ -78,6 +78,15 @@ class Settings(BaseSettings):
     )
     embedder: Literal["local", "triton"] = "local"
     triton_url: str = "127.0.0.1:8001"
+    triton_tokenize: Literal["client", "server"] = Field(
+        default="client",
+        description=(
+            "Where text becomes token ids for GOVRAG_EMBEDDER=triton. `client` (default): the model's own "
+            "tokenizer in the govrag process (ingest workers tokenize their chunks), INT64 ids are sent. "
+            "`server`: raw TEXT is sent and the Triton model tokenizes (needs numpy<2 in the server's "
+            "environment)."
+        ),
+    )
     collection: str = "govrag_chunks"
     drop_dir: Path | None = Field(default=None, description="Drop folder the Dagster sensor watches.")
     embed_batch_size: int = Field(default=64, ge=1, le=4096)

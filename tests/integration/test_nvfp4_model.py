@@ -10,8 +10,9 @@ import pytest
 from safetensors import safe_open
 
 from embedding.calibration import generated_texts
-from embedding.local import LocalEmbedder
+from embedding.local import LocalEmbedder, model_path
 from embedding.quantize import DEFAULT_KEEP, DEFAULT_METHOD, Nvfp4Embedder, QuantizeReport, quantize_model
+from embedding.tokenizer import HFTokenizer
 from testsupport.paths import CORPUS, REPO
 
 
@@ -74,6 +75,63 @@ def test_keep_nothing_and_bad_names(tmp_path: Path) -> None:
     assert report.quantized_tensors == 37 and report.kept_linear_bytes == 0
     qc = json.loads((tmp_path / "z" / "config.json").read_text())["quantization_config"]
     assert qc["ignore"] == []
+
+
+def test_tensors_left_unquantized_are_stored_bf16(quantized: tuple[Path, QuantizeReport]) -> None:
+    out, report = quantized
+    with safe_open(str(out / "model.safetensors"), "pt") as f:
+        for name in (
+            "embeddings.word_embeddings.weight",
+            "embeddings.position_embeddings.weight",
+            "encoder.layer.0.output.LayerNorm.weight",
+            "encoder.layer.0.attention.self.query.bias",
+        ):
+            assert f.get_slice(name).get_dtype() == "BF16", name
+        names = f.keys()  # safe_open is not iterable
+        fp32 = [k for k in names if f.get_slice(k).get_dtype() == "F32" and not k.endswith("weight_global_scale")]
+    assert fp32 == []  # FP32 is left for the per-tensor global scales only
+    qc = json.loads((out / "config.json").read_text())["quantization_config"]
+    assert qc["govrag_dense_dtype"] == "bfloat16"
+    # 56.6 MB when these tensors were FP32 (the 30522x384 word-embedding table alone was 46.9 MB)
+    assert report.file_bytes_after < 34e6, report.file_bytes_after
+
+
+def write_fp32_checkpoint(src: Path, dst: Path) -> None:
+    """The same weights in the layout earlier versions wrote: unquantized tensors in FP32."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(src, dst)
+    tensors = load_file(str(src / "model.safetensors"))
+    kept = {f"{m}.weight" for m in DEFAULT_KEEP}
+    widened = {k: v.float() if v.dtype == torch.bfloat16 and k not in kept else v for k, v in tensors.items()}
+    save_file(widened, str(dst / "model.safetensors"), metadata={"format": "pt"})
+    config = json.loads((src / "config.json").read_text())
+    del config["quantization_config"]["govrag_dense_dtype"]
+    (dst / "config.json").write_text(json.dumps(config))
+
+
+def test_checkpoint_of_earlier_versions_with_fp32_tables_still_loads(
+    quantized: tuple[Path, QuantizeReport], tmp_path: Path
+) -> None:
+    out, _ = quantized
+    old = tmp_path / "fp32-tables"
+    write_fp32_checkpoint(out, old)
+    assert (old / "model.safetensors").stat().st_size > 55e6
+    texts = generated_texts(8, seed=31)
+    # BF16 -> FP32 is exact, so the same numbers load either way: identical vectors
+    np.testing.assert_allclose(Nvfp4Embedder(old).embed(texts), Nvfp4Embedder(out).embed(texts), atol=1e-6)
+
+
+def test_quantized_dir_carries_the_tokenizer_the_client_uses(quantized: tuple[Path, QuantizeReport]) -> None:
+    out, _ = quantized
+    texts = [*generated_texts(10, seed=4), "word " * 400]
+    served, client = HFTokenizer.for_model(out), HFTokenizer.for_model(model_path())
+    assert served.max_length == client.max_length == 256
+    for a, b in zip(served(texts), client(texts), strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_weight_bytes_smaller(quantized: tuple[Path, QuantizeReport]) -> None:

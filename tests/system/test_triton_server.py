@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from embedding import make_embedder
+from embedding.base import TokenEmbedder
 from embedding.calibration import generated_texts
 from embedding.triton_server import TritonProcess, start_triton, triton_env
 from governance.errors import EmbedderUnavailable
+from governance.settings import Settings
 
 pytestmark = [
     pytest.mark.slow,
@@ -50,6 +54,61 @@ def test_matches_in_process(server: TritonProcess, model_dir: Path, protocol: st
     assert got.shape == (20, 384) and got.dtype == np.float32
     np.testing.assert_allclose(got, want, atol=1e-4)
     assert emb.embed([]).shape == (0, 384)
+
+
+def mixed_texts() -> list[str]:
+    """Texts of very different token counts: a few words up to past the 256-token limit."""
+    return [*generated_texts(9, seed=8), "short", "", "word " * 400, " ".join(generated_texts(3, seed=9))]
+
+
+def test_embed_ids_of_its_tokenizer_equal_embed_server_side_text_and_in_process(
+    server: TritonProcess, model_dir: Path
+) -> None:
+    texts = mixed_texts()
+    client = TritonEmbedder(server.grpc_url, batch_size=4)  # the default: client-side ids
+    assert isinstance(client, TokenEmbedder) and client.tokenize == "client"
+    by_ids = client.embed_ids(client.tokenizer()(texts))
+    assert by_ids.shape == (len(texts), 384) and by_ids.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(by_ids, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(by_ids, client.embed(texts), atol=1e-5)
+    text_path = TritonEmbedder(server.grpc_url, batch_size=4, tokenize="server").embed(texts)
+    np.testing.assert_allclose(by_ids, text_path, atol=1e-4)
+    np.testing.assert_allclose(by_ids, Nvfp4Embedder(model_dir).embed(texts), atol=1e-4)
+
+
+def test_embed_ids_keeps_input_order_when_it_batches_by_length(server: TritonProcess) -> None:
+    client = TritonEmbedder(server.grpc_url, batch_size=3, concurrency=3)
+    ids = client.tokenizer()(mixed_texts())
+    one_by_one = np.concatenate([client.embed_ids([a]) for a in ids])
+    np.testing.assert_allclose(client.embed_ids(ids), one_by_one, atol=1e-5)
+    assert client.embed_ids([]).shape == (0, 384)
+
+
+def test_embed_ids_refuses_what_no_tokenizer_makes(server: TritonProcess) -> None:
+    client = TritonEmbedder(server.grpc_url, retries=0)
+    for bad in (np.array([[101, 102]]), np.array([], dtype=np.int64), np.array([101.0, 102.0])):
+        with pytest.raises(ValueError, match="1-D integer"):
+            client.embed_ids([np.array([101, 102]), bad])
+
+
+def test_tokenizer_pickled_to_a_worker_process_makes_the_same_ids(server: TritonProcess) -> None:
+    client = TritonEmbedder(server.grpc_url, batch_size=8)
+    texts = mixed_texts()
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        from_worker = pool.submit(client.tokenizer(), texts).result(timeout=120)
+    for got, want in zip(from_worker, client.tokenizer()(texts), strict=True):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_allclose(client.embed_ids(from_worker), client.embed(texts), atol=1e-5)
+
+
+def test_govrag_triton_tokenize_picks_where_text_is_tokenized(server: TritonProcess) -> None:
+    def made(**kw: str) -> TritonEmbedder:
+        embedder = make_embedder(Settings(embedder="triton", triton_url=server.grpc_url, **kw))  # type: ignore[arg-type]
+        assert isinstance(embedder, TritonEmbedder)
+        return embedder
+
+    assert made().tokenize == "client"
+    assert made(triton_tokenize="server").tokenize == "server"
 
 
 def test_concurrent_threads(server: TritonProcess) -> None:
