@@ -39,6 +39,8 @@ from ingest.pipeline.summary import IngestSummary
 from ingest.sources.base import Parsed, SourceItem, element_author, make_document
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from ingest.pipeline.read_job import EarlyRead
 
 ProgressFn = Callable[[str, SourceItem | None, int], None]
@@ -62,6 +64,9 @@ class Prepared:
     # as for an erasure's own re-index). Items are prepared ahead of the write, so a subject
     # forgotten in between is checked against this, not against what the run knows by then.
     read_with: frozenset[str] | None = None
+    # Token ids of ``chunks`` made where the text was read (a worker), for an embedder that
+    # takes ids; None: the write stage tokenizes or embeds the text itself.
+    token_ids: list[np.ndarray] | None = None
 
 
 @dataclass
@@ -222,11 +227,12 @@ class Preparer:
                 )
                 else None
             )
+            token_ids = None
             if ahead is not None:
                 ahead.add_counts(summary)
                 if ahead.read_error is not None:
                     raise ahead.read_error
-                read = ahead.read
+                read, token_ids = ahead.read, ahead.token_ids
             else:
                 read = read_text(
                     item,
@@ -292,6 +298,7 @@ class Preparer:
                 blocks=blocks if any(b["author"] for b in blocks) else None,
                 contributors=sorted({b["author"] for b in blocks if b["author"]}),
                 read_with=read.read_with,
+                token_ids=token_ids if token_ids is not None and len(token_ids) == len(chunks) else None,
             )
         except QuarantinedDocument as exc:
             if item.scope is not None and is_older(item.as_of, catalog.scopes.scope_as_of(item.scope.key)):

@@ -15,6 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
+from embedding.base import Tokenizer
 from governance.contracts import AccessScope
 from governance.errors import QuarantinedDocument
 from governance.policy import Policy
@@ -35,6 +38,9 @@ class ReadJob:
     policy: Policy
     max_chars: int
     forgotten: frozenset[str]
+    # The embedder's tokenizer when it takes token ids (Triton): the chunks are tokenized
+    # here, where their text is, and only ids travel to the embedder.
+    tokenizer: Tokenizer | None = None
 
     def asks(
         self, *, scope: AccessScope, classification: str, facts: dict[str, Any], forgotten: frozenset[str]
@@ -58,6 +64,7 @@ class ReadOutcome:
     read_done: bool = False  # read_text ran: ``read`` None then means a forgotten owner
     read: ReadText | None = None
     read_error: BaseException | None = None
+    token_ids: list[np.ndarray] | None = None  # per chunk of ``read``, when the job had a tokenizer
     redactions: dict[str, int] = field(default_factory=dict)
     tagged: int = 0
     parse_seconds: float = 0.0
@@ -112,6 +119,8 @@ def run_job(job: ReadJob) -> ReadOutcome:
             summary=counts,
         )
         outcome.read_done = True
+        if job.tokenizer is not None and outcome.read is not None:
+            outcome.token_ids = job.tokenizer(outcome.read.texts)
     except Exception as exc:
         outcome.read_error = exc
     outcome.redactions, outcome.tagged = counts.redactions, counts.tagged

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from queue import Empty, Queue
 
-from embedding.base import Embedder
+from embedding.base import Embedder, TokenEmbedder, Tokenizer
 from governance import audit
 from governance.catalog.freshness import is_older
 from governance.catalog.statuses import DocumentStatus, RunStatus
@@ -340,6 +340,16 @@ class Ingestor:
             if prepared is not None:
                 yield prepared
 
+    def _worker_tokenizer(self) -> Tokenizer | None:
+        """The tokenizer workers run on the chunks they read, when the embedder takes token
+        ids (Triton with client-side tokens). Only that embedder is made to find out: it loads
+        no weights, where the local model would cost seconds an unchanged re-ingest never needs."""
+        settings = self.stores.settings
+        if settings.embedder != "triton" or settings.triton_tokenize != "client":
+            return None
+        embedder = self.embedder
+        return embedder.tokenizer() if isinstance(embedder, TokenEmbedder) else None
+
     def _read_ahead(self, pool: ParsePool, item: SourceItem) -> EarlyRead | None:
         """Hand ``item``'s reading to a worker with what the catalog says now (None: the
         item is read in order, by this thread, if at all: a stale item, one whose scope the
@@ -362,6 +372,7 @@ class Ingestor:
             policy,
             self.max_chars,
             self._forgotten.subjects,
+            tokenizer=self._worker_tokenizer(),
         )
         ticket = pool.submit(job)
         return EarlyRead(job, lambda: pool.outcome(ticket)) if ticket is not None else None

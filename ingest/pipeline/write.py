@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from embedding.base import Embedder
+from embedding.base import Embedder, TokenEmbedder
 from governance.observability import metrics
 from governance.stores import Stores
 from governance.vector_index import VectorRow, expiry_epoch
@@ -56,7 +56,7 @@ class VersionWriter:
         started = time.perf_counter()
         texts = [text for p in prepared for _, text in p.chunks]
         t = time.perf_counter()
-        vectors: np.ndarray | list[np.ndarray] = self._embedder().embed(texts) if texts else []
+        vectors: np.ndarray | list[np.ndarray] = self._embed(prepared) if texts else []
         took = time.perf_counter() - t
         summary.embed_seconds += took
         if texts:
@@ -114,6 +114,20 @@ class VersionWriter:
             summary.vectors_deleted += self.stores.index.delete_ids(leftovers)
         summary.write_seconds += time.perf_counter() - started - took
         self._erase_late_forgotten(prepared)
+
+    def _embed(self, prepared: list[Prepared]) -> np.ndarray:
+        """The batch's vectors, in chunk order. An embedder that takes token ids gets the ids
+        the workers made (documents read in this process are tokenized here)."""
+        embedder = self._embedder()
+        if not isinstance(embedder, TokenEmbedder) or all(p.token_ids is None for p in prepared):
+            return embedder.embed([text for p in prepared for _, text in p.chunks])
+        tokenize = embedder.tokenizer()
+        ids = [
+            one
+            for p in prepared
+            for one in (p.token_ids if p.token_ids is not None else tokenize([text for _, text in p.chunks]))
+        ]
+        return embedder.embed_ids(ids)
 
     def _erase_late_forgotten(self, prepared: list[Prepared]) -> None:
         """An erasure that ran while this ingest did: each document's text was read with the
