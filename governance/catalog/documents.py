@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
 
 from governance.catalog.document_queries import DocumentQueries
 from governance.catalog.engine import PARAM_BATCH, retry_read
@@ -153,12 +154,20 @@ class DocumentRepository(DocumentQueries):
             return version, chunks
 
     def publish_version(
-        self, doc: SourceDocument, version: int, *, scope_id: int, expires_at: datetime | None
+        self,
+        doc: SourceDocument,
+        version: int,
+        *,
+        scope_id: int,
+        expires_at: datetime | None,
+        extras: DocumentExtras | None = None,
     ) -> list[int]:
         """Make ``version`` the one search shows; returns chunk ids of the versions it replaced
         (their vectors must be deleted next, then :meth:`forget_chunks` called). Their chunk
         rows stay until then, so a run that dies in between (Milvus down, kill -9) leaves the
-        catalog knowing which vectors are owed a delete (:meth:`superseded_chunk_ids`)."""
+        catalog knowing which vectors are owed a delete (:meth:`superseded_chunk_ids`).
+        ``extras`` are recorded in the same transaction (one commit per document: on SQLite
+        each commit is a sync to disk, the ingest's largest cost on many small documents)."""
         with self._db.session() as s:
             row = s.get(Document, doc.document_id, with_for_update=True)
             if row is None:
@@ -190,6 +199,8 @@ class DocumentRepository(DocumentQueries):
                 )
                 .values(state=VersionState.SUPERSEDED)
             )
+            if extras is not None:
+                _record_extras(s, row, version, extras)
             return list(
                 s.scalars(
                     select(ChunkRow.id).where(ChunkRow.document_id == doc.document_id, ChunkRow.version != version)
@@ -234,18 +245,8 @@ class DocumentRepository(DocumentQueries):
             doc = s.get(Document, document_id)
             if doc is None:
                 return
-            doc.origin = origin
-            if source_as_of is not None:
-                doc.source_as_of = source_as_of
-            if ancestry is not None:
-                doc.ancestry = "/".join(ancestry)
-            s.execute(delete(DocumentContributor).where(DocumentContributor.document_id == document_id))
-            s.add_all(DocumentContributor(document_id=document_id, principal=p) for p in sorted(set(contributors)))
-            s.execute(
-                update(Version)
-                .where(Version.document_id == document_id, Version.version == version)
-                .values(blocks=blocks)
-            )
+            extras = DocumentExtras(origin, tuple(contributors), blocks, source_as_of, ancestry)
+            _record_extras(s, doc, version, extras)
 
     def note_source(
         self, document_id: str, *, origin: str | None, source_as_of: str | None, ancestry: Sequence[str] | None = None
@@ -372,3 +373,28 @@ class DocumentRepository(DocumentQueries):
                 "source_hash": source_hash,
             },
         )
+
+
+@dataclass(frozen=True)
+class DocumentExtras:
+    """What a published version records besides its text: where the document came from
+    (origin, how new that export was, the pages above it), who wrote it, its authored blocks."""
+
+    origin: str | None
+    contributors: tuple[str, ...] = ()
+    blocks: list[dict[str, Any]] | None = None
+    source_as_of: str | None = None
+    ancestry: Sequence[str] | None = None
+
+
+def _record_extras(s: Session, doc: Document, version: int, extras: DocumentExtras) -> None:
+    doc.origin = extras.origin
+    if extras.source_as_of is not None:
+        doc.source_as_of = extras.source_as_of
+    if extras.ancestry is not None:
+        doc.ancestry = "/".join(extras.ancestry)
+    s.execute(delete(DocumentContributor).where(DocumentContributor.document_id == doc.id))
+    s.add_all(DocumentContributor(document_id=doc.id, principal=p) for p in sorted(set(extras.contributors)))
+    s.execute(
+        update(Version).where(Version.document_id == doc.id, Version.version == version).values(blocks=extras.blocks)
+    )

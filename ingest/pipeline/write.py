@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from embedding.base import Embedder, TokenEmbedder
+from governance.catalog.documents import DocumentExtras
 from governance.observability import metrics
 from governance.stores import Stores
 from governance.vector_index import VectorRow, expiry_epoch
@@ -86,15 +87,9 @@ class VersionWriter:
         self.stores.index.upsert(rows)
         documents = self.stores.catalog.documents
         for p in prepared:
-            stale = documents.publish_version(p.doc, p.version, scope_id=p.scope_id, expires_at=p.expires_at)
-            documents.set_document_extras(
-                p.doc.document_id,
-                origin=p.item.origin,
-                version=p.version,
-                contributors=p.contributors,
-                blocks=p.blocks,
-                source_as_of=p.item.as_of,
-                ancestry=p.item.ancestry,
+            extras = DocumentExtras(p.item.origin, tuple(p.contributors), p.blocks, p.item.as_of, p.item.ancestry)
+            stale = documents.publish_version(
+                p.doc, p.version, scope_id=p.scope_id, expires_at=p.expires_at, extras=extras
             )
             if stale:
                 summary.vectors_deleted += self.stores.index.delete_ids(stale)

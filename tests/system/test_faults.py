@@ -902,12 +902,13 @@ def test_triton_killed_mid_ingest_cli_retries_then_fails_clearly_and_rerun_repai
             os.killpg(triton.process.pid, signal.SIGKILL)  # the server and its Python stub
             triton.process.wait(timeout=30)
 
-        # Paused once the embedder has connected and the first batch is about to be sent.
+        # Paused once the embedder has connected and the first batch is about to be sent (as
+        # token ids: the ingest's workers tokenize, so the run calls embed_ids, never embed).
         proc = govrag_with_fault(
             env,
             ["ingest", str(corpus), "--json"],
             workdir=tmp_path,
-            at="embedding.triton_client:TritonEmbedder.embed",
+            at="embedding.triton_client:TritonEmbedder.embed_ids",
             when="before",
             fault=kill_triton,
         )
