@@ -43,6 +43,25 @@ class Settings(BaseSettings):
             "(docs/milvus.md)."
         ),
     )
+    milvus_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description=(
+            "Seconds one Milvus read or search call may wait for its answer (its gRPC deadline). "
+            "A hung Milvus fails a search with a one-line error after this; the retries of one "
+            "call stop at twice this plus 5 s (docs/faults.md)."
+        ),
+    )
+    milvus_write_timeout_s: float = Field(
+        default=300.0,
+        gt=0,
+        le=86400,
+        description=(
+            "Seconds one Milvus write may wait: insert, upsert, delete, flush, load, compaction, "
+            "creating the collection and its indexes (a flush or load of a large collection takes minutes)."
+        ),
+    )
     search_fanout: int = Field(
         default=4,
         ge=1,

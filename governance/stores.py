@@ -88,6 +88,8 @@ class Stores:
                 tenant=tenant or "",
                 index_type=settings.milvus_index,
                 search_fanout=settings.search_fanout,
+                timeout_s=settings.milvus_timeout_s,
+                write_timeout_s=settings.milvus_write_timeout_s,
             )
         except BaseException:
             catalog.dispose()  # a service retrying readiness must not leak an engine per try

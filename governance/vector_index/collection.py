@@ -1,7 +1,10 @@
 """Creating the collection, or checking an existing one: its fields
 (:mod:`governance.vector_index.schema`), its vector index and the scalar indexes the backend
 supports (INVERTED where it exists, else STL_SORT for numbers and Trie for strings, else none
-with a log line)."""
+with a log line).
+
+Every call to the server carries a timeout: ``timeout_s`` for the reads (does it exist, its
+description, its index), ``write_timeout_s`` for creating it, its indexes and loading it."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from typing import Any
 
 from governance.errors import IndexSchemaMismatch
 from governance.tenancy import MAX_TENANT_BYTES
+from governance.vector_index.client import timed_out
 from governance.vector_index.schema import (
     INDEXED_SCALAR_FIELDS,
     SCALAR_FIELDS,
@@ -35,20 +39,24 @@ def prepare_collection(
     backend: str,
     version: tuple[int, int, int],
     uri: str,
+    timeout_s: float,
+    write_timeout_s: float,
 ) -> VectorIndexSpec:
     """Open ``collection`` on a pymilvus ``client``, checking it was made with these settings,
     or create it with its vector index and the scalar indexes this backend supports; then
     load it. Returns the vector index to search it by: an existing collection keeps the one
     it was made with."""
-    if client.has_collection(collection):
-        problems = schema_problems(client.describe_collection(collection), dim=dim, multi_tenant=multi_tenant)
+    if client.has_collection(collection, timeout=timeout_s):
+        problems = schema_problems(
+            client.describe_collection(collection, timeout=timeout_s), dim=dim, multi_tenant=multi_tenant
+        )
         if problems:
             raise IndexSchemaMismatch(
                 f"collection {collection!r} at {uri} was made with other settings: " + "; ".join(problems),
                 hint="set GOVRAG_MULTI_TENANT (and the embedder) back to what the collection was made with, "
                 "or set GOVRAG_COLLECTION to a new collection and re-ingest into it",
             )
-        spec = _adopt_vector_index(client, collection, spec)
+        spec = _adopt_vector_index(client, collection, spec, timeout_s=timeout_s)
     else:
         _create(
             client,
@@ -60,8 +68,9 @@ def prepare_collection(
             backend=backend,
             version=version,
             uri=uri,
+            timeout_s=write_timeout_s,
         )
-    client.load_collection(collection)
+    client.load_collection(collection, timeout=write_timeout_s)
     return spec
 
 
@@ -76,6 +85,7 @@ def _create(
     backend: str,
     version: tuple[int, int, int],
     uri: str,
+    timeout_s: float,
 ) -> None:
     from pymilvus import DataType, MilvusClient
 
@@ -89,22 +99,24 @@ def _create(
             schema.add_field(name, DataType.INT64)
     if multi_tenant:
         schema.add_field(TENANT_FIELD, DataType.VARCHAR, max_length=MAX_TENANT_BYTES, is_partition_key=True)
-    client.create_collection(collection, schema=schema, consistency_level=consistency)
+    client.create_collection(collection, schema=schema, consistency_level=consistency, timeout=timeout_s)
     vector_index = client.prepare_index_params()
     vector_index.add_index(
         field_name="vector", index_type=spec.index_type, metric_type="COSINE", params=spec.index_params()
     )
-    client.create_index(collection, vector_index)
+    client.create_index(collection, vector_index, timeout=timeout_s)
     # Scalar indexes keep the ACL, expiry, document and tenant filters cheap.
     for field in INDEXED_SCALAR_FIELDS + ((TENANT_FIELD,) if multi_tenant else ()):
         kind = "varchar" if field == TENANT_FIELD else SCALAR_FIELDS[field][0]
-        _create_scalar_index(client, collection, field, _scalar_index_kinds(kind, backend, version), uri=uri)
+        _create_scalar_index(
+            client, collection, field, _scalar_index_kinds(kind, backend, version), uri=uri, timeout_s=timeout_s
+        )
 
 
-def _adopt_vector_index(client: Any, collection: str, spec: VectorIndexSpec) -> VectorIndexSpec:
+def _adopt_vector_index(client: Any, collection: str, spec: VectorIndexSpec, *, timeout_s: float) -> VectorIndexSpec:
     """Search an existing collection with the parameters of the vector index it has (the
     type is fixed when the collection is made; a different setting is logged)."""
-    info = client.describe_index(collection, "vector") or {}
+    info = client.describe_index(collection, "vector", timeout=timeout_s) or {}
     found = str(info.get("index_type", ""))
     index_type, nlist = spec.index_type, spec.nlist
     if found in VECTOR_INDEX_TYPES and found != index_type:
@@ -132,16 +144,20 @@ def _scalar_index_kinds(kind: str, backend: str, version: tuple[int, int, int]) 
     return kinds
 
 
-def _create_scalar_index(client: Any, collection: str, field: str, kinds: Sequence[str], *, uri: str) -> str | None:
+def _create_scalar_index(
+    client: Any, collection: str, field: str, kinds: Sequence[str], *, uri: str, timeout_s: float
+) -> str | None:
     """The first of ``kinds`` this backend builds on ``field`` (None: none, logged)."""
     errors = []
     for kind in kinds:
         params = client.prepare_index_params()
         params.add_index(field_name=field, index_type=kind)
         try:
-            client.create_index(collection, params)
+            client.create_index(collection, params, timeout=timeout_s)
             return kind
         except Exception as exc:  # this backend lacks the type: try the next one
+            if timed_out(exc):  # a hung server, not a missing index type
+                raise
             errors.append(f"{kind}: {exc}")
     log.warning(
         "no scalar index on %s.%s at %s (%s); filters on it scan rows", collection, field, uri, "; ".join(errors)

@@ -13,7 +13,7 @@ import numpy as np
 
 from governance.errors import AccessDenied, ConfigError
 from governance.vector_index.cascade import SEARCH_FANOUT, SearchCascade
-from governance.vector_index.client import MilvusCollection
+from governance.vector_index.client import READ_TIMEOUT_S, WRITE_TIMEOUT_S, MilvusCollection
 from governance.vector_index.filters import (
     all_rows_filter,
     check_tenant,
@@ -54,6 +54,11 @@ class VectorIndex:
     process's latest deletes can be a few ms late in a Session search; the catalog
     post-check of every hit (retrieval.search) is what keeps them out of results.
 
+    Every call to Milvus has a timeout: ``timeout_s`` for reads and searches,
+    ``write_timeout_s`` for writes, flushes, loads, compactions and creating the collection
+    (``GOVRAG_MILVUS_TIMEOUT_S`` / ``GOVRAG_MILVUS_WRITE_TIMEOUT_S``); a hung Milvus fails
+    a call with :class:`IndexUnavailable` after it.
+
     ``milvus`` (:class:`MilvusCollection`) makes the calls to Milvus and ``cascade``
     (:class:`SearchCascade`) runs the searches; neither limits anything to a tenant, so
     callers use this class's methods.
@@ -74,6 +79,8 @@ class VectorIndex:
         nlist: int = IVF_NLIST,
         nprobe: int = IVF_NPROBE,
         search_fanout: int = SEARCH_FANOUT,
+        timeout_s: float = READ_TIMEOUT_S,
+        write_timeout_s: float = WRITE_TIMEOUT_S,
     ) -> None:
         if index_type not in VECTOR_INDEX_TYPES:
             raise ConfigError(f"unknown vector index type {index_type!r}; one of {', '.join(VECTOR_INDEX_TYPES)}")
@@ -92,7 +99,7 @@ class VectorIndex:
         self.tenant = tenant
         self.consistency = consistency
         self.search_consistency = search_consistency
-        self.milvus = MilvusCollection(uri, collection, token)
+        self.milvus = MilvusCollection(uri, collection, token, timeout_s=timeout_s, write_timeout_s=write_timeout_s)
         self.server_version = self.milvus.server_version
         self.backend, self.version = self.milvus.backend, self.milvus.version
         self.cascade = SearchCascade(self.milvus, VectorIndexSpec(index_type, nlist, nprobe), search_fanout)

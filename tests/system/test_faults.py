@@ -2,17 +2,20 @@
 the middle of ingest, purge and search. Each gives a clear error (one line and a hint on
 the CLI), is retried where that is safe, never lets a hit through without the catalog
 post-check, and the next run repairs what it left: ``govrag doctor`` finds nothing and
-every document is searchable exactly once.
+every document is searchable exactly once. A Milvus that hangs instead (stopped with
+SIGSTOP mid-search) fails the search within its timeout (``GOVRAG_MILVUS_TIMEOUT_S``).
 
 The components are the real ones (a ``milvus-lite server`` and a ``milvus-server`` killed
-with SIGKILL by PID, PostgreSQL backends ended with ``pg_terminate_backend``, a SQLite file
-replaced, a ``tritonserver`` killed by PID). The only stand-in is *when* the fault strikes:
-a CLI subprocess pauses at a named call (``FAULT_PAUSE``) until the test has killed the
-server, so each fault hits the same point on every run. docs/faults.md describes each case.
+with SIGKILL or stopped with SIGSTOP by PID, PostgreSQL backends ended with
+``pg_terminate_backend``, a SQLite file replaced, a ``tritonserver`` killed by PID). The
+only stand-in is *when* the fault strikes: a CLI subprocess pauses at a named call
+(``FAULT_PAUSE``) until the test has killed the server, so each fault hits the same point
+on every run. docs/faults.md describes each case.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -622,6 +625,164 @@ def test_milvus_server_killed_mid_search_fails_clearly_and_recovers_at_the_same_
             if s is not None:
                 s.stop()
         shutil.rmtree(data_dir, ignore_errors=True)  # ~1 GB
+
+
+# -- Milvus hung (stopped with SIGSTOP, not dead) -----------------------------------------------
+HUNG_BUDGET_S = 2.0  # GOVRAG_MILVUS_TIMEOUT_S of these tests
+
+
+def hung_bound_s(budget: float) -> float:
+    """What "within the budget" means here: a bound that a search blocked without a timeout
+    (forever) can never meet, with room for a loaded CI machine; not a timing measurement."""
+    return 3 * budget + 5
+
+
+def signal_all(pgid: int, pids: list[int], sig: int) -> None:
+    """``sig`` to a process group and to each of ``pids`` (a server's processes)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+
+
+def stop_at_next_call(monkeypatch: pytest.MonkeyPatch, milvus: Any, stop: Callable[[], None]) -> dict[str, float]:
+    """Make the next call ``milvus`` (a MilvusCollection) makes to Milvus run ``stop()`` first,
+    once: the search has begun (query embedded, scopes resolved) when Milvus stops, and its
+    call (the index search, or the exact scan a selective filter is remembered to need) goes
+    to a server that takes the bytes and never answers. Returns where ``stopped_at`` lands."""
+    real, state = milvus._call, {}
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if "stopped_at" not in state:
+            stop()
+            state["stopped_at"] = time.monotonic()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(milvus, "_call", call)
+    return state
+
+
+def search_fails_within_budget(retriever: Any, uri: str, state: dict[str, float]) -> float:
+    """The retrieval.search path against the stopped Milvus: IndexUnavailable, one line that
+    names the budget, a hint, within the bound. Returns the time from the stop to the error."""
+    with pytest.raises(IndexUnavailable) as caught:
+        retriever.search(ALICE, QUERIES[0], k=10)
+    took = time.monotonic() - state["stopped_at"]
+    assert took < hung_bound_s(HUNG_BUDGET_S), took
+    assert_clear(caught.value, uri, f"got no answer within {HUNG_BUDGET_S:g}s", "GOVRAG_MILVUS_TIMEOUT_S")
+    assert "raise GOVRAG_MILVUS_TIMEOUT_S" in caught.value.hint  # type: ignore[attr-defined]
+    print(f"hung Milvus at {uri}: search failed {took:.2f}s after SIGSTOP (budget {HUNG_BUDGET_S:g}s)")
+    return took
+
+
+def searches_again(retriever: Any, timeout: float = 60) -> None:
+    """The same retriever answers once the server runs again (SIGCONT)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            assert retriever.search(ALICE, QUERIES[0], k=10)
+            return
+        except IndexUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+@pytest.mark.slow
+@pytest.mark.milvus_server
+def test_milvus_server_stopped_mid_search_fails_within_the_timeout(
+    tmp_path, keys, embedder, make_ingestor, make_retriever, monkeypatch
+):
+    from fastapi.testclient import TestClient
+
+    from governance.stores import Stores
+    from retrieval.service import create_app
+    from testsupport.milvus_server import MilvusServer, unavailable_reason
+    from testsupport.service_tokens import ALICE as ALICE_CLAIMS
+    from testsupport.service_tokens import bearer, claims, service_settings, sign
+
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(f"milvus-server unavailable: {reason}")
+    corpus = write_corpus(tmp_path / "corpus")
+    data_dir = tmp_path / "milvus-server"
+    # A server of its own: the session's is shared by the worker's other tests.
+    server = MilvusServer(data_dir).start()
+    stores = None
+    pids: list[int] = []
+    try:
+        settings = service_settings(tmp_path, keys, milvus_uri=server.uri, milvus_timeout_s=HUNG_BUDGET_S)
+        stores = Stores.open(settings)
+        assert make_ingestor(stores, embedder).ingest_paths([corpus]).new == 5
+        retriever = make_retriever(stores, embedder)
+        assert retriever.search(ALICE, QUERIES[0], k=10)  # it answers while the server runs
+
+        def stop() -> None:
+            pids[:] = server.processes()  # the forwarder and milvus itself, one process group
+            assert server.pid is not None and len(pids) >= 2, pids
+            signal_all(server.pid, pids, signal.SIGSTOP)
+
+        try:
+            search_fails_within_budget(retriever, server.uri, stop_at_next_call(monkeypatch, stores.index.milvus, stop))
+            # The HTTP service, searching with the same retriever, answers its one-line 503.
+            with TestClient(create_app(settings, retriever=retriever)) as client:
+                started = time.monotonic()
+                response = client.post(
+                    "/v1/search",
+                    json={"query": QUERIES[0], "k": 10},
+                    headers=bearer(sign(keys, payload=claims(ALICE_CLAIMS))),
+                )
+                took = time.monotonic() - started
+            assert response.status_code == 503, response.text
+            assert response.json()["error"] == "vector index unavailable"
+            assert took < hung_bound_s(HUNG_BUDGET_S), took
+            print(f"hung Milvus at {server.uri}: HTTP search answered 503 after {took:.2f}s")
+        finally:
+            if server.pid is not None:
+                signal_all(server.pid, pids, signal.SIGCONT)
+        searches_again(retriever)
+    finally:
+        if stores is not None:
+            stores.close()
+        server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)  # ~1 GB
+
+
+@pytest.mark.slow
+def test_local_milvus_stopped_mid_search_fails_within_the_timeout(
+    lite_baseline, tmp_path, embedder, make_retriever, monkeypatch
+):
+    from governance.milvus_process.local import ensure_server, stop_server
+    from governance.settings import Settings
+    from governance.stores import Stores
+
+    home, _ = lite_copy(lite_baseline, tmp_path)
+    server = ensure_server(home)  # its own session: its process group is its PID
+    stores = Stores.open(Settings(home=home, policy=SAMPLE_POLICY, milvus_timeout_s=HUNG_BUDGET_S))
+    try:
+        retriever = make_retriever(stores, embedder)
+        assert retriever.search(ALICE, QUERIES[0], k=10)
+        state = stop_at_next_call(
+            monkeypatch, stores.index.milvus, lambda: signal_all(server.pid, [server.pid], signal.SIGSTOP)
+        )
+        try:
+            search_fails_within_budget(retriever, server.uri, state)
+            # A process opening its stores now (a CLI command, the service's first request)
+            # fails within the budget too, instead of waiting for the server forever.
+            started = time.monotonic()
+            with pytest.raises(IndexUnavailable) as caught:
+                Stores.open(Settings(home=home, policy=SAMPLE_POLICY, milvus_timeout_s=HUNG_BUDGET_S)).close()
+            took = time.monotonic() - started
+            assert took < hung_bound_s(HUNG_BUDGET_S), took
+            assert_clear(caught.value, server.uri, "GOVRAG_MILVUS_TIMEOUT_S")
+            print(f"hung Milvus at {server.uri}: opening the stores failed after {took:.2f}s")
+        finally:
+            signal_all(server.pid, [server.pid], signal.SIGCONT)
+        searches_again(retriever)
+    finally:
+        stores.close()
+        stop_server(home)
 
 
 # -- the catalog: PostgreSQL ---------------------------------------------------------------------

@@ -127,7 +127,7 @@ class _CalmDownThenServe:
     failures = 1
     made = 0
 
-    def __init__(self, uri: str, token: str) -> None:
+    def __init__(self, uri: str, token: str, timeout: float | None = None) -> None:
         type(self).made += 1
         if type(self).made <= type(self).failures:
             try:
@@ -135,7 +135,7 @@ class _CalmDownThenServe:
             except RuntimeError as grpc_error:
                 raise RuntimeError("Fail connecting to server on 127.0.0.1:1, server unavailable") from grpc_error
 
-    def get_server_version(self) -> str:
+    def get_server_version(self, timeout: float | None = None) -> str:
         return "v2.3.5"
 
 
@@ -153,7 +153,7 @@ def test_any_other_connection_failure_is_reported_at_once():
     class Refused:
         made = 0
 
-        def __init__(self, uri: str, token: str) -> None:
+        def __init__(self, uri: str, token: str, timeout: float | None = None) -> None:
             type(self).made += 1
             raise RuntimeError("Fail connecting to server on 127.0.0.1:1, connection refused")
 
