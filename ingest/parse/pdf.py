@@ -1,12 +1,12 @@
-"""PDF → text elements through ``unstructured.partition_pdf`` (fast strategy).
+"""PDF → text elements: pdfium reads the text layer, :mod:`ingest.parse.pdf_text` makes
+``unstructured`` elements of it (``Title``/``ListItem``/``NarrativeText``).
 
 Before parsing, pypdf inspects the file so that encrypted, corrupt and image-only PDFs are
 refused with a reason instead of becoming empty documents, and measures what each page
-would make pdfminer do: decoded content bytes and glyphs (Form XObjects counted once per
-use, so a form drawn 1000 times weighs 1000 forms). A page over the limits is refused
-(``too_large``) before pdfminer sees it: a 1 MB string is a million layout objects. Parsing
-then runs under a wall-clock limit (``timeout``): pdfminer's layout analysis is quadratic
-in overlapping text lines, so a few kilobytes can keep it busy for hours.
+would make a text extractor do: decoded content bytes and glyphs (Form XObjects counted once
+per use, so a form drawn 1000 times weighs 1000 forms). A page over the limits is refused
+(``too_large``) before the extractor sees it. Parsing then runs under a wall-clock limit
+(``timeout``), checked between pages.
 Limits (module constants, named in every refusal): docs/hostile_inputs.md.
 """
 
@@ -22,7 +22,6 @@ from typing import Any
 
 from governance.errors import QuarantinedDocument
 from ingest.parse.deadline import ParseTimeout, deadline
-from ingest.parse.offline import prepare_unstructured
 
 log = logging.getLogger(__name__)
 
@@ -265,14 +264,6 @@ def _inspect_pdf(path: Path) -> PdfFacts:
         ) from exc
 
 
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-        return True
-    except UnicodeEncodeError:
-        return False
-
-
 def partition(path: Path) -> tuple[list[Any], PdfFacts]:
     """Parse a PDF into ``unstructured`` elements, refusing files that yield no text."""
     facts = inspect_pdf(path)
@@ -285,17 +276,12 @@ def partition(path: Path) -> tuple[list[Any], PdfFacts]:
                 hint="OCR is not enabled; export the PDF with a text layer",
             )
         raise QuarantinedDocument(f"{path}: no extractable text", reason="no_text", path=str(path))
-    prepare_unstructured()
-    from unstructured.partition.pdf import partition_pdf
+    from ingest.parse.pdf_text import pdf_elements
 
     seconds = PARSE_SECONDS_BASE + PARSE_SECONDS_PER_PAGE * facts.pages
     try:
         with deadline(seconds):
-            if _encodable(str(path)):
-                elements = partition_pdf(filename=str(path), strategy="fast", languages=["eng"])
-            else:  # a file name with undecodable bytes: unstructured would fail on it; hand over the file
-                with open(path, "rb") as f:
-                    elements = partition_pdf(file=f, strategy="fast", languages=["eng"])
+            elements = pdf_elements(path)
     except ParseTimeout:
         raise QuarantinedDocument(
             f"{path}: parsing took longer than {seconds:.0f} s for {facts.pages} pages (limit PARSE_SECONDS_BASE + "
@@ -310,7 +296,7 @@ def partition(path: Path) -> tuple[list[Any], PdfFacts]:
         ) from exc
     except Exception as exc:
         raise QuarantinedDocument(
-            f"{path}: unstructured could not parse it ({exc.__class__.__name__}: {exc})",
+            f"{path}: pdfium could not read its text ({exc.__class__.__name__}: {exc})",
             reason="parse_error",
             path=str(path),
         ) from exc
@@ -320,6 +306,6 @@ def partition(path: Path) -> tuple[list[Any], PdfFacts]:
             f"{path}: the PDF has a text layer but the parser returned no text",
             reason="parser_returned_nothing",
             path=str(path),
-            hint="check the spaCy model install (make setup) and unstructured's version",
+            hint="check the pypdfium2 install (make setup); if the text shows in a PDF viewer, report the file",
         )
     return elements, facts
