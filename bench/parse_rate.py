@@ -33,7 +33,9 @@ from bench.machine import machine_details
 from governance.errors import QuarantinedDocument, SourceError
 from governance.policy import load_policy
 from ingest.chunking import chunk_elements, clean_elements
+from testsupport.parse_reference import corpus_confluence_pages
 from testsupport.paths import CORPUS, SAMPLE_POLICY
+from testsupport.pdf_builder import write_report_pdf
 from testsupport.sources_fixtures import (
     CPage,
     CSpace,
@@ -57,32 +59,6 @@ MAX_CHARACTERS = 1000
 
 def sentence(rng: random.Random, n: int) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(n)).capitalize() + "."
-
-
-def write_report_pdf(path: Path, pages: int, rng: random.Random) -> Path:
-    """A text PDF of about ``pages`` pages: numbered headings, paragraphs, bullet lists."""
-    from fpdf import FPDF
-
-    pdf = FPDF()
-    pdf.set_title("Quarterly engineering report")
-    pdf.add_page()
-    pdf.set_font("Helvetica", "B", 18)
-    pdf.multi_cell(0, 10, "Quarterly engineering report", new_x="LMARGIN", new_y="NEXT")
-    section = 0
-    while pdf.page_no() < pages:
-        section += 1
-        pdf.ln(3)
-        pdf.set_font("Helvetica", "B", 14)
-        pdf.multi_cell(0, 8, f"{section}. {sentence(rng, 4)[:-1]}", new_x="LMARGIN", new_y="NEXT")
-        pdf.set_font("Helvetica", "", 11)
-        for _ in range(rng.randrange(2, 5)):
-            pdf.multi_cell(0, 6, " ".join(sentence(rng, rng.randrange(8, 20)) for _ in range(5)), new_x="LMARGIN")
-            pdf.ln(2)
-        for _ in range(rng.randrange(0, 4)):
-            pdf.multi_cell(0, 6, "- " + sentence(rng, 10), new_x="LMARGIN", new_y="NEXT")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pdf.output(str(path))
-    return path
 
 
 def write_space(dest: Path, pages: int, rng: random.Random) -> Path:
@@ -135,24 +111,10 @@ def pdf_docs(paths: list[Path]) -> list[Doc]:
     return [Doc(p.name, lambda p=p: PdfFile(p).parse().elements, lambda p=p: reference_pdf_elements(p)) for p in paths]
 
 
-def parser_of(parse: Callable[[], Any]) -> Any:
-    """The Parser object behind an item's ``parse`` (a bound method, maybe wrapped)."""
-    import inspect
-
-    for _ in range(4):
-        if hasattr(parse, "__self__"):
-            return parse.__self__
-        inner = getattr(parse, "__wrapped__", None) or inspect.getclosurevars(parse).nonlocals.get("parse")
-        if inner is None:
-            return None
-        parse = inner
-    return None
-
-
 def source_docs(kind: str, path: Path) -> list[Doc]:
     from ingest.sources import discover
     from ingest.sources.confluence.render import PageParser
-    from testsupport.parse_reference import reference_page_elements
+    from testsupport.parse_reference import parser_of, reference_page_elements
 
     docs: list[Doc] = []
     try:
@@ -167,6 +129,15 @@ def source_docs(kind: str, path: Path) -> list[Doc]:
             ref = lambda page=parser.page: reference_page_elements(page)  # noqa: E731
         docs.append(Doc(item.rel_path, lambda item=item: item.parse().elements, ref))
     return docs
+
+
+def page_docs(pages: list[Any]) -> list[Doc]:
+    from ingest.sources.confluence.render import PageParser
+    from testsupport.parse_reference import reference_page_elements
+
+    return [
+        Doc(p.id, lambda p=p: PageParser(p).parse().elements, lambda p=p: reference_page_elements(p)) for p in pages
+    ]
 
 
 def chunks_of(parse: Callable[[], list[Any]]) -> int:
@@ -248,11 +219,12 @@ def main() -> None:
     if "pdf" in only:
         if CORPUS.is_dir():
             sets.append(("pdf (corpus)", pdf_docs(sorted((CORPUS / "pdf").glob("*.pdf")))))
-        sets.append(("pdf (generated)", pdf_docs([write_report_pdf(tmp / "report.pdf", args.pdf_pages, rng)])))
+        sets.append(
+            ("pdf (generated)", pdf_docs([write_report_pdf(tmp / "report.pdf", args.pdf_pages, seed=args.seed)]))
+        )
     if "confluence" in only:
         if CORPUS.is_dir():
-            docs = [d for p in sorted((CORPUS / "confluence").iterdir()) for d in source_docs("confluence", p)]
-            sets.append(("confluence (corpus)", docs))
+            sets.append(("confluence (corpus)", page_docs(corpus_confluence_pages(CORPUS))))
         sets.append(("confluence (generated)", source_docs("confluence", write_space(tmp / "space", args.pages, rng))))
     if "slack" in only:
         if CORPUS.is_dir():

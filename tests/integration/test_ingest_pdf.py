@@ -119,9 +119,9 @@ def test_real_corpus_pdfs_good_ones_land_bad_ones_quarantined(sqlite_stores, emb
 def test_pdf_with_a_text_layer_that_parses_to_nothing_is_an_error_not_an_empty_document(
     sqlite_stores, embedder, sample_corpus, monkeypatch, tmp_path, make_ingestor
 ):
-    import unstructured.partition.pdf as updf
+    from ingest.parse import pdf_text
 
-    monkeypatch.setattr(updf, "partition_pdf", lambda **kw: [])  # the offline spaCy failure mode
+    monkeypatch.setattr(pdf_text, "pdf_elements", lambda path: [])  # a parser that silently fails
     summary = make_ingestor(sqlite_stores, embedder).ingest_paths([_subset(sample_corpus, tmp_path, "engineering")])
     assert summary.new == 0
     assert {q.reason for q in summary.quarantine} == {"parser_returned_nothing"}

@@ -179,9 +179,11 @@ def html_elements(html: str, title: str | None = None) -> list[Any]:
     """HTML → unstructured elements (headings, lists, tables, code), title first."""
     from unstructured.documents.elements import Title
 
+    from ingest.parse import html_classify
     from ingest.parse.offline import prepare_unstructured
 
     prepare_unstructured()
+    html_classify.install()  # no spaCy per paragraph: the type it picked changed no chunk
     from unstructured.partition.html import partition_html
 
     elements: list[Any] = []
