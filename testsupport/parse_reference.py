@@ -22,8 +22,10 @@ def reference_pdf_elements(path: Path) -> list[Any]:
     from ingest.parse.pdf import inspect_pdf, scan_text_layer
 
     inspect_pdf(path)
-    if not scan_text_layer(path)[0]:  # the former path looked for a text layer first
-        raise QuarantinedDocument(f"{path}: no text layer", reason="no_text_layer", path=str(path))
+    has_text, has_images = scan_text_layer(path)  # the former path looked for a text layer first
+    if not has_text:
+        reason = "no_text_layer" if has_images else "no_text"
+        raise QuarantinedDocument(f"{path}: no text ({reason})", reason=reason, path=str(path))
     prepare_unstructured()
     from unstructured.partition.pdf import partition_pdf
 

@@ -13,12 +13,12 @@ e-mail addresses and one-character texts are decided as before.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 _lock = threading.Lock()
-_original: Callable[[str], Any] | None = None
+_original: Any = None  # unstructured's own derive_element_type_from_text, once replaced
 
 
 def derive_element_type(text: str) -> Any:
@@ -63,7 +63,7 @@ def nlp_classifier() -> Iterator[None]:
     only (not thread-safe: other threads partitioning HTML meanwhile get it too)."""
     from unstructured.partition.html import parser
 
-    current = parser.derive_element_type_from_text
+    current: Any = parser.derive_element_type_from_text
     parser.derive_element_type_from_text = _original or current
     try:
         yield
