@@ -16,6 +16,7 @@ is kept; a hyphen pdfium marks at a line end (U+FFFE) goes back to "-" and a lin
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections import Counter
@@ -37,6 +38,15 @@ _ENDS_SENTENCE = re.compile(r"[.,;:!?]\s*$")
 
 # pdfium is not thread-safe; one document at a time per process (the pool runs processes).
 _pdfium_lock = threading.Lock()
+
+
+def _fresh_lock_after_fork() -> None:
+    # A worker forked while another thread of its parent read a PDF would inherit the lock held.
+    global _pdfium_lock
+    _pdfium_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_fresh_lock_after_fork)
 
 
 @dataclass(frozen=True)

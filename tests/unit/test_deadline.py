@@ -64,7 +64,11 @@ def test_a_forked_worker_gets_deadlines_of_its_own() -> None:
         pass  # the parent's watchdog is running before the fork
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
-    child = ctx.Process(target=_overrun_in_child, args=(queue,))
+    child = ctx.Process(target=_overrun_in_child, args=(queue,), daemon=True)
     child.start()
-    assert queue.get(timeout=30) == "timeout"
-    child.join(timeout=30)
+    try:
+        assert queue.get(timeout=30) == "timeout"
+    finally:
+        child.join(timeout=5)
+        if child.is_alive():
+            child.kill()

@@ -109,3 +109,24 @@ def test_pdf_parsing_loads_no_nlp_model(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(tokenize, "_get_nlp", no_model)
     elements, _ = pdf_parse.partition(write_report_pdf(tmp_path / "report.pdf", 1, seed=99))
     assert chunk_elements(clean_elements(elements), 1000)
+
+
+def _parse_in_child(path: Path, queue: object) -> None:
+    queue.put([e.text for e in pdf_text.pdf_elements(path)][:1])  # type: ignore[attr-defined]
+
+
+def test_a_worker_forked_while_a_pdf_is_being_read_can_read_pdfs(tmp_path: Path) -> None:
+    import multiprocessing
+
+    path = write_report_pdf(tmp_path / "report.pdf", 1)
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_parse_in_child, args=(path, queue), daemon=True)
+    try:
+        with pdf_text._pdfium_lock:  # another thread of the parent is inside pdfium at fork time
+            child.start()
+            assert queue.get(timeout=60) == [TITLE]
+    finally:
+        child.join(timeout=5)
+        if child.is_alive():
+            child.kill()
