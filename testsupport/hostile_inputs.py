@@ -1473,16 +1473,21 @@ def gen_pdf_late_flate_bomb(d: Path, s: Sizes) -> Hostile:
 
 @gen
 def gen_pdf_overlap_text(d: Path, s: Sizes) -> Hostile:
-    # 3,000 one-word text objects at the same spot: pdfminer's line grouping is quadratic in them
-    content = b"BT /F1 12 Tf 72 720 Td (" + MARKER.encode() + b" overlap) Tj ET\n"
+    # 3,000 text objects at the same spot: pdfminer's line grouping was quadratic in them (minutes
+    # to hours); pdfium reads the page in milliseconds and keeps one copy of text drawn over itself
+    phrase = "overprinted pewter kettle ledger"
+    content = b"BT /F1 12 Tf 72 720 Td (" + phrase.encode() + b") Tj ET\n"
     p = _pdf(d, "pdf-overlap-text", multi_page_pdf([content * 3000]))
     return Hostile(
         "pdf_overlap_text",
         "pdf",
         p,
-        "quarantined",
-        "timeout",
-        "3,000 overlapping text objects on one page (pdfminer: minutes to hours)",
+        "ingested-safely",
+        None,
+        "3,000 overlapping text objects on one page (quadratic in pdfminer's layout analysis)",
+        phrase=phrase,
+        member=STAFF,
+        outsiders=[ENG],
     )
 
 

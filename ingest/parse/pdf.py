@@ -1,12 +1,12 @@
-"""PDF → text elements through ``unstructured.partition_pdf`` (fast strategy).
+"""PDF → text elements: pdfium reads the text layer, :mod:`ingest.parse.pdf_text` makes
+``unstructured`` elements of it (``Title``/``ListItem``/``NarrativeText``).
 
 Before parsing, pypdf inspects the file so that encrypted, corrupt and image-only PDFs are
 refused with a reason instead of becoming empty documents, and measures what each page
-would make pdfminer do: decoded content bytes and glyphs (Form XObjects counted once per
-use, so a form drawn 1000 times weighs 1000 forms). A page over the limits is refused
-(``too_large``) before pdfminer sees it: a 1 MB string is a million layout objects. Parsing
-then runs under a wall-clock limit (``timeout``): pdfminer's layout analysis is quadratic
-in overlapping text lines, so a few kilobytes can keep it busy for hours.
+would make a text extractor do: decoded content bytes and glyphs (Form XObjects counted once
+per use, so a form drawn 1000 times weighs 1000 forms). A page over the limits is refused
+(``too_large``) before the extractor sees it. Parsing then runs under a wall-clock limit
+(``timeout``), checked between pages.
 Limits (module constants, named in every refusal): docs/hostile_inputs.md.
 """
 
@@ -16,15 +16,16 @@ import contextlib
 import logging
 import re
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, TypeVar
 
 from governance.errors import QuarantinedDocument
 from ingest.parse.deadline import ParseTimeout, deadline
-from ingest.parse.offline import prepare_unstructured
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 MAX_PDF_BYTES = 200 * 1024 * 1024
 MAX_PAGES = 5000
@@ -167,17 +168,25 @@ def _check_weight(reader: Any) -> None:
 @dataclass(frozen=True)
 class PdfFacts:
     pages: int
-    has_text_layer: bool
-    has_images: bool
     title: str | None
 
 
 def inspect_pdf(path: Path) -> PdfFacts:
     """Open with pypdf; raise QuarantinedDocument for encrypted, unreadable or too heavy files
     (within ``INSPECT_SECONDS``)."""
+    return _inspecting(path, _inspect_pdf)
+
+
+def scan_text_layer(path: Path) -> tuple[bool, bool]:
+    """(has a text layer, has images) as pypdf sees the first 50 pages: why a PDF that
+    parsed to no text has none. Raises QuarantinedDocument like :func:`inspect_pdf`."""
+    return _inspecting(path, _scan_text_layer)
+
+
+def _inspecting(path: Path, inspect: Callable[[Path], _T]) -> _T:
     try:
         with deadline(INSPECT_SECONDS):
-            return _inspect_pdf(path)
+            return inspect(path)
     except ParseTimeout:
         raise QuarantinedDocument(
             f"{path}: inspecting the PDF took longer than {INSPECT_SECONDS:.0f} s (limit INSPECT_SECONDS)",
@@ -187,9 +196,9 @@ def inspect_pdf(path: Path) -> PdfFacts:
         ) from None
 
 
-def _inspect_pdf(path: Path) -> PdfFacts:
+def _open(path: Path) -> Any:
+    """A pypdf reader of ``path``, decrypted when its user password is empty."""
     from pypdf import PasswordType, PdfReader
-    from pypdf.errors import LimitReachedError, PdfReadError
 
     size = path.stat().st_size
     if size == 0:
@@ -198,24 +207,31 @@ def _inspect_pdf(path: Path) -> PdfFacts:
         raise QuarantinedDocument(
             f"{path}: {size} bytes is over the {MAX_PDF_BYTES} byte limit", reason="too_large", path=str(path)
         )
-    try:
-        reader = PdfReader(str(path), strict=False)
-        if reader.is_encrypted:
-            try:
-                ok = reader.decrypt("")
-            except Exception as exc:  # missing AES support is still "cannot open"
-                ok = PasswordType.NOT_DECRYPTED
-                log.debug("decrypt failed: %s", exc)
-            # Only an empty *user* password counts as open. An empty owner password also
-            # decrypts (pypdf returns OWNER_PASSWORD), but the author asked readers for a
-            # password: treating that as readable would bypass the protection.
-            if ok != PasswordType.USER_PASSWORD:
-                raise QuarantinedDocument(
-                    f"{path}: PDF is encrypted and needs a password",
-                    reason="encrypted",
-                    path=str(path),
-                    hint="export an unencrypted copy; govrag does not store PDF passwords",
-                )
+    reader = PdfReader(str(path), strict=False)
+    if reader.is_encrypted:
+        try:
+            ok = reader.decrypt("")
+        except Exception as exc:  # missing AES support is still "cannot open"
+            ok = PasswordType.NOT_DECRYPTED
+            log.debug("decrypt failed: %s", exc)
+        # Only an empty *user* password counts as open. An empty owner password also
+        # decrypts (pypdf returns OWNER_PASSWORD), but the author asked readers for a
+        # password: treating that as readable would bypass the protection.
+        if ok != PasswordType.USER_PASSWORD:
+            raise QuarantinedDocument(
+                f"{path}: PDF is encrypted and needs a password",
+                reason="encrypted",
+                path=str(path),
+                hint="export an unencrypted copy; govrag does not store PDF passwords",
+            )
+    return reader
+
+
+def _inspect_pdf(path: Path) -> PdfFacts:
+    from pypdf.errors import LimitReachedError
+
+    with _read_errors(path):
+        reader = _open(path)
         pages = len(reader.pages)
         if pages > MAX_PAGES:
             raise QuarantinedDocument(
@@ -237,8 +253,19 @@ def _inspect_pdf(path: Path) -> PdfFacts:
                 path=str(path),
                 hint=LIMIT_HINT,
             ) from exc
+        title = None
+        try:
+            meta = reader.metadata
+            title = str(meta.title).strip() if meta and meta.title else None
+        except Exception:
+            pass
+        return PdfFacts(pages=pages, title=title or None)
+
+
+def _scan_text_layer(path: Path) -> tuple[bool, bool]:
+    with _read_errors(path):
         has_text = has_images = False
-        for page in reader.pages[:50]:
+        for page in _open(path).pages[:50]:
             if not has_text and (page.extract_text() or "").strip():
                 has_text = True
             if not has_images:
@@ -246,13 +273,16 @@ def _inspect_pdf(path: Path) -> PdfFacts:
                     has_images = bool(page.images)
             if has_text and has_images:
                 break
-        title = None
-        try:
-            meta = reader.metadata
-            title = str(meta.title).strip() if meta and meta.title else None
-        except Exception:
-            pass
-        return PdfFacts(pages=pages, has_text_layer=has_text, has_images=has_images, title=title or None)
+        return has_text, has_images
+
+
+@contextlib.contextmanager
+def _read_errors(path: Path) -> Iterator[None]:
+    """pypdf's failures on a file as its quarantine (``corrupt``)."""
+    from pypdf.errors import PdfReadError
+
+    try:
+        yield
     except QuarantinedDocument:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, OSError, RecursionError) as exc:
@@ -265,37 +295,15 @@ def _inspect_pdf(path: Path) -> PdfFacts:
         ) from exc
 
 
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-        return True
-    except UnicodeEncodeError:
-        return False
-
-
 def partition(path: Path) -> tuple[list[Any], PdfFacts]:
     """Parse a PDF into ``unstructured`` elements, refusing files that yield no text."""
     facts = inspect_pdf(path)
-    if not facts.has_text_layer:
-        if facts.has_images:
-            raise QuarantinedDocument(
-                f"{path}: image-only PDF ({facts.pages} pages, no text layer)",
-                reason="no_text_layer",
-                path=str(path),
-                hint="OCR is not enabled; export the PDF with a text layer",
-            )
-        raise QuarantinedDocument(f"{path}: no extractable text", reason="no_text", path=str(path))
-    prepare_unstructured()
-    from unstructured.partition.pdf import partition_pdf
+    from ingest.parse import pdf_text
 
     seconds = PARSE_SECONDS_BASE + PARSE_SECONDS_PER_PAGE * facts.pages
     try:
         with deadline(seconds):
-            if _encodable(str(path)):
-                elements = partition_pdf(filename=str(path), strategy="fast", languages=["eng"])
-            else:  # a file name with undecodable bytes: unstructured would fail on it; hand over the file
-                with open(path, "rb") as f:
-                    elements = partition_pdf(file=f, strategy="fast", languages=["eng"])
+            elements = pdf_text.pdf_elements(path)
     except ParseTimeout:
         raise QuarantinedDocument(
             f"{path}: parsing took longer than {seconds:.0f} s for {facts.pages} pages (limit PARSE_SECONDS_BASE + "
@@ -308,18 +316,36 @@ def partition(path: Path) -> tuple[list[Any], PdfFacts]:
         raise QuarantinedDocument(
             f"{path}: parsing ran out of memory", reason="too_large", path=str(path), hint=LIMIT_HINT
         ) from exc
-    except Exception as exc:
+    except Exception as exc:  # a scan pdfium cannot read is still a scan: say which it is
+        _refuse_textless(path, facts, exc)
+    if not any((getattr(e, "text", "") or "").strip() for e in elements):
+        _refuse_textless(path, facts)
+    return elements, facts
+
+
+def _refuse_textless(path: Path, facts: PdfFacts, error: Exception | None = None) -> NoReturn:
+    """Why a PDF gave no text (``error``: pdfium failed on it): it has none (a scan: images
+    only), or the parser failed on a text layer pypdf can read."""
+    has_text, has_images = scan_text_layer(path)
+    if not has_text:
+        if has_images:
+            raise QuarantinedDocument(
+                f"{path}: image-only PDF ({facts.pages} pages, no text layer)",
+                reason="no_text_layer",
+                path=str(path),
+                hint="OCR is not enabled; export the PDF with a text layer",
+            )
+        raise QuarantinedDocument(f"{path}: no extractable text", reason="no_text", path=str(path))
+    if error is not None:
         raise QuarantinedDocument(
-            f"{path}: unstructured could not parse it ({exc.__class__.__name__}: {exc})",
+            f"{path}: pdfium could not read its text ({error.__class__.__name__}: {error})",
             reason="parse_error",
             path=str(path),
-        ) from exc
-    if not any((getattr(e, "text", "") or "").strip() for e in elements):
-        # A text layer that parses to nothing is a parser failure, not an empty document.
-        raise QuarantinedDocument(
-            f"{path}: the PDF has a text layer but the parser returned no text",
-            reason="parser_returned_nothing",
-            path=str(path),
-            hint="check the spaCy model install (make setup) and unstructured's version",
-        )
-    return elements, facts
+        ) from error
+    # A text layer that parses to nothing is a parser failure, not an empty document.
+    raise QuarantinedDocument(
+        f"{path}: the PDF has a text layer but the parser returned no text",
+        reason="parser_returned_nothing",
+        path=str(path),
+        hint="check the pypdfium2 install (make setup); if the text shows in a PDF viewer, report the file",
+    )

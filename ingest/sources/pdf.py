@@ -12,7 +12,9 @@ from governance.errors import SourceError
 from ingest.sources.base import Parsed, SourceExport, SourceItem
 from ingest.sources.protocol import ExportSource, SourceContext
 
-PARSER_VERSION = "pdf-fast-1"
+# pdfium text, blocks and titles from the page (was "pdf-fast-1": unstructured's partition_pdf,
+# fast strategy): stored PDFs are parsed again once, as their chunks differ
+PARSER_VERSION = "pdf-pdfium-1"
 
 
 def fingerprint_file(path: Path, salt: str = PARSER_VERSION) -> str:

@@ -119,9 +119,9 @@ def test_real_corpus_pdfs_good_ones_land_bad_ones_quarantined(sqlite_stores, emb
 def test_pdf_with_a_text_layer_that_parses_to_nothing_is_an_error_not_an_empty_document(
     sqlite_stores, embedder, sample_corpus, monkeypatch, tmp_path, make_ingestor
 ):
-    import unstructured.partition.pdf as updf
+    from ingest.parse import pdf_text
 
-    monkeypatch.setattr(updf, "partition_pdf", lambda **kw: [])  # the offline spaCy failure mode
+    monkeypatch.setattr(pdf_text, "pdf_elements", lambda path: [])  # a parser that silently fails
     # Parsed in this process (workers=0): the patch above does not reach worker processes.
     summary = make_ingestor(sqlite_stores, embedder, workers=0).ingest_paths(
         [_subset(sample_corpus, tmp_path, "engineering")]

@@ -29,6 +29,7 @@ PARTITION_SECONDS = 300.0  # unstructured's partition_html on one page
 
 # -- storage format → HTML → elements -----------------------------------------------------------
 _CDATA = re.compile(r"<!\[CDATA\[(.*?)\]\]>", re.DOTALL)
+_PREFIXED_TAG = re.compile(r"<[^\s/>!?:]*:")
 _PANELS = {"info", "note", "warning", "tip", "panel", "expand", "excerpt", "section", "column", "details"}
 _DROP_MACROS = {
     "toc",
@@ -94,6 +95,13 @@ def storage_to_html(body: str) -> str:
 
     body = _CDATA.sub(lambda m: htmllib.escape(m.group(1), quote=False), body or "")
     soup = BeautifulSoup(body, "html.parser")
+    lowered = body.lower()  # html.parser lower-cases tag names
+
+    def has(*names: str) -> bool:
+        """Whether the body may hold one of these tags: each pass below walks the whole tree,
+        and most pages use few of the macros (no pass creates a tag another pass looks for)."""
+        return any(f"<{name}" in lowered for name in names)
+
     if (depth := too_deep(soup)) is not None:
         raise QuarantinedDocument(
             f"storage-format body: {too_deep_message(depth)}", reason="too_deep", hint=TOO_DEEP_HINT
@@ -105,7 +113,8 @@ def storage_to_html(body: str) -> str:
             el.string = text
         return el
 
-    for macro in reversed(soup.find_all(["ac:structured-macro", "ac:macro"])):
+    macros = ["ac:structured-macro", "ac:macro"]
+    for macro in reversed(soup.find_all(macros) if has(*macros) else []):
         name = attr_text(macro, "ac:name").lower()
         plain = macro.find("ac:plain-text-body")
         rich = macro.find("ac:rich-text-body")
@@ -127,7 +136,7 @@ def storage_to_html(body: str) -> str:
             macro.replace_with(title.get_text(strip=True))  # e.g. a status lozenge
         else:
             macro.decompose()
-    for link in soup.find_all("ac:link"):
+    for link in soup.find_all("ac:link") if has("ac:link") else []:
         text = link.find(["ac:plain-text-link-body", "ac:link-body"])
         label = text.get_text() if text is not None else ""
         if not label:
@@ -148,11 +157,11 @@ def storage_to_html(body: str) -> str:
                     )
                 )
         link.replace_with(label)
-    for img in soup.find_all("ac:image"):
+    for img in soup.find_all("ac:image") if has("ac:image") else []:
         ref = img.find(["ri:attachment", "ri:url"])
         image = attr_text(ref, "ri:filename") or attr_text(ref, "ri:value") if ref is not None else None
         img.replace_with(f"[image: {image}]" if image else "")
-    for task in soup.find_all("ac:task"):
+    for task in soup.find_all("ac:task") if has("ac:task") else []:
         body_el = task.find("ac:task-body")
         status = task.find("ac:task-status")
         li = new("li")
@@ -160,17 +169,18 @@ def storage_to_html(body: str) -> str:
             body_el.get_text(" ", strip=True) if body_el is not None else ""
         )
         task.replace_with(li)
-    for tl in soup.find_all("ac:task-list"):
+    for tl in soup.find_all("ac:task-list") if has("ac:task-list") else []:
         tl.name = "ul"
-    for el in soup.find_all(["ac:emoticon", "ac:parameter", "ac:placeholder", "ac:inline-comment-marker"]):
+    marks = ["ac:emoticon", "ac:parameter", "ac:placeholder", "ac:inline-comment-marker"]
+    for el in soup.find_all(marks) if has(*marks) else []:
         if el.name == "ac:inline-comment-marker":
             el.unwrap()
         else:
             el.decompose()
-    for t in soup.find_all("time"):
+    for t in soup.find_all("time") if has("time") else []:
         if t.get("datetime") and not t.get_text(strip=True):
             t.string = attr_text(t, "datetime")
-    for el in soup.find_all(lambda tag: ":" in tag.name):
+    for el in soup.find_all(lambda tag: ":" in tag.name) if _PREFIXED_TAG.search(lowered) else []:
         el.unwrap()
     return str(soup)
 
@@ -179,9 +189,11 @@ def html_elements(html: str, title: str | None = None) -> list[Any]:
     """HTML → unstructured elements (headings, lists, tables, code), title first."""
     from unstructured.documents.elements import Title
 
+    from ingest.parse import html_classify
     from ingest.parse.offline import prepare_unstructured
 
     prepare_unstructured()
+    html_classify.install()  # no spaCy per paragraph: the type it picked changed no chunk
     from unstructured.partition.html import partition_html
 
     elements: list[Any] = []
