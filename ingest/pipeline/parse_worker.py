@@ -71,14 +71,17 @@ def serve(conn: Connection) -> None:
 
 def warm() -> None:
     """Import the parsers once in the process workers are forked from, so each worker
-    starts with them loaded."""
+    starts with them loaded (pdfium and pypdf for PDFs, unstructured's HTML partitioner and
+    chunker; no NLP model: no parser loads one)."""
+    import pypdf  # noqa: F401
+    import pypdfium2  # noqa: F401
+    import unstructured.chunking.title
+    import unstructured.partition.html  # noqa: F401
+
     import ingest.sources  # noqa: F401  (the sources and their parsers)
     from ingest.parse.offline import prepare_unstructured
 
     prepare_unstructured()
-    import unstructured.chunking.title
-    import unstructured.partition.html
-    import unstructured.partition.pdf  # noqa: F401
 
 
 if __name__ == "__main__":  # pragma: no cover - started through multiprocessing only
