@@ -459,18 +459,16 @@ def start_server(args: argparse.Namespace, lay: dict[str, Path], model_dir: Path
 
 
 def _tok_init(tok_dir: str) -> None:
+    """A worker holds the pipeline's tokenizer (embedding.tokenizer.HFTokenizer), as an ingest
+    worker does: unpadded ids per text; the batch is padded here, as embed_ids pads it."""
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
-    from transformers import AutoTokenizer
-
-    global _TOK  # one tokenizer per worker process
-    _TOK = AutoTokenizer.from_pretrained(tok_dir)
+    global _TOK, _PAD  # one tokenizer per worker process
+    tokenizer = govrag_import("embedding.tokenizer")
+    _TOK, _PAD = tokenizer.HFTokenizer.for_model(tok_dir), tokenizer.pad_batch
 
 
 def _tok_batch(texts: list[str]) -> tuple[Any, Any]:
-    import numpy as np
-
-    enc = _TOK(texts, truncation=True, max_length=SEQ, padding="max_length", return_tensors="np")
-    return enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)
+    return _PAD(_TOK(texts))  # type: ignore[no-any-return]
 
 
 class Client:
@@ -590,6 +588,8 @@ def bench_triton(
 
                     rate = timed(run, len(texts), args.repeats, args.budget_s)
                     record(label, f"tok x{args.tok_workers}proc", bs, rate, mem())
+            if args.embed_ids_batch:
+                part(f"{label} embed_ids", lambda: bench_embed_ids(args, label, server, model_dir, texts))
             if args.server_tok and numpy_major() >= 2:
                 log(
                     "TEXT (server-side tokenization) row skipped: the Python backend stub's numpy bridge is "
@@ -609,6 +609,19 @@ def bench_triton(
             shutil.copy2(server.log_path, Path(args.out).parent / f"tritonserver_{tag}.log")
         server.stop()
         log(f"{label}: server stopped")
+
+
+def bench_embed_ids(args: argparse.Namespace, label: str, server: Any, model_dir: Path, texts: list[str]) -> None:
+    """The ingest writer's path: ids made once by the pipeline's tokenizer, sent by
+    ``TritonEmbedder.embed_ids`` (length-sorted batches, padded per batch, INT64)."""
+    tokenizer = govrag_import("embedding.tokenizer").HFTokenizer.for_model(model_dir)
+    client_mod = govrag_import("embedding.triton_client")
+    emb = client_mod.TritonEmbedder(
+        server.grpc_url, batch_size=args.embed_ids_batch, concurrency=args.concurrency, timeout_s=120
+    )
+    ids = tokenizer(texts)
+    rate = timed(lambda: emb.embed_ids(ids), len(ids), args.repeats, args.budget_s)
+    record(label, "ids via TritonEmbedder.embed_ids", args.embed_ids_batch, rate, "n/a")
 
 
 # ---------------------------------------------------------------------------- main
@@ -638,6 +651,9 @@ def main() -> int:
     p.add_argument("--instances", type=int, default=None, help="Triton model instances")
     p.add_argument("--queue-delay-us", type=int, default=500)
     p.add_argument("--tok-workers", type=int, default=None)
+    p.add_argument(
+        "--embed-ids-batch", type=int, default=None, help="batch of the TritonEmbedder.embed_ids row; 0 = off"
+    )
     p.add_argument("--budget-s", type=float, default=360.0)
     p.add_argument("--reserve-s", type=float, default=15.0)
     p.add_argument("--ready-timeout-s", type=float, default=150.0)
@@ -662,6 +678,7 @@ def main() -> int:
     args.server_tok = 256 if args.server_tok is None else args.server_tok
     args.concurrency = args.concurrency or (8 if cuda else 2)
     args.instances = args.instances or (2 if cuda else 1)
+    args.embed_ids_batch = (128 if cuda else 64) if args.embed_ids_batch is None else args.embed_ids_batch
     args.tok_workers = args.tok_workers or max(1, min(12, cores - 4) if cuda else 1)
     skip = set(args.skip.split(","))
 

@@ -10,7 +10,8 @@
 #                        need (minus the 32 MB libpython3.13 that only the 3.13 stub uses); the
 #                        wheel's layout is kept so the binaries' RPATHs still resolve.
 #   wheels/              tritonclient 2.73 (gRPC only) + python-rapidjson, ml-dtypes, packaging,
-#                        protobuf 6, grpcio, typing_extensions (cp312 / abi3 / pure)
+#                        protobuf 6, grpcio, typing_extensions, and tenacity
+#                        (TritonEmbedder's retries) (cp312 / abi3 / pure)
 #   model/               all-MiniLM-L6-v2 config.json, tokenizer and sentence-transformers files
 #                        (no weights: the GPU run builds the architecture with random weights)
 set -euo pipefail
@@ -27,7 +28,7 @@ dl() {
     --platform manylinux2014_x86_64 -d "$1" "$2"
 }
 for spec in tritonclient==2.73.0 python-rapidjson==1.25 ml-dtypes==0.5.4 packaging==24.2 \
-            protobuf==6.33.6 grpcio==1.85.3 typing_extensions==4.15.0; do
+            protobuf==6.33.6 grpcio==1.85.3 typing_extensions==4.15.0 tenacity==9.2.1; do
   dl "$CARRY/wheels" "$spec"
 done
 

@@ -75,7 +75,10 @@ class HFTokenizer:
         """Token ids per text (with ``[CLS]``/``[SEP]``, truncated to ``max_length``), int64, unpadded."""
         if not texts:
             return []
-        encodings = _load(self.model_dir, self.max_length).encode_batch(list(texts))
+        tok = _load(self.model_dir, self.max_length)
+        # encode_batch_fast (tokenizers >= 0.21) skips the character offsets nobody here reads
+        encode = getattr(tok, "encode_batch_fast", tok.encode_batch)
+        encodings = encode(list(texts))
         return [np.asarray(e.ids, dtype=np.int64) for e in encodings]
 
 

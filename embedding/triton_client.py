@@ -202,9 +202,12 @@ class TritonEmbedder:
         """
         if not len(ids):
             return np.zeros((0, self.dim), dtype=np.float32)
+        limit = self.tokenizer().max_length  # longer would fail inside the model, after retries
         for i, a in enumerate(ids):
             if not isinstance(a, np.ndarray) or a.ndim != 1 or a.size == 0 or a.dtype.kind not in "iu":
                 raise ValueError(f"ids[{i}] must be a non-empty 1-D integer array (from tokenizer()), got {a!r:.80}")
+            if a.size > limit:
+                raise ValueError(f"ids[{i}] has {a.size} tokens; the model takes {limit} (tokenizer() truncates)")
         order = np.argsort([len(a) for a in ids], kind="stable")
         batches: list[_Batch] = [
             pad_batch([ids[j] for j in order[i : i + self.batch_size]]) for i in range(0, len(ids), self.batch_size)

@@ -89,6 +89,8 @@ def test_embed_ids_refuses_what_no_tokenizer_makes(server: TritonProcess) -> Non
     for bad in (np.array([[101, 102]]), np.array([], dtype=np.int64), np.array([101.0, 102.0])):
         with pytest.raises(ValueError, match="1-D integer"):
             client.embed_ids([np.array([101, 102]), bad])
+    with pytest.raises(ValueError, match="the model takes 256"):
+        client.embed_ids([np.full(300, 1000, dtype=np.int64)])
 
 
 def test_tokenizer_pickled_to_a_worker_process_makes_the_same_ids(server: TritonProcess) -> None:
