@@ -12,6 +12,7 @@ run enforces it from outside, see :mod:`ingest.parse.deadline`); ``("done", outc
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import signal
 import traceback
@@ -50,6 +51,9 @@ def _portable(outcome: ReadOutcome) -> ReadOutcome:
 def serve(conn: Connection) -> None:
     """Run jobs until the run says stop or goes away."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's to handle; it stops us
+    # One core per worker: the tokenizer's own threads would oversubscribe the cores the
+    # other workers use.
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     shared: dict[int, Any] = {}
     deadline_listener.set(lambda seconds: conn.send(("deadline", seconds)))
     while True:
