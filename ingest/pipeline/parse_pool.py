@@ -26,6 +26,7 @@ import io
 import logging
 import multiprocessing
 import pickle
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 # Past a parser's own deadline, how long before its worker is killed: the parser's own
 # timeout (a clean quarantine inside the worker) should win whenever it can.
 GRACE_SECONDS = 15.0
+STOP_CHECK_SECONDS = 0.5
 CRASH_HINT = (
     "the parser died on this file (a crash in native code or out of memory); the run went on without it. "
     "If the file is genuine, try it alone with GOVRAG_INGEST_WORKERS=0 to see the error"
@@ -48,6 +50,10 @@ TIMEOUT_HINT = (
     "the parser did not finish within its time limit and was stopped; if the document is genuine, raise "
     "GOVRAG_PARSE_TIMEOUT_S (or the parser's limit named in docs/hostile_inputs.md)"
 )
+
+
+class PoolStopped(Exception):
+    """The run stopped while its parse thread waited on a worker."""
 
 
 class JobPickler(pickle.Pickler):
@@ -90,10 +96,13 @@ class _Worker:
 class ParsePool:
     """N worker processes reading documents; used from one thread (the run's parse thread)."""
 
-    def __init__(self, workers: int, *, job_seconds: float) -> None:
+    def __init__(self, workers: int, *, job_seconds: float, stop: threading.Event | None = None) -> None:
+        """``workers`` processes; ``job_seconds``: the limit of a document whose parser sets
+        none; ``stop``: set when the run stops, so waiting on a worker gives up."""
         if workers < 1:
             raise ValueError("a parse pool needs at least one worker")
         self.size = workers
+        self._stop = stop
         self.job_seconds = job_seconds
         self._ctx = multiprocessing.get_context("forkserver")
         self._ctx.set_forkserver_preload(["ingest.pipeline.parse_preload"])
@@ -119,8 +128,12 @@ class ParsePool:
         return ticket
 
     def outcome(self, ticket: Ticket) -> ReadOutcome:
-        """Wait for ``ticket``'s outcome (serving the other workers meanwhile)."""
+        """Wait for ``ticket``'s outcome (serving the other workers meanwhile). Raises
+        :class:`PoolStopped` when the run stops meanwhile (its write stage failed, Ctrl-C):
+        a long parse must not hold up the run's error."""
         while ticket.outcome is None:
+            if self._stop is not None and self._stop.is_set():
+                raise PoolStopped
             self._dispatch()
             self._serve(until=ticket)
         return ticket.outcome
@@ -181,7 +194,8 @@ class ParsePool:
         busy = [w for w in self._workers if w.ticket is not None]
         if not busy:
             raise RuntimeError("parse pool: waiting on a job no worker holds")
-        timeout = max(0.0, min(w.limit for w in busy) - time.monotonic())
+        # Woken at least every STOP_CHECK_SECONDS to see whether the run stopped.
+        timeout = max(0.0, min([STOP_CHECK_SECONDS, *(w.limit - time.monotonic() for w in busy)]))
         ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout=timeout)
         for worker in busy:
             if worker.conn in ready or worker.process.sentinel in ready:

@@ -27,7 +27,7 @@ from governance.scope_rules import resolve_scope
 from governance.stores import Stores
 from ingest.chunking import chunk_id
 from ingest.pipeline import reconcile
-from ingest.pipeline.parse_pool import ParsePool
+from ingest.pipeline.parse_pool import ParsePool, PoolStopped
 from ingest.pipeline.permission_state import AppliedState
 from ingest.pipeline.prepare import ForgottenSubjects, Prepared, Preparer, ProgressFn
 from ingest.pipeline.read_job import EarlyRead, ReadJob
@@ -178,10 +178,12 @@ class Ingestor:
             # main thread embeds and writes: torch releases the GIL, so the run's own parsing
             # overlaps embedding instead of adding to it.
             try:
-                pool = self._pool(items)
+                pool = self._pool(items, stop)
                 try:
                     for prepared in self._prepare_all(items, preparer, pool, summary, progress, stop):
                         queue.put(prepared)
+                except PoolStopped:
+                    return  # the main thread stopped the run and reports why
                 finally:
                     if pool is not None:
                         pool.close()
@@ -308,10 +310,10 @@ class Ingestor:
         ``workers`` 0 or a single item, where starting a process costs more than it saves."""
         return 0 if self.workers < 1 or len(items) < 2 else min(self.workers, len(items))
 
-    def _pool(self, items: Sequence[SourceItem]) -> ParsePool | None:
+    def _pool(self, items: Sequence[SourceItem], stop: threading.Event) -> ParsePool | None:
         """This run's parse processes (None: parse in this process)."""
         size = self._pool_size(items)
-        return ParsePool(size, job_seconds=self.stores.settings.parse_timeout_s) if size else None
+        return ParsePool(size, job_seconds=self.stores.settings.parse_timeout_s, stop=stop) if size else None
 
     def _prepare_all(
         self,

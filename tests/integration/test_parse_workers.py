@@ -142,3 +142,27 @@ def test_the_result_is_the_same_whatever_the_worker_count(
     assert seen[0][2]["new"] > 20 and seen[0][2]["quarantined"] > 3
     assert seen[1] == seen[0]
     assert seen[2] == seen[0]
+
+
+def test_a_failed_write_stops_the_run_without_waiting_for_a_slow_parse(
+    open_stores, embedder, make_ingestor, monkeypatch
+) -> None:
+    """The write stage fails (Milvus down) while a worker is still on a document that takes
+    minutes: the run reports the failure at once, not when that parse ends."""
+    import time
+
+    import ingest.pipeline.run as run_mod
+    from governance.errors import IndexUnavailable
+
+    stores = open_stores("stop")  # GOVRAG_PARSE_TIMEOUT_S 600 s: the slow parse would hold the run that long
+    monkeypatch.setattr(run_mod, "MIN_EMBED_CHUNKS", 1)  # the first document is written alone
+
+    def milvus_down(rows):
+        raise IndexUnavailable("Milvus is down (injected)")
+
+    monkeypatch.setattr(stores.index, "upsert", milvus_down)
+    items = [item("first", TextParser("the first document")), item("slow", HangingParser("a slow one"))]
+    started = time.monotonic()
+    with pytest.raises(IndexUnavailable):
+        make_ingestor(stores, embedder, workers=2).ingest_items(items)
+    assert time.monotonic() - started < 120
