@@ -96,6 +96,41 @@ def checked_search_filter(checked_scope_ids: Sequence[int], checked_now: int, te
     return expr if tenant is None else f"{tenant_filter(tenant)} and {expr}"
 
 
+def templated_search_filter(
+    checked_scope_ids: Sequence[int], checked_now: int, tenant: str | None, *, exclude: bool = False
+) -> tuple[str, dict[str, Any]]:
+    """The search filter as a Milvus >= 2.5 expression template and its values
+    (``filter_params``): the server receives the id list as data and does not parse it, which
+    is what a long literal list costs (see docs/benchmarks.md). ``exclude``: the rows whose
+    scope is *not* among the ids (the complement plan). Inputs as for
+    :func:`checked_search_filter`."""
+    op = "not in" if exclude else "in"
+    params: dict[str, Any] = {"scope_ids": list(checked_scope_ids), "now": checked_now}
+    expr = f"scope_id {op} {{scope_ids}} and expires_at > {{now}}"
+    if tenant is not None:
+        params["tenant"] = check_tenant(tenant)
+        expr = f"{TENANT_FIELD} == {{tenant}} and {expr}"
+    return expr, params
+
+
+def complement_search_filter(checked_excluded_ids: Sequence[int], checked_now: int, tenant: str | None) -> str:
+    """The search filter naming the scopes a caller may *not* read (``scope_id not in
+    [...]``): the complement plan, for a caller who reads nearly every scope. Rows of scopes
+    missing from the list pass it, so its hits must be checked against the allowed scopes
+    (governance.vector_index.plan). No excluded ids: only the expiry (and tenant) part."""
+    expr = f"expires_at > {checked_now}"
+    if checked_excluded_ids:
+        expr = f"scope_id not in {_int_literal(checked_excluded_ids)} and {expr}"
+    return expr if tenant is None else f"{tenant_filter(tenant)} and {expr}"
+
+
+def unscoped_search_filter(checked_now: int, tenant: str | None) -> str:
+    """Every other part of the search filter without the scope list (the broad plan, whose
+    scope check happens in memory): not expired, and the caller's tenant."""
+    expr = f"expires_at > {checked_now}"
+    return expr if tenant is None else f"{tenant_filter(tenant)} and {expr}"
+
+
 def scope_id_shares(scope_ids: Sequence[int], fanout: int, min_ids: int = FANOUT_MIN_IDS) -> list[list[int]]:
     """The allowed scope ids (checked, deduplicated, sorted) in at most ``fanout`` contiguous
     shares of at least ``min_ids`` ids each; one share when the list is short."""
