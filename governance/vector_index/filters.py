@@ -43,6 +43,21 @@ def checked_ints(values: Iterable[Any], what: str) -> list[int]:
     return checked
 
 
+def checked_id_set(values: Iterable[Any], what: str) -> frozenset[int]:
+    """The values as a set of int64s, at most MAX_FILTER_IDS, refused as :func:`checked_ints`
+    refuses them; unsorted, so ~10x cheaper for ids that are already plain ints (the scope
+    check of a search plan that sends no list)."""
+    given = list(values)
+    # Types are checked before deduplication: a set would fold True and 1.0 into 1.
+    if all(type(v) is int for v in given):
+        distinct = frozenset(given)
+        if len(distinct) <= MAX_FILTER_IDS and (
+            not distinct or (min(distinct) >= INT64_MIN and max(distinct) <= INT64_MAX)
+        ):
+            return distinct
+    return frozenset(checked_ints(given, what))
+
+
 def int_list(values: Iterable[Any], what: str) -> str:
     """``[1,2,3]`` from checked ints (deduplicated, sorted for stable expressions)."""
     return _int_literal(checked_ints(values, what))

@@ -94,7 +94,8 @@ def choose_plan(
         raise ValueError(f"unknown search plan {force!r}; one of {', '.join(PLANS)}")
     counts = rows_by_scope or {}
     allowed_set = allowed if isinstance(allowed, (set, frozenset)) else set(allowed)
-    readable = sum(n for s, n in counts.items() if s in allowed_set)
+    # O(allowed) and one sum over the counts: this runs on every search.
+    readable = sum(counts.get(s, 0) for s in allowed_set)
     total = sum(counts.values())
     share = readable / total if total else 0.0
 
@@ -107,9 +108,11 @@ def choose_plan(
         return PlanChoice("broad", first_limit=min(broad_first_limit(k, share), BROAD_MAX_LIMIT))
     if force == "filtered" or rows_by_scope is None or len(allowed_set) <= SHORT_LIST_IDS:
         return PlanChoice("filtered")
-    outside = excluded()
-    if len(outside) < len(allowed_set):
-        return PlanChoice("complement", outside)
+    readable_scopes = sum(1 for s in allowed_set if counts.get(s, 0) > 0)
+    if len(counts) - readable_scopes < len(allowed_set):  # at most this many would be excluded
+        outside = excluded()
+        if len(outside) < len(allowed_set):
+            return PlanChoice("complement", outside)
     if templated:
         return PlanChoice("filtered")
     first = broad_first_limit(k, share)

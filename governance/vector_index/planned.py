@@ -14,6 +14,7 @@ import numpy as np
 from governance.vector_index.cascade import SearchCascade
 from governance.vector_index.filters import (
     check_int,
+    checked_id_set,
     checked_ints,
     complement_search_filter,
     templated_search_filter,
@@ -79,24 +80,23 @@ class PlannedSearch:
         """The ``k`` nearest rows of ``scope_ids`` not expired at ``now_epoch`` (and of
         ``tenant``, unless None), best first, and the plan that produced them (``filtered``
         when another plan fell back to it)."""
-        allowed = checked_ints(scope_ids, "scope id")
+        allowed_set = checked_id_set(scope_ids, "scope id")
         now = check_int(now_epoch, "time")
         choice = choose_plan(
-            set(allowed), rows_by_scope, k, templated=self.cascade.milvus.templates_filters, force=force
+            allowed_set, rows_by_scope, k, templated=self.cascade.milvus.templates_filters, force=force
         )
         q = _Query(vector, k, now, tenant, fields, consistency, ef)
-        allowed_set = set(allowed)
         if choice.plan == "complement":
-            hits = self._complement(q, allowed_set, choice.excluded)
+            hits = self._complement(q, allowed_set, checked_ints(choice.excluded, "scope id"))
             if hits is not None:
                 return hits, "complement"
         elif choice.plan == "broad":
             hits = self._broad(q, allowed_set, choice.first_limit)
             if hits is not None:
                 return hits, "broad"
-        return self._filtered(q, allowed), "filtered"
+        return self._filtered(q, scope_ids), "filtered"
 
-    def _filtered(self, q: _Query, allowed: list[int]) -> list[RawHit]:
+    def _filtered(self, q: _Query, allowed: Sequence[int]) -> list[RawHit]:
         return ranked(
             self.cascade.search(
                 q.vector,
@@ -110,7 +110,7 @@ class PlannedSearch:
             )
         )
 
-    def _complement(self, q: _Query, allowed: set[int], excluded: Sequence[int]) -> list[RawHit] | None:
+    def _complement(self, q: _Query, allowed: frozenset[int], excluded: Sequence[int]) -> list[RawHit] | None:
         """The complement plan's hits, or None where only the filtered plan can be sure."""
         params: dict[str, Any] | None = None
         if self.cascade.milvus.templates_filters:
@@ -130,7 +130,7 @@ class PlannedSearch:
             return None
         return hits[:k]
 
-    def _broad(self, q: _Query, allowed: set[int], first_limit: int) -> list[RawHit] | None:
+    def _broad(self, q: _Query, allowed: frozenset[int], first_limit: int) -> list[RawHit] | None:
         """The broad plan's hits, or None where only the filtered plan can be sure."""
         expr = unscoped_search_filter(q.now, q.tenant)
         probe_fields = ["scope_id", TENANT_FIELD] if q.tenant is not None else ["scope_id"]
@@ -157,7 +157,7 @@ class PlannedSearch:
                 return None
             limit = min(BROAD_MAX_LIMIT, next_broad_limit(limit, len(chosen), q.k))
 
-    def _read_back(self, q: _Query, hits: list[RawHit], allowed: set[int]) -> list[RawHit]:
+    def _read_back(self, q: _Query, hits: list[RawHit], allowed: frozenset[int]) -> list[RawHit]:
         """The chosen hits with their fields, read by primary key and checked again: a row
         deleted, re-scoped, expired or moved to another tenant since the search is dropped."""
         wanted = list(dict.fromkeys(["id", "scope_id", "expires_at", *q.fields]))
