@@ -57,7 +57,8 @@ def measure_plans(
     skipped: dict[str, str] = {}
     for n_allowed in readers:
         allowed = sorted(rng.choice(total_scopes, n_allowed, replace=False).tolist())
-        excluded = sum(1 for s in rows_by_scope if s not in set(allowed))
+        allowed_set = set(allowed)
+        excluded = sum(1 for s in rows_by_scope if s not in allowed_set)
         for plan in PLANS:
             name = f"{n_allowed} scopes, {plan} (forced)"
             listed = {"filtered": n_allowed, "complement": excluded, "broad": 0}[plan]

@@ -28,8 +28,10 @@ approximate as the index, and the benchmark measures recall against an exact sca
   allowed hit: none of them can enter A's top k, and no tie at the boundary can reorder it.
   Otherwise L grows (from the allowed share seen so far) up to ``BROAD_MAX_LIMIT``; past it,
   or with fewer than ``k`` allowed rows in sight, the search is redone with the filtered plan.
-  The k hits' fields are then read by primary key and checked again (scope allowed, not
-  expired, the tenant): a row changed or deleted in between is dropped, never returned.
+  Up to ``BROAD_INLINE_FIELDS`` candidates come with all their fields; past that only with
+  their scope ids, and the k hits' fields are then read by primary key and checked again
+  (scope allowed, not expired, the tenant): a row changed or deleted in between is dropped,
+  never returned.
 - complement: the rows it matches are A plus rows of scopes the catalog does not list (none,
   unless the catalog and Milvus disagree). Its k+1 best are checked: if all of the first k
   are in A and the (k+1)-th does not tie the k-th, they are A's k best; any hit outside A, or
@@ -60,6 +62,9 @@ SHORT_LIST_IDS = 256
 # more than BROAD_MAX_LIMIT (Milvus's own ceiling is 16,384): past that the filtered plan runs.
 BROAD_MARGIN = 2.0
 BROAD_MAX_LIMIT = 4096
+# Up to this many candidates the broad plan asks for every output field with them (one round
+# trip); past it, only their scope ids, and the k chosen rows are read back by primary key.
+BROAD_INLINE_FIELDS = 256
 
 
 @dataclass(frozen=True)

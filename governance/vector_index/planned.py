@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from governance.vector_index import plan
 from governance.vector_index.cascade import SearchCascade
 from governance.vector_index.filters import (
     check_int,
@@ -21,7 +22,6 @@ from governance.vector_index.filters import (
     unscoped_search_filter,
 )
 from governance.vector_index.plan import (
-    BROAD_MAX_LIMIT,
     PlanName,
     choose_plan,
     first_k_certain,
@@ -133,9 +133,10 @@ class PlannedSearch:
     def _broad(self, q: _Query, allowed: frozenset[int], first_limit: int) -> list[RawHit] | None:
         """The broad plan's hits, or None where only the filtered plan can be sure."""
         expr = unscoped_search_filter(q.now, q.tenant)
-        probe_fields = ["scope_id", TENANT_FIELD] if q.tenant is not None else ["scope_id"]
         limit = max(q.k + 1, first_limit)
         while True:
+            inline = limit <= plan.BROAD_INLINE_FIELDS
+            probe_fields = list(q.fields) if inline else ["scope_id", *([TENANT_FIELD] if q.tenant else [])]
             params = self.cascade.spec.search_params(q.k, q.ef)
             if "ef" in params:  # HNSW returns at most ef rows
                 params = {**params, "ef": max(params["ef"], limit)}
@@ -152,10 +153,10 @@ class PlannedSearch:
             exhausted = len(candidates) < limit
             last = candidates[-1].score if candidates else float("inf")
             if first_k_certain([h.score for h in chosen], last, q.k, exhausted=exhausted):
-                return self._read_back(q, chosen[: q.k], allowed)
-            if exhausted or limit >= BROAD_MAX_LIMIT:
+                return chosen[: q.k] if inline else self._read_back(q, chosen[: q.k], allowed)
+            if exhausted or limit >= plan.BROAD_MAX_LIMIT:
                 return None
-            limit = min(BROAD_MAX_LIMIT, next_broad_limit(limit, len(chosen), q.k))
+            limit = min(plan.BROAD_MAX_LIMIT, next_broad_limit(limit, len(chosen), q.k))
 
     def _read_back(self, q: _Query, hits: list[RawHit], allowed: frozenset[int]) -> list[RawHit]:
         """The chosen hits with their fields, read by primary key and checked again: a row

@@ -75,7 +75,7 @@ def test_every_plan_returns_exactly_what_the_filtered_search_returns(index, monk
     answered: Counter[str] = Counter()
     previous: list[int] = []
 
-    @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+    @settings(max_examples=16, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
     @given(
         seed=st.integers(0, 2**32 - 1),
         rows=st.integers(1, 200),
@@ -83,8 +83,9 @@ def test_every_plan_returns_exactly_what_the_filtered_search_returns(index, monk
         share=st.floats(0.0, 1.0),
         k=st.integers(1, 25),
         margin=st.sampled_from([0.2, 0.5, 2.0]),
+        inline=st.sampled_from([0, 256]),
     )
-    def check(seed: int, rows: int, scopes: int, share: float, k: int, margin: float) -> None:
+    def check(seed: int, rows: int, scopes: int, share: float, k: int, margin: float, inline: int) -> None:
         nonlocal previous
         if previous:
             index.delete_ids(previous)  # each example searches its own corpus only
@@ -99,6 +100,8 @@ def test_every_plan_returns_exactly_what_the_filtered_search_returns(index, monk
         assert [h.id for h in filtered] == expected
         # A small margin makes the broad plan's first fetch too short: its fetch-more loop runs.
         monkeypatch.setattr(plan_module, "BROAD_MARGIN", margin)
+        # 0: the broad plan reads its hits back by primary key; 256: they come with the search.
+        monkeypatch.setattr(plan_module, "BROAD_INLINE_FIELDS", inline)
         for plan in PLANS:
             hits, used = _search(index, query, allowed, k, counts, plan)
             answered[f"{plan}->{used}"] += 1
@@ -121,6 +124,7 @@ def test_broad_plan_never_returns_a_row_whose_scope_changed_after_the_search(ind
         return [{**row, "scope_id": 99} for row in real_get(ids, fields, **kw)]
 
     monkeypatch.setattr(index.milvus, "get", get_rescoped)
+    monkeypatch.setattr(plan_module, "BROAD_INLINE_FIELDS", 0)  # hits read back by primary key
     hits, plan = _search(index, query, [1, 2, 3], 5, _live_counts(corpus), "broad")
     assert plan == "broad"
     assert hits == []
