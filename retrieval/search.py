@@ -28,6 +28,7 @@ from governance.scope_resolver import ScopeResolver
 from governance.settings import get_settings
 from governance.stores import Stores
 from governance.vector_index import RawHit
+from governance.vector_index.plan import ScopeCounts
 
 MAX_K = 100
 MAX_QUERY_CHARS = 4096
@@ -45,7 +46,7 @@ class _TenantSearch:
         self.stores = stores
         self.scopes = ScopeResolver(stores.catalog)
         self.counts_lock = threading.Lock()
-        self.counts: tuple[float, dict[int, int]] = (float("-inf"), {})
+        self.counts: tuple[float, ScopeCounts] = (float("-inf"), ScopeCounts({}))
 
 
 class Retriever:
@@ -189,20 +190,20 @@ class Retriever:
         return self._excluded_by_filter(self._own, allowed_scope_ids)
 
     @staticmethod
-    def _live_counts(tenant: _TenantSearch) -> dict[int, int]:
+    def _live_counts(tenant: _TenantSearch) -> ScopeCounts:
         """Live chunks per scope id, at most ``SCOPE_COUNTS_MAX_AGE_S`` old (the audit's
         figure and the search plan's share; neither decides what a caller may read)."""
         with tenant.counts_lock:
             at, counts = tenant.counts
             if time.monotonic() - at > SCOPE_COUNTS_MAX_AGE_S:
-                counts = tenant.stores.catalog.chunks.live_chunks_by_scope(datetime.now(UTC))
+                counts = ScopeCounts(tenant.stores.catalog.chunks.live_chunks_by_scope(datetime.now(UTC)))
                 tenant.counts = (time.monotonic(), counts)
         return counts
 
     @classmethod
     def _excluded_by_filter(cls, tenant: _TenantSearch, allowed_scope_ids: list[int]) -> int:
         counts = cls._live_counts(tenant)
-        return max(0, sum(counts.values()) - sum(counts.get(s, 0) for s in set(allowed_scope_ids)))
+        return max(0, counts.total - sum(counts.rows.get(s, 0) for s in set(allowed_scope_ids)))
 
     def close(self) -> None:
         self.stores.close()

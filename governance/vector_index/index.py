@@ -24,7 +24,7 @@ from governance.vector_index.filters import (
     tenant_filter,
     within_tenant,
 )
-from governance.vector_index.plan import PlanName
+from governance.vector_index.plan import PlanName, ScopeCounts
 from governance.vector_index.planned import PlannedSearch
 from governance.vector_index.rows import RawHit, VectorRow
 from governance.vector_index.schema import (
@@ -229,11 +229,12 @@ class VectorIndex:
         ef: int | None = None,
         tenant: str | None = None,
         consistency: str | None = None,
-        rows_by_scope: Mapping[int, int] | None = None,
+        rows_by_scope: ScopeCounts | Mapping[int, int] | None = None,
     ) -> list[RawHit]:
         """Nearest chunks among those whose scope is allowed and which have not expired
         (and, on a multi-tenant index, of ``tenant``: a caller without one is refused), best
-        first. ``rows_by_scope`` (live chunks per scope id, from the catalog) lets the search
+        first. ``rows_by_scope`` (live chunks per scope id, from the catalog; a
+        :class:`~governance.vector_index.plan.ScopeCounts` sums them once) lets the search
         choose its plan (:mod:`governance.vector_index.plan`); without it the scope list is
         sent as a filter."""
         return self.search_with_plan(
@@ -257,7 +258,7 @@ class VectorIndex:
         ef: int | None = None,
         tenant: str | None = None,
         consistency: str | None = None,
-        rows_by_scope: Mapping[int, int] | None = None,
+        rows_by_scope: ScopeCounts | Mapping[int, int] | None = None,
         force_plan: PlanName | None = None,
     ) -> tuple[list[RawHit], PlanName | None]:
         """:meth:`search`, and the plan that answered (None: no allowed scope, no search).

@@ -23,6 +23,7 @@ from governance.vector_index.filters import (
 )
 from governance.vector_index.plan import (
     PlanName,
+    ScopeCounts,
     choose_plan,
     first_k_certain,
     next_broad_limit,
@@ -74,7 +75,7 @@ class PlannedSearch:
         fields: Sequence[str],
         consistency: str,
         ef: int | None = None,
-        rows_by_scope: Mapping[int, int] | None = None,
+        rows_by_scope: ScopeCounts | Mapping[int, int] | None = None,
         force: PlanName | None = None,
     ) -> tuple[list[RawHit], PlanName]:
         """The ``k`` nearest rows of ``scope_ids`` not expired at ``now_epoch`` (and of
