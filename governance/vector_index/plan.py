@@ -78,7 +78,7 @@ class ScopeCounts:
     def __init__(self, rows_by_scope: Mapping[int, int]) -> None:
         self.rows = rows_by_scope
         self.total = sum(rows_by_scope.values())
-        self.nonempty = sum(1 for n in rows_by_scope.values() if n > 0)
+        self.nonempty = frozenset(s for s, n in rows_by_scope.items() if n > 0)
 
     @classmethod
     def of(cls, counts: ScopeCounts | Mapping[int, int] | None) -> ScopeCounts | None:
@@ -123,17 +123,17 @@ def choose_plan(
     counts = census.rows
     allowed_set = allowed if isinstance(allowed, (set, frozenset)) else set(allowed)
     # O(allowed), in C: this runs on every search.
-    readable_counts = [n for n in map(counts.get, allowed_set) if n]
+    readable_counts = list(filter(None, map(counts.get, allowed_set)))
     share = sum(readable_counts) / census.total if census.total else 0.0
 
     def excluded() -> tuple[int, ...]:
-        return tuple(sorted(s for s, n in counts.items() if n > 0 and s not in allowed_set))
+        return tuple(sorted(census.nonempty.difference(allowed_set)))
 
     if force == "complement":
         return PlanChoice("complement", excluded())
     if force == "broad":
         return PlanChoice("broad", first_limit=min(broad_first_limit(k, share), BROAD_MAX_LIMIT))
-    if census.nonempty - len(readable_counts) < len(allowed_set):  # the complement's length
+    if len(census.nonempty) - len(readable_counts) < len(allowed_set):  # the complement's length
         return PlanChoice("complement", excluded())
     if templated:
         return PlanChoice("filtered")
