@@ -26,16 +26,19 @@ approximate as the index, and the benchmark measures recall against an exact sca
   A and the k-th of those scores *strictly* better than the L-th candidate, every row of S
   that was not returned scores at most the L-th candidate's score, so strictly below the k-th
   allowed hit: none of them can enter A's top k, and no tie at the boundary can reorder it.
-  Otherwise L grows (from the allowed share seen so far) up to ``BROAD_MAX_LIMIT``; past it,
+  If the search returned fewer than L rows, it returned all of S, and A's best k (at least k
+  of them) are simply the best k allowed candidates. Otherwise L grows (from the allowed
+  share seen so far) up to ``BROAD_MAX_LIMIT``; past it,
   or with fewer than ``k`` allowed rows in sight, the search is redone with the filtered plan.
   Up to ``BROAD_INLINE_FIELDS`` candidates come with all their fields; past that only with
   their scope ids, and the k hits' fields are then read by primary key and checked again
   (scope allowed, not expired, the tenant): a row changed or deleted in between is dropped,
   never returned.
 - complement: the rows it matches are A plus rows of scopes the catalog does not list (none,
-  unless the catalog and Milvus disagree). Its k+1 best are checked: if all of the first k
-  are in A and the (k+1)-th does not tie the k-th, they are A's k best; any hit outside A, or
-  a tie at the boundary, and the search is redone with the filtered plan.
+  unless the catalog and Milvus disagree). Its k+1 best are checked: if all of them are in A
+  and the (k+1)-th does not tie the k-th, the first k are A's k best (fewer than k: A has no
+  more); any hit outside A, or a tie at the boundary, and the search is redone with the
+  filtered plan.
 
 The choice uses numbers the catalog already keeps for the audit (live chunks per scope):
 short lists stay filtered (cheap to parse); the complement when it is shorter than the
