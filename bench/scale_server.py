@@ -27,6 +27,9 @@ few large segments instead of ~100 small ones re-indexed after every merge (docs
 The first ``--upsert-rows`` rows go through ``VectorIndex.upsert`` (the ingest path), the
 rest through ``MilvusClient.insert`` (a bulk load); both rates are reported.
 
+``--plans`` times the search plans instead of those variants (and skips the purge): each
+plan forced and the chosen one, per reader (bench/plan_variants.py).
+
 Purge: ``--purge`` rows (random primary keys) are deleted with ``VectorIndex.delete_ids``
 (batches of 5,000), then a Strong query per 10,000 ids checks none is left; the rate counts
 both.
@@ -47,6 +50,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.machine import machine_details, percentile
+from bench.plan_variants import measure_plans
 from governance.vector_index import (
     NEVER_EXPIRES,
     SEARCH_FANOUT,
@@ -89,6 +93,12 @@ def main() -> None:
     ap.add_argument("--upsert-rows", type=int, default=100_000, help="rows written through VectorIndex.upsert")
     ap.add_argument("--segment-mb", type=int, default=1024)
     ap.add_argument("--json", type=Path)
+    ap.add_argument(
+        "--plans",
+        action="store_true",
+        help="time the search plans (bench/plan_variants.py: each forced and the chosen one) "
+        "instead of the raw/fan-out/floor variants",
+    )
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="govrag-scale-"))
@@ -172,6 +182,45 @@ def _run(args: argparse.Namespace, milvus: MilvusServer) -> None:
     index_s = time.perf_counter() - t0
     log(f"index {index_s:.0f}s: {index_info}")
     rss_loaded = _rss_mib(milvus.processes())
+    if args.plans:
+        queries = rng.standard_normal((args.queries, DIM), dtype=np.float32)
+        queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+        results = measure_plans(
+            ix,
+            vectors=vectors,
+            scopes=scopes,
+            expired=expired,
+            total_scopes=args.total_scopes,
+            readers=args.scopes,
+            now=now,
+            queries=queries,
+            rounds=args.rounds,
+            recall_queries=args.recall_queries,
+            k=K,
+            rng=rng,
+            log=log,
+        )
+        out = {
+            "rows": n,
+            "backend": "server",
+            "server_version": ix.server_version,
+            "vectors": "synthetic: random normal, normalised, 384 dims",
+            "vector_index": {"type": args.index, "nlist": args.nlist, "nprobe": args.nprobe},
+            "total_scopes": args.total_scopes,
+            "k": K,
+            "insert_rows_per_s": round(n / insert_s),
+            "index_build_s": round(index_s, 1),
+            "server_rss_mib_after_load": rss_loaded,
+            "queries_per_variant": args.rounds * args.queries,
+            "recall_queries": args.recall_queries,
+            "results": results,
+            "machine": machine_details(),
+        }
+        print(json.dumps(out, indent=2))
+        if args.json:
+            args.json.write_text(json.dumps(out, indent=2))
+        ix.close()
+        return
 
     single = VectorIndex(
         milvus.uri, "scale", index_type=args.index, nlist=args.nlist, nprobe=args.nprobe, search_fanout=1

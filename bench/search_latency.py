@@ -3,6 +3,11 @@ unfiltered, p50/p95, in one run so the ratio is fair on a noisy machine.
 
     python bench/search_latency.py [--rows 100000] [--queries 200] [--mode server|file]
     python bench/search_latency.py --backend server [--chunks 100000] [--consistency Bounded]
+    python bench/search_latency.py --plans --mode file --rows 100000 --total-scopes 100000 \
+        --scopes 10 1000 10000 [--backend server --index IVF_FLAT]
+
+``--plans`` times the search plans instead (each forced, and the chosen one; see
+bench/plan_variants.py).
 
 ``--backend lite`` (default): Milvus Lite, as the local ``milvus-lite server`` (``--mode
 server``) or in-process (``--mode file``). ``--backend server``: a real milvus-server 2.3.5
@@ -25,6 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.machine import machine_details, percentile
+from bench.plan_variants import measure_plans
 from governance.milvus_process.local import ensure_server, stop_server
 from governance.vector_index import NEVER_EXPIRES, VectorIndex, VectorRow, search_filter
 from testsupport.milvus_server import MilvusServer
@@ -67,6 +73,15 @@ def main() -> None:
         help="allowed-scope counts to measure (of 10,000 scopes)",
     )
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument(
+        "--plans",
+        action="store_true",
+        help="time the search plans instead (bench/plan_variants.py): each forced and the chosen one, "
+        "readers with --scopes allowed scopes of --total-scopes",
+    )
+    ap.add_argument("--total-scopes", type=int, default=N_SCOPES, help="scopes the rows are spread over")
+    ap.add_argument("--recall-queries", type=int, default=20)
+    ap.add_argument("--index", choices=["HNSW", "IVF_FLAT"], default="HNSW", help="vector index (server only)")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="govrag-bench-"))
@@ -103,17 +118,25 @@ def _wait_for_index(ix: VectorIndex, rows: int, timeout_s: float) -> float:
 
 
 def _run(args: argparse.Namespace, uri: str, tmp: Path) -> None:
-    ix = VectorIndex(uri, "bench")
+    ix = VectorIndex(uri, "bench", index_type=args.index)
     rng = np.random.default_rng(42)
     now = int(time.time())
     t0 = time.perf_counter()
     batch = 5000
+    all_vectors = np.empty((args.rows, DIM), dtype=np.float32)  # for the exact search (recall)
+    all_scopes = np.empty(args.rows, dtype=np.int64)
+    all_expired = np.empty(args.rows, dtype=bool)
     for start in range(0, args.rows, batch):
         n = min(batch, args.rows - start)
         vecs = rng.standard_normal((n, DIM), dtype=np.float32)
         vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-        scopes = rng.integers(0, N_SCOPES, n)
+        scopes = rng.integers(0, args.total_scopes, n)
         expired = rng.random(n) < 0.05
+        all_vectors[start : start + n], all_scopes[start : start + n], all_expired[start : start + n] = (
+            vecs,
+            scopes,
+            expired,
+        )
         ix.upsert(
             [
                 VectorRow(
@@ -138,6 +161,24 @@ def _run(args: argparse.Namespace, uri: str, tmp: Path) -> None:
     milvus = ix.milvus  # Milvus's own search, without govrag's cascade
     queries = rng.standard_normal((args.queries, DIM), dtype=np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    if args.plans:
+        plans = measure_plans(
+            ix,
+            vectors=all_vectors,
+            scopes=all_scopes,
+            expired=all_expired,
+            total_scopes=args.total_scopes,
+            readers=args.scopes,
+            now=now,
+            queries=queries,
+            rounds=args.rounds,
+            recall_queries=args.recall_queries,
+            k=10,
+            rng=rng,
+            log=lambda msg: print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True),
+        )
+        _report(args, ix, insert_s, index_s, {"total_scopes": args.total_scopes, "k": 10, "results": plans})
+        return
     params = {"metric_type": "COSINE", "params": {"ef": 64}}
 
     def run(expr: str, level: str) -> tuple[list[float], float]:
@@ -181,17 +222,20 @@ def _run(args: argparse.Namespace, uri: str, tmp: Path) -> None:
             "ratio_p50": round(percentile(lat, 50) / base, 2),
             "mean_hits": round(hits_all[(level, name)], 1),
         }
+    _report(args, ix, insert_s, index_s, {"consistency": args.consistency, "results": results})
+
+
+def _report(args: argparse.Namespace, ix: VectorIndex, insert_s: float, index_s: float, body: dict) -> None:
     out = {
         "rows": args.rows,
         "backend": args.backend,
         "server_version": ix.server_version,
         "mode": args.mode if args.backend == "lite" else "milvus-server on 127.0.0.1",
-        "consistency": args.consistency,
         "index_types": ix.index_types(),
         "insert_rows_per_s": round(args.rows / insert_s),
         "index_build_s": round(index_s, 1),
         "queries_per_variant": args.rounds * args.queries,
-        "results": results,
+        **body,
         "machine": machine_details(),
     }
     print(json.dumps(out, indent=2))

@@ -3,7 +3,8 @@
 Order of operations, each a guard on its own: claims → principals → allowed scope ids
 (catalog, bound parameters; cached per principal set until the catalog's ACL generation
 moves — :mod:`governance.scope_resolver`) → Milvus search with the scope/expiry filter built
-by ``governance.vector_index`` → post-check of every hit against the catalog (active, current
+by ``governance.vector_index``, by the plan its share of the live chunks calls for
+(:mod:`governance.vector_index.plan`) → post-check of every hit against the catalog (active, current
 version, not expired, and its scope re-resolved for this user from the ACL tables, uncached)
 → audit event → hits.
 """
@@ -26,6 +27,8 @@ from governance.observability import metrics
 from governance.scope_resolver import ScopeResolver
 from governance.settings import get_settings
 from governance.stores import Stores
+from governance.vector_index import RawHit
+from governance.vector_index.plan import ScopeCounts
 
 MAX_K = 100
 MAX_QUERY_CHARS = 4096
@@ -43,7 +46,7 @@ class _TenantSearch:
         self.stores = stores
         self.scopes = ScopeResolver(stores.catalog)
         self.counts_lock = threading.Lock()
-        self.counts: tuple[float, dict[int, int]] = (float("-inf"), {})
+        self.counts: tuple[float, ScopeCounts] = (float("-inf"), ScopeCounts({}))
 
 
 class Retriever:
@@ -119,12 +122,21 @@ class Retriever:
         principals = caller.principals(policy.roles)
         allowed = tenant.scopes.allowed(principals)
         now = datetime.now(UTC)
-        raw = []
+        raw: list[RawHit] = []
+        plan: str | None = None
         if allowed:
             vector = self.embedder.embed([query])[0]
-            raw = self.stores.index.search(
-                vector, k=k + OVERFETCH, scope_ids=allowed, now_epoch=int(now.timestamp()), tenant=caller.tenant
+            # The plan (scope list, its complement, or no list and an in-memory check) is
+            # chosen from the caller's share of the live chunks; every plan returns the same.
+            raw, plan = self.stores.index.search_with_plan(
+                vector,
+                k=k + OVERFETCH,
+                scope_ids=allowed,
+                now_epoch=int(now.timestamp()),
+                tenant=caller.tenant,
+                rows_by_scope=self._live_counts(tenant),
             )
+            metrics.SEARCH_PLANS.labels(plan=plan or "none").inc()
         visible = catalog.chunks.visible_chunks([h.id for h in raw], allowed_scope_ids=allowed, now=now)
         if visible:
             # Second, uncached opinion: the scopes of what is about to be returned, resolved
@@ -160,6 +172,7 @@ class Retriever:
             "query_sha256": hashlib.sha256(query.encode()).hexdigest(),
             "k": k,
             "allowed_scopes": len(allowed),
+            "plan": plan,
             "candidates": len(raw),
             "excluded_by_filter": excluded,
             "dropped_by_postcheck": dropped,
@@ -177,13 +190,20 @@ class Retriever:
         return self._excluded_by_filter(self._own, allowed_scope_ids)
 
     @staticmethod
-    def _excluded_by_filter(tenant: _TenantSearch, allowed_scope_ids: list[int]) -> int:
+    def _live_counts(tenant: _TenantSearch) -> ScopeCounts:
+        """Live chunks per scope id, at most ``SCOPE_COUNTS_MAX_AGE_S`` old (the audit's
+        figure and the search plan's share; neither decides what a caller may read)."""
         with tenant.counts_lock:
             at, counts = tenant.counts
             if time.monotonic() - at > SCOPE_COUNTS_MAX_AGE_S:
-                counts = tenant.stores.catalog.chunks.live_chunks_by_scope(datetime.now(UTC))
+                counts = ScopeCounts(tenant.stores.catalog.chunks.live_chunks_by_scope(datetime.now(UTC)))
                 tenant.counts = (time.monotonic(), counts)
-        return max(0, sum(counts.values()) - sum(counts.get(s, 0) for s in set(allowed_scope_ids)))
+        return counts
+
+    @classmethod
+    def _excluded_by_filter(cls, tenant: _TenantSearch, allowed_scope_ids: list[int]) -> int:
+        counts = cls._live_counts(tenant)
+        return max(0, counts.total - sum(counts.rows.get(s, 0) for s in set(allowed_scope_ids)))
 
     def close(self) -> None:
         self.stores.close()

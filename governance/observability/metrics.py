@@ -27,6 +27,12 @@ SEARCH_POSTCHECK_DROPPED = Counter(
     "Hits Milvus returned that the catalog post-check dropped (should stay 0; non-zero means the "
     "index and the catalog disagree — run `govrag doctor`).",
 )
+SEARCH_PLANS = Counter(
+    "govrag_search_plans_total",
+    "Searches by the plan that answered them: filtered (scope list in the filter), complement "
+    "(the scopes the caller may not read), broad (no list; candidates checked in memory).",
+    ["plan"],
+)
 SEARCH_HITS = Counter("govrag_search_hits_total", "Hits returned to callers.")
 EMBED_SECONDS = Histogram("govrag_embed_seconds", "Time to embed one batch.", ["embedder"], buckets=LATENCY_BUCKETS)
 EMBED_BATCH_SIZE = Histogram(

@@ -6,7 +6,7 @@ when multi-tenancy is on."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,8 @@ from governance.vector_index.filters import (
     tenant_filter,
     within_tenant,
 )
+from governance.vector_index.plan import PlanName, ScopeCounts
+from governance.vector_index.planned import PlannedSearch
 from governance.vector_index.rows import RawHit, VectorRow
 from governance.vector_index.schema import (
     CONSISTENCY_LEVELS,
@@ -103,6 +105,7 @@ class VectorIndex:
         self.server_version = self.milvus.server_version
         self.backend, self.version = self.milvus.backend, self.milvus.version
         self.cascade = SearchCascade(self.milvus, VectorIndexSpec(index_type, nlist, nprobe), search_fanout)
+        self.planned = PlannedSearch(self.cascade)
         if self.backend == "lite" and index_type != "HNSW":
             self.close()
             raise ConfigError(
@@ -233,11 +236,43 @@ class VectorIndex:
         ef: int | None = None,
         tenant: str | None = None,
         consistency: str | None = None,
+        rows_by_scope: ScopeCounts | Mapping[int, int] | None = None,
     ) -> list[RawHit]:
         """Nearest chunks among those whose scope is allowed and which have not expired
-        (and, on a multi-tenant index, of ``tenant``: a caller without one is refused)."""
+        (and, on a multi-tenant index, of ``tenant``: a caller without one is refused), best
+        first. ``rows_by_scope`` (live chunks per scope id, from the catalog; a
+        :class:`~governance.vector_index.plan.ScopeCounts` sums them once) lets the search
+        choose its plan (:mod:`governance.vector_index.plan`); without it the scope list is
+        sent as a filter."""
+        return self.search_with_plan(
+            vector,
+            k=k,
+            scope_ids=scope_ids,
+            now_epoch=now_epoch,
+            ef=ef,
+            tenant=tenant,
+            consistency=consistency,
+            rows_by_scope=rows_by_scope,
+        )[0]
+
+    def search_with_plan(
+        self,
+        vector: np.ndarray,
+        *,
+        k: int,
+        scope_ids: Sequence[int],
+        now_epoch: int,
+        ef: int | None = None,
+        tenant: str | None = None,
+        consistency: str | None = None,
+        rows_by_scope: ScopeCounts | Mapping[int, int] | None = None,
+        force_plan: PlanName | None = None,
+    ) -> tuple[list[RawHit], PlanName | None]:
+        """:meth:`search`, and the plan that answered (None: no allowed scope, no search).
+        ``force_plan`` runs one plan whatever the numbers (benchmarks and the equivalence
+        tests); a plan that cannot be sure of its answer still falls back to ``filtered``."""
         if not scope_ids:
-            return []
+            return [], None
         if self.multi_tenant:
             if not tenant:
                 raise AccessDenied(
@@ -248,7 +283,7 @@ class VectorIndex:
                 check_tenant(tenant)
             except ValueError as exc:
                 raise AccessDenied(f"unusable tenant: {exc}") from exc
-        hits = self.cascade.search(
+        hits, plan = self.planned.search(
             vector,
             k=k,
             scope_ids=scope_ids,
@@ -257,10 +292,12 @@ class VectorIndex:
             tenant=tenant if self.multi_tenant else None,
             fields=[*OUTPUT_FIELDS, TENANT_FIELD] if self.multi_tenant else OUTPUT_FIELDS,
             consistency=consistency or self.search_consistency,
+            rows_by_scope=rows_by_scope,
+            force=force_plan,
         )
         if self.multi_tenant:  # defence in depth: the filter already holds the tenant
             hits = [h for h in hits if h.fields.get(TENANT_FIELD) == tenant]
-        return hits
+        return hits, plan
 
     def query(
         self, expr: str, fields: Sequence[str] = ("id",), limit: int = 16384, *, consistency: str = "Strong"

@@ -1,0 +1,181 @@
+"""Running a search plan (:mod:`governance.vector_index.plan` says which and why each is
+exact): the filtered plan is the cascade's search; the complement and broad plans check
+every hit against the allowed scopes here and fall back to the filtered plan whenever they
+cannot be sure of returning exactly what it would."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from governance.vector_index import plan
+from governance.vector_index.cascade import SearchCascade
+from governance.vector_index.filters import (
+    check_int,
+    checked_id_set,
+    checked_ints,
+    complement_search_filter,
+    templated_search_filter,
+    unscoped_search_filter,
+)
+from governance.vector_index.plan import (
+    PlanName,
+    ScopeCounts,
+    choose_plan,
+    first_k_certain,
+    next_broad_limit,
+)
+from governance.vector_index.rows import RawHit
+from governance.vector_index.schema import TENANT_FIELD
+
+
+@dataclass(frozen=True)
+class _Query:
+    """One search's checked inputs, as every plan uses them."""
+
+    vector: np.ndarray
+    k: int
+    now: int
+    tenant: str | None
+    fields: Sequence[str]
+    consistency: str
+    ef: int | None
+
+
+def ranked(hits: Sequence[RawHit]) -> list[RawHit]:
+    """Best first, ties by id: the one order every plan returns."""
+    return sorted(hits, key=lambda h: (-h.score, h.id))
+
+
+def _scope_of(fields: Mapping[str, Any]) -> int | None:
+    value = fields.get("scope_id")
+    try:
+        return check_int(value, "scope id")
+    except (TypeError, ValueError):
+        return None  # unreadable: treated as a scope nobody may read
+
+
+class PlannedSearch:
+    """Searches of one collection by plan, over a :class:`SearchCascade`."""
+
+    def __init__(self, cascade: SearchCascade) -> None:
+        self.cascade = cascade
+
+    def search(
+        self,
+        vector: np.ndarray,
+        *,
+        k: int,
+        scope_ids: Sequence[int],
+        now_epoch: int,
+        tenant: str | None,
+        fields: Sequence[str],
+        consistency: str,
+        ef: int | None = None,
+        rows_by_scope: ScopeCounts | Mapping[int, int] | None = None,
+        force: PlanName | None = None,
+    ) -> tuple[list[RawHit], PlanName]:
+        """The ``k`` nearest rows of ``scope_ids`` not expired at ``now_epoch`` (and of
+        ``tenant``, unless None), best first, and the plan that produced them (``filtered``
+        when another plan fell back to it)."""
+        allowed_set = checked_id_set(scope_ids, "scope id")
+        now = check_int(now_epoch, "time")
+        choice = choose_plan(
+            allowed_set, rows_by_scope, k, templated=self.cascade.milvus.templates_filters, force=force
+        )
+        q = _Query(vector, k, now, tenant, fields, consistency, ef)
+        if choice.plan == "complement":
+            hits = self._complement(q, allowed_set, checked_ints(choice.excluded, "scope id"))
+            if hits is not None:
+                return hits, "complement"
+        elif choice.plan == "broad":
+            hits = self._broad(q, allowed_set, choice.first_limit)
+            if hits is not None:
+                return hits, "broad"
+        return self._filtered(q, scope_ids), "filtered"
+
+    def _filtered(self, q: _Query, allowed: Sequence[int]) -> list[RawHit]:
+        return ranked(
+            self.cascade.search(
+                q.vector,
+                k=q.k,
+                scope_ids=allowed,
+                now_epoch=q.now,
+                tenant=q.tenant,
+                fields=q.fields,
+                consistency=q.consistency,
+                ef=q.ef,
+            )
+        )
+
+    def _complement(self, q: _Query, allowed: frozenset[int], excluded: Sequence[int]) -> list[RawHit] | None:
+        """The complement plan's hits, or None where only the filtered plan can be sure."""
+        params: dict[str, Any] | None = None
+        if self.cascade.milvus.templates_filters:
+            expr, params = templated_search_filter(excluded, q.now, q.tenant, exclude=True)
+        else:
+            expr = complement_search_filter(excluded, q.now, q.tenant)
+        # One more than k: a tie between the k-th and the next would make the cut arbitrary.
+        k = q.k
+        hits = ranked(
+            self.cascade.search_one(
+                q.vector, k=k + 1, expr=expr, params=params, fields=q.fields, ef=q.ef, consistency=q.consistency
+            )
+        )
+        if any(_scope_of(h.fields) not in allowed for h in hits):
+            return None  # a scope the catalog did not list: the filtered plan decides
+        if len(hits) > k and hits[k].score == hits[k - 1].score:
+            return None
+        return hits[:k]
+
+    def _broad(self, q: _Query, allowed: frozenset[int], first_limit: int) -> list[RawHit] | None:
+        """The broad plan's hits, or None where only the filtered plan can be sure."""
+        expr = unscoped_search_filter(q.now, q.tenant)
+        limit = max(q.k + 1, first_limit)
+        while True:
+            inline = limit <= plan.BROAD_INLINE_FIELDS
+            probe_fields = list(q.fields) if inline else ["scope_id", *([TENANT_FIELD] if q.tenant else [])]
+            params = self.cascade.spec.search_params(q.k, q.ef)
+            if "ef" in params:  # HNSW returns at most ef rows
+                params = {**params, "ef": max(params["ef"], limit)}
+            candidates = ranked(
+                self.cascade.ann_search(
+                    q.vector, k=limit, expr=expr, fields=probe_fields, params=params, consistency=q.consistency
+                )
+            )
+            chosen = [
+                h
+                for h in candidates
+                if _scope_of(h.fields) in allowed and (q.tenant is None or h.fields.get(TENANT_FIELD) == q.tenant)
+            ]
+            exhausted = len(candidates) < limit
+            last = candidates[-1].score if candidates else float("inf")
+            if first_k_certain([h.score for h in chosen], last, q.k, exhausted=exhausted):
+                return chosen[: q.k] if inline else self._read_back(q, chosen[: q.k], allowed)
+            if exhausted or limit >= plan.BROAD_MAX_LIMIT:
+                return None
+            limit = min(plan.BROAD_MAX_LIMIT, next_broad_limit(limit, len(chosen), q.k))
+
+    def _read_back(self, q: _Query, hits: list[RawHit], allowed: frozenset[int]) -> list[RawHit]:
+        """The chosen hits with their fields, read by primary key and checked again: a row
+        deleted, re-scoped, expired or moved to another tenant since the search is dropped."""
+        wanted = list(dict.fromkeys(["id", "scope_id", "expires_at", *q.fields]))
+        got = self.cascade.milvus.get([h.id for h in hits], wanted, consistency_level=q.consistency)
+        rows = {int(r["id"]): r for r in got}
+        out: list[RawHit] = []
+        for h in hits:
+            row = rows.get(h.id)
+            if row is None or _scope_of(row) not in allowed:
+                continue
+            try:
+                if check_int(row.get("expires_at"), "time") <= q.now:
+                    continue
+            except (TypeError, ValueError):
+                continue
+            if q.tenant is not None and row.get(TENANT_FIELD) != q.tenant:
+                continue
+            out.append(RawHit(id=h.id, score=h.score, fields={f: row[f] for f in q.fields if f in row}))
+        return out
