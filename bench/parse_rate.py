@@ -29,6 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.ingest_sources import sentence
 from bench.machine import machine_details
 from governance.errors import QuarantinedDocument, SourceError
 from governance.policy import load_policy
@@ -47,18 +48,7 @@ from testsupport.sources_fixtures import (
     write_slack_export,
 )
 
-WORDS = (
-    "deploy release database migration latency budget customer invoice roadmap incident review "
-    "kubernetes cluster canary rollback alert dashboard metric quarterly revenue forecast hiring "
-    "design document api schema token cache queue worker batch storage backup restore audit "
-    "policy retention compliance security patch upgrade version branch merge test flaky build "
-    "pipeline runner staging production region failover replica index query search vector"
-).split()
 MAX_CHARACTERS = 1000
-
-
-def sentence(rng: random.Random, n: int) -> str:
-    return " ".join(rng.choice(WORDS) for _ in range(n)).capitalize() + "."
 
 
 def write_space(dest: Path, pages: int, rng: random.Random) -> Path:
