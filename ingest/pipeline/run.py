@@ -12,25 +12,22 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from queue import Empty, Queue
 
 from embedding.base import Embedder, TokenEmbedder, Tokenizer
 from governance import audit
-from governance.catalog.freshness import is_older
-from governance.catalog.statuses import DocumentStatus, RunStatus
-from governance.errors import GovragError, QuarantinedDocument, SourceError
+from governance.catalog.statuses import RunStatus
+from governance.errors import QuarantinedDocument, SourceError
 from governance.observability import metrics
-from governance.scope_rules import resolve_scope
 from governance.stores import Stores
 from ingest.chunking import chunk_id
 from ingest.pipeline import reconcile
 from ingest.pipeline.parse_pool import ParsePool, PoolStopped
 from ingest.pipeline.permission_state import AppliedState
 from ingest.pipeline.prepare import ForgottenSubjects, Prepared, Preparer, ProgressFn
-from ingest.pipeline.read_job import EarlyRead, ReadJob
+from ingest.pipeline.read_ahead import ReadAhead
 from ingest.pipeline.summary import IngestSummary, QuarantineEntry
 from ingest.pipeline.write import VersionWriter, delete_owed_vectors, rewrite_access
 from ingest.sources import open_source
@@ -42,7 +39,6 @@ log = logging.getLogger(__name__)
 MIN_EMBED_CHUNKS = 64
 MAX_EMBED_CHUNKS = 512
 MAX_AHEAD_DOCUMENTS = 256
-READ_AHEAD_PER_WORKER = 4  # jobs handed to each parse worker ahead of the run's order
 
 __all__ = ["MAX_AHEAD_DOCUMENTS", "MAX_EMBED_CHUNKS", "MIN_EMBED_CHUNKS", "Ingestor", "ProgressFn", "ingest"]
 
@@ -179,8 +175,9 @@ class Ingestor:
             # overlaps embedding instead of adding to it.
             try:
                 pool = self._pool(items, stop)
+                reader = ReadAhead(self.stores, pool, self._forgotten, self.max_chars, self._worker_tokenizer)
                 try:
-                    for prepared in self._prepare_all(items, preparer, pool, summary, progress, stop):
+                    for prepared in reader.prepared(items, preparer, summary, progress, stop):
                         queue.put(prepared)
                 except PoolStopped:
                     return  # the main thread stopped the run and reports why
@@ -315,33 +312,6 @@ class Ingestor:
         size = self._pool_size(items)
         return ParsePool(size, job_seconds=self.stores.settings.parse_timeout_s, stop=stop) if size else None
 
-    def _prepare_all(
-        self,
-        items: Sequence[SourceItem],
-        preparer: Preparer,
-        pool: ParsePool | None,
-        summary: IngestSummary,
-        progress: ProgressFn,
-        stop: threading.Event,
-    ) -> Iterator[Prepared]:
-        """Each item prepared, in the run's order. With a pool, up to ``READ_AHEAD_PER_WORKER``
-        jobs per worker are handed out ahead, so the workers read while this thread makes the
-        catalog decisions in order; which worker read what never changes a decision."""
-        window = READ_AHEAD_PER_WORKER * pool.size if pool is not None else 0
-        ahead: deque[tuple[SourceItem, EarlyRead | None]] = deque()
-        for item in items:
-            if stop.is_set():
-                return
-            ahead.append((item, self._read_ahead(pool, item) if pool is not None else None))
-            while len(ahead) > window:
-                prepared = preparer.prepare(*ahead.popleft(), summary=summary, progress=progress)
-                if prepared is not None:
-                    yield prepared
-        while ahead and not stop.is_set():
-            prepared = preparer.prepare(*ahead.popleft(), summary=summary, progress=progress)
-            if prepared is not None:
-                yield prepared
-
     def _worker_tokenizer(self) -> Tokenizer | None:
         """The tokenizer workers run on the chunks they read, when the embedder takes token
         ids (Triton with client-side tokens). Only that embedder is made to find out: it loads
@@ -351,33 +321,6 @@ class Ingestor:
             return None
         embedder = self.embedder
         return embedder.tokenizer() if isinstance(embedder, TokenEmbedder) else None
-
-    def _read_ahead(self, pool: ParsePool, item: SourceItem) -> EarlyRead | None:
-        """Hand ``item``'s reading to a worker with what the catalog says now (None: the
-        item is read in order, by this thread, if at all: a stale item, one whose scope the
-        policy refuses, one whose parser cannot travel to a process)."""
-        catalog, policy = self.stores.catalog, self.stores.policy
-        try:
-            state = catalog.documents.document_state(item.document_id)
-            if state is not None and state.status != DocumentStatus.PURGED and is_older(item.as_of, state.source_as_of):
-                return None
-            scope, classification = resolve_scope(policy, item)
-        except GovragError:
-            return None  # the preparation stage meets it again, in order, and says why
-        known = state.current_source_hash if state is not None and state.status == DocumentStatus.ACTIVE else None
-        job = ReadJob(
-            item,
-            known,
-            scope,
-            classification,
-            {**item.facts, "classification": classification},
-            policy,
-            self.max_chars,
-            self._forgotten.subjects,
-            tokenizer=self._worker_tokenizer(),
-        )
-        ticket = pool.submit(job)
-        return EarlyRead(job, lambda: pool.outcome(ticket)) if ticket is not None else None
 
     def _write(self, prepared: list[Prepared], summary: IngestSummary, progress: ProgressFn) -> None:
         """One batch through the write stage (an erasure's re-index goes through it too)."""

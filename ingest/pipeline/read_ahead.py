@@ -1,0 +1,92 @@
+"""Reading ahead: the run's items prepared in order while parse workers read the next ones.
+
+Jobs (:class:`ingest.pipeline.read_job.ReadJob`) are handed to the pool up to
+``READ_AHEAD_PER_WORKER`` per worker ahead of the item being prepared, each made with what
+the catalog says when it is handed out. :meth:`Preparer.prepare` then takes the items in the
+run's order and uses a job's outcome only where reading in order would read the same, so
+which worker read what, and when, never changes a decision.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from embedding.base import Tokenizer
+from governance.catalog.freshness import is_older
+from governance.catalog.statuses import DocumentStatus
+from governance.errors import GovragError
+from governance.scope_rules import resolve_scope
+from governance.stores import Stores
+from ingest.pipeline.parse_pool import ParsePool
+from ingest.pipeline.prepare import ForgottenSubjects, Prepared, Preparer, ProgressFn
+from ingest.pipeline.read_job import EarlyRead, ReadJob
+from ingest.pipeline.summary import IngestSummary
+from ingest.sources.base import SourceItem
+
+READ_AHEAD_PER_WORKER = 4  # jobs handed to each parse worker ahead of the run's order
+
+
+@dataclass(frozen=True)
+class ReadAhead:
+    """One run's preparation over a parse pool (None: every item read by the run itself)."""
+
+    stores: Stores
+    pool: ParsePool | None
+    forgotten: ForgottenSubjects
+    max_chars: int
+    tokenizer: Callable[[], Tokenizer | None]  # the embedder's, when it takes token ids
+
+    def prepared(
+        self,
+        items: Sequence[SourceItem],
+        preparer: Preparer,
+        summary: IngestSummary,
+        progress: ProgressFn,
+        stop: threading.Event,
+    ) -> Iterator[Prepared]:
+        """Each item prepared, in the run's order, while the workers read the next ones."""
+        pool = self.pool
+        window = READ_AHEAD_PER_WORKER * pool.size if pool is not None else 0
+        ahead: deque[tuple[SourceItem, EarlyRead | None]] = deque()
+        for item in items:
+            if stop.is_set():
+                return
+            ahead.append((item, self._hand_out(pool, item) if pool is not None else None))
+            while len(ahead) > window:
+                prepared = preparer.prepare(*ahead.popleft(), summary=summary, progress=progress)
+                if prepared is not None:
+                    yield prepared
+        while ahead and not stop.is_set():
+            prepared = preparer.prepare(*ahead.popleft(), summary=summary, progress=progress)
+            if prepared is not None:
+                yield prepared
+
+    def _hand_out(self, pool: ParsePool, item: SourceItem) -> EarlyRead | None:
+        """Hand ``item``'s reading to a worker with what the catalog says now (None: the
+        item is read in order, by the run, if at all: a stale item, one whose scope the
+        policy refuses, one whose parser cannot travel to a process)."""
+        catalog, policy = self.stores.catalog, self.stores.policy
+        try:
+            state = catalog.documents.document_state(item.document_id)
+            if state is not None and state.status != DocumentStatus.PURGED and is_older(item.as_of, state.source_as_of):
+                return None
+            scope, classification = resolve_scope(policy, item)
+        except GovragError:
+            return None  # the preparation stage meets it again, in order, and says why
+        known = state.current_source_hash if state is not None and state.status == DocumentStatus.ACTIVE else None
+        job = ReadJob(
+            item,
+            known,
+            scope,
+            classification,
+            {**item.facts, "classification": classification},
+            policy,
+            self.max_chars,
+            self.forgotten.subjects,
+            tokenizer=self.tokenizer(),
+        )
+        ticket = pool.submit(job)
+        return EarlyRead(job, lambda: pool.outcome(ticket)) if ticket is not None else None
