@@ -76,6 +76,9 @@ def _netns(pid: int) -> str | None:
         return None
 
 
+KILL_TIMEOUT_S = 30.0  # after SIGKILL: processes in disk I/O die when it returns
+
+
 def processes_of(pgid: int, netns: str | None = None) -> list[int]:
     """Live (non-zombie) processes in process group ``pgid`` or in network namespace
     ``netns`` (a ``net:[inode]`` link); what must be gone after a stop."""
@@ -268,18 +271,25 @@ class MilvusServer:
         left = self.processes()
         if left:
             log.warning("milvus-server %s: SIGKILL to %s after %.0fs", pgid, left, timeout_s)
-            self._signal_group(pgid, signal.SIGKILL)
-            for pid in left:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and self.processes():
+            # Again and again until none is left: a process forked while the group was being
+            # killed, or one in uninterruptible disk I/O on a loaded machine, outlives one round.
+            deadline = time.monotonic() + KILL_TIMEOUT_S
+            while left and time.monotonic() < deadline:
+                self._signal_group(pgid, signal.SIGKILL)
+                for pid in left:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(pid, signal.SIGKILL)
                 self._reap()
-                time.sleep(0.1)
+                time.sleep(0.2)
+                left = self.processes()
         self._reap(block=True)
         left = self.processes()
         if left:
-            raise MilvusServerError(f"milvus-server processes {left} survived SIGKILL", hint="kill them by PID")
+            states = {pid: (_proc_stat(pid) or ("gone",))[0] for pid in left}
+            raise MilvusServerError(
+                f"milvus-server processes {left} survived SIGKILL for {KILL_TIMEOUT_S:.0f}s (states {states})",
+                hint="kill them by PID",
+            )
         self._proc = None
 
     def _signal_group(self, pgid: int, sig: int) -> None:
