@@ -30,7 +30,7 @@ from governance.catalog.statuses import DocumentStatus, VersionState
 from governance.contracts import SourceDocument
 from governance.errors import CatalogError
 
-__all__ = ["DocumentRepository", "DocumentState"]
+__all__ = ["DocumentExtras", "DocumentRepository", "DocumentState", "Publication"]
 
 
 @dataclass(frozen=True)
@@ -166,46 +166,19 @@ class DocumentRepository(DocumentQueries):
         (their vectors must be deleted next, then :meth:`forget_chunks` called). Their chunk
         rows stay until then, so a run that dies in between (Milvus down, kill -9) leaves the
         catalog knowing which vectors are owed a delete (:meth:`superseded_chunk_ids`).
-        ``extras`` are recorded in the same transaction (one commit per document: on SQLite
-        each commit is a sync to disk, the ingest's largest cost on many small documents)."""
+        ``extras`` are recorded in the same transaction."""
+        return self.publish_versions([Publication(doc, version, scope_id, expires_at, extras)])[0]
+
+    def publish_versions(self, publications: Sequence[Publication]) -> list[list[int]]:
+        """:meth:`publish_version` for several documents in one transaction: all of them or
+        none (a failure rolls the batch back and the next run publishes it; the versions stay
+        staged, their vectors written under the same ids). One commit per batch instead of
+        one per document: on SQLite each commit is a sync to disk, the ingest's largest cost
+        on many small documents. Returns each publication's replaced chunk ids, in order."""
+        if not publications:
+            return []
         with self._db.session() as s:
-            row = s.get(Document, doc.document_id, with_for_update=True)
-            if row is None:
-                raise CatalogError(f"document {doc.document_id!r} vanished while publishing version {version}")
-            s.execute(
-                update(Version)
-                .where(Version.document_id == doc.document_id, Version.state == VersionState.CURRENT)
-                .values(state=VersionState.SUPERSEDED)
-            )
-            s.execute(
-                update(Version)
-                .where(Version.document_id == doc.document_id, Version.version == version)
-                .values(state=VersionState.CURRENT)
-            )
-            row.current_version, row.status = version, DocumentStatus.ACTIVE
-            row.scope_id, row.expires_at = scope_id, expires_at
-            row.uri, row.title, row.path = doc.uri, doc.title, doc.path
-            row.classification, row.author, row.modified_at = doc.classification, doc.author, doc.modified_at
-            row.updated_at = utcnow()
-            # Everything but the new version is superseded: the previous current one and any
-            # version a crashed run staged but never published. Their text stays in
-            # versions.cleaned_text (version history); their vectors must go next.
-            s.execute(
-                update(Version)
-                .where(
-                    Version.document_id == doc.document_id,
-                    Version.state == VersionState.PENDING,
-                    Version.version != version,
-                )
-                .values(state=VersionState.SUPERSEDED)
-            )
-            if extras is not None:
-                _record_extras(s, row, version, extras)
-            return list(
-                s.scalars(
-                    select(ChunkRow.id).where(ChunkRow.document_id == doc.document_id, ChunkRow.version != version)
-                )
-            )
+            return [_publish(s, p) for p in publications]
 
     def update_document_access(
         self, document_id: str, *, scope_id: int, expires_at: datetime | None, classification: str
@@ -385,6 +358,56 @@ class DocumentExtras:
     blocks: list[dict[str, Any]] | None = None
     source_as_of: str | None = None
     ancestry: Sequence[str] | None = None
+
+
+@dataclass(frozen=True)
+class Publication:
+    """One document's staged version to make current, with where it may be read."""
+
+    doc: SourceDocument
+    version: int
+    scope_id: int
+    expires_at: datetime | None
+    extras: DocumentExtras | None = None
+
+
+def _publish(s: Session, p: Publication) -> list[int]:
+    doc, version = p.doc, p.version
+    row = s.get(Document, doc.document_id, with_for_update=True)
+    if row is None:
+        raise CatalogError(f"document {doc.document_id!r} vanished while publishing version {version}")
+    s.execute(
+        update(Version)
+        .where(Version.document_id == doc.document_id, Version.state == VersionState.CURRENT)
+        .values(state=VersionState.SUPERSEDED)
+    )
+    s.execute(
+        update(Version)
+        .where(Version.document_id == doc.document_id, Version.version == version)
+        .values(state=VersionState.CURRENT)
+    )
+    row.current_version, row.status = version, DocumentStatus.ACTIVE
+    row.scope_id, row.expires_at = p.scope_id, p.expires_at
+    row.uri, row.title, row.path = doc.uri, doc.title, doc.path
+    row.classification, row.author, row.modified_at = doc.classification, doc.author, doc.modified_at
+    row.updated_at = utcnow()
+    # Everything but the new version is superseded: the previous current one and any
+    # version a crashed run staged but never published. Their text stays in
+    # versions.cleaned_text (version history); their vectors must go next.
+    s.execute(
+        update(Version)
+        .where(
+            Version.document_id == doc.document_id,
+            Version.state == VersionState.PENDING,
+            Version.version != version,
+        )
+        .values(state=VersionState.SUPERSEDED)
+    )
+    if p.extras is not None:
+        _record_extras(s, row, version, p.extras)
+    return list(
+        s.scalars(select(ChunkRow.id).where(ChunkRow.document_id == doc.document_id, ChunkRow.version != version))
+    )
 
 
 def _record_extras(s: Session, doc: Document, version: int, extras: DocumentExtras) -> None:

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from embedding.base import Embedder, TokenEmbedder
-from governance.catalog.documents import DocumentExtras
+from governance.catalog.documents import DocumentExtras, Publication
 from governance.observability import metrics
 from governance.stores import Stores
 from governance.vector_index import VectorRow, expiry_epoch
@@ -85,15 +85,26 @@ class VersionWriter:
                 )
                 n += 1
         self.stores.index.upsert(rows)
-        documents = self.stores.catalog.documents
+        # The batch is published in one transaction (all or none), then the versions it
+        # replaced lose their vectors; a run killed in between leaves the catalog knowing
+        # which vectors it owes a delete (delete_owed_vectors).
+        replaced = self.stores.catalog.documents.publish_versions(
+            [
+                Publication(
+                    p.doc,
+                    p.version,
+                    p.scope_id,
+                    p.expires_at,
+                    DocumentExtras(p.item.origin, tuple(p.contributors), p.blocks, p.item.as_of, p.item.ancestry),
+                )
+                for p in prepared
+            ]
+        )
+        stale = [cid for ids in replaced for cid in ids]
+        if stale:
+            summary.vectors_deleted += self.stores.index.delete_ids(stale)
+            self.stores.catalog.chunks.forget_chunks(stale)
         for p in prepared:
-            extras = DocumentExtras(p.item.origin, tuple(p.contributors), p.blocks, p.item.as_of, p.item.ancestry)
-            stale = documents.publish_version(
-                p.doc, p.version, scope_id=p.scope_id, expires_at=p.expires_at, extras=extras
-            )
-            if stale:
-                summary.vectors_deleted += self.stores.index.delete_ids(stale)
-                self.stores.catalog.chunks.forget_chunks(stale)
             summary.chunks_written += len(p.chunks)
             setattr(summary, p.status, getattr(summary, p.status) + 1)
             progress("document", p.item, len(p.chunks))

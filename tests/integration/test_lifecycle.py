@@ -375,14 +375,14 @@ def test_an_ingest_running_during_an_erasure_does_not_bring_the_words_back(
     the ingest is between embedding and publishing. What the ingest publishes is erased too."""
     jane, joe = "user:jane@example.com", "user:joe@example.com"
     catalog = sqlite_stores.catalog
-    publish, erased = catalog.documents.publish_version, []
+    publish, erased = catalog.documents.publish_versions, []
 
     def publish_after_an_erasure(*args, **kwargs):
         if not erased:
             erased.append(forget_subject(make_ingestor(sqlite_stores, embedder), jane))
         return publish(*args, **kwargs)
 
-    monkeypatch.setattr(catalog.documents, "publish_version", publish_after_an_erasure)
+    monkeypatch.setattr(catalog.documents, "publish_versions", publish_after_an_erasure)
     make_ingestor(sqlite_stores, embedder).ingest_items(
         [
             _thread(
@@ -420,7 +420,7 @@ def test_documents_prepared_before_an_erasure_and_written_after_it_lose_the_word
 
     monkeypatch.setattr(prepare_mod, "read_text", counting_read_text)
     catalog = sqlite_stores.catalog
-    publish, erased = catalog.documents.publish_version, []
+    publish, erased = catalog.documents.publish_versions, []
 
     def publish_after_an_erasure(*args, **kwargs):
         if not erased:
@@ -431,7 +431,7 @@ def test_documents_prepared_before_an_erasure_and_written_after_it_lose_the_word
             erased.append(forget_subject(make_ingestor(sqlite_stores, embedder), jane))
         return publish(*args, **kwargs)
 
-    monkeypatch.setattr(catalog.documents, "publish_version", publish_after_an_erasure)
+    monkeypatch.setattr(catalog.documents, "publish_versions", publish_after_an_erasure)
     make_ingestor(sqlite_stores, embedder).ingest_items(items)
     assert erased
     texts = _texts(sqlite_stores)

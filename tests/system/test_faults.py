@@ -855,12 +855,14 @@ def catalog_stores(tmp_path: Path, url: str) -> Any:
 def ingest_with_fault_at_third_publish(
     stores: Any, embedder: Any, corpus: Path, fault: Callable[[], None], monkeypatch: pytest.MonkeyPatch
 ) -> BaseException:
-    """Ingest the corpus; the third document's publish runs right after ``fault()``. The
-    first two documents are published, the other three staged with their vectors written."""
+    """Ingest the corpus one document per write batch; the third batch's publish runs right
+    after ``fault()``. The first two documents are published, the other three staged with
+    their vectors written."""
+    import ingest.pipeline.run as run_mod
     from governance.catalog.documents import DocumentRepository
     from ingest.pipeline.run import Ingestor
 
-    original, calls = DocumentRepository.publish_version, [0]
+    original, calls = DocumentRepository.publish_versions, [0]
 
     def publish(self: DocumentRepository, *args: Any, **kwargs: Any) -> Any:
         calls[0] += 1
@@ -868,12 +870,14 @@ def ingest_with_fault_at_third_publish(
             fault()
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(DocumentRepository, "publish_version", publish)
+    monkeypatch.setattr(run_mod, "MIN_EMBED_CHUNKS", 1)
+    monkeypatch.setattr(run_mod, "MAX_EMBED_CHUNKS", 1)
+    monkeypatch.setattr(DocumentRepository, "publish_versions", publish)
     try:
         with pytest.raises(CatalogError) as err:
             Ingestor(stores, lambda: embedder).ingest_paths([corpus])
     finally:
-        monkeypatch.setattr(DocumentRepository, "publish_version", original)
+        monkeypatch.setattr(DocumentRepository, "publish_versions", original)
     return err.value
 
 
