@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,7 +17,7 @@ from typing import Any, TypeVar, cast
 
 from sqlalchemy import CursorResult, Engine, Result, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
@@ -84,9 +85,17 @@ def retry_read(method: F) -> F:
 
 def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return _sqlite_engine(url)
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def _sqlite_engine(url: str) -> Engine:
+    database = make_url(url).database
+    if not database or database == ":memory:":
+        engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": 60})
+    else:
+        path = Path(database).absolute()
+        path.parent.mkdir(parents=True, exist_ok=True)
         # WAL lets several processes (ingest, search, Dagster runs) share the file. Each
         # process keeps its connections in a pool: a connection per session ran the pragmas
         # on every open, and closing the last one checkpointed the log into the file (a
@@ -94,27 +103,45 @@ def _make_engine(url: str) -> Engine:
         # Confluence pages with a fixed-vector embedder). Erasures truncate the log
         # themselves (:meth:`Database.checkpoint`). Overflow is unbounded: a busy service
         # must wait on SQLite's lock, never on the pool.
-        if path and path != ":memory:":
-            engine = create_engine(
-                url,
-                connect_args={"timeout": 60, "check_same_thread": False},
-                pool_size=SQLITE_POOL_SIZE,
-                max_overflow=-1,
-            )
-        else:
-            engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": 60})
+        engine = create_engine(
+            url,
+            connect_args={"timeout": 60, "check_same_thread": False},
+            pool_size=SQLITE_POOL_SIZE,
+            max_overflow=-1,
+        )
+
+        @event.listens_for(engine, "checkout")
+        def _same_file(_dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+            # A pooled connection keeps the file it opened. If the catalog file was replaced
+            # since (a restore, a file swapped under a running service), it would go on reading
+            # and writing the old one unseen: open the file that is there now instead, as a
+            # connection per session did (a few microseconds: one stat).
+            if record.info.get("file") != _file_identity(path):
+                raise DisconnectionError("the catalog file was replaced; reopening it")
 
         @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn: Any, _rec: Any) -> None:
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA secure_delete=ON")  # deleted text is zeroed, not left in free pages
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            cur.close()
+        def _remember_file(_dbapi_conn: Any, record: Any) -> None:
+            record.info["file"] = _file_identity(path)
 
-        return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    @event.listens_for(engine, "connect", insert=True)
+    def _pragmas(dbapi_conn: Any, _rec: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA secure_delete=ON")  # deleted text is zeroed, not left in free pages
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cur.close()
+
+    return engine
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    """The device and inode of ``path`` (None: no file there)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _ensure_schema(url: str, schema: str) -> None:

@@ -54,6 +54,8 @@ def serve(conn: Connection) -> None:
     # One core per worker: the tokenizer's own threads would oversubscribe the cores the
     # other workers use.
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if os.environ.get("XNICE"):
+        os.nice(int(os.environ["XNICE"]))
     shared: dict[int, Any] = {}
     deadline_listener.set(lambda seconds: conn.send(("deadline", seconds)))
     while True:

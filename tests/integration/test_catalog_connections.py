@@ -114,3 +114,27 @@ def test_sqlite_catalog_serves_concurrent_threads_beyond_its_pool(tmp_path):
             assert s.execute(text("SELECT count(*) FROM scopes")).scalar() == 12
     finally:
         catalog.dispose()
+
+
+def test_sqlite_catalog_replaced_on_disk_is_reopened_not_written_behind_its_back(tmp_path):
+    """A pooled connection keeps the file it opened; a catalog file swapped under a running
+    process (a restore) must be the one the next session reads and writes."""
+    path = tmp_path / "c.sqlite3"
+    other = Catalog(f"sqlite:///{tmp_path / 'restored.sqlite3'}")
+    other.scopes.upsert_scope(AccessScope(key="group:restored", layers=(frozenset({"group:restored"}),)))
+    other.dispose()
+    catalog = Catalog(f"sqlite:///{path}")
+    try:
+        catalog.scopes.upsert_scope(AccessScope(key="group:before", layers=(frozenset({"group:before"}),)))
+        for suffix in ("-wal", "-shm"):
+            (tmp_path / f"c.sqlite3{suffix}").unlink(missing_ok=True)
+        (tmp_path / "restored.sqlite3").replace(path)
+        with catalog.session() as s:
+            assert s.execute(text("SELECT key FROM scopes")).scalars().all() == ["group:restored"]
+        garbage = tmp_path / "garbage"
+        garbage.write_bytes(b"this is not a SQLite database\n" * 200)
+        garbage.replace(path)
+        with pytest.raises(CatalogError, match="file is not a database"):
+            catalog.scopes.upsert_scope(SCOPE)
+    finally:
+        catalog.dispose()

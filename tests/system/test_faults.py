@@ -475,8 +475,8 @@ def test_local_milvus_killed_mid_ingest_cli_then_rerun_repairs(lite_baseline, tm
     env = cli_env(home)
     stores = None
     try:
-        # Paused after CHANGED_DOC's new version is written and published, just before the
-        # old version's vectors are deleted; the NEW_DOCS' vectors are written, not published.
+        # Paused after the batch (CHANGED_DOC's new version and the NEW_DOCS) is published in
+        # one transaction, just before the replaced version's vectors are deleted.
         proc = govrag_with_fault(
             env,
             ["ingest", str(corpus), "--json"],
@@ -491,19 +491,22 @@ def test_local_milvus_killed_mid_ingest_cli_then_rerun_repairs(lite_baseline, tm
         stores = lite_stores(home)  # starts the local server again (a new port)
         retriever = make_retriever(stores, embedder)
         for doc in NEW_DOCS:
-            assert stores.catalog.documents.document_state(doc).current_version is None  # staged, pending
-        assert stores.index.ids_of_documents(list(NEW_DOCS)), "the pending versions' vectors are in Milvus"
-        for user in USERS:  # ...and are never returned: nothing half-visible
+            assert stores.catalog.documents.document_state(doc).current_version == 1
+        owed = stores.catalog.chunks.superseded_chunk_ids()
+        assert owed and len(stores.index.get(owed, ["id"])) == len(owed), "the old version's vectors are owed"
+        for user in USERS:  # ...and are never returned: only the current version is visible
             hits = retriever.search(user, BROAD, k=100)
             assert_may_read(user, hits, stores.catalog)
-            assert not {h.document_id for h in hits} & set(NEW_DOCS)
+            assert not {h.chunk_id for h in hits} & set(owed)
         bob = retriever.search(BOB, "granite-otter rollback canary", k=100)
         assert {h.source_version for h in bob if h.document_id == CHANGED_DOC} == {2}
 
         rerun = govrag(env, "ingest", str(corpus), "--json")
         assert rerun.returncode == 0, rerun.stderr[-3000:]
         summary = json.loads(rerun.stdout)
-        assert (summary["new"], summary["changed"], summary["unchanged"]) == (4, 0, 5), summary
+        assert (summary["new"], summary["changed"], summary["unchanged"]) == (0, 0, 9), summary
+        assert summary["vectors_deleted"] == len(owed), summary
+        assert stores.index.get(owed, ["id"]) == []
         doctor_cli_is_clean(env)
         current = assert_repaired(stores, retriever)
         assert set(NEW_DOCS) <= set(current) and len(current) == 9
