@@ -128,6 +128,16 @@ class Settings(BaseSettings):
             "and the document quarantined (reason `timeout`)."
         ),
     )
+    parse_niceness: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description=(
+            "CPU priority the ingest's parse workers give up (Unix `nice`, 0-19): when the embedder "
+            "runs on the same cores it is the slowest stage, and workers that yield to it keep it at "
+            "full speed while they fill the idle time. 0: workers run at the run's own priority."
+        ),
+    )
     torch_threads: int | None = Field(
         default=None,
         ge=1,

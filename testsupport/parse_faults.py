@@ -23,12 +23,14 @@ class TextParser:
 
     text: str
     tell_pid: bool = False
+    tell_niceness: bool = False
 
     def fingerprint(self) -> str:
         return hashlib.sha256(self.text.encode()).hexdigest()
 
     def parse(self) -> Parsed:
         text = f"{self.text} (parsed by process {os.getpid()})" if self.tell_pid else self.text
+        text = f"{text} (at niceness {os.nice(0)})" if self.tell_niceness else text
         return Parsed(elements=[TextBlock(text)], title=self.text[:20])
 
 

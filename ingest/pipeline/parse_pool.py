@@ -96,14 +96,18 @@ class _Worker:
 class ParsePool:
     """N worker processes reading documents; used from one thread (the run's parse thread)."""
 
-    def __init__(self, workers: int, *, job_seconds: float, stop: threading.Event | None = None) -> None:
+    def __init__(
+        self, workers: int, *, job_seconds: float, stop: threading.Event | None = None, niceness: int = 0
+    ) -> None:
         """``workers`` processes; ``job_seconds``: the limit of a document whose parser sets
-        none; ``stop``: set when the run stops, so waiting on a worker gives up."""
+        none; ``stop``: set when the run stops, so waiting on a worker gives up;
+        ``niceness``: the CPU priority the workers give up (``GOVRAG_PARSE_NICENESS``)."""
         if workers < 1:
             raise ValueError("a parse pool needs at least one worker")
         self.size = workers
         self._stop = stop
         self.job_seconds = job_seconds
+        self.niceness = niceness
         self._ctx = multiprocessing.get_context("forkserver")
         self._ctx.set_forkserver_preload(["ingest.pipeline.parse_preload"])
         self._keep: dict[int, Any] = {}
@@ -163,7 +167,7 @@ class ParsePool:
         from ingest.pipeline.parse_worker import serve
 
         ours, theirs = self._ctx.Pipe(duplex=True)
-        process = self._ctx.Process(target=serve, args=(theirs,), name="govrag-parse-worker", daemon=True)
+        process = self._ctx.Process(target=serve, args=(theirs, self.niceness), name="govrag-parse-worker", daemon=True)
         process.start()
         theirs.close()
         return _Worker(process, ours)

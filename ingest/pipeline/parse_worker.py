@@ -48,14 +48,15 @@ def _portable(outcome: ReadOutcome) -> ReadOutcome:
     return outcome
 
 
-def serve(conn: Connection) -> None:
-    """Run jobs until the run says stop or goes away."""
+def serve(conn: Connection, niceness: int = 0) -> None:
+    """Run jobs until the run says stop or goes away, ``niceness`` lower in CPU priority."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's to handle; it stops us
     # One core per worker: the tokenizer's own threads would oversubscribe the cores the
     # other workers use.
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if os.environ.get("XNICE"):
-        os.nice(int(os.environ["XNICE"]))
+    if niceness:
+        # The embedder is the slowest stage when it shares the cores: parsing yields to it.
+        os.nice(niceness)
     shared: dict[int, Any] = {}
     deadline_listener.set(lambda seconds: conn.send(("deadline", seconds)))
     while True:

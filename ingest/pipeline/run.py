@@ -310,7 +310,12 @@ class Ingestor:
     def _pool(self, items: Sequence[SourceItem], stop: threading.Event) -> ParsePool | None:
         """This run's parse processes (None: parse in this process)."""
         size = self._pool_size(items)
-        return ParsePool(size, job_seconds=self.stores.settings.parse_timeout_s, stop=stop) if size else None
+        settings = self.stores.settings
+        return (
+            ParsePool(size, job_seconds=settings.parse_timeout_s, stop=stop, niceness=settings.parse_niceness)
+            if size
+            else None
+        )
 
     def _worker_tokenizer(self) -> Tokenizer | None:
         """The tokenizer workers run on the chunks they read, when the embedder takes token

@@ -48,6 +48,17 @@ def test_documents_are_read_in_worker_processes(open_stores, embedder, make_inge
     assert str(os.getpid()) not in pids and len(pids) >= 1
 
 
+def test_workers_yield_the_cpu_to_the_run_by_the_configured_niceness(open_stores, embedder, make_ingestor) -> None:
+    own = os.nice(0)
+    for niceness in (0, 7):
+        stores = open_stores(f"nice{niceness}", parse_niceness=niceness)
+        items = [item(f"doc{n}", TextParser(f"niceness document {n}", tell_niceness=True)) for n in range(3)]
+        make_ingestor(stores, embedder, workers=2).ingest_items(items)
+        said = {t.rsplit("niceness ", 1)[1].rstrip(")") for ts in _index_texts(stores).values() for t in ts}
+        assert said == {str(min(own + niceness, 19))}
+    assert os.nice(0) == own, "the run's own process keeps its priority"
+
+
 def test_a_worker_that_dies_quarantines_its_document_and_the_run_goes_on(open_stores, embedder, make_ingestor) -> None:
     stores = open_stores("crash")
     items = [
