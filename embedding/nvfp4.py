@@ -120,7 +120,10 @@ def global_scale_for(weight: Tensor) -> Tensor:
     amax = weight.detach().abs().max().float()
     if amax == 0:
         return torch.ones(1, dtype=torch.float32, device=weight.device)
-    return (FP8_MAX * FP4_MAX / amax).reshape(1).to(torch.float32)
+    # A tensor whose largest value is subnormal (below ~1.2e-38) would overflow 448*6/amax to
+    # infinity, and then every block scale to NaN: cap it at the largest float32 instead.
+    gscale = (FP8_MAX * FP4_MAX / amax).clamp(max=torch.finfo(torch.float32).max)
+    return gscale.reshape(1).to(torch.float32)
 
 
 def round_to_e2m1(x: Tensor) -> Tensor:

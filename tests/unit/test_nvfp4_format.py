@@ -18,6 +18,7 @@ from embedding.nvfp4 import (
     dequantize_nvfp4,
     e2m1_decode,
     e2m1_encode,
+    global_scale_for,
     pack_fp4,
     quantize_nvfp4,
     unpack_fp4,
@@ -245,6 +246,14 @@ def test_round_trip_error_bound(w: np.ndarray, factor: float) -> None:
     if not torch.isfinite(t).all():
         return
     _check_bound(t)
+
+
+def test_a_tensor_of_subnormal_values_quantizes_without_nan() -> None:
+    """Found by the property above: amax 3.6e-39 overflowed the global scale to infinity."""
+    t = torch.zeros(1, 32)
+    t[0, 0] = 3.619411e-39
+    _check_bound(t)
+    assert torch.isfinite(global_scale_for(t)).all()
 
 
 def test_round_trip_error_bound_gaussian() -> None:
