@@ -93,12 +93,12 @@ class SearchCascade:
         fields: Sequence[str],
         consistency: str,
         ef: int | None = None,
-        share: float | None = None,
+        matching_rows: int | None = None,
     ) -> list[RawHit]:
         """The ``k`` nearest rows among those of ``scope_ids`` not expired at ``now_epoch``
         (and of ``tenant``, unless None): every share of the scope list must answer (a failed
         share fails the search, never a partial answer); the answers are merged by score.
-        ``share``: the fraction of the live rows these scopes hold, when known (it sets an IVF
+        ``matching_rows``: the live rows these scopes hold, when known (it sets an IVF
         search's probes, :meth:`VectorIndexSpec.search_params`)."""
         now = check_int(now_epoch, "time")
         if self.milvus.templates_filters:
@@ -115,17 +115,17 @@ class SearchCascade:
                 ef=ef,
                 consistency=consistency,
                 key=key,
-                share=share,
+                matching_rows=matching_rows,
             )
         shares = scope_id_shares(scope_ids, self.fanout)
-        # Each request's filter lets through about its part of the caller's share.
-        part = None if share is None else share / len(shares)
+        # Each request's filter lets through about its part of the caller's rows.
+        part = None if matching_rows is None else matching_rows // len(shares)
 
         def one(ids: list[int]) -> list[RawHit]:
             expr = checked_search_filter(ids, now, tenant)
             key = (tuple(ids), tenant, k, ef) if len(ids) <= CASCADE_MEMO_MAX_IDS else None
             return self.search_one(
-                vector, k=k, expr=expr, fields=fields, ef=ef, consistency=consistency, key=key, share=part
+                vector, k=k, expr=expr, fields=fields, ef=ef, consistency=consistency, key=key, matching_rows=part
             )
 
         if len(shares) == 1:
@@ -150,17 +150,17 @@ class SearchCascade:
         consistency: str,
         key: Hashable | None = None,
         params: dict[str, Any] | None = None,
-        share: float | None = None,
+        matching_rows: int | None = None,
     ) -> list[RawHit]:
         """The cascade for one filter: the index search; for IVF, the same over every cluster;
         then the exact scan of the matching rows. Each step runs only when the one before
         returned fewer than k hits, and is at least as complete. Where the last search of the
         same filter (``key``) had to go down the cascade, this one starts where that one ended
         (for ``CASCADE_MEMO_S``): a user with few readable rows pays one round trip, not three.
-        ``params``: the values of a templated ``expr`` (a Milvus >= 2.5 server); ``share``:
-        the fraction of the rows ``expr`` lets through, when known (the index search's probes).
+        ``params``: the values of a templated ``expr`` (a Milvus >= 2.5 server); ``matching_rows``:
+        how many rows ``expr`` lets through, when known (the index search's probes).
         """
-        first = self.spec.search_params(k, ef, share)
+        first = self.spec.search_params(k, ef, matching_rows)
         steps: list[dict[str, int] | None] = [first]
         if not self.spec.probes_every_cluster and first.get("nprobe", 0) < self.spec.nlist:
             # IVF searches only nprobe clusters, so a selective filter leaves too few matching

@@ -20,7 +20,10 @@ Exactness (same rows as the filtered plan, same order). Write S for the rows the
 without the scope list matches and A ⊆ S for those of allowed scopes; results are ordered by
 score, best first, then by id. Assume the index search is exact (it is on small collections,
 and the equivalence tests check it there); with an approximate index every plan is as
-approximate as the index, and the benchmark measures recall against an exact scan.
+approximate as the index, and the benchmark measures recall against an exact scan. On IVF the
+filtered plan probes as many clusters as hold ~30 × k of the caller's live chunks
+(:meth:`VectorIndexSpec.search_params`): every cluster, an exact search of the matching rows,
+for a caller with few.
 
 - broad: a search of S with limit L returns S's L best rows. If at least ``k`` of them are in
   A and the k-th of those scores *strictly* better than the L-th candidate, every row of S
@@ -160,13 +163,13 @@ def _as_set(ids: Collection[int]) -> frozenset[int] | set[int] | Collection[int]
 @dataclass(frozen=True)
 class PlanChoice:
     """A plan and what it needs: ``excluded`` (the complement's list, sorted),
-    ``first_limit`` (the broad plan's first fetch) and ``share`` (the caller's fraction of the
-    live chunks; None without counts), which sets the filtered search's IVF probes."""
+    ``first_limit`` (the broad plan's first fetch) and ``readable_rows`` (the caller's live
+    chunks; None without counts), which set the filtered search's IVF probes."""
 
     plan: PlanName
     excluded: tuple[int, ...] = ()
     first_limit: int = 0
-    share: float | None = None
+    readable_rows: int | None = None
 
 
 def broad_first_limit(k: int, share: float) -> int:
@@ -219,24 +222,26 @@ def choose_plan(
     readable = census.readable(allowed)  # O(1) for a ScopeIds seen before, O(min(lengths)) else
     share = readable.rows / census.total if census.total else 0.0
     if (force is None and len(allowed) <= SHORT_LIST_IDS) or force == "filtered":
-        return PlanChoice("filtered", share=share)
+        return PlanChoice("filtered", readable_rows=readable.rows)
     if force == "complement":
-        return PlanChoice("complement", census.excluded(allowed), share=share)
+        return PlanChoice("complement", census.excluded(allowed), readable_rows=readable.rows)
     if force == "broad":
-        return PlanChoice("broad", first_limit=min(broad_first_limit(k, share), BROAD_MAX_LIMIT), share=share)
+        return PlanChoice(
+            "broad", first_limit=min(broad_first_limit(k, share), BROAD_MAX_LIMIT), readable_rows=readable.rows
+        )
     excluded_ids = len(census.nonempty) - readable.scopes  # the complement's length, not built yet
     if templated:
         if excluded_ids < len(allowed):
-            return PlanChoice("complement", census.excluded(allowed), share=share)
-        return PlanChoice("filtered", share=share)
+            return PlanChoice("complement", census.excluded(allowed), readable_rows=readable.rows)
+        return PlanChoice("filtered", readable_rows=readable.rows)
     first = broad_first_limit(k, share)
     costs = plan_costs(len(allowed), excluded_ids, first)
     best = min(costs, key=costs.__getitem__)  # dicts keep their order: filtered, complement, broad
     if best == "complement":
-        return PlanChoice("complement", census.excluded(allowed), share=share)
+        return PlanChoice("complement", census.excluded(allowed), readable_rows=readable.rows)
     if best == "broad":
-        return PlanChoice("broad", first_limit=first, share=share)
-    return PlanChoice("filtered", share=share)
+        return PlanChoice("broad", first_limit=first, readable_rows=readable.rows)
+    return PlanChoice("filtered", readable_rows=readable.rows)
 
 
 def next_broad_limit(limit: int, allowed_seen: int, k: int) -> int:

@@ -97,10 +97,10 @@ class PlannedSearch:
             hits = self._broad(q, allowed_set, choice.first_limit)
             if hits is not None:
                 return hits, "broad"
-        # A fallback runs with the caller's share too: the filtered search's IVF probes follow it.
-        return self._filtered(q, allowed, choice.share), "filtered"
+        # A fallback too probes IVF clusters by the caller's live chunks.
+        return self._filtered(q, allowed, choice.readable_rows), "filtered"
 
-    def _filtered(self, q: _Query, allowed: Sequence[int], share: float | None) -> list[RawHit]:
+    def _filtered(self, q: _Query, allowed: Sequence[int], readable_rows: int | None) -> list[RawHit]:
         return ranked(
             self.cascade.search(
                 q.vector,
@@ -111,7 +111,7 @@ class PlannedSearch:
                 fields=q.fields,
                 consistency=q.consistency,
                 ef=q.ef,
-                share=share,
+                matching_rows=readable_rows,
             )
         )
 

@@ -43,6 +43,11 @@ VECTOR_INDEX_TYPES: tuple[str, ...] = ("HNSW", "IVF_FLAT", "IVF_SQ8")
 HNSW_PARAMS = {"M": 16, "efConstruction": 200}
 IVF_NLIST = 1024  # clusters per segment; ~sqrt(rows per segment) x a few
 IVF_NPROBE = 32  # clusters searched per query (3% of nlist)
+# A filtered IVF search probes clusters holding about this many matching rows per hit wanted
+# (VectorIndexSpec.search_params): 30 x k = 300 rows for k 10, which nprobe 32 clusters hold
+# for a reader of 1 % of 1M chunks; at 200k the same reader's 32 clusters held ~60 (recall@10
+# 0.925), and 166 clusters hold 300.
+IVF_PROBED_MATCHES_PER_HIT = 30
 # Scalar indexes on the filtered fields, best first per kind: Milvus Lite 3.x and Milvus
 # >= 2.4 build INVERTED; Milvus 2.3 has STL_SORT (numbers) and Trie (strings) only.
 SCALAR_INDEX_PREFERENCE: dict[str, tuple[str, ...]] = {
@@ -65,24 +70,27 @@ class VectorIndexSpec:
         """The build parameters of the vector index."""
         return dict(HNSW_PARAMS) if self.index_type == "HNSW" else {"nlist": self.nlist}
 
-    def search_params(self, k: int, ef: int | None = None, share: float | None = None) -> dict[str, int]:
+    def search_params(self, k: int, ef: int | None = None, matching_rows: int | None = None) -> dict[str, int]:
         """The vector index's search parameters: ``ef`` (HNSW) or ``nprobe`` (IVF).
 
-        ``share``: the fraction of the rows the search's filter lets through, when known. An
-        IVF search then probes ``nprobe / share`` clusters (at most all of them): the probed
-        clusters hold as many matching rows as ``nprobe`` clusters hold rows unfiltered, so a
-        selective filter keeps the unfiltered search's recall instead of finding its k hits
-        among the few matching rows of the nearest clusters (recall@10 0.925 against 1.00
-        unfiltered for a reader of 1 % of 200,000 clustered vectors, docs/benchmarks.md). A
-        filter letting through at most ``nprobe / nlist`` of the rows probes every cluster,
+        ``matching_rows``: how many rows the search's filter lets through, when known. An IVF
+        search then probes enough clusters to hold about ``IVF_PROBED_MATCHES_PER_HIT × k``
+        matching rows (at least ``nprobe``, at most every cluster). Clusters hold about
+        ``rows / nlist`` rows each whatever the number of segments (each segment has its own
+        ``nlist``, and ``nprobe`` applies to each), so that is ``… × k × nlist /
+        matching_rows`` clusters. A selective filter would otherwise leave its k hits to be
+        found among the few matching rows of the ``nprobe`` nearest clusters: recall@10 0.925
+        against 1.00 unfiltered for a reader of 1 % of 200,000 clustered vectors
+        (docs/benchmarks.md). A filter letting through few rows gets every cluster probed,
         which scores each matching row: an exact search."""
         if self.index_type == "HNSW":
             return {"ef": max(ef or 0, k * 4, 64)}
-        if share is None or share >= 1:
+        if matching_rows is None:
             return {"nprobe": self.nprobe}
-        if share <= 0:
+        if matching_rows <= 0:
             return {"nprobe": self.nlist}
-        return {"nprobe": min(self.nlist, max(self.nprobe, math.ceil(self.nprobe / share)))}
+        wanted = math.ceil(IVF_PROBED_MATCHES_PER_HIT * k * self.nlist / matching_rows)
+        return {"nprobe": min(self.nlist, max(self.nprobe, wanted))}
 
     @property
     def probes_every_cluster(self) -> bool:

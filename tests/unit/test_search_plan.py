@@ -206,26 +206,31 @@ def test_a_templating_server_is_sent_the_complement_as_filter_params():
     assert request["filter_params"] == {"scope_ids": [1, 2], "now": 99}
 
 
-def test_an_ivf_search_probes_more_clusters_for_a_selective_filter():
+def test_an_ivf_search_probes_clusters_holding_thirty_matching_rows_per_hit():
     spec = VectorIndexSpec("IVF_FLAT", nlist=1024, nprobe=32)
-    assert spec.search_params(10) == {"nprobe": 32}
-    assert spec.search_params(10, share=1.0) == {"nprobe": 32}
-    assert spec.search_params(10, share=0.25) == {"nprobe": 128}
+    assert spec.search_params(10) == {"nprobe": 32}  # matching rows unknown
+    assert spec.search_params(10, matching_rows=9_600) == {"nprobe": 32}  # 1 % of 1M chunks
+    assert spec.search_params(10, matching_rows=1_850) == {"nprobe": 167}  # 1 % of 200k
+
+
+def test_an_ivf_search_never_probes_fewer_than_nprobe_clusters():
+    assert VectorIndexSpec("IVF_FLAT", nlist=1024, nprobe=32).search_params(10, matching_rows=10**6) == {"nprobe": 32}
 
 
 def test_an_ivf_search_of_a_filter_letting_through_few_rows_probes_every_cluster():
     spec = VectorIndexSpec("IVF_FLAT", nlist=1024, nprobe=32)
-    assert spec.search_params(10, share=0.01) == {"nprobe": 1024}
-    assert spec.search_params(10, share=0.0) == {"nprobe": 1024}
+    assert spec.search_params(10, matching_rows=90) == {"nprobe": 1024}
+    assert spec.search_params(10, matching_rows=0) == {"nprobe": 1024}
 
 
-def test_an_hnsw_search_ignores_the_share():
-    assert VectorIndexSpec("HNSW").search_params(10, share=0.01) == VectorIndexSpec("HNSW").search_params(10)
+def test_an_hnsw_search_ignores_the_matching_rows():
+    hnsw = VectorIndexSpec("HNSW")
+    assert hnsw.search_params(10, matching_rows=5) == hnsw.search_params(10)
 
 
-def test_the_plan_choice_carries_the_callers_share_of_the_live_chunks():
-    assert choose_plan({1, 2}, ONE_ROW_EACH, 10).share == pytest.approx(2 / SCOPES)
-    assert choose_plan({1, 2}, None, 10).share is None
+def test_the_plan_choice_carries_the_callers_live_chunks():
+    assert choose_plan({1, 2}, ONE_ROW_EACH, 10).readable_rows == 2
+    assert choose_plan({1, 2}, None, 10).readable_rows is None
 
 
 class _IvfMilvus:
@@ -246,7 +251,7 @@ class _IvfMilvus:
         return [{"id": 1, "vector": [1.0, 0.0], "scope_id": 7}]
 
 
-def _cascade_steps(share: float | None) -> list[object]:
+def _cascade_steps(matching_rows: int | None) -> list[object]:
     milvus = _IvfMilvus()
     cascade = SearchCascade(milvus, VectorIndexSpec("IVF_FLAT", nlist=64, nprobe=8))  # type: ignore[arg-type]
     cascade.search(
@@ -257,15 +262,16 @@ def _cascade_steps(share: float | None) -> list[object]:
         tenant=None,
         fields=["scope_id"],
         consistency="Session",
-        share=share,
+        matching_rows=matching_rows,
     )
     return milvus.steps
 
 
-def test_the_filtered_cascade_probes_by_share_then_every_cluster_then_scans():
+def test_the_filtered_cascade_probes_by_matching_rows_then_every_cluster_then_scans():
     assert _cascade_steps(None) == [8, 64, "exact scan"]
-    assert _cascade_steps(0.5) == [16, 64, "exact scan"]
+    assert _cascade_steps(2_400) == [8, 64, "exact scan"]  # 4 of 64 clusters hold 30 x k (5) of them
+    assert _cascade_steps(600) == [16, 64, "exact scan"]
 
 
 def test_the_filtered_cascade_skips_the_every_cluster_step_when_its_index_search_already_probes_them_all():
-    assert _cascade_steps(0.01) == [64, "exact scan"]
+    assert _cascade_steps(100) == [64, "exact scan"]
