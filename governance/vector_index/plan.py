@@ -21,7 +21,7 @@ without the scope list matches and A ⊆ S for those of allowed scopes; results 
 score, best first, then by id. Assume the index search is exact (it is on small collections,
 and the equivalence tests check it there); with an approximate index every plan is as
 approximate as the index, and the benchmark measures recall against an exact scan. On IVF the
-filtered plan probes as many clusters as hold ~30 × k of the caller's live chunks
+filtered plan probes as many clusters as hold ~300 × k of the caller's live chunks
 (:meth:`VectorIndexSpec.search_params`): every cluster, an exact search of the matching rows,
 for a caller with few.
 

@@ -44,10 +44,11 @@ HNSW_PARAMS = {"M": 16, "efConstruction": 200}
 IVF_NLIST = 1024  # clusters per segment; ~sqrt(rows per segment) x a few
 IVF_NPROBE = 32  # clusters searched per query (3% of nlist)
 # A filtered IVF search probes clusters holding about this many matching rows per hit wanted
-# (VectorIndexSpec.search_params): 30 x k = 300 rows for k 10, which nprobe 32 clusters hold
-# for a reader of 1 % of 1M chunks; at 200k the same reader's 32 clusters held ~60 (recall@10
-# 0.925), and 166 clusters hold 300.
-IVF_PROBED_MATCHES_PER_HIT = 30
+# (VectorIndexSpec.search_params). Measured with clustered vectors for a reader of 1 % of the
+# chunks (docs/benchmarks.md): 32 clusters holding ~60 matching rows per search (200k chunks)
+# gave recall@10 0.925, holding ~300 (1M) 0.96, every cluster 1.00. An unfiltered search's
+# 32 clusters hold ~3,000 rows per hit at 1M.
+IVF_PROBED_MATCHES_PER_HIT = 300
 # Scalar indexes on the filtered fields, best first per kind: Milvus Lite 3.x and Milvus
 # >= 2.4 build INVERTED; Milvus 2.3 has STL_SORT (numbers) and Trie (strings) only.
 SCALAR_INDEX_PREFERENCE: dict[str, tuple[str, ...]] = {

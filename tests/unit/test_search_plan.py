@@ -206,20 +206,20 @@ def test_a_templating_server_is_sent_the_complement_as_filter_params():
     assert request["filter_params"] == {"scope_ids": [1, 2], "now": 99}
 
 
-def test_an_ivf_search_probes_clusters_holding_thirty_matching_rows_per_hit():
+def test_an_ivf_search_probes_clusters_holding_three_hundred_matching_rows_per_hit():
     spec = VectorIndexSpec("IVF_FLAT", nlist=1024, nprobe=32)
     assert spec.search_params(10) == {"nprobe": 32}  # matching rows unknown
-    assert spec.search_params(10, matching_rows=9_600) == {"nprobe": 32}  # 1 % of 1M chunks
-    assert spec.search_params(10, matching_rows=1_850) == {"nprobe": 167}  # 1 % of 200k
+    assert spec.search_params(10, matching_rows=9_600) == {"nprobe": 320}  # 1 % of 1M chunks
+    assert spec.search_params(10, matching_rows=95_000) == {"nprobe": 33}  # 10 %
 
 
 def test_an_ivf_search_never_probes_fewer_than_nprobe_clusters():
-    assert VectorIndexSpec("IVF_FLAT", nlist=1024, nprobe=32).search_params(10, matching_rows=10**6) == {"nprobe": 32}
+    assert VectorIndexSpec("IVF_FLAT", nlist=1024, nprobe=32).search_params(10, matching_rows=10**7) == {"nprobe": 32}
 
 
 def test_an_ivf_search_of_a_filter_letting_through_few_rows_probes_every_cluster():
     spec = VectorIndexSpec("IVF_FLAT", nlist=1024, nprobe=32)
-    assert spec.search_params(10, matching_rows=90) == {"nprobe": 1024}
+    assert spec.search_params(10, matching_rows=1_850) == {"nprobe": 1024}  # 1 % of 200k
     assert spec.search_params(10, matching_rows=0) == {"nprobe": 1024}
 
 
@@ -269,9 +269,9 @@ def _cascade_steps(matching_rows: int | None) -> list[object]:
 
 def test_the_filtered_cascade_probes_by_matching_rows_then_every_cluster_then_scans():
     assert _cascade_steps(None) == [8, 64, "exact scan"]
-    assert _cascade_steps(2_400) == [8, 64, "exact scan"]  # 4 of 64 clusters hold 30 x k (5) of them
-    assert _cascade_steps(600) == [16, 64, "exact scan"]
+    assert _cascade_steps(24_000) == [8, 64, "exact scan"]  # 4 of 64 clusters hold 300 x k (5) of them
+    assert _cascade_steps(6_000) == [16, 64, "exact scan"]
 
 
 def test_the_filtered_cascade_skips_the_every_cluster_step_when_its_index_search_already_probes_them_all():
-    assert _cascade_steps(100) == [64, "exact scan"]
+    assert _cascade_steps(1_000) == [64, "exact scan"]
