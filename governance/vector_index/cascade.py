@@ -175,12 +175,6 @@ class SearchCascade:
         # A remembered step of a longer cascade (the index search no longer probing every
         # cluster on its own) starts at a step at least as complete.
         step = min(self.memo.start(key), len(steps) - 1)
-        if self.spec.index_type == "HNSW" and matching_rows is not None and matching_rows < EXACT_SCAN_LIMIT:
-            # A filtered HNSW walk can return k hits that are not the best k: Milvus Lite
-            # 3.2.2, 938 matching rows in 100k clustered vectors, recall@10 0.81 against 1.00
-            # unfiltered (docs/benchmarks.md). Rows few enough to scan are scanned exactly; if
-            # the catalog's count was low and more match, the scan says so and the walk runs.
-            step = len(steps) - 1
         hits: list[RawHit] | None = None
         while True:
             search_params = steps[step]

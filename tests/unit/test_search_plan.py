@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from governance.scope_ids import ScopeIds
-from governance.vector_index.cascade import EXACT_SCAN_LIMIT, SearchCascade
+from governance.vector_index.cascade import SearchCascade
 from governance.vector_index.client import MilvusCollection, parse_version
 from governance.vector_index.filters import checked_id_set
 from governance.vector_index.plan import (
@@ -275,36 +275,3 @@ def test_the_filtered_cascade_probes_by_matching_rows_then_every_cluster_then_sc
 
 def test_the_filtered_cascade_skips_the_every_cluster_step_when_its_index_search_already_probes_them_all():
     assert _cascade_steps(1_000) == [64, "exact scan"]
-
-
-class _HnswMilvus(_IvfMilvus):
-    """Stands in for MilvusCollection over an HNSW index: records searches and scans."""
-
-    def search(self, data: Any, **request: Any) -> list[list[dict[str, Any]]]:
-        self.steps.append("index search")
-        return [[{"id": i, "distance": 0.5, "entity": {"scope_id": 7}} for i in range(request["limit"])]]
-
-
-def _hnsw_steps(matching_rows: int | None) -> list[object]:
-    milvus = _HnswMilvus()
-    cascade = SearchCascade(milvus, VectorIndexSpec("HNSW"))  # type: ignore[arg-type]
-    cascade.search(
-        np.ones(2),
-        k=5,
-        scope_ids=[7],
-        now_epoch=99,
-        tenant=None,
-        fields=["scope_id"],
-        consistency="Session",
-        matching_rows=matching_rows,
-    )
-    return milvus.steps
-
-
-def test_an_hnsw_filtered_search_of_few_enough_rows_to_scan_scans_them_exactly_first():
-    assert _hnsw_steps(938) == ["exact scan"]
-
-
-def test_an_hnsw_filtered_search_of_many_or_uncounted_rows_walks_the_index():
-    assert _hnsw_steps(EXACT_SCAN_LIMIT) == ["index search"]
-    assert _hnsw_steps(None) == ["index search"]
