@@ -8,6 +8,7 @@ all alike."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -16,12 +17,15 @@ from typing import Any
 import numpy as np
 
 from bench.machine import percentile
+from governance.scope_ids import ScopeIds
 from governance.vector_index import OUTPUT_FIELDS, VectorIndex
+from governance.vector_index.filters import scope_id_shares
 from governance.vector_index.plan import PLANS, ScopeCounts
 
 # A forced plan whose scope list would be longer than this is not timed (a 90,000-id literal
 # list costs about a second per search on Milvus 2.3.5: the reason the plans exist).
 MAX_FORCED_LIST = 20_000
+SINGLE = "filtered, search_fanout 1"
 
 
 def _exact_top(vectors: np.ndarray, q: np.ndarray, mask: np.ndarray | None, k: int) -> set[int]:
@@ -54,12 +58,11 @@ def measure_plans(
     # What the catalog counts, summed once (retrieval.search keeps it for 10 s).
     rows_by_scope = ScopeCounts({int(s): int(n) for s, n in enumerate(live) if n})
     params = {"metric_type": "COSINE", "params": ix.search_params(k)}
-    variants: dict[str, tuple[str | None, list[int] | None]] = {"unfiltered": (None, None)}
+    variants: dict[str, tuple[str | None, ScopeIds | None]] = {"unfiltered": (None, None)}
     skipped: dict[str, str] = {}
     for n_allowed in readers:
-        allowed = sorted(rng.choice(total_scopes, n_allowed, replace=False).tolist())
-        allowed_set = set(allowed)
-        excluded = sum(1 for s in rows_by_scope.rows if s not in allowed_set)
+        allowed = ScopeIds(rng.choice(total_scopes, n_allowed, replace=False).tolist())
+        excluded = len(rows_by_scope.excluded(allowed))
         for plan in PLANS:
             name = f"{n_allowed} scopes, {plan} (forced)"
             listed = {"filtered": n_allowed, "complement": excluded, "broad": 0}[plan]
@@ -67,9 +70,13 @@ def measure_plans(
                 skipped[name] = f"its list would hold {listed:,} ids"
                 continue
             variants[name] = (plan, allowed)
+            if plan == "filtered" and len(scope_id_shares(allowed, ix.search_fanout)) > 1:
+                # The same list in one request instead of the fan-out's concurrent shares.
+                variants[f"{n_allowed} scopes, filtered, one request (forced)"] = (SINGLE, allowed)
         variants[f"{n_allowed} scopes, chosen"] = ("chosen", allowed)
 
     used: dict[str, Counter[str]] = {name: Counter() for name in variants}
+    requests = _RequestCounter(ix)
 
     def one(name: str, q: np.ndarray) -> list[int]:
         plan, allowed = variants[name]
@@ -83,14 +90,20 @@ def measure_plans(
                 consistency_level="Session",
             )
             return [int(h["id"]) for h in res[0]]
-        hits, answered = ix.search_with_plan(
-            q,
-            k=k,
-            scope_ids=allowed,
-            now_epoch=now,
-            rows_by_scope=rows_by_scope,
-            force_plan=None if plan == "chosen" else plan,  # type: ignore[arg-type]
-        )
+        fanout = ix.search_fanout
+        if plan == SINGLE:
+            ix.search_fanout = 1
+        try:
+            hits, answered = ix.search_with_plan(
+                q,
+                k=k,
+                scope_ids=allowed,
+                now_epoch=now,
+                rows_by_scope=rows_by_scope,
+                force_plan=None if plan == "chosen" else "filtered" if plan == SINGLE else plan,  # type: ignore[arg-type]
+            )
+        finally:
+            ix.search_fanout = fanout
         used[name][str(answered)] += 1
         return [h.id for h in hits]
 
@@ -98,12 +111,15 @@ def measure_plans(
         one("unfiltered", q)
     lat: dict[str, list[float]] = {name: [] for name in variants}
     hits: dict[str, list[int]] = {name: [] for name in variants}
+    calls: Counter[str] = Counter()
     for r in range(rounds):
         for name in variants:
             for q in queries:
+                before = requests.count
                 t = time.perf_counter()
                 got = one(name, q)
                 lat[name].append((time.perf_counter() - t) * 1000)
+                calls[name] += requests.count - before
                 hits[name].append(len(got))
         log(f"plan round {r + 1} of {rounds} done")
     base = percentile(lat["unfiltered"], 50)
@@ -111,7 +127,7 @@ def measure_plans(
     results: dict[str, dict[str, Any]] = {}
     for name, (_plan, allowed) in variants.items():
         # The unfiltered search does not drop expired rows either.
-        mask = None if allowed is None else np.isin(scopes, allowed) & ~expired
+        mask = None if allowed is None else np.isin(scopes, np.asarray(allowed.ids)) & ~expired
         recalls = []
         for q in queries[:recall_queries]:
             truth = _exact_top(vectors, q, mask, k)
@@ -125,8 +141,28 @@ def measure_plans(
             f"recall_at_{k}": round(float(np.mean(recalls)), 3),
             "matching_rows": int(mask.sum()) if mask is not None else len(scopes),
             "plans": timed_plans[name],
+            "milvus_requests_per_search": round(calls[name] / len(lat[name]), 2),
         }
         log(f"{name}: {results[name]}")
     for name, why in skipped.items():
         results[name] = {"skipped": why}
     return results
+
+
+class _RequestCounter:
+    """Counts the searches, queries and reads by primary key ``ix`` sends to Milvus (the
+    cascade's extra steps, a fan-out's shares, the broad plan's extra fetches and read-back)."""
+
+    def __init__(self, ix: VectorIndex) -> None:
+        self.count = 0
+        self._lock = threading.Lock()  # a fan-out's shares are sent from several threads
+        for method in ("search", "query", "get"):
+            setattr(ix.milvus, method, self._counted(getattr(ix.milvus, method)))
+
+    def _counted(self, call: Callable[..., Any]) -> Callable[..., Any]:
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                self.count += 1
+            return call(*args, **kwargs)
+
+        return counted

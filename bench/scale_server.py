@@ -4,8 +4,10 @@ unfiltered search (p50/p95, recall@10 on a sample) and purge, at up to 1M chunks
     python bench/scale_server.py --chunks 1000000 --index IVF_FLAT --nlist 1024 --nprobe 32 \\
         --scopes 10 1000 10000 --total-scopes 100000 --json bench/results/scale_server_1000000.json
 
-Vectors are synthetic (random normal, normalised; 384 dims like the default embedder):
-embedding 1M texts on CPU is not what is measured here. Rows are written through
+Vectors are synthetic (384 dims like the default embedder; embedding 1M texts on CPU is not
+what is measured here), ``--vectors clustered`` (a seeded Gaussian mixture, the default with
+``--plans``) or ``uniform`` (random normal, normalised: IVF's worst case, the default
+otherwise, as in the earlier runs); see bench/vectors.py. Rows are written through
 ``VectorIndex.upsert`` (the ingest path) in batches of 5,000, each with a scope drawn
 uniformly from ``--total-scopes`` scopes, 5% already expired, a 200-character text.
 
@@ -51,6 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.machine import machine_details, percentile
 from bench.plan_variants import measure_plans
+from bench.vectors import DEFAULT_SPREAD, DISTRIBUTIONS, VectorSource, default_clusters
 from governance.vector_index import (
     NEVER_EXPIRES,
     SEARCH_FANOUT,
@@ -99,7 +102,16 @@ def main() -> None:
         help="time the search plans (bench/plan_variants.py: each forced and the chosen one) "
         "instead of the raw/fan-out/floor variants",
     )
+    ap.add_argument(
+        "--vectors",
+        choices=DISTRIBUTIONS,
+        help="vector distribution (bench/vectors.py); default clustered with --plans, uniform otherwise",
+    )
+    ap.add_argument("--clusters", type=int, help="centres of the clustered distribution (default: chunks / 1,000)")
+    ap.add_argument("--spread", type=float, default=DEFAULT_SPREAD, help="noise norm around a centre (clustered)")
     args = ap.parse_args()
+    if args.vectors is None:
+        args.vectors = "clustered" if args.plans else "uniform"
 
     tmp = Path(tempfile.mkdtemp(prefix="govrag-scale-"))
     t0 = time.perf_counter()
@@ -135,6 +147,7 @@ def _run(args: argparse.Namespace, milvus: MilvusServer) -> None:
     rng = np.random.default_rng(42)
     now = int(time.time())
     n = args.chunks
+    source = VectorSource(args.vectors, DIM, clusters=args.clusters or default_clusters(n), spread=args.spread)
     vectors = np.empty((n, DIM), dtype=np.float32)  # kept for the exact (recall) search
     scopes = rng.integers(0, args.total_scopes, n)
     expired = rng.random(n) < 0.05
@@ -142,10 +155,8 @@ def _run(args: argparse.Namespace, milvus: MilvusServer) -> None:
     upsert_rows = min(n, args.upsert_rows)
     t0 = time.perf_counter()
     upsert_s = 0.0
-    for start in range(0, n, batch):
-        m = min(batch, n - start)
-        v = rng.standard_normal((m, DIM), dtype=np.float32)
-        v /= np.linalg.norm(v, axis=1, keepdims=True)
+    for start, v in zip(range(0, n, batch), source.batches(n, batch), strict=True):
+        m = len(v)
         vectors[start : start + m] = v
         rows = [
             {
@@ -182,9 +193,8 @@ def _run(args: argparse.Namespace, milvus: MilvusServer) -> None:
     index_s = time.perf_counter() - t0
     log(f"index {index_s:.0f}s: {index_info}")
     rss_loaded = _rss_mib(milvus.processes())
+    queries = source.sample(args.queries)  # from the stored vectors' distribution
     if args.plans:
-        queries = rng.standard_normal((args.queries, DIM), dtype=np.float32)
-        queries /= np.linalg.norm(queries, axis=1, keepdims=True)
         results = measure_plans(
             ix,
             vectors=vectors,
@@ -204,7 +214,7 @@ def _run(args: argparse.Namespace, milvus: MilvusServer) -> None:
             "rows": n,
             "backend": "server",
             "server_version": ix.server_version,
-            "vectors": "synthetic: random normal, normalised, 384 dims",
+            "vectors": source.describe(),
             "vector_index": {"type": args.index, "nlist": args.nlist, "nprobe": args.nprobe},
             "total_scopes": args.total_scopes,
             "k": K,
@@ -226,8 +236,6 @@ def _run(args: argparse.Namespace, milvus: MilvusServer) -> None:
         milvus.uri, "scale", index_type=args.index, nlist=args.nlist, nprobe=args.nprobe, search_fanout=1
     )
     empty = VectorIndex(milvus.uri, "empty", index_type=args.index, nlist=args.nlist, nprobe=args.nprobe)
-    queries = rng.standard_normal((args.queries, DIM), dtype=np.float32)
-    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     params = {"metric_type": "COSINE", "params": ix.search_params(K)}
     allowed_sets = {s: sorted(rng.choice(args.total_scopes, s, replace=False).tolist()) for s in args.scopes}
     variants: dict[str, tuple[str, list[int] | None]] = {"unfiltered": ("raw", None)}
@@ -313,7 +321,7 @@ def _run(args: argparse.Namespace, milvus: MilvusServer) -> None:
         "backend": "server",
         "server_version": ix.server_version,
         "mode": "milvus-server on 127.0.0.1",
-        "vectors": "synthetic: random normal, normalised, 384 dims",
+        "vectors": source.describe(),
         "index_types": ix.index_types(),
         "vector_index": {"type": args.index, "nlist": args.nlist, "nprobe": args.nprobe},
         "total_scopes": args.total_scopes,

@@ -7,7 +7,9 @@ unfiltered, p50/p95, in one run so the ratio is fair on a noisy machine.
         --scopes 10 1000 10000 [--backend server --index IVF_FLAT]
 
 ``--plans`` times the search plans instead (each forced, and the chosen one; see
-bench/plan_variants.py).
+bench/plan_variants.py). ``--vectors``: synthetic vectors, ``clustered`` (a seeded Gaussian
+mixture, the default with ``--plans``) or ``uniform`` (random normal, the default otherwise);
+see bench/vectors.py.
 
 ``--backend lite`` (default): Milvus Lite, as the local ``milvus-lite server`` (``--mode
 server``) or in-process (``--mode file``). ``--backend server``: a real milvus-server 2.3.5
@@ -31,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.machine import machine_details, percentile
 from bench.plan_variants import measure_plans
+from bench.vectors import DEFAULT_SPREAD, DISTRIBUTIONS, VectorSource, default_clusters
 from governance.milvus_process.local import ensure_server, stop_server
 from governance.vector_index import NEVER_EXPIRES, VectorIndex, VectorRow, search_filter
 from testsupport.milvus_server import MilvusServer
@@ -82,7 +85,16 @@ def main() -> None:
     ap.add_argument("--total-scopes", type=int, default=N_SCOPES, help="scopes the rows are spread over")
     ap.add_argument("--recall-queries", type=int, default=20)
     ap.add_argument("--index", choices=["HNSW", "IVF_FLAT"], default="HNSW", help="vector index (server only)")
+    ap.add_argument(
+        "--vectors",
+        choices=DISTRIBUTIONS,
+        help="vector distribution (bench/vectors.py); default clustered with --plans, uniform otherwise",
+    )
+    ap.add_argument("--clusters", type=int, help="centres of the clustered distribution (default: rows / 1,000)")
+    ap.add_argument("--spread", type=float, default=DEFAULT_SPREAD, help="noise norm around a centre (clustered)")
     args = ap.parse_args()
+    if args.vectors is None:
+        args.vectors = "clustered" if args.plans else "uniform"
 
     tmp = Path(tempfile.mkdtemp(prefix="govrag-bench-"))
     milvus: MilvusServer | None = None
@@ -120,16 +132,15 @@ def _wait_for_index(ix: VectorIndex, rows: int, timeout_s: float) -> float:
 def _run(args: argparse.Namespace, uri: str, tmp: Path) -> None:
     ix = VectorIndex(uri, "bench", index_type=args.index)
     rng = np.random.default_rng(42)
+    source = VectorSource(args.vectors, DIM, clusters=args.clusters or default_clusters(args.rows), spread=args.spread)
     now = int(time.time())
     t0 = time.perf_counter()
     batch = 5000
     all_vectors = np.empty((args.rows, DIM), dtype=np.float32)  # for the exact search (recall)
     all_scopes = np.empty(args.rows, dtype=np.int64)
     all_expired = np.empty(args.rows, dtype=bool)
-    for start in range(0, args.rows, batch):
-        n = min(batch, args.rows - start)
-        vecs = rng.standard_normal((n, DIM), dtype=np.float32)
-        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    for start, vecs in zip(range(0, args.rows, batch), source.batches(args.rows, batch), strict=True):
+        n = len(vecs)
         scopes = rng.integers(0, args.total_scopes, n)
         expired = rng.random(n) < 0.05
         all_vectors[start : start + n], all_scopes[start : start + n], all_expired[start : start + n] = (
@@ -159,8 +170,7 @@ def _run(args: argparse.Namespace, uri: str, tmp: Path) -> None:
     insert_s = time.perf_counter() - t0
     index_s = _wait_for_index(ix, args.rows, args.index_timeout) if args.backend == "server" else 0.0
     milvus = ix.milvus  # Milvus's own search, without govrag's cascade
-    queries = rng.standard_normal((args.queries, DIM), dtype=np.float32)
-    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    queries = source.sample(args.queries)  # from the stored vectors' distribution
     if args.plans:
         plans = measure_plans(
             ix,
@@ -177,7 +187,13 @@ def _run(args: argparse.Namespace, uri: str, tmp: Path) -> None:
             rng=rng,
             log=lambda msg: print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True),
         )
-        _report(args, ix, insert_s, index_s, {"total_scopes": args.total_scopes, "k": 10, "results": plans})
+        _report(
+            args,
+            ix,
+            insert_s,
+            index_s,
+            {"vectors": source.describe(), "total_scopes": args.total_scopes, "k": 10, "results": plans},
+        )
         return
     params = {"metric_type": "COSINE", "params": {"ef": 64}}
 
@@ -222,7 +238,9 @@ def _run(args: argparse.Namespace, uri: str, tmp: Path) -> None:
             "ratio_p50": round(percentile(lat, 50) / base, 2),
             "mean_hits": round(hits_all[(level, name)], 1),
         }
-    _report(args, ix, insert_s, index_s, {"consistency": args.consistency, "results": results})
+    _report(
+        args, ix, insert_s, index_s, {"vectors": source.describe(), "consistency": args.consistency, "results": results}
+    )
 
 
 def _report(args: argparse.Namespace, ix: VectorIndex, insert_s: float, index_s: float, body: dict) -> None:

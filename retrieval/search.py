@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -120,7 +120,7 @@ class Retriever:
             return []
         catalog, policy = tenant.stores.catalog, tenant.stores.policy
         principals = caller.principals(policy.roles)
-        allowed = tenant.scopes.allowed(principals)
+        allowed = tenant.scopes.allowed_ids(principals)  # the same object until an ACL changes
         now = datetime.now(UTC)
         raw: list[RawHit] = []
         plan: str | None = None
@@ -137,7 +137,7 @@ class Retriever:
                 rows_by_scope=self._live_counts(tenant),
             )
             metrics.SEARCH_PLANS.labels(plan=plan or "none").inc()
-        visible = catalog.chunks.visible_chunks([h.id for h in raw], allowed_scope_ids=allowed, now=now)
+        visible = catalog.chunks.visible_chunks([h.id for h in raw], allowed_scope_ids=allowed.set, now=now)
         if visible:
             # Second, uncached opinion: the scopes of what is about to be returned, resolved
             # from the ACL tables now (the filter above used the resolver's cached answer).
@@ -183,7 +183,7 @@ class Retriever:
         audit.record(catalog, "search", caller.email or caller.id, payload)
         return hits
 
-    def excluded_by_filter(self, allowed_scope_ids: list[int]) -> int:
+    def excluded_by_filter(self, allowed_scope_ids: Collection[int]) -> int:
         """Searchable chunks the caller's ACL filter kept out of the vector query: every
         live chunk minus those in the caller's scopes (counts at most
         ``SCOPE_COUNTS_MAX_AGE_S`` old)."""
@@ -201,9 +201,10 @@ class Retriever:
         return counts
 
     @classmethod
-    def _excluded_by_filter(cls, tenant: _TenantSearch, allowed_scope_ids: list[int]) -> int:
+    def _excluded_by_filter(cls, tenant: _TenantSearch, allowed_scope_ids: Collection[int]) -> int:
         counts = cls._live_counts(tenant)
-        return max(0, counts.total - sum(counts.rows.get(s, 0) for s in set(allowed_scope_ids)))
+        # Kept with the counts per ScopeIds (a search's plan choice already worked it out).
+        return max(0, counts.total - counts.readable(allowed_scope_ids).rows)
 
     def close(self) -> None:
         self.stores.close()

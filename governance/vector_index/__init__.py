@@ -15,6 +15,7 @@ docs/milvus.md).
 - :mod:`.index` is :class:`VectorIndex`, what callers use.
 """
 
+from governance.scope_ids import INT64_MAX, INT64_MIN
 from governance.vector_index.cascade import (
     CASCADE_MEMO_MAX_IDS,
     CASCADE_MEMO_S,
@@ -31,8 +32,6 @@ from governance.vector_index.client import (
 )
 from governance.vector_index.filters import (
     FANOUT_MIN_IDS,
-    INT64_MAX,
-    INT64_MIN,
     MAX_FILTER_IDS,
     all_rows_filter,
     check_int,

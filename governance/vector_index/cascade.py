@@ -93,10 +93,13 @@ class SearchCascade:
         fields: Sequence[str],
         consistency: str,
         ef: int | None = None,
+        matching_rows: int | None = None,
     ) -> list[RawHit]:
         """The ``k`` nearest rows among those of ``scope_ids`` not expired at ``now_epoch``
         (and of ``tenant``, unless None): every share of the scope list must answer (a failed
-        share fails the search, never a partial answer); the answers are merged by score."""
+        share fails the search, never a partial answer); the answers are merged by score.
+        ``matching_rows``: the live rows these scopes hold, when known (it sets an IVF
+        search's probes, :meth:`VectorIndexSpec.search_params`)."""
         now = check_int(now_epoch, "time")
         if self.milvus.templates_filters:
             # The ids travel as data and are not parsed, so one search, no fan-out.
@@ -104,14 +107,26 @@ class SearchCascade:
             expr, params = templated_search_filter(ids, now, tenant)
             key = (tuple(ids), tenant, k, ef) if len(ids) <= CASCADE_MEMO_MAX_IDS else None
             return self.search_one(
-                vector, k=k, expr=expr, params=params, fields=fields, ef=ef, consistency=consistency, key=key
+                vector,
+                k=k,
+                expr=expr,
+                params=params,
+                fields=fields,
+                ef=ef,
+                consistency=consistency,
+                key=key,
+                matching_rows=matching_rows,
             )
         shares = scope_id_shares(scope_ids, self.fanout)
+        # Each request's filter lets through about its part of the caller's rows.
+        part = None if matching_rows is None else matching_rows // len(shares)
 
-        def one(share: list[int]) -> list[RawHit]:
-            expr = checked_search_filter(share, now, tenant)
-            key = (tuple(share), tenant, k, ef) if len(share) <= CASCADE_MEMO_MAX_IDS else None
-            return self.search_one(vector, k=k, expr=expr, fields=fields, ef=ef, consistency=consistency, key=key)
+        def one(ids: list[int]) -> list[RawHit]:
+            expr = checked_search_filter(ids, now, tenant)
+            key = (tuple(ids), tenant, k, ef) if len(ids) <= CASCADE_MEMO_MAX_IDS else None
+            return self.search_one(
+                vector, k=k, expr=expr, fields=fields, ef=ef, consistency=consistency, key=key, matching_rows=part
+            )
 
         if len(shares) == 1:
             return one(shares[0])
@@ -135,15 +150,19 @@ class SearchCascade:
         consistency: str,
         key: Hashable | None = None,
         params: dict[str, Any] | None = None,
+        matching_rows: int | None = None,
     ) -> list[RawHit]:
         """The cascade for one filter: the index search; for IVF, the same over every cluster;
         then the exact scan of the matching rows. Each step runs only when the one before
         returned fewer than k hits, and is at least as complete. Where the last search of the
         same filter (``key``) had to go down the cascade, this one starts where that one ended
         (for ``CASCADE_MEMO_S``): a user with few readable rows pays one round trip, not three.
-        ``params``: the values of a templated ``expr`` (a Milvus >= 2.5 server)."""
-        steps: list[dict[str, int] | None] = [self.spec.search_params(k, ef)]
-        if not self.spec.probes_every_cluster:
+        ``params``: the values of a templated ``expr`` (a Milvus >= 2.5 server); ``matching_rows``:
+        how many rows ``expr`` lets through, when known (the index search's probes).
+        """
+        first = self.spec.search_params(k, ef, matching_rows)
+        steps: list[dict[str, int] | None] = [first]
+        if not self.spec.probes_every_cluster and first.get("nprobe", 0) < self.spec.nlist:
             # IVF searches only nprobe clusters, so a selective filter leaves too few matching
             # rows in them. Searching every cluster scores only the rows the filter lets
             # through: ~4 ms at 300k rows where the exact scan cost 6-27 ms (measured).
@@ -153,7 +172,9 @@ class SearchCascade:
         # searched through an interim index. When few rows match, scan them exactly, so a user
         # with few scopes never misses a document.
         steps.append(None)
-        step = self.memo.start(key)
+        # A remembered step of a longer cascade (the index search no longer probing every
+        # cluster on its own) starts at a step at least as complete.
+        step = min(self.memo.start(key), len(steps) - 1)
         hits: list[RawHit] | None = None
         while True:
             search_params = steps[step]

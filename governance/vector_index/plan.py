@@ -20,7 +20,10 @@ Exactness (same rows as the filtered plan, same order). Write S for the rows the
 without the scope list matches and A ⊆ S for those of allowed scopes; results are ordered by
 score, best first, then by id. Assume the index search is exact (it is on small collections,
 and the equivalence tests check it there); with an approximate index every plan is as
-approximate as the index, and the benchmark measures recall against an exact scan.
+approximate as the index, and the benchmark measures recall against an exact scan. On IVF the
+filtered plan probes as many clusters as hold ~300 × k of the caller's live chunks
+(:meth:`VectorIndexSpec.search_params`): every cluster, an exact search of the matching rows,
+for a caller with few.
 
 - broad: a search of S with limit L returns S's L best rows. If at least ``k`` of them are in
   A and the k-th of those scores *strictly* better than the L-th candidate, every row of S
@@ -41,19 +44,29 @@ approximate as the index, and the benchmark measures recall against an exact sca
   filtered plan.
 
 The choice uses numbers the catalog already keeps for the audit (live chunks per scope):
-short lists stay filtered (cheap to parse); the complement when it is shorter than the
-allowed list; broad when the caller's share of the live chunks is large enough that the
-first fetch (``k / share × BROAD_MARGIN``) stays within ``BROAD_CHOSEN_LIMIT``; filtered
-otherwise. On a server that takes filter templates (Milvus >= 2.5) the list is sent as data,
-not parsed, and the filtered plan is kept (unmeasured: no such server ran these benchmarks).
+short lists stay filtered (cheap to parse, and the filtered cascade finds every row of a
+narrow reader); otherwise the plan with the lowest estimated cost (:func:`plan_costs`): the
+ids a list makes Milvus parse (filtered, complement) against the candidates the broad plan's
+first fetch (``k / share × BROAD_MARGIN``) brings back. On a server that takes filter
+templates (Milvus >= 2.5) the list is sent as data, not parsed: the complement when it is the
+shorter list, else the filtered plan (unmeasured: no such server ran these benchmarks).
+
+What a choice derives from the caller's allowed scopes (their share of the live chunks, the
+complement's list) is kept per :class:`~governance.scope_ids.ScopeIds` object by the
+:class:`ScopeCounts` it came from: the same caller's next search, against the same counts,
+does no work proportional to their scopes.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
+from weakref import WeakKeyDictionary
+
+from governance.scope_ids import ScopeIds
 
 PlanName = Literal["filtered", "complement", "broad"]
 PLANS: tuple[PlanName, ...] = ("filtered", "complement", "broad")
@@ -65,23 +78,45 @@ SHORT_LIST_IDS = 256
 # more than BROAD_MAX_LIMIT (Milvus's own ceiling is 16,384): past that the filtered plan runs.
 BROAD_MARGIN = 2.0
 BROAD_MAX_LIMIT = 4096
-# The broad plan is chosen only when its first fetch is at most this many candidates: a
-# 2,000-candidate search cost about as much as the filtered search of a 1,000-id list at 1M
-# chunks on milvus-server 2.3.5 (docs/benchmarks.md).
-BROAD_CHOSEN_LIMIT = 1024
+# Estimated costs of a search's parts in microseconds, to compare plans (not to predict a
+# latency), measured on milvus-server 2.3.5 at 1M chunks on 2 cores (docs/benchmarks.md):
+# Milvus parses a literal id list at ~8.5 us per id (10,000 ids ~87 ms on an empty
+# collection); a broad candidate fetched with every output field (a 200-character text)
+# added ~25 us (200 candidates: 13.2 ms against 8.1 ms for an unfiltered top 10), one with
+# its scope id only ~6 us, and reading k hits back by primary key ~2 ms.
+LIST_ID_US = 8.5
+CANDIDATE_INLINE_US = 25.0
+CANDIDATE_SCOPE_ONLY_US = 6.0
+READ_BACK_US = 2000.0
 # Up to this many candidates the broad plan asks for every output field with them (one round
 # trip); past it, only their scope ids, and the k chosen rows are read back by primary key.
 BROAD_INLINE_FIELDS = 256
 
 
+@dataclass(frozen=True)
+class Readable:
+    """A caller's part of the live chunks: ``rows`` chunks in ``scopes`` allowed scopes."""
+
+    rows: int
+    scopes: int
+
+
 class ScopeCounts:
     """Live chunks per scope id (from the catalog), with the totals a plan choice needs
-    computed once: summing 100,000 counts on every search cost ~20 ms on 2 loaded cores."""
+    computed once: summing 100,000 counts on every search cost ~20 ms on 2 loaded cores.
+
+    What is derived from a caller's :class:`~governance.scope_ids.ScopeIds` (:meth:`readable`,
+    :meth:`excluded`) is kept per ScopeIds object for as long as both live: the counts are
+    immutable once made (a retriever makes new ones when they are too old), and so is a
+    ScopeIds. Other collections of ids are worked out on every call."""
 
     def __init__(self, rows_by_scope: Mapping[int, int]) -> None:
         self.rows = rows_by_scope
         self.total = sum(rows_by_scope.values())
         self.nonempty = frozenset(s for s, n in rows_by_scope.items() if n > 0)
+        self._lock = threading.Lock()
+        self._readable: WeakKeyDictionary[ScopeIds, Readable] = WeakKeyDictionary()
+        self._excluded: WeakKeyDictionary[ScopeIds, tuple[int, ...]] = WeakKeyDictionary()
 
     @classmethod
     def of(cls, counts: ScopeCounts | Mapping[int, int] | None) -> ScopeCounts | None:
@@ -89,15 +124,52 @@ class ScopeCounts:
         as long as the counts do to sum them once)."""
         return counts if isinstance(counts, ScopeCounts) or counts is None else cls(counts)
 
+    def readable(self, allowed: Collection[int]) -> Readable:
+        """The live chunks, and the scopes holding them, among ``allowed`` scope ids."""
+        if isinstance(allowed, ScopeIds):
+            with self._lock:
+                known = self._readable.get(allowed)
+            if known is not None:
+                return known
+        # The intersection walks the smaller of the two sets, in C.
+        held = self.nonempty.intersection(_as_set(allowed))
+        found = Readable(sum(map(self.rows.__getitem__, held)), len(held))
+        if isinstance(allowed, ScopeIds):
+            with self._lock:
+                self._readable[allowed] = found
+        return found
+
+    def excluded(self, allowed: Collection[int]) -> tuple[int, ...]:
+        """The scopes holding live chunks that are not among ``allowed``, ascending: the
+        complement plan's list."""
+        if isinstance(allowed, ScopeIds):
+            with self._lock:
+                known = self._excluded.get(allowed)
+            if known is not None:
+                return known
+        found = tuple(sorted(self.nonempty.difference(_as_set(allowed))))
+        if isinstance(allowed, ScopeIds):
+            with self._lock:
+                self._excluded[allowed] = found
+        return found
+
+
+def _as_set(ids: Collection[int]) -> frozenset[int] | set[int] | Collection[int]:
+    if isinstance(ids, ScopeIds):
+        return ids.set
+    return ids if isinstance(ids, (set, frozenset)) else set(ids)
+
 
 @dataclass(frozen=True)
 class PlanChoice:
-    """A plan and what it needs: ``excluded`` (the complement's list, sorted) and
-    ``first_limit`` (the broad plan's first fetch)."""
+    """A plan and what it needs: ``excluded`` (the complement's list, sorted),
+    ``first_limit`` (the broad plan's first fetch) and ``readable_rows`` (the caller's live
+    chunks; None without counts), which set the filtered search's IVF probes."""
 
     plan: PlanName
     excluded: tuple[int, ...] = ()
     first_limit: int = 0
+    readable_rows: int | None = None
 
 
 def broad_first_limit(k: int, share: float) -> int:
@@ -105,6 +177,28 @@ def broad_first_limit(k: int, share: float) -> int:
     if share <= 0:
         return BROAD_MAX_LIMIT + 1
     return max(k + 1, math.ceil(k / share * BROAD_MARGIN))
+
+
+def broad_cost_us(first_limit: int) -> float:
+    """The estimated cost of the broad plan's first fetch of ``first_limit`` candidates."""
+    if first_limit <= BROAD_INLINE_FIELDS:
+        return first_limit * CANDIDATE_INLINE_US
+    return first_limit * CANDIDATE_SCOPE_ONLY_US + READ_BACK_US
+
+
+def plan_costs(allowed_ids: int, excluded_ids: int, first_limit: int) -> dict[PlanName, float]:
+    """Estimated cost of each plan that may be chosen (microseconds, to compare them): a
+    list's parse for the filtered plan (``allowed_ids``) and the complement
+    (``excluded_ids``), the first fetch for the broad plan unless it would exceed
+    ``BROAD_MAX_LIMIT`` candidates. Everything the plans share (the vector search itself,
+    the expiry filter, k rows' fields) is left out."""
+    costs: dict[PlanName, float] = {
+        "filtered": allowed_ids * LIST_ID_US,
+        "complement": excluded_ids * LIST_ID_US,
+    }
+    if first_limit <= BROAD_MAX_LIMIT:
+        costs["broad"] = broad_cost_us(first_limit)
+    return costs
 
 
 def choose_plan(
@@ -115,35 +209,39 @@ def choose_plan(
     templated: bool = False,
     force: PlanName | None = None,
 ) -> PlanChoice:
-    """The plan for a caller reading ``allowed`` scope ids (checked, distinct) among
-    ``rows_by_scope`` (live chunks per scope id, from the catalog; None: unknown, so
-    filtered). ``force`` picks a plan whatever the numbers (benchmarks, equivalence tests)."""
+    """The plan for a caller reading ``allowed`` scope ids (checked, distinct; a
+    :class:`~governance.scope_ids.ScopeIds` lets the counts remember what is derived from it)
+    among ``rows_by_scope`` (live chunks per scope id, from the catalog; None: unknown, so
+    filtered). ``force`` picks a plan whatever the numbers (benchmarks, equivalence tests).
+    Ties go to the filtered plan, then the complement: the plans that fall back least."""
     if force is not None and force not in PLANS:
         raise ValueError(f"unknown search plan {force!r}; one of {', '.join(PLANS)}")
     census = ScopeCounts.of(rows_by_scope)
-    if census is None or (force is None and len(allowed) <= SHORT_LIST_IDS) or force == "filtered":
+    if census is None:
         return PlanChoice("filtered")
-    counts = census.rows
-    allowed_set = allowed if isinstance(allowed, (set, frozenset)) else set(allowed)
-    # O(allowed), in C: this runs on every search.
-    readable_counts = list(filter(None, map(counts.get, allowed_set)))
-    share = sum(readable_counts) / census.total if census.total else 0.0
-
-    def excluded() -> tuple[int, ...]:
-        return tuple(sorted(census.nonempty.difference(allowed_set)))
-
+    readable = census.readable(allowed)  # O(1) for a ScopeIds seen before, O(min(lengths)) else
+    share = readable.rows / census.total if census.total else 0.0
+    if (force is None and len(allowed) <= SHORT_LIST_IDS) or force == "filtered":
+        return PlanChoice("filtered", readable_rows=readable.rows)
     if force == "complement":
-        return PlanChoice("complement", excluded())
+        return PlanChoice("complement", census.excluded(allowed), readable_rows=readable.rows)
     if force == "broad":
-        return PlanChoice("broad", first_limit=min(broad_first_limit(k, share), BROAD_MAX_LIMIT))
-    if len(census.nonempty) - len(readable_counts) < len(allowed_set):  # the complement's length
-        return PlanChoice("complement", excluded())
+        return PlanChoice(
+            "broad", first_limit=min(broad_first_limit(k, share), BROAD_MAX_LIMIT), readable_rows=readable.rows
+        )
+    excluded_ids = len(census.nonempty) - readable.scopes  # the complement's length, not built yet
     if templated:
-        return PlanChoice("filtered")
+        if excluded_ids < len(allowed):
+            return PlanChoice("complement", census.excluded(allowed), readable_rows=readable.rows)
+        return PlanChoice("filtered", readable_rows=readable.rows)
     first = broad_first_limit(k, share)
-    if first <= BROAD_CHOSEN_LIMIT:
-        return PlanChoice("broad", first_limit=first)
-    return PlanChoice("filtered")
+    costs = plan_costs(len(allowed), excluded_ids, first)
+    best = min(costs, key=costs.__getitem__)  # dicts keep their order: filtered, complement, broad
+    if best == "complement":
+        return PlanChoice("complement", census.excluded(allowed), readable_rows=readable.rows)
+    if best == "broad":
+        return PlanChoice("broad", first_limit=first, readable_rows=readable.rows)
+    return PlanChoice("filtered", readable_rows=readable.rows)
 
 
 def next_broad_limit(limit: int, allowed_seen: int, k: int) -> int:

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from governance.scope_ids import ScopeIds
 from governance.vector_index import plan
 from governance.vector_index.cascade import SearchCascade
 from governance.vector_index.filters import (
@@ -80,12 +81,13 @@ class PlannedSearch:
     ) -> tuple[list[RawHit], PlanName]:
         """The ``k`` nearest rows of ``scope_ids`` not expired at ``now_epoch`` (and of
         ``tenant``, unless None), best first, and the plan that produced them (``filtered``
-        when another plan fell back to it)."""
-        allowed_set = checked_id_set(scope_ids, "scope id")
+        when another plan fell back to it). ``scope_ids`` as a
+        :class:`~governance.scope_ids.ScopeIds` (what the scope resolver hands out) is
+        checked once, when made, and its plan numbers are kept with ``rows_by_scope``."""
+        allowed = ScopeIds.of(scope_ids)
+        allowed_set = checked_id_set(allowed, "scope id")  # the filter's size limit
         now = check_int(now_epoch, "time")
-        choice = choose_plan(
-            allowed_set, rows_by_scope, k, templated=self.cascade.milvus.templates_filters, force=force
-        )
+        choice = choose_plan(allowed, rows_by_scope, k, templated=self.cascade.milvus.templates_filters, force=force)
         q = _Query(vector, k, now, tenant, fields, consistency, ef)
         if choice.plan == "complement":
             hits = self._complement(q, allowed_set, checked_ints(choice.excluded, "scope id"))
@@ -95,9 +97,10 @@ class PlannedSearch:
             hits = self._broad(q, allowed_set, choice.first_limit)
             if hits is not None:
                 return hits, "broad"
-        return self._filtered(q, scope_ids), "filtered"
+        # A fallback too probes IVF clusters by the caller's live chunks.
+        return self._filtered(q, allowed, choice.readable_rows), "filtered"
 
-    def _filtered(self, q: _Query, allowed: Sequence[int]) -> list[RawHit]:
+    def _filtered(self, q: _Query, allowed: Sequence[int], readable_rows: int | None) -> list[RawHit]:
         return ranked(
             self.cascade.search(
                 q.vector,
@@ -108,6 +111,7 @@ class PlannedSearch:
                 fields=q.fields,
                 consistency=q.consistency,
                 ef=q.ef,
+                matching_rows=readable_rows,
             )
         )
 

@@ -17,6 +17,28 @@ def test_a_repeated_principal_set_is_answered_from_the_cache(database_url):
     catalog.dispose()
 
 
+def test_a_repeated_principal_set_gets_the_same_scope_ids_object(database_url):
+    catalog = Catalog(database_url)
+    sid, _ = catalog.scopes.upsert_scope(AccessScope(key="s", layers=[["group:eng"]]))
+    r = ScopeResolver(catalog)
+    first = r.allowed_ids({"group:eng"})
+    assert list(first) == [sid]
+    assert r.allowed_ids({"group:eng"}) is first  # what a search derives from it is kept with it
+    catalog.dispose()
+
+
+def test_an_acl_change_gives_a_new_scope_ids_object(database_url):
+    catalog = Catalog(database_url)
+    sid, _ = catalog.scopes.upsert_scope(AccessScope(key="s", layers=[["group:eng"]]))
+    r = ScopeResolver(catalog)
+    first = r.allowed_ids({"group:eng"})
+    other, _ = catalog.scopes.upsert_scope(AccessScope(key="t", layers=[["group:eng"]]))
+    second = r.allowed_ids({"group:eng"})
+    assert second is not first
+    assert list(second) == sorted([sid, other])
+    catalog.dispose()
+
+
 def test_a_membership_change_in_another_process_is_seen_on_the_next_call(database_url):
     mine, theirs = Catalog(database_url), Catalog(database_url)  # two engines: two processes' views
     sid, _ = theirs.scopes.upsert_scope(AccessScope(key="s", layers=[["group:eng"], ["user:a@x.io"]]))

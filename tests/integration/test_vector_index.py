@@ -132,14 +132,14 @@ def _one_row_per_scope(n):
 
 
 def test_a_fanned_out_search_finds_the_best_allowed_rows_and_nothing_else(index):
-    # 2,400 rows, each in its own scope; the even scopes (1,200 ids) are allowed, so the
+    # 4,000 rows, each in its own scope; the even scopes (2,000 ids) are allowed, so the
     # filter is split into two concurrent searches whose answers are merged by score.
-    rows = _one_row_per_scope(2400)
+    rows = _one_row_per_scope(4000)
     index.upsert(rows)
     index.flush()
-    allowed = list(range(0, 2400, 2))
+    allowed = list(range(0, 4000, 2))
     assert len(scope_id_shares(allowed, index.search_fanout)) == 2
-    for target in (10, 2390):  # one in each share
+    for target in (10, 3990):  # one in each share
         hits = index.search(np.asarray(rows[target].vector), k=10, scope_ids=allowed, now_epoch=0)
         assert hits[0].id == target
         assert len(hits) == 10 and all(h.fields["scope_id"] % 2 == 0 for h in hits)
@@ -174,7 +174,7 @@ def test_a_failing_share_fails_the_whole_search(make_index, monkeypatch):
 
     monkeypatch.setattr(index.milvus, "search", second_share_breaks)
     with pytest.raises(IndexUnavailable):
-        index.search(np.ones(384), k=5, scope_ids=list(range(2000)), now_epoch=0)
+        index.search(np.ones(384), k=5, scope_ids=list(range(4000)), now_epoch=0)
     assert len(calls) == 4  # every share was asked once; no partial answer came back
 
 

@@ -5,20 +5,25 @@ is tests/integration/test_search_plans.py."""
 
 from __future__ import annotations
 
+import gc
+import weakref
 from typing import Any
 
 import numpy as np
 import pytest
 
+from governance.scope_ids import ScopeIds
 from governance.vector_index.cascade import SearchCascade
 from governance.vector_index.client import MilvusCollection, parse_version
 from governance.vector_index.filters import checked_id_set
 from governance.vector_index.plan import (
     BROAD_MAX_LIMIT,
     SHORT_LIST_IDS,
+    ScopeCounts,
     choose_plan,
     first_k_certain,
     next_broad_limit,
+    plan_costs,
 )
 from governance.vector_index.planned import PlannedSearch
 from governance.vector_index.schema import VectorIndexSpec
@@ -35,15 +40,29 @@ def test_a_short_scope_list_keeps_the_filtered_plan():
     assert choose_plan(set(range(SHORT_LIST_IDS)), ONE_ROW_EACH, 10).plan == "filtered"
 
 
-def test_a_reader_of_nearly_everything_gets_the_complement_of_their_scopes():
-    choice = choose_plan(set(range(100, SCOPES)), ONE_ROW_EACH, 10)
+def test_a_reader_of_nearly_everything_gets_the_complement_when_its_list_costs_less_than_the_broad_fetch():
+    # k 100: the broad plan would fetch 203 candidates with their fields; 100 excluded ids parse sooner.
+    choice = choose_plan(set(range(100, SCOPES)), ONE_ROW_EACH, 100)
     assert choice.plan == "complement"
     assert choice.excluded == tuple(range(100))
 
 
+def test_a_reader_of_nearly_everything_gets_the_broad_plan_when_its_fetch_costs_less_than_the_complement():
+    # k 10: 21 candidates, against parsing 100 excluded ids.
+    choice = choose_plan(set(range(100, SCOPES)), ONE_ROW_EACH, 10)
+    assert choice.plan == "broad"
+    assert choice.first_limit == 21
+
+
 def test_the_complement_leaves_out_scopes_without_live_chunks():
     counts = {**ONE_ROW_EACH, 5: 0}
-    assert 5 not in choose_plan(set(range(10, SCOPES)), counts, 10).excluded
+    assert 5 not in choose_plan(set(range(10, SCOPES)), counts, 10, force="complement").excluded
+
+
+def test_the_plan_costs_weigh_parsed_ids_against_broad_candidates():
+    assert plan_costs(1000, 90_000, 2000)["filtered"] < plan_costs(1000, 90_000, 2000)["broad"]
+    assert plan_costs(10_000, 90_000, 200)["broad"] < plan_costs(10_000, 90_000, 200)["filtered"]
+    assert "broad" not in plan_costs(10, 99_990, BROAD_MAX_LIMIT + 1)
 
 
 def test_a_reader_of_a_large_share_gets_the_broad_plan_with_a_first_fetch_for_k():
@@ -59,6 +78,36 @@ def test_a_long_list_over_a_small_share_stays_filtered():
 
 def test_a_server_that_templates_filters_keeps_the_filtered_plan_for_broad_readers():
     assert choose_plan(set(range(1000)), ONE_ROW_EACH, 10, templated=True).plan == "filtered"
+
+
+def test_a_server_that_templates_filters_gets_the_complement_when_it_is_the_shorter_list():
+    assert choose_plan(set(range(100, SCOPES)), ONE_ROW_EACH, 10, templated=True).plan == "complement"
+
+
+def test_counts_work_out_a_scope_ids_share_and_complement_once():
+    counts = ScopeCounts({**ONE_ROW_EACH, 3: 5})
+    allowed = ScopeIds(range(3, SCOPES))
+    assert counts.readable(allowed).rows == SCOPES - 3 + 4
+    assert counts.readable(allowed) is counts.readable(allowed)
+    assert counts.excluded(allowed) == (0, 1, 2)
+    assert counts.excluded(allowed) is counts.excluded(allowed)
+
+
+def test_counts_work_out_other_id_collections_on_every_call():
+    counts = ScopeCounts(ONE_ROW_EACH)
+    assert counts.readable([1, 2, 20_000]).rows == 2
+    assert counts.excluded({*range(1, SCOPES)}) == (0,)
+
+
+def test_counts_do_not_keep_a_scope_ids_alive():
+    counts = ScopeCounts(ONE_ROW_EACH)
+    allowed = ScopeIds(range(SCOPES // 2))
+    counts.readable(allowed)
+    counts.excluded(allowed)
+    ref = weakref.ref(allowed)
+    del allowed
+    gc.collect()
+    assert ref() is None
 
 
 def test_a_forced_plan_is_taken_whatever_the_numbers():
@@ -155,3 +204,74 @@ def test_a_templating_server_is_sent_the_complement_as_filter_params():
     (request,) = milvus.searches
     assert request["filter"] == "scope_id not in {scope_ids} and expires_at > {now}"
     assert request["filter_params"] == {"scope_ids": [1, 2], "now": 99}
+
+
+def test_an_ivf_search_probes_clusters_holding_three_hundred_matching_rows_per_hit():
+    spec = VectorIndexSpec("IVF_FLAT", nlist=1024, nprobe=32)
+    assert spec.search_params(10) == {"nprobe": 32}  # matching rows unknown
+    assert spec.search_params(10, matching_rows=9_600) == {"nprobe": 320}  # 1 % of 1M chunks
+    assert spec.search_params(10, matching_rows=95_000) == {"nprobe": 33}  # 10 %
+
+
+def test_an_ivf_search_never_probes_fewer_than_nprobe_clusters():
+    assert VectorIndexSpec("IVF_FLAT", nlist=1024, nprobe=32).search_params(10, matching_rows=10**7) == {"nprobe": 32}
+
+
+def test_an_ivf_search_of_a_filter_letting_through_few_rows_probes_every_cluster():
+    spec = VectorIndexSpec("IVF_FLAT", nlist=1024, nprobe=32)
+    assert spec.search_params(10, matching_rows=1_850) == {"nprobe": 1024}  # 1 % of 200k
+    assert spec.search_params(10, matching_rows=0) == {"nprobe": 1024}
+
+
+def test_an_hnsw_search_ignores_the_matching_rows():
+    hnsw = VectorIndexSpec("HNSW")
+    assert hnsw.search_params(10, matching_rows=5) == hnsw.search_params(10)
+
+
+def test_the_plan_choice_carries_the_callers_live_chunks():
+    assert choose_plan({1, 2}, ONE_ROW_EACH, 10).readable_rows == 2
+    assert choose_plan({1, 2}, None, 10).readable_rows is None
+
+
+class _IvfMilvus:
+    """Stands in for MilvusCollection on a 2.3 server: records each search's probes and
+    answers with fewer hits than asked, so the cascade goes on to its next step."""
+
+    templates_filters = False
+
+    def __init__(self) -> None:
+        self.steps: list[object] = []
+
+    def search(self, data: Any, **request: Any) -> list[list[dict[str, Any]]]:
+        self.steps.append(request["search_params"]["params"]["nprobe"])
+        return [[{"id": 1, "distance": 0.5, "entity": {"scope_id": 7}}]]
+
+    def query(self, expr: str, fields: Any, limit: int, **kw: Any) -> list[dict[str, Any]]:
+        self.steps.append("exact scan")
+        return [{"id": 1, "vector": [1.0, 0.0], "scope_id": 7}]
+
+
+def _cascade_steps(matching_rows: int | None) -> list[object]:
+    milvus = _IvfMilvus()
+    cascade = SearchCascade(milvus, VectorIndexSpec("IVF_FLAT", nlist=64, nprobe=8))  # type: ignore[arg-type]
+    cascade.search(
+        np.ones(2),
+        k=5,
+        scope_ids=[7],
+        now_epoch=99,
+        tenant=None,
+        fields=["scope_id"],
+        consistency="Session",
+        matching_rows=matching_rows,
+    )
+    return milvus.steps
+
+
+def test_the_filtered_cascade_probes_by_matching_rows_then_every_cluster_then_scans():
+    assert _cascade_steps(None) == [8, 64, "exact scan"]
+    assert _cascade_steps(24_000) == [8, 64, "exact scan"]  # 4 of 64 clusters hold 300 x k (5) of them
+    assert _cascade_steps(6_000) == [16, 64, "exact scan"]
+
+
+def test_the_filtered_cascade_skips_the_every_cluster_step_when_its_index_search_already_probes_them_all():
+    assert _cascade_steps(1_000) == [64, "exact scan"]
