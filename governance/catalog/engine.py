@@ -99,8 +99,9 @@ def _sqlite_engine(url: str) -> Engine:
         # WAL lets several processes (ingest, search, Dagster runs) share the file. Each
         # process keeps its connections in a pool: a connection per session ran the pragmas
         # on every open, and closing the last one checkpointed the log into the file (a
-        # sync), which made the catalog the ingest's wall (2.6x the chunks/s on 500
-        # Confluence pages with a fixed-vector embedder). Erasures truncate the log
+        # sync), which made the catalog the ingest's wall (with a fixed-vector embedder, a
+        # 10,000-message Slack export ingested 1.5-2.0x faster pooled, 500 Confluence pages
+        # 1.2x; docs/benchmarks.md). Erasures truncate the log
         # themselves (:meth:`Database.checkpoint`). Overflow is unbounded: a busy service
         # must wait on SQLite's lock, never on the pool.
         engine = create_engine(
