@@ -51,9 +51,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import vectors as vector_options
 from bench.machine import machine_details, percentile
 from bench.plan_variants import measure_plans
-from bench.vectors import DEFAULT_SPREAD, DISTRIBUTIONS, VectorSource, default_clusters
 from governance.vector_index import (
     NEVER_EXPIRES,
     SEARCH_FANOUT,
@@ -102,16 +102,8 @@ def main() -> None:
         help="time the search plans (bench/plan_variants.py: each forced and the chosen one) "
         "instead of the raw/fan-out/floor variants",
     )
-    ap.add_argument(
-        "--vectors",
-        choices=DISTRIBUTIONS,
-        help="vector distribution (bench/vectors.py); default clustered with --plans, uniform otherwise",
-    )
-    ap.add_argument("--clusters", type=int, help="centres of the clustered distribution (default: chunks / 1,000)")
-    ap.add_argument("--spread", type=float, default=DEFAULT_SPREAD, help="noise norm around a centre (clustered)")
+    vector_options.add_arguments(ap, "chunks")
     args = ap.parse_args()
-    if args.vectors is None:
-        args.vectors = "clustered" if args.plans else "uniform"
 
     tmp = Path(tempfile.mkdtemp(prefix="govrag-scale-"))
     t0 = time.perf_counter()
@@ -147,7 +139,7 @@ def _run(args: argparse.Namespace, milvus: MilvusServer) -> None:
     rng = np.random.default_rng(42)
     now = int(time.time())
     n = args.chunks
-    source = VectorSource(args.vectors, DIM, clusters=args.clusters or default_clusters(n), spread=args.spread)
+    source = vector_options.source_for(args, DIM, n)
     vectors = np.empty((n, DIM), dtype=np.float32)  # kept for the exact (recall) search
     scopes = rng.integers(0, args.total_scopes, n)
     expired = rng.random(n) < 0.05

@@ -31,9 +31,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import vectors as vector_options
 from bench.machine import machine_details, percentile
 from bench.plan_variants import measure_plans
-from bench.vectors import DEFAULT_SPREAD, DISTRIBUTIONS, VectorSource, default_clusters
 from governance.milvus_process.local import ensure_server, stop_server
 from governance.vector_index import NEVER_EXPIRES, VectorIndex, VectorRow, search_filter
 from testsupport.milvus_server import MilvusServer
@@ -85,16 +85,8 @@ def main() -> None:
     ap.add_argument("--total-scopes", type=int, default=N_SCOPES, help="scopes the rows are spread over")
     ap.add_argument("--recall-queries", type=int, default=20)
     ap.add_argument("--index", choices=["HNSW", "IVF_FLAT"], default="HNSW", help="vector index (server only)")
-    ap.add_argument(
-        "--vectors",
-        choices=DISTRIBUTIONS,
-        help="vector distribution (bench/vectors.py); default clustered with --plans, uniform otherwise",
-    )
-    ap.add_argument("--clusters", type=int, help="centres of the clustered distribution (default: rows / 1,000)")
-    ap.add_argument("--spread", type=float, default=DEFAULT_SPREAD, help="noise norm around a centre (clustered)")
+    vector_options.add_arguments(ap, "rows")
     args = ap.parse_args()
-    if args.vectors is None:
-        args.vectors = "clustered" if args.plans else "uniform"
 
     tmp = Path(tempfile.mkdtemp(prefix="govrag-bench-"))
     milvus: MilvusServer | None = None
@@ -132,7 +124,7 @@ def _wait_for_index(ix: VectorIndex, rows: int, timeout_s: float) -> float:
 def _run(args: argparse.Namespace, uri: str, tmp: Path) -> None:
     ix = VectorIndex(uri, "bench", index_type=args.index)
     rng = np.random.default_rng(42)
-    source = VectorSource(args.vectors, DIM, clusters=args.clusters or default_clusters(args.rows), spread=args.spread)
+    source = vector_options.source_for(args, DIM, args.rows)
     now = int(time.time())
     t0 = time.perf_counter()
     batch = 5000

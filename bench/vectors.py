@@ -26,6 +26,7 @@ no float64 copy of the whole.
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Iterator
 from typing import Literal
 
@@ -38,6 +39,24 @@ DEFAULT_LATENT_DIM = 24
 DEFAULT_AMBIENT_NOISE = 0.1
 # Rows per cluster by default: topics of ~1,000 chunks.
 ROWS_PER_CLUSTER = 1_000
+
+
+def add_arguments(ap: argparse.ArgumentParser, rows: str) -> None:
+    """The ``--vectors``, ``--clusters`` and ``--spread`` options of a scale benchmark."""
+    ap.add_argument(
+        "--vectors",
+        choices=DISTRIBUTIONS,
+        help="vector distribution (bench/vectors.py); default clustered with --plans, uniform otherwise",
+    )
+    ap.add_argument("--clusters", type=int, help=f"centres of the clustered distribution (default: {rows} / 1,000)")
+    ap.add_argument("--spread", type=float, default=DEFAULT_SPREAD, help="noise norm around a centre (clustered)")
+
+
+def source_for(args: argparse.Namespace, dim: int, rows: int) -> VectorSource:
+    """The vectors those options ask for (clustered by default when timing the plans)."""
+    if args.vectors is None:
+        args.vectors = "clustered" if args.plans else "uniform"
+    return VectorSource(args.vectors, dim, clusters=args.clusters or default_clusters(rows), spread=args.spread)
 
 
 def default_clusters(rows: int) -> int:
