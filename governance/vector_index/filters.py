@@ -12,7 +12,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from governance.scope_ids import INT64_MAX, INT64_MIN, ScopeIds, check_int64
+from governance.scope_ids import ScopeIds, check_int64, checked_int64_set
 from governance.tenancy import check_tenant as _check_tenant_name
 from governance.vector_index.schema import TENANT_FIELD
 
@@ -47,18 +47,9 @@ def checked_id_set(values: Iterable[Any], what: str) -> frozenset[int]:
     """The values as a set of int64s, at most MAX_FILTER_IDS, refused as :func:`checked_ints`
     refuses them; unsorted, so ~10x cheaper for ids that are already plain ints (the scope
     check of a search plan that sends no list), and free for a :class:`ScopeIds`."""
-    if isinstance(values, ScopeIds):
-        _check_count(len(values), what)
-        return values.set
-    given = list(values)
-    # Types are checked before deduplication: a set would fold True and 1.0 into 1.
-    if set(map(type, given)) <= {int}:  # in C: ~10x faster than a generator over 100k ids
-        distinct = frozenset(given)
-        if len(distinct) <= MAX_FILTER_IDS and (
-            not distinct or (min(distinct) >= INT64_MIN and max(distinct) <= INT64_MAX)
-        ):
-            return distinct
-    return frozenset(checked_ints(given, what))
+    ids = values.set if isinstance(values, ScopeIds) else checked_int64_set(values, what)
+    _check_count(len(ids), what)
+    return ids
 
 
 def int_list(values: Iterable[Any], what: str) -> str:

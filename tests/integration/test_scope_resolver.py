@@ -3,6 +3,8 @@ process or another — is seen by the very next call."""
 
 from __future__ import annotations
 
+import pytest
+
 from governance.catalog import Catalog
 from governance.contracts import AccessScope
 from governance.scope_resolver import ScopeResolver
@@ -17,26 +19,31 @@ def test_a_repeated_principal_set_is_answered_from_the_cache(database_url):
     catalog.dispose()
 
 
-def test_a_repeated_principal_set_gets_the_same_scope_ids_object(database_url):
+@pytest.fixture
+def eng_catalog(database_url):
+    """A catalog with one scope readable by ``group:eng``, and that scope's id."""
     catalog = Catalog(database_url)
     sid, _ = catalog.scopes.upsert_scope(AccessScope(key="s", layers=[["group:eng"]]))
+    yield catalog, sid
+    catalog.dispose()
+
+
+def test_a_repeated_principal_set_gets_the_same_scope_ids_object(eng_catalog):
+    catalog, sid = eng_catalog
     r = ScopeResolver(catalog)
     first = r.allowed_ids({"group:eng"})
     assert list(first) == [sid]
     assert r.allowed_ids({"group:eng"}) is first  # what a search derives from it is kept with it
-    catalog.dispose()
 
 
-def test_an_acl_change_gives_a_new_scope_ids_object(database_url):
-    catalog = Catalog(database_url)
-    sid, _ = catalog.scopes.upsert_scope(AccessScope(key="s", layers=[["group:eng"]]))
+def test_an_acl_change_gives_a_new_scope_ids_object(eng_catalog):
+    catalog, sid = eng_catalog
     r = ScopeResolver(catalog)
     first = r.allowed_ids({"group:eng"})
     other, _ = catalog.scopes.upsert_scope(AccessScope(key="t", layers=[["group:eng"]]))
     second = r.allowed_ids({"group:eng"})
     assert second is not first
     assert list(second) == sorted([sid, other])
-    catalog.dispose()
 
 
 def test_a_membership_change_in_another_process_is_seen_on_the_next_call(database_url):
