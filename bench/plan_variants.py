@@ -65,7 +65,7 @@ def measure_plans(
         excluded = len(rows_by_scope.excluded(allowed))
         for plan in PLANS:
             name = f"{n_allowed} scopes, {plan} (forced)"
-            listed = {"filtered": n_allowed, "complement": excluded, "broad": 0}[plan]
+            listed = {"filtered": n_allowed, "complement": excluded, "broad": 0, "listed": 0}[plan]
             if listed > MAX_FORCED_LIST:
                 skipped[name] = f"its list would hold {listed:,} ids"
                 continue
@@ -77,6 +77,12 @@ def measure_plans(
 
     used: dict[str, Counter[str]] = {name: Counter() for name in variants}
     requests = _RequestCounter(ix)
+
+    def list_ids(allowed: Any, limit: int) -> list[int] | None:
+        # Stands in for the catalog's list (live rows of the allowed scopes), worked out on
+        # each call as the catalog's query would be.
+        ids = np.flatnonzero(np.isin(scopes, np.asarray(list(allowed))) & ~expired)
+        return None if len(ids) > limit else ids.tolist()
 
     def one(name: str, q: np.ndarray) -> list[int]:
         plan, allowed = variants[name]
@@ -101,6 +107,7 @@ def measure_plans(
                 now_epoch=now,
                 rows_by_scope=rows_by_scope,
                 force_plan=None if plan == "chosen" else "filtered" if plan == SINGLE else plan,  # type: ignore[arg-type]
+                list_ids=list_ids,
             )
         finally:
             ix.search_fanout = fanout

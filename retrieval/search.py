@@ -135,6 +135,8 @@ class Retriever:
                 now_epoch=int(now.timestamp()),
                 tenant=caller.tenant,
                 rows_by_scope=self._live_counts(tenant),
+                # A narrow reader's chunks are listed by the catalog and read by primary key.
+                list_ids=lambda scopes, limit: catalog.chunks.live_chunk_ids(scopes, now, limit),
             )
             metrics.SEARCH_PLANS.labels(plan=plan or "none").inc()
         visible = catalog.chunks.visible_chunks([h.id for h in raw], allowed_scope_ids=allowed.set, now=now)

@@ -133,6 +133,32 @@ class ChunkRepository:
             return {int(scope): int(n) for scope, n in s.execute(q).all() if scope is not None}
 
     @retry_read
+    def live_chunk_ids(self, scope_ids: Collection[int], now: datetime, limit: int) -> list[int] | None:
+        """Ids of the searchable chunks (current version of an active, unexpired document)
+        in these scopes, sorted; None when there are more than ``limit`` (the search's listed
+        plan then searches by filter instead)."""
+        scopes = sorted({int(x) for x in scope_ids})
+        out: list[int] = []
+        with self._db.session() as s:
+            for i in range(0, len(scopes), PARAM_BATCH):
+                q = (
+                    select(ChunkRow.id)
+                    .join(
+                        Document, (ChunkRow.document_id == Document.id) & (ChunkRow.version == Document.current_version)
+                    )
+                    .where(
+                        Document.scope_id.in_(scopes[i : i + PARAM_BATCH]),
+                        Document.status == DocumentStatus.ACTIVE,
+                        or_(Document.expires_at.is_(None), Document.expires_at > now),
+                    )
+                    .limit(limit + 1 - len(out))
+                )
+                out += [int(x) for x in s.scalars(q)]
+                if len(out) > limit:
+                    return None
+        return sorted(out)
+
+    @retry_read
     def chunk_ids_of(self, document_ids: Sequence[str]) -> list[int]:
         """Every chunk id (all versions) of these documents."""
         out: list[int] = []

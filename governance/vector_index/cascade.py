@@ -94,12 +94,14 @@ class SearchCascade:
         consistency: str,
         ef: int | None = None,
         matching_rows: int | None = None,
+        total_rows: int | None = None,
     ) -> list[RawHit]:
         """The ``k`` nearest rows among those of ``scope_ids`` not expired at ``now_epoch``
         (and of ``tenant``, unless None): every share of the scope list must answer (a failed
         share fails the search, never a partial answer); the answers are merged by score.
-        ``matching_rows``: the live rows these scopes hold, when known (it sets an IVF
-        search's probes, :meth:`VectorIndexSpec.search_params`)."""
+        ``matching_rows``: the live rows these scopes hold, when known, of ``total_rows`` (they
+        set an IVF search's probes and an HNSW search's ``ef``,
+        :meth:`VectorIndexSpec.search_params`)."""
         now = check_int(now_epoch, "time")
         if self.milvus.templates_filters:
             # The ids travel as data and are not parsed, so one search, no fan-out.
@@ -116,6 +118,7 @@ class SearchCascade:
                 consistency=consistency,
                 key=key,
                 matching_rows=matching_rows,
+                total_rows=total_rows,
             )
         shares = scope_id_shares(scope_ids, self.fanout)
         # Each request's filter lets through about its part of the caller's rows.
@@ -125,7 +128,15 @@ class SearchCascade:
             expr = checked_search_filter(ids, now, tenant)
             key = (tuple(ids), tenant, k, ef) if len(ids) <= CASCADE_MEMO_MAX_IDS else None
             return self.search_one(
-                vector, k=k, expr=expr, fields=fields, ef=ef, consistency=consistency, key=key, matching_rows=part
+                vector,
+                k=k,
+                expr=expr,
+                fields=fields,
+                ef=ef,
+                consistency=consistency,
+                key=key,
+                matching_rows=part,
+                total_rows=total_rows,
             )
 
         if len(shares) == 1:
@@ -151,6 +162,7 @@ class SearchCascade:
         key: Hashable | None = None,
         params: dict[str, Any] | None = None,
         matching_rows: int | None = None,
+        total_rows: int | None = None,
     ) -> list[RawHit]:
         """The cascade for one filter: the index search; for IVF, the same over every cluster;
         then the exact scan of the matching rows. Each step runs only when the one before
@@ -158,9 +170,10 @@ class SearchCascade:
         same filter (``key``) had to go down the cascade, this one starts where that one ended
         (for ``CASCADE_MEMO_S``): a user with few readable rows pays one round trip, not three.
         ``params``: the values of a templated ``expr`` (a Milvus >= 2.5 server); ``matching_rows``:
-        how many rows ``expr`` lets through, when known (the index search's probes).
+        how many rows ``expr`` lets through, when known, of ``total_rows`` (the index search's
+        IVF probes, its HNSW ``ef``).
         """
-        first = self.spec.search_params(k, ef, matching_rows)
+        first = self.spec.search_params(k, ef, matching_rows, total_rows)
         steps: list[dict[str, int] | None] = [first]
         if not self.spec.probes_every_cluster and first.get("nprobe", 0) < self.spec.nlist:
             # IVF searches only nprobe clusters, so a selective filter leaves too few matching

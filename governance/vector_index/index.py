@@ -25,7 +25,7 @@ from governance.vector_index.filters import (
     within_tenant,
 )
 from governance.vector_index.plan import PlanName, ScopeCounts
-from governance.vector_index.planned import PlannedSearch
+from governance.vector_index.planned import ChunkLister, PlannedSearch
 from governance.vector_index.rows import RawHit, VectorRow
 from governance.vector_index.schema import (
     CONSISTENCY_LEVELS,
@@ -267,10 +267,14 @@ class VectorIndex:
         consistency: str | None = None,
         rows_by_scope: ScopeCounts | Mapping[int, int] | None = None,
         force_plan: PlanName | None = None,
+        list_ids: ChunkLister | None = None,
     ) -> tuple[list[RawHit], PlanName | None]:
         """:meth:`search`, and the plan that answered (None: no allowed scope, no search).
         ``force_plan`` runs one plan whatever the numbers (benchmarks and the equivalence
-        tests); a plan that cannot be sure of its answer still falls back to ``filtered``."""
+        tests); a plan that cannot be sure of its answer still falls back to ``filtered``.
+        ``list_ids(scope_ids, limit)``: the primary keys of the live rows of these scopes
+        (None: more than ``limit``), from the catalog; with it a narrow reader's rows are read
+        by primary key and scored exactly (the listed plan)."""
         if not scope_ids:
             return [], None
         if self.multi_tenant:
@@ -294,6 +298,7 @@ class VectorIndex:
             consistency=consistency or self.search_consistency,
             rows_by_scope=rows_by_scope,
             force=force_plan,
+            list_ids=list_ids,
         )
         if self.multi_tenant:  # defence in depth: the filter already holds the tenant
             hits = [h for h in hits if h.fields.get(TENANT_FIELD) == tenant]

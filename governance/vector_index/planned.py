@@ -1,11 +1,11 @@
 """Running a search plan (:mod:`governance.vector_index.plan` says which and why each is
-exact): the filtered plan is the cascade's search; the complement and broad plans check
-every hit against the allowed scopes here and fall back to the filtered plan whenever they
-cannot be sure of returning exactly what it would."""
+exact): the filtered plan is the cascade's search; the complement, broad and listed plans
+check every hit against the allowed scopes here and fall back to the filtered plan whenever
+they cannot be sure of returning exactly what it would."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +51,13 @@ def ranked(hits: Sequence[RawHit]) -> list[RawHit]:
     return sorted(hits, key=lambda h: (-h.score, h.id))
 
 
+# A catalog's answer to "which chunk ids do these scopes hold" (at most ``limit`` of them;
+# None: more than that): what the listed plan reads by primary key.
+ChunkLister = Callable[[Collection[int], int], Sequence[int] | None]
+# The listed plan reads rows by primary key in requests of at most this many ids.
+GET_BATCH = 1024
+
+
 def _scope_of(fields: Mapping[str, Any]) -> int | None:
     value = fields.get("scope_id")
     try:
@@ -78,18 +85,31 @@ class PlannedSearch:
         ef: int | None = None,
         rows_by_scope: ScopeCounts | Mapping[int, int] | None = None,
         force: PlanName | None = None,
+        list_ids: ChunkLister | None = None,
     ) -> tuple[list[RawHit], PlanName]:
         """The ``k`` nearest rows of ``scope_ids`` not expired at ``now_epoch`` (and of
         ``tenant``, unless None), best first, and the plan that produced them (``filtered``
         when another plan fell back to it). ``scope_ids`` as a
         :class:`~governance.scope_ids.ScopeIds` (what the scope resolver hands out) is
-        checked once, when made, and its plan numbers are kept with ``rows_by_scope``."""
+        checked once, when made, and its plan numbers are kept with ``rows_by_scope``.
+        ``list_ids``: the catalog's list of the caller's chunk ids, for the listed plan."""
         allowed = ScopeIds.of(scope_ids)
         allowed_set = checked_id_set(allowed, "scope id")  # the filter's size limit
         now = check_int(now_epoch, "time")
-        choice = choose_plan(allowed, rows_by_scope, k, templated=self.cascade.milvus.templates_filters, force=force)
+        choice = choose_plan(
+            allowed,
+            rows_by_scope,
+            k,
+            templated=self.cascade.milvus.templates_filters,
+            listable=list_ids is not None,
+            force=force,
+        )
         q = _Query(vector, k, now, tenant, fields, consistency, ef)
-        if choice.plan == "complement":
+        if choice.plan == "listed":
+            listed = list_ids(allowed, plan.LISTED_MAX_ROWS) if list_ids is not None else None
+            if listed is not None:
+                return self._listed(q, allowed_set, checked_ints(listed, "chunk id")), "listed"
+        elif choice.plan == "complement":
             hits = self._complement(q, allowed_set, checked_ints(choice.excluded, "scope id"))
             if hits is not None:
                 return hits, "complement"
@@ -97,10 +117,12 @@ class PlannedSearch:
             hits = self._broad(q, allowed_set, choice.first_limit)
             if hits is not None:
                 return hits, "broad"
-        # A fallback too probes IVF clusters by the caller's live chunks.
-        return self._filtered(q, allowed, choice.readable_rows), "filtered"
+        # A fallback too probes IVF clusters (HNSW: sets ef) by the caller's live chunks.
+        return self._filtered(q, allowed, choice.readable_rows, choice.total_rows), "filtered"
 
-    def _filtered(self, q: _Query, allowed: Sequence[int], readable_rows: int | None) -> list[RawHit]:
+    def _filtered(
+        self, q: _Query, allowed: Sequence[int], readable_rows: int | None, total_rows: int | None
+    ) -> list[RawHit]:
         return ranked(
             self.cascade.search(
                 q.vector,
@@ -112,6 +134,7 @@ class PlannedSearch:
                 consistency=q.consistency,
                 ef=q.ef,
                 matching_rows=readable_rows,
+                total_rows=total_rows,
             )
         )
 
@@ -163,23 +186,50 @@ class PlannedSearch:
                 return None
             limit = min(plan.BROAD_MAX_LIMIT, next_broad_limit(limit, len(chosen), q.k))
 
+    def _listed(self, q: _Query, allowed: frozenset[int], ids: Sequence[int]) -> list[RawHit]:
+        """The listed plan's hits: the listed rows read by primary key, those the filter would
+        let through kept (scope allowed, not expired, the tenant; a row missing or unreadable
+        is dropped), scored exactly, the k best by score then id."""
+        wanted = list(dict.fromkeys(["id", "vector", "scope_id", "expires_at", *q.fields]))
+        rows = [
+            row
+            for i in range(0, len(ids), GET_BATCH)
+            for row in self.cascade.milvus.get(list(ids[i : i + GET_BATCH]), wanted, consistency_level=q.consistency)
+            if _passes_filter(row, allowed, q)
+        ]
+        if not rows:
+            return []
+        query = np.asarray(q.vector, dtype=np.float32)
+        mat = np.asarray([r["vector"] for r in rows], dtype=np.float32)
+        # As the cascade's exact scan scores (COSINE, the metric every collection uses).
+        scores = mat @ query / (np.linalg.norm(mat, axis=1) * (np.linalg.norm(query) or 1.0) + 1e-12)
+        hits = [
+            RawHit(id=int(r["id"]), score=float(score), fields={f: r[f] for f in q.fields if f in r})
+            for r, score in zip(rows, scores, strict=True)
+        ]
+        return ranked(hits)[: q.k]
+
     def _read_back(self, q: _Query, hits: list[RawHit], allowed: frozenset[int]) -> list[RawHit]:
         """The chosen hits with their fields, read by primary key and checked again: a row
         deleted, re-scoped, expired or moved to another tenant since the search is dropped."""
         wanted = list(dict.fromkeys(["id", "scope_id", "expires_at", *q.fields]))
         got = self.cascade.milvus.get([h.id for h in hits], wanted, consistency_level=q.consistency)
         rows = {int(r["id"]): r for r in got}
-        out: list[RawHit] = []
-        for h in hits:
-            row = rows.get(h.id)
-            if row is None or _scope_of(row) not in allowed:
-                continue
-            try:
-                if check_int(row.get("expires_at"), "time") <= q.now:
-                    continue
-            except (TypeError, ValueError):
-                continue
-            if q.tenant is not None and row.get(TENANT_FIELD) != q.tenant:
-                continue
-            out.append(RawHit(id=h.id, score=h.score, fields={f: row[f] for f in q.fields if f in row}))
-        return out
+        return [
+            RawHit(id=h.id, score=h.score, fields={f: row[f] for f in q.fields if f in row})
+            for h in hits
+            if (row := rows.get(h.id)) is not None and _passes_filter(row, allowed, q)
+        ]
+
+
+def _passes_filter(row: Mapping[str, Any], allowed: frozenset[int], q: _Query) -> bool:
+    """Whether a row read by primary key is one the search filter would let through: its
+    scope allowed, not expired, the caller's tenant. Anything unreadable fails (closed)."""
+    if _scope_of(row) not in allowed:
+        return False
+    try:
+        if check_int(row.get("expires_at"), "time") <= q.now:
+            return False
+    except (TypeError, ValueError):
+        return False
+    return q.tenant is None or row.get(TENANT_FIELD) == q.tenant

@@ -49,6 +49,16 @@ IVF_NPROBE = 32  # clusters searched per query (3% of nlist)
 # gave recall@10 0.925, holding ~300 (1M) 0.96, every cluster 1.00. An unfiltered search's
 # 32 clusters hold ~3,000 rows per hit at 1M.
 IVF_PROBED_MATCHES_PER_HIT = 300
+# A filtered HNSW search of a reader holding share s of the collection's live rows uses
+# ef >= HNSW_EF_PER_HIT_SHARE x k / s, at most HNSW_MAX_FILTERED_EF. Milvus Lite 3.2.2's
+# filtered HNSW walk runs out of matching neighbours before it finds the best k when few rows
+# match: at 100k clustered rows, recall@10 with ef 64 was 0.34 for a 0.3 % reader, 0.60-0.72
+# for 1 %, 0.94 for 3 %; ef 2,048 gave 0.98 / 1.00 / 1.00, ef 4,096 1.00 throughout, at
+# 1.4x / 1.7x the ef-64 search's latency (docs/benchmarks.md). Past the cap the cost grows
+# faster than recall (ef 8,192: 2.4x, 16,384: 4.6x). With 2.5, a 1 % reader's search took
+# 1.39x the unfiltered one at recall 1.00 (3: 1.51x, 2: 1.31x, both 1.00 on 30 queries).
+HNSW_EF_PER_HIT_SHARE = 2.5
+HNSW_MAX_FILTERED_EF = 4096
 # Scalar indexes on the filtered fields, best first per kind: Milvus Lite 3.x and Milvus
 # >= 2.4 build INVERTED; Milvus 2.3 has STL_SORT (numbers) and Trie (strings) only.
 SCALAR_INDEX_PREFERENCE: dict[str, tuple[str, ...]] = {
@@ -71,10 +81,15 @@ class VectorIndexSpec:
         """The build parameters of the vector index."""
         return dict(HNSW_PARAMS) if self.index_type == "HNSW" else {"nlist": self.nlist}
 
-    def search_params(self, k: int, ef: int | None = None, matching_rows: int | None = None) -> dict[str, int]:
+    def search_params(
+        self, k: int, ef: int | None = None, matching_rows: int | None = None, total_rows: int | None = None
+    ) -> dict[str, int]:
         """The vector index's search parameters: ``ef`` (HNSW) or ``nprobe`` (IVF).
 
-        ``matching_rows``: how many rows the search's filter lets through, when known. An IVF
+        ``matching_rows``: how many rows the search's filter lets through, when known, of
+        ``total_rows`` live rows. A filtered HNSW search widens ``ef`` as that share narrows
+        (``HNSW_EF_PER_HIT_SHARE × k / share``, up to ``HNSW_MAX_FILTERED_EF``): its walk
+        through the graph otherwise meets too few matching rows to find the best k. An IVF
         search then probes enough clusters to hold about ``IVF_PROBED_MATCHES_PER_HIT × k``
         matching rows (at least ``nprobe``, at most every cluster). Clusters hold about
         ``rows / nlist`` rows each whatever the number of segments (each segment has its own
@@ -85,7 +100,11 @@ class VectorIndexSpec:
         (docs/benchmarks.md). A filter letting through few rows gets every cluster probed,
         which scores each matching row: an exact search."""
         if self.index_type == "HNSW":
-            return {"ef": max(ef or 0, k * 4, 64)}
+            floor = max(ef or 0, k * 4, 64)
+            if matching_rows is None or not total_rows or matching_rows >= total_rows:
+                return {"ef": floor}
+            share = max(matching_rows, 1) / total_rows
+            return {"ef": max(floor, min(HNSW_MAX_FILTERED_EF, math.ceil(HNSW_EF_PER_HIT_SHARE * k / share)))}
         if matching_rows is None:
             return {"nprobe": self.nprobe}
         if matching_rows <= 0:

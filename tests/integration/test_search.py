@@ -202,20 +202,28 @@ def test_the_search_audit_counts_the_chunks_the_filter_excluded(shared, embedder
 
 
 @pytest.mark.parametrize("user", [ALICE, BOB], ids=["alice", "bob"])
-def test_a_reader_served_without_the_scope_list_gets_the_same_hits_and_the_audit_names_the_plan(
+def test_every_search_plan_gives_a_reader_the_same_hits_and_the_audit_names_the_plan(
     shared, embedder, make_retriever, monkeypatch, user
 ):
     r = make_retriever(shared, embedder)
     query = "revenue budget forecast deployment rollback holidays"
-    listed = [(h.chunk_id, h.score) for h in r.search(user, query, k=10)]
-    assert audit.events(shared.catalog, kind="search", limit=1)[0]["payload"]["plan"] == "filtered"
-    # The sample corpus has a handful of scopes; treat every list as long, so the plan follows
-    # the reader's share of the chunks (complement or broad) instead of listing their scopes.
+
+    def hits_by(expected_plans: tuple[str, ...]) -> list[tuple[int, float]]:
+        hits = [(h.chunk_id, h.score) for h in r.search(user, query, k=10)]
+        assert audit.events(shared.catalog, kind="search", limit=1)[0]["payload"]["plan"] in expected_plans
+        return hits
+
+    # The sample corpus is small: each reader's chunks are listed by the catalog.
+    listed = hits_by(("listed",))
+    monkeypatch.setattr("governance.vector_index.plan.LISTED_MAX_ROWS", -1)
+    filtered = hits_by(("filtered",))
+    # It has a handful of scopes; treat every list as long, so the plan follows the reader's
+    # share of the chunks (complement or broad) instead of listing their scopes.
     monkeypatch.setattr("governance.vector_index.plan.SHORT_LIST_IDS", 0)
-    unlisted = [(h.chunk_id, h.score) for h in r.search(user, query, k=10)]
-    assert audit.events(shared.catalog, kind="search", limit=1)[0]["payload"]["plan"] in ("complement", "broad")
-    assert [c for c, _ in unlisted] == [c for c, _ in listed]
-    assert [s for _, s in unlisted] == pytest.approx([s for _, s in listed], abs=1e-5)
+    unlisted = hits_by(("complement", "broad"))
+    for other in (listed, unlisted):
+        assert [c for c, _ in other] == [c for c, _ in filtered]
+        assert [s for _, s in other] == pytest.approx([s for _, s in filtered], abs=1e-5)
 
 
 def test_access_change_in_catalog_takes_effect_on_next_search_without_reindexing(indexed, embedder, make_retriever):

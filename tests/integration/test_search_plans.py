@@ -62,8 +62,24 @@ def _exact(corpus: list[VectorRow], query: np.ndarray, allowed: set[int], k: int
     return [live[i].id for i in order[:k]]
 
 
-def _search(ix: VectorIndex, query: np.ndarray, allowed: list[int], k: int, counts: dict[int, int], plan: Any):
-    return ix.search_with_plan(query, k=k, scope_ids=allowed, now_epoch=NOW, rows_by_scope=counts, force_plan=plan)
+def _lister(corpus: list[VectorRow]):
+    """What the catalog answers for the listed plan: the ids of the live rows of these scopes
+    (None: more than ``limit``)."""
+
+    def list_ids(scopes: Any, limit: int) -> list[int] | None:
+        wanted = set(scopes)
+        ids = [r.id for r in corpus if r.scope_id in wanted and r.expires_at > NOW]
+        return ids if len(ids) <= limit else None
+
+    return list_ids
+
+
+def _search(
+    ix: VectorIndex, query: np.ndarray, allowed: list[int], k: int, counts: dict[int, int], plan: Any, list_ids=None
+):
+    return ix.search_with_plan(
+        query, k=k, scope_ids=allowed, now_epoch=NOW, rows_by_scope=counts, force_plan=plan, list_ids=list_ids
+    )
 
 
 @pytest.fixture
@@ -103,7 +119,7 @@ def test_every_plan_returns_exactly_what_the_filtered_search_returns(index, monk
         # 0: the broad plan reads its hits back by primary key; 256: they come with the search.
         monkeypatch.setattr(plan_module, "BROAD_INLINE_FIELDS", inline)
         for plan in PLANS:
-            hits, used = _search(index, query, allowed, k, counts, plan)
+            hits, used = _search(index, query, allowed, k, counts, plan, _lister(corpus))
             answered[f"{plan}->{used}"] += 1
             assert [h.id for h in hits] == [h.id for h in filtered], plan
             assert [h.score for h in hits] == pytest.approx([h.score for h in filtered], abs=1e-4)
@@ -113,6 +129,19 @@ def test_every_plan_returns_exactly_what_the_filtered_search_returns(index, monk
     # The plans answered themselves, not only through their fallback to the filtered one.
     assert answered["complement->complement"] > 0, answered
     assert answered["broad->broad"] > 0, answered
+    assert answered["listed->listed"] > 0, answered
+
+
+def test_the_listed_plan_finds_every_row_of_a_reader_too_narrow_for_the_index_walk(index):
+    corpus, query = _corpus(11, 2000, 400, id_base=0)
+    index.upsert(corpus)
+    index.flush()
+    allowed = list(range(380, 400))  # the skewed assignment leaves these scopes 20 rows of 2,000
+    expected = _exact(corpus, query, set(allowed), 10)
+    assert len(expected) == 10
+    hits, plan = _search(index, query, allowed, 10, _live_counts(corpus), None, _lister(corpus))
+    assert plan == "listed"
+    assert [h.id for h in hits] == expected
 
 
 def test_broad_plan_never_returns_a_row_whose_scope_changed_after_the_search(index, monkeypatch):

@@ -18,6 +18,7 @@ from governance.vector_index.client import MilvusCollection, parse_version
 from governance.vector_index.filters import checked_id_set
 from governance.vector_index.plan import (
     BROAD_MAX_LIMIT,
+    LISTED_MAX_ROWS,
     SHORT_LIST_IDS,
     ScopeCounts,
     choose_plan,
@@ -26,7 +27,7 @@ from governance.vector_index.plan import (
     plan_costs,
 )
 from governance.vector_index.planned import PlannedSearch
-from governance.vector_index.schema import VectorIndexSpec
+from governance.vector_index.schema import HNSW_MAX_FILTERED_EF, VectorIndexSpec
 
 SCOPES = 10_000
 ONE_ROW_EACH = dict.fromkeys(range(SCOPES), 1)
@@ -223,14 +224,39 @@ def test_an_ivf_search_of_a_filter_letting_through_few_rows_probes_every_cluster
     assert spec.search_params(10, matching_rows=0) == {"nprobe": 1024}
 
 
-def test_an_hnsw_search_ignores_the_matching_rows():
+def test_an_hnsw_search_without_the_share_of_matching_rows_keeps_the_default_ef():
     hnsw = VectorIndexSpec("HNSW")
-    assert hnsw.search_params(10, matching_rows=5) == hnsw.search_params(10)
+    assert hnsw.search_params(10) == {"ef": 64}
+    assert hnsw.search_params(10, matching_rows=5) == {"ef": 64}  # of how many: unknown
+    assert hnsw.search_params(10, matching_rows=5, total_rows=0) == {"ef": 64}
 
 
-def test_the_plan_choice_carries_the_callers_live_chunks():
-    assert choose_plan({1, 2}, ONE_ROW_EACH, 10).readable_rows == 2
-    assert choose_plan({1, 2}, None, 10).readable_rows is None
+def test_an_hnsw_search_widens_ef_as_the_share_of_matching_rows_narrows():
+    hnsw = VectorIndexSpec("HNSW")
+    assert hnsw.search_params(10, matching_rows=100_000, total_rows=100_000) == {"ef": 64}  # everything
+    assert hnsw.search_params(10, matching_rows=50_000, total_rows=100_000) == {"ef": 64}  # 2.5 x 10 / 0.5 = 50
+    assert hnsw.search_params(10, matching_rows=10_000, total_rows=100_000) == {"ef": 250}  # 10 %
+    assert hnsw.search_params(10, matching_rows=1_000, total_rows=100_000) == {"ef": 2_500}  # 1 %
+    assert hnsw.search_params(50, matching_rows=10_000, total_rows=100_000) == {"ef": 1_250}  # more hits wanted
+
+
+def test_an_hnsw_search_of_a_tiny_share_stops_at_the_largest_filtered_ef():
+    hnsw = VectorIndexSpec("HNSW")
+    assert hnsw.search_params(10, matching_rows=10, total_rows=1_000_000) == {"ef": HNSW_MAX_FILTERED_EF}
+    assert hnsw.search_params(10, matching_rows=0, total_rows=1_000_000) == {"ef": HNSW_MAX_FILTERED_EF}
+
+
+def test_an_hnsw_search_never_lowers_the_ef_its_caller_asked_for():
+    hnsw = VectorIndexSpec("HNSW")
+    assert hnsw.search_params(10, ef=9_000, matching_rows=1_000, total_rows=100_000) == {"ef": 9_000}
+    assert hnsw.search_params(10, ef=500, matching_rows=90_000, total_rows=100_000) == {"ef": 500}
+
+
+def test_the_plan_choice_carries_the_callers_live_chunks_and_the_collections():
+    choice = choose_plan({1, 2}, ONE_ROW_EACH, 10)
+    assert (choice.readable_rows, choice.total_rows) == (2, sum(ONE_ROW_EACH.values()))
+    unknown = choose_plan({1, 2}, None, 10)
+    assert (unknown.readable_rows, unknown.total_rows) == (None, None)
 
 
 class _IvfMilvus:
@@ -275,3 +301,137 @@ def test_the_filtered_cascade_probes_by_matching_rows_then_every_cluster_then_sc
 
 def test_the_filtered_cascade_skips_the_every_cluster_step_when_its_index_search_already_probes_them_all():
     assert _cascade_steps(1_000) == [64, "exact scan"]
+
+
+class _HnswMilvus(_IvfMilvus):
+    """The same stand-in for an HNSW collection: records each search's ef."""
+
+    def search(self, data: Any, **request: Any) -> list[list[dict[str, Any]]]:
+        self.steps.append(request["search_params"]["params"]["ef"])
+        return [[{"id": 1, "distance": 0.5, "entity": {"scope_id": 7}}]]
+
+
+def test_a_planned_hnsw_search_sets_ef_from_the_callers_share_of_the_live_chunks():
+    milvus = _HnswMilvus()
+    planned = PlannedSearch(SearchCascade(milvus, VectorIndexSpec("HNSW")))  # type: ignore[arg-type]
+    counts = {7: 10, **{s: 1 for s in range(100, 1_090)}}  # the caller's 10 rows of 1,000
+    planned.search(
+        np.ones(2),
+        k=10,
+        scope_ids=[7],
+        now_epoch=99,
+        tenant=None,
+        fields=["scope_id"],
+        consistency="Session",
+        rows_by_scope=counts,
+    )
+    assert milvus.steps[0] == 2_500  # 2.5 x 10 hits / 1 %
+
+
+def test_a_narrow_reader_gets_the_listed_plan_when_the_catalog_can_list_their_chunks():
+    assert choose_plan(set(range(LISTED_MAX_ROWS)), ONE_ROW_EACH, 10, listable=True).plan == "listed"
+    assert choose_plan(set(range(LISTED_MAX_ROWS)), ONE_ROW_EACH, 10).plan == "filtered"  # nothing to list with
+
+
+def test_a_reader_of_more_chunks_than_the_listed_plan_reads_gets_another_plan():
+    assert choose_plan(set(range(LISTED_MAX_ROWS + 1)), ONE_ROW_EACH, 10, listable=True).plan == "filtered"
+    assert choose_plan(set(range(1000)), ONE_ROW_EACH, 10, listable=True).plan == "broad"
+
+
+def test_the_listed_plan_needs_counts_to_know_a_reader_is_narrow():
+    assert choose_plan({1}, None, 10, listable=True).plan == "filtered"
+
+
+class _ListedMilvus:
+    """Stands in for MilvusCollection: rows by primary key (``get``), and a record of every
+    index search (there should be none while the listed plan answers)."""
+
+    templates_filters = False
+
+    def __init__(self, rows: dict[int, dict[str, Any]]) -> None:
+        self.rows = rows
+        self.searches = 0
+
+    def get(self, ids: list[int], fields: list[str], **kw: Any) -> list[dict[str, Any]]:
+        return [{"id": i, **self.rows[i]} for i in ids if i in self.rows]
+
+    def search(self, data: Any, **request: Any) -> list[list[dict[str, Any]]]:
+        self.searches += 1
+        return [[]]
+
+    def query(self, expr: str, fields: Any, limit: int, **kw: Any) -> list[dict[str, Any]]:
+        return []
+
+
+def _row(vector: list[float], scope: Any = 7, expires_at: Any = 2**40, **extra: Any) -> dict[str, Any]:
+    return {"vector": vector, "scope_id": scope, "expires_at": expires_at, "text": "t", **extra}
+
+
+def _listed_search(milvus: _ListedMilvus, listed: list[int] | None, *, k: int = 5, tenant: str | None = None):
+    planned = PlannedSearch(SearchCascade(milvus, VectorIndexSpec("HNSW")))  # type: ignore[arg-type]
+    asked: list[tuple[list[int], int]] = []
+
+    def list_ids(scopes: Any, limit: int) -> list[int] | None:
+        asked.append((sorted(scopes), limit))
+        return listed
+
+    hits, plan = planned.search(
+        np.array([1.0, 0.0]),
+        k=k,
+        scope_ids=[7, 8],
+        now_epoch=1000,
+        tenant=tenant,
+        fields=["scope_id", "text"],
+        consistency="Session",
+        rows_by_scope={7: 3, 8: 1, 9: 500},
+        list_ids=list_ids,
+    )
+    return hits, plan, asked
+
+
+def test_the_listed_plan_scores_the_listed_rows_exactly_best_first_then_by_id():
+    milvus = _ListedMilvus(
+        {1: _row([0.0, 1.0]), 2: _row([1.0, 0.0]), 3: _row([1.0, 0.0], scope=8), 4: _row([1.0, 1.0])}
+    )
+    hits, plan, asked = _listed_search(milvus, [1, 2, 3, 4], k=3)
+    assert plan == "listed"
+    assert asked == [([7, 8], LISTED_MAX_ROWS)]
+    assert [h.id for h in hits] == [2, 3, 4]
+    assert [h.score for h in hits] == pytest.approx([1.0, 1.0, 0.7071], abs=1e-4)
+    assert hits[0].fields == {"scope_id": 7, "text": "t"}
+    assert milvus.searches == 0
+
+
+def test_the_listed_plan_drops_listed_rows_the_filter_would_not_let_through():
+    milvus = _ListedMilvus(
+        {
+            1: _row([1.0, 0.0], scope=9),  # the catalog listed a row Milvus holds in another scope
+            2: _row([1.0, 0.0], expires_at=1000),  # expired at the search's time
+            3: _row([1.0, 0.0], expires_at=None),  # unreadable expiry
+            4: _row([1.0, 0.0], scope="7 or true"),  # unreadable scope
+            5: _row([1.0, 0.0], scope=None),
+            6: _row([0.5, 0.5]),  # the only one the filter lets through
+        }
+    )
+    hits, plan, _ = _listed_search(milvus, [1, 2, 3, 4, 5, 6, 7])  # 7: listed, not in Milvus
+    assert plan == "listed"
+    assert [h.id for h in hits] == [6]
+
+
+def test_the_listed_plan_keeps_only_the_callers_tenant():
+    milvus = _ListedMilvus({1: _row([1.0, 0.0], tenant="globex"), 2: _row([0.5, 0.5], tenant="acme")})
+    hits, _, _ = _listed_search(milvus, [1, 2], tenant="acme")
+    assert [h.id for h in hits] == [2]
+
+
+def test_the_listed_plan_falls_back_to_the_filtered_search_when_the_catalog_lists_too_many():
+    milvus = _ListedMilvus({1: _row([1.0, 0.0])})
+    hits, plan, _ = _listed_search(milvus, None)
+    assert plan == "filtered"
+    assert milvus.searches == 1
+
+
+def test_the_listed_plan_refuses_a_listed_id_that_is_not_an_int64():
+    milvus = _ListedMilvus({1: _row([1.0, 0.0])})
+    with pytest.raises((TypeError, ValueError)):
+        _listed_search(milvus, [1, 2**63])  # type: ignore[list-item]
