@@ -55,9 +55,9 @@ IVF_PROBED_MATCHES_PER_HIT = 300
 # match: at 100k clustered rows, recall@10 with ef 64 was 0.34 for a 0.3 % reader, 0.60-0.72
 # for 1 %, 0.94 for 3 %; ef 2,048 gave 0.98 / 1.00 / 1.00, ef 4,096 1.00 throughout, at
 # 1.4x / 1.7x the ef-64 search's latency (docs/benchmarks.md). Past the cap the cost grows
-# faster than recall (ef 8,192: 2.4x, 16,384: 4.6x). With 2.5, a 1 % reader's search took
-# 1.39x the unfiltered one at recall 1.00 (3: 1.51x, 2: 1.31x, both 1.00 on 30 queries).
-HNSW_EF_PER_HIT_SHARE = 2.5
+# faster than recall (ef 8,192: 2.4x, 16,384: 4.6x). With 2, a 1 % reader's search took
+# 1.31-1.38x the unfiltered one at recall@10 1.00 on 30 queries (2.5: 1.39-1.53x, 3: 1.51x).
+HNSW_EF_PER_HIT_SHARE = 2.0
 HNSW_MAX_FILTERED_EF = 4096
 # Scalar indexes on the filtered fields, best first per kind: Milvus Lite 3.x and Milvus
 # >= 2.4 build INVERTED; Milvus 2.3 has STL_SORT (numbers) and Trie (strings) only.

@@ -2,9 +2,11 @@
 
 :class:`Ingestor` runs the stages over a run's items: an export's permission state, moves
 and prune (:mod:`ingest.pipeline.reconcile`); each item prepared on a parsing thread
-(:mod:`ingest.pipeline.prepare`); batches written on the main thread while the next items
-are parsed (:mod:`ingest.pipeline.write`, which holds the crash-safe order: stage →
-upsert → publish → delete); the run, its quarantine records and its audit record here.
+(:mod:`ingest.pipeline.prepare`) and handed over in a chunk-bounded queue
+(:mod:`ingest.pipeline.handoff`); batches embedded on the main thread while the next items
+are parsed and the batch before is stored on a write thread (:mod:`ingest.pipeline.write`,
+which holds the crash-safe order: stage → upsert → publish → delete); the run, its
+quarantine records and its audit record here.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from queue import Empty, Queue
+from typing import Any
 
 from embedding.base import Embedder, TokenEmbedder, Tokenizer
 from governance import audit
@@ -24,6 +27,7 @@ from governance.observability import metrics
 from governance.stores import Stores
 from ingest.chunking import chunk_id
 from ingest.pipeline import reconcile
+from ingest.pipeline.handoff import ChunkBoundedQueue, Empty
 from ingest.pipeline.parse_pool import ParsePool, PoolStopped
 from ingest.pipeline.permission_state import AppliedState
 from ingest.pipeline.prepare import ForgottenSubjects, Prepared, Preparer, ProgressFn
@@ -37,10 +41,22 @@ from ingest.sources.base import SourceExport, SourceItem
 log = logging.getLogger(__name__)
 
 MIN_EMBED_CHUNKS = 64
-MAX_EMBED_CHUNKS = 512
-MAX_AHEAD_DOCUMENTS = 256
+# An embed batch takes what is ready up to this many chunks: the embedder sorts a batch by
+# length, so small documents (Slack threads) embed faster in large batches (ingest.pipeline.handoff).
+MAX_EMBED_CHUNKS = 1024
+# Prepared documents wait for the write stage up to this many chunks and documents.
+MAX_AHEAD_CHUNKS = 2048
+MAX_AHEAD_DOCUMENTS = 2048
 
-__all__ = ["MAX_AHEAD_DOCUMENTS", "MAX_EMBED_CHUNKS", "MIN_EMBED_CHUNKS", "Ingestor", "ProgressFn", "ingest"]
+__all__ = [
+    "MAX_AHEAD_CHUNKS",
+    "MAX_AHEAD_DOCUMENTS",
+    "MAX_EMBED_CHUNKS",
+    "MIN_EMBED_CHUNKS",
+    "Ingestor",
+    "ProgressFn",
+    "ingest",
+]
 
 
 class Ingestor:
@@ -165,7 +181,7 @@ class Ingestor:
             self._refuse_input(path, exc, summary)
         progress("start", None, len(items))
         status = RunStatus.FAILED
-        queue: Queue[object] = Queue(maxsize=MAX_AHEAD_DOCUMENTS)
+        queue: ChunkBoundedQueue[object] = ChunkBoundedQueue(MAX_AHEAD_CHUNKS, MAX_AHEAD_DOCUMENTS)
         done = object()
         stop = threading.Event()
 
@@ -178,7 +194,7 @@ class Ingestor:
                 reader = ReadAhead(self.stores, pool, self._forgotten, self.max_chars, self._worker_tokenizer)
                 try:
                     for prepared in reader.prepared(items, preparer, summary, progress, stop):
-                        queue.put(prepared)
+                        queue.put(prepared, len(prepared.chunks))
                 except PoolStopped:
                     return  # the main thread stopped the run and reports why
                 finally:
@@ -190,6 +206,21 @@ class Ingestor:
 
         producer = threading.Thread(target=produce, name="govrag-parse", daemon=True)
         producer.start()
+        # One batch is stored (upsert → publish → delete) on this thread while the next is
+        # embedded on the main one; batches are stored one at a time, in order, each in the
+        # crash-safe order, and a failed store stops the run at the next hand-off.
+        storer = ThreadPoolExecutor(1, thread_name_prefix="govrag-write")
+        storing: Future[None] | None = None
+        store_failed = object()
+
+        def store(batch: list[Prepared], vectors: Any) -> None:
+            try:
+                self._writer.store(batch, vectors, summary, progress)
+            except BaseException:
+                # The main thread may be waiting for documents behind a slow parse: wake it.
+                queue.put_first(store_failed)
+                raise
+
         try:
             delete_owed_vectors(self.stores, summary)
             finished = False
@@ -201,10 +232,17 @@ class Ingestor:
                 # taking what is ready up to MAX_EMBED_CHUNKS.
                 while True:
                     got = (
-                        queue.get() if chunks < MIN_EMBED_CHUNKS else queue.get_nowait() if not queue.empty() else None
+                        queue.get()
+                        if chunks < MIN_EMBED_CHUNKS
+                        else queue.get(block=False)
+                        if not queue.empty()
+                        else None
                     )
                     if got is None:
                         break
+                    if got is store_failed:
+                        assert storing is not None
+                        storing.result()  # raises what the store raised
                     if got is done:
                         finished = True
                         break
@@ -215,15 +253,23 @@ class Ingestor:
                     chunks += len(got.chunks)
                     if chunks >= MAX_EMBED_CHUNKS:
                         break
-                self._write(batch, summary, progress)
+                if not batch:
+                    continue
+                vectors = self._writer.embed(batch, summary)
+                if storing is not None:
+                    storing.result()
+                storing = storer.submit(store, batch, vectors)
+            if storing is not None:
+                storing.result()
             if summary.chunks_written or summary.vectors_deleted:
                 self.stores.index.flush()
             status = RunStatus.SUCCEEDED
         finally:
             stop.set()
+            storer.shutdown(wait=True)  # a batch being stored finishes (or fails) first
             while producer.is_alive():  # unblock a producer waiting on a full queue
                 try:
-                    queue.get_nowait()
+                    queue.get(block=False)
                 except Empty:
                     producer.join(timeout=0.1)
             summary.seconds = round(time.perf_counter() - started, 3)

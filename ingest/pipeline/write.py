@@ -52,18 +52,35 @@ class VersionWriter:
 
     def write(self, prepared: list[Prepared], summary: IngestSummary, progress: ProgressFn) -> None:
         """Embed, upsert, publish and delete the replaced versions of one batch."""
+        if prepared:
+            self.store(prepared, self.embed(prepared, summary), summary, progress)
+
+    def embed(self, prepared: list[Prepared], summary: IngestSummary) -> np.ndarray | list[np.ndarray]:
+        """The batch's vectors, in chunk order (nothing is written): the part of
+        :meth:`write` a run overlaps with storing the batch before."""
+        if not any(p.chunks for p in prepared):
+            return []
+        t = time.perf_counter()
+        vectors = self._embed(prepared)
+        took = time.perf_counter() - t
+        summary.embed_seconds += took
+        kind = type(self._embedder()).__name__
+        metrics.EMBED_SECONDS.labels(embedder=kind).observe(took)
+        metrics.EMBED_BATCH_SIZE.labels(embedder=kind).observe(sum(len(p.chunks) for p in prepared))
+        return vectors
+
+    def store(
+        self,
+        prepared: list[Prepared],
+        vectors: np.ndarray | list[np.ndarray],
+        summary: IngestSummary,
+        progress: ProgressFn,
+    ) -> None:
+        """Upsert a batch's vectors (from :meth:`embed`), publish its versions and delete the
+        versions they replace, in the crash-safe order."""
         if not prepared:
             return
         started = time.perf_counter()
-        texts = [text for p in prepared for _, text in p.chunks]
-        t = time.perf_counter()
-        vectors: np.ndarray | list[np.ndarray] = self._embed(prepared) if texts else []
-        took = time.perf_counter() - t
-        summary.embed_seconds += took
-        if texts:
-            kind = type(self._embedder()).__name__
-            metrics.EMBED_SECONDS.labels(embedder=kind).observe(took)
-            metrics.EMBED_BATCH_SIZE.labels(embedder=kind).observe(len(texts))
         rows: list[VectorRow] = []
         n = 0
         for p in prepared:
@@ -118,7 +135,7 @@ class VersionWriter:
         ]
         if leftovers:
             summary.vectors_deleted += self.stores.index.delete_ids(leftovers)
-        summary.write_seconds += time.perf_counter() - started - took
+        summary.write_seconds += time.perf_counter() - started
         self._erase_late_forgotten(prepared)
 
     def _embed(self, prepared: list[Prepared]) -> np.ndarray:

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from governance import audit
-from governance.catalog.models import ChunkRow, Document, Version
+from governance.catalog.models import ChunkRow, Document, Run, Version
 from governance.contracts import AccessScope
 from governance.identity import User
 from governance.purge import purge_documents
@@ -438,3 +438,43 @@ def test_documents_prepared_before_an_erasure_and_written_after_it_lose_the_word
     for n in range(4):
         assert any(f"plan-{n}-indigo" in t for t in texts), n
         assert not any(f"ochre-{n}-lynx" in t for t in texts), n
+
+
+def test_batches_are_stored_in_order_on_the_write_thread_and_a_failed_store_stops_the_run(
+    sqlite_stores, embedder, monkeypatch, make_ingestor
+):
+    """The main thread embeds the next batch while the write thread stores the one before;
+    a store that fails leaves the batches before it published and none after it."""
+    import threading
+
+    import ingest.pipeline.run as run_mod
+    from ingest.pipeline.write import VersionWriter
+
+    monkeypatch.setattr(run_mod, "MIN_EMBED_CHUNKS", 1)  # one document per batch
+    monkeypatch.setattr(run_mod, "MAX_EMBED_CHUNKS", 1)
+    items = [_thread(f"slack:T1:C7:{n}", [("user:ann@example.com", f"Ann on plan-{n}-teal.")]) for n in range(5)]
+    stored: list[tuple[str, str]] = []
+    real_store = VersionWriter.store
+
+    def store(self, prepared, vectors, summary, progress):
+        stored.append((prepared[0].doc.document_id, threading.current_thread().name))
+        if len(stored) == 3:
+            raise RuntimeError("injected: the third batch's store fails")
+        return real_store(self, prepared, vectors, summary, progress)
+
+    monkeypatch.setattr(VersionWriter, "store", store)
+    with pytest.raises(RuntimeError, match="third batch"):
+        make_ingestor(sqlite_stores, embedder).ingest_items(items)
+    assert [doc for doc, _ in stored] == [item.document_id for item in items[:3]]
+    assert all(name.startswith("govrag-write") for _, name in stored)
+    current = {
+        item.document_id: (
+            state.current_version
+            if (state := sqlite_stores.catalog.documents.document_state(item.document_id))
+            else None
+        )
+        for item in items
+    }
+    assert [current[item.document_id] for item in items] == [1, 1, None, None, None]
+    with sqlite_stores.catalog.session() as s:
+        assert s.scalars(select(Run.status).order_by(Run.id.desc())).first() == "failed"
