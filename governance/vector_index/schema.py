@@ -55,9 +55,10 @@ IVF_PROBED_MATCHES_PER_HIT = 300
 # match: at 100k clustered rows, recall@10 with ef 64 was 0.34 for a 0.3 % reader, 0.60-0.72
 # for 1 %, 0.94 for 3 %; ef 2,048 gave 0.98 / 1.00 / 1.00, ef 4,096 1.00 throughout, at
 # 1.4x / 1.7x the ef-64 search's latency (docs/benchmarks.md). Past the cap the cost grows
-# faster than recall (ef 8,192: 2.4x, 16,384: 4.6x). With 2, a 1 % reader's search took
-# 1.31-1.38x the unfiltered one at recall@10 1.00 on 30 queries (2.5: 1.39-1.53x, 3: 1.51x).
-HNSW_EF_PER_HIT_SHARE = 2.0
+# faster than recall (ef 8,192: 2.4x, 16,384: 4.6x). For a 1 % reader of 100k rows, 2.5
+# took 1.39-1.53x the unfiltered search at recall@10 1.00; 2 took 1.31-1.43x but lost a hit
+# in 20 queries (0.99) in the benchmark; 3 took 1.51x.
+HNSW_EF_PER_HIT_SHARE = 2.5
 HNSW_MAX_FILTERED_EF = 4096
 # Scalar indexes on the filtered fields, best first per kind: Milvus Lite 3.x and Milvus
 # >= 2.4 build INVERTED; Milvus 2.3 has STL_SORT (numbers) and Trie (strings) only.

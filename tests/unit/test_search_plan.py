@@ -234,10 +234,10 @@ def test_an_hnsw_search_without_the_share_of_matching_rows_keeps_the_default_ef(
 def test_an_hnsw_search_widens_ef_as_the_share_of_matching_rows_narrows():
     hnsw = VectorIndexSpec("HNSW")
     assert hnsw.search_params(10, matching_rows=100_000, total_rows=100_000) == {"ef": 64}  # everything
-    assert hnsw.search_params(10, matching_rows=50_000, total_rows=100_000) == {"ef": 64}  # 2 x 10 / 0.5 = 40
-    assert hnsw.search_params(10, matching_rows=10_000, total_rows=100_000) == {"ef": 200}  # 10 %
-    assert hnsw.search_params(10, matching_rows=1_000, total_rows=100_000) == {"ef": 2_000}  # 1 %
-    assert hnsw.search_params(50, matching_rows=10_000, total_rows=100_000) == {"ef": 1_000}  # more hits wanted
+    assert hnsw.search_params(10, matching_rows=50_000, total_rows=100_000) == {"ef": 64}  # 2.5 x 10 / 0.5 = 50
+    assert hnsw.search_params(10, matching_rows=10_000, total_rows=100_000) == {"ef": 250}  # 10 %
+    assert hnsw.search_params(10, matching_rows=1_000, total_rows=100_000) == {"ef": 2_500}  # 1 %
+    assert hnsw.search_params(50, matching_rows=10_000, total_rows=100_000) == {"ef": 1_250}  # more hits wanted
 
 
 def test_an_hnsw_search_of_a_tiny_share_stops_at_the_largest_filtered_ef():
@@ -325,7 +325,7 @@ def test_a_planned_hnsw_search_sets_ef_from_the_callers_share_of_the_live_chunks
         consistency="Session",
         rows_by_scope=counts,
     )
-    assert milvus.steps[0] == 2_000  # 2 x 10 hits / 1 %
+    assert milvus.steps[0] == 2_500  # 2.5 x 10 hits / 1 %
 
 
 def test_a_narrow_reader_gets_the_listed_plan_when_the_catalog_can_list_their_chunks():
