@@ -488,6 +488,15 @@ class MilvusCollection:
         numbers say nothing about templating, and refuses templates: never."""
         return self.backend == "server" and self.version >= (2, 5, 0)
 
+    @property
+    def scans_filters_in_python(self) -> bool:
+        """Whether a filtered query evaluates its filter row by row (Milvus Lite 3.x: ~165 ms
+        at 100k rows whatever the filter) while a read by primary key is cheap: where the
+        search's listed plan pays. On a Milvus server the query uses its scalar indexes and
+        reading 87 rows by primary key took longer than the filtered search (22.6 against
+        10.4 ms at 1M rows, milvus-server 2.3.5)."""
+        return self.backend == "lite"
+
     def get(
         self, ids: Sequence[int], output_fields: Sequence[str], *, consistency_level: str = "Strong"
     ) -> list[dict[str, Any]]:

@@ -101,7 +101,8 @@ class PlannedSearch:
             rows_by_scope,
             k,
             templated=self.cascade.milvus.templates_filters,
-            listable=list_ids is not None,
+            # Reading rows by primary key pays on Milvus Lite only (docs/milvus.md).
+            listable=list_ids is not None and self.cascade.milvus.scans_filters_in_python,
             force=force,
         )
         q = _Query(vector, k, now, tenant, fields, consistency, ef)

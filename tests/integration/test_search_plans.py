@@ -132,7 +132,7 @@ def test_every_plan_returns_exactly_what_the_filtered_search_returns(index, monk
     assert answered["listed->listed"] > 0, answered
 
 
-def test_the_listed_plan_finds_every_row_of_a_reader_too_narrow_for_the_index_walk(index):
+def test_a_narrow_reader_gets_every_row_from_the_plan_chosen_for_the_engine(index, backend):
     corpus, query = _corpus(11, 2000, 400, id_base=0)
     index.upsert(corpus)
     index.flush()
@@ -140,7 +140,9 @@ def test_the_listed_plan_finds_every_row_of_a_reader_too_narrow_for_the_index_wa
     expected = _exact(corpus, query, set(allowed), 10)
     assert len(expected) == 10
     hits, plan = _search(index, query, allowed, 10, _live_counts(corpus), None, _lister(corpus))
-    assert plan == "listed"
+    # Milvus Lite scans every row for a filtered query: the narrow reader's rows are read by
+    # primary key instead. A server's filtered search is cheaper than that read.
+    assert plan == ("listed" if backend == "lite" else "filtered")
     assert [h.id for h in hits] == expected
 
 

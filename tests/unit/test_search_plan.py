@@ -160,6 +160,7 @@ class _RecordingMilvus:
     """Stands in for MilvusCollection on a Milvus 2.6 server: records the requests."""
 
     templates_filters = True
+    scans_filters_in_python = False
 
     def __init__(self) -> None:
         self.searches: list[dict[str, Any]] = []
@@ -264,6 +265,7 @@ class _IvfMilvus:
     answers with fewer hits than asked, so the cascade goes on to its next step."""
 
     templates_filters = False
+    scans_filters_in_python = False
 
     def __init__(self) -> None:
         self.steps: list[object] = []
@@ -344,9 +346,11 @@ def test_the_listed_plan_needs_counts_to_know_a_reader_is_narrow():
 
 class _ListedMilvus:
     """Stands in for MilvusCollection: rows by primary key (``get``), and a record of every
-    index search (there should be none while the listed plan answers)."""
+    index search (there should be none while the listed plan answers). Milvus Lite: a
+    filtered query scans every row, so the listed plan is chosen."""
 
     templates_filters = False
+    scans_filters_in_python = True
 
     def __init__(self, rows: dict[int, dict[str, Any]]) -> None:
         self.rows = rows
@@ -367,7 +371,9 @@ def _row(vector: list[float], scope: Any = 7, expires_at: Any = 2**40, **extra: 
     return {"vector": vector, "scope_id": scope, "expires_at": expires_at, "text": "t", **extra}
 
 
-def _listed_search(milvus: _ListedMilvus, listed: list[int] | None, *, k: int = 5, tenant: str | None = None):
+def _listed_search(
+    milvus: _ListedMilvus, listed: list[int] | None, *, k: int = 5, tenant: str | None = None, force: Any = None
+):
     planned = PlannedSearch(SearchCascade(milvus, VectorIndexSpec("HNSW")))  # type: ignore[arg-type]
     asked: list[tuple[list[int], int]] = []
 
@@ -385,6 +391,7 @@ def _listed_search(milvus: _ListedMilvus, listed: list[int] | None, *, k: int = 
         consistency="Session",
         rows_by_scope={7: 3, 8: 1, 9: 500},
         list_ids=list_ids,
+        force=force,
     )
     return hits, plan, asked
 
@@ -435,3 +442,24 @@ def test_the_listed_plan_refuses_a_listed_id_that_is_not_an_int64():
     milvus = _ListedMilvus({1: _row([1.0, 0.0])})
     with pytest.raises((TypeError, ValueError)):
         _listed_search(milvus, [1, 2**63])  # type: ignore[list-item]
+
+
+class _ServerListedMilvus(_ListedMilvus):
+    """The same rows on a Milvus server, whose filtered search beats reading by primary key."""
+
+    scans_filters_in_python = False
+
+
+def test_a_milvus_server_keeps_the_filtered_plan_for_a_narrow_reader():
+    milvus = _ServerListedMilvus({1: _row([1.0, 0.0])})
+    _, plan, asked = _listed_search(milvus, [1])
+    assert plan == "filtered"
+    assert asked == []  # the catalog was not even asked
+    assert milvus.searches >= 1
+
+
+def test_the_listed_plan_forced_runs_on_a_milvus_server_too():
+    milvus = _ServerListedMilvus({1: _row([1.0, 0.0])})
+    hits, plan, _ = _listed_search(milvus, [1], force="listed")
+    assert plan == "listed"
+    assert [h.id for h in hits] == [1]
