@@ -18,10 +18,11 @@ of them, and the caller's post-check (retrieval.search) is unchanged:
 - ``listed``: no vector index at all. The catalog lists the primary keys of the caller's
   searchable chunks (at most ``LISTED_MAX_ROWS``); their rows are read by primary key, each
   checked here (scope allowed, not expired, the tenant: fail closed) and scored exactly. For
-  narrow readers: a filtered HNSW walk through a graph where almost no node matches misses
-  rows (Milvus Lite 3.2.2: 1 of 4 matching rows found with ef 4,096), and the exact scan by
-  filter that then answers costs a full scan on Milvus Lite (~165 ms at 100k rows whatever
-  the filter), where reading 100 rows by primary key costs ~10 ms.
+  narrow readers on Milvus Lite: a filtered HNSW walk through a graph where almost no node
+  matches misses rows (Milvus Lite 3.2.2: 1 of 4 matching rows found with ef 4,096), and the
+  exact scan by filter that then answers costs a full scan there (~165 ms at 100k rows
+  whatever the filter), where reading 100 rows by primary key costs ~10 ms. (A Milvus
+  server's filtered search is cheaper than its reads by primary key: not chosen there.)
 
 Exactness (same rows as the filtered plan, same order). Write S for the rows the filter
 without the scope list matches and A ⊆ S for those of allowed scopes; results are ordered by
