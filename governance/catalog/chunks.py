@@ -6,15 +6,17 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import Select, delete, func, or_, select
 
 from governance.catalog.engine import PARAM_BATCH, Database, retry_read
 from governance.catalog.models import ChunkRow, Document, Version
 from governance.catalog.statuses import DocumentStatus, VersionState
 
 __all__ = ["ChunkRepository", "ChunkState", "VisibleChunk"]
+
+_Query = TypeVar("_Query", bound="Select[*tuple[Any, ...]]")  # a select of any columns
 
 
 @dataclass(frozen=True)
@@ -121,14 +123,7 @@ class ChunkRepository:
     def live_chunks_by_scope(self, now: datetime) -> dict[int, int]:
         """Searchable chunks per scope id: current version of an active, unexpired document.
         What a search's filter excludes is the total minus the caller's scopes' share."""
-        q = (
-            select(Document.scope_id, func.count(ChunkRow.id))
-            .join(ChunkRow, (ChunkRow.document_id == Document.id) & (ChunkRow.version == Document.current_version))
-            .where(
-                Document.status == DocumentStatus.ACTIVE, or_(Document.expires_at.is_(None), Document.expires_at > now)
-            )
-            .group_by(Document.scope_id)
-        )
+        q = _searchable(select(Document.scope_id, func.count(ChunkRow.id)), now).group_by(Document.scope_id)
         with self._db.session() as s:
             return {int(scope): int(n) for scope, n in s.execute(q).all() if scope is not None}
 
@@ -142,15 +137,8 @@ class ChunkRepository:
         with self._db.session() as s:
             for i in range(0, len(scopes), PARAM_BATCH):
                 q = (
-                    select(ChunkRow.id)
-                    .join(
-                        Document, (ChunkRow.document_id == Document.id) & (ChunkRow.version == Document.current_version)
-                    )
-                    .where(
-                        Document.scope_id.in_(scopes[i : i + PARAM_BATCH]),
-                        Document.status == DocumentStatus.ACTIVE,
-                        or_(Document.expires_at.is_(None), Document.expires_at > now),
-                    )
+                    _searchable(select(ChunkRow.id), now)
+                    .where(Document.scope_id.in_(scopes[i : i + PARAM_BATCH]))
                     .limit(limit + 1 - len(out))
                 )
                 out += [int(x) for x in s.scalars(q)]
@@ -244,3 +232,12 @@ class ChunkRepository:
                     expires_at,
                 )
         return out
+
+
+def _searchable(q: _Query, now: datetime) -> _Query:
+    """``q`` over the searchable chunks: the current version of an active document not
+    expired at ``now`` (what search may return; the per-scope counts and the listed plan's
+    ids both count exactly these)."""
+    return q.join_from(
+        ChunkRow, Document, (ChunkRow.document_id == Document.id) & (ChunkRow.version == Document.current_version)
+    ).where(Document.status == DocumentStatus.ACTIVE, or_(Document.expires_at.is_(None), Document.expires_at > now))

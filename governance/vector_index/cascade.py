@@ -40,6 +40,21 @@ CASCADE_MEMO_S = 300.0
 CASCADE_MEMO_SIZE = 4096
 
 
+def exact_top(vector: np.ndarray, rows: Sequence[dict[str, Any]], k: int, fields: Sequence[str]) -> list[RawHit]:
+    """The ``k`` best of ``rows`` (each with its ``id`` and ``vector``) scored here by cosine
+    similarity, the metric every collection uses; best first, ties by id."""
+    if not rows:
+        return []
+    q = np.asarray(vector, dtype=np.float32)
+    mat = np.asarray([r["vector"] for r in rows], dtype=np.float32)
+    scores = mat @ q / (np.linalg.norm(mat, axis=1) * (np.linalg.norm(q) or 1.0) + 1e-12)
+    hits = [
+        RawHit(id=int(r["id"]), score=float(score), fields={f: r[f] for f in fields if f in r})
+        for r, score in zip(rows, scores, strict=True)
+    ]
+    return sorted(hits, key=lambda h: (-h.score, h.id))[:k]
+
+
 class CascadeMemo:
     """Which cascade step a filter's last search ended at, for ``CASCADE_MEMO_S``; the
     least recently remembered filters are forgotten beyond ``CASCADE_MEMO_SIZE``."""
@@ -264,18 +279,7 @@ class SearchCascade:
         )
         if len(rows) >= EXACT_SCAN_LIMIT:
             return None
-        if not rows:
-            return []
-        q = np.asarray(vector, dtype=np.float32)
-        mat = np.asarray([r["vector"] for r in rows], dtype=np.float32)
-        scores = mat @ q / (np.linalg.norm(mat, axis=1) * (np.linalg.norm(q) or 1.0) + 1e-12)
-        order = np.argsort(-scores)[:k]
-        return [
-            RawHit(
-                id=int(rows[i]["id"]), score=float(scores[i]), fields={f: rows[i][f] for f in fields if f in rows[i]}
-            )
-            for i in order
-        ]
+        return exact_top(vector, rows, k, fields)
 
     def close(self) -> None:
         """Stop the fan-out threads (waiting for searches in flight)."""

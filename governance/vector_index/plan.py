@@ -78,7 +78,7 @@ import math
 import threading
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 from weakref import WeakKeyDictionary
 
 from governance.scope_ids import ScopeIds
@@ -245,34 +245,33 @@ def choose_plan(
         return PlanChoice("filtered")
     readable = census.readable(allowed)  # O(1) for a ScopeIds seen before, O(min(lengths)) else
     share = readable.rows / census.total if census.total else 0.0
+
+    def choice(plan: PlanName, **needs: Any) -> PlanChoice:
+        return PlanChoice(plan, readable_rows=readable.rows, total_rows=census.total, **needs)
+
     if force == "listed" or (force is None and listable and readable.rows <= LISTED_MAX_ROWS):
-        return PlanChoice("listed", readable_rows=readable.rows, total_rows=census.total)
+        return choice("listed")
     if (force is None and len(allowed) <= SHORT_LIST_IDS) or force == "filtered":
-        return PlanChoice("filtered", readable_rows=readable.rows, total_rows=census.total)
+        return choice("filtered")
     if force == "complement":
-        return PlanChoice("complement", census.excluded(allowed), readable_rows=readable.rows, total_rows=census.total)
+        return choice("complement", excluded=census.excluded(allowed))
     if force == "broad":
-        return PlanChoice(
-            "broad",
-            first_limit=min(broad_first_limit(k, share), BROAD_MAX_LIMIT),
-            readable_rows=readable.rows,
-            total_rows=census.total,
-        )
+        return choice("broad", first_limit=min(broad_first_limit(k, share), BROAD_MAX_LIMIT))
     excluded_ids = len(census.nonempty) - readable.scopes  # the complement's length, not built yet
     if templated:
-        if excluded_ids < len(allowed):
-            return PlanChoice(
-                "complement", census.excluded(allowed), readable_rows=readable.rows, total_rows=census.total
-            )
-        return PlanChoice("filtered", readable_rows=readable.rows, total_rows=census.total)
+        return (
+            choice("complement", excluded=census.excluded(allowed))
+            if excluded_ids < len(allowed)
+            else choice("filtered")
+        )
     first = broad_first_limit(k, share)
     costs = plan_costs(len(allowed), excluded_ids, first)
     best = min(costs, key=costs.__getitem__)  # dicts keep their order: filtered, complement, broad
     if best == "complement":
-        return PlanChoice("complement", census.excluded(allowed), readable_rows=readable.rows, total_rows=census.total)
+        return choice("complement", excluded=census.excluded(allowed))
     if best == "broad":
-        return PlanChoice("broad", first_limit=first, readable_rows=readable.rows, total_rows=census.total)
-    return PlanChoice("filtered", readable_rows=readable.rows, total_rows=census.total)
+        return choice("broad", first_limit=first)
+    return choice("filtered")
 
 
 def next_broad_limit(limit: int, allowed_seen: int, k: int) -> int:

@@ -13,7 +13,7 @@ import numpy as np
 
 from governance.scope_ids import ScopeIds
 from governance.vector_index import plan
-from governance.vector_index.cascade import SearchCascade
+from governance.vector_index.cascade import SearchCascade, exact_top
 from governance.vector_index.filters import (
     check_int,
     checked_id_set,
@@ -47,7 +47,7 @@ class _Query:
 
 
 def ranked(hits: Sequence[RawHit]) -> list[RawHit]:
-    """Best first, ties by id: the one order every plan returns."""
+    """Best first, ties by id: the one order every plan returns (:func:`exact_top` too)."""
     return sorted(hits, key=lambda h: (-h.score, h.id))
 
 
@@ -198,17 +198,7 @@ class PlannedSearch:
             for row in self.cascade.milvus.get(list(ids[i : i + GET_BATCH]), wanted, consistency_level=q.consistency)
             if _passes_filter(row, allowed, q)
         ]
-        if not rows:
-            return []
-        query = np.asarray(q.vector, dtype=np.float32)
-        mat = np.asarray([r["vector"] for r in rows], dtype=np.float32)
-        # As the cascade's exact scan scores (COSINE, the metric every collection uses).
-        scores = mat @ query / (np.linalg.norm(mat, axis=1) * (np.linalg.norm(query) or 1.0) + 1e-12)
-        hits = [
-            RawHit(id=int(r["id"]), score=float(score), fields={f: r[f] for f in q.fields if f in r})
-            for r, score in zip(rows, scores, strict=True)
-        ]
-        return ranked(hits)[: q.k]
+        return exact_top(q.vector, rows, q.k, q.fields)
 
     def _read_back(self, q: _Query, hits: list[RawHit], allowed: frozenset[int]) -> list[RawHit]:
         """The chosen hits with their fields, read by primary key and checked again: a row

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from embedding.base import Embedder, TokenEmbedder, Tokenizer
 from governance import audit
@@ -37,6 +37,9 @@ from ingest.pipeline.write import VersionWriter, delete_owed_vectors, rewrite_ac
 from ingest.sources import open_source
 from ingest.sources.archive import clean_work
 from ingest.sources.base import SourceExport, SourceItem
+
+if TYPE_CHECKING:
+    import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +216,7 @@ class Ingestor:
         storing: Future[None] | None = None
         store_failed = object()
 
-        def store(batch: list[Prepared], vectors: Any) -> None:
+        def store(batch: list[Prepared], vectors: np.ndarray | list[np.ndarray]) -> None:
             try:
                 self._writer.store(batch, vectors, summary, progress)
             except BaseException:
