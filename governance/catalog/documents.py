@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import String, Table, Text, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from governance.catalog.document_queries import DocumentQueries
@@ -30,7 +30,7 @@ from governance.catalog.statuses import DocumentStatus, VersionState
 from governance.contracts import SourceDocument
 from governance.errors import CatalogError
 
-__all__ = ["DocumentExtras", "DocumentRepository", "DocumentState", "Publication"]
+__all__ = ["DocumentExtras", "DocumentRepository", "DocumentState", "Publication", "Staging"]
 
 
 @dataclass(frozen=True)
@@ -104,54 +104,24 @@ class DocumentRepository(DocumentQueries):
         """Record a new version as *pending* with its chunks (ids from ``make_id(document,
         version, ordinal)``); search ignores it until :meth:`publish_version`. Re-staging a
         pending version (after a crash) replaces its chunks. Returns (version, chunks)."""
+        staging = Staging(
+            doc, scope_id, expires_at, content_hash, source_hash, cleaned_text, texts, ingested_at, version
+        )
+        return self.stage_versions([staging], make_id)[0]
+
+    def stage_versions(
+        self, stagings: Sequence[Staging], make_id: Callable[[str, int, int], int]
+    ) -> list[tuple[int, list[tuple[int, str]]]]:
+        """:meth:`stage_version` for several documents in one transaction (all or none), in
+        order: a document staged twice gets two versions. One commit for many small documents
+        (Slack threads) instead of one each. Returns each staging's (version, chunks)."""
+        if not stagings:
+            return []
         with self._db.session() as s:
-            row = s.get(Document, doc.document_id)
-            if row is None:
-                row = Document(
-                    id=doc.document_id,
-                    source=doc.source,
-                    uri=doc.uri,
-                    title=doc.title,
-                    path=doc.path,
-                    scope_id=scope_id,
-                    classification=doc.classification,
-                    author=doc.author,
-                    modified_at=doc.modified_at,
-                    expires_at=expires_at,
-                    current_version=None,
-                    status=DocumentStatus.ACTIVE,
-                )
-                s.add(row)
-                s.flush()
-            if version is None:
-                latest = s.scalar(select(func.max(Version.version)).where(Version.document_id == doc.document_id))
-                version = (latest or 0) + 1
-                s.add(
-                    Version(
-                        document_id=doc.document_id,
-                        version=version,
-                        content_hash=content_hash,
-                        source_hash=source_hash,
-                        cleaned_text=cleaned_text,
-                        chunk_count=len(texts),
-                        state=VersionState.PENDING,
-                        created_at=ingested_at,
-                    )
-                )
-            else:
-                # Resuming a crashed run: the version counts as ingested now, like its expiry.
-                s.execute(
-                    update(Version)
-                    .where(Version.document_id == doc.document_id, Version.version == version)
-                    .values(created_at=ingested_at, source_hash=source_hash)
-                )
-            chunks = [(make_id(doc.document_id, version, i), text) for i, text in enumerate(texts)]
-            s.query(ChunkRow).filter(ChunkRow.document_id == doc.document_id, ChunkRow.version == version).delete()
-            s.add_all(
-                ChunkRow(id=cid, document_id=doc.document_id, version=version, ordinal=i, text=text)
-                for i, (cid, text) in enumerate(chunks)
-            )
-            return version, chunks
+            staged: list[tuple[int, list[tuple[int, str]]]] = []
+            for group in _distinct_runs(stagings, lambda st: st.doc.document_id):
+                staged += _stage_group(s, group, make_id)
+            return staged
 
     def publish_version(
         self,
@@ -178,7 +148,7 @@ class DocumentRepository(DocumentQueries):
         if not publications:
             return []
         with self._db.session() as s:
-            return [_publish(s, p) for p in publications]
+            return _publish_all(s, publications)
 
     def update_document_access(
         self, document_id: str, *, scope_id: int, expires_at: datetime | None, classification: str
@@ -219,7 +189,7 @@ class DocumentRepository(DocumentQueries):
             if doc is None:
                 return
             extras = DocumentExtras(origin, tuple(contributors), blocks, source_as_of, ancestry)
-            _record_extras(s, doc, version, extras)
+            _record_extras(s, [(document_id, version, extras)])
 
     def note_source(
         self, document_id: str, *, origin: str | None, source_as_of: str | None, ancestry: Sequence[str] | None = None
@@ -371,53 +341,264 @@ class Publication:
     extras: DocumentExtras | None = None
 
 
-def _publish(s: Session, p: Publication) -> list[int]:
-    doc, version = p.doc, p.version
-    row = s.get(Document, doc.document_id, with_for_update=True)
-    if row is None:
-        raise CatalogError(f"document {doc.document_id!r} vanished while publishing version {version}")
-    s.execute(
-        update(Version)
-        .where(Version.document_id == doc.document_id, Version.state == VersionState.CURRENT)
-        .values(state=VersionState.SUPERSEDED)
-    )
-    s.execute(
-        update(Version)
-        .where(Version.document_id == doc.document_id, Version.version == version)
-        .values(state=VersionState.CURRENT)
-    )
-    row.current_version, row.status = version, DocumentStatus.ACTIVE
-    row.scope_id, row.expires_at = p.scope_id, p.expires_at
-    row.uri, row.title, row.path = doc.uri, doc.title, doc.path
-    row.classification, row.author, row.modified_at = doc.classification, doc.author, doc.modified_at
-    row.updated_at = utcnow()
-    # Everything but the new version is superseded: the previous current one and any
-    # version a crashed run staged but never published. Their text stays in
-    # versions.cleaned_text (version history); their vectors must go next.
-    s.execute(
-        update(Version)
-        .where(
-            Version.document_id == doc.document_id,
-            Version.state == VersionState.PENDING,
-            Version.version != version,
+@dataclass(frozen=True)
+class Staging:
+    """One document's new version to record as pending: its text, chunks and access."""
+
+    doc: SourceDocument
+    scope_id: int
+    expires_at: datetime | None
+    content_hash: str
+    source_hash: str | None
+    cleaned_text: str
+    texts: Sequence[str]
+    ingested_at: datetime
+    version: int | None = None  # a pending version a crashed run left: staged again
+
+
+# Core tables: a statement run once per row (executemany) needs no ORM bookkeeping.
+_DOCUMENTS = cast(Table, Document.__table__)
+_VERSIONS = cast(Table, Version.__table__)
+_CONTRIBUTORS = cast(Table, DocumentContributor.__table__)
+_CHUNKS = cast(Table, ChunkRow.__table__)
+
+
+T = TypeVar("T")
+
+
+def _distinct_runs(items: Sequence[T], key: Callable[[T], str]) -> list[list[T]]:
+    """``items`` cut, in order, into runs of distinct keys of at most PARAM_BATCH each: a
+    document twice in one batch is handled twice, the later after the earlier."""
+    runs: list[list[T]] = []
+    run: list[T] = []
+    keys: set[str] = set()
+    for item in items:
+        if len(run) >= PARAM_BATCH or key(item) in keys:
+            runs.append(run)
+            run, keys = [], set()
+        run.append(item)
+        keys.add(key(item))
+    return [*runs, run] if run else runs
+
+
+def _stage_group(
+    s: Session, group: Sequence[Staging], make_id: Callable[[str, int, int], int]
+) -> list[tuple[int, list[tuple[int, str]]]]:
+    """Stage distinct documents: each gets what :meth:`DocumentRepository.stage_version`
+    gives one document, a statement per step for the whole group."""
+    ids = [st.doc.document_id for st in group]
+    now = utcnow()
+    known = set(s.scalars(select(Document.id).where(Document.id.in_(ids))))
+    new_documents = [
+        {
+            "id": st.doc.document_id,
+            "source": st.doc.source,
+            "uri": st.doc.uri,
+            "title": st.doc.title,
+            "path": st.doc.path,
+            "scope_id": st.scope_id,
+            "classification": st.doc.classification,
+            "author": st.doc.author,
+            "modified_at": st.doc.modified_at,
+            "expires_at": st.expires_at,
+            "current_version": None,
+            "status": DocumentStatus.ACTIVE.value,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for st in group
+        if st.doc.document_id not in known
+    ]
+    if new_documents:
+        s.execute(insert(_DOCUMENTS), new_documents)
+    latest: dict[str, int] = {
+        document_id: version
+        for document_id, version in s.execute(
+            select(Version.document_id, func.max(Version.version))
+            .where(Version.document_id.in_([st.doc.document_id for st in group if st.version is None]))
+            .group_by(Version.document_id)
+        ).tuples()
+    }
+    versions = [st.version if st.version is not None else (latest.get(st.doc.document_id) or 0) + 1 for st in group]
+    fresh = [
+        {
+            "document_id": st.doc.document_id,
+            "version": version,
+            "content_hash": st.content_hash,
+            "source_hash": st.source_hash,
+            "cleaned_text": st.cleaned_text,
+            "chunk_count": len(st.texts),
+            "state": VersionState.PENDING.value,
+            "created_at": st.ingested_at,
+        }
+        for st, version in zip(group, versions, strict=True)
+        if st.version is None
+    ]
+    if fresh:
+        s.execute(insert(_VERSIONS), fresh)
+    resumed = [st for st in group if st.version is not None]
+    if resumed:
+        # Resuming a crashed run: the version counts as ingested now, like its expiry.
+        s.execute(
+            update(_VERSIONS)
+            .where(_VERSIONS.c.document_id == bindparam("b_document"), _VERSIONS.c.version == bindparam("b_version"))
+            .values(created_at=bindparam("b_created"), source_hash=bindparam("b_source_hash")),
+            [
+                {
+                    "b_document": st.doc.document_id,
+                    "b_version": st.version,
+                    "b_created": st.ingested_at,
+                    "b_source_hash": st.source_hash,
+                }
+                for st in resumed
+            ],
         )
-        .values(state=VersionState.SUPERSEDED)
-    )
-    if p.extras is not None:
-        _record_extras(s, row, version, p.extras)
-    return list(
-        s.scalars(select(ChunkRow.id).where(ChunkRow.document_id == doc.document_id, ChunkRow.version != version))
-    )
-
-
-def _record_extras(s: Session, doc: Document, version: int, extras: DocumentExtras) -> None:
-    doc.origin = extras.origin
-    if extras.source_as_of is not None:
-        doc.source_as_of = extras.source_as_of
-    if extras.ancestry is not None:
-        doc.ancestry = "/".join(extras.ancestry)
-    s.execute(delete(DocumentContributor).where(DocumentContributor.document_id == doc.id))
-    s.add_all(DocumentContributor(document_id=doc.id, principal=p) for p in sorted(set(extras.contributors)))
     s.execute(
-        update(Version).where(Version.document_id == doc.id, Version.version == version).values(blocks=extras.blocks)
+        delete(_CHUNKS).where(
+            _CHUNKS.c.document_id == bindparam("b_document"), _CHUNKS.c.version == bindparam("b_version")
+        ),
+        [{"b_document": d, "b_version": v} for d, v in zip(ids, versions, strict=True)],
+    )
+    staged = [
+        (version, [(make_id(st.doc.document_id, version, i), text) for i, text in enumerate(st.texts)])
+        for st, version in zip(group, versions, strict=True)
+    ]
+    rows = [
+        {"id": cid, "document_id": st.doc.document_id, "version": version, "ordinal": i, "text": text}
+        for st, (version, chunks) in zip(group, staged, strict=True)
+        for i, (cid, text) in enumerate(chunks)
+    ]
+    if rows:
+        s.execute(insert(_CHUNKS), rows)
+    return staged
+
+
+def _publish_all(s: Session, publications: Sequence[Publication]) -> list[list[int]]:
+    """Publish in order (a document twice in one batch is published twice, the later version last)."""
+    replaced: list[list[int]] = []
+    for group in _distinct_runs(publications, lambda p: p.doc.document_id):
+        replaced += _publish_group(s, group)
+    return replaced
+
+
+def _publish_group(s: Session, group: Sequence[Publication]) -> list[list[int]]:
+    """Publish documents that are all distinct, a statement per step for the whole group
+    (statements built once and run for each document): per document, the same effects as
+    one document published alone."""
+    if not group:
+        return []
+    ids = [p.doc.document_id for p in group]
+    # Rows locked in a fixed order (PostgreSQL: a concurrent retire or access change waits,
+    # and two writers cannot deadlock on the same documents).
+    found = set(s.scalars(select(Document.id).where(Document.id.in_(ids)).order_by(Document.id).with_for_update()))
+    missing = next((p for p in group if p.doc.document_id not in found), None)
+    if missing is not None:
+        raise CatalogError(f"document {missing.doc.document_id!r} vanished while publishing version {missing.version}")
+    versions, documents = _VERSIONS, _DOCUMENTS
+    # The new version becomes current; everything else current or pending is superseded: the
+    # previous current one and any version a crashed run staged but never published. Their
+    # text stays in versions.cleaned_text (version history); their vectors must go next.
+    s.execute(
+        update(versions)
+        .where(
+            versions.c.document_id == bindparam("b_document"),
+            or_(
+                # No IN list: an expanding parameter cannot run per row.
+                versions.c.state == VersionState.CURRENT.value,
+                versions.c.state == VersionState.PENDING.value,
+                versions.c.version == bindparam("b_version"),
+            ),
+        )
+        .values(
+            state=case(
+                (versions.c.version == bindparam("b_version"), VersionState.CURRENT.value),
+                else_=VersionState.SUPERSEDED.value,
+            )
+        ),
+        [{"b_document": p.doc.document_id, "b_version": p.version} for p in group],
+    )
+    now = utcnow()
+    s.execute(
+        update(documents)
+        .where(documents.c.id == bindparam("b_document"))
+        .values(
+            current_version=bindparam("b_version"),
+            status=DocumentStatus.ACTIVE.value,
+            scope_id=bindparam("b_scope"),
+            expires_at=bindparam("b_expires"),
+            uri=bindparam("b_uri"),
+            title=bindparam("b_title"),
+            path=bindparam("b_path"),
+            classification=bindparam("b_classification"),
+            author=bindparam("b_author"),
+            modified_at=bindparam("b_modified"),
+            updated_at=now,
+        ),
+        [
+            {
+                "b_document": p.doc.document_id,
+                "b_version": p.version,
+                "b_scope": p.scope_id,
+                "b_expires": p.expires_at,
+                "b_uri": p.doc.uri,
+                "b_title": p.doc.title,
+                "b_path": p.doc.path,
+                "b_classification": p.doc.classification,
+                "b_author": p.doc.author,
+                "b_modified": p.doc.modified_at,
+            }
+            for p in group
+        ],
+    )
+    _record_extras(s, [(p.doc.document_id, p.version, p.extras) for p in group if p.extras is not None])
+    chunks: dict[str, list[int]] = {}
+    wanted = {p.doc.document_id: p.version for p in group}
+    for document_id, version, chunk_id_ in s.execute(
+        select(ChunkRow.document_id, ChunkRow.version, ChunkRow.id)
+        .where(ChunkRow.document_id.in_(ids))
+        .order_by(ChunkRow.document_id, ChunkRow.version, ChunkRow.ordinal)
+    ):
+        if version != wanted[document_id]:
+            chunks.setdefault(document_id, []).append(chunk_id_)
+    return [chunks.get(document_id, []) for document_id in ids]
+
+
+def _record_extras(s: Session, extras: Sequence[tuple[str, int, DocumentExtras]]) -> None:
+    """Where each document came from, who wrote it and the blocks of its version, for
+    (document, version, extras) of distinct documents."""
+    if not extras:
+        return
+    documents, versions = _DOCUMENTS, _VERSIONS
+    s.execute(
+        update(documents)
+        .where(documents.c.id == bindparam("b_document"))
+        .values(
+            origin=bindparam("b_origin"),
+            # Absent (None): the document keeps what an earlier export said.
+            source_as_of=func.coalesce(bindparam("b_as_of", type_=String), documents.c.source_as_of),
+            ancestry=func.coalesce(bindparam("b_ancestry", type_=Text), documents.c.ancestry),
+        ),
+        [
+            {
+                "b_document": document_id,
+                "b_origin": e.origin,
+                "b_as_of": e.source_as_of,
+                "b_ancestry": "/".join(e.ancestry) if e.ancestry is not None else None,
+            }
+            for document_id, _, e in extras
+        ],
+    )
+    s.execute(delete(DocumentContributor).where(DocumentContributor.document_id.in_([d for d, _, _ in extras])))
+    contributors = [
+        {"document_id": document_id, "principal": principal}
+        for document_id, _, e in extras
+        for principal in sorted(set(e.contributors))
+    ]
+    if contributors:
+        s.execute(insert(_CONTRIBUTORS), contributors)
+    s.execute(
+        update(versions)
+        .where(versions.c.document_id == bindparam("b_document"), versions.c.version == bindparam("b_version"))
+        .values(blocks=bindparam("b_blocks", type_=versions.c.blocks.type)),
+        [{"b_document": document_id, "b_version": version, "b_blocks": e.blocks} for document_id, version, e in extras],
     )

@@ -142,6 +142,12 @@ class ParsePool:
             self._serve(until=ticket)
         return ticket.outcome
 
+    def ready(self, ticket: Ticket) -> bool:
+        """Whether ``ticket``'s outcome is in, without waiting (what the workers sent is served)."""
+        if ticket.outcome is None and any(w.ticket is not None for w in self._workers):
+            self._serve(until=ticket, wait_s=0.0)
+        return ticket.outcome is not None
+
     def close(self) -> None:
         """Stop the workers (a worker still reading is killed: the run is over)."""
         for worker in self._workers:
@@ -194,12 +200,14 @@ class ParsePool:
         worker.started = time.monotonic()
         worker.limit = worker.started + self.job_seconds
 
-    def _serve(self, until: Ticket) -> None:
+    def _serve(self, until: Ticket, wait_s: float | None = None) -> None:
         busy = [w for w in self._workers if w.ticket is not None]
         if not busy:
             raise RuntimeError("parse pool: waiting on a job no worker holds")
         # Woken at least every STOP_CHECK_SECONDS to see whether the run stopped.
         timeout = max(0.0, min([STOP_CHECK_SECONDS, *(w.limit - time.monotonic() for w in busy)]))
+        if wait_s is not None:
+            timeout = min(timeout, wait_s)
         ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout=timeout)
         for worker in busy:
             if worker.conn in ready or worker.process.sentinel in ready:

@@ -4,8 +4,9 @@ check → a pending version staged in the catalog, ready for the write stage.
 :func:`read_text` does the text work and takes no catalog: the item, the policy, the chunk
 size and the forgotten subjects are all it reads. :class:`Preparer` makes the catalog
 decisions around it, one item at a time and in this order: the stored state (a newer export
-wins), the scope, an unchanged fingerprint, the text, an unchanged text, the expiry, then
-the version is staged. Everything it needs is handed to it: no ``Ingestor``.
+wins), the scope, an unchanged fingerprint, the text, an unchanged text, the expiry; then
+the versions decided are staged, several documents in one transaction
+(:meth:`Preparer.stage`). Everything it needs is handed to it: no ``Ingestor``.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from governance.catalog import Catalog
-from governance.catalog.documents import DocumentState
+from governance.catalog.documents import DocumentState, Staging
 from governance.catalog.freshness import is_older
 from governance.catalog.statuses import DocumentStatus
 from governance.contracts import AccessScope, SourceDocument
@@ -67,6 +68,23 @@ class Prepared:
     # Token ids of ``chunks`` made where the text was read (a worker), for an embedder that
     # takes ids; None: the write stage tokenizes or embeds the text itself.
     token_ids: list[np.ndarray] | None = None
+
+
+@dataclass
+class Decided:
+    """A document whose new version is decided, not yet staged: :meth:`Preparer.stage`
+    records it (pending) and makes it :class:`Prepared`."""
+
+    item: SourceItem
+    staging: Staging
+    status: str  # new | changed
+    blocks: list[dict[str, Any]]
+    read_with: frozenset[str]
+    token_ids: list[np.ndarray] | None
+
+    @property
+    def chunk_count(self) -> int:
+        return len(self.staging.texts)
 
 
 @dataclass
@@ -187,13 +205,34 @@ class Preparer:
     retire: Callable[[str, str], int]
     quarantine: Callable[[SourceItem, QuarantinedDocument, IngestSummary], None]
 
+    def stage(self, decided: Sequence[Decided]) -> list[Prepared]:
+        """Stage the versions decided, in one catalog transaction, in order. The caller stages
+        a document's earlier version before deciding its next: its state must show it."""
+        staged = self.catalog.documents.stage_versions([d.staging for d in decided], self.make_id)
+        return [
+            Prepared(
+                d.item,
+                d.staging.doc,
+                d.staging.scope_id,
+                d.staging.expires_at,
+                version,
+                chunks,
+                d.status,
+                blocks=d.blocks if any(b["author"] for b in d.blocks) else None,
+                contributors=sorted({b["author"] for b in d.blocks if b["author"]}),
+                read_with=d.read_with,
+                token_ids=d.token_ids if d.token_ids is not None and len(d.token_ids) == len(chunks) else None,
+            )
+            for d, (version, chunks) in zip(decided, staged, strict=True)
+        ]
+
     def prepare(
         self, item: SourceItem, early: EarlyRead | None = None, *, summary: IngestSummary, progress: ProgressFn
-    ) -> Prepared | None:
-        """The item's new version, staged; None when there is nothing to write (unchanged,
-        stale, forgotten, expired, quarantined: counted in ``summary``). ``early``: the item
-        fingerprinted and read ahead (by a worker process); used where reading it now would
-        read the same, so the decisions are those of reading in order."""
+    ) -> Decided | None:
+        """The item's new version, decided (to :meth:`stage`); None when there is nothing to
+        write (unchanged, stale, forgotten, expired, quarantined: counted in ``summary``).
+        ``early``: the item fingerprinted and read ahead (by a worker process); used where
+        reading it now would read the same, so the decisions are those of reading in order."""
         summary.documents_seen += 1
         catalog, policy = self.catalog, self.policy
         try:
@@ -274,32 +313,19 @@ class Preparer:
                 progress("document", item, 0)
                 return None
             # A pending version with the same text is a crashed earlier run: finish it.
-            version, chunks = catalog.documents.stage_version(
-                doc,
-                scope_id=scope_id,
-                expires_at=expires_at,
-                content_hash=read.content_hash,
-                source_hash=source_hash,
-                cleaned_text=read.cleaned,
-                texts=read.texts,
-                make_id=self.make_id,
-                ingested_at=ingested_at,
-                version=state.pending.get(read.content_hash) if state else None,
-            )
-            blocks = read.blocks
-            return Prepared(
-                item,
+            staging = Staging(
                 doc,
                 scope_id,
                 expires_at,
-                version,
-                chunks,
-                "changed" if state and state.current_version else "new",
-                blocks=blocks if any(b["author"] for b in blocks) else None,
-                contributors=sorted({b["author"] for b in blocks if b["author"]}),
-                read_with=read.read_with,
-                token_ids=token_ids if token_ids is not None and len(token_ids) == len(chunks) else None,
+                read.content_hash,
+                source_hash,
+                read.cleaned,
+                read.texts,
+                ingested_at,
+                version=state.pending.get(read.content_hash) if state else None,
             )
+            status = "changed" if state and state.current_version else "new"
+            return Decided(item, staging, status, read.blocks, read.read_with, token_ids)
         except QuarantinedDocument as exc:
             if item.scope is not None and is_older(item.as_of, catalog.scopes.scope_as_of(item.scope.key)):
                 # Refused for its access (no active member, permissions unknown...) by an

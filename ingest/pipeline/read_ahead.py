@@ -5,6 +5,13 @@ Jobs (:class:`ingest.pipeline.read_job.ReadJob`) are handed to the pool up to
 the catalog says when it is handed out. :meth:`Preparer.prepare` then takes the items in the
 run's order and uses a job's outcome only where reading in order would read the same, so
 which worker read what, and when, never changes a decision.
+
+The versions decided are staged a group at a time, in one catalog transaction each
+(:meth:`Preparer.stage`): many small documents (Slack threads) would otherwise pay a commit,
+a sync to disk on SQLite, each. A group is staged once it holds ``STAGE_GROUP_CHUNKS`` chunks
+or ``STAGE_GROUP_DOCUMENTS`` documents, before the run waits on a worker (staged documents
+must not wait behind a slow parse), before a document already in it is decided again (its
+state must show the version it staged), and at the end.
 """
 
 from __future__ import annotations
@@ -21,12 +28,14 @@ from governance.errors import GovragError
 from governance.scope_rules import resolve_scope
 from governance.stores import Stores
 from ingest.pipeline.parse_pool import ParsePool
-from ingest.pipeline.prepare import ForgottenSubjects, Prepared, Preparer, ProgressFn
+from ingest.pipeline.prepare import Decided, ForgottenSubjects, Prepared, Preparer, ProgressFn
 from ingest.pipeline.read_job import EarlyRead, ReadJob
 from ingest.pipeline.summary import IngestSummary
 from ingest.sources.base import SourceItem
 
 READ_AHEAD_PER_WORKER = 4  # jobs handed to each parse worker ahead of the run's order
+STAGE_GROUP_CHUNKS = 64  # the write stage's smallest embed batch (ingest.pipeline.run.MIN_EMBED_CHUNKS)
+STAGE_GROUP_DOCUMENTS = 64
 
 
 @dataclass(frozen=True)
@@ -51,18 +60,17 @@ class ReadAhead:
         pool = self.pool
         window = READ_AHEAD_PER_WORKER * pool.size if pool is not None else 0
         ahead: deque[tuple[SourceItem, EarlyRead | None]] = deque()
+        group = _StageGroup(preparer)
         for item in items:
             if stop.is_set():
                 return
             ahead.append((item, self._hand_out(pool, item) if pool is not None else None))
             while len(ahead) > window:
-                prepared = preparer.prepare(*ahead.popleft(), summary=summary, progress=progress)
-                if prepared is not None:
-                    yield prepared
+                yield from group.take(*ahead.popleft(), summary=summary, progress=progress)
         while ahead and not stop.is_set():
-            prepared = preparer.prepare(*ahead.popleft(), summary=summary, progress=progress)
-            if prepared is not None:
-                yield prepared
+            yield from group.take(*ahead.popleft(), summary=summary, progress=progress)
+        if not stop.is_set():
+            yield from group.flush()
 
     def _hand_out(self, pool: ParsePool, item: SourceItem) -> EarlyRead | None:
         """Hand ``item``'s reading to a worker with what the catalog says now (None: the
@@ -89,4 +97,38 @@ class ReadAhead:
             tokenizer=self.tokenizer(),
         )
         ticket = pool.submit(job)
-        return EarlyRead(job, lambda: pool.outcome(ticket)) if ticket is not None else None
+        if ticket is None:
+            return None
+        return EarlyRead(job, lambda: pool.outcome(ticket), lambda: pool.ready(ticket))
+
+
+class _StageGroup:
+    """Versions decided and not yet staged, in the run's order."""
+
+    def __init__(self, preparer: Preparer) -> None:
+        self._preparer = preparer
+        self._decided: list[Decided] = []
+        self._documents: set[str] = set()
+        self._chunks = 0
+
+    def take(
+        self, item: SourceItem, early: EarlyRead | None, *, summary: IngestSummary, progress: ProgressFn
+    ) -> Iterator[Prepared]:
+        """Decide ``item``; yields what is staged meanwhile (the group, when it is due)."""
+        if item.document_id in self._documents or (early is not None and not early.ready()):
+            yield from self.flush()
+        decided = self._preparer.prepare(item, early, summary=summary, progress=progress)
+        if decided is None:
+            return
+        self._decided.append(decided)
+        self._documents.add(item.document_id)
+        self._chunks += decided.chunk_count
+        if self._chunks >= STAGE_GROUP_CHUNKS or len(self._decided) >= STAGE_GROUP_DOCUMENTS:
+            yield from self.flush()
+
+    def flush(self) -> Iterator[Prepared]:
+        """Stage the group (one transaction) and yield its documents, in order."""
+        if not self._decided:
+            return
+        decided, self._decided, self._documents, self._chunks = self._decided, [], set(), 0
+        yield from self._preparer.stage(decided)

@@ -93,6 +93,7 @@ class EarlyRead:
 
     job: ReadJob
     wait: Callable[[], ReadOutcome]
+    ready: Callable[[], bool] = lambda: True  # whether wait() would return at once
 
 
 def run_job(job: ReadJob) -> ReadOutcome:
