@@ -142,10 +142,15 @@ class ParsePool:
             self._serve(until=ticket)
         return ticket.outcome
 
-    def ready(self, ticket: Ticket) -> bool:
-        """Whether ``ticket``'s outcome is in, without waiting (what the workers sent is served)."""
-        if ticket.outcome is None and any(w.ticket is not None for w in self._workers):
-            self._serve(until=ticket, wait_s=0.0)
+    def ready(self, ticket: Ticket, within: float = 0.0) -> bool:
+        """Whether ``ticket``'s outcome is in, waiting for it at most ``within`` seconds
+        (serving the other workers meanwhile)."""
+        deadline = time.monotonic() + within
+        while ticket.outcome is None and any(w.ticket is not None for w in self._workers):
+            self._dispatch()
+            self._serve(until=ticket, wait_s=max(0.0, deadline - time.monotonic()))
+            if time.monotonic() >= deadline:
+                break
         return ticket.outcome is not None
 
     def close(self) -> None:

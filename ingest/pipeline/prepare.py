@@ -204,6 +204,22 @@ class Preparer:
     # Take a document out of search if it is in it (document id, reason) → documents retired.
     retire: Callable[[str, str], int]
     quarantine: Callable[[SourceItem, QuarantinedDocument, IngestSummary], None]
+    # Scopes this run stated, by (key, fingerprint, export time): their ids.
+    _stated: dict[tuple[str, str, str], int] = field(default_factory=dict)
+
+    def _scope_id(self, scope: AccessScope, as_of: str | None) -> int:
+        """The scope stored (an ACL change is recorded and audited) and its id. A scope this
+        run already stated with the same members and export time is not written again: its
+        id never changes, and the row holds that statement or a newer export's (an older one
+        cannot replace it). Without an export time each statement is written, as the last
+        word."""
+        stated = (scope.key, scope.fingerprint(), as_of) if as_of is not None else None
+        if stated is not None and stated in self._stated:
+            return self._stated[stated]
+        scope_id, _ = self.catalog.scopes.upsert_scope(scope, as_of=as_of)
+        if stated is not None:
+            self._stated[stated] = scope_id
+        return scope_id
 
     def stage(self, decided: Sequence[Decided]) -> list[Prepared]:
         """Stage the versions decided, in one catalog transaction, in order. The caller stages
@@ -244,7 +260,7 @@ class Preparer:
                 progress("document", item, 0)
                 return None
             scope, classification = resolve_scope(policy, item)
-            scope_id, _ = catalog.scopes.upsert_scope(scope, as_of=item.as_of)
+            scope_id = self._scope_id(scope, item.as_of)
             outcome = early.wait() if early is not None else None
             if outcome is not None and outcome.fingerprint_error is not None:
                 raise outcome.fingerprint_error

@@ -9,9 +9,10 @@ which worker read what, and when, never changes a decision.
 The versions decided are staged a group at a time, in one catalog transaction each
 (:meth:`Preparer.stage`): many small documents (Slack threads) would otherwise pay a commit,
 a sync to disk on SQLite, each. A group is staged once it holds ``STAGE_GROUP_CHUNKS`` chunks
-or ``STAGE_GROUP_DOCUMENTS`` documents, before the run waits on a worker (staged documents
-must not wait behind a slow parse), before a document already in it is decided again (its
-state must show the version it staged), and at the end.
+or ``STAGE_GROUP_DOCUMENTS`` documents; when a worker's next document is not in within
+``STAGE_GROUP_WAIT_S`` (staged documents must not wait behind a slow parse); before a
+document already in it is decided again (its state must show the version it staged); and at
+the end.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from ingest.sources.base import SourceItem
 READ_AHEAD_PER_WORKER = 4  # jobs handed to each parse worker ahead of the run's order
 STAGE_GROUP_CHUNKS = 64  # the write stage's smallest embed batch (ingest.pipeline.run.MIN_EMBED_CHUNKS)
 STAGE_GROUP_DOCUMENTS = 64
+# How long a group waits for a worker's next document before it is staged without it.
+STAGE_GROUP_WAIT_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,7 @@ class ReadAhead:
         ticket = pool.submit(job)
         if ticket is None:
             return None
-        return EarlyRead(job, lambda: pool.outcome(ticket), lambda: pool.ready(ticket))
+        return EarlyRead(job, lambda: pool.outcome(ticket), lambda within: pool.ready(ticket, within))
 
 
 class _StageGroup:
@@ -115,7 +118,9 @@ class _StageGroup:
         self, item: SourceItem, early: EarlyRead | None, *, summary: IngestSummary, progress: ProgressFn
     ) -> Iterator[Prepared]:
         """Decide ``item``; yields what is staged meanwhile (the group, when it is due)."""
-        if item.document_id in self._documents or (early is not None and not early.ready()):
+        if item.document_id in self._documents or (
+            self._decided and early is not None and not early.ready(STAGE_GROUP_WAIT_S)
+        ):
             yield from self.flush()
         decided = self._preparer.prepare(item, early, summary=summary, progress=progress)
         if decided is None:

@@ -93,7 +93,8 @@ class EarlyRead:
 
     job: ReadJob
     wait: Callable[[], ReadOutcome]
-    ready: Callable[[], bool] = lambda: True  # whether wait() would return at once
+    # Whether wait() would return at once, after waiting at most the seconds given.
+    ready: Callable[[float], bool] = lambda _within: True
 
 
 def run_job(job: ReadJob) -> ReadOutcome:
