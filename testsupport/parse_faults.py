@@ -77,3 +77,14 @@ def item(name: str, parser: TextParser) -> SourceItem:
         scope=SCOPE,
         origin="test:workers",
     )
+
+
+@dataclass(frozen=True)
+class SlowParser(TextParser):
+    """Takes ``seconds`` to parse, within every limit (a long but genuine document)."""
+
+    seconds: float = 5.0
+
+    def parse(self) -> Parsed:
+        time.sleep(self.seconds)
+        return super().parse()

@@ -474,14 +474,18 @@ def _stage_group(
 
 
 def _publish_all(s: Session, publications: Sequence[Publication]) -> list[list[int]]:
-    """Publish in order (a document twice in one batch is published twice, the later version last)."""
-    replaced: list[list[int]] = []
+    """Publish in order (a document twice in one batch is published twice, the later version
+    last). A version the batch ends on is never reported replaced: publishing a document's
+    earlier version supersedes a later one staged beside it, which the later publication
+    then makes current, and its vectors must stay."""
+    replaced: list[list[tuple[str, int, int]]] = []
     for group in _distinct_runs(publications, lambda p: p.doc.document_id):
         replaced += _publish_group(s, group)
-    return replaced
+    final = {p.doc.document_id: p.version for p in publications}
+    return [[cid for document_id, version, cid in ids if final[document_id] != version] for ids in replaced]
 
 
-def _publish_group(s: Session, group: Sequence[Publication]) -> list[list[int]]:
+def _publish_group(s: Session, group: Sequence[Publication]) -> list[list[tuple[str, int, int]]]:
     """Publish documents that are all distinct, a statement per step for the whole group
     (statements built once and run for each document): per document, the same effects as
     one document published alone."""
@@ -551,15 +555,16 @@ def _publish_group(s: Session, group: Sequence[Publication]) -> list[list[int]]:
         ],
     )
     _record_extras(s, [(p.doc.document_id, p.version, p.extras) for p in group if p.extras is not None])
-    chunks: dict[str, list[int]] = {}
+    # Each document's chunks of other versions: (document, version, chunk id).
+    chunks: dict[str, list[tuple[str, int, int]]] = {}
     wanted = {p.doc.document_id: p.version for p in group}
     for document_id, version, chunk_id_ in s.execute(
         select(ChunkRow.document_id, ChunkRow.version, ChunkRow.id)
         .where(ChunkRow.document_id.in_(ids))
         .order_by(ChunkRow.document_id, ChunkRow.version, ChunkRow.ordinal)
-    ):
+    ).tuples():
         if version != wanted[document_id]:
-            chunks.setdefault(document_id, []).append(chunk_id_)
+            chunks.setdefault(document_id, []).append((document_id, version, chunk_id_))
     return [chunks.get(document_id, []) for document_id in ids]
 
 
