@@ -89,6 +89,16 @@ def database_url(
 
 
 @pytest.fixture
+def catalog(database_url: str) -> Iterator[Any]:
+    """A catalog on ``database_url`` (SQLite, and PostgreSQL when configured), migrated."""
+    from governance.catalog import Catalog
+
+    opened = Catalog(database_url)
+    yield opened
+    opened.dispose()
+
+
+@pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
     """Embedded stores in a temp dir: in-process Milvus Lite file and the given catalog."""
     return embedded_settings(tmp_path, database_url=database_url)

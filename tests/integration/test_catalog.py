@@ -11,13 +11,6 @@ from governance.catalog.migrate import current_revision, head_revision
 from governance.contracts import AccessScope
 
 
-@pytest.fixture
-def catalog(database_url):
-    c = Catalog(database_url)
-    yield c
-    c.dispose()
-
-
 def test_migrations_reach_head_and_reopening_is_a_no_op(database_url):
     first = Catalog(database_url)
     assert current_revision(first.engine) == head_revision()

@@ -21,13 +21,6 @@ class Refused(Exception):
     pass
 
 
-@pytest.fixture
-def catalog(database_url):
-    c = Catalog(database_url)
-    yield c
-    c.dispose()
-
-
 def _doc(name: str) -> SourceDocument:
     return SourceDocument(
         document_id=f"pdf:batches/{name}.pdf", source="pdf", uri=f"file:///{name}", title=name, scope=SCOPE

@@ -19,13 +19,6 @@ NOW = datetime(2026, 12, 1, tzinfo=UTC)
 SCOPE = AccessScope(key="group:staff", layers=(frozenset({"group:staff"}),))
 
 
-@pytest.fixture
-def catalog(database_url):
-    c = Catalog(database_url)
-    yield c
-    c.dispose()
-
-
 def _doc(n: int) -> SourceDocument:
     return SourceDocument(
         document_id=f"pdf:batch/{n}.pdf", source="pdf", uri=f"file:///{n}", title=f"doc {n}", scope=SCOPE

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from governance.catalog import Catalog
 from governance.catalog.documents import Publication
 from governance.catalog.statuses import DocumentStatus
@@ -16,13 +14,6 @@ from governance.contracts import AccessScope, SourceDocument
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 STAFF = AccessScope(key="group:staff", layers=(frozenset({"group:staff"}),))
 FINANCE = AccessScope(key="group:finance", layers=(frozenset({"group:finance"}),))
-
-
-@pytest.fixture
-def catalog(database_url):
-    c = Catalog(database_url)
-    yield c
-    c.dispose()
 
 
 def _doc(name: str) -> SourceDocument:

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from governance.catalog.models import Document
 from governance.errors import QuarantinedDocument
 from governance.stores import Stores
+from testsupport.index_texts import index_texts
 from testsupport.parse_faults import CrashingParser, HangingParser, StuckPastItsDeadlineParser, TextParser, item
 from testsupport.sources_fixtures import ACCESS_POLICY, PHRASES, confluence_world, slack_world
 from testsupport.store_settings import embedded_settings
@@ -32,19 +33,12 @@ def open_stores(tmp_path: Path):
         stores.close()
 
 
-def _index_texts(stores: Stores) -> dict[str, list[str]]:
-    texts: dict[str, list[str]] = {}
-    for row in sorted(stores.index.query("id >= 0", fields=["id", "document_id", "text"]), key=lambda r: r["id"]):
-        texts.setdefault(row["document_id"], []).append(row["text"])
-    return texts
-
-
 def test_documents_are_read_in_worker_processes(open_stores, embedder, make_ingestor) -> None:
     stores = open_stores("pids")
     items = [item(f"doc{n}", TextParser(f"document number {n} about harbour cranes", tell_pid=True)) for n in range(6)]
     summary = make_ingestor(stores, embedder, workers=2).ingest_items(items)
     assert summary.new == 6 and summary.parse_workers == 2
-    pids = {text.rsplit("process ", 1)[1].rstrip(")") for ts in _index_texts(stores).values() for text in ts}
+    pids = {text.rsplit("process ", 1)[1].rstrip(")") for ts in index_texts(stores).values() for text in ts}
     assert str(os.getpid()) not in pids and len(pids) >= 1
 
 
@@ -54,7 +48,7 @@ def test_workers_yield_the_cpu_to_the_run_by_the_configured_niceness(open_stores
         stores = open_stores(f"nice{niceness}", parse_niceness=niceness)
         items = [item(f"doc{n}", TextParser(f"niceness document {n}", tell_niceness=True)) for n in range(3)]
         make_ingestor(stores, embedder, workers=2).ingest_items(items)
-        said = {t.rsplit("niceness ", 1)[1].rstrip(")") for ts in _index_texts(stores).values() for t in ts}
+        said = {t.rsplit("niceness ", 1)[1].rstrip(")") for ts in index_texts(stores).values() for t in ts}
         assert said == {str(min(own + niceness, 19))}
     assert os.nice(0) == own, "the run's own process keeps its priority"
 
@@ -72,7 +66,7 @@ def test_a_worker_that_dies_quarantines_its_document_and_the_run_goes_on(open_st
     (entry,) = summary.quarantine
     assert entry.reason == "parser_crashed" and entry.path == "crash.txt"
     assert "died while reading it (signal 9)" in entry.message
-    assert set(_index_texts(stores)) == {"test:workers:before", "test:workers:after", "test:workers:later"}
+    assert set(index_texts(stores)) == {"test:workers:before", "test:workers:after", "test:workers:later"}
 
 
 def test_a_worker_that_hangs_is_stopped_at_the_parse_timeout(open_stores, embedder, make_ingestor) -> None:
@@ -147,7 +141,7 @@ def test_the_result_is_the_same_whatever_the_worker_count(
         counts = summary.model_dump(
             exclude={"run_id", "seconds", "parse_seconds", "embed_seconds", "write_seconds", "parse_workers"}
         )
-        seen.append((documents, _index_texts(stores), counts))
+        seen.append((documents, index_texts(stores), counts))
         assert summary.parse_workers == workers
     get_settings.cache_clear()
     assert seen[0][2]["new"] > 20 and seen[0][2]["quarantined"] > 3
