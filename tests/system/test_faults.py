@@ -1057,6 +1057,18 @@ def _triton_available() -> str | None:
     return None
 
 
+def _start_triton_once_more_if_stuck(start_triton, model_dir: Path, **kwargs):
+    """Start tritonserver; once more if it never became ready. Under three test workers on two
+    cores a start was seen to stop after the model's initialize returned, never reporting the
+    model loaded; what this test checks starts after the server is up."""
+    try:
+        return start_triton(model_dir, **kwargs)
+    except EmbedderUnavailable as exc:
+        if "not ready after" not in str(exc):
+            raise
+        return start_triton(model_dir, **kwargs)
+
+
 @pytest.mark.slow
 def test_triton_killed_mid_ingest_cli_retries_then_fails_clearly_and_rerun_repairs(
     lite_baseline, tmp_path, embedder, make_retriever
@@ -1074,7 +1086,7 @@ def test_triton_killed_mid_ingest_cli_retries_then_fails_clearly_and_rerun_repai
     home, corpus = lite_copy(lite_baseline, tmp_path)
     change_and_add(corpus)
     ensure_server(home)
-    triton = start_triton(model_dir)
+    triton = _start_triton_once_more_if_stuck(start_triton, model_dir)
     restarted = None
     stores = None
     try:
@@ -1114,7 +1126,7 @@ def test_triton_killed_mid_ingest_cli_retries_then_fails_clearly_and_rerun_repai
         assert_clear(err.value, triton.grpc_url, "after 4 attempts")
         assert searcher.search(NOBODY, "granite-otter rollback", k=5) == []  # no scope: nothing to embed
 
-        restarted = start_triton(model_dir, grpc_port=triton.grpc_port)
+        restarted = _start_triton_once_more_if_stuck(start_triton, model_dir, grpc_port=triton.grpc_port)
         # The same client reconnects to the restarted server at the same address.
         assert_may_read(BOB, searcher.search(BOB, "granite-otter rollback", k=5), stores.catalog)
         rerun = govrag(env, "ingest", str(corpus), "--json")
