@@ -40,6 +40,11 @@ CASCADE_MEMO_S = 300.0
 CASCADE_MEMO_SIZE = 4096
 
 
+def ranked(hits: Sequence[RawHit]) -> list[RawHit]:
+    """Best first, ties by id: the one order every plan returns."""
+    return sorted(hits, key=lambda h: (-h.score, h.id))
+
+
 def exact_top(vector: np.ndarray, rows: Sequence[dict[str, Any]], k: int, fields: Sequence[str]) -> list[RawHit]:
     """The ``k`` best of ``rows`` (each with its ``id`` and ``vector``) scored here by cosine
     similarity, the metric every collection uses; best first, ties by id."""
@@ -52,7 +57,7 @@ def exact_top(vector: np.ndarray, rows: Sequence[dict[str, Any]], k: int, fields
         RawHit(id=int(r["id"]), score=float(score), fields={f: r[f] for f in fields if f in r})
         for r, score in zip(rows, scores, strict=True)
     ]
-    return sorted(hits, key=lambda h: (-h.score, h.id))[:k]
+    return ranked(hits)[:k]
 
 
 class CascadeMemo:

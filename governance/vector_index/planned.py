@@ -13,7 +13,7 @@ import numpy as np
 
 from governance.scope_ids import ScopeIds
 from governance.vector_index import plan
-from governance.vector_index.cascade import SearchCascade, exact_top
+from governance.vector_index.cascade import SearchCascade, exact_top, ranked
 from governance.vector_index.filters import (
     check_int,
     checked_id_set,
@@ -44,11 +44,6 @@ class _Query:
     fields: Sequence[str]
     consistency: str
     ef: int | None
-
-
-def ranked(hits: Sequence[RawHit]) -> list[RawHit]:
-    """Best first, ties by id: the one order every plan returns (:func:`exact_top` too)."""
-    return sorted(hits, key=lambda h: (-h.score, h.id))
 
 
 # A catalog's answer to "which chunk ids do these scopes hold" (at most ``limit`` of them;

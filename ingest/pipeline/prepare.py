@@ -205,7 +205,7 @@ class Preparer:
     retire: Callable[[str, str], int]
     quarantine: Callable[[SourceItem, QuarantinedDocument, IngestSummary], None]
     # Scopes this run stated, by (key, fingerprint, export time): their ids.
-    _stated: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    _stated: dict[tuple[str, str, str], int] = field(default_factory=dict, init=False, repr=False)
 
     def _scope_id(self, scope: AccessScope, as_of: str | None) -> int:
         """The scope stored (an ACL change is recorded and audited) and its id. A scope this

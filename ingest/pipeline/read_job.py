@@ -94,7 +94,7 @@ class EarlyRead:
     job: ReadJob
     wait: Callable[[], ReadOutcome]
     # Whether wait() would return at once, after waiting at most the seconds given.
-    ready: Callable[[float], bool] = lambda _within: True
+    ready: Callable[[float], bool]
 
 
 def run_job(job: ReadJob) -> ReadOutcome:
