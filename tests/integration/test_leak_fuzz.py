@@ -225,3 +225,33 @@ def test_older_export_refusal_does_not_retire_what_a_newer_export_allows(tmp_pat
         assert [h.document_id for h in retriever.search(ann, "amber apple", k=5)] == ["slack:TX:G1:day:2024-01-02"]
     finally:
         stores.close()
+
+
+def test_deactivated_account_granted_a_members_principal_by_a_role_reads_nothing(tmp_path: Path, embedder) -> None:
+    """Found by the leak fuzzer (``edit_policy`` after ``slack_*`` exports): a private channel
+    of one active member; the workspace's other account is deactivated. A role grant added to
+    the policy after the ingest hands the member's own ``user:`` principal to the deactivated
+    person. She must still read nothing of the workspace: the channel's scope carries the deny
+    list although its layer holds no shared principal (it used to carry none)."""
+    from governance.identity import User
+    from governance.policy import Policy
+    from ingest.pipeline.run import Ingestor
+    from retrieval.search import Retriever
+    from testsupport.sources_fixtures import SConv, SUser, add_messages, msg, write_slack_export
+
+    users = [SUser("U1", "ann", "ann@example.org"), SUser("U2", "old", "old@example.org", deleted=True)]
+    secret = SConv("G1", "secret", "private", ["U1", "U2"])
+    add_messages(secret, [msg("U1", "amber apple zqka", 0)])
+    export = write_slack_export(tmp_path / "export", users, [secret])
+    stores = open_stores(tmp_path)
+    try:
+        ingestor, retriever = Ingestor(stores, lambda: embedder), Retriever(stores, lambda: embedder)
+        assert ingestor.ingest_paths([export]).new == 1
+        stores.policy = Policy(roles={"deputy": ["user:ann@example.org"]})
+        old = User(id="old", email="old@example.org", roles=("deputy",))
+        assert "user:ann@example.org" in old.principals(stores.policy.roles)
+        assert retriever.search(old, "amber apple", k=5) == []
+        ann = User(id="ann", email="ann@example.org")
+        assert [h.document_id.split(":")[2] for h in retriever.search(ann, "amber apple", k=5)] == ["G1"]
+    finally:
+        stores.close()

@@ -103,8 +103,8 @@ def test_workspace_scope_and_policy_mapping(tmp_path: Path) -> None:
     assert item.scope.key == "slack:T0ACME:channel:C9"
     # source-members: full members only (no guest, no deleted); no email → slack id principal
     assert item.scope.layers == (frozenset({"user:alice@x.example", "user:slack:T0ACME:U2"}),)
-    # a layer of members' own principals cannot admit the deactivated account: no deny rows
-    assert item.scope.deny == frozenset()
+    # a layer of members' own principals still carries the deny list (see below)
+    assert item.scope.deny == frozenset({"user:old@x.example"})
     assert not item.scope.allows(frozenset({"user:old@x.example"}))
     (item,) = slack.discover(path, policy=Policy(workspaces={"T0ACME": ["group:all-staff"]}))
     assert item.scope.layers == (frozenset({"group:all-staff"}),) and item.scope.key == "slack:T0ACME:channel:C9"
@@ -115,6 +115,42 @@ def test_workspace_scope_and_policy_mapping(tmp_path: Path) -> None:
     (item,) = slack.discover(path, policy=Policy(workspaces={"default": "group:everyone"}))
     assert item.scope.layers == (frozenset({"group:everyone"}),)
     assert item.scope.deny == frozenset({"user:old@x.example"})
+
+
+def test_deactivated_account_is_denied_in_every_conversation_of_the_workspace(tmp_path: Path) -> None:
+    """A private channel, a DM and a group DM deny the deactivated account too: the policy's
+    ``roles`` can grant a member's own ``user:`` principal to anybody, so a layer of members'
+    principals does not keep a deactivated person out by itself."""
+    users = [SUser("U1", "alice", "alice@x.example"), SUser("U4", "old", "old@x.example", deleted=True)]
+    convs = [
+        SConv("G1", "secret", "private", ["U1", "U4"]),
+        SConv("D1", "", "im", ["U1", "U4"]),
+        SConv("G2", "mpdm-alice--old-1", "mpim", ["U1", "U4"]),
+    ]
+    for c in convs:
+        add_messages(c, [msg("U1", f"hello {c.id}", 0)])
+    items = list(slack.discover(write_slack_export(tmp_path / "w", users, convs), policy=Policy()))
+    assert len(items) == 3
+    for item in items:
+        assert item.scope.layers == (frozenset({"user:alice@x.example"}),)
+        assert item.scope.deny == frozenset({"user:old@x.example"})
+        # the deactivated person holding alice's principal (a role grant) is still denied
+        assert not item.scope.allows(frozenset({"user:old@x.example", "user:alice@x.example"}))
+        assert item.scope.allows(frozenset({"user:alice@x.example"}))
+
+
+def test_conversations_a_later_export_does_not_list_get_the_deny_list_whatever_their_layers() -> None:
+    from governance.contracts import AccessScope
+    from ingest.sources.slack.permissions import WorkspaceDeny
+
+    rebase = WorkspaceDeny("slack:T0ACME:", {"slack:T0ACME:channel:C1"}, frozenset({"user:old@x.example"}))
+    members_only = AccessScope(key="slack:T0ACME:channel:G9", layers=[["user:alice@x.example"]])
+    rebuilt = rebase.rebuild(members_only)
+    assert rebuilt is not None and rebuilt.deny == frozenset({"user:old@x.example"})
+    assert rebuilt.layers == members_only.layers
+    assert rebase.rebuild(rebuilt) is None  # already denied: nothing to write
+    nobody = AccessScope(key="slack:T0ACME:channel:G8", layers=[[]])
+    assert rebase.rebuild(nobody) is None  # readable by nobody: no deny rows needed
 
 
 def test_fingerprint_stable_and_changes_with_content(tmp_path: Path) -> None:

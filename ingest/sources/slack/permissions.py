@@ -6,8 +6,8 @@
   maps the team to), plus the guests and accounts of other teams that are members of it.
   Guests (``is_restricted``/``is_ultra_restricted``) and other teams' accounts are in no
   workspace layer;
-- deleted users, bots and apps are in no layer at all; where a layer holds a shared
-  principal, deactivated accounts are on the scope's deny list;
+- deleted users, bots and apps are in no layer at all, and the principals of deactivated
+  accounts are on the deny list of every scope of the workspace (see ``deny_for``);
 - a private conversation left with no active member is quarantined (``empty_acl``).
 
 Every conversation has one key, ``slack:<team>:channel:<id>``, whatever it is now: a
@@ -17,6 +17,7 @@ membership change or a visibility flip updates one catalog row and no vector.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
@@ -131,7 +132,10 @@ class ScopeBuilder:
             if not layer:
                 return nobody_scope(key, "nobody holds the workspace"), None
             return AccessScope(
-                key=key, layers=[layer], deny=self._deny_for(layer), description=f"Slack {team} public #{conv.name}"
+                key=key,
+                layers=[layer],
+                deny=deny_for([layer], self.deny),
+                description=f"Slack {team} public #{conv.name}",
             ), None
         members = {p for m in readers if (p := user_principal(ex, m))}
         if not members:
@@ -139,15 +143,19 @@ class ScopeBuilder:
         return AccessScope(
             key=key,
             layers=[members],
-            deny=self._deny_for(members),
+            deny=deny_for([members], self.deny),
             description=f"Slack {team} {conv.kind} {conv.id if conv.kind == 'mpim' else conv.name}",
         ), None
 
-    def _deny_for(self, layer: AbstractSet[str]) -> frozenset[str]:
-        """The deny list a scope needs: only a layer holding a shared principal (the IdP
-        group a workspace is mapped to) can admit a deactivated account; a layer of active
-        members' own principals never holds one, so it stores no deny rows."""
-        return self.deny if any(not p.startswith("user:") for p in layer) else frozenset()
+
+def deny_for(layers: Iterable[AbstractSet[str]], deactivated: frozenset[str]) -> frozenset[str]:
+    """The deny list of a workspace scope: every deactivated account's principal, whatever
+    its layers hold. A layer of active members' own ``user:`` principals still admits a
+    deactivated person whose claims carry one of them -- the policy's ``roles`` can grant
+    any principal, ``user:`` ones included, and a role grant may be added after the export
+    was applied -- so no layer is safe without the deny list. A scope readable by nobody
+    needs none."""
+    return deactivated if any(layer for layer in layers) else frozenset()
 
 
 # -- the permission state ------------------------------------------------------------------------
@@ -183,10 +191,14 @@ class WorkspaceDeny:
         return key not in self.stated and POLICY_SEP not in key
 
     def rebuild(self, stored: AccessScope) -> AccessScope | None:
-        deny = self.deny if any(not p.startswith("user:") for layer in stored.layers for p in layer) else frozenset()
+        deny = deny_for(stored.layers, self.deny)
         if stored.deny == deny:
             return None
-        return AccessScope(key=stored.key, layers=stored.layers, deny=deny, description=stored.description)
+        try:
+            return AccessScope(key=stored.key, layers=stored.layers, deny=deny, description=stored.description)
+        except AccessDenied as exc:  # a deny list over the principal limit: fail closed
+            log.warning("slack scope %s: %s", stored.key, exc)
+            return nobody_scope(stored.key, str(exc))
 
 
 def permission_state(export: SlackExport, builder: ScopeBuilder) -> PermissionState:
