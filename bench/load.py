@@ -17,10 +17,12 @@ key and narrower layers), (c) a purge by ``--document`` and then (d) a purge by 
 (``governance.purge.purge_documents``).
 
 Every search records start, end, user, hit document ids and error. The leak rule: a hit is a
-leak when the user could not read the document in the ground truth at the search's start
-(changes committed before it started) nor in the state with every change applied that had
-begun before it ended — a search overlapping a change may see either side; one that starts
-after a change returned is held to the new truth. So a purged document in a search that
+leak when the user could read the document in none of the states the catalog passed through
+while the search ran: the changes committed before it started, then each change that had
+begun before it ended, applied one at a time in the order they ran. A search overlapping a
+change may see either side of it, and a search overlapping two (an ingest that ran past the
+next change's start, then the revocation) may also see the state between them; one that
+starts after a change returned is held to the new truth. So a purged document in a search that
 starts after the purge returned, or a handbook hit for an ``eng``-only user after the
 revocation returned, is a leak. Errors are counted too (there must be none).
 
@@ -267,9 +269,19 @@ class Truth:
         return got
 
     def allowed(self, principals: frozenset[str], t0: float, t1: float) -> frozenset[str]:
-        before = frozenset(i for i, c in enumerate(self.changes) if c.commit is not None and c.commit <= t0)
-        during = frozenset(i for i, c in enumerate(self.changes) if c.begin <= t1)
-        return self.readable(principals, before) | self.readable(principals, during)
+        """What a search running from ``t0`` to ``t1`` may return: the documents readable in
+        any state it could have read. The changes run one after another, so those states are
+        the changes committed before ``t0``, then each change begun before ``t1`` applied in
+        turn (with only the first and the last state, a search overlapping an ingest and the
+        revocation after it was wrongly counted a leak for a new handbook document that bob
+        could read between the two)."""
+        applied = {i for i, c in enumerate(self.changes) if c.commit is not None and c.commit <= t0}
+        out = self.readable(principals, frozenset(applied))
+        for i, c in enumerate(self.changes):  # in the order they ran
+            if c.begin <= t1 and i not in applied:
+                applied.add(i)
+                out |= self.readable(principals, frozenset(applied))
+        return out
 
     def why(self, document_id: str, principals: frozenset[str], t0: float, t1: float) -> str:
         """Why a hit is a leak (for the report)."""

@@ -84,6 +84,36 @@ def test_the_oracle_holds_searches_that_start_after_a_commit_to_the_new_truth():
     assert reasons[8].startswith("revoked") and reasons[11].startswith("purged")
 
 
+def test_the_oracle_allows_the_state_between_two_changes_a_search_overlaps():
+    """An ingest that runs past the revocation's slot: the revocation starts as it returns. A
+    search that began before the ingest returned and ended after the revocation began may have
+    read the catalog between the two, when bob could read the new handbook document; one that
+    began after the revocation returned may not, and no state ever let bob read finance."""
+    truth = load.Truth(["pdf:handbook/h.pdf"])
+    truth.add(
+        load.Change(
+            kind="ingest", name="ingest", begin=T + 10, commit=T + 12, docs={"pdf:handbook/new.pdf": "handbook"}
+        )
+    )
+    truth.add(
+        load.Change(
+            kind="acl", name="revoke", begin=T + 12, commit=T + 12.1, folder="handbook", readers=load.REVOKED_READERS
+        )
+    )
+    cases = [
+        # (t0, t1, docs, leaked?)
+        (T + 11, T + 12.05, ["pdf:handbook/new.pdf", "pdf:handbook/h.pdf"], False),  # between the two
+        (T + 11, T + 13, ["pdf:handbook/new.pdf"], False),  # overlapped both: the state between them too
+        (T + 11, T + 13, ["pdf:finance/a.pdf"], True),  # readable in no state
+        (T + 12.2, T + 13, ["pdf:handbook/new.pdf"], True),  # started after the revocation returned
+        (T + 5, T + 9, ["pdf:handbook/new.pdf"], True),  # ended before the ingest began
+    ]
+    records = [_rec("bob", t0, t1, docs, w=i) for i, (t0, t1, docs, _) in enumerate(cases)]
+    result = load.summarize(records, truth, T, T + 40)
+    leaked = {s["w"] for s in result["leak_samples"]}
+    assert [i in leaked for i in range(len(cases))] == [c[-1] for c in cases]
+
+
 def test_searchers_on_three_channels_see_no_leak_and_no_error_while_data_and_acls_change(tmp_path):
     result = load.run_load(
         backend="lite-server",
