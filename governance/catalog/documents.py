@@ -21,11 +21,10 @@ from governance.catalog.models import (
     DocumentContributor,
     Quarantine,
     Scope,
-    ScopePrincipal,
     Version,
     utcnow,
 )
-from governance.catalog.scopes import scope_from_rows
+from governance.catalog.scopes import load_scopes
 from governance.catalog.statuses import DocumentStatus, VersionState
 from governance.contracts import SourceDocument
 from governance.errors import CatalogError
@@ -290,10 +289,7 @@ class DocumentRepository(DocumentQueries):
             scope = s.get(Scope, d.scope_id)
             if scope is None:  # the foreign key keeps it; checked for the type checker
                 return None
-            rows = s.execute(
-                select(ScopePrincipal.layer, ScopePrincipal.principal).where(ScopePrincipal.scope_id == d.scope_id)
-            ).all()
-            n_layers = scope.n_layers
+            access = load_scopes(s, [scope])[scope.id]
             source_hash = s.scalar(
                 select(Version.source_hash).where(
                     Version.document_id == document_id, Version.version == d.current_version
@@ -305,7 +301,7 @@ class DocumentRepository(DocumentQueries):
             uri=d.uri,
             title=d.title,
             path=d.path,
-            scope=scope_from_rows(scope.key, rows, n_layers=n_layers),
+            scope=access,
             classification=d.classification,
             modified_at=d.modified_at,
             author=d.author,

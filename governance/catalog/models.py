@@ -62,6 +62,28 @@ class Scope(Base):
     source_as_of: Mapped[str | None] = mapped_column(
         String(64), comment="how new the export was that last stated this scope"
     )
+    deny_list_id: Mapped[int | None] = mapped_column(
+        ForeignKey("deny_lists.id"), comment="the shared deny list this scope carries (None: none)"
+    )
+
+
+class DenyList(Base):
+    """A deny list stored once for every scope that carries it: a Slack workspace denies its
+    deactivated accounts in every conversation, so thousands of scopes share one list."""
+
+    __tablename__ = "deny_lists"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True, comment="sha256 of the sorted principals")
+    size: Mapped[int] = mapped_column(Integer)
+
+
+class DenyListPrincipal(Base):
+    __tablename__ = "deny_list_principals"
+    __table_args__ = (Index("ix_deny_list_principals_principal", "principal", "list_id"),)
+
+    list_id: Mapped[int] = mapped_column(ForeignKey("deny_lists.id", ondelete="CASCADE"), primary_key=True)
+    principal: Mapped[str] = mapped_column(String(600), primary_key=True)
 
 
 class ScopePrincipal(Base):

@@ -6,18 +6,20 @@ Principals are only ever bound as parameters; nothing from a user reaches SQL te
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import case, func, insert, or_, select, update
+from sqlalchemy import case, delete, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from governance.catalog.engine import PARAM_BATCH, Database, retry_read
 from governance.catalog.freshness import is_older
-from governance.catalog.models import AclGeneration, Scope, ScopePrincipal, utcnow
+from governance.catalog.models import AclGeneration, DenyList, DenyListPrincipal, Scope, ScopePrincipal, utcnow
 from governance.contracts import AccessScope
 from governance.errors import CatalogError
 
-__all__ = ["DENY_LAYER", "PRINCIPALS_PER_QUERY", "ScopeRepository", "scope_from_rows"]
+__all__ = ["DENY_LAYER", "PRINCIPALS_PER_QUERY", "ScopeRepository", "load_scopes", "scope_from_rows"]
 
 # Principals bound into one scope-resolution statement (SQLite >= 3.32 allows 32,766
 # parameters, PostgreSQL 65,535); a user with more is resolved in parts.
@@ -27,16 +29,82 @@ DENY_LAYER = -1  # scope_principals.layer of a scope's deny list
 
 
 def scope_from_rows(
-    key: str, rows: Iterable[tuple[int, str]], description: str = "", n_layers: int | None = None
+    key: str,
+    rows: Iterable[tuple[int, str]],
+    description: str = "",
+    n_layers: int | None = None,
+    shared_deny: Iterable[str] = (),
 ) -> AccessScope:
-    """An AccessScope from its scope_principals rows (layer, principal)."""
+    """An AccessScope from its scope_principals rows (layer, principal) and the principals of
+    the shared deny list it carries."""
     layers: dict[int, set[str]] = {i: set() for i in range(n_layers or 0)}
-    deny: set[str] = set()
+    deny: set[str] = set(shared_deny)
     for layer, p in rows:
         (deny if layer == DENY_LAYER else layers.setdefault(layer, set())).add(p)
     return AccessScope(
         key=key, layers=[layers[k] for k in sorted(layers)] or [[]], deny=deny, description=description or ""
     )
+
+
+def load_scopes(s: Session, scope_rows: Sequence[Scope]) -> dict[int, AccessScope]:
+    """These scope rows rebuilt as AccessScopes (layers, own deny rows, shared deny list),
+    by scope id, in the caller's transaction."""
+    out: dict[int, AccessScope] = {}
+    for i in range(0, len(scope_rows), PARAM_BATCH):
+        part = scope_rows[i : i + PARAM_BATCH]
+        members: dict[int, list[tuple[int, str]]] = {}
+        for sid, layer, p in s.execute(
+            select(ScopePrincipal.scope_id, ScopePrincipal.layer, ScopePrincipal.principal).where(
+                ScopePrincipal.scope_id.in_([r.id for r in part])
+            )
+        ):
+            members.setdefault(sid, []).append((layer, p))
+        lists = _deny_list_members(s, {r.deny_list_id for r in part if r.deny_list_id is not None})
+        for r in part:
+            shared = lists.get(r.deny_list_id, ()) if r.deny_list_id is not None else ()
+            out[r.id] = scope_from_rows(r.key, members.get(r.id, []), r.description, r.n_layers, shared)
+    return out
+
+
+def _deny_list_members(s: Session, list_ids: Iterable[int]) -> dict[int, list[str]]:
+    ids = sorted(list_ids)
+    out: dict[int, list[str]] = {}
+    for i in range(0, len(ids), PARAM_BATCH):
+        for lid, p in s.execute(
+            select(DenyListPrincipal.list_id, DenyListPrincipal.principal).where(
+                DenyListPrincipal.list_id.in_(ids[i : i + PARAM_BATCH])
+            )
+        ):
+            out.setdefault(lid, []).append(p)
+    return out
+
+
+def _deny_digest(deny: Iterable[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(deny)).encode()).hexdigest()
+
+
+def _shared_deny_list(s: Session, deny: frozenset[str]) -> int | None:
+    """The id of the deny list holding exactly ``deny``, stored now if no scope carries it
+    yet (None for an empty one). A workspace's deactivated accounts are stored once, not once
+    per conversation."""
+    if not deny:
+        return None
+    digest = _deny_digest(deny)
+    found = s.scalar(select(DenyList.id).where(DenyList.digest == digest))
+    if found is not None:
+        return int(found)
+    row = DenyList(digest=digest, size=len(deny))
+    s.add(row)
+    s.flush()
+    s.execute(insert(DenyListPrincipal), [{"list_id": row.id, "principal": p} for p in sorted(deny)])
+    return row.id
+
+
+def _drop_if_unused(s: Session, list_id: int | None) -> None:
+    """Delete a deny list no scope carries any more (its principals go with it)."""
+    if list_id is None:
+        return
+    s.execute(delete(DenyList).where(DenyList.id == list_id, ~exists().where(Scope.deny_list_id == list_id)))
 
 
 class ScopeRepository:
@@ -86,6 +154,7 @@ class ScopeRepository:
                             row.source_as_of = as_of
                         return row.id, False, True
                     existed = row is not None
+                    deny_list_id = _shared_deny_list(s, scope.deny)
                     if row is None:
                         row = Scope(
                             key=scope.key,
@@ -93,15 +162,21 @@ class ScopeRepository:
                             n_layers=len(scope.layers),
                             description=scope.description,
                             source_as_of=as_of,
+                            deny_list_id=deny_list_id,
                         )
                         s.add(row)
                         s.flush()
                     else:
+                        # Its own deny rows (written before deny lists were shared) go too.
                         s.query(ScopePrincipal).filter(ScopePrincipal.scope_id == row.id).delete()
                         row.fingerprint, row.n_layers, row.updated_at = fp, len(scope.layers), utcnow()
                         row.description = scope.description
+                        previous, row.deny_list_id = row.deny_list_id, deny_list_id
                         if as_of is not None:
                             row.source_as_of = as_of
+                        s.flush()
+                        if previous != deny_list_id:
+                            _drop_if_unused(s, previous)
                     # Core executemany, not ORM objects: a workspace-wide layer can hold tens of
                     # thousands of principals (~10x faster on SQLite).
                     members = [
@@ -109,7 +184,6 @@ class ScopeRepository:
                         for i, layer in enumerate(scope.layers)
                         for p in sorted(layer)
                     ]
-                    members += [{"scope_id": row.id, "layer": DENY_LAYER, "principal": p} for p in sorted(scope.deny)]
                     if members:
                         s.execute(insert(ScopePrincipal), members)
                     s.execute(
@@ -139,18 +213,8 @@ class ScopeRepository:
         out: list[AccessScope] = []
         with self._db.session() as s:
             for i in range(0, len(keys), PARAM_BATCH):
-                part = keys[i : i + PARAM_BATCH]
-                rows = s.execute(
-                    select(Scope.id, Scope.key, Scope.description, Scope.n_layers).where(Scope.key.in_(part))
-                ).all()
-                members: dict[int, list[tuple[int, str]]] = {}
-                for sid, layer, p in s.execute(
-                    select(ScopePrincipal.scope_id, ScopePrincipal.layer, ScopePrincipal.principal).where(
-                        ScopePrincipal.scope_id.in_([r[0] for r in rows])
-                    )
-                ):
-                    members.setdefault(sid, []).append((layer, p))
-                out += [scope_from_rows(key, members.get(sid, []), desc, n) for sid, key, desc, n in rows]
+                rows = list(s.scalars(select(Scope).where(Scope.key.in_(keys[i : i + PARAM_BATCH]))))
+                out += load_scopes(s, rows).values()
         return out
 
     @retry_read
@@ -158,12 +222,7 @@ class ScopeRepository:
         """A stored scope with its layers and deny list."""
         with self._db.session() as s:
             row = s.get(Scope, scope_id)
-            if row is None:
-                return None
-            members = s.execute(
-                select(ScopePrincipal.layer, ScopePrincipal.principal).where(ScopePrincipal.scope_id == scope_id)
-            ).all()
-            return scope_from_rows(row.key, members, row.description, row.n_layers)
+            return None if row is None else load_scopes(s, [row])[row.id]
 
     @retry_read
     def scope_as_of(self, key: str) -> str | None:
@@ -222,21 +281,36 @@ class ScopeRepository:
         if len(principals) > PRINCIPALS_PER_QUERY or (only is not None and len(only) > PARAM_BATCH):
             got = self._allowed_scope_ids_in_parts(principals)
             return got if only is None else sorted(set(got) & set(only))
-        # Layers hit (the deny "layer" -1 does not count) must equal n_layers, and no
-        # principal of the caller may sit in the deny list.
+        # Layers hit (the deny "layer" -1 does not count) must equal n_layers, no principal of
+        # the caller may sit in the scope's own deny rows, nor in the shared deny list it carries.
         hit_layers = func.count(case((ScopePrincipal.layer >= 0, ScopePrincipal.layer)).distinct())
         denied = func.sum(case((ScopePrincipal.layer == DENY_LAYER, 1), else_=0))
         q = (
-            select(ScopePrincipal.scope_id)
+            select(ScopePrincipal.scope_id, Scope.deny_list_id)
             .join(Scope, Scope.id == ScopePrincipal.scope_id)
             .where(ScopePrincipal.principal.in_(principals), Scope.n_layers > 0)  # no layers = nobody's
-            .group_by(ScopePrincipal.scope_id, Scope.n_layers)
+            .group_by(ScopePrincipal.scope_id, Scope.n_layers, Scope.deny_list_id)
             .having(hit_layers == Scope.n_layers, denied == 0)
         )
         if only is not None:  # the post-check: just these scopes, straight from the tables
             q = q.where(ScopePrincipal.scope_id.in_(only))
         with self._db.session() as s:
-            return sorted(int(sid) for sid in s.scalars(q))
+            denied_lists = self._deny_lists_holding(s, principals)
+            return sorted(int(sid) for sid, dl in s.execute(q) if dl is None or dl not in denied_lists)
+
+    @staticmethod
+    def _deny_lists_holding(s: Session, principals: Sequence[str]) -> set[int]:
+        """Ids of the shared deny lists any of these principals is on (usually none)."""
+        out: set[int] = set()
+        for i in range(0, len(principals), PRINCIPALS_PER_QUERY):
+            out.update(
+                s.scalars(
+                    select(DenyListPrincipal.list_id)
+                    .where(DenyListPrincipal.principal.in_(principals[i : i + PRINCIPALS_PER_QUERY]))
+                    .distinct()
+                )
+            )
+        return out
 
     def _allowed_scope_ids_in_parts(self, principals: list[str]) -> list[int]:
         """The same answer for principal sets too big for one statement's parameters: the
@@ -250,16 +324,25 @@ class ScopeRepository:
                     .distinct()
                 ):
                     matched.setdefault(scope_id, set()).add(layer)
-            n_layers: dict[int, int] = {}
+            facts: dict[int, tuple[int, int | None]] = {}
             ids = sorted(matched)
             for i in range(0, len(ids), PARAM_BATCH):
-                n_layers.update(
-                    s.execute(select(Scope.id, Scope.n_layers).where(Scope.id.in_(ids[i : i + PARAM_BATCH]))).all()
+                facts.update(
+                    (sid, (n, dl))
+                    for sid, n, dl in s.execute(
+                        select(Scope.id, Scope.n_layers, Scope.deny_list_id).where(
+                            Scope.id.in_(ids[i : i + PARAM_BATCH])
+                        )
+                    )
                 )
+            denied_lists = self._deny_lists_holding(s, principals)
         return sorted(
             sid
             for sid, layers in matched.items()
-            if DENY_LAYER not in layers and n_layers.get(sid, 0) > 0 and len(layers) == n_layers[sid]
+            if DENY_LAYER not in layers
+            and (n_layers := facts.get(sid, (0, None))[0]) > 0
+            and len(layers) == n_layers
+            and facts[sid][1] not in denied_lists
         )
 
     @retry_read
