@@ -51,7 +51,11 @@ class Base(DeclarativeBase):
 
 class Scope(Base):
     __tablename__ = "scopes"
-    __table_args__ = {"comment": "Access scopes: who may read the documents that carry one"}
+    __table_args__ = (
+        # A deny list is dropped when no scope carries it any more: found by this index.
+        Index("ix_scopes_deny_list_id", "deny_list_id"),
+        {"comment": "Access scopes: who may read the documents that carry one"},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     key: Mapped[str] = mapped_column(String(1024), unique=True, comment="Source-side name of the scope")

@@ -51,9 +51,11 @@ def upgrade() -> None:
             ),
         )
         op.create_foreign_key("fk_scopes_deny_list_id", "scopes", "deny_lists", ["deny_list_id"], ["id"])
+    op.create_index("ix_scopes_deny_list_id", "scopes", ["deny_list_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_scopes_deny_list_id", table_name="scopes")
     if op.get_bind().dialect.name != "sqlite":
         op.drop_constraint("fk_scopes_deny_list_id", "scopes", type_="foreignkey")
     op.drop_column("scopes", "deny_list_id")
