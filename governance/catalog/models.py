@@ -76,6 +76,9 @@ class DenyList(Base):
     deactivated accounts in every conversation, so thousands of scopes share one list."""
 
     __tablename__ = "deny_lists"
+    # Ids are never reused (SQLite would reuse the largest after a delete): a search that
+    # read a scope's list id must not find another list's principals under it.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     digest: Mapped[str] = mapped_column(String(64), unique=True, comment="sha256 of the sorted principals")

@@ -100,6 +100,29 @@ def _shared_deny_list(s: Session, deny: frozenset[str]) -> int | None:
     return row.id
 
 
+def _denying_lists(s: Session, principals: Sequence[str], list_ids: Iterable[int]) -> set[int]:
+    """Of these shared deny lists (those the scopes just read carry), the ones that deny a
+    caller holding ``principals``: those any of the principals is on and, failing closed, those
+    no longer stored. Read after the scopes, not before: a list's principals never change
+    once written (a changed deny set is a new list), and a list is only dropped when no scope
+    carries it, so a list still stored says what it said when the scope was read, and a
+    scope that moved to another list in between is denied for this one search, never let
+    through on a list read before the move."""
+    ids = sorted(list_ids)
+    denied: set[int] = set()
+    for i in range(0, len(ids), PARAM_BATCH):
+        part = ids[i : i + PARAM_BATCH]
+        for j in range(0, len(principals), PRINCIPALS_PER_QUERY):
+            on_it = exists().where(
+                DenyListPrincipal.list_id == DenyList.id,
+                DenyListPrincipal.principal.in_(principals[j : j + PRINCIPALS_PER_QUERY]),
+            )
+            rows = s.execute(select(DenyList.id, on_it).where(DenyList.id.in_(part))).all()
+            denied.update(set(part) - {lid for lid, _ in rows})  # dropped meanwhile: fail closed
+            denied.update(lid for lid, hit in rows if hit)
+    return denied
+
+
 def _drop_if_unused(s: Session, list_id: int | None) -> None:
     """Delete a deny list no scope carries any more (its principals go with it)."""
     if list_id is None:
@@ -295,22 +318,9 @@ class ScopeRepository:
         if only is not None:  # the post-check: just these scopes, straight from the tables
             q = q.where(ScopePrincipal.scope_id.in_(only))
         with self._db.session() as s:
-            denied_lists = self._deny_lists_holding(s, principals)
-            return sorted(int(sid) for sid, dl in s.execute(q) if dl is None or dl not in denied_lists)
-
-    @staticmethod
-    def _deny_lists_holding(s: Session, principals: Sequence[str]) -> set[int]:
-        """Ids of the shared deny lists any of these principals is on (usually none)."""
-        out: set[int] = set()
-        for i in range(0, len(principals), PRINCIPALS_PER_QUERY):
-            out.update(
-                s.scalars(
-                    select(DenyListPrincipal.list_id)
-                    .where(DenyListPrincipal.principal.in_(principals[i : i + PRINCIPALS_PER_QUERY]))
-                    .distinct()
-                )
-            )
-        return out
+            rows = s.execute(q).all()
+            denied_lists = _denying_lists(s, principals, {dl for _, dl in rows if dl is not None})
+            return sorted(int(sid) for sid, dl in rows if dl is None or dl not in denied_lists)
 
     def _allowed_scope_ids_in_parts(self, principals: list[str]) -> list[int]:
         """The same answer for principal sets too big for one statement's parameters: the
@@ -335,7 +345,7 @@ class ScopeRepository:
                         )
                     )
                 )
-            denied_lists = self._deny_lists_holding(s, principals)
+            denied_lists = _denying_lists(s, principals, {dl for _, dl in facts.values() if dl is not None})
         return sorted(
             sid
             for sid, layers in matched.items()

@@ -126,3 +126,26 @@ def test_a_catalog_of_the_previous_schema_keeps_its_scopes_and_deny_rows_when_up
         assert catalog.scopes.scope_by_id(sid).deny == {"user:old@x.example"}
     finally:
         catalog.dispose()
+
+
+def test_a_list_dropped_between_reading_a_scope_and_its_list_denies(catalog):
+    """The scope is read first, its list after: if the list went in between (the scope moved
+    on to another one), that search is denied rather than judged on nothing."""
+    from governance.catalog.scopes import _denying_lists
+
+    sid, _ = catalog.scopes.upsert_scope(_conversation(1))
+    with catalog.session() as s:
+        (list_id,) = s.scalars(select(Scope.deny_list_id).where(Scope.id == sid))
+        assert _denying_lists(s, ["group:staff"], {list_id}) == set()
+        assert _denying_lists(s, ["group:staff", "user:old@x.example"], {list_id}) == {list_id}
+        assert _denying_lists(s, ["group:staff"], {list_id + 1000}) == {list_id + 1000}
+
+
+def test_a_dropped_lists_id_is_never_given_to_another_list(catalog):
+    catalog.scopes.upsert_scope(_conversation(1))
+    with catalog.session() as s:
+        first = s.scalar(select(DenyList.id))
+    catalog.scopes.upsert_scope(_conversation(1, frozenset()))  # reactivated: the list goes
+    catalog.scopes.upsert_scope(_conversation(1, frozenset({"user:someone-else@x.example"})))
+    with catalog.session() as s:
+        assert s.scalar(select(DenyList.id)) > first

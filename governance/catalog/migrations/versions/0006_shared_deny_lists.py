@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column("size", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("digest"),
+        sqlite_autoincrement=True,  # ids never reused: a search may hold one it read a moment ago
     )
     op.create_table(
         "deny_list_principals",
