@@ -255,3 +255,38 @@ def test_deactivated_account_granted_a_members_principal_by_a_role_reads_nothing
         assert [h.document_id.split(":")[2] for h in retriever.search(ann, "amber apple", k=5)] == ["G1"]
     finally:
         stores.close()
+
+
+def test_syncing_the_newest_export_again_puts_the_deny_list_on_a_catalog_written_without_it(
+    tmp_path: Path, embedder
+) -> None:
+    """The upgrade step docs/sources.md names: a private channel's scope stored without the deny
+    list (as earlier versions stored it) gets it when the same export is synced again."""
+    from governance.contracts import AccessScope
+    from governance.identity import User
+    from governance.policy import Policy
+    from ingest.pipeline.permission_sync import sync_permissions
+    from ingest.pipeline.run import Ingestor
+    from retrieval.search import Retriever
+    from testsupport.sources_fixtures import SConv, SUser, add_messages, msg, write_slack_export
+
+    users = [SUser("U1", "ann", "ann@example.org"), SUser("U2", "old", "old@example.org", deleted=True)]
+    secret = SConv("G1", "secret", "private", ["U1", "U2"])
+    add_messages(secret, [msg("U1", "amber apple zqka", 0)])
+    export = write_slack_export(tmp_path / "export", users, [secret])
+    stores = open_stores(tmp_path)
+    try:
+        ingestor, retriever = Ingestor(stores, lambda: embedder), Retriever(stores, lambda: embedder)
+        ingestor.ingest_paths([export])
+        key = "slack:T0ACME:channel:G1"
+        (stored,) = stores.catalog.scopes.scopes_by_keys([key])
+        as_of = stores.catalog.scopes.scope_as_of(key)
+        stores.catalog.scopes.upsert_scope(AccessScope(key=key, layers=stored.layers), as_of=as_of)  # the old rule
+        stores.policy = Policy(roles={"deputy": ["user:ann@example.org"]})
+        old = User(id="old", email="old@example.org", roles=("deputy",))
+        assert retriever.search(old, "amber apple", k=5) != []  # what such a catalog allowed
+        sync_permissions(ingestor, [ingestor.open(export)])
+        assert stores.catalog.scopes.scopes_by_keys([key])[0].deny == {"user:old@example.org"}
+        assert retriever.search(old, "amber apple", k=5) == []
+    finally:
+        stores.close()
