@@ -227,6 +227,16 @@ def test_older_export_refusal_does_not_retire_what_a_newer_export_allows(tmp_pat
         stores.close()
 
 
+def _private_channel_with_a_deactivated_member(tmp_path: Path) -> Path:
+    """A Slack export: private channel G1 of ann (active) and old (deactivated), one message."""
+    from testsupport.sources_fixtures import SConv, SUser, add_messages, msg, write_slack_export
+
+    users = [SUser("U1", "ann", "ann@example.org"), SUser("U2", "old", "old@example.org", deleted=True)]
+    secret = SConv("G1", "secret", "private", ["U1", "U2"])
+    add_messages(secret, [msg("U1", "amber apple zqka", 0)])
+    return write_slack_export(tmp_path / "export", users, [secret])
+
+
 def test_deactivated_account_granted_a_members_principal_by_a_role_reads_nothing(tmp_path: Path, embedder) -> None:
     """Found by the leak fuzzer (``edit_policy`` after ``slack_*`` exports): a private channel
     of one active member; the workspace's other account is deactivated. A role grant added to
@@ -237,12 +247,8 @@ def test_deactivated_account_granted_a_members_principal_by_a_role_reads_nothing
     from governance.policy import Policy
     from ingest.pipeline.run import Ingestor
     from retrieval.search import Retriever
-    from testsupport.sources_fixtures import SConv, SUser, add_messages, msg, write_slack_export
 
-    users = [SUser("U1", "ann", "ann@example.org"), SUser("U2", "old", "old@example.org", deleted=True)]
-    secret = SConv("G1", "secret", "private", ["U1", "U2"])
-    add_messages(secret, [msg("U1", "amber apple zqka", 0)])
-    export = write_slack_export(tmp_path / "export", users, [secret])
+    export = _private_channel_with_a_deactivated_member(tmp_path)
     stores = open_stores(tmp_path)
     try:
         ingestor, retriever = Ingestor(stores, lambda: embedder), Retriever(stores, lambda: embedder)
@@ -268,12 +274,8 @@ def test_syncing_the_newest_export_again_puts_the_deny_list_on_a_catalog_written
     from ingest.pipeline.permission_sync import sync_permissions
     from ingest.pipeline.run import Ingestor
     from retrieval.search import Retriever
-    from testsupport.sources_fixtures import SConv, SUser, add_messages, msg, write_slack_export
 
-    users = [SUser("U1", "ann", "ann@example.org"), SUser("U2", "old", "old@example.org", deleted=True)]
-    secret = SConv("G1", "secret", "private", ["U1", "U2"])
-    add_messages(secret, [msg("U1", "amber apple zqka", 0)])
-    export = write_slack_export(tmp_path / "export", users, [secret])
+    export = _private_channel_with_a_deactivated_member(tmp_path)
     stores = open_stores(tmp_path)
     try:
         ingestor, retriever = Ingestor(stores, lambda: embedder), Retriever(stores, lambda: embedder)
