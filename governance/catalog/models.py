@@ -82,7 +82,6 @@ class DenyList(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     digest: Mapped[str] = mapped_column(String(64), unique=True, comment="sha256 of the sorted principals")
-    size: Mapped[int] = mapped_column(Integer)
 
 
 class DenyListPrincipal(Base):

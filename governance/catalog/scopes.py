@@ -19,7 +19,7 @@ from governance.catalog.models import AclGeneration, DenyList, DenyListPrincipal
 from governance.contracts import AccessScope
 from governance.errors import CatalogError
 
-__all__ = ["DENY_LAYER", "PRINCIPALS_PER_QUERY", "ScopeRepository", "load_scopes", "scope_from_rows"]
+__all__ = ["DENY_LAYER", "PRINCIPALS_PER_QUERY", "ScopeRepository", "load_scopes"]
 
 # Principals bound into one scope-resolution statement (SQLite >= 3.32 allows 32,766
 # parameters, PostgreSQL 65,535); a user with more is resolved in parts.
@@ -28,7 +28,7 @@ PRINCIPALS_PER_QUERY = 20_000
 DENY_LAYER = -1  # scope_principals.layer of a scope's deny list
 
 
-def scope_from_rows(
+def _scope_from_rows(
     key: str,
     rows: Iterable[tuple[int, str]],
     description: str = "",
@@ -62,7 +62,7 @@ def load_scopes(s: Session, scope_rows: Sequence[Scope]) -> dict[int, AccessScop
         lists = _deny_list_members(s, {r.deny_list_id for r in part if r.deny_list_id is not None})
         for r in part:
             shared = lists.get(r.deny_list_id, ()) if r.deny_list_id is not None else ()
-            out[r.id] = scope_from_rows(r.key, members.get(r.id, []), r.description, r.n_layers, shared)
+            out[r.id] = _scope_from_rows(r.key, members.get(r.id, []), r.description, r.n_layers, shared)
     return out
 
 
@@ -93,7 +93,7 @@ def _shared_deny_list(s: Session, deny: frozenset[str]) -> int | None:
     found = s.scalar(select(DenyList.id).where(DenyList.digest == digest))
     if found is not None:
         return int(found)
-    row = DenyList(digest=digest, size=len(deny))
+    row = DenyList(digest=digest)
     s.add(row)
     s.flush()
     s.execute(insert(DenyListPrincipal), [{"list_id": row.id, "principal": p} for p in sorted(deny)])
@@ -346,14 +346,12 @@ class ScopeRepository:
                     )
                 )
             denied_lists = _denying_lists(s, principals, {dl for _, dl in facts.values() if dl is not None})
-        return sorted(
-            sid
-            for sid, layers in matched.items()
-            if DENY_LAYER not in layers
-            and (n_layers := facts.get(sid, (0, None))[0]) > 0
-            and len(layers) == n_layers
-            and facts[sid][1] not in denied_lists
-        )
+        allowed = []
+        for sid, layers in matched.items():
+            n_layers, deny_list = facts.get(sid, (0, None))
+            if DENY_LAYER not in layers and 0 < n_layers == len(layers) and deny_list not in denied_lists:
+                allowed.append(sid)
+        return sorted(allowed)
 
     @retry_read
     def live_scope_ids(self) -> set[int]:

@@ -23,7 +23,6 @@ def upgrade() -> None:
         "deny_lists",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("digest", sa.String(length=64), nullable=False, comment="sha256 of the sorted principals"),
-        sa.Column("size", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("digest"),
         sqlite_autoincrement=True,  # ids never reused: a search may hold one it read a moment ago
